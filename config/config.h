@@ -144,7 +144,8 @@ typedef struct srv_config_error {
     char msg[256];
 } srv_config_error_t;
 
-/* Fill *cfg with defaults (as if an empty file was read from directory dir). */
+/* Fill *cfg with defaults (as if an empty file was read from the working directory: pid_file is
+ * <cwd>/srv.pid; srv_config_load() puts it beside the config file instead). No listeners. */
 void srv_config_defaults(srv_config_t *cfg);
 
 /* Load path (".toml" → TOML, ".ini"/".conf" → INI, else sniffed) into *cfg, validate it and

@@ -105,9 +105,9 @@ void srv_log(srv_log_level_t level, const char *subsystem, int err, const char *
         snprintf(who, sizeof(who), "%s#%d", g_log.role, g_log.id);
     else
         snprintf(who, sizeof(who), "%s", g_log.role);
-    n += (size_t)snprintf(line + n, sizeof(line) - n, ".%03ld [%s] %s[%d] %s: ",
-                          ts.tv_nsec / 1000000, level_names[level], who, (int)getpid(),
-                          subsystem ? subsystem : "-");
+    n += (size_t)snprintf(line + n, sizeof(line) - n,
+                          ".%03ld [%s] %s[%d] %s: ", ts.tv_nsec / 1000000, level_names[level], who,
+                          (int)getpid(), subsystem ? subsystem : "-");
     if (n < sizeof(line)) {
         va_list ap;
         va_start(ap, fmt);

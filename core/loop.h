@@ -49,14 +49,17 @@ struct srv_loop_op {
 };
 
 typedef struct srv_loop_opts {
-    unsigned entries;    /* io_uring SQ size, default 1024 */
-    unsigned recv_bufs;  /* provided receive buffers, power of two, default 512 */
-    unsigned recv_size;  /* bytes per receive buffer, default 16384 */
+    unsigned entries;   /* io_uring SQ size, default 1024 */
+    unsigned recv_bufs; /* provided receive buffers, power of two, default 512 */
+    unsigned recv_size; /* bytes per receive buffer, default 16384 */
 } srv_loop_opts_t;
 
 /* Create a loop. want = AUTO probes io_uring (ring set-up, multishot accept, provided buffer
  * rings, multishot recv) and falls back to epoll; URING fails with -ENOSYS/-EPERM when it cannot
- * run; EPOLL always uses epoll. opts may be NULL. Returns 0 or -errno. */
+ * run; EPOLL always uses epoll. opts may be NULL. Returns 0 or -errno.
+ * The environment variable SRV_REACTOR_BACKEND=io_uring|epoll|auto, when set, replaces want
+ * (the test suite runs once per backend this way); any other value gives -EINVAL.
+ * Call it on the thread that will run the loop: the ring is created single-issuer. */
 int srv_loop_create(srv_loop_t **out, srv_backend_t want, const srv_loop_opts_t *opts);
 /* Free the loop and its fds. Armed ops are dropped without callbacks: cancel them first if
  * their owners need to know. */
@@ -78,8 +81,7 @@ int srv_loop_recv(srv_loop_t *loop, srv_loop_op_t *op, int fd);
 
 /* One-shot vectored send. res = bytes sent, possibly fewer than asked: the caller sends the
  * rest. iov (and the bytes it points at) belong to the kernel until the completion. */
-int srv_loop_send(srv_loop_t *loop, srv_loop_op_t *op, int fd, const struct iovec *iov,
-                  int iovcnt);
+int srv_loop_send(srv_loop_t *loop, srv_loop_op_t *op, int fd, const struct iovec *iov, int iovcnt);
 
 /* One-shot readiness: completes with res = revents (POLLIN/POLLOUT/POLLERR/POLLHUP) once fd is
  * ready for any of events. For sockets we read or write with plain syscalls (datagrams, IPC,
@@ -90,7 +92,9 @@ int srv_loop_poll(srv_loop_t *loop, srv_loop_op_t *op, int fd, uint32_t events);
 int srv_loop_timer(srv_loop_t *loop, srv_loop_op_t *op, uint64_t ms);
 
 /* Cancel an armed op: it will complete (once more, without MORE) with -ECANCELED or with its
- * real result if that raced. A no-op for an op that is not armed. Returns 0 or -errno. */
+ * real result if that raced; no MORE completion follows the call (data or connections still in
+ * flight for a multishot op are dropped). A no-op for an op that is not armed. Returns 0 or
+ * -errno. Submitting an op that is still armed returns -EBUSY. */
 int srv_loop_cancel(srv_loop_t *loop, srv_loop_op_t *op);
 
 /* Set the callback run (inside srv_loop_run) after srv_loop_wake() was called. */

@@ -14,6 +14,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "srv/table.h" /* shared-memory tables and atomics */
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -40,9 +42,9 @@ typedef struct srv_header {
 #define SRV_REQ_UPGRADE 0x08u         /* Connection: upgrade with an Upgrade header */
 #define SRV_REQ_CHUNKED 0x10u         /* the body arrived chunked */
 
-/* A parsed HTTP request. Everything it points at is owned by srv and valid until the response
- * is finished (srv_response_send/_file/_end) or on_request returns, whichever is later;
- * copy what you keep longer. */
+/* A parsed HTTP request. It and everything it points at are owned by srv and valid while
+ * on_request runs. A detached response keeps its own copy, reachable with
+ * srv_response_request() until the response is finished. */
 typedef struct srv_request {
     uint64_t session;    /* the connection's session id, never reused */
     srv_str_t method;    /* "GET" */

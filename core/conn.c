@@ -1,0 +1,1099 @@
+/* The connection engine: accept, receive, HTTP parsing, one request in flight per connection
+ * (pipelined requests wait, parsed in order, so responses go out in request order whatever
+ * worker answers), bounded output queues with sendfile, timeouts, lingering close. */
+#include "core/conn.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "core/ipc.h"
+#include "core/log.h"
+#include "core/static.h"
+#include "protocols/http.h"
+
+#define OUTQ_MAX 8
+#define SEG_MIN 4096
+#define TICK_MS 250
+#define LINGER_MS 2000
+
+enum {
+    F_RECV = 1u << 0,        /* recv op armed */
+    F_SEND = 1u << 1,        /* send or poll op armed */
+    F_CLOSING = 1u << 2,     /* close requested: fd goes once no op is armed */
+    F_EOF = 1u << 3,         /* peer sent FIN */
+    F_INFLIGHT = 1u << 4,    /* a request is with the app */
+    F_CLOSE_AFTER = 1u << 5, /* close once the output queue is empty */
+    F_IN_PROCESS = 1u << 6,  /* inside process_input: defer parser release */
+    F_DONE_PENDING = 1u << 7,
+    F_LINGER = 1u << 8,  /* output sent, write side shut, discarding input */
+    F_NO_READ = 1u << 9, /* stop feeding the parser (after an error) */
+    F_RECV_WANTED = 1u << 10,
+};
+
+enum { SEG_MEM = 0, SEG_FILE = 1 };
+
+typedef struct seg {
+    uint8_t kind;
+    char *buf;
+    size_t len, off, cap;
+    int file_fd;
+    uint64_t foff, fleft;
+} seg_t;
+
+struct srv_conn {
+    uint64_t session;
+    srv_engine_t *eng;
+    int fd;
+    uint16_t listener;
+    uint32_t flags;
+    uint8_t refs; /* armed ops */
+    uint8_t qh, qn;
+    srv_loop_op_t recv_op;
+    srv_loop_op_t send_op;
+    srv_http_parser_t *http;
+    char *in;
+    uint32_t in_len, in_cap;
+    seg_t q[OUTQ_MAX];
+    size_t qbytes;
+    struct iovec iov[OUTQ_MAX];
+    int worker, tag;
+    uint64_t resp_bytes;
+    int64_t last_read, last_write, req_start, linger_until;
+    uint32_t peer_hash;
+    bool req_keepalive;
+    uint16_t peer_port;
+    char peer[46];
+    srv_conn_t *next_free;
+};
+
+struct srv_engine {
+    int id;
+    srv_loop_t *loop;
+    const srv_config_t *cfg;
+    srv_engine_ops_t ops;
+    void *data;
+    int nlisten;
+    int listen_fd[SRV_CONFIG_MAX_LISTEN];
+    srv_loop_op_t accept_op[SRV_CONFIG_MAX_LISTEN];
+    bool accept_armed[SRV_CONFIG_MAX_LISTEN];
+    bool accepting;
+    bool draining;
+    srv_loop_op_t tick_op;
+    bool tick_armed;
+    bool destroying;
+    uint32_t max_slots;
+    uint32_t used_slots; /* high-water mark */
+    srv_conn_t **slots;
+    uint64_t *gens;
+    uint32_t *free_stack;
+    uint32_t nfree;
+    srv_conn_t *conn_cache;
+    uint32_t ncached;
+    uint64_t nconns;
+    uint64_t inflight;
+    srv_http_limits_t limits;
+    _Atomic uint64_t *stat_conns, *stat_accepted, *stat_requests, *stat_503;
+    int64_t last_limit_log;
+    srv_static_t *statics[SRV_CONFIG_MAX_LISTEN];
+};
+
+static void process_input(srv_conn_t *c, const char *data, size_t len);
+static void arm_recv(srv_conn_t *c);
+static void flush(srv_conn_t *c);
+static void conn_close(srv_conn_t *c);
+
+static inline int64_t now_ms(srv_engine_t *e)
+{
+    return srv_loop_now(e->loop) / 1000000;
+}
+
+static void stat_add(_Atomic uint64_t *s, int64_t d)
+{
+    if (s)
+        atomic_fetch_add_explicit(s, (uint64_t)d, memory_order_relaxed);
+}
+
+/* ---- output queue ---- */
+
+static seg_t *seg_tail_mem(srv_conn_t *c, size_t need)
+{
+    if (c->qn > 0) {
+        seg_t *t = &c->q[(c->qh + c->qn - 1) % OUTQ_MAX];
+        /* Bytes in a segment being sent belong to the kernel; append only where the op
+         * cannot be looking: a segment not at the head while a send is armed. */
+        bool busy = (c->flags & F_SEND) && t == &c->q[c->qh];
+        if (t->kind == SEG_MEM && !busy && t->cap - t->len >= need)
+            return t;
+        if (t->kind == SEG_MEM && !busy && t->off == 0 && c->qn >= OUTQ_MAX - 1) {
+            size_t cap = t->cap * 2;
+            while (cap - t->len < need)
+                cap *= 2;
+            char *p = realloc(t->buf, cap);
+            if (p == NULL)
+                return NULL;
+            t->buf = p;
+            t->cap = cap;
+            return t;
+        }
+    }
+    if (c->qn >= OUTQ_MAX)
+        return NULL;
+    seg_t *s = &c->q[(c->qh + c->qn) % OUTQ_MAX];
+    size_t cap = need < SEG_MIN ? SEG_MIN : need;
+    s->buf = malloc(cap);
+    if (s->buf == NULL)
+        return NULL;
+    s->kind = SEG_MEM;
+    s->cap = cap;
+    s->len = s->off = 0;
+    c->qn++;
+    return s;
+}
+
+/* Queue bytes; -ENOBUFS past buffer_output_size. */
+static int out_write(srv_conn_t *c, const struct iovec *iov, int iovcnt)
+{
+    size_t total = 0;
+    for (int i = 0; i < iovcnt; i++)
+        total += iov[i].iov_len;
+    if (total == 0)
+        return 0;
+    if (c->qbytes + total > (size_t)c->eng->cfg->buffer_output_size + (64u << 10))
+        return -ENOBUFS;
+    seg_t *s = seg_tail_mem(c, total);
+    if (s == NULL)
+        return -ENOBUFS;
+    for (int i = 0; i < iovcnt; i++) {
+        memcpy(s->buf + s->len, iov[i].iov_base, iov[i].iov_len);
+        s->len += iov[i].iov_len;
+    }
+    c->qbytes += total;
+    return 0;
+}
+
+static int out_str(srv_conn_t *c, const char *p, size_t n)
+{
+    struct iovec v = {.iov_base = (void *)p, .iov_len = n};
+    return out_write(c, &v, 1);
+}
+
+static int out_file(srv_conn_t *c, int fd, uint64_t off, uint64_t len)
+{
+    if (c->qn >= OUTQ_MAX)
+        return -ENOBUFS;
+    seg_t *s = &c->q[(c->qh + c->qn) % OUTQ_MAX];
+    memset(s, 0, sizeof(*s));
+    s->kind = SEG_FILE;
+    s->file_fd = fd;
+    s->foff = off;
+    s->fleft = len;
+    c->qn++;
+    return 0;
+}
+
+static void seg_free(seg_t *s)
+{
+    if (s->kind == SEG_MEM)
+        free(s->buf);
+    else if (s->file_fd >= 0)
+        close(s->file_fd);
+    s->buf = NULL;
+    s->file_fd = -1;
+}
+
+static void out_clear(srv_conn_t *c)
+{
+    while (c->qn > 0) {
+        seg_free(&c->q[c->qh]);
+        c->qh = (uint8_t)((c->qh + 1) % OUTQ_MAX);
+        c->qn--;
+    }
+    c->qbytes = 0;
+}
+
+/* ---- connection life ---- */
+
+static void conn_release(srv_conn_t *c)
+{
+    srv_engine_t *e = c->eng;
+    close(c->fd);
+    out_clear(c);
+    if (c->http)
+        srv_http_parser_destroy(c->http);
+    free(c->in);
+    uint32_t slot = (uint32_t)(c->session & ((1u << SRV_SESSION_SLOT_BITS) - 1));
+    e->slots[slot] = NULL;
+    e->gens[slot]++;
+    e->free_stack[e->nfree++] = slot;
+    e->nconns--;
+    stat_add(e->stat_conns, -1);
+    if (c->flags & F_INFLIGHT)
+        e->inflight--;
+    if (e->ncached < 256 && !e->destroying) {
+        c->next_free = e->conn_cache;
+        e->conn_cache = c;
+        e->ncached++;
+    } else
+        free(c);
+}
+
+static void maybe_release(srv_conn_t *c)
+{
+    if ((c->flags & F_CLOSING) && c->refs == 0)
+        conn_release(c);
+}
+
+static void conn_close(srv_conn_t *c)
+{
+    if (c->flags & F_CLOSING)
+        return;
+    c->flags |= F_CLOSING;
+    if ((c->flags & F_INFLIGHT) && c->eng->ops.abandoned)
+        c->eng->ops.abandoned(c->eng, c);
+    if (c->flags & F_RECV)
+        srv_loop_cancel(c->eng->loop, &c->recv_op);
+    if (c->flags & F_SEND)
+        srv_loop_cancel(c->eng->loop, &c->send_op);
+    maybe_release(c);
+}
+
+/* After the last byte of an answer we must close: half-close and keep reading (discarding)
+ * for a moment, so a client still sending its body gets our response instead of a reset. */
+static void begin_linger(srv_conn_t *c)
+{
+    if (c->flags & (F_EOF | F_CLOSING)) {
+        conn_close(c);
+        return;
+    }
+    shutdown(c->fd, SHUT_WR);
+    c->flags |= F_LINGER | F_NO_READ;
+    c->linger_until = now_ms(c->eng) + LINGER_MS;
+    if (!(c->flags & F_RECV))
+        conn_close(c);
+}
+
+static void on_send(srv_loop_t *loop, srv_loop_op_t *op, int res, const char *data, uint32_t flags);
+
+static void flush(srv_conn_t *c)
+{
+    if (c->flags & (F_SEND | F_CLOSING))
+        return;
+    while (c->qn > 0) {
+        seg_t *s = &c->q[c->qh];
+        if (s->kind == SEG_MEM) {
+            int n = 0;
+            for (int i = 0; i < c->qn; i++) {
+                seg_t *t = &c->q[(c->qh + i) % OUTQ_MAX];
+                if (t->kind != SEG_MEM)
+                    break;
+                c->iov[n].iov_base = t->buf + t->off;
+                c->iov[n].iov_len = t->len - t->off;
+                n++;
+            }
+            c->flags |= F_SEND;
+            c->refs++;
+            int rc = srv_loop_send(c->eng->loop, &c->send_op, c->fd, c->iov, n);
+            if (rc < 0) {
+                c->flags &= ~(uint32_t)F_SEND;
+                c->refs--;
+                conn_close(c);
+            }
+            return;
+        }
+        /* A file: sendfile in place while the socket takes it; wait for POLLOUT otherwise. */
+        while (s->fleft > 0) {
+            off_t off = (off_t)s->foff;
+            size_t chunk = s->fleft > (1u << 20) ? (1u << 20) : (size_t)s->fleft;
+            ssize_t n = sendfile(c->fd, s->file_fd, &off, chunk);
+            if (n > 0) {
+                s->foff += (uint64_t)n;
+                s->fleft -= (uint64_t)n;
+                c->last_write = now_ms(c->eng);
+                continue;
+            }
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n < 0 && errno == EAGAIN) {
+                c->flags |= F_SEND;
+                c->refs++;
+                if (srv_loop_poll(c->eng->loop, &c->send_op, c->fd, POLLOUT) < 0) {
+                    c->flags &= ~(uint32_t)F_SEND;
+                    c->refs--;
+                    conn_close(c);
+                }
+                return;
+            }
+            /* File shrank under us (n == 0) or the socket failed: the response is broken. */
+            conn_close(c);
+            return;
+        }
+        seg_free(s);
+        c->qh = (uint8_t)((c->qh + 1) % OUTQ_MAX);
+        c->qn--;
+    }
+    if ((c->flags & F_CLOSE_AFTER) && !(c->flags & F_INFLIGHT))
+        begin_linger(c);
+}
+
+static void on_send(srv_loop_t *loop, srv_loop_op_t *op, int res, const char *data, uint32_t flags)
+{
+    srv_conn_t *c = op->data;
+    c->flags &= ~(uint32_t)F_SEND;
+    c->refs--;
+    if (c->flags & F_CLOSING) {
+        maybe_release(c);
+        return;
+    }
+    if (res < 0) {
+        if (res == -EAGAIN || res == -EINTR) {
+            flush(c);
+            return;
+        }
+        srv_log_debug("conn", "session %llx: send: %s", (unsigned long long)c->session,
+                      srv_strerror(res));
+        conn_close(c);
+        return;
+    }
+    if (c->qn > 0 && c->q[c->qh].kind == SEG_FILE) {
+        flush(c); /* that was the POLLOUT wait of a sendfile */
+        return;
+    }
+    size_t n = (size_t)res;
+    c->last_write = now_ms(c->eng);
+    c->qbytes -= n < c->qbytes ? n : c->qbytes;
+    while (n > 0 && c->qn > 0) {
+        seg_t *s = &c->q[c->qh];
+        size_t left = s->len - s->off;
+        if (n < left) {
+            s->off += n;
+            break;
+        }
+        n -= left;
+        /* Keep one small buffer for the next response instead of a malloc per request. */
+        if (c->qn == 1 && s->cap <= SEG_MIN) {
+            s->len = s->off = 0;
+            if (c->flags & F_CLOSE_AFTER)
+                break;
+            return;
+        }
+        seg_free(s);
+        c->qh = (uint8_t)((c->qh + 1) % OUTQ_MAX);
+        c->qn--;
+    }
+    if (c->qn == 1 && c->q[c->qh].kind == SEG_MEM && c->q[c->qh].len == c->q[c->qh].off) {
+        if (c->flags & F_CLOSE_AFTER) {
+            seg_free(&c->q[c->qh]);
+            c->qn = 0;
+        } else
+            return;
+    }
+    flush(c);
+}
+
+static bool out_pending(const srv_conn_t *c)
+{
+    for (int i = 0; i < c->qn; i++) {
+        const seg_t *s = &c->q[(c->qh + i) % OUTQ_MAX];
+        if (s->kind == SEG_FILE || s->len > s->off)
+            return true;
+    }
+    return false;
+}
+
+/* ---- requests ---- */
+
+static void send_error(srv_conn_t *c, int status, const char *reason)
+{
+    char buf[512];
+    int n = srv_http_error_response(buf, sizeof(buf), status, reason, false);
+    if (n > 0)
+        out_str(c, buf, (size_t)n);
+    c->flags |= F_CLOSE_AFTER | F_NO_READ;
+    flush(c);
+}
+
+/* The response to the request in flight is complete. */
+static void request_done(srv_conn_t *c)
+{
+    srv_engine_t *e = c->eng;
+    c->flags &= ~(uint32_t)F_INFLIGHT;
+    e->inflight--;
+    c->resp_bytes = 0;
+    c->tag = -1;
+    if (c->flags & F_IN_PROCESS) {
+        c->flags |= F_DONE_PENDING; /* the app may still read the request view */
+        return;
+    }
+    srv_http_parser_next(c->http);
+    c->req_start = 0;
+    if (c->in_len > 0 && !(c->flags & (F_CLOSING | F_NO_READ | F_CLOSE_AFTER)))
+        process_input(c, NULL, 0);
+    if ((c->flags & F_EOF) && !(c->flags & F_INFLIGHT) && !out_pending(c))
+        c->flags |= F_CLOSE_AFTER;
+    arm_recv(c);
+    flush(c);
+}
+
+static void dispatch(srv_conn_t *c, srv_request_t *req)
+{
+    srv_engine_t *e = c->eng;
+    req->session = c->session;
+    req->peer.ptr = c->peer;
+    req->peer.len = strlen(c->peer);
+    req->peer_port = c->peer_port;
+    req->listener = c->listener;
+    if (e->draining)
+        req->flags &= ~(uint32_t)SRV_REQ_KEEP_ALIVE;
+    stat_add(e->stat_requests, 1);
+    c->flags |= F_INFLIGHT;
+    c->req_keepalive = (req->flags & SRV_REQ_KEEP_ALIVE) != 0;
+    e->inflight++;
+    c->resp_bytes = 0;
+    srv_static_t *st = e->statics[c->listener];
+    if (st) {
+        int rc = srv__static_serve(st, req, c);
+        if (rc > 0)
+            return; /* answered (request_done already called) */
+    }
+    int rc = e->ops.dispatch(e, c, req);
+    if (rc < 0) {
+        stat_add(e->stat_503, 1);
+        srv_log(SRV_LOG_WARN, "conn", rc, "session %llx: cannot hand the request to a worker",
+                (unsigned long long)c->session);
+        char buf[512];
+        int n = srv_http_error_response(buf, sizeof(buf), 503, "no worker available",
+                                        (req->flags & SRV_REQ_KEEP_ALIVE) != 0);
+        struct iovec v = {.iov_base = buf, .iov_len = n > 0 ? (size_t)n : 0};
+        srv__conn_respond(e, c->session, &v, 1,
+                          SRV_IPC_F_FINAL |
+                              ((req->flags & SRV_REQ_KEEP_ALIVE) ? 0 : SRV_IPC_F_CLOSE));
+    }
+}
+
+/* Bytes that arrive while a request is with the app wait here (pipelining); past this bound
+ * we stop reading until the app answered. */
+static size_t stash_bound(const srv_conn_t *c)
+{
+    return c->eng->limits.header_max + (64u << 10);
+}
+
+static int stash_append(srv_conn_t *c, const char *data, size_t len)
+{
+    if (c->in_len + len > c->in_cap) {
+        size_t cap = c->in_cap ? c->in_cap : 1024;
+        while (cap < c->in_len + len)
+            cap *= 2;
+        char *p = realloc(c->in, cap);
+        if (p == NULL)
+            return -ENOMEM;
+        c->in = p;
+        c->in_cap = (uint32_t)cap;
+    }
+    memcpy(c->in + c->in_len, data, len);
+    c->in_len += (uint32_t)len;
+    return 0;
+}
+
+static void stash_consume(srv_conn_t *c, size_t n)
+{
+    if (n >= c->in_len) {
+        c->in_len = 0;
+        if (c->in_cap > 4096) {
+            free(c->in);
+            c->in = NULL;
+            c->in_cap = 0;
+        }
+        return;
+    }
+    memmove(c->in, c->in + n, c->in_len - n);
+    c->in_len -= (uint32_t)n;
+}
+
+static void on_recv(srv_loop_t *loop, srv_loop_op_t *op, int res, const char *data, uint32_t flags);
+
+static void arm_recv(srv_conn_t *c)
+{
+    if (c->flags & (F_RECV | F_CLOSING | F_EOF))
+        return;
+    if (c->in_len >= stash_bound(c) && !(c->flags & F_LINGER))
+        return;
+    c->flags |= F_RECV;
+    c->refs++;
+    if (srv_loop_recv(c->eng->loop, &c->recv_op, c->fd) < 0) {
+        c->flags &= ~(uint32_t)F_RECV;
+        c->refs--;
+        conn_close(c);
+    }
+}
+
+static void process_input(srv_conn_t *c, const char *data, size_t len)
+{
+    bool from_stash = data == NULL;
+    if (!from_stash && (c->in_len > 0 || (c->flags & F_INFLIGHT))) {
+        if (stash_append(c, data, len) < 0) {
+            conn_close(c);
+            return;
+        }
+        if (c->in_len >= stash_bound(c) && (c->flags & F_RECV))
+            srv_loop_cancel(c->eng->loop, &c->recv_op); /* paused: re-armed when drained */
+        if (c->flags & F_INFLIGHT)
+            return;
+        from_stash = true;
+    }
+    if (from_stash) {
+        data = c->in;
+        len = c->in_len;
+    }
+    srv_engine_t *e = c->eng;
+    size_t off = 0;
+    c->flags |= F_IN_PROCESS;
+    while (off < len && !(c->flags & (F_INFLIGHT | F_CLOSING | F_NO_READ | F_CLOSE_AFTER))) {
+        size_t used = 0;
+        if (c->req_start == 0)
+            c->req_start = now_ms(e);
+        srv_http_event_t ev = srv_http_parser_feed(c->http, data + off, len - off, &used);
+        off += used;
+        if (ev == SRV_HTTP_NEED_MORE)
+            break;
+        if (ev == SRV_HTTP_CONTINUE) {
+            static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+            out_str(c, cont, sizeof(cont) - 1);
+            flush(c);
+            continue;
+        }
+        if (ev == SRV_HTTP_ERROR) {
+            const char *reason = "bad request";
+            int status = srv_http_parser_error(c->http, &reason);
+            srv_log(SRV_LOG_INFO, "http", 0, "session %llx from %s: %d %s",
+                    (unsigned long long)c->session, c->peer, status, reason);
+            send_error(c, status, reason);
+            break;
+        }
+        srv_request_t req = *srv_http_parser_request(c->http);
+        dispatch(c, &req);
+        if (c->flags & F_DONE_PENDING) {
+            c->flags &= ~(uint32_t)F_DONE_PENDING;
+            srv_http_parser_next(c->http);
+            c->req_start = 0;
+        }
+    }
+    c->flags &= ~(uint32_t)F_IN_PROCESS;
+    if (c->flags & F_CLOSING)
+        return;
+    if (from_stash)
+        stash_consume(c, off);
+    else if (off < len && !(c->flags & (F_NO_READ | F_CLOSE_AFTER)) &&
+             stash_append(c, data + off, len - off) < 0) {
+        conn_close(c);
+        return;
+    }
+    if ((c->flags & F_EOF) && !(c->flags & F_INFLIGHT))
+        c->flags |= F_CLOSE_AFTER;
+    flush(c);
+}
+
+static void on_recv(srv_loop_t *loop, srv_loop_op_t *op, int res, const char *data, uint32_t flags)
+{
+    srv_conn_t *c = op->data;
+    if (!(flags & SRV_LOOP_MORE)) {
+        c->flags &= ~(uint32_t)F_RECV;
+        c->refs--;
+    }
+    if (c->flags & F_CLOSING) {
+        maybe_release(c);
+        return;
+    }
+    if (res > 0) {
+        c->last_read = now_ms(c->eng);
+        if (!(c->flags & F_NO_READ))
+            process_input(c, data, (size_t)res);
+        if (!(c->flags & (F_RECV | F_CLOSING)) && !(flags & SRV_LOOP_MORE))
+            arm_recv(c);
+        return;
+    }
+    if (res == 0) {
+        c->flags |= F_EOF;
+        if ((c->flags & F_LINGER) || (!(c->flags & F_INFLIGHT) && !out_pending(c))) {
+            conn_close(c);
+            return;
+        }
+        /* Half-close: answer what was asked, then close. */
+        c->flags |= F_CLOSE_AFTER;
+        flush(c);
+        return;
+    }
+    if (res == -ECANCELED) {
+        arm_recv(c); /* a pause that has since been lifted re-arms here */
+        return;
+    }
+    srv_log_debug("conn", "session %llx: recv: %s", (unsigned long long)c->session,
+                  srv_strerror(res));
+    conn_close(c);
+}
+
+static uint64_t total_conns(void);
+
+static void new_conn(srv_engine_t *e, int li, int fd)
+{
+    uint32_t slot;
+    if (total_conns() >= (uint64_t)e->cfg->max_conn ||
+        (e->nfree == 0 && e->used_slots >= e->max_slots)) {
+        int64_t now = now_ms(e);
+        if (now - e->last_limit_log > 1000) {
+            e->last_limit_log = now;
+            srv_log(SRV_LOG_WARN, "conn", 0, "max_conn (%d) reached; refusing connections",
+                    e->cfg->max_conn);
+        }
+        close(fd);
+        return;
+    }
+    srv_conn_t *c = e->conn_cache;
+    if (c) {
+        e->conn_cache = c->next_free;
+        e->ncached--;
+    } else {
+        c = malloc(sizeof(*c));
+        if (c == NULL) {
+            close(fd);
+            return;
+        }
+    }
+    memset(c, 0, sizeof(*c));
+    if (srv_http_parser_create(&c->http, &e->limits) < 0) {
+        free(c);
+        close(fd);
+        return;
+    }
+    slot = e->nfree ? e->free_stack[--e->nfree] : e->used_slots++;
+    c->session = ((uint64_t)e->id << 56) | ((e->gens[slot] & 0xFFFFFFFFFull) << 20) | slot;
+    e->slots[slot] = c;
+    c->eng = e;
+    c->fd = fd;
+    c->listener = (uint16_t)li;
+    c->worker = -1;
+    c->tag = -1;
+    c->recv_op.cb = on_recv;
+    c->recv_op.data = c;
+    c->send_op.cb = on_send;
+    c->send_op.data = c;
+    c->last_read = c->last_write = now_ms(e);
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    strcpy(c->peer, "unix");
+    if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
+        if (ss.ss_family == AF_INET) {
+            struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+            inet_ntop(AF_INET, &a->sin_addr, c->peer, sizeof(c->peer));
+            c->peer_port = ntohs(a->sin_port);
+            c->peer_hash = a->sin_addr.s_addr * 2654435761u;
+        } else if (ss.ss_family == AF_INET6) {
+            struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+            inet_ntop(AF_INET6, &a->sin6_addr, c->peer, sizeof(c->peer));
+            c->peer_port = ntohs(a->sin6_port);
+            uint32_t h = 2166136261u;
+            for (int i = 0; i < 16; i++)
+                h = (h ^ a->sin6_addr.s6_addr[i]) * 16777619u;
+            c->peer_hash = h;
+        }
+    }
+    e->nconns++;
+    stat_add(e->stat_conns, 1);
+    stat_add(e->stat_accepted, 1);
+    arm_recv(c);
+}
+
+static void arm_accept(srv_engine_t *e, int i);
+
+static void on_accept(srv_loop_t *loop, srv_loop_op_t *op, int res, const char *data,
+                      uint32_t flags)
+{
+    srv_engine_t *e = op->data;
+    int i = (int)(op - e->accept_op);
+    if (!(flags & SRV_LOOP_MORE))
+        e->accept_armed[i] = false;
+    if (res >= 0) {
+        if (e->accepting && !e->destroying)
+            new_conn(e, i, res);
+        else
+            close(res);
+    } else if (res == -EMFILE || res == -ENFILE || res == -ENOBUFS || res == -ENOMEM) {
+        int64_t now = now_ms(e);
+        if (now - e->last_limit_log > 1000) {
+            e->last_limit_log = now;
+            srv_log(SRV_LOG_WARN, "conn", -res, "accept: out of descriptors; retrying");
+        }
+        return; /* the tick re-arms it */
+    } else if (res != -ECANCELED && res != -EAGAIN && res != -EINTR && res != -ECONNABORTED) {
+        srv_log(SRV_LOG_ERROR, "conn", -res, "accept on listener %d", i);
+    }
+    if (!e->accept_armed[i] && e->accepting && !e->destroying && res != -ECANCELED)
+        arm_accept(e, i);
+}
+
+static void arm_accept(srv_engine_t *e, int i)
+{
+    if (e->accept_armed[i] || e->listen_fd[i] < 0)
+        return;
+    e->accept_op[i].cb = on_accept;
+    e->accept_op[i].data = e;
+    if (srv_loop_accept(e->loop, &e->accept_op[i], e->listen_fd[i]) == 0)
+        e->accept_armed[i] = true;
+}
+
+static void on_tick(srv_loop_t *loop, srv_loop_op_t *op, int res, const char *data, uint32_t flags);
+
+static void arm_tick(srv_engine_t *e)
+{
+    if (e->tick_armed || e->destroying)
+        return;
+    e->tick_op.cb = on_tick;
+    e->tick_op.data = e;
+    if (srv_loop_timer(e->loop, &e->tick_op, TICK_MS) == 0)
+        e->tick_armed = true;
+}
+
+static void on_tick(srv_loop_t *loop, srv_loop_op_t *op, int res, const char *data, uint32_t flags)
+{
+    srv_engine_t *e = op->data;
+    e->tick_armed = false;
+    if (e->destroying)
+        return;
+    int64_t now = now_ms(e);
+    const srv_config_t *cfg = e->cfg;
+    for (uint32_t i = 0; i < e->used_slots; i++) {
+        srv_conn_t *c = e->slots[i];
+        if (c == NULL || (c->flags & F_CLOSING))
+            continue;
+        if (c->flags & F_LINGER) {
+            if (now >= c->linger_until)
+                conn_close(c);
+            continue;
+        }
+        if (c->flags & F_INFLIGHT)
+            continue;
+        if (out_pending(c)) {
+            if (now - c->last_write > cfg->http_keepalive_timeout) {
+                srv_log(SRV_LOG_INFO, "conn", 0, "session %llx from %s: send timeout",
+                        (unsigned long long)c->session, c->peer);
+                conn_close(c);
+            }
+            continue;
+        }
+        if (!srv_http_parser_idle(c->http) || c->in_len > 0) {
+            /* A request has begun: it must arrive whole in time, whatever its pace
+             * (slowloris), and never stall longer than the body timeout between reads. */
+            bool headers = srv_http_parser_headers_done(c->http);
+            if ((!headers && now - c->req_start > cfg->http_header_timeout) ||
+                now - c->last_read > cfg->http_body_timeout) {
+                srv_log(SRV_LOG_INFO, "http", 0, "session %llx from %s: request timeout",
+                        (unsigned long long)c->session, c->peer);
+                send_error(c, 408, "request timeout");
+            }
+            continue;
+        }
+        int64_t last = c->last_read > c->last_write ? c->last_read : c->last_write;
+        if (e->draining || now - last > cfg->http_keepalive_timeout)
+            conn_close(c);
+    }
+    for (int i = 0; i < e->nlisten; i++)
+        if (e->accepting && !e->accept_armed[i])
+            arm_accept(e, i);
+    arm_tick(e);
+}
+
+/* ---- engine ---- */
+
+#include "core/server.h"
+
+static uint64_t total_conns(void)
+{
+    const srv_stats_t *st = srv__server.stats;
+    if (st == NULL)
+        return 0;
+    uint64_t n = 0;
+    for (int i = 0; i < SRV_MAX_REACTORS; i++)
+        n += atomic_load_explicit(&st->reactors[i].connections, memory_order_relaxed);
+    return n;
+}
+
+int srv__engine_create(srv_engine_t **out, const srv_engine_opts_t *o)
+{
+    srv_engine_t *e = calloc(1, sizeof(*e));
+    if (e == NULL)
+        return -ENOMEM;
+    e->id = o->id;
+    e->loop = o->loop;
+    e->cfg = o->cfg;
+    e->ops = o->ops;
+    e->data = o->data;
+    e->stat_conns = o->stat_conns;
+    e->stat_accepted = o->stat_accepted;
+    e->stat_requests = o->stat_requests;
+    e->stat_503 = o->stat_503;
+    e->max_slots = (uint32_t)o->cfg->max_conn;
+    if (e->max_slots > (1u << SRV_SESSION_SLOT_BITS))
+        e->max_slots = 1u << SRV_SESSION_SLOT_BITS;
+    e->slots = calloc(e->max_slots, sizeof(*e->slots));
+    e->gens = calloc(e->max_slots, sizeof(*e->gens));
+    e->free_stack = calloc(e->max_slots, sizeof(*e->free_stack));
+    if (e->slots == NULL || e->gens == NULL || e->free_stack == NULL) {
+        srv__engine_destroy(e);
+        return -ENOMEM;
+    }
+    e->limits.header_max = (size_t)o->cfg->http_header_max;
+    e->limits.body_max = (size_t)o->cfg->package_max_length;
+    e->limits.max_headers = 100;
+    e->nlisten = o->cfg->nlisten;
+    for (int i = 0; i < e->nlisten; i++) {
+        const srv_listen_config_t *l = &o->cfg->listen[i];
+        /* HTTP listeners only here; TCP/UDP listeners are served by their own drivers. */
+        e->listen_fd[i] = l->type == SRV_LISTEN_HTTP && o->listen_fds ? o->listen_fds[i] : -1;
+        if (l->type == SRV_LISTEN_HTTP && l->document_root[0]) {
+            int rc = srv__static_create(&e->statics[i], l->document_root, e);
+            if (rc < 0) {
+                srv_log(SRV_LOG_ERROR, "http", rc, "document_root %s", l->document_root);
+                srv__engine_destroy(e);
+                return rc;
+            }
+        }
+    }
+    if (o->accept) {
+        e->accepting = true;
+        for (int i = 0; i < e->nlisten; i++)
+            arm_accept(e, i);
+    }
+    arm_tick(e);
+    *out = e;
+    return 0;
+}
+
+void srv__engine_destroy(srv_engine_t *e)
+{
+    if (e == NULL)
+        return;
+    e->destroying = true;
+    for (uint32_t i = 0; i < e->used_slots && e->slots; i++) {
+        srv_conn_t *c = e->slots[i];
+        if (c) {
+            c->flags |= F_CLOSING;
+            c->refs = 0;
+            conn_release(c);
+        }
+    }
+    while (e->conn_cache) {
+        srv_conn_t *c = e->conn_cache;
+        e->conn_cache = c->next_free;
+        free(c);
+    }
+    for (int i = 0; i < e->nlisten; i++)
+        if (e->statics[i])
+            srv__static_destroy(e->statics[i]);
+    free(e->slots);
+    free(e->gens);
+    free(e->free_stack);
+    free(e);
+}
+
+void *srv__engine_data(srv_engine_t *e)
+{
+    return e->data;
+}
+
+srv_loop_t *srv__engine_loop(srv_engine_t *e)
+{
+    return e->loop;
+}
+
+void srv__engine_accept_stop(srv_engine_t *e)
+{
+    e->accepting = false;
+    for (int i = 0; i < e->nlisten; i++)
+        if (e->accept_armed[i])
+            srv_loop_cancel(e->loop, &e->accept_op[i]);
+}
+
+void srv__engine_drain(srv_engine_t *e)
+{
+    srv__engine_accept_stop(e);
+    e->draining = true;
+    for (uint32_t i = 0; i < e->used_slots; i++) {
+        srv_conn_t *c = e->slots[i];
+        if (c && !(c->flags & (F_CLOSING | F_INFLIGHT)) && !out_pending(c) &&
+            srv_http_parser_idle(c->http) && c->in_len == 0)
+            conn_close(c);
+    }
+}
+
+void srv__engine_close_all(srv_engine_t *e)
+{
+    for (uint32_t i = 0; i < e->used_slots; i++)
+        if (e->slots[i])
+            conn_close(e->slots[i]);
+    if (e->tick_armed)
+        srv_loop_cancel(e->loop, &e->tick_op);
+    srv__engine_accept_stop(e);
+}
+
+uint64_t srv__engine_conns(const srv_engine_t *e)
+{
+    return e->nconns;
+}
+
+uint64_t srv__engine_inflight(const srv_engine_t *e)
+{
+    return e->inflight;
+}
+
+static srv_conn_t *lookup(srv_engine_t *e, uint64_t session)
+{
+    uint32_t slot = (uint32_t)(session & ((1u << SRV_SESSION_SLOT_BITS) - 1));
+    if (slot >= e->used_slots)
+        return NULL;
+    srv_conn_t *c = e->slots[slot];
+    if (c == NULL || c->session != session || (c->flags & F_CLOSING))
+        return NULL;
+    return c;
+}
+
+int srv__conn_respond(srv_engine_t *e, uint64_t session, const struct iovec *iov, int iovcnt,
+                      unsigned flags)
+{
+    srv_conn_t *c = lookup(e, session);
+    if (c == NULL)
+        return -ENOENT;
+    if (!(c->flags & F_INFLIGHT))
+        return -EPROTO;
+    if (flags & SRV_IPC_F_ERROR) {
+        conn_close(c);
+        return 0;
+    }
+    int rc = out_write(c, iov, iovcnt);
+    if (rc < 0) {
+        srv_log(SRV_LOG_INFO, "conn", 0,
+                "session %llx from %s: output over buffer_output_size (%lld bytes); closing",
+                (unsigned long long)c->session, c->peer, (long long)e->cfg->buffer_output_size);
+        conn_close(c);
+        return rc;
+    }
+    for (int i = 0; i < iovcnt; i++)
+        c->resp_bytes += iov[i].iov_len;
+    if (flags & SRV_IPC_F_CLOSE)
+        c->flags |= F_CLOSE_AFTER;
+    if (flags & SRV_IPC_F_FINAL)
+        request_done(c);
+    else
+        flush(c);
+    return 0;
+}
+
+int srv__conn_respond_file(srv_engine_t *e, uint64_t session, const char *path, uint64_t off,
+                           uint64_t len, unsigned flags)
+{
+    srv_conn_t *c = lookup(e, session);
+    if (c == NULL)
+        return -ENOENT;
+    if (!(c->flags & F_INFLIGHT))
+        return -EPROTO;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || out_file(c, fd, off, len) < 0) {
+        if (fd >= 0)
+            close(fd);
+        conn_close(c); /* the head is already queued: the response cannot be completed */
+        return -EIO;
+    }
+    c->resp_bytes += len;
+    if (flags & SRV_IPC_F_CLOSE)
+        c->flags |= F_CLOSE_AFTER;
+    if (flags & SRV_IPC_F_FINAL)
+        request_done(c);
+    else
+        flush(c);
+    return 0;
+}
+
+int srv__conn_respond_fd(srv_engine_t *e, uint64_t session, int fd, uint64_t off, uint64_t len,
+                         unsigned flags)
+{
+    srv_conn_t *c = lookup(e, session);
+    if (c == NULL || !(c->flags & F_INFLIGHT) || out_file(c, fd, off, len) < 0) {
+        close(fd);
+        if (c)
+            conn_close(c);
+        return -ENOENT;
+    }
+    c->resp_bytes += len;
+    if (flags & SRV_IPC_F_CLOSE)
+        c->flags |= F_CLOSE_AFTER;
+    if (flags & SRV_IPC_F_FINAL)
+        request_done(c);
+    else
+        flush(c);
+    return 0;
+}
+
+void srv__engine_fail_inflight(srv_engine_t *e, int tag)
+{
+    for (uint32_t i = 0; i < e->used_slots; i++) {
+        srv_conn_t *c = e->slots[i];
+        if (c == NULL || (c->flags & F_CLOSING) || !(c->flags & F_INFLIGHT) || c->tag != tag)
+            continue;
+        if (c->resp_bytes > 0) {
+            conn_close(c); /* partly answered: the only honest thing left is to close */
+            continue;
+        }
+        stat_add(e->stat_503, 1);
+        char buf[512];
+        int n = srv_http_error_response(buf, sizeof(buf), 503, "the worker handling it died",
+                                        c->req_keepalive);
+        struct iovec v = {.iov_base = buf, .iov_len = n > 0 ? (size_t)n : 0};
+        srv__conn_respond(e, c->session, &v, 1,
+                          SRV_IPC_F_FINAL | (c->req_keepalive ? 0 : SRV_IPC_F_CLOSE));
+    }
+}
+
+uint64_t srv__conn_session(const srv_conn_t *c)
+{
+    return c->session;
+}
+
+int srv__conn_listener(const srv_conn_t *c)
+{
+    return c->listener;
+}
+
+int srv__conn_get_worker(const srv_conn_t *c)
+{
+    return c->worker;
+}
+
+void srv__conn_set_worker(srv_conn_t *c, int worker)
+{
+    c->worker = worker;
+}
+
+void srv__conn_set_tag(srv_conn_t *c, int tag)
+{
+    c->tag = tag;
+}
+
+const char *srv__conn_peer(const srv_conn_t *c)
+{
+    return c->peer;
+}
+
+uint32_t srv__conn_peer_hash(const srv_conn_t *c)
+{
+    return c->peer_hash;
+}

@@ -1,0 +1,88 @@
+/* Connections and the engine that drives them: accept, receive, protocol parsing, bounded
+ * output queues, timeouts. One engine runs per reactor thread (process mode) or per worker
+ * (base mode); its connections belong to it alone. Everyone else names a connection by its
+ * session id: [engine:8][generation:36][slot:20], never reused. */
+#ifndef SRV_CONN_H
+#define SRV_CONN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "config/config.h"
+#include "core/loop.h"
+#include "srv/srv.h"
+
+typedef struct srv_engine srv_engine_t;
+typedef struct srv_conn srv_conn_t;
+
+#define SRV_SESSION_SLOT_BITS 20
+#define SRV_SESSION_ENGINE(s) ((int)((s) >> 56))
+
+/* What an engine does with a parsed request: hand it to a worker over IPC (process mode) or
+ * call the app in place (base mode). */
+typedef struct srv_engine_ops {
+    /* Take the request; answer later with srv__conn_respond(). The request view and what it
+     * points at are valid only during the call. Return 0, or -errno to have the engine answer
+     * 503 itself. */
+    int (*dispatch)(srv_engine_t *e, srv_conn_t *c, const srv_request_t *req);
+    /* The connection is closing while a request is still with the app. */
+    void (*abandoned)(srv_engine_t *e, srv_conn_t *c);
+} srv_engine_ops_t;
+
+typedef struct srv_engine_opts {
+    int id;           /* engine number: reactor id, or worker id in base mode */
+    srv_loop_t *loop; /* owned by the caller, outlives the engine */
+    const srv_config_t *cfg;
+    const int *listen_fds; /* cfg->nlisten fds; -1 entries are skipped */
+    bool accept;           /* arm accept on the listeners now */
+    srv_engine_ops_t ops;
+    void *data;                   /* for the ops */
+    _Atomic uint64_t *stat_conns; /* shared counters, may be NULL */
+    _Atomic uint64_t *stat_accepted;
+    _Atomic uint64_t *stat_requests;
+    _Atomic uint64_t *stat_503;
+} srv_engine_opts_t;
+
+int srv__engine_create(srv_engine_t **out, const srv_engine_opts_t *o);
+/* Free everything; connections must have been closed (srv__engine_close_all + run). */
+void srv__engine_destroy(srv_engine_t *e);
+void *srv__engine_data(srv_engine_t *e);
+srv_loop_t *srv__engine_loop(srv_engine_t *e);
+/* Stop or restart accepting on every listener. */
+void srv__engine_accept_stop(srv_engine_t *e);
+/* Graceful: finish in-flight requests, close idle keep-alive connections, answer the next
+ * responses with Connection: close. */
+void srv__engine_drain(srv_engine_t *e);
+/* Close every connection now. */
+void srv__engine_close_all(srv_engine_t *e);
+/* Connections open, and requests dispatched but not answered. */
+uint64_t srv__engine_conns(const srv_engine_t *e);
+uint64_t srv__engine_inflight(const srv_engine_t *e);
+
+/* Response bytes for the request in flight on session (SRV_IPC_F_* flags: FINAL ends the
+ * response, CLOSE closes after it, ERROR aborts the connection). Bytes are copied. A stale
+ * session is ignored (returns -ENOENT). */
+int srv__conn_respond(srv_engine_t *e, uint64_t session, const struct iovec *iov, int iovcnt,
+                      unsigned flags);
+/* Queue a file range as the body (after bytes already queued); the engine opens path itself. */
+int srv__conn_respond_file(srv_engine_t *e, uint64_t session, const char *path, uint64_t off,
+                           uint64_t len, unsigned flags);
+/* Queue an already open file (taken over: closed by the engine). */
+int srv__conn_respond_fd(srv_engine_t *e, uint64_t session, int fd, uint64_t off, uint64_t len,
+                         unsigned flags);
+/* Every connection with a request in flight whose tag == tag: answered 503 (nothing sent yet)
+ * or closed (partly answered). For a dead worker channel. */
+void srv__engine_fail_inflight(srv_engine_t *e, int tag);
+
+/* Per-connection fields the dispatcher may use. */
+uint64_t srv__conn_session(const srv_conn_t *c);
+int srv__conn_listener(const srv_conn_t *c);
+/* A small integer the dispatcher stores (chosen worker, channel): -1 initially. */
+int srv__conn_get_worker(const srv_conn_t *c);
+void srv__conn_set_worker(srv_conn_t *c, int worker);
+void srv__conn_set_tag(srv_conn_t *c, int tag); /* tag of the in-flight request */
+const char *srv__conn_peer(const srv_conn_t *c);
+uint32_t srv__conn_peer_hash(const srv_conn_t *c);
+
+#endif

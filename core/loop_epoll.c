@@ -1,0 +1,570 @@
+/* epoll backend: waits for readiness (level-triggered), then does the operation itself and posts
+ * the same completion io_uring would. One epoll registration per fd, whose record lists the ops
+ * waiting on it; timers live in a binary min-heap; results produced inside a submit call (an
+ * immediate send, a cancel) are queued and delivered by the next srv_loop_run. */
+#include "core/loop_internal.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define MAX_EVENTS 256
+#define ACCEPT_BATCH 64 /* accepts per readiness event: fairness with other fds */
+#define RECV_BATCH 16   /* full-buffer reads per readiness event */
+#define SNAP_MAX 16     /* ops per fd handled per event (more stay armed, LT re-reports) */
+#define WAKE_TAG UINT64_MAX
+
+/* op->armed values */
+#define ST_WAIT 1   /* on an fd record or in the timer heap */
+#define ST_POSTED 2 /* final result stored in priv[1], queued for the next run */
+
+typedef struct fdrec {
+    srv_loop_op_t *head; /* waiting ops, linked by op->next, oldest first */
+    uint32_t mask;       /* registered interest */
+    uint32_t gen;        /* bumped on EPOLL_CTL_DEL: events fetched before are stale */
+    bool reg;
+} fdrec_t;
+
+typedef struct eloop {
+    srv_loop_t base;
+    int epfd;
+    fdrec_t *fds;
+    int nfds;
+    srv_loop_op_t **heap; /* timers; op->priv[0] is the index */
+    size_t heap_len, heap_cap;
+    srv_loop_op_t *post_head, *post_tail;
+    char *buf; /* recv_size bytes: the one buffer every recv callback sees */
+    struct epoll_event events[MAX_EVENTS];
+} eloop_t;
+
+static inline eloop_t *E(srv_loop_t *loop)
+{
+    return (eloop_t *)loop;
+}
+
+/* ---- timer heap ---- */
+
+static inline void heap_set(eloop_t *e, size_t i, srv_loop_op_t *op)
+{
+    e->heap[i] = op;
+    op->priv[0] = i;
+}
+
+static void heap_up(eloop_t *e, size_t i)
+{
+    srv_loop_op_t *op = e->heap[i];
+
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+
+        if (e->heap[p]->deadline_ns <= op->deadline_ns)
+            break;
+        heap_set(e, i, e->heap[p]);
+        i = p;
+    }
+    heap_set(e, i, op);
+}
+
+static void heap_down(eloop_t *e, size_t i)
+{
+    srv_loop_op_t *op = e->heap[i];
+
+    for (;;) {
+        size_t c = 2 * i + 1;
+
+        if (c >= e->heap_len)
+            break;
+        if (c + 1 < e->heap_len && e->heap[c + 1]->deadline_ns < e->heap[c]->deadline_ns)
+            c++;
+        if (op->deadline_ns <= e->heap[c]->deadline_ns)
+            break;
+        heap_set(e, i, e->heap[c]);
+        i = c;
+    }
+    heap_set(e, i, op);
+}
+
+static int heap_push(eloop_t *e, srv_loop_op_t *op)
+{
+    if (e->heap_len == e->heap_cap) {
+        size_t cap = e->heap_cap ? e->heap_cap * 2 : 64;
+        srv_loop_op_t **h = realloc(e->heap, cap * sizeof(*h));
+
+        if (h == NULL)
+            return -ENOMEM;
+        e->heap = h;
+        e->heap_cap = cap;
+    }
+    e->heap[e->heap_len] = op;
+    op->priv[0] = e->heap_len;
+    heap_up(e, e->heap_len++);
+    return 0;
+}
+
+static void heap_remove(eloop_t *e, srv_loop_op_t *op)
+{
+    size_t i = (size_t)op->priv[0];
+    srv_loop_op_t *last = e->heap[--e->heap_len];
+
+    if (i == e->heap_len)
+        return;
+    heap_set(e, i, last);
+    if (i > 0 && e->heap[(i - 1) / 2]->deadline_ns > last->deadline_ns)
+        heap_up(e, i);
+    else
+        heap_down(e, i);
+}
+
+/* ---- fd records ---- */
+
+static fdrec_t *rec_get(eloop_t *e, int fd)
+{
+    if (fd >= e->nfds) {
+        int n = e->nfds ? e->nfds : 256;
+        fdrec_t *r;
+
+        while (n <= fd)
+            n *= 2;
+        r = realloc(e->fds, (size_t)n * sizeof(*r));
+        if (r == NULL)
+            return NULL;
+        memset(r + e->nfds, 0, (size_t)(n - e->nfds) * sizeof(*r));
+        e->fds = r;
+        e->nfds = n;
+    }
+    return &e->fds[fd];
+}
+
+static uint32_t interest(const srv_loop_op_t *op)
+{
+    switch (op->kind) {
+    case SRV__OP_ACCEPT:
+    case SRV__OP_RECV:
+        return EPOLLIN;
+    case SRV__OP_SEND:
+        return EPOLLOUT;
+    default:
+        return op->events & (EPOLLIN | EPOLLOUT | EPOLLPRI | EPOLLRDHUP);
+    }
+}
+
+/* Bring the kernel's registration in line with the ops on the record. The registration goes
+ * away with the last op: the owner may close the fd right after, and epoll would keep
+ * reporting a closed fd that another process still holds open. */
+static int rec_sync(eloop_t *e, int fd)
+{
+    fdrec_t *r = &e->fds[fd];
+    struct epoll_event ev;
+    uint32_t want = 0;
+
+    if (r->head == NULL) {
+        if (r->reg) {
+            epoll_ctl(e->epfd, EPOLL_CTL_DEL, fd, NULL);
+            r->reg = false;
+            r->gen++;
+        }
+        return 0;
+    }
+    for (const srv_loop_op_t *op = r->head; op; op = op->next)
+        want |= interest(op);
+    if (r->reg && want == r->mask)
+        return 0;
+    ev.events = want;
+    ev.data.u64 = (uint64_t)r->gen << 32 | (uint32_t)fd;
+    if (epoll_ctl(e->epfd, r->reg ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &ev) < 0)
+        return -errno;
+    r->reg = true;
+    r->mask = want;
+    return 0;
+}
+
+static void rec_unlink(eloop_t *e, srv_loop_op_t *op)
+{
+    srv_loop_op_t **pp = &e->fds[op->fd].head;
+
+    while (*pp && *pp != op)
+        pp = &(*pp)->next;
+    if (*pp)
+        *pp = op->next;
+    op->next = NULL;
+}
+
+static int wait_on_fd(eloop_t *e, srv_loop_op_t *op)
+{
+    fdrec_t *r = rec_get(e, op->fd);
+    srv_loop_op_t **pp;
+    int rc;
+
+    if (r == NULL)
+        return -ENOMEM;
+    for (pp = &r->head; *pp; pp = &(*pp)->next)
+        ;
+    op->next = NULL;
+    *pp = op;
+    rc = rec_sync(e, op->fd);
+    if (rc < 0) {
+        rec_unlink(e, op);
+        rec_sync(e, op->fd);
+        return rc;
+    }
+    op->armed = ST_WAIT;
+    return 0;
+}
+
+/* ---- completions ---- */
+
+static void post(eloop_t *e, srv_loop_op_t *op, int res)
+{
+    op->armed = ST_POSTED;
+    op->priv[1] = (uint64_t)(int64_t)res;
+    op->next = NULL;
+    if (e->post_tail)
+        e->post_tail->next = op;
+    else
+        e->post_head = op;
+    e->post_tail = op;
+}
+
+static inline void deliver(srv_loop_t *loop, srv_loop_op_t *op, int res, const char *data)
+{
+    op->armed = 0;
+    op->cancelled = 0;
+    op->cb(loop, op, res, data, 0);
+}
+
+/* Take op off its fd (so its callback may submit on the fd again) and complete it. */
+static void finish_fd_op(eloop_t *e, srv_loop_op_t *op, int res, const char *data)
+{
+    int fd = op->fd;
+
+    rec_unlink(e, op);
+    rec_sync(e, fd);
+    deliver(&e->base, op, res, data);
+}
+
+static ssize_t do_sendmsg(const srv_loop_op_t *op)
+{
+    struct msghdr m;
+
+    memset(&m, 0, sizeof(m));
+    m.msg_iov = (struct iovec *)op->iov;
+    m.msg_iovlen = (size_t)op->iovcnt;
+    return sendmsg(op->fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+/* ---- submit calls ---- */
+
+static int epoll_wait_op(srv_loop_t *loop, srv_loop_op_t *op)
+{
+    return wait_on_fd(E(loop), op);
+}
+
+static int epoll_send(srv_loop_t *loop, srv_loop_op_t *op)
+{
+    eloop_t *e = E(loop);
+    ssize_t n;
+
+    /* Try now unless another send already waits on this fd (bytes must stay in order). The
+     * result is posted: callbacks only run inside srv_loop_run. */
+    if (op->fd < e->nfds) {
+        for (const srv_loop_op_t *o = e->fds[op->fd].head; o; o = o->next)
+            if (o->kind == SRV__OP_SEND)
+                return wait_on_fd(e, op);
+    }
+    n = do_sendmsg(op);
+    if (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+        post(e, op, n >= 0 ? (int)n : -errno);
+        return 0;
+    }
+    return wait_on_fd(e, op);
+}
+
+static int epoll_timer(srv_loop_t *loop, srv_loop_op_t *op)
+{
+    int rc = heap_push(E(loop), op);
+
+    if (rc == 0)
+        op->armed = ST_WAIT;
+    return rc;
+}
+
+static int epoll_cancel(srv_loop_t *loop, srv_loop_op_t *op)
+{
+    eloop_t *e = E(loop);
+
+    if (op->armed != ST_WAIT)
+        return 0; /* result already posted: it is delivered as the final completion */
+    if (op->kind == SRV__OP_TIMER) {
+        heap_remove(e, op);
+    } else {
+        rec_unlink(e, op);
+        rec_sync(e, op->fd);
+    }
+    op->cancelled = 1;
+    post(e, op, -ECANCELED);
+    return 0;
+}
+
+/* ---- dispatch ---- */
+
+static bool accept_transient(int err)
+{
+    switch (err) {
+    case ECONNABORTED:
+    case EINTR:
+    case EPROTO:
+    case EPERM:
+    case ENETDOWN:
+    case ENOPROTOOPT:
+    case EHOSTDOWN:
+    case ENONET:
+    case EHOSTUNREACH:
+    case EOPNOTSUPP:
+    case ENETUNREACH:
+    case ETIMEDOUT:
+        return true;
+    default:
+        return false;
+    }
+}
+
+static int do_accept(eloop_t *e, srv_loop_op_t *op, uint32_t rev)
+{
+    int n = 0;
+
+    if (!(rev & (EPOLLIN | EPOLLERR | EPOLLHUP)))
+        return 0;
+    for (int i = 0; i < ACCEPT_BATCH; i++) {
+        int c = accept4(op->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+        if (c >= 0) {
+            op->cb(&e->base, op, c, NULL, SRV_LOOP_MORE);
+            n++;
+            if (op->armed != ST_WAIT)
+                break;
+            continue;
+        }
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            break;
+        if (accept_transient(errno))
+            continue;
+        finish_fd_op(e, op, -errno, NULL);
+        n++;
+        break;
+    }
+    return n;
+}
+
+static int do_recv(eloop_t *e, srv_loop_op_t *op, uint32_t rev)
+{
+    size_t size = e->base.opts.recv_size;
+    int n = 0;
+
+    if (!(rev & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP)))
+        return 0;
+    for (int i = 0; i < RECV_BATCH; i++) {
+        ssize_t r = read(op->fd, e->buf, size);
+
+        if (r > 0) {
+            op->cb(&e->base, op, (int)r, e->buf, SRV_LOOP_MORE);
+            n++;
+            /* A short read almost always drained the socket: level-triggered epoll reports
+             * anything that arrives later, so skip the read that would only say EAGAIN. */
+            if (op->armed != ST_WAIT || (size_t)r < size)
+                break;
+            continue;
+        }
+        if (r == 0) {
+            finish_fd_op(e, op, 0, NULL);
+            return n + 1;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            break;
+        finish_fd_op(e, op, -errno, NULL);
+        return n + 1;
+    }
+    return n;
+}
+
+static int do_send(eloop_t *e, srv_loop_op_t *op, uint32_t rev)
+{
+    ssize_t r;
+
+    if (!(rev & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
+        return 0;
+    r = do_sendmsg(op);
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return 0;
+    finish_fd_op(e, op, r >= 0 ? (int)r : -errno, NULL);
+    return 1;
+}
+
+static int dispatch_fd(eloop_t *e, int fd, uint32_t rev)
+{
+    srv_loop_op_t *snap[SNAP_MAX];
+    int k = 0, n = 0;
+
+    /* Callbacks may cancel, add or finish ops on this fd while we walk it, so walk a copy. An
+     * op in the copy cannot have been freed: its final completion is delivered either here,
+     * when its own turn comes, or later from the posted queue. */
+    for (srv_loop_op_t *op = e->fds[fd].head; op && k < SNAP_MAX; op = op->next)
+        snap[k++] = op;
+    for (int i = 0; i < k; i++) {
+        srv_loop_op_t *op = snap[i];
+        uint32_t r;
+
+        if (op->armed != ST_WAIT || op->fd != fd)
+            continue;
+        switch (op->kind) {
+        case SRV__OP_ACCEPT:
+            n += do_accept(e, op, rev);
+            break;
+        case SRV__OP_RECV:
+            n += do_recv(e, op, rev);
+            break;
+        case SRV__OP_SEND:
+            n += do_send(e, op, rev);
+            break;
+        default:
+            r = rev & (op->events | EPOLLERR | EPOLLHUP);
+            if (r) {
+                finish_fd_op(e, op, (int)r, NULL);
+                n++;
+            }
+            break;
+        }
+    }
+    return n;
+}
+
+static int epoll_run(srv_loop_t *loop, int timeout_ms)
+{
+    eloop_t *e = E(loop);
+    srv_loop_op_t *p;
+    int nev, n = 0, t = timeout_ms;
+
+    if (e->post_head) {
+        t = 0;
+    } else if (e->heap_len) {
+        int64_t d = e->heap[0]->deadline_ns - srv__loop_clock();
+        /* Round up: waking a little early would spin on zero timeouts until the deadline. */
+        int64_t ms = d <= 0 ? 0 : (d + 999999) / 1000000;
+
+        if (ms > INT32_MAX)
+            ms = INT32_MAX;
+        if (t < 0 || ms < t)
+            t = (int)ms;
+    }
+    nev = epoll_wait(e->epfd, e->events, MAX_EVENTS, t);
+    if (nev < 0)
+        return -errno; /* -EINTR included: the caller checks its signal flags */
+    srv__loop_update_now(loop);
+
+    p = e->post_head;
+    e->post_head = e->post_tail = NULL;
+    while (p) {
+        srv_loop_op_t *next = p->next;
+
+        deliver(loop, p, (int)(int64_t)p->priv[1], NULL);
+        n++;
+        p = next;
+    }
+
+    for (int i = 0; i < nev; i++) {
+        uint64_t tag = e->events[i].data.u64;
+        int fd = (int)(uint32_t)tag;
+
+        if (tag == WAKE_TAG) {
+            uint64_t v;
+
+            while (read(loop->wake_fd, &v, sizeof(v)) < 0 && errno == EINTR)
+                ;
+            srv__loop_woken(loop);
+            n++;
+            continue;
+        }
+        if (fd >= e->nfds || e->fds[fd].gen != (uint32_t)(tag >> 32) || e->fds[fd].head == NULL)
+            continue;
+        n += dispatch_fd(e, fd, e->events[i].events);
+    }
+
+    while (e->heap_len && e->heap[0]->deadline_ns <= loop->now_ns) {
+        srv_loop_op_t *op = e->heap[0];
+
+        heap_remove(e, op);
+        deliver(loop, op, -ETIME, NULL);
+        n++;
+    }
+    return n;
+}
+
+static void epoll_destroy(srv_loop_t *loop)
+{
+    eloop_t *e = E(loop);
+
+    if (e->epfd >= 0)
+        close(e->epfd);
+    free(e->fds);
+    free(e->heap);
+    free(e->buf);
+    srv__loop_base_fini(loop);
+    free(e);
+}
+
+static int epoll_create_loop(srv_loop_t **out, const srv_loop_opts_t *opts, char *why,
+                             size_t whylen)
+{
+    eloop_t *e = calloc(1, sizeof(*e));
+    struct epoll_event ev;
+    int rc;
+
+    (void)why;
+    (void)whylen;
+    if (e == NULL)
+        return -ENOMEM;
+    e->epfd = -1;
+    e->base.wake_fd = -1;
+    rc = srv__loop_base_init(&e->base, &srv__loop_epoll, opts);
+    if (rc < 0)
+        goto fail;
+    e->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (e->epfd < 0) {
+        rc = -errno;
+        goto fail;
+    }
+    e->buf = malloc(opts->recv_size);
+    if (e->buf == NULL) {
+        rc = -ENOMEM;
+        goto fail;
+    }
+    ev.events = EPOLLIN;
+    ev.data.u64 = WAKE_TAG;
+    if (epoll_ctl(e->epfd, EPOLL_CTL_ADD, e->base.wake_fd, &ev) < 0) {
+        rc = -errno;
+        goto fail;
+    }
+    *out = &e->base;
+    return 0;
+fail:
+    epoll_destroy(&e->base);
+    return rc;
+}
+
+const srv__loop_backend_t srv__loop_epoll = {
+    .name = "epoll",
+    .create = epoll_create_loop,
+    .destroy = epoll_destroy,
+    .accept = epoll_wait_op,
+    .recv = epoll_wait_op,
+    .send = epoll_send,
+    .poll = epoll_wait_op,
+    .timer = epoll_timer,
+    .cancel = epoll_cancel,
+    .run = epoll_run,
+};

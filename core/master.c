@@ -1,0 +1,612 @@
+/* Master: owns the pid file, the listeners and the shared region (all created before any fork
+ * or thread), forks the manager, runs the reactor threads (process mode), turns signals and
+ * control-socket commands into actions, and stops the tree gracefully. */
+#include "core/master.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "core/ctl.h"
+#include "core/ipc.h"
+#include "core/listen.h"
+#include "core/log.h"
+#include "core/manager.h"
+#include "core/reactor.h"
+#include "core/server.h"
+#include "core/shm.h"
+#include "core/table.h"
+
+#define MAX_CLIENTS 16
+
+typedef struct client {
+    int fd;
+    bool wants_reload; /* waiting for the manager's RELOAD_DONE */
+} client_t;
+
+static struct {
+    int pid_fd;
+    int ctl_fd;
+    int mgr_fd;
+    pid_t mgr_pid;
+    int sig_fd;
+    int ready_fd; /* daemonize: pipe to the waiting parent, -1 once told */
+    client_t clients[MAX_CLIENTS];
+    bool started; /* every worker reported ready once */
+    int ready_count;
+    bool stopping;
+    int exit_code;
+    int64_t stop_deadline; /* monotonic ms: stop waiting for in-flight work */
+    bool mgr_told_stop;
+    bool reload_running;
+} G;
+
+static void tell_parent(int code)
+{
+    if (G.ready_fd < 0)
+        return;
+    unsigned char c = (unsigned char)code;
+    ssize_t rc = write(G.ready_fd, &c, 1);
+    (void)rc;
+    close(G.ready_fd);
+    G.ready_fd = -1;
+}
+
+/* Lock the pid file; -EEXIST when another live server holds it. */
+static int pidfile_lock(const char *path)
+{
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return -errno;
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int err = errno;
+        close(fd);
+        return err == EWOULDBLOCK ? -EEXIST : -err;
+    }
+    char buf[32];
+    int n = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, buf, (size_t)n, 0) != n) {
+        int err = -errno;
+        close(fd);
+        return err;
+    }
+    return fd;
+}
+
+static int ctl_listen(const char *path)
+{
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof(sun.sun_path))
+        return -ENAMETOOLONG;
+    strcpy(sun.sun_path, path);
+    unlink(path); /* we hold the pid file lock: any socket file here is stale */
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    mode_t old = umask(0177); /* 0600: only the owner may stop or reload the server */
+    int rc = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
+    umask(old);
+    if (rc != 0 || listen(fd, 16) != 0) {
+        rc = -errno;
+        close(fd);
+        return rc;
+    }
+    return fd;
+}
+
+static void client_close(client_t *c)
+{
+    if (c->fd >= 0)
+        close(c->fd);
+    c->fd = -1;
+    c->wants_reload = false;
+}
+
+static void client_reply(client_t *c, const char *text)
+{
+    size_t len = strlen(text);
+    const char *p = text;
+    /* Replies are small; the client is our own CLI waiting for them. A short blocking write
+     * with a poll bound keeps this simple without risking a stuck master. */
+    while (len > 0) {
+        ssize_t n = send(c->fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0) {
+            p += n;
+            len -= (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN) {
+            struct pollfd pfd = {.fd = c->fd, .events = POLLOUT};
+            if (poll(&pfd, 1, 1000) > 0)
+                continue;
+        }
+        break;
+    }
+    client_close(c);
+}
+
+static void master_begin_stop(const char *why)
+{
+    if (G.stopping)
+        return;
+    G.stopping = true;
+    srv_log(SRV_LOG_NOTICE, "master", 0, "stopping (%s)", why);
+    G.stop_deadline = srv__mono_ms() + (int64_t)srv__server.cfg.max_wait_time * 1000;
+    if (srv__server.nreactors > 0)
+        srv__reactors_stop_accepting();
+}
+
+static void send_mgr(uint32_t type, int code)
+{
+    srv_ctl_msg_t m = {.type = type, .code = code};
+    if (G.mgr_fd >= 0)
+        srv_ctl_send(G.mgr_fd, &m, NULL, 0);
+}
+
+static void handle_command(client_t *c, const char *cmd)
+{
+    if (strcmp(cmd, "info") == 0 || strcmp(cmd, "info json") == 0) {
+        char *buf = malloc(1 << 20);
+        if (buf == NULL) {
+            client_reply(c, "error out of memory\n");
+            return;
+        }
+        if (strcmp(cmd, "info") == 0)
+            srv__info_text(buf, 1 << 20);
+        else
+            srv__info_json(buf, 1 << 20);
+        client_reply(c, buf);
+        free(buf);
+    } else if (strcmp(cmd, "reload") == 0 || strcmp(cmd, "reload tasks") == 0) {
+        bool tasks = strcmp(cmd, "reload tasks") == 0;
+        if (G.stopping) {
+            client_reply(c, "error 1 the server is stopping\n");
+            return;
+        }
+        if (tasks && srv__server.cfg.task_worker_num == 0) {
+            client_reply(c, "ok no task workers to reload\n");
+            return;
+        }
+        if (G.reload_running) {
+            client_reply(c, "error 1 a reload is already running\n");
+            return;
+        }
+        G.reload_running = true;
+        c->wants_reload = true;
+        send_mgr(SRV_CTL_RELOAD, tasks ? 1 : 0);
+    } else if (strcmp(cmd, "stop") == 0) {
+        client_reply(c, "ok\n");
+        master_begin_stop("srv stop");
+    } else {
+        client_reply(c, "error 2 unknown command\n");
+    }
+}
+
+static void client_read(client_t *c)
+{
+    char buf[128];
+    ssize_t n = recv(c->fd, buf, sizeof(buf) - 1, MSG_DONTWAIT);
+    if (n <= 0) {
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+            return;
+        client_close(c);
+        return;
+    }
+    buf[n] = '\0';
+    char *nl = strchr(buf, '\n');
+    if (nl == NULL) {
+        client_reply(c, "error 2 bad command\n");
+        return;
+    }
+    *nl = '\0';
+    handle_command(c, buf);
+}
+
+static void reload_done(int code, const char *text)
+{
+    G.reload_running = false;
+    char reply[600];
+    if (code == 0)
+        snprintf(reply, sizeof(reply), "ok\n");
+    else
+        snprintf(reply, sizeof(reply), "error %d %s\n", code, text);
+    for (int i = 0; i < MAX_CLIENTS; i++)
+        if (G.clients[i].fd >= 0 && G.clients[i].wants_reload)
+            client_reply(&G.clients[i], reply);
+}
+
+static void handle_mgr(void)
+{
+    srv_ctl_msg_t m;
+    int fds[SRV_MAX_REACTORS];
+    int rc = srv_ctl_recv(G.mgr_fd, &m, fds, SRV_MAX_REACTORS);
+    if (rc == -EAGAIN)
+        return;
+    if (rc < 0) {
+        close(G.mgr_fd);
+        G.mgr_fd = -1;
+        if (!G.stopping) {
+            srv_log(SRV_LOG_ERROR, "master", 0, "the manager process went away; stopping");
+            G.exit_code = SRV_EXIT_FAILURE;
+            master_begin_stop("manager lost");
+        }
+        return;
+    }
+    switch (m.type) {
+    case SRV_CTL_WORKER_READY: {
+        int n = (int)m.nfds;
+        for (int r = 0; r < n; r++) {
+            if (r < srv__server.nreactors)
+                srv__reactor_post_channel(r, m.slot, m.generation, fds[r]);
+            else
+                close(fds[r]);
+        }
+        if (!G.started) {
+            G.ready_count++;
+            int total = srv__server.cfg.worker_num + srv__server.cfg.task_worker_num;
+            if (G.ready_count >= total) {
+                G.started = true;
+                srv_log(SRV_LOG_NOTICE, "master", 0, "server ready");
+                tell_parent(SRV_EXIT_OK);
+            }
+        }
+        break;
+    }
+    case SRV_CTL_START_FAILED:
+        if (!G.started) {
+            srv_log(SRV_LOG_ERROR, "master", 0, "the app failed to load: %s", m.text);
+            fprintf(stderr, "srv: %s\n", m.text);
+            G.exit_code = SRV_EXIT_APP;
+            master_begin_stop("app failed to load");
+        }
+        for (uint32_t i = 0; i < m.nfds; i++)
+            close(fds[i]);
+        break;
+    case SRV_CTL_RELOAD_DONE:
+        reload_done(m.code, m.text);
+        break;
+    default:
+        for (uint32_t i = 0; i < m.nfds; i++)
+            close(fds[i]);
+        break;
+    }
+}
+
+static void accept_clients(void)
+{
+    for (;;) {
+        int fd = accept4(G.ctl_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0)
+            return;
+        int i;
+        for (i = 0; i < MAX_CLIENTS && G.clients[i].fd >= 0; i++)
+            ;
+        if (i == MAX_CLIENTS) {
+            close(fd);
+            continue;
+        }
+        G.clients[i].fd = fd;
+        G.clients[i].wants_reload = false;
+    }
+}
+
+static int daemonize(void)
+{
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) != 0)
+        return -errno;
+    pid_t pid = fork();
+    if (pid < 0)
+        return -errno;
+    if (pid > 0) {
+        /* The caller's process: wait for the daemon's verdict. */
+        close(p[1]);
+        unsigned char code = SRV_EXIT_FAILURE;
+        ssize_t n;
+        do {
+            n = read(p[0], &code, 1);
+        } while (n < 0 && errno == EINTR);
+        _exit(n == 1 ? code : SRV_EXIT_FAILURE);
+    }
+    close(p[0]);
+    setsid();
+    pid = fork();
+    if (pid < 0)
+        _exit(SRV_EXIT_FAILURE);
+    if (pid > 0)
+        _exit(0); /* the session leader goes; the grandchild can never regain a terminal */
+    G.ready_fd = p[1];
+    int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (null >= 0) {
+        dup2(null, 0);
+        close(null);
+    }
+    return 0;
+}
+
+static void redirect_stdio_to_log(void)
+{
+    int fd = srv_log_fd();
+    if (fd > 2) {
+        dup2(fd, 1);
+        dup2(fd, 2);
+    } else {
+        int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+        if (null >= 0) {
+            dup2(null, 1);
+            dup2(null, 2);
+            close(null);
+        }
+    }
+}
+
+static int setup_stats(const srv_config_t *cfg)
+{
+    int nw = cfg->worker_num + cfg->task_worker_num;
+    size_t stats = sizeof(srv_stats_t) + (size_t)nw * sizeof(srv_worker_stat_t);
+    size_t bytes = stats + srv_tables_region_size(cfg) + (1u << 20);
+    int rc = srv_shm_create(bytes);
+    if (rc < 0)
+        return rc;
+    srv_stats_t *st = srv_shm_alloc(stats, 64);
+    if (st == NULL)
+        return -ENOMEM;
+    memset(st, 0, stats);
+    st->nworkers = nw;
+    st->start_ms = srv__now_ms();
+    atomic_store(&st->master_pid, getpid());
+    srv__server.stats = st;
+    return srv_tables_create(cfg);
+}
+
+int srv__master_run(const srv_config_t *cfg, bool daemon)
+{
+    srv_server_t *S = &srv__server;
+    memset(&G, 0, sizeof(G));
+    G.pid_fd = G.ctl_fd = G.mgr_fd = G.sig_fd = G.ready_fd = -1;
+    for (int i = 0; i < MAX_CLIENTS; i++)
+        G.clients[i].fd = -1;
+    S->cfg = *cfg;
+    S->nreactors = cfg->mode == SRV_MODE_PROCESS ? cfg->reactor_num : 0;
+    snprintf(S->ctl_path, sizeof(S->ctl_path), "%s.sock", cfg->pid_file);
+    srv_log_set_role("master", -1);
+    srv_log_set_level(cfg->log_level);
+    const char *dbg = getenv("SRV_DEBUG");
+    if (dbg)
+        srv_log_set_debug(dbg);
+
+    /* Refuse early (before daemonizing) when a live server holds the pid file. */
+    int probe = open(cfg->pid_file, O_RDONLY | O_CLOEXEC);
+    if (probe >= 0) {
+        bool busy = flock(probe, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+        close(probe);
+        if (busy) {
+            fprintf(stderr, "srv: already running (pid file %s is locked)\n", cfg->pid_file);
+            return SRV_EXIT_RUNNING;
+        }
+    }
+    if (cfg->log_file[0]) {
+        int rc = srv_log_open(cfg->log_file);
+        if (rc < 0) {
+            fprintf(stderr, "srv: cannot open log file %s: %s\n", cfg->log_file, srv_strerror(rc));
+            return SRV_EXIT_CONFIG;
+        }
+    }
+    if (daemon) {
+        int rc = daemonize();
+        if (rc < 0) {
+            fprintf(stderr, "srv: cannot daemonize: %s\n", srv_strerror(rc));
+            return SRV_EXIT_FAILURE;
+        }
+    }
+    int code = SRV_EXIT_FAILURE;
+    G.pid_fd = pidfile_lock(cfg->pid_file);
+    if (G.pid_fd < 0) {
+        if (G.pid_fd == -EEXIST) {
+            fprintf(stderr, "srv: already running (pid file %s is locked)\n", cfg->pid_file);
+            code = SRV_EXIT_RUNNING;
+        } else
+            fprintf(stderr, "srv: cannot write pid file %s: %s\n", cfg->pid_file,
+                    srv_strerror(G.pid_fd));
+        goto out;
+    }
+    int rc = setup_stats(cfg);
+    if (rc < 0) {
+        fprintf(stderr, "srv: cannot create the shared region: %s\n", srv_strerror(rc));
+        goto out_pid;
+    }
+    S->nlisten = 0;
+    for (int i = 0; i < cfg->nlisten; i++) {
+        const char *what = "";
+        char desc[300];
+        int fd = srv_listen_open(&cfg->listen[i], &what);
+        if (fd < 0) {
+            srv_log(SRV_LOG_ERROR, "master", fd, "cannot listen on %s (%s)",
+                    srv_listen_describe(&cfg->listen[i], desc, sizeof(desc)), what);
+            fprintf(stderr, "srv: cannot listen on %s: %s: %s\n",
+                    srv_listen_describe(&cfg->listen[i], desc, sizeof(desc)), what,
+                    srv_strerror(fd));
+            code = SRV_EXIT_LISTEN;
+            goto out_listen;
+        }
+        S->listen_fd[S->nlisten++] = fd;
+        srv_log(SRV_LOG_NOTICE, "master", 0, "listening on %s (%s)",
+                srv_listen_describe(&cfg->listen[i], desc, sizeof(desc)),
+                cfg->listen[i].type == SRV_LISTEN_HTTP  ? "http"
+                : cfg->listen[i].type == SRV_LISTEN_TCP ? "tcp"
+                                                        : "udp");
+    }
+    G.ctl_fd = ctl_listen(S->ctl_path);
+    if (G.ctl_fd < 0) {
+        fprintf(stderr, "srv: cannot create control socket %s: %s\n", S->ctl_path,
+                srv_strerror(G.ctl_fd));
+        goto out_listen;
+    }
+
+    /* Signals: blocked in every thread, read through a signalfd by the main loop. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGUSR1);
+    sigaddset(&set, SIGUSR2);
+    sigaddset(&set, SIGRTMIN);
+    sigaddset(&set, SIGCHLD);
+    sigaddset(&set, SIGHUP);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
+        srv_log(SRV_LOG_ERROR, "master", errno, "socketpair");
+        goto out_ctl;
+    }
+    /* Never fork a threaded process: the manager is forked before any reactor thread. */
+    G.mgr_pid = fork();
+    if (G.mgr_pid < 0) {
+        srv_log(SRV_LOG_ERROR, "master", errno, "fork manager");
+        close(sv[0]);
+        close(sv[1]);
+        goto out_ctl;
+    }
+    if (G.mgr_pid == 0) {
+        close(sv[0]);
+        close(G.pid_fd);
+        close(G.ctl_fd);
+        if (G.ready_fd >= 0)
+            close(G.ready_fd);
+        srv__manager_main(sv[1]);
+    }
+    close(sv[1]);
+    G.mgr_fd = sv[0];
+    fcntl(G.mgr_fd, F_SETFL, fcntl(G.mgr_fd, F_GETFL) | O_NONBLOCK);
+    G.sig_fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    prctl(PR_SET_NAME, "srv: master");
+
+    if (S->nreactors > 0) {
+        rc = srv__reactors_start();
+        if (rc < 0) {
+            srv_log(SRV_LOG_ERROR, "master", rc, "cannot start reactor threads");
+            G.exit_code = SRV_EXIT_FAILURE;
+            master_begin_stop("reactor start failed");
+        }
+    }
+    srv_log(SRV_LOG_NOTICE, "master", 0,
+            "srv %s started: mode %s, %d worker(s), %d task worker(s)%s", SRV_VERSION,
+            cfg->mode == SRV_MODE_BASE ? "base" : "process", cfg->worker_num, cfg->task_worker_num,
+            daemon ? ", daemonized" : "");
+    if (daemon)
+        redirect_stdio_to_log();
+
+    for (;;) {
+        struct pollfd pfd[3 + MAX_CLIENTS];
+        int n = 0;
+        pfd[n++] = (struct pollfd){.fd = G.sig_fd, .events = POLLIN};
+        pfd[n++] = (struct pollfd){.fd = G.ctl_fd, .events = POLLIN};
+        pfd[n++] = (struct pollfd){.fd = G.mgr_fd, .events = POLLIN};
+        for (int i = 0; i < MAX_CLIENTS; i++)
+            pfd[n++] = (struct pollfd){.fd = G.clients[i].fd, .events = POLLIN};
+        int timeout = G.stopping ? 20 : -1;
+        int prc = poll(pfd, (nfds_t)n, timeout);
+        if (prc < 0 && errno != EINTR)
+            break;
+        if (prc > 0) {
+            if (pfd[0].revents) {
+                struct signalfd_siginfo si;
+                while (read(G.sig_fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+                    int sig = (int)si.ssi_signo;
+                    if (sig == SIGTERM || sig == SIGINT || sig == SIGHUP)
+                        master_begin_stop(strsignal(sig));
+                    else if (sig == SIGUSR1 || sig == SIGUSR2) {
+                        if (!G.reload_running && !G.stopping) {
+                            G.reload_running = true;
+                            send_mgr(SRV_CTL_RELOAD, sig == SIGUSR2);
+                        }
+                    } else if (sig == SIGRTMIN) {
+                        srv_log_reopen();
+                        send_mgr(SRV_CTL_REOPEN_LOG, 0);
+                    }
+                }
+            }
+            if (pfd[1].revents)
+                accept_clients();
+            if (pfd[2].revents)
+                handle_mgr();
+            for (int i = 0; i < MAX_CLIENTS; i++)
+                if (pfd[3 + i].revents && G.clients[i].fd >= 0)
+                    client_read(&G.clients[i]);
+        }
+        if (G.stopping) {
+            /* Let in-flight requests finish (up to max_wait_time) before workers go. */
+            bool drained = S->nreactors == 0 || srv__reactors_inflight() == 0;
+            if (!G.mgr_told_stop && (drained || srv__mono_ms() >= G.stop_deadline)) {
+                G.mgr_told_stop = true;
+                send_mgr(SRV_CTL_STOP, 0);
+            }
+            int status;
+            if (G.mgr_pid > 0 && waitpid(G.mgr_pid, &status, WNOHANG) == G.mgr_pid)
+                G.mgr_pid = 0;
+            if (G.mgr_pid == 0)
+                break;
+            /* A manager that does not stop gets killed well after its own deadline. */
+            if (srv__mono_ms() > G.stop_deadline + (int64_t)cfg->max_wait_time * 1000 + 5000) {
+                srv_log(SRV_LOG_WARN, "master", 0, "manager did not stop; killing the tree");
+                kill(G.mgr_pid, SIGKILL);
+                waitpid(G.mgr_pid, &status, 0);
+                G.mgr_pid = 0;
+                break;
+            }
+        } else if (G.mgr_pid > 0) {
+            int status;
+            if (waitpid(G.mgr_pid, &status, WNOHANG) == G.mgr_pid) {
+                G.mgr_pid = 0;
+                srv_log(SRV_LOG_ERROR, "master", 0, "the manager process died; stopping");
+                G.exit_code = SRV_EXIT_FAILURE;
+                master_begin_stop("manager died");
+            }
+        }
+    }
+    if (S->nreactors > 0)
+        srv__reactors_stop();
+    code = G.exit_code;
+    if (!G.started && code == SRV_EXIT_OK)
+        code = SRV_EXIT_FAILURE;
+    tell_parent(code);
+    srv_log(SRV_LOG_NOTICE, "master", 0, "stopped");
+    for (int i = 0; i < MAX_CLIENTS; i++)
+        client_close(&G.clients[i]);
+    if (G.mgr_fd >= 0)
+        close(G.mgr_fd);
+    if (G.sig_fd >= 0)
+        close(G.sig_fd);
+out_ctl:
+    close(G.ctl_fd);
+    unlink(S->ctl_path);
+out_listen:
+    for (int i = 0; i < S->nlisten; i++) {
+        close(S->listen_fd[i]);
+        if (cfg->listen[i].path[0])
+            unlink(cfg->listen[i].path);
+    }
+    srv_shm_destroy();
+out_pid:
+    unlink(cfg->pid_file);
+    close(G.pid_fd);
+out:
+    tell_parent(code);
+    return code;
+}

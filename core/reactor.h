@@ -1,0 +1,23 @@
+/* Reactor threads (process mode): each owns one event loop, accepts and serves connections,
+ * and exchanges framed messages with every worker over its own channel to that worker. */
+#ifndef SRV_REACTOR_H
+#define SRV_REACTOR_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Start S->nreactors threads. Called by the master after the manager was forked. */
+int srv__reactors_start(void);
+/* Hand reactor r its channel to the process now serving worker slot `slot` (master thread).
+ * The reactor closes the previous channel's write side so the old process drains and exits. */
+void srv__reactor_post_channel(int r, int slot, uint32_t gen, int fd);
+/* Stop accepting new connections (graceful stop, first step). */
+void srv__reactors_stop_accepting(void);
+/* Requests handed to workers and not answered yet, over all reactors. */
+uint64_t srv__reactors_inflight(void);
+/* Close every connection, stop the loops and join the threads. */
+void srv__reactors_stop(void);
+/* Backend name the reactors run ("io_uring"/"epoll"), "" before start. */
+const char *srv__reactors_backend(void);
+
+#endif

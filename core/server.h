@@ -1,0 +1,81 @@
+/* Process-wide state of one srv instance and the shared statistics every process updates.
+ * The master fills srv__server before it forks; children inherit it. The stats block lives in
+ * the shared region so `srv info` can read every process's counters. */
+#ifndef SRV_SERVER_H
+#define SRV_SERVER_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "config/config.h"
+
+#define SRV_MAX_REACTORS 64
+#define SRV_MAX_WORKERS 1024
+
+/* Exit codes of the srv command (documented in the README and `srv help`). */
+enum {
+    SRV_EXIT_OK = 0,
+    SRV_EXIT_FAILURE = 1,
+    SRV_EXIT_USAGE = 2,
+    SRV_EXIT_CONFIG = 3,
+    SRV_EXIT_LISTEN = 4,
+    SRV_EXIT_RUNNING = 5, /* already running (start) or not running (stop/reload/info) */
+    SRV_EXIT_APP = 6,
+};
+
+typedef enum {
+    SRV_WSTATE_EMPTY = 0,
+    SRV_WSTATE_STARTING = 1, /* forked, loading the app */
+    SRV_WSTATE_READY = 2,    /* serving */
+    SRV_WSTATE_STOPPING = 3, /* finishing in-flight work before exit */
+    SRV_WSTATE_BACKOFF = 4,  /* died at start-up; respawn delayed */
+} srv_wstate_t;
+
+/* One worker slot (workers first, then task workers). Written by the manager and the worker. */
+typedef struct srv_worker_stat {
+    _Atomic int pid;
+    _Atomic int state;
+    _Atomic uint64_t requests; /* handled by the current process of this slot */
+    _Atomic uint64_t total_requests;
+    _Atomic uint64_t respawns;  /* unplanned deaths replaced */
+    _Atomic uint64_t recycles;  /* planned replacements (max_request, reload) */
+    _Atomic int64_t started_ms; /* wall clock */
+    _Atomic uint32_t generation;
+} srv_worker_stat_t;
+
+typedef struct srv_reactor_stat {
+    _Atomic uint64_t connections; /* open now */
+    _Atomic uint64_t accepted;
+    _Atomic uint64_t requests;
+    _Atomic uint64_t errors_503;
+} srv_reactor_stat_t;
+
+typedef struct srv_stats {
+    int64_t start_ms;
+    _Atomic int master_pid;
+    _Atomic int manager_pid;
+    _Atomic uint64_t reloads;
+    srv_reactor_stat_t reactors[SRV_MAX_REACTORS]; /* base mode: one per worker, indexed by id */
+    int nworkers;                                  /* worker_num + task_worker_num */
+    srv_worker_stat_t workers[];
+} srv_stats_t;
+
+typedef struct srv_server {
+    srv_config_t cfg;
+    int nlisten;
+    int listen_fd[SRV_CONFIG_MAX_LISTEN];
+    srv_stats_t *stats;
+    int nreactors; /* process mode: reactor_num; base mode: 0 */
+    char ctl_path[SRV_CONFIG_PATH_MAX + 8];
+} srv_server_t;
+
+extern srv_server_t srv__server;
+
+int64_t srv__now_ms(void);  /* wall clock ms */
+int64_t srv__mono_ms(void); /* monotonic ms */
+/* Close every fd >= 3 except those in keep[0..n). */
+void srv__set_cloexec(int fd);
+
+#endif

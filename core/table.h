@@ -1,0 +1,47 @@
+/* Shared-memory tables (internal side): creation from the config in the master before fork, the
+ * in-region layout, and what `srv info` and the tests need. The app-facing API is
+ * include/srv/table.h. */
+#ifndef SRV_CORE_TABLE_H
+#define SRV_CORE_TABLE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config/config.h"
+#include "srv/table.h"
+
+/* Bytes of shared region that srv_tables_create(cfg) takes (tables, their indexes, and the
+ * atomics registry), padding included. Add it to what else the region must hold. */
+size_t srv_tables_region_size(const srv_config_t *cfg);
+
+/* Create every [[table]] of cfg, and the atomics registry, in the shared region. Call in the
+ * master after srv_shm_create() and before any fork; children inherit the registry that
+ * srv_table_find() reads. Returns 0, -EINVAL (a table or column the config loader should have
+ * refused: logged with its name), -ENOMEM (region too small), -ENODEV (no region). */
+int srv_tables_create(const srv_config_t *cfg);
+
+/* Write a JSON array describing every table into buf:
+ * [{"name":"kv","rows":3,"capacity":1024,"bytes":N,"full_failures":0}]
+ * Returns the length written (NUL-terminated), or -ENOSPC when cap is too small. */
+int srv_tables_info_json(char *buf, size_t cap);
+
+/* Forget the tables (the region is going away): called by srv_shm_destroy(). */
+void srv__tables_forget(void);
+
+/* ---- for tests and benchmarks ---- */
+
+/* The 64-bit hash of a key (a wyhash-style multiply-mix over 8-byte words). */
+uint64_t srv__table_hash(const void *key, size_t len);
+/* Index of the bucket key falls in, and how many buckets t has. */
+uint32_t srv__table_bucket(const srv_table_t *t, const char *key);
+uint32_t srv__table_nbuckets(const srv_table_t *t);
+/* Take / release the write lock of key's bucket, and mark the bucket as being written (as a
+ * writer does): lets a test die holding it. */
+void srv__table_lock_key(srv_table_t *t, const char *key);
+void srv__table_unlock_key(srv_table_t *t, const char *key);
+/* Times a lock was taken over from a dead holder. */
+uint64_t srv__table_steals(const srv_table_t *t);
+/* Times a set/incr of a new key failed because the table was full. */
+uint64_t srv__table_full_failures(const srv_table_t *t);
+
+#endif

@@ -1,0 +1,423 @@
+/* Worker processes. Process mode: read request frames from one channel per reactor, run the
+ * app, write response frames back in one write per batch. Base mode: run an engine of our own
+ * on the inherited listeners and call the app in place, no IPC. Task workers (until task
+ * delivery exists) load the app and wait. */
+#include "core/worker.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/app.h"
+#include "core/conn.h"
+#include "core/ipc.h"
+#include "core/log.h"
+#include "core/loop.h"
+#include "core/response.h"
+#include "core/server.h"
+#include "protocols/http.h"
+
+typedef struct wchan {
+    int fd;
+    int reactor;
+    srv_loop_op_t op;
+    bool armed;
+    bool eof;
+    srv_ipc_buf_t in;
+    srv_ipc_buf_t out;
+} wchan_t;
+
+static struct {
+    int slot;
+    bool task;
+    int ctl_fd;
+    srv_loop_t *loop;
+    srv_engine_t *eng; /* base mode */
+    wchan_t *chans;
+    int nchans;
+    int open_chans;
+    const srv_handlers_t *handlers[SRV_CONFIG_MAX_LISTEN];
+    srv_worker_stat_t *stat;
+    uint64_t requests;
+    uint64_t recycle_at;
+    bool recycle_sent;
+    volatile sig_atomic_t stop;
+    volatile sig_atomic_t reopen;
+    srv_resp_sink_t sink;
+} W;
+
+static void on_signal(int sig)
+{
+    if (sig == SIGTERM || sig == SIGINT)
+        W.stop = 1;
+    else
+        W.reopen = 1;
+    if (W.loop)
+        srv_loop_wake(W.loop);
+}
+
+static void tell_manager(int type, const char *text)
+{
+    srv_ctl_msg_t m = {.type = (uint32_t)type, .slot = W.slot, .pid = getpid()};
+    if (text)
+        snprintf(m.text, sizeof(m.text), "%s", text);
+    srv_ctl_send(W.ctl_fd, &m, NULL, 0);
+}
+
+__attribute__((noreturn)) static void fail_start(const char *msg)
+{
+    srv_log(SRV_LOG_ERROR, "worker", 0, "%s", msg);
+    tell_manager(SRV_WMSG_FAIL, msg);
+    _exit(SRV_EXIT_APP);
+}
+
+/* Write all of b to the channel; the reactor always reads, so waiting here is bounded by its
+ * progress. A channel gone away (reactor shut down) drops the bytes: nobody can receive them. */
+static void chan_write_all(wchan_t *ch)
+{
+    size_t off = 0;
+    while (off < ch->out.len) {
+        ssize_t n = send(ch->fd, ch->out.data + off, ch->out.len - off, MSG_NOSIGNAL);
+        if (n > 0) {
+            off += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN) {
+            struct pollfd p = {.fd = ch->fd, .events = POLLOUT};
+            if (poll(&p, 1, 1000) < 0 && errno != EINTR)
+                break;
+            continue;
+        }
+        srv_log_debug("ipc", "channel to reactor %d: %s", ch->reactor,
+                      n < 0 ? strerror(errno) : "closed");
+        break;
+    }
+    srv_ipc_buf_consume(&ch->out, ch->out.len);
+}
+
+static void flush_all(void)
+{
+    for (int i = 0; i < W.nchans; i++)
+        if (W.chans[i].out.len > 0)
+            chan_write_all(&W.chans[i]);
+}
+
+/* Process-mode sink: frames into the channel of the reactor that owns the session. */
+static int chan_emit(void *arg, uint64_t session, const struct iovec *iov, int iovcnt,
+                     unsigned flags)
+{
+    int r = SRV_SESSION_ENGINE(session);
+    if (r < 0 || r >= W.nchans)
+        return -ENOENT;
+    wchan_t *ch = &W.chans[r];
+    size_t total = 0;
+    for (int i = 0; i < iovcnt; i++)
+        total += iov[i].iov_len;
+    if (total > (size_t)srv__server.cfg.buffer_output_size)
+        return -EMSGSIZE;
+    char *p =
+        srv_ipc_frame_begin(&ch->out, session, SRV_IPC_RESPONSE, (uint16_t)flags, (uint32_t)total);
+    if (p == NULL) {
+        chan_write_all(ch);
+        p = srv_ipc_frame_begin(&ch->out, session, SRV_IPC_RESPONSE, (uint16_t)flags,
+                                (uint32_t)total);
+        if (p == NULL)
+            return -ENOBUFS;
+    }
+    for (int i = 0; i < iovcnt; i++) {
+        memcpy(p, iov[i].iov_base, iov[i].iov_len);
+        p += iov[i].iov_len;
+    }
+    return 0;
+}
+
+static int chan_emit_file(void *arg, uint64_t session, int fd, const char *path, uint64_t off,
+                          uint64_t len, unsigned flags)
+{
+    close(fd); /* the reactor opens the path itself; we only checked it can be served */
+    int r = SRV_SESSION_ENGINE(session);
+    if (r < 0 || r >= W.nchans)
+        return -ENOENT;
+    wchan_t *ch = &W.chans[r];
+    size_t plen = strlen(path);
+    srv_ipc_file_t f = {.offset = off, .length = len};
+    char *p = srv_ipc_frame_begin(&ch->out, session, SRV_IPC_FILE, (uint16_t)flags,
+                                  (uint32_t)(sizeof(f) + plen));
+    if (p == NULL) {
+        chan_write_all(ch);
+        p = srv_ipc_frame_begin(&ch->out, session, SRV_IPC_FILE, (uint16_t)flags,
+                                (uint32_t)(sizeof(f) + plen));
+        if (p == NULL)
+            return -ENOBUFS;
+    }
+    memcpy(p, &f, sizeof(f));
+    memcpy(p + sizeof(f), path, plen);
+    return 0;
+}
+
+/* Base-mode sink: straight into our own engine's connection. */
+static int eng_emit(void *arg, uint64_t session, const struct iovec *iov, int iovcnt,
+                    unsigned flags)
+{
+    return srv__conn_respond(W.eng, session, iov, iovcnt, flags);
+}
+
+static int eng_emit_file(void *arg, uint64_t session, int fd, const char *path, uint64_t off,
+                         uint64_t len, unsigned flags)
+{
+    return srv__conn_respond_fd(W.eng, session, fd, off, len, flags);
+}
+
+static void count_request(void)
+{
+    W.requests++;
+    atomic_fetch_add_explicit(&W.stat->requests, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&W.stat->total_requests, 1, memory_order_relaxed);
+    if (W.recycle_at && W.requests >= W.recycle_at && !W.recycle_sent) {
+        W.recycle_sent = true;
+        tell_manager(SRV_WMSG_RECYCLE, NULL);
+    }
+}
+
+/* Run the app on one request. The response object is reused from request to request; one
+ * the app detaches stays where it is (the app holds its pointer) and the next request gets a
+ * new one. A detached response keeps its own copy of the request. */
+static srv_response_t *g_res;
+
+static void run_request(const srv_request_t *req, const void *block, size_t block_len)
+{
+    count_request();
+    const srv_handlers_t *h = W.handlers[req->listener];
+    if (g_res == NULL) {
+        g_res = calloc(1, sizeof(*g_res));
+        if (g_res == NULL) {
+            srv_log(SRV_LOG_ERROR, "worker", ENOMEM, "no memory for a response");
+            struct iovec v = {NULL, 0};
+            W.sink.emit(W.sink.arg, req->session, &v, 0, SRV_IPC_F_ERROR | SRV_IPC_F_FINAL);
+            return;
+        }
+    }
+    srv_response_t *res = g_res;
+    srv__response_init(res, req, &W.sink);
+    if (h == NULL || h->on_request == NULL) {
+        srv_response_status(res, 404);
+        srv_response_header(res, "Content-Type", "text/plain");
+        static const char msg[] = "no handler for this listener\n";
+        srv_response_send(res, msg, sizeof(msg) - 1);
+        return;
+    }
+    h->on_request((srv_request_t *)req, res);
+    if (!srv__response_after_handler(res))
+        return;
+    /* Detached: this object now belongs to the app until it finishes the response. */
+    g_res = NULL;
+    res->heap = true;
+    res->req_view = *req;
+    if (block) {
+        void *copy = malloc(block_len);
+        if (copy != NULL)
+            memcpy(copy, block, block_len);
+        if (copy == NULL || srv_http_request_decode(copy, block_len, &res->req_view) < 0) {
+            free(copy);
+            res->req_view = *req;
+            srv_log(SRV_LOG_ERROR, "worker", ENOMEM, "cannot keep a detached request");
+        } else {
+            res->req_view.session = req->session;
+            res->req_copy = copy;
+        }
+    }
+    res->req = &res->req_view;
+}
+
+static void on_frame(void *arg, const srv_ipc_hdr_t *h, const char *payload)
+{
+    if (h->type != SRV_IPC_REQUEST)
+        return;
+    srv_request_t req;
+    if (srv_http_request_decode((void *)payload, h->len, &req) < 0) {
+        srv_log(SRV_LOG_ERROR, "ipc", EPROTO, "undecodable request frame");
+        return;
+    }
+    req.session = h->session;
+    run_request(&req, payload, h->len);
+}
+
+static void on_chan_recv(srv_loop_t *loop, srv_loop_op_t *op, int res, const char *data,
+                         uint32_t flags)
+{
+    wchan_t *ch = op->data;
+    if (!(flags & SRV_LOOP_MORE))
+        ch->armed = false;
+    if (res > 0) {
+        if (srv_ipc_feed(&ch->in, data, (size_t)res, on_frame, ch) < 0) {
+            srv_log(SRV_LOG_ERROR, "ipc", EPROTO, "corrupt stream from reactor %d", ch->reactor);
+            res = -EPROTO;
+        } else {
+            if (!ch->armed && !ch->eof)
+                ch->armed = srv_loop_recv(loop, &ch->op, ch->fd) == 0;
+            return;
+        }
+    }
+    if (res == -ECANCELED && !W.stop)
+        return;
+    /* EOF: the reactor replaced us (reload) or is stopping; answer what we have and go. */
+    if (!ch->eof) {
+        ch->eof = true;
+        W.open_chans--;
+    }
+}
+
+static int base_dispatch(srv_engine_t *e, srv_conn_t *c, const srv_request_t *req)
+{
+    run_request(req, NULL, 0);
+    return 0;
+}
+
+static void on_wake(srv_loop_t *loop, void *arg)
+{
+}
+
+void srv__worker_main(int slot, bool task, int ctl_fd, const int *chans, int nchans)
+{
+    srv_server_t *S = &srv__server;
+    const srv_config_t *cfg = &S->cfg;
+    memset(&W, 0, sizeof(W));
+    W.slot = slot;
+    W.task = task;
+    W.ctl_fd = ctl_fd;
+    int id = task ? slot - cfg->worker_num : slot;
+    srv_log_set_role(task ? "task" : "worker", id);
+    char name[16];
+    snprintf(name, sizeof(name), "srv: %s %d", task ? "task" : "worker", id);
+    prctl(PR_SET_NAME, name);
+    /* If the manager dies, we go too: no orphans serving stale code. */
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() == 1)
+        _exit(1);
+    W.stat = &S->stats->workers[slot];
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGRTMIN, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    const srv_app_t *app;
+    char err[2048];
+    if (srv__app_load(cfg->app, &app, err, sizeof(err)) < 0)
+        fail_start(err);
+    srv__worker_set_self(id, task ? "task" : "worker", cfg->worker_num);
+    for (int i = 0; i < cfg->nlisten; i++) {
+        W.handlers[i] = srv__app_handlers(cfg->listen[i].handler);
+        if (W.handlers[i] == NULL) {
+            snprintf(err, sizeof(err), "app %s has no handler set '%s' (listener %s)", cfg->app,
+                     cfg->listen[i].handler, cfg->listen[i].name);
+            fail_start(err);
+        }
+    }
+    if (app->on_worker_start && app->on_worker_start(srv_worker_self()) != 0) {
+        snprintf(err, sizeof(err), "on_worker_start of %s refused to start", cfg->app);
+        fail_start(err);
+    }
+    if (cfg->max_request > 0 && !task) {
+        uint64_t grace = cfg->max_request_grace > 0 ? (uint64_t)cfg->max_request_grace : 0;
+        W.recycle_at =
+            (uint64_t)cfg->max_request + (grace ? (uint64_t)(getpid() * 7919u) % (grace + 1) : 0);
+    }
+    int rc = srv_loop_create(&W.loop, cfg->reactor_backend, NULL);
+    if (rc < 0) {
+        snprintf(err, sizeof(err), "cannot create event loop: %s", srv_strerror(rc));
+        fail_start(err);
+    }
+    srv_loop_set_wake(W.loop, on_wake, NULL);
+
+    if (!task && S->nreactors > 0) {
+        W.sink = (srv_resp_sink_t){.emit = chan_emit, .emit_file = chan_emit_file};
+        W.chans = calloc((size_t)nchans, sizeof(wchan_t));
+        W.nchans = nchans;
+        for (int i = 0; i < nchans; i++) {
+            wchan_t *ch = &W.chans[i];
+            ch->fd = chans[i];
+            ch->reactor = i;
+            ch->op.cb = on_chan_recv;
+            ch->op.data = ch;
+            srv_ipc_buf_init(&ch->in, (size_t)cfg->package_max_length + (1u << 20));
+            srv_ipc_buf_init(&ch->out, (size_t)cfg->ipc_buffer_size);
+            ch->armed = srv_loop_recv(W.loop, &ch->op, ch->fd) == 0;
+        }
+        W.open_chans = nchans;
+    } else if (!task) {
+        W.sink = (srv_resp_sink_t){.emit = eng_emit, .emit_file = eng_emit_file};
+        srv_engine_opts_t o = {
+            .id = slot,
+            .loop = W.loop,
+            .cfg = cfg,
+            .listen_fds = S->listen_fd,
+            .accept = true,
+            .ops = {.dispatch = base_dispatch},
+            .stat_conns = &S->stats->reactors[slot % SRV_MAX_REACTORS].connections,
+            .stat_accepted = &S->stats->reactors[slot % SRV_MAX_REACTORS].accepted,
+            .stat_requests = &S->stats->reactors[slot % SRV_MAX_REACTORS].requests,
+            .stat_503 = &S->stats->reactors[slot % SRV_MAX_REACTORS].errors_503,
+        };
+        rc = srv__engine_create(&W.eng, &o);
+        if (rc < 0) {
+            snprintf(err, sizeof(err), "cannot start serving: %s", srv_strerror(rc));
+            fail_start(err);
+        }
+    }
+    tell_manager(SRV_WMSG_READY, NULL);
+    srv_log_debug("worker", "ready");
+
+    int64_t stop_deadline = 0;
+    for (;;) {
+        rc = srv_loop_run(W.loop, W.stop ? 50 : -1);
+        if (rc < 0 && rc != -EINTR) {
+            srv_log(SRV_LOG_ERROR, "loop", rc, "worker loop");
+            break;
+        }
+        flush_all();
+        if (W.reopen) {
+            W.reopen = 0;
+            srv_log_reopen();
+        }
+        if (W.nchans > 0 && W.open_chans == 0)
+            break; /* every reactor closed its channel: we were replaced */
+        if (W.stop) {
+            if (stop_deadline == 0) {
+                stop_deadline = srv__mono_ms() + (int64_t)cfg->max_wait_time * 1000;
+                if (W.eng)
+                    srv__engine_drain(W.eng);
+            }
+            bool idle = W.eng == NULL || srv__engine_conns(W.eng) == 0;
+            if (idle || srv__mono_ms() >= stop_deadline)
+                break;
+        }
+    }
+    atomic_store(&W.stat->state, SRV_WSTATE_STOPPING);
+    if (app->on_worker_stop)
+        app->on_worker_stop(srv_worker_self());
+    if (W.eng) {
+        srv__engine_close_all(W.eng);
+        for (int i = 0; i < 100 && srv__engine_conns(W.eng) > 0; i++)
+            srv_loop_run(W.loop, 10);
+        srv__engine_destroy(W.eng);
+    }
+    flush_all();
+    for (int i = 0; i < W.nchans; i++) {
+        close(W.chans[i].fd);
+        srv_ipc_buf_deinit(&W.chans[i].in);
+        srv_ipc_buf_deinit(&W.chans[i].out);
+    }
+    free(W.chans);
+    srv_loop_destroy(W.loop);
+    _exit(0);
+}

@@ -1,0 +1,20 @@
+/* Worker processes: load the app, then serve requests from reactor channels (process mode)
+ * or accept and serve connections themselves (base mode). */
+#ifndef SRV_WORKER_H
+#define SRV_WORKER_H
+
+#include <stdbool.h>
+
+/* Worker status messages to the manager travel on ctl_fd as srv_ctl_msg_t with these types. */
+enum {
+    SRV_WMSG_READY = 100,   /* app loaded, on_worker_start returned 0 */
+    SRV_WMSG_FAIL = 101,    /* could not start; text = why */
+    SRV_WMSG_RECYCLE = 102, /* max_request reached: replace me */
+};
+
+/* Entry of a forked worker or task worker; never returns. chans: this worker's end of one
+ * channel per reactor (process mode), none in base mode. */
+__attribute__((noreturn)) void srv__worker_main(int slot, bool task, int ctl_fd, const int *chans,
+                                                int nchans);
+
+#endif

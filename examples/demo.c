@@ -1,0 +1,195 @@
+/* The demo app: every callback in use. The black-box tests and benchmarks rely on these
+ * endpoints, so keep them stable:
+ *   GET /                 200 "Hello, World!" (text/plain)
+ *   POST /echo            the body back, with the request's Content-Type
+ *   GET /worker           {"id":N,"pid":P}
+ *   GET /sleep?ms=N       blocks this worker N ms, then 200
+ *   GET /crash            the worker aborts while handling
+ *   GET /big?bytes=N      N bytes
+ *   GET /stream?chunks=N  a chunked response of N chunks
+ *   GET /headers          the request headers, one per line (X-Forwarded-For, X-Real-IP, ...)
+ *   GET /peer             the peer address as the worker sees it
+ *   GET /table/set?key=&value=, /table/get?key=, /table/incr?key=   the shared "kv" table */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "srv/srv.h"
+
+static bool path_is(const srv_request_t *req, const char *p)
+{
+    size_t n = strlen(p);
+    return req->path.len == n && memcmp(req->path.ptr, p, n) == 0;
+}
+
+static bool method_is(const srv_request_t *req, const char *m)
+{
+    size_t n = strlen(m);
+    return req->method.len == n && memcmp(req->method.ptr, m, n) == 0;
+}
+
+static void text(srv_response_t *res, int status, const char *body)
+{
+    srv_response_status(res, status);
+    srv_response_header(res, "Content-Type", "text/plain");
+    srv_response_send(res, body, strlen(body));
+}
+
+static long query_long(const srv_request_t *req, const char *name, long dflt)
+{
+    char buf[32];
+    if (srv_request_query(req, name, buf, sizeof(buf)) < 0)
+        return dflt;
+    char *end;
+    long v = strtol(buf, &end, 10);
+    return *end == '\0' ? v : dflt;
+}
+
+static void table_endpoint(srv_request_t *req, srv_response_t *res)
+{
+    srv_table_t *t = srv_table_find("kv");
+    if (t == NULL) {
+        text(res, 404, "no table kv in the configuration\n");
+        return;
+    }
+    char key[64], value[257], out[512];
+    if (srv_request_query(req, "key", key, sizeof(key)) <= 0) {
+        text(res, 400, "key required (1..63 bytes)\n");
+        return;
+    }
+    int vcol = srv_table_column(t, "value"), hcol = srv_table_column(t, "hits");
+    if (path_is(req, "/table/set")) {
+        int n = srv_request_query(req, "value", value, sizeof(value));
+        if (n < 0) {
+            text(res, 400, "value required (up to 256 bytes)\n");
+            return;
+        }
+        int rc = srv_table_set_string(t, key, vcol, value, (size_t)n);
+        if (rc < 0) {
+            snprintf(out, sizeof(out), "set failed: %s\n", srv_strerror(rc));
+            text(res, rc == -ENOSPC ? 507 : 400, out);
+            return;
+        }
+        text(res, 200, "ok\n");
+    } else if (path_is(req, "/table/get")) {
+        int rc = srv_table_get_string(t, key, vcol, value, sizeof(value));
+        if (rc < 0) {
+            text(res, 404, "no such key\n");
+            return;
+        }
+        int64_t hits = 0;
+        srv_table_get_int(t, key, hcol, &hits);
+        snprintf(out, sizeof(out), "{\"key\":\"%s\",\"value\":\"%s\",\"hits\":%lld,\"worker\":%d}",
+                 key, value, (long long)hits, srv_worker_self()->id);
+        srv_response_header(res, "Content-Type", "application/json");
+        srv_response_send(res, out, strlen(out));
+    } else if (path_is(req, "/table/incr")) {
+        int64_t v = 0;
+        int rc = srv_table_incr(t, key, hcol, 1, &v);
+        if (rc < 0) {
+            snprintf(out, sizeof(out), "incr failed: %s\n", srv_strerror(rc));
+            text(res, rc == -ENOSPC ? 507 : 400, out);
+            return;
+        }
+        snprintf(out, sizeof(out), "%lld\n", (long long)v);
+        text(res, 200, out);
+    } else
+        text(res, 404, "not found\n");
+}
+
+static void on_request(srv_request_t *req, srv_response_t *res)
+{
+    char buf[256];
+    if (path_is(req, "/")) {
+        srv_response_header(res, "Content-Type", "text/plain");
+        srv_response_send(res, "Hello, World!", 13);
+    } else if (path_is(req, "/echo")) {
+        if (!method_is(req, "POST")) {
+            text(res, 405, "POST only\n");
+            return;
+        }
+        srv_str_t ct = srv_request_header(req, "Content-Type");
+        if (ct.ptr) {
+            char type[256];
+            snprintf(type, sizeof(type), "%.*s", (int)ct.len, ct.ptr);
+            srv_response_header(res, "Content-Type", type);
+        }
+        srv_response_send(res, req->body.ptr, req->body.len);
+    } else if (path_is(req, "/worker")) {
+        int n = snprintf(buf, sizeof(buf), "{\"id\":%d,\"pid\":%d}", srv_worker_self()->id,
+                         (int)getpid());
+        srv_response_header(res, "Content-Type", "application/json");
+        srv_response_send(res, buf, (size_t)n);
+    } else if (path_is(req, "/sleep")) {
+        long ms = query_long(req, "ms", 0);
+        if (ms < 0 || ms > 600000) {
+            text(res, 400, "ms must be 0..600000\n");
+            return;
+        }
+        struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
+        while (nanosleep(&ts, &ts) != 0)
+            ;
+        snprintf(buf, sizeof(buf), "slept %ld ms\n", ms);
+        text(res, 200, buf);
+    } else if (path_is(req, "/crash")) {
+        abort();
+    } else if (path_is(req, "/big")) {
+        long n = query_long(req, "bytes", -1);
+        if (n < 0 || n > (1L << 30)) {
+            text(res, 400, "bytes must be 0..1073741824\n");
+            return;
+        }
+        srv_response_header(res, "Content-Type", "application/octet-stream");
+        /* Sent in pieces so the size is not bounded by one IPC frame. */
+        static char block[65536];
+        if (block[0] == 0)
+            memset(block, 'x', sizeof(block));
+        if (n <= (long)sizeof(block)) {
+            srv_response_send(res, block, (size_t)n);
+            return;
+        }
+        for (long left = n; left > 0;) {
+            size_t k = left > (long)sizeof(block) ? sizeof(block) : (size_t)left;
+            if (srv_response_write(res, block, k) < 0)
+                break;
+            left -= (long)k;
+        }
+        srv_response_end(res);
+    } else if (path_is(req, "/stream")) {
+        long n = query_long(req, "chunks", 3);
+        if (n < 0 || n > 100000) {
+            text(res, 400, "chunks must be 0..100000\n");
+            return;
+        }
+        srv_response_header(res, "Content-Type", "text/plain");
+        for (long i = 0; i < n; i++) {
+            int k = snprintf(buf, sizeof(buf), "chunk %ld\n", i);
+            srv_response_write(res, buf, (size_t)k);
+        }
+        srv_response_end(res);
+    } else if (path_is(req, "/headers")) {
+        srv_response_header(res, "Content-Type", "text/plain");
+        for (size_t i = 0; i < req->nheaders; i++) {
+            int k = snprintf(buf, sizeof(buf), "%.*s: %.*s\n", (int)req->headers[i].name.len,
+                             req->headers[i].name.ptr, (int)req->headers[i].value.len,
+                             req->headers[i].value.ptr);
+            srv_response_write(res, buf, (size_t)(k < (int)sizeof(buf) ? k : (int)sizeof(buf) - 1));
+        }
+        srv_response_end(res);
+    } else if (path_is(req, "/peer")) {
+        int n = snprintf(buf, sizeof(buf), "%.*s %d\n", (int)req->peer.len, req->peer.ptr,
+                         req->peer_port);
+        srv_response_header(res, "Content-Type", "text/plain");
+        srv_response_send(res, buf, (size_t)n);
+    } else if (req->path.len > 7 && memcmp(req->path.ptr, "/table/", 7) == 0) {
+        table_endpoint(req, res);
+    } else {
+        text(res, 404, "not found\n");
+    }
+}
+
+SRV_APP(.name = "demo", .handlers = {.on_request = on_request});

@@ -1,0 +1,992 @@
+/* HTTP/1.1 request parser on llhttp, the request's IPC encoding and the response-head writer.
+ * The parser copies what a request needs into its own bounded buffers because reads split
+ * anywhere and the caller's buffer is reused; buffers are kept small between requests so that
+ * thousands of idle keep-alive connections cost little, and reused so steady state never
+ * allocates. */
+#include "protocols/http.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <llhttp.h>
+
+#include "protocols/http_static.h"
+
+/* Buffers up to these sizes survive next(); bigger ones are freed after the request. */
+#define HEAD_KEEP 2048
+#define BODY_KEEP 4096
+#define HDRS_KEEP 32
+#define HEAD_INITIAL 512
+
+enum phase {
+    PH_IDLE,     /* between requests: nothing of the next one yet */
+    PH_HEAD,     /* request line and headers */
+    PH_BODY,     /* body (and trailers) */
+    PH_CONTINUE, /* paused at end of headers after returning CONTINUE */
+    PH_READY,    /* paused after a whole request */
+    PH_ERROR,
+};
+
+enum span { SP_NONE, SP_FIELD, SP_VALUE };
+
+struct srv_http_parser {
+    llhttp_t ll;
+    srv_http_limits_t lim;
+    enum phase phase;
+    enum span span;
+    bool in_message; /* llhttp called on_message_begin */
+    bool trailers;
+    bool expect_continue;
+    bool te_seen;
+    bool te_only_chunked; /* every Transfer-Encoding value so far is exactly "chunked" */
+    int hosts;
+    uint64_t body_expect; /* Content-Length, 0 when absent or chunked */
+    int err_status;
+    const char *err_reason;
+    size_t head_bytes; /* bytes fed since the previous request ended, while in PH_IDLE/HEAD */
+    size_t trailer_bytes;
+    size_t ext_bytes; /* chunk extensions, read and dropped */
+    uint32_t flags;
+    /* method/url/header text; offsets because the buffer moves when it grows */
+    char *head;
+    size_t head_len, head_cap;
+    size_t url_len;
+    srv_header_t *hdrs;
+    size_t *hdr_off; /* name offset, value offset per header */
+    size_t nhdrs, hdrs_cap;
+    char *body;
+    size_t body_len, body_cap;
+    srv_request_t req;
+};
+
+static int on_message_begin(llhttp_t *ll);
+static int on_url(llhttp_t *ll, const char *at, size_t len);
+static int on_header_field(llhttp_t *ll, const char *at, size_t len);
+static int on_header_field_complete(llhttp_t *ll);
+static int on_header_value(llhttp_t *ll, const char *at, size_t len);
+static int on_header_value_complete(llhttp_t *ll);
+static int on_headers_complete(llhttp_t *ll);
+static int on_body(llhttp_t *ll, const char *at, size_t len);
+static int on_message_complete(llhttp_t *ll);
+static int on_chunk_header(llhttp_t *ll);
+static int on_chunk_extension(llhttp_t *ll, const char *at, size_t len);
+
+/* Read-only after initialisation and shared by every parser in every thread. */
+static const llhttp_settings_t settings = {
+    .on_message_begin = on_message_begin,
+    .on_url = on_url,
+    .on_header_field = on_header_field,
+    .on_header_field_complete = on_header_field_complete,
+    .on_header_value = on_header_value,
+    .on_header_value_complete = on_header_value_complete,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+    .on_chunk_header = on_chunk_header,
+    .on_chunk_extension_name = on_chunk_extension,
+    .on_chunk_extension_value = on_chunk_extension,
+};
+
+static int fail(srv_http_parser_t *p, int status, const char *reason)
+{
+    p->err_status = status;
+    p->err_reason = reason;
+    llhttp_set_error_reason(&p->ll, reason);
+    return HPE_USER;
+}
+
+static bool lower_eq(const char *a, size_t alen, const char *lit)
+{
+    size_t n = strlen(lit);
+    if (alen != n)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)a[i];
+        if (c >= 'A' && c <= 'Z')
+            c = (unsigned char)(c + 32);
+        if (c != (unsigned char)lit[i])
+            return false;
+    }
+    return true;
+}
+
+static int head_append(srv_http_parser_t *p, const char *at, size_t len)
+{
+    if (p->head_len + len > p->head_cap) {
+        size_t cap = p->head_cap ? p->head_cap : HEAD_INITIAL;
+        while (cap < p->head_len + len)
+            cap *= 2;
+        char *nb = realloc(p->head, cap);
+        if (nb == NULL)
+            return -ENOMEM;
+        p->head = nb;
+        p->head_cap = cap;
+    }
+    memcpy(p->head + p->head_len, at, len);
+    p->head_len += len;
+    return 0;
+}
+
+static srv_http_parser_t *parser_of(llhttp_t *ll)
+{
+    return ll->data;
+}
+
+static int on_message_begin(llhttp_t *ll)
+{
+    parser_of(ll)->in_message = true;
+    return 0;
+}
+
+static int on_url(llhttp_t *ll, const char *at, size_t len)
+{
+    srv_http_parser_t *p = parser_of(ll);
+    if (head_append(p, at, len) < 0)
+        return fail(p, 500, "out of memory");
+    p->url_len += len;
+    return 0;
+}
+
+static int on_header_field(llhttp_t *ll, const char *at, size_t len)
+{
+    srv_http_parser_t *p = parser_of(ll);
+    if (p->trailers) {
+        /* Trailers are read and dropped (RFC 9112 7.1.2 allows it) but still bounded. */
+        p->trailer_bytes += len;
+        if (p->trailer_bytes > p->lim.header_max)
+            return fail(p, 431, "trailers too large");
+        return 0;
+    }
+    if (p->span != SP_FIELD) {
+        if (p->nhdrs == p->lim.max_headers)
+            return fail(p, 431, "too many headers");
+        if (p->nhdrs == p->hdrs_cap) {
+            size_t cap = p->hdrs_cap ? p->hdrs_cap * 2 : 16;
+            if (cap > p->lim.max_headers)
+                cap = p->lim.max_headers;
+            srv_header_t *nh = realloc(p->hdrs, cap * sizeof(*nh));
+            if (nh == NULL)
+                return fail(p, 500, "out of memory");
+            p->hdrs = nh;
+            size_t *no = realloc(p->hdr_off, cap * 2 * sizeof(*no));
+            if (no == NULL)
+                return fail(p, 500, "out of memory");
+            p->hdr_off = no;
+            p->hdrs_cap = cap;
+        }
+        srv_header_t *h = &p->hdrs[p->nhdrs];
+        memset(h, 0, sizeof(*h));
+        p->hdr_off[2 * p->nhdrs] = p->head_len;
+        p->hdr_off[2 * p->nhdrs + 1] = p->head_len;
+        p->nhdrs++;
+        p->span = SP_FIELD;
+    }
+    if (head_append(p, at, len) < 0)
+        return fail(p, 500, "out of memory");
+    p->hdrs[p->nhdrs - 1].name.len += len;
+    return 0;
+}
+
+/* RFC 9110 5.6.2 tchar */
+static bool is_token(const char *s, size_t n)
+{
+    static const char extra[] = "!#$%&'*+-.^_`|~";
+    if (n == 0)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        bool ok = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                  (c != 0 && strchr(extra, c) != NULL);
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+static int on_header_field_complete(llhttp_t *ll)
+{
+    srv_http_parser_t *p = parser_of(ll);
+    if (p->trailers)
+        return 0;
+    /* llhttp's loose mode (the one compiled here) lets spaces and more into names; a name
+     * another hop reads differently is a request-smuggling vector, so refuse it. */
+    size_t i = p->nhdrs - 1;
+    if (!is_token(p->head + p->hdr_off[2 * i], p->hdrs[i].name.len))
+        return fail(p, 400, "invalid header name");
+    p->span = SP_VALUE;
+    p->hdr_off[2 * (p->nhdrs - 1) + 1] = p->head_len;
+    return 0;
+}
+
+static int on_header_value(llhttp_t *ll, const char *at, size_t len)
+{
+    srv_http_parser_t *p = parser_of(ll);
+    if (p->trailers) {
+        p->trailer_bytes += len;
+        if (p->trailer_bytes > p->lim.header_max)
+            return fail(p, 431, "trailers too large");
+        return 0;
+    }
+    if (head_append(p, at, len) < 0)
+        return fail(p, 500, "out of memory");
+    p->hdrs[p->nhdrs - 1].value.len += len;
+    return 0;
+}
+
+/* Looks at the headers whose meaning llhttp leaves to us, once each value is whole. */
+static int on_header_value_complete(llhttp_t *ll)
+{
+    srv_http_parser_t *p = parser_of(ll);
+    if (p->trailers)
+        return 0;
+    p->span = SP_NONE;
+    size_t i = p->nhdrs - 1;
+    srv_header_t *h = &p->hdrs[i];
+    const char *name = p->head + p->hdr_off[2 * i];
+    const char *val = p->head + p->hdr_off[2 * i + 1];
+    /* llhttp drops leading whitespace but keeps trailing whitespace. */
+    while (h->value.len > 0 && (val[h->value.len - 1] == ' ' || val[h->value.len - 1] == '\t'))
+        h->value.len--;
+    if (lower_eq(name, h->name.len, "transfer-encoding")) {
+        if (!p->te_seen)
+            p->te_only_chunked = true;
+        p->te_seen = true;
+        if (!lower_eq(val, h->value.len, "chunked") || p->flags & SRV_REQ_CHUNKED)
+            p->te_only_chunked = false;
+        p->flags |= SRV_REQ_CHUNKED;
+    } else if (lower_eq(name, h->name.len, "host")) {
+        p->hosts++;
+    } else if (lower_eq(name, h->name.len, "expect")) {
+        /* RFC 9110 10.1.1: other expectations MAY get 417; ignoring them is also allowed. */
+        if (lower_eq(val, h->value.len, "100-continue"))
+            p->expect_continue = true;
+    }
+    return 0;
+}
+
+static int on_headers_complete(llhttp_t *ll)
+{
+    srv_http_parser_t *p = parser_of(ll);
+    p->phase = PH_BODY;
+    p->trailers = true;
+    if (ll->http_major != 1)
+        return fail(p, 505, "HTTP version not supported");
+    /* RFC 9112 3.2: exactly one Host in HTTP/1.1 */
+    if (ll->http_minor >= 1 && p->hosts != 1)
+        return fail(p, 400, p->hosts ? "duplicate Host" : "missing Host");
+    if (ll->method == HTTP_CONNECT)
+        return fail(p, 501, "CONNECT not supported");
+    if (p->te_seen && !p->te_only_chunked)
+        return fail(p, 501, "unsupported transfer-encoding");
+    if ((ll->flags & F_CONTENT_LENGTH) && !(ll->flags & F_CHUNKED)) {
+        if (ll->content_length > p->lim.body_max)
+            return fail(p, 413, "body too large");
+        p->body_expect = ll->content_length;
+    }
+    if (llhttp_should_keep_alive(ll))
+        p->flags |= SRV_REQ_KEEP_ALIVE;
+    if (ll->method == HTTP_HEAD)
+        p->flags |= SRV_REQ_HEAD;
+    if (ll->upgrade)
+        p->flags |= SRV_REQ_UPGRADE;
+    if (p->expect_continue) {
+        p->flags |= SRV_REQ_EXPECT_CONTINUE;
+        bool body = (ll->flags & F_CHUNKED) || ll->content_length > 0;
+        if (body) {
+            p->phase = PH_CONTINUE;
+            return HPE_PAUSED;
+        }
+    }
+    return 0;
+}
+
+static int on_body(llhttp_t *ll, const char *at, size_t len)
+{
+    srv_http_parser_t *p = parser_of(ll);
+    if (len > p->lim.body_max - p->body_len)
+        return fail(p, 413, "body too large");
+    if (p->body_len + len > p->body_cap) {
+        size_t cap = p->body_cap ? p->body_cap : 1024;
+        while (cap < p->body_len + len)
+            cap *= 2;
+        /* Grow with the bytes that arrived, never straight to Content-Length: a client
+         * announcing a big body and sending nothing must not pin that much memory. */
+        size_t lim = p->body_expect ? p->body_expect : p->lim.body_max;
+        if (cap > lim)
+            cap = lim;
+        char *nb = realloc(p->body, cap);
+        if (nb == NULL)
+            return fail(p, 500, "out of memory");
+        p->body = nb;
+        p->body_cap = cap;
+    }
+    memcpy(p->body + p->body_len, at, len);
+    p->body_len += len;
+    return 0;
+}
+
+/* A chunk announcing more than the body may still hold is refused before its bytes arrive. */
+static int on_chunk_header(llhttp_t *ll)
+{
+    srv_http_parser_t *p = parser_of(ll);
+    if (ll->content_length > p->lim.body_max - p->body_len)
+        return fail(p, 413, "body too large");
+    return 0;
+}
+
+/* llhttp does not buffer extensions, but an endless one would keep a request open forever. */
+static int on_chunk_extension(llhttp_t *ll, const char *at, size_t len)
+{
+    srv_http_parser_t *p = parser_of(ll);
+    p->ext_bytes += len;
+    if (p->ext_bytes > p->lim.header_max)
+        return fail(p, 400, "chunk extensions too long");
+    return 0;
+}
+
+/* Points the view at the parser's buffers; offsets become pointers only now, when the buffers
+ * can no longer move. */
+static void build_request(srv_http_parser_t *p)
+{
+    srv_request_t *r = &p->req;
+    memset(r, 0, sizeof(*r));
+    const char *m = llhttp_method_name((llhttp_method_t)p->ll.method);
+    r->method = (srv_str_t){m, strlen(m)};
+    r->url = (srv_str_t){p->url_len ? p->head : "", p->url_len};
+    const char *u = r->url.ptr;
+    size_t n = r->url.len, ps = 0, pe;
+    /* absolute-form (RFC 9112 3.2.2): the path starts after the authority */
+    if ((n >= 7 && lower_eq(u, 7, "http://")) || (n >= 8 && lower_eq(u, 8, "https://"))) {
+        ps = u[4] == ':' ? 7 : 8;
+        while (ps < n && u[ps] != '/' && u[ps] != '?')
+            ps++;
+    }
+    for (pe = ps; pe < n && u[pe] != '?'; pe++)
+        ;
+    r->path = (srv_str_t){u + ps, pe - ps};
+    if (r->path.len == 0)
+        r->path = (srv_str_t){"/", 1};
+    if (pe < n)
+        r->query = (srv_str_t){u + pe + 1, n - pe - 1};
+    else
+        r->query = (srv_str_t){u + n, 0};
+    r->http_major = p->ll.http_major;
+    r->http_minor = p->ll.http_minor;
+    r->flags = p->flags;
+    for (size_t i = 0; i < p->nhdrs; i++) {
+        p->hdrs[i].name.ptr = p->head + p->hdr_off[2 * i];
+        p->hdrs[i].value.ptr = p->head + p->hdr_off[2 * i + 1];
+    }
+    r->headers = p->hdrs;
+    r->nheaders = p->nhdrs;
+    r->body = (srv_str_t){p->body_len ? p->body : "", p->body_len};
+}
+
+static int on_message_complete(llhttp_t *ll)
+{
+    srv_http_parser_t *p = parser_of(ll);
+    build_request(p);
+    p->phase = PH_READY;
+    return HPE_PAUSED;
+}
+
+static void reset_message(srv_http_parser_t *p)
+{
+    p->phase = PH_IDLE;
+    p->span = SP_NONE;
+    p->in_message = false;
+    p->trailers = false;
+    p->expect_continue = false;
+    p->te_seen = false;
+    p->te_only_chunked = false;
+    p->hosts = 0;
+    p->body_expect = 0;
+    p->head_bytes = 0;
+    p->trailer_bytes = 0;
+    p->ext_bytes = 0;
+    p->flags = 0;
+    p->head_len = 0;
+    p->url_len = 0;
+    p->nhdrs = 0;
+    p->body_len = 0;
+    memset(&p->req, 0, sizeof(p->req));
+}
+
+int srv_http_parser_create(srv_http_parser_t **out, const srv_http_limits_t *limits)
+{
+    srv_http_parser_t *p = calloc(1, sizeof(*p));
+    if (p == NULL)
+        return -ENOMEM;
+    if (limits != NULL)
+        p->lim = *limits;
+    if (p->lim.header_max == 0)
+        p->lim.header_max = SRV_HTTP_HEADER_MAX_DEFAULT;
+    if (p->lim.body_max == 0)
+        p->lim.body_max = SRV_HTTP_BODY_MAX_DEFAULT;
+    if (p->lim.max_headers == 0)
+        p->lim.max_headers = SRV_HTTP_MAX_HEADERS_DEFAULT;
+    /* llhttp keeps the settings pointer; they are never written through it. */
+    llhttp_init(&p->ll, HTTP_REQUEST, (llhttp_settings_t *)&settings);
+    p->ll.data = p;
+    reset_message(p);
+    *out = p;
+    return 0;
+}
+
+void srv_http_parser_destroy(srv_http_parser_t *p)
+{
+    if (p == NULL)
+        return;
+    free(p->head);
+    free(p->hdrs);
+    free(p->hdr_off);
+    free(p->body);
+    free(p);
+}
+
+static int map_error(srv_http_parser_t *p, llhttp_errno_t err)
+{
+    /* One of our callbacks refused: llhttp reports HPE_USER or HPE_CB_<callback>. */
+    if (p->err_status != 0)
+        return p->err_status;
+    p->err_reason = llhttp_get_error_reason(&p->ll);
+    if (p->err_reason == NULL)
+        p->err_reason = llhttp_errno_name(err);
+    switch (err) {
+    case HPE_INVALID_VERSION:
+        /* llhttp uses this code for syntax errors in the version too; only a well-formed
+         * "HTTP/d.d" it does not speak is a 505. */
+        p->err_status = strcmp(p->err_reason, "Invalid HTTP version") == 0 ? 505 : 400;
+        break;
+    case HPE_INVALID_TRANSFER_ENCODING:
+        p->err_status = 501;
+        break;
+    default:
+        p->err_status = 400;
+        break;
+    }
+    return p->err_status;
+}
+
+srv_http_event_t srv_http_parser_feed(srv_http_parser_t *p, const char *data, size_t len,
+                                      size_t *consumed)
+{
+    size_t off = 0;
+    *consumed = 0;
+    switch (p->phase) {
+    case PH_ERROR:
+        return SRV_HTTP_ERROR;
+    case PH_READY:
+        return SRV_HTTP_REQUEST;
+    case PH_CONTINUE:
+        p->phase = PH_BODY;
+        llhttp_resume(&p->ll);
+        break;
+    default:
+        break;
+    }
+    while (off < len) {
+        size_t n = len - off;
+        bool head = p->phase == PH_IDLE || p->phase == PH_HEAD;
+        if (head) {
+            /* Never hand llhttp more header bytes than allowed: that bounds the head buffer
+             * and the header size check is exact whatever the read sizes. */
+            if (n > p->lim.header_max - p->head_bytes)
+                n = p->lim.header_max - p->head_bytes;
+            if (p->phase == PH_IDLE)
+                p->phase = PH_HEAD;
+        }
+        llhttp_errno_t err = llhttp_execute(&p->ll, data + off, n);
+        if (err == HPE_OK) {
+            off += n;
+            if (head && (p->phase == PH_HEAD || p->phase == PH_IDLE)) {
+                p->head_bytes += n;
+                if (p->head_bytes >= p->lim.header_max) {
+                    p->phase = PH_ERROR;
+                    p->err_status = 431;
+                    p->err_reason = "request header too large";
+                    *consumed = off;
+                    return SRV_HTTP_ERROR;
+                }
+            }
+            continue;
+        }
+        size_t used = (size_t)(llhttp_get_error_pos(&p->ll) - (data + off));
+        if (err == HPE_PAUSED_UPGRADE) {
+            /* Reached only after next() on an upgrade request the caller declined: keep
+             * parsing HTTP. */
+            llhttp_resume_after_upgrade(&p->ll);
+            off += used;
+            continue;
+        }
+        if (err == HPE_PAUSED) {
+            off += used;
+            *consumed = off;
+            if (p->phase == PH_CONTINUE)
+                return SRV_HTTP_CONTINUE;
+            return SRV_HTTP_REQUEST;
+        }
+        map_error(p, err);
+        p->phase = PH_ERROR;
+        *consumed = off + used;
+        return SRV_HTTP_ERROR;
+    }
+    *consumed = off;
+    return SRV_HTTP_NEED_MORE;
+}
+
+const srv_request_t *srv_http_parser_request(srv_http_parser_t *p)
+{
+    return p->phase == PH_READY ? &p->req : NULL;
+}
+
+void srv_http_parser_next(srv_http_parser_t *p)
+{
+    if (p->phase != PH_READY)
+        return;
+    if (p->head_cap > HEAD_KEEP) {
+        free(p->head);
+        p->head = NULL;
+        p->head_cap = 0;
+    }
+    if (p->body_cap > BODY_KEEP) {
+        free(p->body);
+        p->body = NULL;
+        p->body_cap = 0;
+    }
+    if (p->hdrs_cap > HDRS_KEEP) {
+        free(p->hdrs);
+        free(p->hdr_off);
+        p->hdrs = NULL;
+        p->hdr_off = NULL;
+        p->hdrs_cap = 0;
+    }
+    reset_message(p);
+    llhttp_resume(&p->ll);
+}
+
+int srv_http_parser_error(const srv_http_parser_t *p, const char **reason)
+{
+    if (reason != NULL)
+        *reason = p->phase == PH_ERROR ? p->err_reason : NULL;
+    return p->phase == PH_ERROR ? p->err_status : 0;
+}
+
+bool srv_http_parser_idle(const srv_http_parser_t *p)
+{
+    return p->phase == PH_IDLE || (p->phase == PH_HEAD && !p->in_message);
+}
+
+void srv_http_parser_shrink(srv_http_parser_t *p)
+{
+    if (p->phase != PH_IDLE)
+        return;
+    free(p->head);
+    free(p->body);
+    free(p->hdrs);
+    free(p->hdr_off);
+    p->head = p->body = NULL;
+    p->hdrs = NULL;
+    p->hdr_off = NULL;
+    p->head_cap = p->body_cap = p->hdrs_cap = 0;
+}
+
+/* ---- public request helpers (include/srv/srv.h) ---- */
+
+srv_str_t srv_request_header(const srv_request_t *req, const char *name)
+{
+    size_t n = strlen(name);
+    for (size_t i = 0; i < req->nheaders; i++) {
+        const srv_header_t *h = &req->headers[i];
+        if (h->name.len == n && strncasecmp(h->name.ptr, name, n) == 0)
+            return h->value;
+    }
+    return (srv_str_t){NULL, 0};
+}
+
+int srv_request_query(const srv_request_t *req, const char *name, char *buf, size_t len)
+{
+    return srv_http_query_get(req->query, name, buf, len);
+}
+
+/* ---- IPC encoding ---- */
+
+#define ENC_MAGIC 0x31515253u /* "SRQ1" */
+
+struct enc_str {
+    uint64_t off, len;
+};
+
+struct enc_head {
+    uint32_t magic;
+    uint32_t nheaders;
+    uint64_t total;
+    uint64_t session;
+    uint32_t flags;
+    int32_t http_major, http_minor, peer_port, listener;
+    uint32_t pad;
+    struct enc_str method, url, path, query, body, peer;
+};
+
+_Static_assert(sizeof(struct enc_head) % 8 == 0, "header entries must stay 8-byte aligned");
+
+static size_t align8(size_t n)
+{
+    return (n + 7) & ~(size_t)7;
+}
+
+static size_t enc_tables(size_t nheaders)
+{
+    return sizeof(struct enc_head) + nheaders * 2 * sizeof(struct enc_str) +
+           nheaders * sizeof(srv_header_t);
+}
+
+/* path and query usually lie inside url; encoding them as sub-ranges avoids a copy. */
+static bool inside(srv_str_t s, srv_str_t url)
+{
+    return s.len == 0 || (url.ptr && s.ptr >= url.ptr && s.ptr + s.len <= url.ptr + url.len);
+}
+
+size_t srv_http_request_encoded_size(const srv_request_t *req)
+{
+    size_t n = enc_tables(req->nheaders);
+    n += req->method.len + req->url.len + req->body.len + req->peer.len;
+    if (!inside(req->path, req->url))
+        n += req->path.len;
+    if (!inside(req->query, req->url))
+        n += req->query.len;
+    for (size_t i = 0; i < req->nheaders; i++)
+        n += req->headers[i].name.len + req->headers[i].value.len;
+    return align8(n);
+}
+
+static struct enc_str put(char *base, size_t *pos, srv_str_t s)
+{
+    struct enc_str e = {*pos, s.len};
+    if (s.len)
+        memcpy(base + *pos, s.ptr, s.len);
+    *pos += s.len;
+    return e;
+}
+
+static struct enc_str put_sub(char *base, size_t *pos, srv_str_t s, srv_str_t url, uint64_t uoff)
+{
+    if (s.len == 0)
+        return (struct enc_str){uoff, 0};
+    if (inside(s, url))
+        return (struct enc_str){uoff + (uint64_t)(s.ptr - url.ptr), s.len};
+    return put(base, pos, s);
+}
+
+size_t srv_http_request_encode(const srv_request_t *req, void *out)
+{
+    char *base = out;
+    struct enc_head *h = out;
+    memset(h, 0, sizeof(*h));
+    struct enc_str *tab = (struct enc_str *)(h + 1);
+    size_t pos = enc_tables(req->nheaders);
+    h->magic = ENC_MAGIC;
+    h->nheaders = (uint32_t)req->nheaders;
+    h->session = req->session;
+    h->flags = req->flags;
+    h->http_major = req->http_major;
+    h->http_minor = req->http_minor;
+    h->peer_port = req->peer_port;
+    h->listener = req->listener;
+    h->method = put(base, &pos, req->method);
+    h->url = put(base, &pos, req->url);
+    h->path = put_sub(base, &pos, req->path, req->url, h->url.off);
+    h->query = put_sub(base, &pos, req->query, req->url, h->url.off);
+    for (size_t i = 0; i < req->nheaders; i++) {
+        tab[2 * i] = put(base, &pos, req->headers[i].name);
+        tab[2 * i + 1] = put(base, &pos, req->headers[i].value);
+    }
+    h->body = put(base, &pos, req->body);
+    h->peer = put(base, &pos, req->peer);
+    size_t total = align8(pos);
+    memset(base + pos, 0, total - pos);
+    h->total = total;
+    return total;
+}
+
+static int get(const char *base, size_t len, struct enc_str e, size_t lo, srv_str_t *s)
+{
+    if (e.off < lo || e.off > len || e.len > len - e.off)
+        return -EPROTO;
+    *s = (srv_str_t){base + e.off, e.len};
+    return 0;
+}
+
+int srv_http_request_decode(void *block, size_t len, srv_request_t *view)
+{
+    const char *base = block;
+    const struct enc_head *h = block;
+    if (block == NULL || ((uintptr_t)block & 7) != 0 || len < sizeof(*h))
+        return -EPROTO;
+    if (h->magic != ENC_MAGIC || h->total > len || h->total < sizeof(*h))
+        return -EPROTO;
+    len = h->total;
+    if (h->nheaders > (len - sizeof(*h)) / (2 * sizeof(struct enc_str) + sizeof(srv_header_t)))
+        return -EPROTO;
+    size_t lo = enc_tables(h->nheaders);
+    srv_request_t r;
+    memset(&r, 0, sizeof(r));
+    if (get(base, len, h->method, lo, &r.method) || get(base, len, h->url, lo, &r.url) ||
+        get(base, len, h->path, lo, &r.path) || get(base, len, h->query, lo, &r.query) ||
+        get(base, len, h->body, lo, &r.body) || get(base, len, h->peer, lo, &r.peer))
+        return -EPROTO;
+    const struct enc_str *tab = (const struct enc_str *)(h + 1);
+    srv_header_t *hdrs = (srv_header_t *)(void *)(tab + 2 * h->nheaders);
+    for (size_t i = 0; i < h->nheaders; i++) {
+        srv_header_t e;
+        if (get(base, len, tab[2 * i], lo, &e.name) || get(base, len, tab[2 * i + 1], lo, &e.value))
+            return -EPROTO;
+        hdrs[i] = e;
+    }
+    r.session = h->session;
+    r.flags = h->flags;
+    r.http_major = h->http_major;
+    r.http_minor = h->http_minor;
+    r.peer_port = h->peer_port;
+    r.listener = h->listener;
+    r.headers = h->nheaders ? hdrs : NULL;
+    r.nheaders = h->nheaders;
+    *view = r;
+    return 0;
+}
+
+/* ---- responses ---- */
+
+const char *srv_http_status_reason(int status)
+{
+    switch (status) {
+    case 100:
+        return "Continue";
+    case 101:
+        return "Switching Protocols";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 202:
+        return "Accepted";
+    case 203:
+        return "Non-Authoritative Information";
+    case 204:
+        return "No Content";
+    case 205:
+        return "Reset Content";
+    case 206:
+        return "Partial Content";
+    case 300:
+        return "Multiple Choices";
+    case 301:
+        return "Moved Permanently";
+    case 302:
+        return "Found";
+    case 303:
+        return "See Other";
+    case 304:
+        return "Not Modified";
+    case 307:
+        return "Temporary Redirect";
+    case 308:
+        return "Permanent Redirect";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 402:
+        return "Payment Required";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 406:
+        return "Not Acceptable";
+    case 407:
+        return "Proxy Authentication Required";
+    case 408:
+        return "Request Timeout";
+    case 409:
+        return "Conflict";
+    case 410:
+        return "Gone";
+    case 411:
+        return "Length Required";
+    case 412:
+        return "Precondition Failed";
+    case 413:
+        return "Content Too Large";
+    case 414:
+        return "URI Too Long";
+    case 415:
+        return "Unsupported Media Type";
+    case 416:
+        return "Range Not Satisfiable";
+    case 417:
+        return "Expectation Failed";
+    case 418:
+        return "I'm a teapot";
+    case 421:
+        return "Misdirected Request";
+    case 422:
+        return "Unprocessable Content";
+    case 425:
+        return "Too Early";
+    case 426:
+        return "Upgrade Required";
+    case 428:
+        return "Precondition Required";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 451:
+        return "Unavailable For Legal Reasons";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    case 505:
+        return "HTTP Version Not Supported";
+    case 507:
+        return "Insufficient Storage";
+    case 511:
+        return "Network Authentication Required";
+    default:
+        return "Unknown";
+    }
+}
+
+/* The Date header value, formatted at most once a second per thread. */
+static const char *date_now(void)
+{
+    static __thread time_t cached = -1;
+    static __thread char text[32];
+    time_t now = time(NULL);
+    if (now != cached) {
+        srv_http_date_format(now, text, sizeof(text));
+        cached = now;
+    }
+    return text;
+}
+
+struct out {
+    char *buf;
+    size_t cap, len;
+    bool full;
+};
+
+static void out_mem(struct out *o, const char *s, size_t n)
+{
+    if (o->full || n > o->cap - o->len) {
+        o->full = true;
+        return;
+    }
+    memcpy(o->buf + o->len, s, n);
+    o->len += n;
+}
+
+static void out_str(struct out *o, const char *s)
+{
+    out_mem(o, s, strlen(s));
+}
+
+static void out_u64(struct out *o, uint64_t v)
+{
+    char tmp[24];
+    size_t i = sizeof(tmp);
+    do {
+        tmp[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    out_mem(o, tmp + i, sizeof(tmp) - i);
+}
+
+int srv_http_response_head(char *buf, size_t cap, int status, int http_minor, bool keep_alive,
+                           int64_t content_length, srv_str_t extra_headers)
+{
+    struct out o = {buf, cap, 0, false};
+    if (status < 100 || status > 999)
+        status = 500;
+    out_str(&o, "HTTP/1.1 ");
+    out_u64(&o, (uint64_t)status);
+    out_mem(&o, " ", 1);
+    out_str(&o, srv_http_status_reason(status));
+    out_str(&o, "\r\nServer: srv\r\nDate: ");
+    out_str(&o, date_now());
+    out_str(&o, "\r\n");
+    if (extra_headers.len)
+        out_mem(&o, extra_headers.ptr, extra_headers.len);
+    /* RFC 9110 8.6: no Content-Length in 1xx and 204; 304 carries the representation's, which
+     * the caller does not give us. */
+    bool bodyless = status < 200 || status == 204 || status == 304;
+    if (!bodyless) {
+        if (content_length >= 0) {
+            out_str(&o, "Content-Length: ");
+            out_u64(&o, (uint64_t)content_length);
+            out_str(&o, "\r\n");
+        } else if (http_minor >= 1) {
+            out_str(&o, "Transfer-Encoding: chunked\r\n");
+        } else {
+            keep_alive = false; /* the body ends when the connection does */
+        }
+    }
+    out_str(&o, keep_alive ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n");
+    if (o.full)
+        return -ENOSPC;
+    return (int)o.len;
+}
+
+int srv_http_error_response(char *buf, size_t cap, int status, const char *reason, bool keep_alive)
+{
+    if (reason == NULL)
+        reason = srv_http_status_reason(status);
+    size_t rlen = strlen(reason);
+    static const char ct[] = "Content-Type: text/plain; charset=utf-8\r\n";
+    int n = srv_http_response_head(buf, cap, status, 1, keep_alive, (int64_t)rlen + 1,
+                                   (srv_str_t){ct, sizeof(ct) - 1});
+    if (n < 0)
+        return n;
+    if (cap - (size_t)n < rlen + 1)
+        return -ENOSPC;
+    memcpy(buf + n, reason, rlen);
+    buf[n + rlen] = '\n';
+    return n + (int)rlen + 1;
+}
+
+int srv_http_chunk_header(char *buf, size_t cap, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    char tmp[20];
+    size_t i = sizeof(tmp);
+    tmp[--i] = '\n';
+    tmp[--i] = '\r';
+    do {
+        tmp[--i] = hex[len & 15];
+        len >>= 4;
+    } while (len);
+    size_t n = sizeof(tmp) - i;
+    if (n > cap)
+        return -ENOSPC;
+    memcpy(buf, tmp + i, n);
+    return (int)n;
+}
+
+bool srv_http_parser_headers_done(const srv_http_parser_t *p)
+{
+    return p->phase == PH_BODY || p->phase == PH_CONTINUE || p->phase == PH_READY;
+}

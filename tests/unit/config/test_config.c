@@ -1,0 +1,489 @@
+/* srv_config: the demo files in both syntaxes, defaults of a minimal file, relative path
+ * resolution, package_eof escapes, srv_config_equal and the error-free paths of the loader. */
+#include "config/config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check.h"
+
+static char tmpdir[256];
+static char names[16][64];
+static int nnames;
+
+/* Write text to tmpdir/name; path gets the full name. Removed by cleanup(). */
+static void write_file(const char *name, const char *text, char *path, size_t size)
+{
+    snprintf(path, size, "%s/%s", tmpdir, name);
+    FILE *f = fopen(path, "w");
+    CHECK(f != NULL);
+    CHECK(fputs(text, f) >= 0);
+    CHECK(fclose(f) == 0);
+    for (int i = 0; i < nnames; i++) {
+        if (strcmp(names[i], name) == 0)
+            return;
+    }
+    CHECK(nnames < 16);
+    snprintf(names[nnames++], sizeof(names[0]), "%s", name);
+}
+
+static void cleanup(void)
+{
+    char path[1024];
+    for (int i = 0; i < nnames; i++) {
+        int n = snprintf(path, sizeof(path), "%s/%s", tmpdir, names[i]);
+        if (n > 0 && (size_t)n < sizeof(path))
+            unlink(path);
+    }
+    rmdir(tmpdir);
+}
+
+/* Load text as tmpdir/name, which must succeed. */
+static srv_config_t *load_ok(const char *name, const char *text)
+{
+    char path[512], buf[1024];
+    srv_config_error_t err;
+    srv_config_t *cfg = malloc(sizeof(*cfg));
+    CHECK(cfg != NULL);
+    write_file(name, text, path, sizeof(path));
+    int rc = srv_config_load(path, cfg, &err);
+    if (rc != 0)
+        fprintf(stderr, "unexpected error: %s\n", srv_config_error_format(&err, buf, sizeof(buf)));
+    CHECK_INT(rc, ==, 0);
+    return cfg;
+}
+
+static void test_demo(void)
+{
+    srv_config_t *t = malloc(sizeof(*t)), *i = malloc(sizeof(*i));
+    srv_config_error_t err;
+    char buf[1024];
+    CHECK(t != NULL && i != NULL);
+    int rc = srv_config_load(SRV_SOURCE_DIR "/examples/demo.toml", t, &err);
+    if (rc != 0)
+        fprintf(stderr, "%s\n", srv_config_error_format(&err, buf, sizeof(buf)));
+    CHECK_INT(rc, ==, 0);
+    rc = srv_config_load(SRV_SOURCE_DIR "/examples/demo.ini", i, &err);
+    if (rc != 0)
+        fprintf(stderr, "%s\n", srv_config_error_format(&err, buf, sizeof(buf)));
+    CHECK_INT(rc, ==, 0);
+    CHECK(srv_config_equal(t, i));
+
+    CHECK_STR(t->file, SRV_SOURCE_DIR "/examples/demo.toml");
+    CHECK_STR(i->file, SRV_SOURCE_DIR "/examples/demo.ini");
+    CHECK_STR(t->app, SRV_SOURCE_DIR "/examples/../build/examples/demo.so");
+    CHECK_INT(t->worker_num, ==, 2);
+    CHECK_INT(t->reactor_num, ==, 1);
+    CHECK_INT(t->task_worker_num, ==, 2);
+    CHECK_STR(t->pid_file, "/tmp/srv-demo.pid");
+    CHECK_INT(t->log_level, ==, SRV_LOG_NOTICE);
+    CHECK_INT(t->nlisten, ==, 4);
+    CHECK_STR(t->listen[0].name, "http");
+    CHECK_INT(t->listen[0].type, ==, SRV_LISTEN_HTTP);
+    CHECK_STR(t->listen[0].host, "127.0.0.1");
+    CHECK_INT(t->listen[0].port, ==, 9501);
+    CHECK(t->listen[0].websocket);
+    CHECK_STR(t->listen[1].name, "lines");
+    CHECK_INT(t->listen[1].type, ==, SRV_LISTEN_TCP);
+    CHECK_INT(t->listen[1].port, ==, 9502);
+    CHECK(t->listen[1].open_eof_check);
+    CHECK_MEM(t->listen[1].package_eof, t->listen[1].package_eof_len, "\r\n", 2);
+    CHECK_MEM(i->listen[1].package_eof, i->listen[1].package_eof_len, "\r\n", 2);
+    CHECK_STR(t->listen[2].name, "frames");
+    CHECK(t->listen[2].open_length_check);
+    CHECK_INT(t->listen[2].package_length_type, ==, 'N');
+    CHECK_INT(t->listen[2].package_length_offset, ==, 0);
+    CHECK_INT(t->listen[2].package_body_offset, ==, 4);
+    CHECK_STR(t->listen[3].name, "udp");
+    CHECK_INT(t->listen[3].type, ==, SRV_LISTEN_UDP);
+    CHECK_INT(t->listen[3].port, ==, 9504);
+    CHECK_INT(t->ntable, ==, 1);
+    CHECK_STR(t->table[0].name, "kv");
+    CHECK_INT(t->table[0].size, ==, 1024);
+    CHECK_INT(t->table[0].ncolumns, ==, 2);
+    CHECK_STR(t->table[0].columns[0].name, "value");
+    CHECK_INT(t->table[0].columns[0].type, ==, SRV_COL_STRING);
+    CHECK_INT(t->table[0].columns[0].size, ==, 256);
+    CHECK_STR(t->table[0].columns[1].name, "hits");
+    CHECK_INT(t->table[0].columns[1].type, ==, SRV_COL_INT);
+    CHECK_INT(t->table[0].columns[1].size, ==, 8);
+    CHECK_INT(t->ncron, ==, 1);
+    CHECK_STR(t->cron[0].name, "tick");
+    CHECK_STR(t->cron[0].handler, "demo_cron_tick");
+    CHECK_INT(t->cron[0].interval_ms, ==, 1000);
+    CHECK_INT(t->nprocess, ==, 1);
+    CHECK_STR(t->process[0].name, "clock");
+    CHECK_STR(t->process[0].handler, "demo_clock");
+    CHECK_INT(t->process[0].num, ==, 1);
+    CHECK(t->process[0].pipe);
+    /* Lines point at the section headers. */
+    CHECK_INT(t->listen[0].line, >, 0);
+    CHECK_INT(t->listen[1].line, >, t->listen[0].line);
+    CHECK_INT(i->listen[1].line, >, i->listen[0].line);
+
+    /* Equality ignores file and lines, and sees everything else. */
+    i->listen[2].line = 999;
+    i->table[0].line = 1;
+    CHECK(srv_config_equal(t, i));
+    i->listen[1].package_eof_len = 1;
+    CHECK(!srv_config_equal(t, i));
+    i->listen[1].package_eof_len = 2;
+    i->table[0].columns[1].type = SRV_COL_FLOAT;
+    CHECK(!srv_config_equal(t, i));
+    i->table[0].columns[1].type = SRV_COL_INT;
+    i->cron[0].immediate = true;
+    CHECK(!srv_config_equal(t, i));
+    i->cron[0].immediate = false;
+    snprintf(i->redis, sizeof(i->redis), "127.0.0.1:6379");
+    CHECK(!srv_config_equal(t, i));
+    i->redis[0] = '\0';
+    CHECK(srv_config_equal(t, i));
+    free(t);
+    free(i);
+}
+
+static void test_defaults(void)
+{
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    srv_config_t *d = malloc(sizeof(*d));
+    CHECK(d != NULL);
+    srv_config_defaults(d);
+    CHECK_INT(d->worker_num, ==, cpus > 1024 ? 1024 : cpus);
+    CHECK_INT(d->reactor_num, ==, cpus > 64 ? 64 : cpus);
+    CHECK_INT(d->mode, ==, SRV_MODE_PROCESS);
+    CHECK_INT(d->reactor_backend, ==, SRV_BACKEND_AUTO);
+    CHECK_INT(d->task_worker_num, ==, 0);
+    CHECK_INT(d->max_conn, ==, 100000);
+    CHECK_INT(d->dispatch_mode, ==, 2);
+    CHECK_INT(d->log_level, ==, SRV_LOG_NOTICE);
+    CHECK_INT(d->max_wait_time, ==, 3);
+    CHECK_INT(d->package_max_length, ==, 2 * 1024 * 1024);
+    CHECK_INT(d->buffer_output_size, ==, 2 * 1024 * 1024);
+    CHECK_INT(d->http_header_max, ==, 8192);
+    CHECK_INT(d->http_header_timeout, ==, 10000);
+    CHECK_INT(d->http_keepalive_timeout, ==, 60000);
+    CHECK_INT(d->http_body_timeout, ==, 30000);
+    CHECK_INT(d->task_max_queue, ==, 65536);
+    CHECK_INT(d->ipc_buffer_size, ==, 4 * 1024 * 1024);
+    CHECK_INT(d->nlisten, ==, 0);
+
+    /* A minimal file: everything but app and the listener is the default. */
+    const char *toml = "[server]\napp = \"app.so\"\n[[listen]]\nport = 8080\n";
+    const char *ini = "[server]\napp = app.so\n[listen.listen0]\nport = 8080\n";
+    srv_config_t *t = load_ok("min.toml", toml);
+    srv_config_t *i = load_ok("min.ini", ini);
+    CHECK(srv_config_equal(t, i));
+    char want[512];
+    snprintf(want, sizeof(want), "%s/app.so", tmpdir);
+    CHECK_STR(t->app, want);
+    snprintf(want, sizeof(want), "%s/srv.pid", tmpdir);
+    CHECK_STR(t->pid_file, want);
+    snprintf(d->app, sizeof(d->app), "%s", t->app);
+    snprintf(d->pid_file, sizeof(d->pid_file), "%s", t->pid_file);
+    d->nlisten = 1;
+    d->listen[0] = t->listen[0];
+    CHECK(srv_config_equal(d, t));
+    const srv_listen_config_t *l = &t->listen[0];
+    CHECK_STR(l->name, "listen0");
+    CHECK_INT(l->type, ==, SRV_LISTEN_HTTP);
+    CHECK_STR(l->host, "127.0.0.1");
+    CHECK_INT(l->port, ==, 8080);
+    CHECK_STR(l->path, "");
+    CHECK_INT(l->backlog, ==, 511);
+    CHECK_STR(l->handler, "");
+    CHECK_STR(l->document_root, "");
+    CHECK(!l->websocket && !l->websocket_compression);
+    CHECK_INT(l->websocket_max_message_size, ==, 16 * 1024 * 1024);
+    CHECK_INT(l->websocket_ping_interval, ==, 0);
+    CHECK(!l->open_eof_check && !l->open_eof_split && !l->open_length_check);
+    CHECK_INT(l->package_eof_len, ==, 0);
+    CHECK_INT(l->package_length_type, ==, 'N');
+    CHECK_INT(l->package_max_length, ==, -1);
+    CHECK_INT(l->heartbeat_idle_time, ==, -1);
+    CHECK_INT(l->heartbeat_check_interval, ==, -1);
+    CHECK_INT(l->line, ==, 3);
+    CHECK_INT(i->listen[0].line, ==, 3);
+    free(t);
+    free(i);
+    free(d);
+}
+
+/* Every key set to a non-default value, in both syntaxes: they must load the same. */
+static void test_all_keys(void)
+{
+    const char *toml =
+        "[server]\n"
+        "mode = \"base\"\n"
+        "reactor_backend = \"epoll\"\n"
+        "reactor_num = 3\n"
+        "worker_num = 5\n"
+        "task_worker_num = 7\n"
+        "max_request = 1000\n"
+        "max_conn = 512\n"
+        "dispatch_mode = 3\n"
+        "daemonize = true\n"
+        "pid_file = \"run/srv.pid\"\n"
+        "log_file = \"./log/srv.log\"\n"
+        "log_level = \"debug\"\n"
+        "app = \"/abs/app.so\"\n"
+        "max_wait_time = 10\n"
+        "package_max_length = 65536\n"
+        "buffer_output_size = 8192\n"
+        "heartbeat_idle_time = 60\n"
+        "heartbeat_check_interval = 10\n"
+        "http_header_max = 4096\n"
+        "http_header_timeout = 5000\n"
+        "http_keepalive_timeout = 0\n"
+        "http_body_timeout = 2000\n"
+        "task_max_queue = 100\n"
+        "ipc_buffer_size = 1048576\n"
+        "redis = \"127.0.0.1:6379\"\n"
+        "user = \"nobody\"\n"
+        "[[listen]]\n"
+        "name = \"web\"\n"
+        "host = \"::1\"\n"
+        "port = 8080\n"
+        "backlog = 128\n"
+        "handler = \"api\"\n"
+        "document_root = \"public\"\n"
+        "websocket = true\n"
+        "websocket_compression = true\n"
+        "websocket_max_message_size = 1024\n"
+        "websocket_ping_interval = 30000\n"
+        "package_max_length = 4096\n"
+        "heartbeat_idle_time = 5\n"
+        "heartbeat_check_interval = 1\n"
+        "[[listen]]\n"
+        "name = \"sock\"\n"
+        "type = \"tcp\"\n"
+        "path = \"run/srv.sock\"\n"
+        "open_eof_split = true\n"
+        "package_eof = '\\0\\t\\\\\\x41\\xfF'\n"
+        "[[listen]]\n"
+        "name = \"len\"\n"
+        "type = \"tcp\"\n"
+        "host = \"0.0.0.0\"\n"
+        "port = 8081\n"
+        "open_length_check = true\n"
+        "package_length_type = \"v\"\n"
+        "package_length_offset = 2\n"
+        "package_body_offset = 6\n"
+        "[[table]]\n"
+        "name = \"t\"\n"
+        "size = 16\n"
+        "columns = [{name = \"f\", type = \"float\"}, {name = \"a\", type = \"int\"},\n"
+        "           {type = \"string\", size = 3, name = \"s\"}]\n"
+        "[[cron]]\n"
+        "name = \"c1\"\n"
+        "handler = \"job_1\"\n"
+        "schedule = \"*/5 * * * 1-5\"\n"
+        "immediate = true\n"
+        "max_wait_time = 0\n"
+        "global_lock = true\n"
+        "[[process]]\n"
+        "name = \"p\"\n"
+        "handler = \"_entry\"\n"
+        "num = 4\n"
+        "restart_interval = 0\n"
+        "pipe = false\n";
+    const char *ini = "[server]\n"
+                      "mode = base\n"
+                      "reactor_backend = epoll\n"
+                      "reactor_num = 3\n"
+                      "worker_num = 5\n"
+                      "task_worker_num = 7\n"
+                      "max_request = 1000\n"
+                      "max_conn = 512\n"
+                      "dispatch_mode = 3\n"
+                      "daemonize = yes\n"
+                      "pid_file = run/srv.pid\n"
+                      "log_file = ./log/srv.log\n"
+                      "log_level = debug\n"
+                      "app = /abs/app.so\n"
+                      "max_wait_time = 10\n"
+                      "package_max_length = 65536\n"
+                      "buffer_output_size = 8192\n"
+                      "heartbeat_idle_time = 60\n"
+                      "heartbeat_check_interval = 10\n"
+                      "http_header_max = 4096\n"
+                      "http_header_timeout = 5000\n"
+                      "http_keepalive_timeout = 0\n"
+                      "http_body_timeout = 2000\n"
+                      "task_max_queue = 100\n"
+                      "ipc_buffer_size = 1048576\n"
+                      "redis = 127.0.0.1:6379\n"
+                      "user = nobody\n"
+                      "[listen.web]\n"
+                      "host = [::1]\n"
+                      "port = 8080\n"
+                      "backlog = 128\n"
+                      "handler = api\n"
+                      "document_root = public\n"
+                      "  websocket = on\n"
+                      "\twebsocket_compression = 1\n"
+                      "websocket_max_message_size = 1024\n"
+                      "websocket_ping_interval = 30000\n"
+                      "package_max_length = 4096\n"
+                      "heartbeat_idle_time = 5\n"
+                      "heartbeat_check_interval = 1\n"
+                      "[listen.sock]\n"
+                      "type = tcp\n"
+                      "path = run/srv.sock\n"
+                      "open_eof_split = TRUE\n"
+                      "package_eof = \\0\\t\\\\\\x41\\xfF\n"
+                      "[listen.len]\n"
+                      "type = tcp\n"
+                      "host = 0.0.0.0\n"
+                      "port = 8081\n"
+                      "open_length_check = true\n"
+                      "package_length_type = v\n"
+                      "package_length_offset = 2\n"
+                      "package_body_offset = 6\n"
+                      "[table.t]\n"
+                      "size = 16\n"
+                      "column.f = float\n"
+                      "column.a = int\n"
+                      "column.s = string:3\n"
+                      "[cron.c1]\n"
+                      "handler = job_1\n"
+                      "schedule = */5 * * * 1-5\n"
+                      "immediate = true\n"
+                      "max_wait_time = 0\n"
+                      "global_lock = true\n"
+                      "[process.p]\n"
+                      "handler = _entry\n"
+                      "num = 4\n"
+                      "restart_interval = 0\n"
+                      "pipe = false\n";
+    srv_config_t *t = load_ok("all.toml", toml);
+    srv_config_t *i = load_ok("all.ini", ini);
+    CHECK(srv_config_equal(t, i));
+    char want[512];
+    CHECK_INT(t->mode, ==, SRV_MODE_BASE);
+    CHECK_INT(t->reactor_backend, ==, SRV_BACKEND_EPOLL);
+    CHECK_INT(t->max_request_grace, ==, 500); /* default: half of max_request */
+    CHECK(t->daemonize);
+    snprintf(want, sizeof(want), "%s/run/srv.pid", tmpdir);
+    CHECK_STR(t->pid_file, want);
+    snprintf(want, sizeof(want), "%s/log/srv.log", tmpdir);
+    CHECK_STR(t->log_file, want);
+    CHECK_STR(t->app, "/abs/app.so");
+    CHECK_STR(t->user, "nobody");
+    CHECK_STR(t->listen[0].host, "::1");
+    snprintf(want, sizeof(want), "%s/public", tmpdir);
+    CHECK_STR(t->listen[0].document_root, want);
+    CHECK(i->listen[0].websocket && i->listen[0].websocket_compression);
+    snprintf(want, sizeof(want), "%s/run/srv.sock", tmpdir);
+    CHECK_STR(t->listen[1].path, want);
+    CHECK_STR(t->listen[1].host, "");
+    CHECK_INT(t->listen[1].port, ==, 0);
+    CHECK(t->listen[1].open_eof_split && t->listen[1].open_eof_check);
+    CHECK_MEM(t->listen[1].package_eof, t->listen[1].package_eof_len, "\0\t\\A\xff", 5);
+    CHECK_MEM(i->listen[1].package_eof, i->listen[1].package_eof_len, "\0\t\\A\xff", 5);
+    CHECK_INT(t->listen[2].package_length_type, ==, 'v');
+    CHECK_INT(t->table[0].ncolumns, ==, 3);
+    CHECK_STR(t->table[0].columns[0].name, "f");
+    CHECK_STR(t->table[0].columns[2].name, "s");
+    CHECK_INT(t->table[0].columns[2].size, ==, 3);
+    CHECK_STR(t->cron[0].schedule, "*/5 * * * 1-5");
+    CHECK_INT(t->cron[0].interval_ms, ==, 0);
+    CHECK(!t->process[0].pipe);
+    CHECK_INT(t->process[0].num, ==, 4);
+    free(t);
+    free(i);
+}
+
+/* package_eof escapes, TOML's own escapes, and the file's relative name. */
+static void test_eof_and_relative_file(void)
+{
+    const char *base = "[server]\napp = \"a.so\"\n[[listen]]\ntype = \"tcp\"\nport = 1\n"
+                       "open_eof_check = true\n";
+    char text[512];
+    /* TOML decodes "\r\n" itself; we decode the literal string's escapes. Both agree. */
+    snprintf(text, sizeof(text), "%spackage_eof = \"\\r\\n\\t\"\n", base);
+    srv_config_t *a = load_ok("eof1.toml", text);
+    snprintf(text, sizeof(text), "%spackage_eof = '\\r\\n\\t'\n", base);
+    srv_config_t *b = load_ok("eof2.toml", text);
+    CHECK_MEM(a->listen[0].package_eof, a->listen[0].package_eof_len, "\r\n\t", 3);
+    CHECK(srv_config_equal(a, b));
+    free(b);
+    /* Exactly 8 bytes is the limit. */
+    snprintf(text, sizeof(text), "%spackage_eof = '\\x00\\x01\\x02\\x03\\x04\\x05\\x06\\x07'\n",
+             base);
+    b = load_ok("eof3.toml", text);
+    CHECK_MEM(b->listen[0].package_eof, b->listen[0].package_eof_len, "\0\1\2\3\4\5\6\7", 8);
+    free(b);
+
+    /* A relative config name is made absolute against the working directory. */
+    char cwd[512];
+    CHECK(getcwd(cwd, sizeof(cwd)) != NULL);
+    CHECK_INT(chdir(tmpdir), ==, 0);
+    srv_config_error_t err;
+    b = malloc(sizeof(*b));
+    CHECK(b != NULL);
+    CHECK_INT(srv_config_load("./eof1.toml", b, &err), ==, 0);
+    CHECK_INT(chdir(cwd), ==, 0);
+    char want[512];
+    snprintf(want, sizeof(want), "%s/eof1.toml", tmpdir);
+    CHECK_STR(b->file, want);
+    snprintf(want, sizeof(want), "%s/a.so", tmpdir);
+    CHECK_STR(b->app, want);
+    CHECK(srv_config_equal(a, b));
+    free(a);
+    free(b);
+}
+
+/* Extension-less names are sniffed; .conf is INI. */
+static void test_sniff(void)
+{
+    srv_config_t *a = load_ok("sniff_toml", "[server]\napp = \"a.so\"\n[[listen]]\nport = 1\n");
+    srv_config_t *b = load_ok("sniff_ini", "[server]\napp = a.so\n[listen.listen0]\nport = 1\n");
+    srv_config_t *c = load_ok("sniff.conf", "[server]\napp = a.so\n[listen.listen0]\nport = 1\n");
+    CHECK(srv_config_equal(a, b));
+    CHECK(srv_config_equal(a, c));
+    free(a);
+    free(b);
+    free(c);
+}
+
+static void test_unreadable(void)
+{
+    srv_config_t *cfg = malloc(sizeof(*cfg));
+    srv_config_error_t err;
+    char path[512], buf[1024];
+    CHECK(cfg != NULL);
+    memset(cfg, 0xab, sizeof(*cfg));
+    snprintf(path, sizeof(path), "%s/missing.toml", tmpdir);
+    CHECK_INT(srv_config_load(path, cfg, &err), ==, -ENOENT);
+    char want[1024];
+    snprintf(want, sizeof(want), "%s: %s", path, strerror(ENOENT));
+    CHECK_STR(srv_config_error_format(&err, buf, sizeof(buf)), want);
+    CHECK_INT(srv_config_load(tmpdir, cfg, &err), ==, -EISDIR);
+    /* A failed load leaves *cfg alone. */
+    write_file("bad.toml", "[server]\nworker_num = 0\n", path, sizeof(path));
+    CHECK_INT(srv_config_load(path, cfg, &err), ==, -EINVAL);
+    unsigned char *p = (unsigned char *)cfg;
+    for (size_t i = 0; i < sizeof(*cfg); i++)
+        CHECK_INT(p[i], ==, 0xab);
+    /* NULL err is allowed. */
+    CHECK_INT(srv_config_load(path, cfg, NULL), ==, -EINVAL);
+    free(cfg);
+}
+
+int main(void)
+{
+    (void)check_failures_;
+    snprintf(tmpdir, sizeof(tmpdir), "/tmp/srv-config-XXXXXX");
+    CHECK(mkdtemp(tmpdir) != NULL);
+    atexit(cleanup);
+    test_demo();
+    test_defaults();
+    test_all_keys();
+    test_eof_and_relative_file();
+    test_sniff();
+    test_unreadable();
+    return 0;
+}

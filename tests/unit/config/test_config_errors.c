@@ -1,0 +1,413 @@
+/* srv_config errors: every class of problem (unknown key or section, wrong type, range, enum,
+ * cross-key rules, duplicates, syntax) gives "file:line: key: message" with the right line, in
+ * both syntaxes. */
+#include "config/config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check.h"
+
+static char tmpdir[256];
+
+/* Both bases put the first listener on lines 1-2 and [server] on lines 3-4, so a case appends
+ * server keys from line 5, or a new section at line 5. */
+#define TB "[[listen]]\nport = 9501\n[server]\napp = \"app.so\"\n"
+#define IB "[listen.listen0]\nport = 9501\n[server]\napp = app.so\n"
+
+typedef struct err_case {
+    const char *toml;     /* NULL: not applicable to TOML */
+    const char *ini;      /* NULL: not applicable to INI */
+    const char *want;     /* after the file name: ":LINE: key: msg"; a final '*' matches any tail */
+    const char *want_ini; /* NULL: same as want */
+} err_case_t;
+
+static const err_case_t cases[] = {
+    /* ranges */
+    {TB "worker_num = 0\n", IB "worker_num = 0\n",
+     ":5: worker_num: must be between 1 and 1024, got 0", NULL},
+    {TB "worker_num = 1025\n", IB "worker_num = 1025\n",
+     ":5: worker_num: must be between 1 and 1024, got 1025", NULL},
+    {TB "reactor_num = 65\n", IB "reactor_num = 65\n",
+     ":5: reactor_num: must be between 1 and 64, got 65", NULL},
+    {TB "task_worker_num = -1\n", IB "task_worker_num = -1\n",
+     ":5: task_worker_num: must be between 0 and 1024, got -1", NULL},
+    {TB "max_conn = 1000001\n", IB "max_conn = 1000001\n",
+     ":5: max_conn: must be between 1 and 1000000, got 1000001", NULL},
+    {TB "dispatch_mode = 6\n", IB "dispatch_mode = 6\n",
+     ":5: dispatch_mode: must be between 1 and 5, got 6", NULL},
+    {TB "max_wait_time = 3601\n", IB "max_wait_time = 3601\n",
+     ":5: max_wait_time: must be between 0 and 3600, got 3601", NULL},
+    {TB "package_max_length = 63\n", IB "package_max_length = 63\n",
+     ":5: package_max_length: must be between 64 and 1073741824, got 63", NULL},
+    {TB "buffer_output_size = 4095\n", IB "buffer_output_size = 4095\n",
+     ":5: buffer_output_size: must be between 4096 and 1073741824, got 4095", NULL},
+    {TB "worker_num = 99999999999999999999\n", IB "worker_num = 99999999999999999999\n", ":5:*",
+     ":5: worker_num: must be an integer, got \"99999999999999999999\""},
+    /* unknown keys and sections */
+    {TB "foo = 1\n", IB "foo = 1\n", ":5: foo: unknown key in [server]", NULL},
+    {TB "zzz = 1\naaa = 2\n", IB "zzz = 1\naaa = 2\n", ":5: zzz: unknown key in [server]", NULL},
+    {TB "[bogus]\nx = 1\n", IB "[bogus]\nx = 1\n", ":5: bogus: unknown section", NULL},
+    {TB "[[bogus]]\nx = 1\n", NULL, ":5: bogus: unknown section", NULL},
+    {"worker_num = 2\n" TB, "worker_num = 2\n" IB,
+     ":1: worker_num: unknown section (server keys go under [server])",
+     ":1: worker_num: must be inside a section such as [server]"},
+    {TB "[[listen]]\nport = 2\nwebsocket_compresion = true\n",
+     IB "[listen.listen1]\nport = 2\nwebsocket_compresion = true\n",
+     ":7: websocket_compresion: unknown key in [listen]", NULL},
+    /* wrong types */
+    {TB "worker_num = \"two\"\n", IB "worker_num = two\n",
+     ":5: worker_num: must be an integer, got \"two\"", NULL},
+    {TB "worker_num = 2.5\n", NULL, ":5: worker_num: must be an integer, got float", NULL},
+    {TB "daemonize = 1\n", IB "daemonize = maybe\n",
+     ":5: daemonize: must be a boolean (true or false), got integer",
+     ":5: daemonize: must be a boolean (true or false), got \"maybe\""},
+    {TB "user = 5\n", NULL, ":5: user: must be a string, got integer", NULL},
+    {TB "app2 = [1]\n", NULL, ":5: app2: unknown key in [server]", NULL},
+    {"server = 5\n", NULL, ":1: server: must be a table ([server])", NULL},
+    {"[server]\napp = \"a\"\n[listen]\nport = 1\n", NULL,
+     ":3: listen: must be an array of tables ([[listen]])", NULL},
+    /* enums */
+    {TB "mode = \"fork\"\n", IB "mode = fork\n",
+     ":5: mode: must be one of process, base; got \"fork\"", NULL},
+    {TB "log_level = \"verbose\"\n", IB "log_level = verbose\n",
+     ":5: log_level: must be one of error, warn, notice, info, debug; got \"verbose\"", NULL},
+    {TB "reactor_backend = \"uring\"\n", IB "reactor_backend = uring\n",
+     ":5: reactor_backend: must be one of auto, io_uring, epoll; got \"uring\"", NULL},
+    {TB "[[listen]]\ntype = \"sctp\"\nport = 2\n", IB "[listen.listen1]\ntype = sctp\nport = 2\n",
+     ":6: type: must be one of http, tcp, udp; got \"sctp\"", NULL},
+    {TB "redis = \"localhost\"\n", IB "redis = localhost\n",
+     ":5: redis: must be \"host:port\" or a unix socket path, got \"localhost\"", NULL},
+    /* required keys */
+    {"[[listen]]\nport = 1\n[server]\nworker_num = 2\n",
+     "[listen.a]\nport = 1\n[server]\n"
+     "worker_num = 2\n",
+     ":3: app: required", NULL},
+    {"[[listen]]\nport = 1\n", "[listen.a]\nport = 1\n", ": app: required", NULL},
+    {"[server]\napp = \"a\"\n", "[server]\napp = a\n",
+     ":1: listen: at least one listener is "
+     "required",
+     NULL},
+    /* listeners */
+    {TB "[[listen]]\nport = 0\n", IB "[listen.listen1]\nport = 0\n",
+     ":6: port: must be between 1 and 65535, got 0", NULL},
+    {TB "[[listen]]\nport = 65536\n", IB "[listen.listen1]\nport = 65536\n",
+     ":6: port: must be between 1 and 65535, got 65536", NULL},
+    {TB "[[listen]]\nport = 1\npath = \"s.sock\"\n",
+     IB "[listen.listen1]\nport = 1\npath = s.sock\n",
+     ":7: path: port and path are exclusive (one listener binds one address)", NULL},
+    {TB "[[listen]]\ntype = \"tcp\"\n", IB "[listen.listen1]\ntype = tcp\n",
+     ":5: port: required (or path, for a unix socket)", NULL},
+    {TB "[[listen]]\nport = 2\nopen_eof_check = true\npackage_eof = \"x\"\n",
+     IB "[listen.listen1]\nport = 2\nopen_eof_check = true\npackage_eof = x\n",
+     ":7: open_eof_check: only valid on tcp listeners (this one is http)", NULL},
+    {TB "[[listen]]\ntype = \"udp\"\nport = 2\npackage_length_type = \"n\"\n",
+     IB "[listen.listen1]\ntype = udp\nport = 2\npackage_length_type = n\n",
+     ":8: package_length_type: only valid on tcp listeners (this one is udp)", NULL},
+    {TB "[[listen]]\ntype = \"tcp\"\nport = 2\nwebsocket = true\n",
+     IB "[listen.listen1]\ntype = tcp\nport = 2\nwebsocket = true\n",
+     ":8: websocket: only valid on http listeners (this one is tcp)", NULL},
+    {TB "[[listen]]\ntype = \"udp\"\nport = 2\ndocument_root = \"www\"\n",
+     IB "[listen.listen1]\ntype = udp\nport = 2\ndocument_root = www\n",
+     ":8: document_root: only valid on http listeners (this one is udp)", NULL},
+    {TB "[[listen]]\nport = 2\nwebsocket_compression = true\n",
+     IB "[listen.listen1]\nport = 2\nwebsocket_compression = true\n",
+     ":7: websocket_compression: needs websocket = true", NULL},
+    {TB "[[listen]]\ntype = \"tcp\"\nport = 2\nopen_eof_check = true\npackage_eof = \"x\"\n"
+        "open_length_check = true\n",
+     IB "[listen.listen1]\ntype = tcp\nport = 2\nopen_eof_check = true\npackage_eof = x\n"
+        "open_length_check = true\n",
+     ":10: open_length_check: open_eof_check and open_length_check are mutually exclusive", NULL},
+    {TB "[[listen]]\ntype = \"tcp\"\nport = 2\nopen_eof_check = true\n",
+     IB "[listen.listen1]\ntype = tcp\nport = 2\nopen_eof_check = true\n",
+     ":8: package_eof: required when open_eof_check is set", NULL},
+    {TB "[[listen]]\ntype = \"tcp\"\nport = 2\npackage_length_type = \"x\"\n",
+     IB "[listen.listen1]\ntype = tcp\nport = 2\npackage_length_type = x\n",
+     ":8: package_length_type: must be one of c, C, n, N, v, V; got \"x\"", NULL},
+    {TB "[[listen]]\ntype = \"tcp\"\nport = 2\npackage_length_type = \"NN\"\n",
+     IB "[listen.listen1]\ntype = tcp\nport = 2\npackage_length_type = NN\n",
+     ":8: package_length_type: must be one of c, C, n, N, v, V; got \"NN\"", NULL},
+    {TB "[[listen]]\ntype = \"tcp\"\nport = 2\npackage_eof = '123456789'\n",
+     IB "[listen.listen1]\ntype = tcp\nport = 2\npackage_eof = 123456789\n",
+     ":8: package_eof: must be 1 to 8 bytes, got \"123456789\"", NULL},
+    {TB "[[listen]]\ntype = \"tcp\"\nport = 2\npackage_eof = "
+        "'\\x01\\x02\\x03\\x04\\x05\\x06\\x07\\x08\\x09'\n",
+     IB "[listen.listen1]\ntype = tcp\nport = 2\npackage_eof = "
+        "\\x01\\x02\\x03\\x04\\x05\\x06\\x07\\x08\\x09\n",
+     ":8: package_eof: must be 1 to 8 bytes, got*", NULL},
+    {TB "[[listen]]\ntype = \"tcp\"\nport = 2\npackage_eof = '\\q'\n",
+     IB "[listen.listen1]\ntype = tcp\nport = 2\npackage_eof = \\q\n",
+     ":8: package_eof: unknown escape \\q (use \\r \\n \\t \\0 \\\\ \\xHH)", NULL},
+    {TB "[[listen]]\ntype = \"tcp\"\nport = 2\npackage_eof = '\\x4'\n",
+     IB "[listen.listen1]\ntype = tcp\nport = 2\npackage_eof = \\x4\n",
+     ":8: package_eof: \\x needs two hex digits", NULL},
+    {TB "[[listen]]\ntype = \"tcp\"\nport = 2\npackage_eof = 'a\\'\n",
+     IB "[listen.listen1]\ntype = tcp\nport = 2\npackage_eof = a\\\n",
+     ":8: package_eof: ends with a lone backslash", NULL},
+    {TB "[[listen]]\ntype = \"tcp\"\nport = 2\npackage_eof = \"\"\n",
+     IB "[listen.listen1]\ntype = tcp\nport = 2\npackage_eof =\n",
+     ":8: package_eof: must be 1 to 8 bytes, got \"\"", NULL},
+    {TB "[[listen]]\nport = 2\npackage_max_length = 10\n",
+     IB "[listen.listen1]\nport = 2\npackage_max_length = 10\n",
+     ":7: package_max_length: must be -1 (inherit) or between 64 and 1073741824, got 10", NULL},
+    {TB "[[listen]]\nhost = \"1.2.3.4\"\npath = \"x.sock\"\n",
+     IB "[listen.listen1]\nhost = 1.2.3.4\npath = x.sock\n",
+     ":6: host: not allowed with path (a unix socket has no host)", NULL},
+    {TB "[[listen]]\nhost = \"a b\"\nport = 2\n", IB "[listen.listen1]\nhost = a b\nport = 2\n",
+     ":6: host: must be an IP address or a host name, got \"a b\"", NULL},
+    {TB "[[listen]]\nname = \"a b\"\nport = 2\n", IB "[listen.a b]\nport = 2\n",
+     ":6: name: must match [A-Za-z0-9_-]{1,63}, got \"a b\"",
+     ":5: name: must match [A-Za-z0-9_-]{1,63}, got \"a b\""},
+    {TB "[[listen]]\nport = 2\nhandler = \"a/b\"\n",
+     IB "[listen.listen1]\nport = 2\nhandler = a/b\n",
+     ":7: handler: must match [A-Za-z0-9_-]{1,63}, got \"a/b\"", NULL},
+    /* duplicate addresses and names */
+    {TB "[[listen]]\ntype = \"tcp\"\nport = 9501\n",
+     IB "[listen.listen1]\ntype = tcp\nport = 9501\n",
+     ":7: port: 127.0.0.1:9501 (tcp) already used by listener \"listen0\" (line 1)", NULL},
+    {TB "[[listen]]\nhost = \"0.0.0.0\"\nport = 9501\n",
+     IB "[listen.listen1]\nhost = 0.0.0.0\nport = 9501\n",
+     ":7: port: 0.0.0.0:9501 (tcp) already used by listener \"listen0\" (line 1)", NULL},
+    {TB "[[listen]]\nhost = \"::1\"\nport = 9\n[[listen]]\nhost = \"[::1]\"\nport = 9\n",
+     IB "[listen.listen1]\nhost = ::1\nport = 9\n[listen.listen2]\nhost = [::1]\nport = 9\n",
+     ":10: port: [::1]:9 (tcp) already used by listener \"listen1\" (line 5)", NULL},
+    {TB "[[listen]]\npath = \"a.sock\"\n[[listen]]\npath = \"./a.sock\"\n",
+     IB "[listen.listen1]\npath = a.sock\n[listen.listen2]\npath = ./a.sock\n", ":8: path: *",
+     NULL},
+    {TB "[[listen]]\nname = \"listen0\"\nport = 2\n", IB "[listen.listen0]\nport = 2\n",
+     ":6: name: duplicate listener name \"listen0\" (first at line 1)",
+     ":5: name: duplicate listener name \"listen0\" (first at line 1)"},
+    /* tables */
+    {TB "[[table]]\nname = \"t\"\nsize = 0\ncolumns = [{name = \"a\", type = \"int\"}]\n",
+     IB "[table.t]\n;\nsize = 0\ncolumn.a = int\n",
+     ":7: size: must be between 1 and 16777216, got 0", NULL},
+    {TB "[[table]]\nname = \"t\"\nsize = 16777217\ncolumns = [{name = \"a\", type = \"int\"}]\n",
+     IB "[table.t]\n;\nsize = 16777217\ncolumn.a = int\n",
+     ":7: size: must be between 1 and 16777216, got 16777217", NULL},
+    {TB
+     "[[table]]\nname = \"t\"\nsize = 1\ncolumns = [{name = \"s\", type = \"string\", size = 0}]\n",
+     IB "[table.t]\n;\nsize = 1\ncolumn.s = string:0\n",
+     ":8: size: must be between 1 and 65535, got 0",
+     ":8: column.s: must be between 1 and 65535, got 0"},
+    {TB "[[table]]\nname = \"t\"\nsize = 1\ncolumns = [{name = \"s\", type = \"string\", size = "
+        "65536}]\n",
+     IB "[table.t]\n;\nsize = 1\ncolumn.s = string:65536\n",
+     ":8: size: must be between 1 and 65535, got 65536",
+     ":8: column.s: must be between 1 and 65535, got 65536"},
+    {TB "[[table]]\nname = \"t\"\nsize = 1\ncolumns = [{name = \"s\", type = \"string\"}]\n",
+     IB "[table.t]\n;\nsize = 1\ncolumn.s = string\n",
+     ":8: columns: column \"s\": size is required for string columns", NULL},
+    {TB "[[table]]\nname = \"t\"\nsize = 1\ncolumns = [{name = \"s\", type = \"int\", size = 4}]\n",
+     IB "[table.t]\n;\nsize = 1\ncolumn.s = int:4\n",
+     ":8: columns: column \"s\": size only applies to string columns", NULL},
+    {TB "[[table]]\nname = \"t\"\nsize = 1\ncolumns = [{name = \"s\", type = \"text\"}]\n",
+     IB "[table.t]\n;\nsize = 1\ncolumn.s = text\n",
+     ":8: type: must be one of int, float, string; got \"text\"",
+     ":8: column.s: must be one of int, float, string; got \"text\""},
+    {TB "[[table]]\nname = \"t\"\nsize = 1\ncolumns = [{name = \"a.b\", type = \"int\"}]\n",
+     IB "[table.t]\n;\nsize = 1\ncolumn.a.b = int\n",
+     ":8: name: must match [A-Za-z0-9_-]{1,63}, got \"a.b\"",
+     ":8: column.a.b: must match [A-Za-z0-9_-]{1,63}, got \"a.b\""},
+    {TB "[[table]]\nname = \"t\"\nsize = 1\ncolumns = [{name = \"a\", type = \"int\"},\n"
+        "{name = \"a\", type = \"float\"}]\n",
+     IB "[table.t]\n;\nsize = 1\ncolumn.a = int\ncolumn.a = float\n",
+     ":9: columns: duplicate column name \"a\" (first at line 8)", NULL},
+    {TB "[[table]]\nname = \"t\"\nsize = 1\ncolumns = [{name = \"a\", type = \"int\", x = 1}]\n",
+     NULL, ":8: x: unknown key in a column", NULL},
+    {TB "[[table]]\nname = \"t\"\nsize = 1\ncolumns = [\"a\"]\n", NULL,
+     ":8: columns: each column must be a table like {name = \"x\", type = \"int\"}", NULL},
+    {TB "[[table]]\nname = \"t\"\nsize = 1\n", IB "[table.t]\n;\nsize = 1\n",
+     ":5: columns: at least one column is required", NULL},
+    {TB "[[table]]\nname = \"t\"\ncolumns = [{name = \"a\", type = \"int\"}]\n",
+     IB "[table.t]\ncolumn.a = int\n", ":5: size: required (rows)", NULL},
+    {TB "[[table]]\nsize = 1\ncolumns = [{name = \"a\", type = \"int\"}]\n", NULL,
+     ":5: name: required", NULL},
+    {TB "[[table]]\nname = \"t\"\nsize = 1\ncolumns = [{name = \"a\", type = \"int\"}]\n"
+        "[[table]]\nname = \"t\"\nsize = 1\ncolumns = [{name = \"a\", type = \"int\"}]\n",
+     NULL, ":10: name: duplicate table name \"t\" (first at line 5)", NULL},
+    {NULL, IB "[table.t]\nsize = 1\ncolumn.a = int\n[table.t]\nsize = 1\ncolumn.a = int\n",
+     ":8: name: duplicate table name \"t\" (first at line 5)", NULL},
+    {NULL, IB "[table]\nsize = 1\n", ":5: table: needs a name: [table.NAME]", NULL},
+    {NULL, IB "[table.t]\nsize = 1\ncolumns = a\n",
+     ":7: columns: unknown key in [table] (INI declares columns as column.NAME = TYPE)", NULL},
+    /* cron */
+    {TB "[[cron]]\nname = \"c\"\nhandler = \"h\"\ninterval_ms = 5\nschedule = \"* * * * *\"\n",
+     IB "[cron.c]\n;\nhandler = h\ninterval_ms = 5\nschedule = * * * * *\n",
+     ":9: schedule: interval_ms and schedule are exclusive", NULL},
+    {TB "[[cron]]\nname = \"c\"\nhandler = \"h\"\n", IB "[cron.c]\n;\nhandler = h\n",
+     ":5: interval_ms: required (or schedule)", NULL},
+    {TB "[[cron]]\nname = \"c\"\nhandler = \"h\"\nschedule = \"* * * *\"\n",
+     IB "[cron.c]\n;\nhandler = h\nschedule = * * * *\n",
+     ":8: schedule: must have 5 fields (minute hour day-of-month month day-of-week), got 4", NULL},
+    {TB "[[cron]]\nname = \"c\"\nhandler = \"h\"\ninterval_ms = 0\n",
+     IB "[cron.c]\n;\nhandler = h\ninterval_ms = 0\n",
+     ":8: interval_ms: must be between 1 and 31536000000, got 0", NULL},
+    {TB "[[cron]]\nname = \"c\"\ninterval_ms = 1\n", IB "[cron.c]\n;\ninterval_ms = 1\n",
+     ":5: handler: required (a function exported by the app)", NULL},
+    {TB "[[cron]]\nname = \"c\"\nhandler = \"1h\"\ninterval_ms = 1\n",
+     IB "[cron.c]\n;\nhandler = 1h\ninterval_ms = 1\n",
+     ":7: handler: must match [A-Za-z_][A-Za-z0-9_]{0,62}, got \"1h\"", NULL},
+    {TB "[[cron]]\nname = \"c\"\nhandler = \"h\"\ninterval_ms = 1\nglobal_lock = true\n",
+     IB "[cron.c]\n;\nhandler = h\ninterval_ms = 1\nglobal_lock = true\n",
+     ":9: global_lock: needs redis set in [server]", NULL},
+    {TB "[[cron]]\nname = \"c\"\nhandler = \"h\"\ninterval_ms = 1\n"
+        "[[cron]]\nname = \"c\"\nhandler = \"h\"\ninterval_ms = 1\n",
+     IB "[cron.c]\n;\nhandler = h\ninterval_ms = 1\n[cron.c]\n;\nhandler = h\ninterval_ms = 1\n",
+     ":10: name: duplicate cron name \"c\" (first at line 5)",
+     ":9: name: duplicate cron name \"c\" (first at line 5)"},
+    /* process */
+    {TB "[[process]]\nname = \"p\"\nhandler = \"h\"\nnum = 0\n",
+     IB "[process.p]\n;\nhandler = h\nnum = 0\n", ":8: num: must be between 1 and 256, got 0",
+     NULL},
+    {TB "[[process]]\nname = \"p\"\nhandler = \"h\"\nnum = 257\n",
+     IB "[process.p]\n;\nhandler = h\nnum = 257\n", ":8: num: must be between 1 and 256, got 257",
+     NULL},
+    {TB "[[process]]\nname = \"p\"\n", IB "[process.p]\n",
+     ":5: handler: required (a function exported by the app)", NULL},
+    {TB "[[process]]\nname = \"p\"\nhandler = \"h\"\n[[process]]\nname = \"p\"\nhandler = \"h\"\n",
+     IB "[process.p]\n;\nhandler = h\n[process.p]\n;\nhandler = h\n",
+     ":9: name: duplicate process name \"p\" (first at line 5)",
+     ":8: name: duplicate process name \"p\" (first at line 5)"},
+    /* syntax */
+    {TB "worker_num = = 2\n", IB "garbage line\n", ":5: *",
+     ":5: expected 'key = value' or '[section]'"},
+    {TB "app = \"b.so\"\n", IB "app = b.so\n", ":5: *", ":5: app: set twice (first at line 4)"},
+    {TB "[server]\nworker_num = 1\n", IB "[server]\nworker_num = 1\n", ":5: *",
+     ":5: server: section repeated (first at line 3)"},
+    {NULL, IB "[server\n", ":5: section header without ']'", NULL},
+    {NULL, IB "[listen.b]\nname = c\nport = 3\n",
+     ":6: name: comes from the section header [listen.NAME]", NULL},
+};
+
+/* Runs on every exit, so a failing case leaves no files behind either. */
+static void cleanup(void)
+{
+    static const char *const names[] = {"srv.toml", "srv.ini", "ok.toml"};
+    char path[512];
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        int n = snprintf(path, sizeof(path), "%s/%s", tmpdir, names[i]);
+        if (n > 0 && (size_t)n < sizeof(path))
+            unlink(path);
+    }
+    rmdir(tmpdir);
+}
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    CHECK(f != NULL);
+    CHECK(fputs(text, f) >= 0);
+    CHECK(fclose(f) == 0);
+}
+
+/* Load text from a file of that name and check the formatted error. */
+static void expect(const char *name, const char *text, const char *want, int index)
+{
+    char path[512], got[1024], full[1024];
+    srv_config_error_t err;
+    srv_config_t *cfg = malloc(sizeof(*cfg));
+    CHECK(cfg != NULL);
+    snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
+    write_file(path, text);
+    int rc = srv_config_load(path, cfg, &err);
+    unlink(path);
+    free(cfg);
+    srv_config_error_format(&err, got, sizeof(got));
+    snprintf(full, sizeof(full), "%s%s", path, want);
+    size_t n = strlen(full);
+    bool ok = rc == -EINVAL &&
+              (full[n - 1] == '*' ? strncmp(got, full, n - 1) == 0 : strcmp(got, full) == 0);
+    if (!ok) {
+        fprintf(stderr, "case %d (%s), rc %d:\n--- text\n%s--- want\n%s\n--- got\n%s\n", index,
+                name, rc, text, full, got);
+        exit(1);
+    }
+}
+
+static void test_cases(void)
+{
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const err_case_t *c = &cases[i];
+        if (c->toml != NULL)
+            expect("srv.toml", c->toml, c->want, (int)i);
+        if (c->ini != NULL)
+            expect("srv.ini", c->ini, c->want_ini != NULL ? c->want_ini : c->want, (int)i);
+    }
+}
+
+/* inih's buffer is fixed; a longer line is refused rather than split into two. */
+static void test_long_line(void)
+{
+    char text[1024];
+    int n = snprintf(text, sizeof(text), IB "user = ");
+    memset(text + n, 'a', 300);
+    snprintf(text + n + 300, sizeof(text) - (size_t)n - 300, "\nworker_num = 0\n");
+    expect("srv.ini", text, ":5: line too long (max 197 characters)", -1);
+}
+
+/* Things that look like conflicts but are fine. */
+static void test_not_errors(void)
+{
+    static const char *const toml[] = {
+        /* udp and tcp may share a port; v4 and v6 loopback may too */
+        TB "[[listen]]\ntype = \"udp\"\nport = 9501\n[[listen]]\nhost = \"::1\"\nport = 9501\n",
+        /* a tcp listener may carry eof framing; -1 overrides are fine */
+        TB "[[listen]]\ntype = \"tcp\"\nport = 2\nopen_eof_split = true\npackage_eof = '\\n'\n"
+           "package_max_length = -1\nheartbeat_idle_time = -1\n",
+        /* a unix listener (no port) */
+        TB "[[listen]]\ntype = \"tcp\"\npath = \"/tmp/x.sock\"\n",
+    };
+    char path[512], buf[1024];
+    snprintf(path, sizeof(path), "%s/ok.toml", tmpdir);
+    srv_config_t *cfg = malloc(sizeof(*cfg));
+    CHECK(cfg != NULL);
+    for (size_t i = 0; i < sizeof(toml) / sizeof(toml[0]); i++) {
+        srv_config_error_t err;
+        write_file(path, toml[i]);
+        int rc = srv_config_load(path, cfg, &err);
+        if (rc != 0)
+            fprintf(stderr, "case %zu: %s\n", i, srv_config_error_format(&err, buf, sizeof(buf)));
+        CHECK_INT(rc, ==, 0);
+    }
+    CHECK_STR(cfg->listen[1].path, "/tmp/x.sock");
+    CHECK_STR(cfg->listen[1].host, "");
+    unlink(path);
+    free(cfg);
+}
+
+static void test_format(void)
+{
+    srv_config_error_t err = {.file = "/x/srv.toml",
+                              .line = 7,
+                              .key = "worker_num",
+                              .msg = "must be between 1 and 1024, got 0"};
+    char buf[1024];
+    CHECK_STR(srv_config_error_format(&err, buf, sizeof(buf)),
+              "/x/srv.toml:7: worker_num: must be between 1 and 1024, got 0");
+    err.line = 0;
+    CHECK_STR(srv_config_error_format(&err, buf, sizeof(buf)),
+              "/x/srv.toml: worker_num: must be between 1 and 1024, got 0");
+    err.key[0] = '\0';
+    CHECK_STR(srv_config_error_format(&err, buf, sizeof(buf)),
+              "/x/srv.toml: must be between 1 and 1024, got 0");
+    err.line = 3;
+    CHECK_STR(srv_config_error_format(&err, buf, sizeof(buf)),
+              "/x/srv.toml:3: must be between 1 and 1024, got 0");
+    CHECK_STR(srv_config_error_format(&err, buf, 5), "/x/s");
+}
+
+int main(void)
+{
+    (void)check_failures_;
+    snprintf(tmpdir, sizeof(tmpdir), "/tmp/srv-config-XXXXXX");
+    CHECK(mkdtemp(tmpdir) != NULL);
+    atexit(cleanup);
+    test_format();
+    test_cases();
+    test_long_line();
+    test_not_errors();
+    return 0;
+}
