@@ -1,5 +1,7 @@
 /* The srv command: start, stop, reload, restart, info, check, version, help. */
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -46,6 +48,18 @@ static int load(const char *file, srv_config_t *cfg)
     return 0;
 }
 
+/* A server is running while its master holds the pid file's lock: unlike kill(pid, 0), this
+ * is false for a master that exited but was not reaped yet, and for a recycled pid. */
+static bool pidfile_locked(const srv_config_t *cfg)
+{
+    int fd = open(cfg->pid_file, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    bool locked = flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+    close(fd);
+    return locked;
+}
+
 static pid_t running_pid(const srv_config_t *cfg)
 {
     FILE *f = fopen(cfg->pid_file, "re");
@@ -55,7 +69,7 @@ static pid_t running_pid(const srv_config_t *cfg)
     if (fscanf(f, "%d", &pid) != 1)
         pid = 0;
     fclose(f);
-    if (pid <= 0 || (kill(pid, 0) != 0 && errno == ESRCH))
+    if (pid <= 0 || !pidfile_locked(cfg))
         return 0;
     return pid;
 }
@@ -89,7 +103,7 @@ static int cmd_stop(const srv_config_t *cfg, bool quiet_if_absent)
     }
     /* Wait until the tree is gone: the master exits after its children. */
     int64_t deadline = srv__mono_ms() + (int64_t)cfg->max_wait_time * 2000 + 15000;
-    while (kill(pid, 0) == 0) {
+    while (pidfile_locked(cfg)) {
         if (srv__mono_ms() > deadline) {
             fprintf(stderr, "srv: pid %d did not stop in time\n", (int)pid);
             return SRV_EXIT_FAILURE;

@@ -54,7 +54,7 @@ static struct {
     int replacing;      /* slot index being replaced, -1 none */
     bool reload_active; /* a reload requested by the master (report when done) */
     bool reload_failed;
-    char reload_err[400];
+    char reload_err[512];
 } M;
 
 static void proc_reset(proc_t *p)

@@ -267,7 +267,7 @@ static void handle_mgr(void)
         break;
     }
     case SRV_CTL_START_FAILED:
-        if (!G.started) {
+        if (!G.started && !G.stopping) {
             srv_log(SRV_LOG_ERROR, "master", 0, "the app failed to load: %s", m.text);
             fprintf(stderr, "srv: %s\n", m.text);
             G.exit_code = SRV_EXIT_APP;

@@ -41,14 +41,21 @@ pid_t srv__shm_pid(void)
     return g_shm.pid;
 }
 
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
 void srv__shm_backoff(unsigned spins)
 {
-    if (spins < 64) {
-#if defined(__x86_64__) || defined(__i386__)
-        __builtin_ia32_pause();
-#elif defined(__aarch64__)
-        __asm__ __volatile__("yield");
-#endif
+    if (spins < 16) {
+        /* Exponential: a waiter that re-reads a hot line at once steals it from the holder. */
+        for (unsigned i = 1u << (spins < 8 ? spins : 8); i > 0; i--)
+            cpu_relax();
     } else {
         sched_yield();
     }
@@ -72,7 +79,7 @@ int srv__shm_lock_slow(int32_t *word)
         }
         /* Probe the holder only now and then: kill() is a system call, and a live holder is
          * by far the common case. */
-        if (spins >= 64 && (spins & 31) == 0 && srv__shm_pid_dead(cur) &&
+        if (spins >= 16 && (spins & 15) == 0 && srv__shm_pid_dead(cur) &&
             __atomic_compare_exchange_n(word, &cur, me, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
             return 1;
         srv__shm_backoff(spins);

@@ -581,6 +581,11 @@ bool srv_http_parser_idle(const srv_http_parser_t *p)
     return p->phase == PH_IDLE || (p->phase == PH_HEAD && !p->in_message);
 }
 
+bool srv_http_parser_headers_done(const srv_http_parser_t *p)
+{
+    return p->phase == PH_BODY || p->phase == PH_CONTINUE || p->phase == PH_READY;
+}
+
 void srv_http_parser_shrink(srv_http_parser_t *p)
 {
     if (p->phase != PH_IDLE)
@@ -984,9 +989,4 @@ int srv_http_chunk_header(char *buf, size_t cap, size_t len)
         return -ENOSPC;
     memcpy(buf, tmp + i, n);
     return (int)n;
-}
-
-bool srv_http_parser_headers_done(const srv_http_parser_t *p)
-{
-    return p->phase == PH_BODY || p->phase == PH_CONTINUE || p->phase == PH_READY;
 }

@@ -265,6 +265,28 @@ static void test_upgrade_declined(void)
     srv_http_parser_destroy(p);
 }
 
+/* Timeouts: idle (keep-alive) → headers pending (header timeout) → headers done (body). */
+static void test_timeout_states(void)
+{
+    const char *in =
+        "PUT /f HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nab";
+    size_t n = strlen(in), used;
+    srv_http_parser_t *p;
+    CHECK_INT(srv_http_parser_create(&p, NULL), ==, 0);
+    CHECK(srv_http_parser_idle(p) && !srv_http_parser_headers_done(p));
+    CHECK_INT(srv_http_parser_feed(p, in, 5, &used), ==, SRV_HTTP_NEED_MORE);
+    CHECK(!srv_http_parser_idle(p) && !srv_http_parser_headers_done(p));
+    CHECK_INT(srv_http_parser_feed(p, in + 5, n - 5 - 2, &used), ==, SRV_HTTP_CONTINUE);
+    CHECK(!srv_http_parser_idle(p) && srv_http_parser_headers_done(p));
+    CHECK_INT(srv_http_parser_feed(p, in + n - 2, 1, &used), ==, SRV_HTTP_NEED_MORE);
+    CHECK(!srv_http_parser_idle(p) && srv_http_parser_headers_done(p));
+    CHECK_INT(srv_http_parser_feed(p, in + n - 1, 1, &used), ==, SRV_HTTP_REQUEST);
+    CHECK(srv_http_parser_headers_done(p));
+    srv_http_parser_next(p);
+    CHECK(srv_http_parser_idle(p) && !srv_http_parser_headers_done(p));
+    srv_http_parser_destroy(p);
+}
+
 static void test_malformed(void)
 {
     expect("FOO / HTTP/1.1\r\nHost: h\r\n\r\n", "ERR 400;");
@@ -685,6 +707,7 @@ int main(void)
     test_pipelined();
     test_continue_upgrade();
     test_upgrade_declined();
+    test_timeout_states();
     test_malformed();
     test_limits();
     test_memory();

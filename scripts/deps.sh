@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Install the Debian packages srv needs to build (and, with --test, to run its test suite).
+# Does nothing when they are all present; needs root otherwise.
+set -euo pipefail
+
+build_pkgs=(cmake make gcc g++ pkg-config liburing-dev libwslay-dev node-llhttp libssl-dev
+            libhiredis-dev libinih-dev libtomlplusplus-dev zlib1g-dev)
+test_pkgs=(curl python3 python3-websockets nginx-light redis-server netcat-openbsd nodejs npm
+           wrk procps)
+
+pkgs=("${build_pkgs[@]}")
+if [ "${1:-}" = "--test" ]; then
+    pkgs+=("${test_pkgs[@]}")
+fi
+
+missing=()
+for p in "${pkgs[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing+=("$p")
+    fi
+done
+if [ ${#missing[@]} -eq 0 ]; then
+    exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+    echo "srv: missing packages: ${missing[*]}" >&2
+    echo "srv: run as root (or: sudo apt-get install ${missing[*]})" >&2
+    exit 1
+fi
+echo "srv: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# nginx-light and redis-server start system services on install; the tests run their own.
+if command -v systemctl >/dev/null 2>&1; then
+    systemctl stop nginx redis-server >/dev/null 2>&1 || true
+fi
+service nginx stop >/dev/null 2>&1 || true
+service redis-server stop >/dev/null 2>&1 || true

@@ -1,0 +1,320 @@
+"""Black-box test harness: runs the real srv binary on free loopback ports with its own pid file
+and temp folder, talks to it with real clients, and checks that every process it started is gone
+at the end. Every wait polls a condition with a deadline; nothing sleeps as synchronisation."""
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+SRV = os.path.abspath(os.environ.get("SRV_BIN", os.path.join(os.path.dirname(__file__),
+                                                             "../../build/srv")))
+DEMO = os.path.abspath(os.environ.get("SRV_DEMO", os.path.join(os.path.dirname(__file__),
+                                                               "../../build/examples/demo.so")))
+SOURCE_DIR = os.path.abspath(os.path.join(os.path.dirname(__file__), "../.."))
+# Sanitized builds are slower to start and to answer: scale every deadline.
+SLOW = float(os.environ.get("SRV_TEST_SLOW", "3" if os.environ.get("SRV_ASAN") else "1"))
+
+
+def free_port(kind=socket.SOCK_STREAM, family=socket.AF_INET, host="127.0.0.1"):
+    s = socket.socket(family, kind)
+    s.bind((host, 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Fatal(AssertionError):
+    """Raised by a wait_for condition that can never become true."""
+
+
+def wait_for(cond, timeout=10.0, what="condition", interval=0.02):
+    deadline = time.monotonic() + timeout * SLOW
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = cond()
+            if last:
+                return last
+        except Fatal:
+            raise
+        except Exception as e:  # the condition may throw until it holds
+            last = e
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
+
+
+def pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie is dead for our purposes.
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def children_of(pids):
+    """Every live process whose parent is in pids (transitively)."""
+    found = set()
+    frontier = set(pids)
+    while frontier:
+        nxt = set()
+        for d in os.listdir("/proc"):
+            if not d.isdigit():
+                continue
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    st = f.read()
+            except OSError:
+                continue
+            fields = st.rsplit(")", 1)[1].split()
+            if fields[0] == "Z":
+                continue
+            if int(fields[1]) in frontier and int(d) not in found:
+                found.add(int(d))
+                nxt.add(int(d))
+        frontier = nxt
+    return found
+
+
+class Server:
+    """One srv instance. listeners: list of dicts of listener keys (port picked if absent)."""
+
+    def __init__(self, listeners=None, server=None, app=None, name="srv", extra=""):
+        self.dir = tempfile.mkdtemp(prefix=f"srvtest-{name}-")
+        self.pid_file = os.path.join(self.dir, "srv.pid")
+        self.log_file = os.path.join(self.dir, "srv.log")
+        self.listeners = listeners if listeners is not None else [{"name": "http", "type": "http"}]
+        for l in self.listeners:
+            if "port" not in l and "path" not in l:
+                kind = socket.SOCK_DGRAM if l.get("type") == "udp" else socket.SOCK_STREAM
+                fam = socket.AF_INET6 if ":" in l.get("host", "") else socket.AF_INET
+                l["port"] = free_port(kind, fam, l.get("host", "127.0.0.1"))
+        self.server = {"app": app or DEMO, "worker_num": 2, "reactor_num": 1,
+                       "pid_file": self.pid_file, "log_file": self.log_file,
+                       "log_level": "info", "max_wait_time": 3}
+        self.server.update(server or {})
+        self.extra = extra
+        self.proc = None
+        self.known_pids = set()
+        self.config = os.path.join(self.dir, "srv.toml")
+        self.write_config()
+
+    # -- configuration --
+    @staticmethod
+    def _val(v):
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, (int, float)):
+            return str(v)
+        return json.dumps(v)
+
+    def write_config(self):
+        lines = ["[server]"]
+        lines += [f"{k} = {self._val(v)}" for k, v in self.server.items()]
+        for l in self.listeners:
+            lines.append("\n[[listen]]")
+            lines += [f"{k} = {self._val(v)}" for k, v in l.items()]
+        lines.append(self.extra)
+        with open(self.config, "w") as f:
+            f.write("\n".join(lines) + "\n")
+
+    # -- running --
+    def cmd(self, *args, timeout=60, check=False):
+        r = subprocess.run([SRV, *args, "-c", self.config], capture_output=True, text=True,
+                           timeout=timeout * SLOW)
+        if check and r.returncode != 0:
+            raise AssertionError(f"srv {' '.join(args)} exited {r.returncode}: {r.stderr}")
+        return r
+
+    def start(self, daemon=False, wait_ready=True):
+        if daemon:
+            r = self.cmd("start", "-d", timeout=30)
+            if r.returncode != 0:
+                raise AssertionError(f"srv start -d exited {r.returncode}: {r.stderr}\n{self.log()}")
+        else:
+            self.out = open(os.path.join(self.dir, "stdout"), "w")
+            self.proc = subprocess.Popen([SRV, "start", "-c", self.config], stdout=self.out,
+                                         stderr=subprocess.STDOUT)
+        if wait_ready:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout=20):
+        def ready():
+            if self.proc is not None and self.proc.poll() is not None:
+                raise Fatal(f"srv exited {self.proc.returncode} during start:\n"
+                                     f"{self.log()}")
+            info = self.info()
+            ok = all(w["state"] == "ready" for w in info["workers"])
+            return info if ok else None
+        info = wait_for(ready, timeout, "all workers ready")
+        self.remember(info)
+        return info
+
+    def remember(self, info):
+        self.known_pids.add(info["pid"])
+        self.known_pids.add(info["manager_pid"])
+        for w in info["workers"]:
+            if w["pid"]:
+                self.known_pids.add(w["pid"])
+
+    def info(self):
+        r = self.cmd("info", "--json", timeout=10)
+        if r.returncode != 0:
+            raise AssertionError(f"srv info exited {r.returncode}: {r.stderr}")
+        info = json.loads(r.stdout)
+        self.remember(info)
+        return info
+
+    def master_pid(self):
+        with open(self.pid_file) as f:
+            return int(f.read())
+
+    def stop(self, check=True):
+        r = self.cmd("stop", timeout=60)
+        if check and r.returncode != 0:
+            raise AssertionError(f"srv stop exited {r.returncode}: {r.stderr}\n{self.log()}")
+        if self.proc is not None:
+            self.proc.wait(timeout=30 * SLOW)
+        return r
+
+    def log(self):
+        try:
+            with open(self.log_file) as f:
+                text = f.read()
+        except OSError:
+            text = ""
+        try:
+            with open(os.path.join(self.dir, "stdout")) as f:
+                text += f.read()
+        except OSError:
+            pass
+        return text
+
+    def cleanup(self):
+        """Stop if running; fail if any process of the tree is left."""
+        leftovers = set()
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20 * SLOW)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        elif os.path.exists(self.pid_file):
+            try:
+                pid = self.master_pid()
+                if pid_alive(pid):
+                    os.kill(pid, signal.SIGTERM)
+                    wait_for(lambda: not pid_alive(pid), 20, "master exit")
+            except (ValueError, OSError, AssertionError):
+                pass
+        deadline = time.monotonic() + 10 * SLOW
+        while time.monotonic() < deadline:
+            leftovers = {p for p in self.known_pids if pid_alive(p)}
+            if not leftovers:
+                break
+            time.sleep(0.02)
+        for p in leftovers:
+            try:
+                os.kill(p, signal.SIGKILL)
+            except OSError:
+                pass
+        if self.proc is not None and getattr(self, "out", None):
+            self.out.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+        if leftovers:
+            raise AssertionError(f"processes left behind: {sorted(leftovers)}")
+
+    # -- clients --
+    def port(self, i=0):
+        return self.listeners[i]["port"]
+
+    def conn(self, i=0, timeout=10):
+        return http.client.HTTPConnection("127.0.0.1", self.port(i), timeout=timeout * SLOW)
+
+    def get(self, path, i=0, method="GET", body=None, headers=None):
+        c = self.conn(i)
+        try:
+            c.request(method, path, body=body, headers=headers or {})
+            r = c.getresponse()
+            return r.status, dict((k.lower(), v) for k, v in r.getheaders()), r.read()
+        finally:
+            c.close()
+
+
+def raw(port, data, host="127.0.0.1", timeout=10, until_close=True, family=socket.AF_INET):
+    """Send bytes, read until the server closes (or the timeout). Returns the bytes read."""
+    s = socket.socket(family, socket.SOCK_STREAM)
+    s.settimeout(timeout * SLOW)
+    s.connect((host, port))
+    s.sendall(data)
+    out = b""
+    try:
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            out += b
+            if not until_close:
+                break
+    except socket.timeout:
+        pass
+    finally:
+        s.close()
+    return out
+
+
+def run(tests):
+    """Run test functions; print a closing 'N passed, M failed' line; exit non-zero on failure."""
+    only = sys.argv[1:]
+    passed = failed = 0
+    for t in tests:
+        if only and t.__name__ not in only:
+            continue
+        t0 = time.monotonic()
+        try:
+            t()
+            passed += 1
+            print(f"ok   {t.__name__} ({time.monotonic() - t0:.2f}s)", flush=True)
+        except Exception:
+            failed += 1
+            print(f"FAIL {t.__name__} ({time.monotonic() - t0:.2f}s)", flush=True)
+            traceback.print_exc()
+    print(f"{passed} passed, {failed} failed", flush=True)
+    sys.exit(1 if failed else 0)
+
+
+class running:
+    """with running(Server(...)) as s: ... — starts, and always cleans up."""
+
+    def __init__(self, server, **start):
+        self.s = server
+        self.start = start
+
+    def __enter__(self):
+        try:
+            return self.s.start(**self.start)
+        except Exception:
+            print(self.s.log(), file=sys.stderr)
+            self.s.cleanup()
+            raise
+
+    def __exit__(self, et, ev, tb):
+        if et is not None:
+            print("---- server log ----\n" + self.s.log()[-6000:], file=sys.stderr)
+        self.s.cleanup()
+        return False
