@@ -2,6 +2,7 @@
  * (pipelined requests wait, parsed in order, so responses go out in request order whatever
  * worker answers), bounded output queues with sendfile, timeouts, lingering close. */
 #include "core/conn.h"
+#include "core/conn_internal.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -16,6 +17,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/ipc.h"
@@ -23,103 +25,15 @@
 #include "core/static.h"
 #include "protocols/http.h"
 
-#define OUTQ_MAX 8
-#define SEG_MIN 4096
-#define TICK_MS 250
-#define LINGER_MS 2000
-
-enum {
-    F_RECV = 1u << 0,        /* recv op armed */
-    F_SEND = 1u << 1,        /* send or poll op armed */
-    F_CLOSING = 1u << 2,     /* close requested: fd goes once no op is armed */
-    F_EOF = 1u << 3,         /* peer sent FIN */
-    F_INFLIGHT = 1u << 4,    /* a request is with the app */
-    F_CLOSE_AFTER = 1u << 5, /* close once the output queue is empty */
-    F_IN_PROCESS = 1u << 6,  /* inside process_input: defer parser release */
-    F_DONE_PENDING = 1u << 7,
-    F_LINGER = 1u << 8,  /* output sent, write side shut, discarding input */
-    F_NO_READ = 1u << 9, /* stop feeding the parser (after an error) */
-    F_RECV_WANTED = 1u << 10,
-};
-
-enum { SEG_MEM = 0, SEG_FILE = 1 };
-
-typedef struct seg {
-    uint8_t kind;
-    char *buf;
-    size_t len, off, cap;
-    int file_fd;
-    uint64_t foff, fleft;
-} seg_t;
-
-struct srv_conn {
-    uint64_t session;
-    srv_engine_t *eng;
-    int fd;
-    uint16_t listener;
-    uint32_t flags;
-    uint8_t refs; /* armed ops */
-    uint8_t qh, qn;
-    srv_loop_op_t recv_op;
-    srv_loop_op_t send_op;
-    srv_http_parser_t *http;
-    char *in;
-    uint32_t in_len, in_cap;
-    seg_t q[OUTQ_MAX];
-    size_t qbytes;
-    struct iovec iov[OUTQ_MAX];
-    int worker, tag;
-    uint64_t resp_bytes;
-    int64_t last_read, last_write, req_start, linger_until;
-    uint32_t peer_hash;
-    bool req_keepalive;
-    uint16_t peer_port;
-    char peer[46];
-    srv_conn_t *next_free;
-};
-
-struct srv_engine {
-    int id;
-    srv_loop_t *loop;
-    const srv_config_t *cfg;
-    srv_engine_ops_t ops;
-    void *data;
-    int nlisten;
-    int listen_fd[SRV_CONFIG_MAX_LISTEN];
-    srv_loop_op_t accept_op[SRV_CONFIG_MAX_LISTEN];
-    bool accept_armed[SRV_CONFIG_MAX_LISTEN];
-    bool accepting;
-    bool draining;
-    srv_loop_op_t tick_op;
-    bool tick_armed;
-    bool destroying;
-    uint32_t max_slots;
-    uint32_t used_slots; /* high-water mark */
-    srv_conn_t **slots;
-    uint64_t *gens;
-    uint32_t *free_stack;
-    uint32_t nfree;
-    srv_conn_t *conn_cache;
-    uint32_t ncached;
-    uint64_t nconns;
-    uint64_t inflight;
-    srv_http_limits_t limits;
-    _Atomic uint64_t *stat_conns, *stat_accepted, *stat_requests, *stat_503;
-    int64_t last_limit_log;
-    srv_static_t *statics[SRV_CONFIG_MAX_LISTEN];
-};
-
 static void process_input(srv_conn_t *c, const char *data, size_t len);
 static void arm_recv(srv_conn_t *c);
-static void flush(srv_conn_t *c);
-static void conn_close(srv_conn_t *c);
 
-static inline int64_t now_ms(srv_engine_t *e)
+int64_t srv__engine_now_ms(srv_engine_t *e)
 {
     return srv_loop_now(e->loop) / 1000000;
 }
 
-static void stat_add(_Atomic uint64_t *s, int64_t d)
+void srv__stat_add(_Atomic uint64_t *s, int64_t d)
 {
     if (s)
         atomic_fetch_add_explicit(s, (uint64_t)d, memory_order_relaxed);
@@ -163,7 +77,7 @@ static seg_t *seg_tail_mem(srv_conn_t *c, size_t need)
 }
 
 /* Queue bytes; -ENOBUFS past buffer_output_size. */
-static int out_write(srv_conn_t *c, const struct iovec *iov, int iovcnt)
+int srv__out_write(srv_conn_t *c, const struct iovec *iov, int iovcnt)
 {
     size_t total = 0;
     for (int i = 0; i < iovcnt; i++)
@@ -186,7 +100,7 @@ static int out_write(srv_conn_t *c, const struct iovec *iov, int iovcnt)
 static int out_str(srv_conn_t *c, const char *p, size_t n)
 {
     struct iovec v = {.iov_base = (void *)p, .iov_len = n};
-    return out_write(c, &v, 1);
+    return srv__out_write(c, &v, 1);
 }
 
 static int out_file(srv_conn_t *c, int fd, uint64_t off, uint64_t len)
@@ -228,6 +142,10 @@ static void out_clear(srv_conn_t *c)
 static void conn_release(srv_conn_t *c)
 {
     srv_engine_t *e = c->eng;
+    if (c->proto != PROTO_HTTP || c->ws_pending)
+        srv__stream_release(c);
+    if (c->info)
+        atomic_store_explicit(&c->info->session, 0, memory_order_release);
     close(c->fd);
     out_clear(c);
     if (c->http)
@@ -238,7 +156,7 @@ static void conn_release(srv_conn_t *c)
     e->gens[slot]++;
     e->free_stack[e->nfree++] = slot;
     e->nconns--;
-    stat_add(e->stat_conns, -1);
+    srv__stat_add(e->stat_conns, -1);
     if (c->flags & F_INFLIGHT)
         e->inflight--;
     if (e->ncached < 256 && !e->destroying) {
@@ -255,7 +173,7 @@ static void maybe_release(srv_conn_t *c)
         conn_release(c);
 }
 
-static void conn_close(srv_conn_t *c)
+void srv__conn_close(srv_conn_t *c)
 {
     if (c->flags & F_CLOSING)
         return;
@@ -274,19 +192,19 @@ static void conn_close(srv_conn_t *c)
 static void begin_linger(srv_conn_t *c)
 {
     if (c->flags & (F_EOF | F_CLOSING)) {
-        conn_close(c);
+        srv__conn_close(c);
         return;
     }
     shutdown(c->fd, SHUT_WR);
     c->flags |= F_LINGER | F_NO_READ;
-    c->linger_until = now_ms(c->eng) + LINGER_MS;
+    c->linger_until = srv__engine_now_ms(c->eng) + LINGER_MS;
     if (!(c->flags & F_RECV))
-        conn_close(c);
+        srv__conn_close(c);
 }
 
 static void on_send(srv_loop_t *loop, srv_loop_op_t *op, int res, const char *data, uint32_t flags);
 
-static void flush(srv_conn_t *c)
+void srv__conn_flush(srv_conn_t *c)
 {
     if (c->flags & (F_SEND | F_CLOSING))
         return;
@@ -308,7 +226,7 @@ static void flush(srv_conn_t *c)
             if (rc < 0) {
                 c->flags &= ~(uint32_t)F_SEND;
                 c->refs--;
-                conn_close(c);
+                srv__conn_close(c);
             }
             return;
         }
@@ -320,7 +238,7 @@ static void flush(srv_conn_t *c)
             if (n > 0) {
                 s->foff += (uint64_t)n;
                 s->fleft -= (uint64_t)n;
-                c->last_write = now_ms(c->eng);
+                c->last_write = srv__engine_now_ms(c->eng);
                 continue;
             }
             if (n < 0 && errno == EINTR)
@@ -331,12 +249,12 @@ static void flush(srv_conn_t *c)
                 if (srv_loop_poll(c->eng->loop, &c->send_op, c->fd, POLLOUT) < 0) {
                     c->flags &= ~(uint32_t)F_SEND;
                     c->refs--;
-                    conn_close(c);
+                    srv__conn_close(c);
                 }
                 return;
             }
             /* File shrank under us (n == 0) or the socket failed: the response is broken. */
-            conn_close(c);
+            srv__conn_close(c);
             return;
         }
         seg_free(s);
@@ -358,20 +276,20 @@ static void on_send(srv_loop_t *loop, srv_loop_op_t *op, int res, const char *da
     }
     if (res < 0) {
         if (res == -EAGAIN || res == -EINTR) {
-            flush(c);
+            srv__conn_flush(c);
             return;
         }
         srv_log_debug("conn", "session %llx: send: %s", (unsigned long long)c->session,
                       srv_strerror(res));
-        conn_close(c);
+        srv__conn_close(c);
         return;
     }
     if (c->qn > 0 && c->q[c->qh].kind == SEG_FILE) {
-        flush(c); /* that was the POLLOUT wait of a sendfile */
+        srv__conn_flush(c); /* that was the POLLOUT wait of a sendfile */
         return;
     }
     size_t n = (size_t)res;
-    c->last_write = now_ms(c->eng);
+    c->last_write = srv__engine_now_ms(c->eng);
     c->qbytes -= n < c->qbytes ? n : c->qbytes;
     while (n > 0 && c->qn > 0) {
         seg_t *s = &c->q[c->qh];
@@ -399,10 +317,10 @@ static void on_send(srv_loop_t *loop, srv_loop_op_t *op, int res, const char *da
         } else
             return;
     }
-    flush(c);
+    srv__conn_flush(c);
 }
 
-static bool out_pending(const srv_conn_t *c)
+bool srv__out_pending(const srv_conn_t *c)
 {
     for (int i = 0; i < c->qn; i++) {
         const seg_t *s = &c->q[(c->qh + i) % OUTQ_MAX];
@@ -421,7 +339,7 @@ static void send_error(srv_conn_t *c, int status, const char *reason)
     if (n > 0)
         out_str(c, buf, (size_t)n);
     c->flags |= F_CLOSE_AFTER | F_NO_READ;
-    flush(c);
+    srv__conn_flush(c);
 }
 
 /* The response to the request in flight is complete. */
@@ -440,10 +358,10 @@ static void request_done(srv_conn_t *c)
     c->req_start = 0;
     if (c->in_len > 0 && !(c->flags & (F_CLOSING | F_NO_READ | F_CLOSE_AFTER)))
         process_input(c, NULL, 0);
-    if ((c->flags & F_EOF) && !(c->flags & F_INFLIGHT) && !out_pending(c))
+    if ((c->flags & F_EOF) && !(c->flags & F_INFLIGHT) && !srv__out_pending(c))
         c->flags |= F_CLOSE_AFTER;
     arm_recv(c);
-    flush(c);
+    srv__conn_flush(c);
 }
 
 static void dispatch(srv_conn_t *c, srv_request_t *req)
@@ -456,20 +374,41 @@ static void dispatch(srv_conn_t *c, srv_request_t *req)
     req->listener = c->listener;
     if (e->draining)
         req->flags &= ~(uint32_t)SRV_REQ_KEEP_ALIVE;
-    stat_add(e->stat_requests, 1);
+    srv__stat_add(e->stat_requests, 1);
     c->flags |= F_INFLIGHT;
     c->req_keepalive = (req->flags & SRV_REQ_KEEP_ALIVE) != 0;
     e->inflight++;
     c->resp_bytes = 0;
+    if ((req->flags & SRV_REQ_UPGRADE) && e->cfg->listen[c->listener].websocket) {
+        int up = srv__ws_upgrade(c, req);
+        if (up < 0) {
+            const char *why = NULL;
+            srv_ws_handshake_check(req, &why);
+            srv_log(SRV_LOG_INFO, "ws", 0, "session %llx from %s: bad handshake: %s",
+                    (unsigned long long)c->session, c->peer, why ? why : "?");
+            c->flags &= ~(uint32_t)F_INFLIGHT;
+            e->inflight--;
+            send_error(c, 400, why ? why : "invalid WebSocket handshake");
+            return;
+        }
+        if (up > 0) {
+            if (e->ops.dispatch(e, c, SRV_IPC_WS_OPEN, req) < 0) {
+                c->flags &= ~(uint32_t)F_INFLIGHT;
+                e->inflight--;
+                send_error(c, 503, "no worker available");
+            }
+            return;
+        }
+    }
     srv_static_t *st = e->statics[c->listener];
     if (st) {
         int rc = srv__static_serve(st, req, c);
         if (rc > 0)
             return; /* answered (request_done already called) */
     }
-    int rc = e->ops.dispatch(e, c, req);
+    int rc = e->ops.dispatch(e, c, SRV_IPC_REQUEST, req);
     if (rc < 0) {
-        stat_add(e->stat_503, 1);
+        srv__stat_add(e->stat_503, 1);
         srv_log(SRV_LOG_WARN, "conn", rc, "session %llx: cannot hand the request to a worker",
                 (unsigned long long)c->session);
         char buf[512];
@@ -534,7 +473,7 @@ static void arm_recv(srv_conn_t *c)
     if (srv_loop_recv(c->eng->loop, &c->recv_op, c->fd) < 0) {
         c->flags &= ~(uint32_t)F_RECV;
         c->refs--;
-        conn_close(c);
+        srv__conn_close(c);
     }
 }
 
@@ -543,7 +482,7 @@ static void process_input(srv_conn_t *c, const char *data, size_t len)
     bool from_stash = data == NULL;
     if (!from_stash && (c->in_len > 0 || (c->flags & F_INFLIGHT))) {
         if (stash_append(c, data, len) < 0) {
-            conn_close(c);
+            srv__conn_close(c);
             return;
         }
         if (c->in_len >= stash_bound(c) && (c->flags & F_RECV))
@@ -562,7 +501,7 @@ static void process_input(srv_conn_t *c, const char *data, size_t len)
     while (off < len && !(c->flags & (F_INFLIGHT | F_CLOSING | F_NO_READ | F_CLOSE_AFTER))) {
         size_t used = 0;
         if (c->req_start == 0)
-            c->req_start = now_ms(e);
+            c->req_start = srv__engine_now_ms(e);
         srv_http_event_t ev = srv_http_parser_feed(c->http, data + off, len - off, &used);
         off += used;
         if (ev == SRV_HTTP_NEED_MORE)
@@ -570,7 +509,7 @@ static void process_input(srv_conn_t *c, const char *data, size_t len)
         if (ev == SRV_HTTP_CONTINUE) {
             static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
             out_str(c, cont, sizeof(cont) - 1);
-            flush(c);
+            srv__conn_flush(c);
             continue;
         }
         if (ev == SRV_HTTP_ERROR) {
@@ -583,6 +522,21 @@ static void process_input(srv_conn_t *c, const char *data, size_t len)
         }
         srv_request_t req = *srv_http_parser_request(c->http);
         dispatch(c, &req);
+        if (c->proto != PROTO_HTTP) {
+            /* Upgraded in place (base mode): the rest of the bytes are WebSocket frames. */
+            c->flags &= ~(uint32_t)F_IN_PROCESS;
+            char *rest = NULL;
+            size_t n = len - off;
+            if (n > 0 && (rest = malloc(n)) != NULL)
+                memcpy(rest, data + off, n);
+            if (from_stash)
+                stash_consume(c, len);
+            if (rest) {
+                srv__stream_input(c, rest, n);
+                free(rest);
+            }
+            return;
+        }
         if (c->flags & F_DONE_PENDING) {
             c->flags &= ~(uint32_t)F_DONE_PENDING;
             srv_http_parser_next(c->http);
@@ -596,12 +550,12 @@ static void process_input(srv_conn_t *c, const char *data, size_t len)
         stash_consume(c, off);
     else if (off < len && !(c->flags & (F_NO_READ | F_CLOSE_AFTER)) &&
              stash_append(c, data + off, len - off) < 0) {
-        conn_close(c);
+        srv__conn_close(c);
         return;
     }
     if ((c->flags & F_EOF) && !(c->flags & F_INFLIGHT))
         c->flags |= F_CLOSE_AFTER;
-    flush(c);
+    srv__conn_flush(c);
 }
 
 static void on_recv(srv_loop_t *loop, srv_loop_op_t *op, int res, const char *data, uint32_t flags)
@@ -616,22 +570,34 @@ static void on_recv(srv_loop_t *loop, srv_loop_op_t *op, int res, const char *da
         return;
     }
     if (res > 0) {
-        c->last_read = now_ms(c->eng);
-        if (!(c->flags & F_NO_READ))
+        c->last_read = srv__engine_now_ms(c->eng);
+        if (c->info)
+            atomic_store_explicit(&c->info->last_ms, srv__engine_wall_ms(c->eng),
+                                  memory_order_relaxed);
+        if (c->flags & F_NO_READ)
+            ;
+        else if (c->proto == PROTO_HTTP)
             process_input(c, data, (size_t)res);
+        else
+            srv__stream_input(c, data, (size_t)res);
         if (!(c->flags & (F_RECV | F_CLOSING)) && !(flags & SRV_LOOP_MORE))
             arm_recv(c);
         return;
     }
+    if (res == 0 && c->proto != PROTO_HTTP && !(c->flags & F_LINGER)) {
+        c->flags |= F_EOF;
+        srv__stream_eof(c);
+        return;
+    }
     if (res == 0) {
         c->flags |= F_EOF;
-        if ((c->flags & F_LINGER) || (!(c->flags & F_INFLIGHT) && !out_pending(c))) {
-            conn_close(c);
+        if ((c->flags & F_LINGER) || (!(c->flags & F_INFLIGHT) && !srv__out_pending(c))) {
+            srv__conn_close(c);
             return;
         }
         /* Half-close: answer what was asked, then close. */
         c->flags |= F_CLOSE_AFTER;
-        flush(c);
+        srv__conn_flush(c);
         return;
     }
     if (res == -ECANCELED) {
@@ -640,7 +606,7 @@ static void on_recv(srv_loop_t *loop, srv_loop_op_t *op, int res, const char *da
     }
     srv_log_debug("conn", "session %llx: recv: %s", (unsigned long long)c->session,
                   srv_strerror(res));
-    conn_close(c);
+    srv__conn_close(c);
 }
 
 static uint64_t total_conns(void);
@@ -650,7 +616,7 @@ static void new_conn(srv_engine_t *e, int li, int fd)
     uint32_t slot;
     if (total_conns() >= (uint64_t)e->cfg->max_conn ||
         (e->nfree == 0 && e->used_slots >= e->max_slots)) {
-        int64_t now = now_ms(e);
+        int64_t now = srv__engine_now_ms(e);
         if (now - e->last_limit_log > 1000) {
             e->last_limit_log = now;
             srv_log(SRV_LOG_WARN, "conn", 0, "max_conn (%d) reached; refusing connections",
@@ -671,13 +637,15 @@ static void new_conn(srv_engine_t *e, int li, int fd)
         }
     }
     memset(c, 0, sizeof(*c));
-    if (srv_http_parser_create(&c->http, &e->limits) < 0) {
+    bool tcp = e->cfg->listen[li].type == SRV_LISTEN_TCP;
+    if (!tcp && srv_http_parser_create(&c->http, &e->limits) < 0) {
         free(c);
         close(fd);
         return;
     }
     slot = e->nfree ? e->free_stack[--e->nfree] : e->used_slots++;
-    c->session = ((uint64_t)e->id << 56) | ((e->gens[slot] & 0xFFFFFFFFFull) << 20) | slot;
+    /* Generation + 1: a session id is never 0, which the shared table reads as "free". */
+    c->session = ((uint64_t)e->id << 56) | (((e->gens[slot] + 1) & 0xFFFFFFFFFull) << 20) | slot;
     e->slots[slot] = c;
     c->eng = e;
     c->fd = fd;
@@ -688,7 +656,7 @@ static void new_conn(srv_engine_t *e, int li, int fd)
     c->recv_op.data = c;
     c->send_op.cb = on_send;
     c->send_op.data = c;
-    c->last_read = c->last_write = now_ms(e);
+    c->last_read = c->last_write = srv__engine_now_ms(e);
     struct sockaddr_storage ss;
     socklen_t sl = sizeof(ss);
     strcpy(c->peer, "unix");
@@ -709,8 +677,21 @@ static void new_conn(srv_engine_t *e, int li, int fd)
         }
     }
     e->nconns++;
-    stat_add(e->stat_conns, 1);
-    stat_add(e->stat_accepted, 1);
+    srv__stat_add(e->stat_conns, 1);
+    srv__stat_add(e->stat_accepted, 1);
+    if (e->conninfo) {
+        c->info = &e->conninfo[slot];
+        c->info->listener = li;
+        c->info->peer_port = c->peer_port;
+        memcpy(c->info->peer, c->peer, sizeof(c->peer));
+        c->info->connect_ms = srv__engine_wall_ms(e);
+        atomic_store(&c->info->last_ms, c->info->connect_ms);
+        atomic_store(&c->info->uid, 0);
+        atomic_store(&c->info->websocket, 0);
+        atomic_store_explicit(&c->info->session, c->session, memory_order_release);
+    }
+    if (tcp && srv__stream_open(c) < 0)
+        return;
     arm_recv(c);
 }
 
@@ -729,7 +710,7 @@ static void on_accept(srv_loop_t *loop, srv_loop_op_t *op, int res, const char *
         else
             close(res);
     } else if (res == -EMFILE || res == -ENFILE || res == -ENOBUFS || res == -ENOMEM) {
-        int64_t now = now_ms(e);
+        int64_t now = srv__engine_now_ms(e);
         if (now - e->last_limit_log > 1000) {
             e->last_limit_log = now;
             srv_log(SRV_LOG_WARN, "conn", -res, "accept: out of descriptors; retrying");
@@ -770,7 +751,7 @@ static void on_tick(srv_loop_t *loop, srv_loop_op_t *op, int res, const char *da
     e->tick_armed = false;
     if (e->destroying)
         return;
-    int64_t now = now_ms(e);
+    int64_t now = srv__engine_now_ms(e);
     const srv_config_t *cfg = e->cfg;
     for (uint32_t i = 0; i < e->used_slots; i++) {
         srv_conn_t *c = e->slots[i];
@@ -778,16 +759,20 @@ static void on_tick(srv_loop_t *loop, srv_loop_op_t *op, int res, const char *da
             continue;
         if (c->flags & F_LINGER) {
             if (now >= c->linger_until)
-                conn_close(c);
+                srv__conn_close(c);
             continue;
         }
         if (c->flags & F_INFLIGHT)
             continue;
-        if (out_pending(c)) {
+        if (c->proto != PROTO_HTTP) {
+            srv__stream_tick(c, now);
+            continue;
+        }
+        if (srv__out_pending(c)) {
             if (now - c->last_write > cfg->http_keepalive_timeout) {
                 srv_log(SRV_LOG_INFO, "conn", 0, "session %llx from %s: send timeout",
                         (unsigned long long)c->session, c->peer);
-                conn_close(c);
+                srv__conn_close(c);
             }
             continue;
         }
@@ -805,7 +790,7 @@ static void on_tick(srv_loop_t *loop, srv_loop_op_t *op, int res, const char *da
         }
         int64_t last = c->last_read > c->last_write ? c->last_read : c->last_write;
         if (e->draining || now - last > cfg->http_keepalive_timeout)
-            conn_close(c);
+            srv__conn_close(c);
     }
     for (int i = 0; i < e->nlisten; i++)
         if (e->accepting && !e->accept_armed[i])
@@ -858,8 +843,28 @@ int srv__engine_create(srv_engine_t **out, const srv_engine_opts_t *o)
     e->nlisten = o->cfg->nlisten;
     for (int i = 0; i < e->nlisten; i++) {
         const srv_listen_config_t *l = &o->cfg->listen[i];
-        /* HTTP listeners only here; TCP/UDP listeners are served by their own drivers. */
-        e->listen_fd[i] = l->type == SRV_LISTEN_HTTP && o->listen_fds ? o->listen_fds[i] : -1;
+        /* Stream listeners (HTTP, TCP) here; UDP sockets are read by the workers themselves. */
+        e->listen_fd[i] = l->type != SRV_LISTEN_UDP && o->listen_fds ? o->listen_fds[i] : -1;
+        srv_frame_opts_t *f = &e->frame[i];
+        memset(f, 0, sizeof(*f));
+        f->mode = l->open_length_check ? SRV_FRAME_LENGTH
+                  : l->open_eof_check  ? SRV_FRAME_EOF
+                                       : SRV_FRAME_NONE;
+        memcpy(f->eof, l->package_eof, sizeof(f->eof));
+        f->eof_len = l->package_eof_len;
+        f->eof_split = l->open_eof_split;
+        f->length_type = l->package_length_type;
+        f->length_offset = l->package_length_offset;
+        f->body_offset = l->package_body_offset;
+        f->max_length = (size_t)(l->package_max_length >= 0 ? l->package_max_length
+                                                            : o->cfg->package_max_length);
+        int idle =
+            l->heartbeat_idle_time >= 0 ? l->heartbeat_idle_time : o->cfg->heartbeat_idle_time;
+        int interval = l->heartbeat_check_interval >= 0 ? l->heartbeat_check_interval
+                                                        : o->cfg->heartbeat_check_interval;
+        if (idle <= 0 && interval > 0)
+            idle = 2 * interval; /* Swoole's default: twice the check interval */
+        e->idle_ms[i] = (int64_t)idle * 1000;
         if (l->type == SRV_LISTEN_HTTP && l->document_root[0]) {
             int rc = srv__static_create(&e->statics[i], l->document_root, e);
             if (rc < 0) {
@@ -869,6 +874,7 @@ int srv__engine_create(srv_engine_t **out, const srv_engine_opts_t *o)
             }
         }
     }
+    e->conninfo = srv__conninfo_engine(e->id);
     if (o->accept) {
         e->accepting = true;
         for (int i = 0; i < e->nlisten; i++)
@@ -930,9 +936,15 @@ void srv__engine_drain(srv_engine_t *e)
     e->draining = true;
     for (uint32_t i = 0; i < e->used_slots; i++) {
         srv_conn_t *c = e->slots[i];
-        if (c && !(c->flags & (F_CLOSING | F_INFLIGHT)) && !out_pending(c) &&
-            srv_http_parser_idle(c->http) && c->in_len == 0)
-            conn_close(c);
+        if (c == NULL || (c->flags & (F_CLOSING | F_INFLIGHT)))
+            continue;
+        if (c->proto == PROTO_WS) {
+            srv__conn_ws_close(e, c->session, SRV_WS_GOING_AWAY, "server stopping", 15);
+        } else if (c->proto == PROTO_TCP) {
+            c->flags |= F_CLOSE_AFTER | F_NO_READ;
+            srv__conn_flush(c);
+        } else if (!srv__out_pending(c) && srv_http_parser_idle(c->http) && c->in_len == 0)
+            srv__conn_close(c);
     }
 }
 
@@ -940,7 +952,7 @@ void srv__engine_close_all(srv_engine_t *e)
 {
     for (uint32_t i = 0; i < e->used_slots; i++)
         if (e->slots[i])
-            conn_close(e->slots[i]);
+            srv__conn_close(e->slots[i]);
     if (e->tick_armed)
         srv_loop_cancel(e->loop, &e->tick_op);
     srv__engine_accept_stop(e);
@@ -956,7 +968,7 @@ uint64_t srv__engine_inflight(const srv_engine_t *e)
     return e->inflight;
 }
 
-static srv_conn_t *lookup(srv_engine_t *e, uint64_t session)
+srv_conn_t *srv__conn_lookup(srv_engine_t *e, uint64_t session)
 {
     uint32_t slot = (uint32_t)(session & ((1u << SRV_SESSION_SLOT_BITS) - 1));
     if (slot >= e->used_slots)
@@ -970,21 +982,21 @@ static srv_conn_t *lookup(srv_engine_t *e, uint64_t session)
 int srv__conn_respond(srv_engine_t *e, uint64_t session, const struct iovec *iov, int iovcnt,
                       unsigned flags)
 {
-    srv_conn_t *c = lookup(e, session);
+    srv_conn_t *c = srv__conn_lookup(e, session);
     if (c == NULL)
         return -ENOENT;
     if (!(c->flags & F_INFLIGHT))
         return -EPROTO;
     if (flags & SRV_IPC_F_ERROR) {
-        conn_close(c);
+        srv__conn_close(c);
         return 0;
     }
-    int rc = out_write(c, iov, iovcnt);
+    int rc = srv__out_write(c, iov, iovcnt);
     if (rc < 0) {
         srv_log(SRV_LOG_INFO, "conn", 0,
                 "session %llx from %s: output over buffer_output_size (%lld bytes); closing",
                 (unsigned long long)c->session, c->peer, (long long)e->cfg->buffer_output_size);
-        conn_close(c);
+        srv__conn_close(c);
         return rc;
     }
     for (int i = 0; i < iovcnt; i++)
@@ -994,14 +1006,14 @@ int srv__conn_respond(srv_engine_t *e, uint64_t session, const struct iovec *iov
     if (flags & SRV_IPC_F_FINAL)
         request_done(c);
     else
-        flush(c);
+        srv__conn_flush(c);
     return 0;
 }
 
 int srv__conn_respond_file(srv_engine_t *e, uint64_t session, const char *path, uint64_t off,
                            uint64_t len, unsigned flags)
 {
-    srv_conn_t *c = lookup(e, session);
+    srv_conn_t *c = srv__conn_lookup(e, session);
     if (c == NULL)
         return -ENOENT;
     if (!(c->flags & F_INFLIGHT))
@@ -1010,7 +1022,7 @@ int srv__conn_respond_file(srv_engine_t *e, uint64_t session, const char *path, 
     if (fd < 0 || out_file(c, fd, off, len) < 0) {
         if (fd >= 0)
             close(fd);
-        conn_close(c); /* the head is already queued: the response cannot be completed */
+        srv__conn_close(c); /* the head is already queued: the response cannot be completed */
         return -EIO;
     }
     c->resp_bytes += len;
@@ -1019,18 +1031,18 @@ int srv__conn_respond_file(srv_engine_t *e, uint64_t session, const char *path, 
     if (flags & SRV_IPC_F_FINAL)
         request_done(c);
     else
-        flush(c);
+        srv__conn_flush(c);
     return 0;
 }
 
 int srv__conn_respond_fd(srv_engine_t *e, uint64_t session, int fd, uint64_t off, uint64_t len,
                          unsigned flags)
 {
-    srv_conn_t *c = lookup(e, session);
+    srv_conn_t *c = srv__conn_lookup(e, session);
     if (c == NULL || !(c->flags & F_INFLIGHT) || out_file(c, fd, off, len) < 0) {
         close(fd);
         if (c)
-            conn_close(c);
+            srv__conn_close(c);
         return -ENOENT;
     }
     c->resp_bytes += len;
@@ -1039,7 +1051,7 @@ int srv__conn_respond_fd(srv_engine_t *e, uint64_t session, int fd, uint64_t off
     if (flags & SRV_IPC_F_FINAL)
         request_done(c);
     else
-        flush(c);
+        srv__conn_flush(c);
     return 0;
 }
 
@@ -1050,10 +1062,10 @@ void srv__engine_fail_inflight(srv_engine_t *e, int tag)
         if (c == NULL || (c->flags & F_CLOSING) || !(c->flags & F_INFLIGHT) || c->tag != tag)
             continue;
         if (c->resp_bytes > 0) {
-            conn_close(c); /* partly answered: the only honest thing left is to close */
+            srv__conn_close(c); /* partly answered: the only honest thing left is to close */
             continue;
         }
-        stat_add(e->stat_503, 1);
+        srv__stat_add(e->stat_503, 1);
         char buf[512];
         int n = srv_http_error_response(buf, sizeof(buf), 503, "the worker handling it died",
                                         c->req_keepalive);
@@ -1096,4 +1108,48 @@ const char *srv__conn_peer(const srv_conn_t *c)
 uint32_t srv__conn_peer_hash(const srv_conn_t *c)
 {
     return c->peer_hash;
+}
+
+int srv__conn_ws_accept(srv_engine_t *e, uint64_t session, int code)
+{
+    srv_conn_t *c = srv__conn_lookup(e, session);
+    if (c == NULL)
+        return -ENOENT;
+    if (!(c->flags & F_INFLIGHT) || c->ws_pending == NULL)
+        return -EPROTO;
+    bool accepted = false;
+    int rc = srv__ws_decided(c, code, &accepted);
+    c->flags &= ~(uint32_t)F_INFLIGHT;
+    e->inflight--;
+    c->tag = -1;
+    if (rc < 0) {
+        srv__conn_close(c);
+        return rc;
+    }
+    if (!accepted) {
+        srv_log(SRV_LOG_INFO, "ws", 0, "session %llx from %s: the app refused the upgrade (%d)",
+                (unsigned long long)c->session, c->peer, code);
+        send_error(c, 403, "WebSocket upgrade refused");
+        return 0;
+    }
+    /* Bytes that followed the handshake are already WebSocket frames. */
+    if (c->in_len > 0) {
+        char *in = c->in;
+        uint32_t n = c->in_len;
+        c->in = NULL;
+        c->in_len = c->in_cap = 0;
+        srv__stream_input(c, in, n);
+        free(in);
+    }
+    arm_recv(c);
+    srv__conn_flush(c);
+    return 0;
+}
+
+int64_t srv__engine_wall_ms(srv_engine_t *e)
+{
+    (void)e;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }

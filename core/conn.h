@@ -22,10 +22,15 @@ typedef struct srv_conn srv_conn_t;
 /* What an engine does with a parsed request: hand it to a worker over IPC (process mode) or
  * call the app in place (base mode). */
 typedef struct srv_engine_ops {
-    /* Take the request; answer later with srv__conn_respond(). The request view and what it
-     * points at are valid only during the call. Return 0, or -errno to have the engine answer
-     * 503 itself. */
-    int (*dispatch)(srv_engine_t *e, srv_conn_t *c, const srv_request_t *req);
+    /* Take the request (type SRV_IPC_REQUEST, answered later with srv__conn_respond) or the
+     * WebSocket handshake (SRV_IPC_WS_OPEN, answered with srv__conn_ws_accept). The request
+     * view is valid only during the call. Return 0, or -errno to have the engine answer 503. */
+    int (*dispatch)(srv_engine_t *e, srv_conn_t *c, uint16_t type, const srv_request_t *req);
+    /* A TCP or WebSocket event (SRV_IPC_CONNECT, _RECEIVE, _CLOSED, _WS_MESSAGE, _WS_CLOSED)
+     * for the app. Data is valid only during the call. Returns 0 or -errno (queue full: the
+     * engine closes the connection). */
+    int (*event)(srv_engine_t *e, srv_conn_t *c, uint16_t type, uint16_t flags, const void *data,
+                 size_t len);
     /* The connection is closing while a request is still with the app. */
     void (*abandoned)(srv_engine_t *e, srv_conn_t *c);
 } srv_engine_ops_t;
@@ -74,6 +79,18 @@ int srv__conn_respond_fd(srv_engine_t *e, uint64_t session, int fd, uint64_t off
 /* Every connection with a request in flight whose tag == tag: answered 503 (nothing sent yet)
  * or closed (partly answered). For a dead worker channel. */
 void srv__engine_fail_inflight(srv_engine_t *e, int tag);
+
+/* Actions on a session from the app (through IPC in process mode). -ENOENT when gone. */
+int srv__conn_send(srv_engine_t *e, uint64_t session, const void *data, size_t len);
+int srv__conn_close_session(srv_engine_t *e, uint64_t session);
+/* After on_ws_open: code 0 accepts (101), else refuse (403, close). */
+int srv__conn_ws_accept(srv_engine_t *e, uint64_t session, int code);
+int srv__conn_ws_push(srv_engine_t *e, uint64_t session, int opcode, const void *data, size_t len);
+int srv__conn_ws_close(srv_engine_t *e, uint64_t session, int code, const char *reason, size_t len);
+/* Push to every open WebSocket of this engine (listener < 0: all). Returns the count. */
+int srv__engine_ws_broadcast(srv_engine_t *e, int listener, int opcode, const void *data,
+                             size_t len);
+int srv__conn_bind(srv_engine_t *e, uint64_t session, uint32_t uid);
 
 /* Per-connection fields the dispatcher may use. */
 uint64_t srv__conn_session(const srv_conn_t *c);

@@ -9,11 +9,23 @@
 
 typedef enum {
     /* reactor → worker */
-    SRV_IPC_REQUEST = 1, /* payload: an encoded HTTP request (protocols/http.h) */
-    SRV_IPC_CLOSED = 2,  /* the connection is gone: drop what you hold for it */
+    SRV_IPC_REQUEST = 1,    /* payload: an encoded HTTP request (protocols/http.h) */
+    SRV_IPC_CLOSED = 2,     /* TCP connection closed (on_close) */
+    SRV_IPC_CONNECT = 3,    /* TCP connection opened (on_connect) */
+    SRV_IPC_RECEIVE = 4,    /* payload: one TCP frame (on_receive) */
+    SRV_IPC_WS_OPEN = 5,    /* payload: the encoded handshake request (on_ws_open) */
+    SRV_IPC_WS_MESSAGE = 6, /* flags: opcode; payload: the whole message */
+    SRV_IPC_WS_CLOSED = 7,  /* payload: uint16 code + reason */
     /* worker → reactor */
-    SRV_IPC_RESPONSE = 16, /* payload: response bytes for the wire; flags below */
-    SRV_IPC_FILE = 17,     /* payload: srv_ipc_file_t + path: send this file range */
+    SRV_IPC_RESPONSE = 16,     /* payload: response bytes for the wire; flags below */
+    SRV_IPC_FILE = 17,         /* payload: srv_ipc_file_t + path: send this file range */
+    SRV_IPC_SEND = 18,         /* TCP bytes for session */
+    SRV_IPC_CLOSE = 19,        /* close session after its queued output */
+    SRV_IPC_WS_ACCEPT = 20,    /* flags: 0 accept, else the refusing close code */
+    SRV_IPC_WS_PUSH = 21,      /* flags: opcode; payload: message */
+    SRV_IPC_WS_CLOSE = 22,     /* payload: uint16 code + reason */
+    SRV_IPC_WS_BROADCAST = 23, /* session: listener + 1 (0 = all); flags: opcode */
+    SRV_IPC_BIND = 24,         /* payload: uint32 uid */
 } srv_ipc_type_t;
 
 #define SRV_IPC_F_FINAL 0x1u /* last frame of the response */

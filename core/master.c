@@ -19,6 +19,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "core/conn.h"
+#include "core/conninfo.h"
 #include "core/ctl.h"
 #include "core/ipc.h"
 #include "core/listen.h"
@@ -358,7 +360,12 @@ static int setup_stats(const srv_config_t *cfg)
 {
     int nw = cfg->worker_num + cfg->task_worker_num;
     size_t stats = sizeof(srv_stats_t) + (size_t)nw * sizeof(srv_worker_stat_t);
-    size_t bytes = stats + srv_tables_region_size(cfg) + (1u << 20);
+    int engines = cfg->mode == SRV_MODE_PROCESS ? cfg->reactor_num : cfg->worker_num;
+    uint32_t slots = (uint32_t)cfg->max_conn;
+    if (slots > (1u << SRV_SESSION_SLOT_BITS))
+        slots = 1u << SRV_SESSION_SLOT_BITS;
+    size_t conninfo = sizeof(srv_conninfo_t) * (size_t)engines * slots + 64;
+    size_t bytes = stats + conninfo + srv_tables_region_size(cfg) + (1u << 20);
     int rc = srv_shm_create(bytes);
     if (rc < 0)
         return rc;
@@ -370,6 +377,9 @@ static int setup_stats(const srv_config_t *cfg)
     st->start_ms = srv__now_ms();
     atomic_store(&st->master_pid, getpid());
     srv__server.stats = st;
+    rc = srv__conninfo_create(engines, slots);
+    if (rc < 0)
+        return rc;
     return srv_tables_create(cfg);
 }
 

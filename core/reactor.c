@@ -120,9 +120,45 @@ static void on_frame(void *arg, const srv_ipc_hdr_t *h, const char *payload)
 {
     chan_t *ch = arg;
     reactor_t *r = ch->r;
-    if ((h->flags & (SRV_IPC_F_FINAL | SRV_IPC_F_ERROR)) && r->inflight_per_worker[ch->slot] > 0 &&
-        r->cur[ch->slot] == ch)
+    bool response = h->type == SRV_IPC_RESPONSE || h->type == SRV_IPC_FILE;
+    if (response && (h->flags & (SRV_IPC_F_FINAL | SRV_IPC_F_ERROR)) &&
+        r->inflight_per_worker[ch->slot] > 0 && r->cur[ch->slot] == ch)
         r->inflight_per_worker[ch->slot]--;
+    uint16_t code;
+    switch (h->type) {
+    case SRV_IPC_SEND:
+        srv__conn_send(r->eng, h->session, payload, h->len);
+        return;
+    case SRV_IPC_CLOSE:
+        srv__conn_close_session(r->eng, h->session);
+        return;
+    case SRV_IPC_WS_ACCEPT:
+        if (r->inflight_per_worker[ch->slot] > 0 && r->cur[ch->slot] == ch)
+            r->inflight_per_worker[ch->slot]--;
+        srv__conn_ws_accept(r->eng, h->session, h->flags);
+        return;
+    case SRV_IPC_WS_PUSH:
+        srv__conn_ws_push(r->eng, h->session, h->flags, payload, h->len);
+        return;
+    case SRV_IPC_WS_CLOSE:
+        if (h->len >= 2) {
+            memcpy(&code, payload, 2);
+            srv__conn_ws_close(r->eng, h->session, code, payload + 2, h->len - 2);
+        }
+        return;
+    case SRV_IPC_WS_BROADCAST:
+        srv__engine_ws_broadcast(r->eng, (int)h->session - 1, h->flags, payload, h->len);
+        return;
+    case SRV_IPC_BIND:
+        if (h->len >= 4) {
+            uint32_t uid;
+            memcpy(&uid, payload, 4);
+            srv__conn_bind(r->eng, h->session, uid);
+        }
+        return;
+    default:
+        break;
+    }
     if (h->type == SRV_IPC_RESPONSE) {
         struct iovec v = {.iov_base = (void *)payload, .iov_len = h->len};
         srv__conn_respond(r->eng, h->session, &v, 1, h->flags);
@@ -215,17 +251,26 @@ static void chan_flush(chan_t *ch)
     }
 }
 
-static chan_t *pick(reactor_t *r, srv_conn_t *c)
+/* The worker for a request or event. HTTP requests follow dispatch_mode exactly; a stream
+ * connection (TCP, WebSocket) picks its worker when it opens (round robin or least busy in
+ * modes 1 and 3) and keeps it, so on_close can never overtake an on_receive. */
+static chan_t *pick(reactor_t *r, srv_conn_t *c, bool request)
 {
     const srv_config_t *cfg = &srv__server.cfg;
     int n = cfg->worker_num;
     int w = -1;
-    switch (cfg->dispatch_mode) {
+    int mode = cfg->dispatch_mode;
+    if (!request && (mode == 1 || mode == 3) && srv__conn_get_worker(c) >= 0)
+        mode = 2;
+    switch (mode) {
     case 1:
         w = (int)(r->rr++ % (uint32_t)n);
+        if (!request)
+            srv__conn_set_worker(c, w);
         break;
     case 3: {
         int best = -1;
+        (void)0;
         for (int i = 0; i < n; i++) {
             int k = (int)((r->rr + (uint32_t)i) % (uint32_t)n);
             if (r->cur[k] && (best < 0 || r->inflight_per_worker[k] < r->inflight_per_worker[best]))
@@ -233,12 +278,14 @@ static chan_t *pick(reactor_t *r, srv_conn_t *c)
         }
         r->rr++;
         w = best;
+        if (!request)
+            srv__conn_set_worker(c, w);
         break;
     }
     case 4:
         w = (int)(srv__conn_peer_hash(c) % (uint32_t)n);
         break;
-    default: /* 2 (and 5 until a uid is bound): fixed for the connection's life */
+    default: /* 2, and 5 (srv_bind sets the worker; before that, like 2) */
         w = srv__conn_get_worker(c);
         if (w < 0) {
             w = (int)(r->rr++ % (uint32_t)n);
@@ -257,20 +304,30 @@ static chan_t *pick(reactor_t *r, srv_conn_t *c)
     return NULL;
 }
 
-static int reactor_dispatch(srv_engine_t *e, srv_conn_t *c, const srv_request_t *req)
+static int reactor_dispatch(srv_engine_t *e, srv_conn_t *c, uint16_t type, const srv_request_t *req)
 {
     reactor_t *r = srv__engine_data(e);
-    chan_t *ch = pick(r, c);
+    chan_t *ch = pick(r, c, type == SRV_IPC_REQUEST);
     if (ch == NULL)
         return -EAGAIN;
     size_t plen = srv_http_request_encoded_size(req);
-    char *p = srv_ipc_frame_begin(&ch->out, req->session, SRV_IPC_REQUEST, 0, (uint32_t)plen);
+    char *p = srv_ipc_frame_begin(&ch->out, req->session, type, 0, (uint32_t)plen);
     if (p == NULL)
         return -ENOBUFS; /* the worker is that far behind: answer 503 rather than queue more */
     srv_http_request_encode(req, p);
     srv__conn_set_tag(c, ch->tag);
     r->inflight_per_worker[ch->slot]++;
     return 0;
+}
+
+static int reactor_event(srv_engine_t *e, srv_conn_t *c, uint16_t type, uint16_t flags,
+                         const void *data, size_t len)
+{
+    reactor_t *r = srv__engine_data(e);
+    chan_t *ch = pick(r, c, false);
+    if (ch == NULL)
+        return type == SRV_IPC_CLOSED || type == SRV_IPC_WS_CLOSED ? 0 : -EAGAIN;
+    return srv_ipc_frame_put(&ch->out, srv__conn_session(c), type, flags, data, (uint32_t)len);
 }
 
 static void take_mail(reactor_t *r)
@@ -353,7 +410,7 @@ static int reactor_init(reactor_t *r)
         .cfg = &S->cfg,
         .listen_fds = S->listen_fd,
         .accept = true,
-        .ops = {.dispatch = reactor_dispatch},
+        .ops = {.dispatch = reactor_dispatch, .event = reactor_event},
         .data = r,
         .stat_conns = &S->stats->reactors[i].connections,
         .stat_accepted = &S->stats->reactors[i].accepted,

@@ -7,6 +7,7 @@
 #include "core/table.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdalign.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -79,6 +80,14 @@ struct srv_table {
 };
 
 _Static_assert(sizeof(row_t) == 80, "row header must keep the data 8-byte aligned");
+
+int srv__table_test_crash;
+
+static inline void crash_point(int where)
+{
+    if (__builtin_expect(srv__table_test_crash == where, 0))
+        raise(SIGKILL);
+}
 
 static struct {
     srv_table_t *tables[SRV_CONFIG_MAX_TABLE];
@@ -509,6 +518,7 @@ static int with_row(srv_table_t *t, const char *key, size_t len, row_fn fn, void
         r->klen = (uint8_t)len;
         memcpy(r->key, key, len);
         memset(row_data(r), 0, t->data_size);
+        crash_point(1);
     }
     fn(t, row_data(r), arg);
     if (idx != 0) {
@@ -699,6 +709,7 @@ int srv_table_del(srv_table_t *t, const char *key)
             /* FREE before unlinking: a writer killed in between leaves a row the repair frees. */
             __atomic_store_n(&r->state, ROW_FREE, __ATOMIC_RELEASE);
             __atomic_add_fetch(&t->count, -1, __ATOMIC_RELAXED);
+            crash_point(2);
             __atomic_store_n(link, r->next, __ATOMIC_RELAXED);
             write_end(b);
             bucket_unlock(b);

@@ -39,6 +39,9 @@ uint32_t srv__table_nbuckets(const srv_table_t *t);
  * writer does): lets a test die holding it. */
 void srv__table_lock_key(srv_table_t *t, const char *key);
 void srv__table_unlock_key(srv_table_t *t, const char *key);
+/* Set in a test child to make it SIGKILL itself mid-write: 1 = a new row is linked but not yet
+ * LIVE, 2 = a deleted row is FREE but not yet unlinked. 0 in production. */
+extern int srv__table_test_crash;
 /* Times a lock was taken over from a dead holder. */
 uint64_t srv__table_steals(const srv_table_t *t);
 /* Times a set/incr of a new key failed because the table was full. */

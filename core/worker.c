@@ -4,7 +4,11 @@
  * delivery exists) load the app and wait. */
 #include "core/worker.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <stddef.h>
+#include <sys/un.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -16,6 +20,7 @@
 
 #include "core/app.h"
 #include "core/conn.h"
+#include "core/conninfo.h"
 #include "core/ipc.h"
 #include "core/log.h"
 #include "core/loop.h"
@@ -237,17 +242,200 @@ static void run_request(const srv_request_t *req, const void *block, size_t bloc
     res->req = &res->req_view;
 }
 
+static const srv_handlers_t *handlers_for(int listener)
+{
+    if (listener < 0 || listener >= srv__server.cfg.nlisten)
+        return NULL;
+    return W.handlers[listener];
+}
+
+/* on_ws_open decides; the answer goes back to whoever owns the connection. */
+static int ws_open(const srv_request_t *req)
+{
+    const srv_handlers_t *h = handlers_for(req->listener);
+    int code = 0;
+    if (h && h->on_ws_open)
+        code = h->on_ws_open(req);
+    if (code != 0 && (code < 1000 || code > 4999))
+        code = SRV_WS_CLOSE_POLICY;
+    count_request();
+    return code;
+}
+
+/* A TCP or WebSocket event for the app; flags carry the listener in the high byte. */
+static void run_event(uint64_t session, uint16_t type, uint16_t flags, const char *data, size_t len)
+{
+    const srv_handlers_t *h = handlers_for(flags >> 8);
+    if (h == NULL)
+        return;
+    int op = flags & 0xff;
+    switch (type) {
+    case SRV_IPC_CONNECT:
+        if (h->on_connect) {
+            srv_conn_info_t info;
+            if (srv__conninfo_get(session, &info) == 0)
+                h->on_connect(session, &info);
+        }
+        break;
+    case SRV_IPC_RECEIVE:
+        count_request();
+        if (h->on_receive)
+            h->on_receive(session, data, len);
+        break;
+    case SRV_IPC_CLOSED:
+        if (h->on_close)
+            h->on_close(session);
+        break;
+    case SRV_IPC_WS_MESSAGE:
+        count_request();
+        if (h->on_ws_message)
+            h->on_ws_message(session, op, data, len);
+        break;
+    case SRV_IPC_WS_CLOSED:
+        if (h->on_ws_close && len >= 2) {
+            uint16_t code;
+            memcpy(&code, data, 2);
+            h->on_ws_close(session, code, data + 2, len - 2);
+        }
+        break;
+    default:
+        break;
+    }
+}
+
 static void on_frame(void *arg, const srv_ipc_hdr_t *h, const char *payload)
 {
-    if (h->type != SRV_IPC_REQUEST)
-        return;
-    srv_request_t req;
-    if (srv_http_request_decode((void *)payload, h->len, &req) < 0) {
-        srv_log(SRV_LOG_ERROR, "ipc", EPROTO, "undecodable request frame");
+    if (h->type == SRV_IPC_REQUEST || h->type == SRV_IPC_WS_OPEN) {
+        srv_request_t req;
+        if (srv_http_request_decode((void *)payload, h->len, &req) < 0) {
+            srv_log(SRV_LOG_ERROR, "ipc", EPROTO, "undecodable request frame");
+            return;
+        }
+        req.session = h->session;
+        if (h->type == SRV_IPC_REQUEST) {
+            run_request(&req, payload, h->len);
+            return;
+        }
+        int code = ws_open(&req);
+        srv__worker_action(h->session, SRV_IPC_WS_ACCEPT, (uint16_t)code, NULL, 0);
         return;
     }
-    req.session = h->session;
-    run_request(&req, payload, h->len);
+    run_event(h->session, h->type, h->flags, payload, h->len);
+}
+
+int srv__worker_action(uint64_t session, uint16_t type, uint16_t flags, const void *data,
+                       size_t len)
+{
+    int r = SRV_SESSION_ENGINE(session);
+    if (W.eng) {
+        /* Base mode: only the connections this worker accepted are ours to act on. */
+        if (type != SRV_IPC_WS_BROADCAST && r != W.slot)
+            return -EXDEV;
+        uint16_t code;
+        switch (type) {
+        case SRV_IPC_SEND:
+            return srv__conn_send(W.eng, session, data, len);
+        case SRV_IPC_CLOSE:
+            return srv__conn_close_session(W.eng, session);
+        case SRV_IPC_WS_ACCEPT:
+            return srv__conn_ws_accept(W.eng, session, flags);
+        case SRV_IPC_WS_PUSH:
+            return srv__conn_ws_push(W.eng, session, flags, data, len);
+        case SRV_IPC_WS_CLOSE:
+            memcpy(&code, data, 2);
+            return srv__conn_ws_close(W.eng, session, code, (const char *)data + 2, len - 2);
+        case SRV_IPC_WS_BROADCAST:
+            return srv__engine_ws_broadcast(W.eng, (int)session - 1, flags, data, len);
+        case SRV_IPC_BIND: {
+            uint32_t uid;
+            memcpy(&uid, data, 4);
+            return srv__conn_bind(W.eng, session, uid);
+        }
+        default:
+            return -EINVAL;
+        }
+    }
+    if (W.nchans == 0)
+        return -ENOTSUP; /* task workers and other processes own no reactor channel */
+    if (type == SRV_IPC_WS_BROADCAST) {
+        for (int i = 0; i < W.nchans; i++) {
+            if (srv_ipc_frame_put(&W.chans[i].out, session, type, flags, data, (uint32_t)len) < 0) {
+                chan_write_all(&W.chans[i]);
+                if (srv_ipc_frame_put(&W.chans[i].out, session, type, flags, data, (uint32_t)len) <
+                    0)
+                    return -ENOBUFS;
+            }
+        }
+        return 0;
+    }
+    if (r < 0 || r >= W.nchans)
+        return -ENOENT;
+    wchan_t *ch = &W.chans[r];
+    if (srv_ipc_frame_put(&ch->out, session, type, flags, data, (uint32_t)len) < 0) {
+        chan_write_all(ch);
+        if (srv_ipc_frame_put(&ch->out, session, type, flags, data, (uint32_t)len) < 0)
+            return -ENOBUFS;
+    }
+    return 0;
+}
+
+/* ---- UDP: every worker reads the shared datagram sockets itself (no reactor hop) ---- */
+
+typedef struct udp {
+    int fd;
+    int listener;
+    srv_loop_op_t op;
+} udp_t;
+
+static udp_t g_udp[SRV_CONFIG_MAX_LISTEN];
+static int g_nudp;
+
+static void on_udp(srv_loop_t *loop, srv_loop_op_t *op, int res, const char *data, uint32_t flags)
+{
+    udp_t *u = op->data;
+    if (res == -ECANCELED || W.stop)
+        return;
+    const srv_handlers_t *h = handlers_for(u->listener);
+    static char buf[65536];
+    for (int i = 0; i < 64; i++) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof(ss);
+        ssize_t n = recvfrom(u->fd, buf, sizeof(buf), MSG_DONTWAIT, (struct sockaddr *)&ss, &sl);
+        if (n < 0)
+            break;
+        srv_packet_t pkt = {.listener = u->listener, .data = buf, .len = (size_t)n};
+        if (ss.ss_family == AF_INET) {
+            struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+            inet_ntop(AF_INET, &a->sin_addr, pkt.peer, sizeof(pkt.peer));
+            pkt.peer_port = ntohs(a->sin_port);
+        } else if (ss.ss_family == AF_INET6) {
+            struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+            inet_ntop(AF_INET6, &a->sin6_addr, pkt.peer, sizeof(pkt.peer));
+            pkt.peer_port = ntohs(a->sin6_port);
+        } else if (ss.ss_family == AF_UNIX && sl > offsetof(struct sockaddr_un, sun_path)) {
+            struct sockaddr_un *a = (struct sockaddr_un *)&ss;
+            snprintf(pkt.peer, sizeof(pkt.peer), "%s", a->sun_path);
+        }
+        count_request();
+        if (h && h->on_packet)
+            h->on_packet(&pkt);
+    }
+    srv_loop_poll(W.loop, &u->op, u->fd, POLLIN);
+}
+
+static void udp_start(void)
+{
+    const srv_config_t *cfg = &srv__server.cfg;
+    for (int i = 0; i < cfg->nlisten; i++) {
+        if (cfg->listen[i].type != SRV_LISTEN_UDP)
+            continue;
+        udp_t *u = &g_udp[g_nudp++];
+        u->fd = srv__server.listen_fd[i];
+        u->listener = i;
+        u->op.cb = on_udp;
+        u->op.data = u;
+        srv_loop_poll(W.loop, &u->op, u->fd, POLLIN);
+    }
 }
 
 static void on_chan_recv(srv_loop_t *loop, srv_loop_op_t *op, int res, const char *data,
@@ -275,9 +463,18 @@ static void on_chan_recv(srv_loop_t *loop, srv_loop_op_t *op, int res, const cha
     }
 }
 
-static int base_dispatch(srv_engine_t *e, srv_conn_t *c, const srv_request_t *req)
+static int base_dispatch(srv_engine_t *e, srv_conn_t *c, uint16_t type, const srv_request_t *req)
 {
+    if (type == SRV_IPC_WS_OPEN)
+        return srv__conn_ws_accept(e, req->session, ws_open(req)) < 0 ? 0 : 0;
     run_request(req, NULL, 0);
+    return 0;
+}
+
+static int base_event(srv_engine_t *e, srv_conn_t *c, uint16_t type, uint16_t flags,
+                      const void *data, size_t len)
+{
+    run_event(srv__conn_session(c), type, flags, data, len);
     return 0;
 }
 
@@ -362,7 +559,7 @@ void srv__worker_main(int slot, bool task, int ctl_fd, const int *chans, int nch
             .cfg = cfg,
             .listen_fds = S->listen_fd,
             .accept = true,
-            .ops = {.dispatch = base_dispatch},
+            .ops = {.dispatch = base_dispatch, .event = base_event},
             .stat_conns = &S->stats->reactors[slot % SRV_MAX_REACTORS].connections,
             .stat_accepted = &S->stats->reactors[slot % SRV_MAX_REACTORS].accepted,
             .stat_requests = &S->stats->reactors[slot % SRV_MAX_REACTORS].requests,
@@ -374,6 +571,8 @@ void srv__worker_main(int slot, bool task, int ctl_fd, const int *chans, int nch
             fail_start(err);
         }
     }
+    if (!task)
+        udp_start();
     tell_manager(SRV_WMSG_READY, NULL);
     srv_log_debug("worker", "ready");
 

@@ -4,6 +4,8 @@
 #define SRV_WORKER_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 /* Worker status messages to the manager travel on ctl_fd as srv_ctl_msg_t with these types. */
 enum {
@@ -11,6 +13,12 @@ enum {
     SRV_WMSG_FAIL = 101,    /* could not start; text = why */
     SRV_WMSG_RECYCLE = 102, /* max_request reached: replace me */
 };
+
+/* Act on a session from app code in this worker: send/close/WebSocket frames (SRV_IPC_*
+ * worker-to-reactor types). Process mode: a frame to the reactor that owns it; base mode: the
+ * worker's own engine (-EXDEV for another worker's connection). */
+int srv__worker_action(uint64_t session, uint16_t type, uint16_t flags, const void *data,
+                       size_t len);
 
 /* Entry of a forked worker or task worker; never returns. chans: this worker's end of one
  * channel per reactor (process mode), none in base mode. */

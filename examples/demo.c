@@ -9,7 +9,13 @@
  *   GET /stream?chunks=N  a chunked response of N chunks
  *   GET /headers          the request headers, one per line (X-Forwarded-For, X-Real-IP, ...)
  *   GET /peer             the peer address as the worker sees it
- *   GET /table/set?key=&value=, /table/get?key=, /table/incr?key=   the shared "kv" table */
+ *   GET /table/set?key=&value=, /table/get?key=, /table/incr?key=   the shared "kv" table
+ * WebSocket (listener with websocket = true):
+ *   /ws    echoes every message back
+ *   /chat  broadcasts every text message to every /chat client as "#<session>: <text>"
+ *          (the sessions live in the shared table "chat" so every worker finds them all)
+ * TCP: handler set "lines" echoes each line (package_eof), "quit" closes; "frames" echoes each
+ * length-prefixed frame whole. UDP: every datagram is echoed to its sender. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -192,4 +198,105 @@ static void on_request(srv_request_t *req, srv_response_t *res)
     }
 }
 
-SRV_APP(.name = "demo", .handlers = {.on_request = on_request});
+/* ---- WebSocket ---- */
+
+static void session_key(uint64_t session, char *key)
+{
+    snprintf(key, 32, "%llx", (unsigned long long)session);
+}
+
+static int on_ws_open(const srv_request_t *req)
+{
+    if (path_is(req, "/ws"))
+        return 0;
+    if (path_is(req, "/chat")) {
+        srv_table_t *t = srv_table_find("chat");
+        char key[32];
+        session_key(req->session, key);
+        if (t && srv_table_set_int(t, key, 0, 1) < 0)
+            return 4001; /* chat is full */
+        return 0;
+    }
+    return 4004; /* no such WebSocket endpoint: refused */
+}
+
+struct chat_msg {
+    srv_table_t *t;
+    const char *text;
+    size_t len;
+};
+
+static int chat_push(uint64_t session, void *arg)
+{
+    struct chat_msg *m = arg;
+    char key[32];
+    session_key(session, key);
+    if (srv_table_exists(m->t, key) == 1)
+        srv_ws_push(session, SRV_WS_TEXT, m->text, m->len);
+    return 0;
+}
+
+static void on_ws_message(uint64_t session, int opcode, const void *data, size_t len)
+{
+    srv_table_t *t = srv_table_find("chat");
+    char key[32];
+    session_key(session, key);
+    if (t == NULL || srv_table_exists(t, key) != 1) {
+        srv_ws_push(session, opcode, data, len); /* /ws: echo */
+        return;
+    }
+    if (opcode != SRV_WS_TEXT)
+        return;
+    char *text = malloc(len + 40);
+    if (text == NULL)
+        return;
+    int n = snprintf(text, 40, "#%llx: ", (unsigned long long)session);
+    memcpy(text + n, data, len);
+    struct chat_msg m = {t, text, (size_t)n + len};
+    srv_ws_foreach(-1, chat_push, &m);
+    free(text);
+}
+
+static void on_ws_close(uint64_t session, int code, const char *reason, size_t len)
+{
+    srv_table_t *t = srv_table_find("chat");
+    char key[32];
+    session_key(session, key);
+    if (t)
+        srv_table_del(t, key);
+}
+
+/* ---- TCP and UDP ---- */
+
+static void lines_receive(uint64_t session, const void *data, size_t len)
+{
+    if (len >= 4 && memcmp(data, "quit", 4) == 0 &&
+        (len == 4 || ((const char *)data)[4] == '\r' || ((const char *)data)[4] == '\n')) {
+        srv_send(session, "bye\r\n", 5);
+        srv_close(session);
+        return;
+    }
+    srv_send(session, data, len);
+}
+
+static void frames_receive(uint64_t session, const void *data, size_t len)
+{
+    srv_send(session, data, len);
+}
+
+static void on_packet(const srv_packet_t *pkt)
+{
+    srv_sendto(pkt->listener, pkt->peer, pkt->peer_port, pkt->data, pkt->len);
+}
+
+static const srv_handlers_t lines = {.name = "lines", .on_receive = lines_receive};
+static const srv_handlers_t frames = {.name = "frames", .on_receive = frames_receive};
+static const srv_handlers_t *const named[] = {&lines, &frames, NULL};
+
+SRV_APP(.name = "demo",
+        .handlers = {.on_request = on_request,
+                     .on_ws_open = on_ws_open,
+                     .on_ws_message = on_ws_message,
+                     .on_ws_close = on_ws_close,
+                     .on_packet = on_packet},
+        .named = named);

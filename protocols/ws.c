@@ -298,7 +298,7 @@ int srv_ws_send_frame(srv_ws_t *ws, const void *frame, size_t len)
     return 0;
 }
 
-int srv_ws_close(srv_ws_t *ws, int code, const char *reason)
+int srv_ws_close_frame(srv_ws_t *ws, int code, const char *reason)
 {
     if (ws->close_sent)
         return -EALREADY;

@@ -129,7 +129,7 @@ int srv_ws_send_frame(srv_ws_t *ws, const void *frame, size_t len);
  * -EPIPE and data frames from the peer are dropped until its close arrives; then
  * srv_ws_want_close() turns true. Returns 0, -EALREADY if a close was already sent, -EINVAL
  * for a code that may not be sent, -ENOMEM. Control frames ignore output_limit (bounded). */
-int srv_ws_close(srv_ws_t *ws, int code, const char *reason);
+int srv_ws_close_frame(srv_ws_t *ws, int code, const char *reason);
 
 /* Queue a ping (heartbeat: the caller counts PONG events). Returns 0, -EPIPE after close,
  * -ENOMEM. */

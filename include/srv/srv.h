@@ -46,20 +46,20 @@ typedef struct srv_header {
  * on_request runs. A detached response keeps its own copy, reachable with
  * srv_response_request() until the response is finished. */
 typedef struct srv_request {
-    uint64_t session;    /* the connection's session id, never reused */
-    srv_str_t method;    /* "GET" */
-    srv_str_t url;       /* raw request target: "/a%20b?x=1" */
-    srv_str_t path;      /* target before '?', still percent-encoded */
-    srv_str_t query;     /* after '?', without it; len 0 when absent */
+    uint64_t session; /* the connection's session id, never reused */
+    srv_str_t method; /* "GET" */
+    srv_str_t url;    /* raw request target: "/a%20b?x=1" */
+    srv_str_t path;   /* target before '?', still percent-encoded */
+    srv_str_t query;  /* after '?', without it; len 0 when absent */
     int http_major;
     int http_minor;
-    uint32_t flags;      /* SRV_REQ_* */
+    uint32_t flags; /* SRV_REQ_* */
     const srv_header_t *headers;
     size_t nheaders;
-    srv_str_t body;      /* whole body (chunked bodies already decoded) */
-    srv_str_t peer;      /* client address text: "127.0.0.1", "::1", "unix" */
-    int peer_port;       /* 0 for unix sockets */
-    int listener;        /* index of the [[listen]] entry it came in on */
+    srv_str_t body; /* whole body (chunked bodies already decoded) */
+    srv_str_t peer; /* client address text: "127.0.0.1", "::1", "unix" */
+    int peer_port;  /* 0 for unix sockets */
+    int listener;   /* index of the [[listen]] entry it came in on */
 } srv_request_t;
 
 /* Case-insensitive header lookup: the first value of name, or {NULL, 0}. */
@@ -96,17 +96,60 @@ const srv_request_t *srv_response_request(const srv_response_t *res);
 
 /* The worker running the code. */
 typedef struct srv_worker {
-    int id;          /* 0..worker_num-1 for workers */
+    int id; /* 0..worker_num-1 for workers */
     pid_t pid;
-    int worker_num;  /* workers in this server */
+    int worker_num;   /* workers in this server */
     const char *role; /* "worker" */
 } srv_worker_t;
 
-/* Handlers a listener uses; a listener's `handler` key names a set, "" is the app's default. */
+/* What srv knows of a connection (TCP or WebSocket), in any process. */
+typedef struct srv_conn_info {
+    uint64_t session;
+    int listener;  /* index of its [[listen]] entry */
+    char peer[46]; /* client address text ("unix" for unix sockets) */
+    int peer_port;
+    int64_t connect_time; /* wall clock, ms */
+    int64_t last_time;    /* last byte received, wall clock ms */
+    bool websocket;       /* an upgraded WebSocket connection */
+    uint32_t uid;         /* srv_bind() value, 0 when unbound */
+} srv_conn_info_t;
+
+/* A UDP datagram. Valid during on_packet only. */
+typedef struct srv_packet {
+    int listener;
+    const void *data;
+    size_t len;
+    char peer[108]; /* sender address text, or the sender's path for unix datagram sockets */
+    int peer_port;
+} srv_packet_t;
+
+/* WebSocket opcodes and close codes (RFC 6455). */
+#define SRV_WS_TEXT 0x1
+#define SRV_WS_BINARY 0x2
+#define SRV_WS_CLOSE_NORMAL 1000
+#define SRV_WS_CLOSE_GOING_AWAY 1001
+#define SRV_WS_CLOSE_POLICY 1008
+
+/* Handlers a listener uses; a listener's `handler` key names a set, "" is the app's default.
+ * Every callback runs in a worker; which one follows dispatch_mode (2, 4 and 5 keep a
+ * connection on one worker for its life). For a connection, on_close comes after the last
+ * on_receive / on_ws_message, in every mode. */
 typedef struct srv_handlers {
     const char *name;
     /* HTTP: called once per request, in the worker chosen by dispatch_mode. */
     void (*on_request)(srv_request_t *req, srv_response_t *res);
+    /* WebSocket (listeners with websocket = true). on_ws_open sees the handshake request and
+     * returns 0 to accept, or a close code (4000-4999 for the app's own reasons, or 1008) to
+     * refuse: the client then gets 403 and no upgrade. NULL accepts every handshake. */
+    int (*on_ws_open)(const srv_request_t *req);
+    void (*on_ws_message)(uint64_t session, int opcode, const void *data, size_t len);
+    void (*on_ws_close)(uint64_t session, int code, const char *reason, size_t reason_len);
+    /* TCP listeners: on_receive gets one whole frame as the listener's framing defines it. */
+    void (*on_connect)(uint64_t session, const srv_conn_info_t *info);
+    void (*on_receive)(uint64_t session, const void *data, size_t len);
+    void (*on_close)(uint64_t session);
+    /* UDP listeners: one datagram. */
+    void (*on_packet)(const srv_packet_t *pkt);
 } srv_handlers_t;
 
 typedef struct srv_app {
@@ -117,17 +160,51 @@ typedef struct srv_app {
     int (*on_worker_start)(const srv_worker_t *w);
     /* Called when the worker stops (graceful stop, reload, max_request). */
     void (*on_worker_stop)(const srv_worker_t *w);
-    srv_handlers_t handlers;             /* the default set */
-    const srv_handlers_t *const *named;  /* NULL-terminated extra sets, or NULL */
+    srv_handlers_t handlers;            /* the default set */
+    const srv_handlers_t *const *named; /* NULL-terminated extra sets, or NULL */
 } srv_app_t;
 
 /* Define the module's descriptor: SRV_APP(.name = "demo", .handlers = {.on_request = f}); */
 #define SRV_APP(...)                                                                               \
-    __attribute__((visibility("default"))) const srv_app_t srv_app = {                             \
-        .abi_version = SRV_ABI_VERSION, __VA_ARGS__}
+    __attribute__((visibility("default")))                                                         \
+    const srv_app_t srv_app = {.abi_version = SRV_ABI_VERSION, __VA_ARGS__}
 
 /* This worker. */
 const srv_worker_t *srv_worker_self(void);
+
+/* ---- Connections by session id, from any worker ---- */
+
+/* Send bytes on a TCP connection (copied). Queued behind what is already pending; a peer that
+ * stops reading past buffer_output_size is closed. -ENOENT for a session that is gone (never
+ * another client's), -EINVAL for a WebSocket or HTTP session, -EMSGSIZE over buffer_output_size,
+ * -EXDEV in base mode for a session another worker owns. */
+int srv_send(uint64_t session, const void *data, size_t len);
+/* Close a TCP or WebSocket connection after what is queued was sent (WebSocket: close frame
+ * 1000). on_close / on_ws_close follow. -ENOENT when gone. */
+int srv_close(uint64_t session);
+/* Fill *info for a live connection; -ENOENT when gone. */
+int srv_conn_info(uint64_t session, srv_conn_info_t *info);
+/* dispatch_mode 5: from now on this connection's events go to worker uid % worker_num. */
+int srv_bind(uint64_t session, uint32_t uid);
+/* Send one datagram from UDP listener `listener` to addr:port (addr "unix" style paths for
+ * unix datagram listeners: pass the path and port 0). */
+int srv_sendto(int listener, const char *addr, int port, const void *data, size_t len);
+
+/* ---- WebSocket ---- */
+
+/* Push one message (opcode SRV_WS_TEXT or SRV_WS_BINARY) to a WebSocket session. Text must be
+ * UTF-8 (-EINVAL otherwise). -ENOENT when the session is gone or not a WebSocket. */
+int srv_ws_push(uint64_t session, int opcode, const void *data, size_t len);
+/* Close with a code (1000-4999) and a reason (up to 123 bytes). */
+int srv_ws_close(uint64_t session, int code, const char *reason);
+/* true while session is an open WebSocket connection. */
+bool srv_ws_exists(uint64_t session);
+/* Push one message to every open WebSocket connection (listener >= 0: only that listener's).
+ * Encoded once; returns 0 (delivery to each connection is asynchronous). */
+int srv_ws_broadcast(int listener, int opcode, const void *data, size_t len);
+/* Call cb for every open WebSocket session (listener >= 0: only that listener's) until it
+ * returns non-zero. A snapshot: connections may open or close meanwhile. Returns the count. */
+int srv_ws_foreach(int listener, int (*cb)(uint64_t session, void *arg), void *arg);
 
 /* Text for a -errno value returned by srv_* calls. */
 const char *srv_strerror(int err);

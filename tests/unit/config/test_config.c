@@ -100,7 +100,9 @@ static void test_demo(void)
     CHECK_STR(t->listen[3].name, "udp");
     CHECK_INT(t->listen[3].type, ==, SRV_LISTEN_UDP);
     CHECK_INT(t->listen[3].port, ==, 9504);
-    CHECK_INT(t->ntable, ==, 1);
+    CHECK_INT(t->ntable, ==, 2);
+    CHECK_STR(t->table[1].name, "chat");
+    CHECK_INT(t->table[1].ncolumns, ==, 1);
     CHECK_STR(t->table[0].name, "kv");
     CHECK_INT(t->table[0].size, ==, 1024);
     CHECK_INT(t->table[0].ncolumns, ==, 2);

@@ -1,6 +1,7 @@
 /* Writers killed with SIGKILL must never freeze a table: a process that dies holding a bucket
  * lock is detected (its pid is gone) and the lock is taken over, the half-done write closed.
- * First deterministically (a child takes a lock and kills itself), then in a loop that kills
+ * First deterministically (a child takes a lock and kills itself; a child dies in the middle of
+ * an insert and of a delete), then in a loop that kills
  * busy writers of 1 KiB rows at random points, SRV_TABLE_KILL_ROUNDS times (default 60). */
 #include "core/table.h"
 
@@ -63,6 +64,48 @@ static void test_dead_holder(srv_table_t *t)
     CHECK_INT(srv_table_del(t, "x"), ==, 0);
 }
 
+/* A child killed halfway through an insert (row linked, not yet LIVE) or a delete (row FREE,
+ * still linked): the repair rolls the insert back and finishes the delete, and the slot is
+ * reused, so a table that was full before is full again, not short of a row. */
+static void test_half_writes(srv_table_t *t)
+{
+    int64_t n0 = srv_table_count(t);
+    for (int where = 1; where <= 2; where++) {
+        CHECK_INT(srv_table_set_int(t, "victim", COL_N, 5), ==, 0);
+        if (where == 1)
+            CHECK_INT(srv_table_del(t, "victim"), ==, 0);
+        pid_t pid = fork();
+        CHECK(pid >= 0);
+        if (pid == 0) {
+            srv__table_test_crash = where;
+            if (where == 1)
+                srv_table_set_int(t, "victim", COL_N, 6);
+            else
+                srv_table_del(t, "victim");
+            _exit(1);
+        }
+        int st;
+        CHECK_INT(waitpid(pid, &st, 0), ==, pid);
+        CHECK(WIFSIGNALED(st));
+        CHECK_INT(srv_table_exists(t, "victim"), ==, 0);
+        CHECK_INT(srv_table_count(t), ==, n0);
+    }
+    /* Every slot is usable: fill the table, then empty it again. */
+    char key[32];
+    int64_t added = 0;
+    for (int i = 0; srv_table_count(t) < srv_table_capacity(t); i++) {
+        snprintf(key, sizeof(key), "fill%d", i);
+        CHECK_INT(srv_table_set_int(t, key, COL_N, i), ==, 0);
+        added++;
+    }
+    CHECK_INT(srv_table_set_int(t, "one-more", COL_N, 0), ==, -ENOSPC);
+    for (int64_t i = 0; i < added; i++) {
+        snprintf(key, sizeof(key), "fill%lld", (long long)i);
+        CHECK_INT(srv_table_del(t, key), ==, 0);
+    }
+    CHECK_INT(srv_table_count(t), ==, n0);
+}
+
 static void writer(srv_table_t *t, int64_t *progress, int id)
 {
     char s[BIG];
@@ -119,6 +162,7 @@ int main(void)
     CHECK(progress != NULL);
 
     test_dead_holder(t);
+    test_half_writes(t);
 
     pid_t pids[WRITERS];
     for (int i = 0; i < WRITERS; i++)

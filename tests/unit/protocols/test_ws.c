@@ -562,7 +562,7 @@ static void test_close_client_first(void)
     CHECK_INT(next_out(ws, NULL, p, sizeof(p), &plen), ==, SRV_WS_CLOSE);
     CHECK_MEM(p, plen, "\x0f\xa0", 2);
     CHECK_INT(srv_ws_send(ws, SRV_WS_TEXT, "x", 1), ==, -EPIPE);
-    CHECK_INT(srv_ws_close(ws, 1000, NULL), ==, -EALREADY);
+    CHECK_INT(srv_ws_close_frame(ws, 1000, NULL), ==, -EALREADY);
     CHECK_INT(srv_ws_pending(ws), ==, 0);
     srv_ws_destroy(ws);
 
@@ -587,10 +587,10 @@ static void test_close_server_first(void)
     srv_ws_t *ws = mk(0, 0);
     rec_t r = {0};
 
-    CHECK_INT(srv_ws_close(ws, 999, NULL), ==, -EINVAL);
-    CHECK_INT(srv_ws_close(ws, 1005, NULL), ==, -EINVAL);
-    CHECK_INT(srv_ws_close(ws, 1001, "bye"), ==, 0);
-    CHECK_INT(srv_ws_close(ws, 1000, NULL), ==, -EALREADY);
+    CHECK_INT(srv_ws_close_frame(ws, 999, NULL), ==, -EINVAL);
+    CHECK_INT(srv_ws_close_frame(ws, 1005, NULL), ==, -EINVAL);
+    CHECK_INT(srv_ws_close_frame(ws, 1001, "bye"), ==, 0);
+    CHECK_INT(srv_ws_close_frame(ws, 1000, NULL), ==, -EALREADY);
     CHECK(!srv_ws_want_close(ws));
     CHECK_INT(next_out(ws, NULL, p, sizeof(p), &plen), ==, SRV_WS_CLOSE);
     CHECK_MEM(p, plen,
@@ -619,7 +619,7 @@ static void test_close_server_first(void)
     memcpy(reason + 122, "\xc3\xa9", 2);
     reason[199] = 0;
     ws = mk(0, 0);
-    CHECK_INT(srv_ws_close(ws, 1000, reason), ==, 0);
+    CHECK_INT(srv_ws_close_frame(ws, 1000, reason), ==, 0);
     CHECK_INT(next_out(ws, NULL, p, sizeof(p), &plen), ==, SRV_WS_CLOSE);
     CHECK_INT(plen, ==, 2 + 122);
     srv_ws_destroy(ws);

@@ -1,0 +1,137 @@
+/* Internals of the connection engine shared by conn.c (connections, output, HTTP) and
+ * conn_stream.c (TCP framing and WebSocket). Nothing outside core/conn*.c includes this. */
+#ifndef SRV_CONN_INTERNAL_H
+#define SRV_CONN_INTERNAL_H
+
+#include <stdatomic.h>
+
+#include "core/conn.h"
+#include "core/conninfo.h"
+#include "core/static.h"
+#include "protocols/frame.h"
+#include "protocols/http.h"
+#include "protocols/ws.h"
+
+#define OUTQ_MAX 8
+#define SEG_MIN 4096
+#define TICK_MS 250
+#define LINGER_MS 2000
+
+enum {
+    F_RECV = 1u << 0,        /* recv op armed */
+    F_SEND = 1u << 1,        /* send or poll op armed */
+    F_CLOSING = 1u << 2,     /* close requested: fd goes once no op is armed */
+    F_EOF = 1u << 3,         /* peer sent FIN */
+    F_INFLIGHT = 1u << 4,    /* a request is with the app */
+    F_CLOSE_AFTER = 1u << 5, /* close once the output queue is empty */
+    F_IN_PROCESS = 1u << 6,  /* inside process_input: defer parser release */
+    F_DONE_PENDING = 1u << 7,
+    F_LINGER = 1u << 8,  /* output sent, write side shut, discarding input */
+    F_NO_READ = 1u << 9, /* stop feeding the parser (after an error) */
+    F_RECV_WANTED = 1u << 10,
+};
+
+enum { SEG_MEM = 0, SEG_FILE = 1 };
+
+typedef struct seg {
+    uint8_t kind;
+    char *buf;
+    size_t len, off, cap;
+    int file_fd;
+    uint64_t foff, fleft;
+} seg_t;
+
+enum { PROTO_HTTP = 0, PROTO_WS = 1, PROTO_TCP = 2 };
+
+struct srv_conn {
+    uint64_t session;
+    srv_engine_t *eng;
+    int fd;
+    uint16_t listener;
+    uint32_t flags;
+    uint8_t refs; /* armed ops */
+    uint8_t qh, qn;
+    srv_loop_op_t recv_op;
+    srv_loop_op_t send_op;
+    srv_http_parser_t *http;
+    char *in;
+    uint32_t in_len, in_cap;
+    seg_t q[OUTQ_MAX];
+    size_t qbytes;
+    struct iovec iov[OUTQ_MAX];
+    int worker, tag;
+    uint64_t resp_bytes;
+    int64_t last_read, last_write, req_start, linger_until;
+    uint32_t peer_hash;
+    bool req_keepalive;
+    uint16_t peer_port;
+    uint8_t proto;
+    bool ws_closing; /* we sent a close frame; waiting for the peer's */
+    char peer[46];
+    srv_framer_t framer; /* TCP */
+    srv_ws_t *ws;        /* WebSocket, after the upgrade */
+    int64_t last_ping, close_deadline;
+    uint16_t ws_code; /* close code the peer sent (1006 if none arrived) */
+    char *ws_pending; /* 101 response (and later the close reason) while deciding */
+    uint32_t ws_pending_len;
+    srv_ws_options_t ws_opts;
+    srv_conninfo_t *info; /* this connection's entry in the shared table */
+    srv_conn_t *next_free;
+};
+
+struct srv_engine {
+    int id;
+    srv_loop_t *loop;
+    const srv_config_t *cfg;
+    srv_engine_ops_t ops;
+    void *data;
+    int nlisten;
+    int listen_fd[SRV_CONFIG_MAX_LISTEN];
+    srv_loop_op_t accept_op[SRV_CONFIG_MAX_LISTEN];
+    bool accept_armed[SRV_CONFIG_MAX_LISTEN];
+    bool accepting;
+    bool draining;
+    srv_loop_op_t tick_op;
+    bool tick_armed;
+    bool destroying;
+    uint32_t max_slots;
+    uint32_t used_slots; /* high-water mark */
+    srv_conn_t **slots;
+    uint64_t *gens;
+    uint32_t *free_stack;
+    uint32_t nfree;
+    srv_conn_t *conn_cache;
+    uint32_t ncached;
+    uint64_t nconns;
+    uint64_t inflight;
+    srv_http_limits_t limits;
+    _Atomic uint64_t *stat_conns, *stat_accepted, *stat_requests, *stat_503;
+    int64_t last_limit_log;
+    srv_static_t *statics[SRV_CONFIG_MAX_LISTEN];
+    srv_frame_opts_t frame[SRV_CONFIG_MAX_LISTEN];
+    int64_t idle_ms[SRV_CONFIG_MAX_LISTEN]; /* heartbeat: close after this long silent; 0 off */
+    srv_conninfo_t *conninfo;               /* this engine's slots in the shared table */
+};
+
+int64_t srv__engine_now_ms(srv_engine_t *e);
+int64_t srv__engine_wall_ms(srv_engine_t *e); /* wall clock, for connection info */
+void srv__stat_add(_Atomic uint64_t *s, int64_t d);
+/* Queue bytes (copied); -ENOBUFS past buffer_output_size. */
+int srv__out_write(srv_conn_t *c, const struct iovec *iov, int iovcnt);
+bool srv__out_pending(const srv_conn_t *c);
+/* Start sending what is queued (no-op while a send is in flight). */
+void srv__conn_flush(srv_conn_t *c);
+/* Close now: cancel operations; freed once none is in flight. */
+void srv__conn_close(srv_conn_t *c);
+srv_conn_t *srv__conn_lookup(srv_engine_t *e, uint64_t session);
+
+/* conn_stream.c */
+int srv__stream_open(srv_conn_t *c); /* TCP accepted */
+void srv__stream_input(srv_conn_t *c, const char *data, size_t len);
+void srv__stream_release(srv_conn_t *c);                      /* about to be freed */
+int srv__ws_upgrade(srv_conn_t *c, const srv_request_t *req); /* 1: taken over */
+void srv__stream_tick(srv_conn_t *c, int64_t now);
+void srv__stream_eof(srv_conn_t *c);
+int srv__ws_decided(srv_conn_t *c, int code, bool *accepted);
+
+#endif

@@ -1,0 +1,35 @@
+/* The shared connection table: one entry per engine slot, in the shared region, so any
+ * process can describe a session (srv_conn_info), test it (srv_ws_exists) or iterate open
+ * WebSocket sessions (srv_ws_foreach) without asking the reactor that owns it. The owner writes
+ * an entry; readers copy it and re-check the session id, so a slot reused meanwhile is seen as
+ * gone, never as another client. */
+#ifndef SRV_CONNINFO_H
+#define SRV_CONNINFO_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "srv/srv.h"
+
+typedef struct srv_conninfo {
+    _Atomic uint64_t session; /* 0 while free */
+    int32_t listener;
+    int32_t peer_port;
+    int64_t connect_ms;
+    _Atomic int64_t last_ms;
+    _Atomic uint32_t uid;
+    _Atomic uint8_t websocket;
+    char peer[46];
+} srv_conninfo_t;
+
+/* Master, before fork: room for nengines x slots entries. Returns 0 or -ENOMEM. */
+int srv__conninfo_create(int nengines, uint32_t slots);
+/* The entries of engine id (NULL when the table was not created: unit tests). */
+srv_conninfo_t *srv__conninfo_engine(int id);
+/* Copy a live session's entry; -ENOENT when it is gone. */
+int srv__conninfo_get(uint64_t session, srv_conn_info_t *out);
+/* Every open WebSocket session (listener < 0: all listeners). */
+int srv__conninfo_foreach_ws(int listener, int (*cb)(uint64_t session, void *arg), void *arg);
+
+#endif
