@@ -263,6 +263,14 @@ def test_chunked_request_body(mode):
                 time.sleep(0.01)
             r = c.read_response()
             assert r.status == 200 and r.body == b"hello world", r
+        # a Content-Length body in small separate writes
+        with RawConn(s.port()) as c:
+            c.send(build("POST", "/echo", {"Content-Length": "20"}))
+            for i in range(0, 20, 3):
+                c.send(b"0123456789abcdefghij"[i:i + 3])
+                time.sleep(0.01)
+            r = c.read_response()
+            assert r.status == 200 and r.body == b"0123456789abcdefghij", r
         # http.client's own chunked encoder
         hc = s.conn()
         hc.request("POST", "/echo", body=iter([b"ab", b"cd", b"ef"]), encode_chunked=True,

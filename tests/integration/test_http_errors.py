@@ -148,6 +148,15 @@ def test_slowloris_header_timeout_408(mode):
             assert c.closed_by_peer(5), "not closed after 408"
             # header timeout is 1 s for the whole head (not reset by every byte)
             assert 0.8 < took < 4 * SLOW, took
+        # a second request that stops half-way through its head on a keep-alive connection
+        with RawConn(s.port()) as c:
+            assert c.request("GET", "/").status == 200
+            t0 = time.monotonic()
+            c.send(b"GET /worker HTTP/1.1\r\nHo")
+            r = c.read_response()
+            assert r.status == 408, r
+            assert time.monotonic() - t0 < 4 * SLOW
+            assert c.closed_by_peer(5)
         # a client that connects and sends nothing at all is also closed (408 or silently)
         with RawConn(s.port()) as c:
             t0 = time.monotonic()

@@ -5,7 +5,9 @@ that is not a file under the root goes to the app. Runs in process and base mode
 import email.utils
 import os
 import shutil
+import socket
 import tempfile
+import time
 
 from srvtest import run, running
 from test_http import RawConn, curl, each_mode, server
@@ -132,6 +134,19 @@ def test_static_http10_and_close(s, tree):
 
 
 @with_tree
+def test_slow_reader_large_file(s, tree):
+    # a file is not buffered in memory: a client that does not read for a while still gets it all
+    with RawConn(s.port(), timeout=30) as c:
+        c.s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+        c.send(b"GET /huge.bin HTTP/1.1\r\nHost: x\r\n\r\nGET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+        time.sleep(1.5)  # deliberately a slow reader, not synchronisation
+        r = c.read_response()
+        assert r.status == 200 and r.body == tree.files["huge.bin"], (r.status, len(r.body))
+        r = c.read_response()
+        assert r.status == 200 and r.body == tree.files["hello.txt"], r
+
+
+@with_tree
 def test_head_static(s, tree):
     with RawConn(s.port()) as c:
         r = c.request("HEAD", "/big.bin")
@@ -253,5 +268,6 @@ def test_dynamic_falls_through_to_app(s, tree):
 
 
 if __name__ == "__main__":
-    run([test_files_and_content_types, test_static_http10_and_close, test_head_static, test_last_modified, test_range,
+    run([test_files_and_content_types, test_static_http10_and_close,
+         test_slow_reader_large_file, test_head_static, test_last_modified, test_range,
          test_no_escape_from_root, test_directories, test_dynamic_falls_through_to_app])

@@ -59,7 +59,16 @@ def test_crash_pipelined():
 
 
 def test_crash_under_load():
-    with running(server("process", "crashload", server={"worker_num": 2})) as s:
+    for dm in (2, 1, 3):
+        try:
+            crash_under_load(dm)
+        except Exception as e:
+            raise AssertionError(f"[dispatch_mode={dm}] {e!r}") from e
+
+
+def crash_under_load(dm):
+    with running(server("process", "crashload", server={"worker_num": 2,
+                                                        "dispatch_mode": dm})) as s:
         stop = threading.Event()
         results = {"200": 0, "503": 0}
         errors = []
@@ -104,7 +113,7 @@ def test_crash_under_load():
         assert not any(t.is_alive() for t in threads), "a client hung"
         assert not errors, errors
         assert results["200"] > 0, results
-        print(f"  under load: {results}, {crashes} crashes", flush=True)
+        print(f"  under load (dispatch_mode {dm}): {results}, {crashes} crashes", flush=True)
         total = sum(w["respawns"] for w in s.info()["workers"])
         assert total >= crashes, s.info()
         with RawConn(s.port()) as c:
