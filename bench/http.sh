@@ -7,6 +7,8 @@
 # Env: DURATION (10 s per run), ROUNDS (3), WARMUP (1 s, unmeasured, before each run),
 #      LOADS ("ka64 ka256 close"), SERVERS ("nginx srv-process srv-base"), CLOSE_CONNS (64),
 #      SERVER_CPU (0), CLIENT_CPU (1), NGINX (/usr/sbin/nginx), KEEP=1 keeps the temp dir (logs),
+#      QUIET_PCT (10) / QUIET_WAIT (30 s): before each run, wait up to QUIET_WAIT for a second in
+#      which CPU 0 is at most QUIET_PCT % busy (other jobs on a shared machine skew CPU 0's figure),
 #      WRITE_RESULTS=1 writes the "## HTTP" section of bench/RESULTS.md (replacing an earlier one).
 set -euo pipefail
 
@@ -115,6 +117,22 @@ cpu_busy() {
     awk -v c="cpu$scpu" '$1 == c {print $2 + $3 + $4 + $7 + $8}' /proc/stat
 }
 
+# Waits (up to $QUIET_WAIT s) for a 1 s window where CPU $scpu is at most $QUIET_PCT % busy;
+# returns the busy % of the last window seen (so the report can flag a noisy start).
+wait_quiet() {
+    local deadline=$((SECONDS + ${QUIET_WAIT:-30})) a b pct
+    while :; do
+        a="$(cpu_busy)"
+        sleep 1
+        b="$(cpu_busy)"
+        pct=$(((b - a) * 100 / hz))
+        if ((pct <= ${QUIET_PCT:-10} || SECONDS >= deadline)); then
+            echo "$pct"
+            return
+        fi
+    done
+}
+
 wait_ready() { # port: polls until GET / answers the expected body (10 s deadline)
     local i
     for ((i = 0; i < 200; i++)); do
@@ -214,6 +232,8 @@ run_load() { # round load server
     if ((warmup > 0)); then
         taskset -c "$ccpu" wrk -t1 -c"$conns" -d"${warmup}s" "${hdr[@]}" "$url" >/dev/null 2>&1 || true
     fi
+    local idle
+    idle="$(wait_quiet)"
     # RSS sampler: max over samples taken during the load.
     rm -f "$tmp/stop-sampler" "$tmp/rss"
     (
@@ -244,10 +264,11 @@ run_load() { # round load server
         res="RESULT requests=0 duration_us=1 p50_us=0 p99_us=0 ok=0 bad_status=0 bad_body=0 connect=0 read=0 write=0 status=0 timeout=0"
     fi
     grep '^FIRST_BAD ' "$log" | sed "s/^/http.sh: $3 $2 round $1: /" >&2 || true
-    # Fields: round load server req/s p50 p99 cpu_us/req proc_us/req rss_kb cpu0_util% non2xx
-    #         bad_body sockerr requests
+    # Fields: round load server req/s p50 p99 cpu_us/req proc_us/req rss_kb cpu0_busy% non2xx
+    #         bad_body sockerr requests not_server% (cpu0 busy minus the server's own CPU, % of
+    #         the run) cpu0_busy%_before (the quiet check)
     echo "$res" | awk -v round="$1" -v load="$2" -v srv="$3" -v db=$((b1 - b0)) \
-        -v dt=$((t1 - t0)) -v hz="$hz" -v rss="$rss" '
+        -v dt=$((t1 - t0)) -v hz="$hz" -v rss="$rss" -v idle="$idle" '
         { for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] } }
         END {
             n = v["requests"]; secs = v["duration_us"] / 1e6
@@ -255,13 +276,14 @@ run_load() { # round load server
             proc = n > 0 ? dt * 1e6 / hz / n : 0
             util = secs > 0 ? 100 * db / hz / secs : 0
             sock = v["connect"] + v["read"] + v["write"] + v["timeout"]
-            printf "%s\t%s\t%s\t%.0f\t%d\t%d\t%.2f\t%.2f\t%d\t%.0f\t%d\t%d\t%d\t%d\n", round, load, srv,
-                n / secs, v["p50_us"], v["p99_us"], cpu, proc, rss, util, v["bad_status"],
-                v["bad_body"], sock, n
+            other = secs > 0 ? 100 * (db - dt) / hz / secs : 0
+            printf "%s\t%s\t%s\t%.0f\t%d\t%d\t%.2f\t%.2f\t%d\t%.0f\t%d\t%d\t%d\t%d\t%.0f\t%d\n", round, load,
+                srv, n / secs, v["p50_us"], v["p99_us"], cpu, proc, rss, util, v["bad_status"],
+                v["bad_body"], sock, n, other, idle
         }' >>"$tmp/results.tsv"
     tail -n1 "$tmp/results.tsv" | awk -F'\t' '{
-        printf "  %-11s %-6s round %s: %7d req/s  p50 %5d us  p99 %6d us  cpu0 %5.2f us/req (%3d%% busy)  proc %5.2f us/req  rss %6.1f MB  non2xx %d badbody %d sockerr %d\n",
-            $3, $2, $1, $4, $5, $6, $7, $10, $8, $9 / 1024, $11, $12, $13 }' >&2
+        printf "  %-11s %-6s round %s: %7d req/s  p50 %5d us  p99 %6d us  cpu0 %5.2f us/req (%3d%% busy, %2d%% not server, %2d%% before)  proc %5.2f us/req  rss %5.1f MB  non2xx %d badbody %d sockerr %d\n",
+            $3, $2, $1, $4, $5, $6, $7, $10, $15, $16, $8, $9 / 1024, $11, $12, $13 }' >&2
 }
 
 load_avg="$(cut -d' ' -f1-3 /proc/loadavg)"
@@ -296,6 +318,9 @@ report() {
     echo "- CPU us/req = busy time of CPU $scpu (/proc/stat user+nice+system+irq+softirq) / requests; it also counts anything" \
         "else that ran on CPU $scpu (other jobs, kernel threads). proc us/req = utime+stime of the server's processes only" \
         "(a cross-check less sensitive to other load; softirq work may be outside it)."
+    echo "- CPU 0 not server = CPU 0 busy time that was not the server processes' own CPU time, in % of the run:" \
+        "other jobs, plus kernel work for the server done outside its context (softirq in idle, kworkers)." \
+        "Each run starts after waiting (up to ${QUIET_WAIT:-30}s) for CPU 0 to be at most ${QUIET_PCT:-10}% busy for 1 s."
     echo "- RSS = sum of VmRSS over the server's process tree (max of samples during the run)."
     echo "- figures are medians over rounds; non-2xx, bad body and socket errors are totals over rounds."
     echo
@@ -308,7 +333,7 @@ report() {
     }
     {
         key = $2 SUBSEP $3; k = ++cnt[key]
-        for (c = 4; c <= 14; c++) val[key, k, c] = $c
+        for (c = 4; c <= 16; c++) val[key, k, c] = $c
         for (c = 11; c <= 13; c++) sum[key, c] += $c
     }
     END {
@@ -320,17 +345,17 @@ report() {
             ncpu = (nk in cnt) ? median(nk, 7) : 0
             nproc_ = (nk in cnt) ? median(nk, 8) : 0
             printf "### %s\n\n", ((l in names) ? names[l] : l)
-            print "| server | req/s | p50 | p99 | CPU us/req | vs nginx | proc us/req | vs nginx | RSS | non-2xx | bad body | socket errors |"
-            print "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+            print "| server | req/s | p50 | p99 | CPU us/req | vs nginx | proc us/req | vs nginx | RSS | non-2xx | bad body | socket errors | CPU 0 not server |"
+            print "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
             for (j = 1; j <= ns; j++) {
                 key = l SUBSEP S[j]
                 if (!(key in cnt)) continue
                 cpu = median(key, 7); pr = median(key, 8)
-                printf "| %s | %d | %d us | %d us | %.2f | %s | %.2f | %s | %.1f MB | %d | %d | %d |\n",
+                printf "| %s | %d | %d us | %d us | %.2f | %s | %.2f | %s | %.1f MB | %d | %d | %d | %d%% |\n",
                     S[j], median(key, 4), median(key, 5), median(key, 6), cpu,
                     (ncpu > 0 ? sprintf("%.2fx", cpu / ncpu) : "-"), pr,
                     (nproc_ > 0 ? sprintf("%.2fx", pr / nproc_) : "-"), median(key, 9) / 1024,
-                    sum[key, 11], sum[key, 12], sum[key, 13]
+                    sum[key, 11], sum[key, 12], sum[key, 13], median(key, 15)
             }
             print ""
         }
@@ -362,7 +387,7 @@ report() {
     echo "<details><summary>Raw runs</summary>"
     echo
     echo '```'
-    printf 'round\tload\tserver\treq/s\tp50_us\tp99_us\tcpu_us/req\tproc_us/req\trss_kb\tcpu0_busy%%\tnon2xx\tbad_body\tsockerr\trequests\n'
+    printf 'round\tload\tserver\treq/s\tp50_us\tp99_us\tcpu_us/req\tproc_us/req\trss_kb\tcpu0_busy%%\tnon2xx\tbad_body\tsockerr\trequests\tnot_server%%\tbusy_before%%\n'
     cat "$tmp/results.tsv"
     echo '```'
     echo

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Timer precision: lateness (p50/p99/max) of a 10 ms interval job run through the cron engine
 # for 1000 ticks (~10 s), pinned to one CPU, no other load. Writes the "## Timers" section of
-# bench/RESULTS.md (replacing an earlier one, leaving other sections alone).
+# bench/RESULTS.md (replacing an earlier one in place, leaving other sections alone).
 #   usage: bench/timer.sh [BUILD_DIR=/work/main/build]   (needs BUILD_DIR/timer/libsrv_timer.a)
 # Env: INTERVAL_MS (10), RUNS (1000), CPU (last CPU), NO_RESULTS=1 to only print.
 set -euo pipefail
@@ -58,8 +58,8 @@ section="$(cat <<EOF
 
 Lateness of a ${interval} ms interval cron job (\`timer/cron_sched.c\`: one thread per job,
 absolute \`pthread_cond_timedwait\` on CLOCK_MONOTONIC, timer slack 1 ns, 100 us EEVDF slice),
-measured as start time minus due beat over ${runs} ticks, pinned with \`taskset -c ${cpu}\`; no load from the bench
-itself (machine load average at start: ${load}).
+measured as start time minus due beat over ${runs} ticks, pinned with \`taskset -c ${cpu}\`.
+The bench adds no load of its own; machine load average at start: ${load} (2 CPUs).
 Run by \`bench/timer.sh ${build}\` (build type ${btype:-unknown}).
 
 - date: $(date -u '+%Y-%m-%d %H:%M UTC'); machine: 2-core Debian 12 VM; commit: ${commit}
@@ -76,9 +76,16 @@ results="$here/RESULTS.md"
 if [[ ! -f "$results" ]]; then
     printf '# srv benchmark results\n' >"$results"
 fi
-# Drop an earlier "## Timers" section (up to the next "## " heading), then append ours.
-awk '/^## /{skip = ($0 == "## Timers")} !skip' "$results" >"$tmp/results"
-# Keep exactly one blank line between the previous content and our section.
-sed -e :a -e '/^\n*$/{$d;N;ba' -e '}' "$tmp/results" >"$tmp/results.trim"
-{ cat "$tmp/results.trim"; printf '\n%s\n' "$section"; } >"$results"
+printf '%s\n' "$section" >"$tmp/section"
+if grep -qx '## Timers' "$results"; then
+    # Replace the earlier "## Timers" section in place (up to the next "## " heading).
+    awk -v sec="$tmp/section" '
+        /^## / && skip { skip = 0; print "" }
+        $0 == "## Timers" { while ((getline l < sec) > 0) print l; skip = 1; next }
+        !skip' "$results" >"$tmp/results"
+    # If ours was the last section, drop the trailing blank lines the old one left.
+    sed -e :a -e '/^\n*$/{$d;N;ba' -e '}' "$tmp/results" >"$results"
+else
+    { printf '\n'; cat "$tmp/section"; } >>"$results"
+fi
 echo "timer.sh: wrote the Timers section of $results" >&2

@@ -11,6 +11,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "core/msg.h"
 #include "core/reactor.h"
 #include "core/server.h"
 #include "core/table.h"
@@ -28,6 +29,23 @@ static const char *state_name(int s)
         return "backoff";
     default:
         return "down";
+    }
+}
+
+/* A slot's number within its kind: worker 0.., task 0.., timer 0, process instance 0..
+ * counted across every [[process]]. */
+static int local_id(int slot)
+{
+    const srv_server_t *S = &srv__server;
+    switch (srv__slot_kind(slot)) {
+    case SRV_SLOT_TASK:
+        return slot - S->cfg.worker_num;
+    case SRV_SLOT_TIMER:
+        return 0;
+    case SRV_SLOT_PROCESS:
+        return slot - S->proc_base;
+    default:
+        return slot;
     }
 }
 
@@ -81,18 +99,22 @@ void srv__info_json(char *buf, size_t cap)
         (unsigned long long)accepted, (unsigned long long)requests, (unsigned long long)e503);
     for (int i = 0; i < st->nworkers; i++) {
         const srv_worker_stat_t *w = &st->workers[i];
-        bool task = i >= S->cfg.worker_num;
         put(&o,
             "%s{\"id\":%d,\"type\":\"%s\",\"pid\":%d,\"state\":\"%s\",\"requests\":%llu,"
             "\"total_requests\":%llu,\"respawns\":%llu,\"recycles\":%llu,\"generation\":%u}",
-            i ? "," : "", task ? i - S->cfg.worker_num : i, task ? "task" : "worker",
-            atomic_load(&w->pid), state_name(atomic_load(&w->state)),
-            (unsigned long long)atomic_load(&w->requests),
+            i ? "," : "", local_id(i), srv__slot_kind_name(i), atomic_load(&w->pid),
+            state_name(atomic_load(&w->state)), (unsigned long long)atomic_load(&w->requests),
             (unsigned long long)atomic_load(&w->total_requests),
             (unsigned long long)atomic_load(&w->respawns),
             (unsigned long long)atomic_load(&w->recycles), atomic_load(&w->generation));
     }
-    put(&o, "],\"tables\":");
+    put(&o, "],\"tasks\":");
+    if (o.len < o.cap) {
+        int n = srv__tasks_info_json(o.buf + o.len, o.cap - o.len);
+        if (n > 0)
+            o.len += (size_t)n;
+    }
+    put(&o, ",\"tables\":");
     if (o.len < o.cap) {
         int n = srv_tables_info_json(o.buf + o.len, o.cap - o.len);
         if (n > 0)
@@ -121,14 +143,13 @@ void srv__info_text(char *buf, size_t cap)
     put(&o, "connections %llu open, %llu accepted; requests %llu; 503 answers %llu\n",
         (unsigned long long)conns, (unsigned long long)accepted, (unsigned long long)requests,
         (unsigned long long)e503);
-    put(&o, "%-6s %-4s %-8s %-9s %12s %12s %9s %9s\n", "type", "id", "pid", "state", "requests",
+    put(&o, "%-7s %-4s %-8s %-9s %12s %12s %9s %9s\n", "type", "id", "pid", "state", "requests",
         "total", "respawns", "recycles");
     for (int i = 0; i < st->nworkers; i++) {
         const srv_worker_stat_t *w = &st->workers[i];
-        bool task = i >= S->cfg.worker_num;
-        put(&o, "%-6s %-4d %-8d %-9s %12llu %12llu %9llu %9llu\n", task ? "task" : "worker",
-            task ? i - S->cfg.worker_num : i, atomic_load(&w->pid),
-            state_name(atomic_load(&w->state)), (unsigned long long)atomic_load(&w->requests),
+        put(&o, "%-7s %-4d %-8d %-9s %12llu %12llu %9llu %9llu\n", srv__slot_kind_name(i),
+            local_id(i), atomic_load(&w->pid), state_name(atomic_load(&w->state)),
+            (unsigned long long)atomic_load(&w->requests),
             (unsigned long long)atomic_load(&w->total_requests),
             (unsigned long long)atomic_load(&w->respawns),
             (unsigned long long)atomic_load(&w->recycles));

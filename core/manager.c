@@ -17,6 +17,7 @@
 
 #include "core/ipc.h"
 #include "core/log.h"
+#include "core/msg.h"
 #include "core/server.h"
 #include "core/worker.h"
 
@@ -32,7 +33,7 @@ typedef struct proc {
 
 typedef struct slot {
     int id;
-    bool task;
+    srv_slot_kind_t kind;
     proc_t cur;           /* the serving (or starting) process */
     proc_t old;           /* the process being replaced (reload, recycle) */
     int64_t old_kill_at;  /* SIGKILL the old one after this */
@@ -95,7 +96,7 @@ static int spawn(slot_t *s, proc_t *p)
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
         return -errno;
     int wchans[SRV_MAX_REACTORS];
-    int nchans = s->task ? 0 : S->nreactors;
+    int nchans = s->kind == SRV_SLOT_WORKER ? S->nreactors : 0;
     proc_reset(p);
     for (int r = 0; r < nchans; r++) {
         int cv[2];
@@ -150,7 +151,7 @@ static int spawn(slot_t *s, proc_t *p)
         sigset_t all;
         sigemptyset(&all);
         sigprocmask(SIG_SETMASK, &all, NULL);
-        srv__worker_main(s->id, s->task, sv[1], wchans, nchans);
+        srv__worker_main(s->id, s->kind != SRV_SLOT_WORKER, sv[1], wchans, nchans);
     }
     close(sv[1]);
     for (int r = 0; r < nchans; r++)
@@ -165,8 +166,7 @@ static int spawn(slot_t *s, proc_t *p)
     atomic_store(&st->state, SRV_WSTATE_STARTING);
     atomic_store(&st->requests, 0);
     atomic_store(&st->started_ms, srv__now_ms());
-    srv_log_debug("manager", "spawned %s #%d pid %d", s->task ? "task worker" : "worker", s->id,
-                  pid);
+    srv_log_debug("manager", "spawned %s #%d pid %d", srv__slot_kind_name(s->id), s->id, pid);
     return 0;
 }
 
@@ -203,7 +203,7 @@ static void on_ready(slot_t *s, proc_t *p)
     s->fails = 0;
     srv_worker_stat_t *st = &srv__server.stats->workers[s->id];
     atomic_store(&st->state, SRV_WSTATE_READY);
-    send_master(SRV_CTL_WORKER_READY, s->id, p->pid, s->task, p->gen, NULL, p->chans, p->nchans);
+    send_master(SRV_CTL_WORKER_READY, s->id, p->pid, s->kind, p->gen, NULL, p->chans, p->nchans);
     for (int r = 0; r < p->nchans; r++)
         close(p->chans[r]);
     p->nchans = 0;
@@ -217,7 +217,7 @@ static void on_ready(slot_t *s, proc_t *p)
     if (s->old.pid > 0) {
         /* Process mode: the master switches the reactors to the new channels and shuts the
          * old ones, so the old worker drains and exits by itself. Base mode: tell it. */
-        if (srv__server.nreactors == 0 || s->task)
+        if (srv__server.nreactors == 0 || s->kind != SRV_SLOT_WORKER)
             kill(s->old.pid, SIGTERM);
         int wait = srv__server.cfg.max_wait_time;
         s->old_kill_at = srv__mono_ms() + (int64_t)wait * 1000 + 1000;
@@ -342,6 +342,8 @@ static void reap(void)
             slot_t *s = &M.slots[i];
             if (s->old.pid == pid) {
                 srv_log_debug("manager", "old worker #%d pid %d %s", s->id, pid, how);
+                if (s->kind == SRV_SLOT_TASK)
+                    srv__task_orphaned(s->id, s->old.gen);
                 proc_close(&s->old);
                 proc_reset(&s->old);
                 s->old_kill_at = 0;
@@ -354,6 +356,8 @@ static void reap(void)
             if (s->cur.pid != pid)
                 continue;
             bool was_ready = s->cur.ready;
+            if (s->kind == SRV_SLOT_TASK)
+                srv__task_orphaned(s->id, s->cur.gen);
             proc_close(&s->cur);
             proc_reset(&s->cur);
             srv_worker_stat_t *st = &srv__server.stats->workers[s->id];
@@ -389,6 +393,16 @@ static void reap(void)
                 s->fails++;
                 s->respawn_at = srv__mono_ms() + 1000;
                 atomic_store(&st->state, SRV_WSTATE_BACKOFF);
+                break;
+            }
+            if (s->kind == SRV_SLOT_PROCESS && was_ready) {
+                int idx = srv__slot_process(s->id, NULL);
+                int64_t delay = (int64_t)srv__server.cfg.process[idx].restart_interval * 1000;
+                s->respawn_at = srv__mono_ms() + (delay > 0 ? delay : 1);
+                atomic_store(&st->state, SRV_WSTATE_BACKOFF);
+                srv_log(SRV_LOG_WARN, "manager", 0,
+                        "process %s #%d pid %d %s; restarting in %lld ms",
+                        srv__server.cfg.process[idx].name, s->id, pid, how, (long long)delay);
                 break;
             }
             if (!was_ready) {
@@ -475,7 +489,7 @@ static void handle_master_msg(void)
         M.reload_err[0] = '\0';
         srv_log(SRV_LOG_NOTICE, "manager", 0, "reloading %s", m.code ? "task workers" : "workers");
         for (int i = 0; i < M.nslots; i++)
-            if (!m.code || M.slots[i].task)
+            if (!m.code || M.slots[i].kind == SRV_SLOT_TASK)
                 M.slots[i].replace_pending = true;
         start_next_replacement();
         break;
@@ -568,13 +582,13 @@ void srv__manager_main(int master_fd)
         _exit(1);
     }
 
-    M.nslots = S->cfg.worker_num + S->cfg.task_worker_num;
+    M.nslots = S->nslots;
     M.slots = calloc((size_t)M.nslots, sizeof(slot_t));
     if (M.slots == NULL)
         _exit(1);
     for (int i = 0; i < M.nslots; i++) {
         M.slots[i].id = i;
-        M.slots[i].task = i >= S->cfg.worker_num;
+        M.slots[i].kind = srv__slot_kind(i);
         proc_reset(&M.slots[i].cur);
         proc_reset(&M.slots[i].old);
     }

@@ -26,6 +26,8 @@
 #include "core/listen.h"
 #include "core/log.h"
 #include "core/manager.h"
+#include "core/mbox.h"
+#include "core/msg.h"
 #include "core/reactor.h"
 #include "core/server.h"
 #include "core/shm.h"
@@ -259,7 +261,7 @@ static void handle_mgr(void)
         }
         if (!G.started) {
             G.ready_count++;
-            int total = srv__server.cfg.worker_num + srv__server.cfg.task_worker_num;
+            int total = srv__server.nslots;
             if (G.ready_count >= total) {
                 G.started = true;
                 srv_log(SRV_LOG_NOTICE, "master", 0, "server ready");
@@ -358,14 +360,19 @@ static void redirect_stdio_to_log(void)
 
 static int setup_stats(const srv_config_t *cfg)
 {
-    int nw = cfg->worker_num + cfg->task_worker_num;
+    int nw = srv__server.nslots;
     size_t stats = sizeof(srv_stats_t) + (size_t)nw * sizeof(srv_worker_stat_t);
     int engines = cfg->mode == SRV_MODE_PROCESS ? cfg->reactor_num : cfg->worker_num;
     uint32_t slots = (uint32_t)cfg->max_conn;
     if (slots > (1u << SRV_SESSION_SLOT_BITS))
         slots = 1u << SRV_SESSION_SLOT_BITS;
     size_t conninfo = sizeof(srv_conninfo_t) * (size_t)engines * slots + 64;
-    size_t bytes = stats + conninfo + srv_tables_region_size(cfg) + (1u << 20);
+    /* Mailboxes: 1 MiB per process slot, the task queue 8 MiB; task run records. */
+    int nbox = srv__server.nslots + 1;
+    size_t boxes =
+        (size_t)srv__server.nslots * ((1u << 20) + 64) + (8u << 20) + 64 + (size_t)nbox * 128;
+    size_t tasks = (size_t)cfg->task_worker_num * 2 * ((256u << 10) + 64) + 4096;
+    size_t bytes = stats + conninfo + boxes + tasks + srv_tables_region_size(cfg) + (1u << 20);
     int rc = srv_shm_create(bytes);
     if (rc < 0)
         return rc;
@@ -380,6 +387,25 @@ static int setup_stats(const srv_config_t *cfg)
     rc = srv__conninfo_create(engines, slots);
     if (rc < 0)
         return rc;
+    size_t *caps = calloc((size_t)nbox, sizeof(size_t));
+    uint32_t *maxm = calloc((size_t)nbox, sizeof(uint32_t));
+    if (caps == NULL || maxm == NULL) {
+        free(caps);
+        free(maxm);
+        return -ENOMEM;
+    }
+    for (int i = 0; i < nbox; i++)
+        caps[i] = 1u << 20;
+    caps[srv__server.taskq] = 8u << 20;
+    maxm[srv__server.taskq] = (uint32_t)cfg->task_max_queue;
+    rc = srv__mbox_create(nbox, caps, maxm);
+    free(caps);
+    free(maxm);
+    if (rc < 0)
+        return rc;
+    rc = srv__tasks_create(srv__server.nslots);
+    if (rc < 0)
+        return rc;
     return srv_tables_create(cfg);
 }
 
@@ -391,6 +417,7 @@ int srv__master_run(const srv_config_t *cfg, bool daemon)
     for (int i = 0; i < MAX_CLIENTS; i++)
         G.clients[i].fd = -1;
     S->cfg = *cfg;
+    srv__server_layout(S);
     S->nreactors = cfg->mode == SRV_MODE_PROCESS ? cfg->reactor_num : 0;
     snprintf(S->ctl_path, sizeof(S->ctl_path), "%s.sock", cfg->pid_file);
     srv_log_set_role("master", -1);

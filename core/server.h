@@ -62,8 +62,21 @@ typedef struct srv_stats {
     srv_worker_stat_t workers[];
 } srv_stats_t;
 
+/* Worker slots: workers, task workers, the timer process (when there are cron jobs), then
+ * every custom process instance. Mailbox ids equal slot numbers; the task queue comes last. */
+typedef enum {
+    SRV_SLOT_WORKER = 0,
+    SRV_SLOT_TASK = 1,
+    SRV_SLOT_TIMER = 2,
+    SRV_SLOT_PROCESS = 3,
+} srv_slot_kind_t;
+
 typedef struct srv_server {
     srv_config_t cfg;
+    int nslots;     /* every slot above */
+    int timer_slot; /* -1 without cron jobs */
+    int proc_base;  /* first custom process slot */
+    int taskq;      /* mailbox id of the task queue */
     int nlisten;
     int listen_fd[SRV_CONFIG_MAX_LISTEN];
     srv_stats_t *stats;
@@ -73,7 +86,14 @@ typedef struct srv_server {
 
 extern srv_server_t srv__server;
 
-int64_t srv__now_ms(void);  /* wall clock ms */
+/* Fill nslots, timer_slot, proc_base and taskq from cfg. */
+void srv__server_layout(srv_server_t *S);
+srv_slot_kind_t srv__slot_kind(int slot);
+/* For a custom-process slot: its [[process]] index and instance number. */
+int srv__slot_process(int slot, int *instance);
+const char *srv__slot_kind_name(int slot);
+
+int64_t srv__now_ms(void); /* wall clock ms */
 int64_t srv__mono_ms(void); /* monotonic ms */
 /* Close every fd >= 3 except those in keep[0..n). */
 void srv__set_cloexec(int fd);

@@ -26,3 +26,48 @@ void srv__set_cloexec(int fd)
     if (fl >= 0)
         fcntl(fd, F_SETFD, fl | FD_CLOEXEC);
 }
+
+void srv__server_layout(srv_server_t *S)
+{
+    const srv_config_t *cfg = &S->cfg;
+    int n = cfg->worker_num + cfg->task_worker_num;
+    S->timer_slot = cfg->ncron > 0 ? n++ : -1;
+    S->proc_base = n;
+    for (int i = 0; i < cfg->nprocess; i++)
+        n += cfg->process[i].num;
+    S->nslots = n;
+    S->taskq = n;
+}
+
+srv_slot_kind_t srv__slot_kind(int slot)
+{
+    const srv_server_t *S = &srv__server;
+    if (slot < S->cfg.worker_num)
+        return SRV_SLOT_WORKER;
+    if (slot < S->cfg.worker_num + S->cfg.task_worker_num)
+        return SRV_SLOT_TASK;
+    if (slot == S->timer_slot)
+        return SRV_SLOT_TIMER;
+    return SRV_SLOT_PROCESS;
+}
+
+int srv__slot_process(int slot, int *instance)
+{
+    const srv_server_t *S = &srv__server;
+    int k = slot - S->proc_base;
+    for (int i = 0; i < S->cfg.nprocess; i++) {
+        if (k < S->cfg.process[i].num) {
+            if (instance)
+                *instance = k;
+            return i;
+        }
+        k -= S->cfg.process[i].num;
+    }
+    return -1;
+}
+
+const char *srv__slot_kind_name(int slot)
+{
+    static const char *const names[] = {"worker", "task", "timer", "process"};
+    return names[srv__slot_kind(slot)];
+}

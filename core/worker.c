@@ -23,6 +23,7 @@
 #include "core/conninfo.h"
 #include "core/ipc.h"
 #include "core/log.h"
+#include "core/msg.h"
 #include "core/loop.h"
 #include "core/response.h"
 #include "core/server.h"
@@ -482,14 +483,49 @@ static void on_wake(srv_loop_t *loop, void *arg)
 {
 }
 
+/* Our mailbox (messages, task results) and, for task workers, the task queue. */
+static srv_loop_op_t g_mbox_op, g_taskq_op;
+static bool g_mbox_armed, g_taskq_armed;
+
+static void on_mbox(srv_loop_t *loop, srv_loop_op_t *op, int res, const char *data, uint32_t flags)
+{
+    if (op == &g_mbox_op) {
+        g_mbox_armed = false;
+        if (res >= 0)
+            srv__msg_dispatch();
+    } else {
+        g_taskq_armed = false;
+        if (res >= 0 && !W.stop)
+            srv__task_drain();
+    }
+}
+
+static void arm_mailboxes(void)
+{
+    if (!g_mbox_armed && !W.stop) {
+        g_mbox_op.cb = on_mbox;
+        g_mbox_armed = srv_loop_poll(W.loop, &g_mbox_op, srv__mbox_fd(W.slot), POLLIN) == 0;
+    }
+    if (W.task && !g_taskq_armed && !W.stop) {
+        g_taskq_op.cb = on_mbox;
+        g_taskq_armed =
+            srv_loop_poll(W.loop, &g_taskq_op, srv__mbox_fd(srv__server.taskq), POLLIN) == 0;
+    }
+}
+
 void srv__worker_main(int slot, bool task, int ctl_fd, const int *chans, int nchans)
 {
     srv_server_t *S = &srv__server;
     const srv_config_t *cfg = &S->cfg;
     memset(&W, 0, sizeof(W));
     W.slot = slot;
-    W.task = task;
+    W.task = srv__slot_kind(slot) == SRV_SLOT_TASK;
     W.ctl_fd = ctl_fd;
+    if (srv__slot_kind(slot) == SRV_SLOT_TIMER)
+        srv__timer_main(slot, ctl_fd);
+    if (srv__slot_kind(slot) == SRV_SLOT_PROCESS)
+        srv__process_main(slot, ctl_fd);
+    task = W.task;
     int id = task ? slot - cfg->worker_num : slot;
     srv_log_set_role(task ? "task" : "worker", id);
     char name[16];
@@ -573,12 +609,25 @@ void srv__worker_main(int slot, bool task, int ctl_fd, const int *chans, int nch
     }
     if (!task)
         udp_start();
+    srv__msg_init(slot);
+    srv__msg_set_stop((volatile int *)&W.stop);
+    if (task && app->on_task == NULL) {
+        snprintf(err, sizeof(err), "task_worker_num is %d but the app %s has no on_task",
+                 cfg->task_worker_num, cfg->app);
+        fail_start(err);
+    }
+    arm_mailboxes();
     tell_manager(SRV_WMSG_READY, NULL);
     srv_log_debug("worker", "ready");
 
     int64_t stop_deadline = 0;
     for (;;) {
-        rc = srv_loop_run(W.loop, W.stop ? 50 : -1);
+        int timeout = srv__timers_timeout();
+        if (W.stop && (timeout < 0 || timeout > 50))
+            timeout = 50;
+        rc = srv_loop_run(W.loop, timeout);
+        srv__timers_run();
+        arm_mailboxes();
         if (rc < 0 && rc != -EINTR) {
             srv_log(SRV_LOG_ERROR, "loop", rc, "worker loop");
             break;

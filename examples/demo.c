@@ -15,7 +15,15 @@
  *   /chat  broadcasts every text message to every /chat client as "#<session>: <text>"
  *          (the sessions live in the shared table "chat" so every worker finds them all)
  * TCP: handler set "lines" echoes each line (package_eof), "quit" closes; "frames" echoes each
- * length-prefixed frame whole. UDP: every datagram is echoed to its sender. */
+ * length-prefixed frame whole. UDP: every datagram is echoed to its sender.
+ * Tasks, timers, messages, custom processes:
+ *   GET /task?ms=N        delivers a task that sleeps N ms, waits for it, answers its result
+ *   GET /task/async       delivers a task and answers at once with its id; on_finish counts it
+ *   GET /task/finished    how many async tasks finished (all workers)
+ *   GET /cron             how many times the cron job demo_cron_tick ran
+ *   GET /clock            asks the custom process "clock" (demo_clock) for the time
+ *   GET /broadcast?msg=   sends msg to every other worker; GET /messages counts what arrived
+ *   GET /after?ms=N       answers from a timer N ms later (a detached response) */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -107,6 +115,8 @@ static void table_endpoint(srv_request_t *req, srv_response_t *res)
         text(res, 404, "not found\n");
 }
 
+static bool misc_endpoint(srv_request_t *req, srv_response_t *res);
+
 static void on_request(srv_request_t *req, srv_response_t *res)
 {
     char buf[256];
@@ -193,9 +203,160 @@ static void on_request(srv_request_t *req, srv_response_t *res)
         srv_response_send(res, buf, (size_t)n);
     } else if (req->path.len > 7 && memcmp(req->path.ptr, "/table/", 7) == 0) {
         table_endpoint(req, res);
+    } else if (misc_endpoint(req, res)) {
+        return;
     } else {
         text(res, 404, "not found\n");
     }
+}
+
+/* ---- tasks, timers, messages, processes ---- */
+
+static int64_t counter(const char *name, int64_t add)
+{
+    srv_atomic_t *a;
+    if (srv_atomic_find(name, &a) < 0)
+        return -1;
+    return add ? srv_atomic_add(a, add) : srv_atomic_get(a);
+}
+
+static int on_task(srv_task_t *task)
+{
+    /* Payload: "sleep <ms>" or "fail". */
+    char cmd[64];
+    size_t n = task->len < sizeof(cmd) - 1 ? task->len : sizeof(cmd) - 1;
+    memcpy(cmd, task->data, n);
+    cmd[n] = '\0';
+    if (strcmp(cmd, "fail") == 0)
+        return -1;
+    long ms = 0;
+    if (sscanf(cmd, "sleep %ld", &ms) == 1 && ms > 0 && ms <= 600000) {
+        struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
+        while (nanosleep(&ts, &ts) != 0)
+            ;
+    }
+    char out[128];
+    int k = snprintf(out, sizeof(out), "task %llu done by task worker %d (attempt %d)",
+                     (unsigned long long)task->id, srv_worker_self()->id, task->attempt);
+    srv_task_result(task, out, (size_t)k);
+    return 0;
+}
+
+static void on_finish(uint64_t id, int status, const void *data, size_t len)
+{
+    counter(status == 0 ? "demo_tasks_finished" : "demo_tasks_failed", 1);
+}
+
+static void on_pipe_message(int from, const void *data, size_t len)
+{
+    srv_app_log(2, "worker %d got a message from worker %d: %.*s", srv_worker_self()->id, from,
+                (int)len, (const char *)data);
+    counter("demo_messages", 1);
+}
+
+/* Exported: the [[cron]] handler and the [[process]] entry named in demo.toml. */
+__attribute__((visibility("default"))) void demo_cron_tick(srv_cron_job_t *job);
+__attribute__((visibility("default"))) void demo_clock(srv_process_t *p);
+
+void demo_cron_tick(srv_cron_job_t *job)
+{
+    counter("demo_cron_runs", 1);
+}
+
+void demo_clock(srv_process_t *p)
+{
+    char buf[256];
+    uint64_t call;
+    while (!srv_process_stopping(p)) {
+        int n = srv_process_recv(p, buf, sizeof(buf), &call, 1000);
+        if (n < 0)
+            continue;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        char out[96];
+        int k = snprintf(out, sizeof(out), "clock %d: %lld.%03ld", srv_process_instance(p),
+                         (long long)ts.tv_sec, ts.tv_nsec / 1000000);
+        if (call)
+            srv_process_reply(p, call, out, (size_t)k);
+    }
+}
+
+static void after_fire(uint64_t id, void *arg)
+{
+    srv_response_t *res = arg;
+    text(res, 200, "later\n");
+}
+
+static bool misc_endpoint(srv_request_t *req, srv_response_t *res)
+{
+    char buf[512];
+    if (path_is(req, "/task")) {
+        long ms = query_long(req, "ms", 0);
+        int n = snprintf(buf, sizeof(buf), "sleep %ld", ms);
+        srv_task_opts_t o = {.tries = (int)query_long(req, "tries", 1)};
+        int64_t id = srv_task_deliver(buf, (size_t)n, &o);
+        if (id < 0) {
+            snprintf(buf, sizeof(buf), "deliver failed: %s\n", srv_strerror((int)id));
+            text(res, id == -EAGAIN ? 503 : 500, buf);
+            return true;
+        }
+        char result[256];
+        int rc = srv_task_wait((uint64_t)id, result, sizeof(result) - 1,
+                               (int)query_long(req, "timeout", 10000));
+        if (rc < 0) {
+            snprintf(buf, sizeof(buf), "task %lld: %s\n", (long long)id, srv_strerror(rc));
+            text(res, rc == -ETIMEDOUT ? 504 : 500, buf);
+            return true;
+        }
+        result[rc < (int)sizeof(result) - 1 ? rc : (int)sizeof(result) - 1] = '\0';
+        text(res, 200, result);
+    } else if (path_is(req, "/task/async")) {
+        int64_t id = srv_task_deliver("sleep 10", 8, NULL);
+        snprintf(buf, sizeof(buf), "%lld\n", (long long)id);
+        text(res, id < 0 ? 503 : 200, buf);
+    } else if (path_is(req, "/task/fail")) {
+        srv_task_opts_t o = {.tries = (int)query_long(req, "tries", 2)};
+        int64_t id = srv_task_deliver("fail", 4, &o);
+        int rc = id < 0 ? (int)id : srv_task_wait((uint64_t)id, buf, sizeof(buf), 10000);
+        snprintf(buf, sizeof(buf), "%d\n", rc);
+        text(res, 200, buf);
+    } else if (path_is(req, "/task/finished")) {
+        snprintf(buf, sizeof(buf), "%lld\n", (long long)counter("demo_tasks_finished", 0));
+        text(res, 200, buf);
+    } else if (path_is(req, "/cron")) {
+        snprintf(buf, sizeof(buf), "%lld\n", (long long)counter("demo_cron_runs", 0));
+        text(res, 200, buf);
+    } else if (path_is(req, "/clock")) {
+        char reply[128];
+        int n = srv_process_call("clock", "time", 4, reply, sizeof(reply) - 1, 3000);
+        if (n < 0) {
+            snprintf(buf, sizeof(buf), "clock: %s\n", srv_strerror(n));
+            text(res, 503, buf);
+            return true;
+        }
+        reply[n] = '\0';
+        text(res, 200, reply);
+    } else if (path_is(req, "/broadcast")) {
+        char msg[256];
+        int n = srv_request_query(req, "msg", msg, sizeof(msg));
+        if (n < 0)
+            n = 0;
+        int reached = srv_broadcast_message(msg, (size_t)n);
+        snprintf(buf, sizeof(buf), "%d\n", reached);
+        text(res, 200, buf);
+    } else if (path_is(req, "/messages")) {
+        snprintf(buf, sizeof(buf), "%lld\n", (long long)counter("demo_messages", 0));
+        text(res, 200, buf);
+    } else if (path_is(req, "/after")) {
+        long ms = query_long(req, "ms", 100);
+        if (srv_timer_after((uint64_t)(ms < 0 ? 0 : ms), after_fire, res) == 0) {
+            text(res, 500, "no timer\n");
+            return true;
+        }
+        srv_response_detach(res);
+    } else
+        return false;
+    return true;
 }
 
 /* ---- WebSocket ---- */
@@ -299,4 +460,5 @@ SRV_APP(.name = "demo",
                      .on_ws_message = on_ws_message,
                      .on_ws_close = on_ws_close,
                      .on_packet = on_packet},
-        .named = named);
+        .named = named, .on_task = on_task, .on_finish = on_finish,
+        .on_pipe_message = on_pipe_message);

@@ -22,7 +22,7 @@ extern "C" {
 
 /* Bumped whenever srv_app_t or a callback signature changes; a module built for another value
  * is refused at load with a clear error. */
-#define SRV_ABI_VERSION 1
+#define SRV_ABI_VERSION 2
 
 /* A borrowed byte string; not NUL-terminated unless said otherwise. */
 typedef struct srv_str {
@@ -152,6 +152,16 @@ typedef struct srv_handlers {
     void (*on_packet)(const srv_packet_t *pkt);
 } srv_handlers_t;
 
+/* A task as a task worker sees it (valid during on_task). */
+typedef struct srv_task {
+    uint64_t id;
+    int from_worker; /* the worker (or task worker) that delivered it */
+    int attempt;     /* 1 for the first try */
+    const void *data;
+    size_t len;
+    void *internal_;
+} srv_task_t;
+
 typedef struct srv_app {
     uint32_t abi_version; /* SRV_ABI_VERSION */
     const char *name;
@@ -162,6 +172,14 @@ typedef struct srv_app {
     void (*on_worker_stop)(const srv_worker_t *w);
     srv_handlers_t handlers;            /* the default set */
     const srv_handlers_t *const *named; /* NULL-terminated extra sets, or NULL */
+    /* Task workers: run one task; set its result with srv_task_result(). Return 0 for
+     * success; non-zero fails this attempt (retried while tries are left). */
+    int (*on_task)(srv_task_t *task);
+    /* In the worker that delivered a task (unless it waits for it synchronously): the result.
+     * status 0: done, data = result; -EIO: failed after every try (or its task worker died). */
+    void (*on_finish)(uint64_t task_id, int status, const void *data, size_t len);
+    /* A message from another worker (srv_send_message / srv_broadcast_message). */
+    void (*on_pipe_message)(int from_worker, const void *data, size_t len);
 } srv_app_t;
 
 /* Define the module's descriptor: SRV_APP(.name = "demo", .handlers = {.on_request = f}); */
@@ -205,6 +223,83 @@ int srv_ws_broadcast(int listener, int opcode, const void *data, size_t len);
 /* Call cb for every open WebSocket session (listener >= 0: only that listener's) until it
  * returns non-zero. A snapshot: connections may open or close meanwhile. Returns the count. */
 int srv_ws_foreach(int listener, int (*cb)(uint64_t session, void *arg), void *arg);
+
+/* ---- Task workers ---- */
+
+typedef struct srv_task_opts {
+    uint64_t delay_ms; /* queue it this much later (0: now) */
+    int tries;         /* attempts before it fails (0 or 1: one) */
+} srv_task_opts_t;
+
+/* Queue a task (data copied) for the task workers; opts may be NULL. Returns the task id
+ * (> 0), or -EAGAIN when task_max_queue tasks are waiting, -EMSGSIZE when data is too large,
+ * -ENOTSUP without task workers. Callable from workers, task workers and cron jobs. */
+int64_t srv_task_deliver(const void *data, size_t len, const srv_task_opts_t *opts);
+/* Wait for task id's result (the task's on_finish is then not called). Returns the result
+ * length (copied into buf, truncated to cap), -EIO when the task failed, -ETIMEDOUT. Other
+ * messages arriving meanwhile are kept and handled after the caller returns. */
+int srv_task_wait(uint64_t id, void *buf, size_t cap, int timeout_ms);
+/* Wait for several tasks at once: results[i] gets task ids[i]'s status (0 done, -EIO failed,
+ * -ETIMEDOUT) and lens[i] its result length (copied into bufs[i], caps[i] bytes). Returns how
+ * many finished. */
+int srv_task_wait_many(const uint64_t *ids, int n, void **bufs, const size_t *caps, int *results,
+                       size_t *lens, int timeout_ms);
+/* In on_task: the task's result (copied). */
+int srv_task_result(srv_task_t *task, const void *data, size_t len);
+
+/* ---- Timers (every process with an event loop: workers and task workers) ---- */
+
+typedef void (*srv_timer_fn)(uint64_t timer_id, void *arg);
+/* Call cb once after ms milliseconds; returns the timer id (> 0) or 0 on failure. */
+uint64_t srv_timer_after(uint64_t ms, srv_timer_fn cb, void *arg);
+/* Call cb every ms milliseconds until cleared. */
+uint64_t srv_timer_tick(uint64_t ms, srv_timer_fn cb, void *arg);
+/* Stop a timer; -ENOENT when it already ran (one-shot) or is unknown. */
+int srv_timer_clear(uint64_t timer_id);
+
+/* ---- Messages between workers ---- */
+
+/* Send bytes to worker worker_id's on_pipe_message. -ENOBUFS when its mailbox is full,
+ * -EINVAL for a bad id or yourself. */
+int srv_send_message(int worker_id, const void *data, size_t len);
+/* Send to every other worker. Returns how many it reached. */
+int srv_broadcast_message(const void *data, size_t len);
+
+/* ---- Cron jobs (run in the timer process, each on its own thread) ---- */
+
+typedef struct srv_cron_job srv_cron_job_t;
+/* A [[cron]] handler is an exported function of the app: void name(srv_cron_job_t *job). */
+typedef void (*srv_cron_handler_t)(srv_cron_job_t *job);
+/* The job's name; end the job for good (it runs no more until the next start or reload). */
+const char *srv_cron_name(srv_cron_job_t *job);
+void srv_cron_stop(srv_cron_job_t *job);
+/* true once the server is stopping or reloading: return soon. */
+bool srv_cron_stopping(srv_cron_job_t *job);
+
+/* ---- Custom processes ---- */
+
+typedef struct srv_process srv_process_t;
+/* A [[process]] entry is an exported function of the app: void name(srv_process_t *p). When
+ * it returns, the process exits and is restarted after restart_interval seconds (unless the
+ * server is stopping). */
+typedef void (*srv_process_entry_t)(srv_process_t *p);
+const char *srv_process_name(const srv_process_t *p);
+int srv_process_instance(const srv_process_t *p); /* 0..num-1 */
+/* true once the process should finish (stop or reload: SIGTERM). */
+bool srv_process_stopping(const srv_process_t *p);
+/* Wait up to timeout_ms for a message from a worker: returns its length (copied into buf,
+ * truncated to cap), -ETIMEDOUT, or -ECANCELED once stopping. *call identifies it for
+ * srv_process_reply (0 when the sender wants no reply). */
+int srv_process_recv(srv_process_t *p, void *buf, size_t cap, uint64_t *call, int timeout_ms);
+/* Answer the message with call id `call`. */
+int srv_process_reply(srv_process_t *p, uint64_t call, const void *data, size_t len);
+/* From a worker: send to custom process `name` (instance chosen round robin) and wait up to
+ * timeout_ms for its reply. Returns the reply length (copied into reply, truncated to cap),
+ * -ENOENT for no such process, -ETIMEDOUT, -ENOBUFS when its mailbox is full. */
+int srv_process_call(const char *name, const void *data, size_t len, void *reply, size_t cap,
+                     int timeout_ms);
+/* Send without waiting for a reply. */
+int srv_process_send(const char *name, const void *data, size_t len);
 
 /* Text for a -errno value returned by srv_* calls. */
 const char *srv_strerror(int err);

@@ -35,12 +35,12 @@ def write(folder, name, text):
 
 
 def toml_conf(port, server_lines="", listen_lines=""):
-    return (f'[server]\napp = "{DEMO}"\nworker_num = 2\n{server_lines}'
+    return (f'[server]\napp = "{DEMO}"\n{server_lines}'
             f'\n[[listen]]\ntype = "http"\nhost = "127.0.0.1"\nport = {port}\n{listen_lines}')
 
 
 def ini_conf(port, server_lines="", listen_lines=""):
-    return (f'[server]\napp = {DEMO}\nworker_num = 2\n{server_lines}'
+    return (f'[server]\napp = {DEMO}\n{server_lines}'
             f'\n[listen.http]\ntype = http\nhost = 127.0.0.1\nport = {port}\n{listen_lines}')
 
 

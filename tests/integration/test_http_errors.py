@@ -41,7 +41,8 @@ def test_malformed_400(mode):
                      b"GET / HTTP/1.1\r\nHost: x\r\nBad Header Line\r\n\r\n",
                      b"GET / HTTP/9.9\r\nHost: x\r\n\r\n",
                      b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
-                     b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+                     b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n"
+                     b"Content-Length: 2\r\n\r\nab",
                      b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
                      b"GET / HTTP/1.1\r\nHo\x00st: x\r\n\r\n",
                      # both framings at once: a request-smuggling vector, refused

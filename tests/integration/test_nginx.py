@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 
 from srvtest import SLOW, SOURCE_DIR, free_port, run, running, wait_for
 from test_http import RawConn, server
@@ -122,7 +123,8 @@ def through_nginx(s, upstream):
         body = os.urandom(1 << 20)
         c.request("POST", "/echo", body=body, headers={"Content-Type": "application/x-bin"})
         r = c.getresponse()
-        assert r.status == 200 and r.read() == body and r.getheader("Content-Type") == "application/x-bin"
+        assert r.status == 200 and r.read() == body
+        assert r.getheader("Content-Type") == "application/x-bin"
         c.request("GET", "/stream?chunks=100")
         r = c.getresponse()
         assert r.status == 200 and r.read() == b"".join(b"chunk %d\n" % i for i in range(100))
@@ -135,6 +137,48 @@ def through_nginx(s, upstream):
         c.close()
         # still reusing after all that
         assert s.info()["accepted"] - before <= 10, s.info()
+
+        # concurrent clients: every answer right, connections to srv bounded by the concurrency
+        errors = []
+
+        def client(k):
+            try:
+                cc = ng.conn()
+                for i in range(25):
+                    data = b"client %d request %d" % (k, i)
+                    cc.request("POST", "/echo", body=data)
+                    rr = cc.getresponse()
+                    got = rr.read()
+                    if rr.status != 200 or got != data:
+                        errors.append((k, i, rr.status, got))
+                        break
+                cc.close()
+            except Exception as e:
+                errors.append((k, repr(e)))
+        mid = s.info()["accepted"]
+        threads = [threading.Thread(target=client, args=(k,)) for k in range(6)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join(60 * SLOW)
+        assert not any(th.is_alive() for th in threads), "a client through nginx hung"
+        assert not errors, errors
+        assert s.info()["accepted"] - mid <= 12, s.info()
+
+        if s.info()["mode"] == "process":
+            # srv's own 503 for a crashed worker passes through nginx; nothing breaks after it
+            c = ng.conn()
+            c.request("GET", "/crash")
+            r = c.getresponse()
+            assert r.status == 503, r.status
+            r.read()
+            for _ in range(5):
+                c.request("GET", "/")
+                r = c.getresponse()
+                assert r.status == 200 and r.read() == b"Hello, World!"
+            c.close()
+            wait_for(lambda: all(w["state"] == "ready" for w in s.info()["workers"]), 15,
+                     "worker respawned")
         assert "[emerg]" not in ng.text() and "[crit]" not in ng.text(), ng.text()
     except Exception:
         print("---- nginx log ----\n" + ng.text()[-4000:], file=sys.stderr)

@@ -50,7 +50,8 @@ def test_crash_pipelined():
     with running(server("process", "crashpipe")) as s:
         with RawConn(s.port()) as c:
             w = worker_info(c)
-            c.send(build("GET", "/crash") + build("GET", "/") + build("POST", "/echo", body=b"after"))
+            c.send(build("GET", "/crash") + build("GET", "/")
+                   + build("POST", "/echo", body=b"after"))
             r1, r2, r3 = c.read_response(), c.read_response(), c.read_response()
             assert r1.status == 503, r1
             assert r2.status == 200 and r2.body == b"Hello, World!", r2
@@ -125,7 +126,7 @@ def test_kill9_during_sleep():
         with RawConn(s.port()) as c:
             w = worker_info(c)
             base = [x["requests"] for x in s.info()["workers"] if x["id"] == w["id"]][0]
-            c.send(build("GET", "/sleep?ms=2000"))
+            c.send(build("GET", "/sleep?ms=5000"))
             # wait until the worker has the request, then kill it
             wait_for(lambda: [x["requests"] for x in s.info()["workers"]
                               if x["id"] == w["id"]][0] > base, 5, "sleep request in the worker")
@@ -133,7 +134,7 @@ def test_kill9_during_sleep():
             os.kill(w["pid"], signal.SIGKILL)
             r = c.read_response()
             assert r.status == 503, r
-            assert time.monotonic() - t0 < 1.8, "503 should come from the death, not the sleep end"
+            assert time.monotonic() - t0 < 3, "503 should come from the death, not the sleep end"
             r = c.request("GET", "/")
             assert r.status == 200, r
             respawned(s, w["id"], w["pid"])
@@ -167,6 +168,9 @@ def test_kill9_mid_response_closes():
             assert not got_all, "a response cut by a dead worker must not look complete"
             assert time.monotonic() - t0 < 15 * SLOW
             assert b"HTTP/1.1 503" not in c.buf
+        if "over buffer_output_size" in s.log():
+            print("  note: the output limit closed the connection before the kill landed, so the "
+                  "partly-answered case was not really exercised", flush=True)
         respawned(s, w["id"], w["pid"])
         with RawConn(s.port()) as c:
             assert c.request("GET", "/").status == 200

@@ -1,0 +1,274 @@
+/* The timer process (cron jobs from the config, each on its own thread) and custom processes
+ * (a long-running entry function of the app with a mailbox for messages from workers). Both
+ * are forked by the manager like workers, load the app themselves, and report ready. */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include "core/app.h"
+#include "core/ipc.h"
+#include "core/log.h"
+#include "core/msg.h"
+#include "core/server.h"
+#include "core/worker.h"
+#include "timer/cron.h"
+#include "timer/cron_sched.h"
+
+static volatile int g_stop;
+
+static void on_term(int sig)
+{
+    (void)sig;
+    g_stop = 1;
+}
+
+static void tell(int ctl_fd, int slot, int type, const char *text)
+{
+    srv_ctl_msg_t m = {.type = (uint32_t)type, .slot = slot, .pid = getpid()};
+    if (text)
+        snprintf(m.text, sizeof(m.text), "%s", text);
+    srv_ctl_send(ctl_fd, &m, NULL, 0);
+}
+
+__attribute__((noreturn)) static void fail(int ctl_fd, int slot, const char *msg)
+{
+    srv_log(SRV_LOG_ERROR, "process", 0, "%s", msg);
+    tell(ctl_fd, slot, SRV_WMSG_FAIL, msg);
+    _exit(6);
+}
+
+static void common_start(int slot, const char *role, int id, const char *name)
+{
+    srv_log_set_role(role, id);
+    char pname[16];
+    snprintf(pname, sizeof(pname), "srv: %s", name);
+    prctl(PR_SET_NAME, pname);
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    struct sigaction sa = {.sa_handler = on_term};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGRTMIN, SIG_IGN);
+    srv__msg_init(slot);
+    srv__msg_set_stop(&g_stop);
+}
+
+/* ---- cron ---- */
+
+struct srv_cron_job; /* the scheduler's job, handed to the app as srv_cron_job_t */
+
+static void trampoline(srv_cron_job_t *job)
+{
+    srv_cron_handler_t fn = (srv_cron_handler_t)srv_cron_job_arg(job);
+    fn(job);
+}
+
+const char *srv_cron_name(srv_cron_job_t *job)
+{
+    return srv_cron_job_name(job);
+}
+
+void srv_cron_stop(srv_cron_job_t *job)
+{
+    srv_cron_job_stop(job);
+}
+
+bool srv_cron_stopping(srv_cron_job_t *job)
+{
+    return srv_cron_job_stopping(job);
+}
+
+void srv__timer_main(int slot, int ctl_fd)
+{
+    const srv_config_t *cfg = &srv__server.cfg;
+    common_start(slot, "timer", -1, "timer");
+    const srv_app_t *app;
+    char err[1024];
+    if (srv__app_load(cfg->app, &app, err, sizeof(err)) < 0)
+        fail(ctl_fd, slot, err);
+    srv__worker_set_self(0, "timer", cfg->worker_num);
+    srv_cron_sched_t *s;
+    if (srv_cron_sched_create(&s) < 0)
+        fail(ctl_fd, slot, "out of memory");
+    for (int i = 0; i < cfg->ncron; i++) {
+        const srv_cron_config_t *c = &cfg->cron[i];
+        void *fn = srv__app_symbol(c->handler);
+        if (fn == NULL) {
+            snprintf(err, sizeof(err), "cron %s: the app exports no function %s", c->name,
+                     c->handler);
+            fail(ctl_fd, slot, err);
+        }
+        srv_cron_t tab;
+        srv_cron_job_def_t def = {.name = c->name,
+                                  .fn = trampoline,
+                                  .arg = fn,
+                                  .interval_ms = c->interval_ms,
+                                  .immediate = c->immediate,
+                                  .max_wait_ms = (int64_t)c->max_wait_time * 1000};
+        if (c->schedule[0]) {
+            char why[200];
+            if (srv_cron_parse(&tab, c->schedule, why, sizeof(why)) < 0) {
+                snprintf(err, sizeof(err), "cron %s: schedule: %s", c->name, why);
+                fail(ctl_fd, slot, err);
+            }
+            def.schedule = &tab;
+            def.interval_ms = 0;
+        }
+        int rc = srv_cron_sched_add(s, &def);
+        if (rc < 0) {
+            snprintf(err, sizeof(err), "cron %s: %s", c->name, srv_strerror(rc));
+            fail(ctl_fd, slot, err);
+        }
+    }
+    if (srv_cron_sched_start(s) < 0)
+        fail(ctl_fd, slot, "cannot start cron threads");
+    tell(ctl_fd, slot, SRV_WMSG_READY, NULL);
+    srv_log(SRV_LOG_NOTICE, "timer", 0, "%d cron job(s) running", cfg->ncron);
+    while (!g_stop) {
+        /* Results of tasks the jobs delivered come back here. */
+        struct pollfd pfd = {.fd = srv__mbox_fd(slot), .events = POLLIN};
+        poll(&pfd, 1, 500);
+        srv__msg_dispatch();
+    }
+    int left = srv_cron_sched_stop(s, -1);
+    if (left > 0) {
+        srv_log(SRV_LOG_WARN, "timer", 0, "%d cron job(s) still running after max_wait_time", left);
+        _exit(1); /* the threads are stuck in app code; exiting ends them */
+    }
+    srv_cron_sched_destroy(s);
+    _exit(0);
+}
+
+/* ---- custom processes ---- */
+
+struct srv_process {
+    int slot;
+    int index; /* [[process]] entry */
+    int instance;
+};
+
+const char *srv_process_name(const srv_process_t *p)
+{
+    return srv__server.cfg.process[p->index].name;
+}
+
+int srv_process_instance(const srv_process_t *p)
+{
+    return p->instance;
+}
+
+bool srv_process_stopping(const srv_process_t *p)
+{
+    (void)p;
+    return g_stop != 0;
+}
+
+int srv_process_recv(srv_process_t *p, void *buf, size_t cap, uint64_t *call, int timeout_ms)
+{
+    int64_t deadline = srv__mono_ms() + timeout_ms;
+    static char tmp[1 << 20];
+    for (;;) {
+        if (g_stop)
+            return -ECANCELED;
+        srv__mbox_ack(p->slot);
+        srv_msg_t m;
+        int rc = srv__mbox_get(p->slot, &m, tmp, sizeof(tmp));
+        if (rc > 0 && m.type == SRV_MSG_PROC) {
+            size_t n = m.len < cap ? m.len : cap;
+            memcpy(buf, tmp, n);
+            /* The caller's mailbox and its call id, packed so a reply finds its way back. */
+            if (call)
+                *call = m.id ? ((uint64_t)(uint32_t)m.from << 40) | m.id : 0;
+            return (int)m.len;
+        }
+        if (rc != 0)
+            continue;
+        int64_t left = deadline - srv__mono_ms();
+        if (left <= 0)
+            return -ETIMEDOUT;
+        struct pollfd pfd = {.fd = srv__mbox_fd(p->slot), .events = POLLIN};
+        poll(&pfd, 1, left > 100 ? 100 : (int)left);
+    }
+}
+
+int srv_process_reply(srv_process_t *p, uint64_t call, const void *data, size_t len)
+{
+    if (call == 0)
+        return -EINVAL;
+    srv_msg_t m = {.type = SRV_MSG_PROC_REPLY,
+                   .from = p->slot,
+                   .id = call & ((1ull << 40) - 1),
+                   .len = (uint32_t)len};
+    return srv__mbox_put((int)(call >> 40), &m, data);
+}
+
+static int find_process(const char *name)
+{
+    const srv_server_t *S = &srv__server;
+    int slot = S->proc_base;
+    for (int i = 0; i < S->cfg.nprocess; i++) {
+        if (strcmp(S->cfg.process[i].name, name) == 0) {
+            static _Atomic unsigned rr;
+            return slot + (int)(atomic_fetch_add(&rr, 1) % (unsigned)S->cfg.process[i].num);
+        }
+        slot += S->cfg.process[i].num;
+    }
+    return -ENOENT;
+}
+
+static uint64_t g_call_seq;
+
+int srv_process_send(const char *name, const void *data, size_t len)
+{
+    int slot = find_process(name);
+    if (slot < 0)
+        return slot;
+    srv_msg_t m = {.type = SRV_MSG_PROC, .from = srv__msg_self(), .len = (uint32_t)len};
+    return srv__mbox_put(slot, &m, data);
+}
+
+int srv_process_call(const char *name, const void *data, size_t len, void *reply, size_t cap,
+                     int timeout_ms)
+{
+    int slot = find_process(name);
+    if (slot < 0)
+        return slot;
+    if (srv__msg_self() < 0)
+        return -ENOTSUP;
+    uint64_t id = ++g_call_seq & ((1ull << 40) - 1);
+    srv_msg_t m = {.type = SRV_MSG_PROC, .from = srv__msg_self(), .id = id, .len = (uint32_t)len};
+    int rc = srv__mbox_put(slot, &m, data);
+    if (rc < 0)
+        return rc;
+    return srv__msg_wait(SRV_MSG_PROC_REPLY, id, reply, cap, NULL, timeout_ms);
+}
+
+void srv__process_main(int slot, int ctl_fd)
+{
+    const srv_config_t *cfg = &srv__server.cfg;
+    srv_process_t p = {.slot = slot};
+    p.index = srv__slot_process(slot, &p.instance);
+    const srv_process_config_t *pc = &cfg->process[p.index];
+    common_start(slot, pc->name, p.instance, pc->name);
+    const srv_app_t *app;
+    char err[1024];
+    if (srv__app_load(cfg->app, &app, err, sizeof(err)) < 0)
+        fail(ctl_fd, slot, err);
+    srv__worker_set_self(p.instance, pc->name, cfg->worker_num);
+    srv_process_entry_t entry = (srv_process_entry_t)srv__app_symbol(pc->handler);
+    if (entry == NULL) {
+        snprintf(err, sizeof(err), "process %s: the app exports no function %s", pc->name,
+                 pc->handler);
+        fail(ctl_fd, slot, err);
+    }
+    tell(ctl_fd, slot, SRV_WMSG_READY, NULL);
+    entry(&p);
+    _exit(0);
+}
