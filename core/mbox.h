@@ -15,6 +15,8 @@ typedef enum {
     SRV_MSG_FINISH = 3,     /* a task's result for the deliverer (flags: 0 ok, 1 failed) */
     SRV_MSG_PROC = 4,       /* a message for a custom process (id: call id, 0 = no reply) */
     SRV_MSG_PROC_REPLY = 5, /* a custom process's reply (id: call id) */
+    SRV_MSG_ACTION = 6,     /* base mode: act on a session this worker owns (id: session;
+                               flags: SRV_IPC_* type << 16 | its flags) */
 } srv_msg_type_t;
 
 typedef struct srv_msg {

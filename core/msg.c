@@ -13,6 +13,7 @@
 #include "core/log.h"
 #include "core/server.h"
 #include "core/shm.h"
+#include "core/worker.h"
 #include "srv/srv.h"
 #include "timer/timers.h"
 
@@ -86,6 +87,9 @@ static void dispatch_one(const srv_msg_t *m, const char *data)
     case SRV_MSG_FINISH:
         if (app->on_finish)
             app->on_finish(m->id, m->flags ? -EIO : 0, data, m->len);
+        break;
+    case SRV_MSG_ACTION:
+        srv__worker_mailbox_action(m, data);
         break;
     default:
         break; /* a late reply nobody waits for any more */

@@ -93,7 +93,7 @@ srv_slot_kind_t srv__slot_kind(int slot);
 int srv__slot_process(int slot, int *instance);
 const char *srv__slot_kind_name(int slot);
 
-int64_t srv__now_ms(void); /* wall clock ms */
+int64_t srv__now_ms(void);  /* wall clock ms */
 int64_t srv__mono_ms(void); /* monotonic ms */
 /* Close every fd >= 3 except those in keep[0..n). */
 void srv__set_cloexec(int fd);

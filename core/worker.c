@@ -329,9 +329,27 @@ int srv__worker_action(uint64_t session, uint16_t type, uint16_t flags, const vo
 {
     int r = SRV_SESSION_ENGINE(session);
     if (W.eng) {
-        /* Base mode: only the connections this worker accepted are ours to act on. */
-        if (type != SRV_IPC_WS_BROADCAST && r != W.slot)
-            return -EXDEV;
+        /* Base mode: a connection belongs to the worker that accepted it; another worker's
+         * goes through that worker's mailbox, and a broadcast to every worker. */
+        if (type == SRV_IPC_WS_BROADCAST) {
+            srv_msg_t m = {.type = SRV_MSG_ACTION,
+                           .from = W.slot,
+                           .id = session,
+                           .flags = (uint32_t)type << 16 | flags,
+                           .len = (uint32_t)len};
+            for (int i = 0; i < srv__server.cfg.worker_num; i++)
+                if (i != W.slot)
+                    srv__mbox_put(i, &m, data);
+        } else if (r != W.slot) {
+            if (r < 0 || r >= srv__server.cfg.worker_num)
+                return -ENOENT;
+            srv_msg_t m = {.type = SRV_MSG_ACTION,
+                           .from = W.slot,
+                           .id = session,
+                           .flags = (uint32_t)type << 16 | flags,
+                           .len = (uint32_t)len};
+            return srv__mbox_put(r, &m, data);
+        }
         uint16_t code;
         switch (type) {
         case SRV_IPC_SEND:
@@ -481,6 +499,14 @@ static int base_event(srv_engine_t *e, srv_conn_t *c, uint16_t type, uint16_t fl
 
 static void on_wake(srv_loop_t *loop, void *arg)
 {
+}
+
+/* Base mode: another worker asked us to act on one of our connections. */
+void srv__worker_mailbox_action(const srv_msg_t *m, const void *data)
+{
+    if (W.eng)
+        srv__worker_action(m->id, (uint16_t)(m->flags >> 16), (uint16_t)(m->flags & 0xffff), data,
+                           m->len);
 }
 
 /* Our mailbox (messages, task results) and, for task workers, the task queue. */

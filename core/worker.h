@@ -20,6 +20,10 @@ enum {
 int srv__worker_action(uint64_t session, uint16_t type, uint16_t flags, const void *data,
                        size_t len);
 
+struct srv_msg;
+/* Base mode: run an action another worker posted to our mailbox (SRV_MSG_ACTION). */
+void srv__worker_mailbox_action(const struct srv_msg *m, const void *data);
+
 /* Entry of a forked worker or task worker; never returns. chans: this worker's end of one
  * channel per reactor (process mode), none in base mode. */
 __attribute__((noreturn)) void srv__worker_main(int slot, bool task, int ctl_fd, const int *chans,

@@ -194,8 +194,9 @@ const srv_worker_t *srv_worker_self(void);
 
 /* Send bytes on a TCP connection (copied). Queued behind what is already pending; a peer that
  * stops reading past buffer_output_size is closed. -ENOENT for a session that is gone (never
- * another client's), -EINVAL for a WebSocket or HTTP session, -EMSGSIZE over buffer_output_size,
- * -EXDEV in base mode for a session another worker owns. */
+ * another client's), -EINVAL for a WebSocket or HTTP session, -EMSGSIZE over buffer_output_size.
+ * In base mode a session another worker accepted is reached through that worker's mailbox
+ * (-ENOBUFS when it is full). */
 int srv_send(uint64_t session, const void *data, size_t len);
 /* Close a TCP or WebSocket connection after what is queued was sent (WebSocket: close frame
  * 1000). on_close / on_ws_close follow. -ENOENT when gone. */

@@ -143,7 +143,8 @@ def test_kill9_during_sleep():
 def test_kill9_mid_response_closes():
     # The demo cannot crash half-way through a response, but a worker killed while it streams a
     # large /big response can: the headers have gone out, so the only honest answer is to close.
-    with running(server("process", "midresp")) as s:
+    # A roomy output buffer so the response is cut by the death, not by the output limit.
+    with running(server("process", "midresp", server={"buffer_output_size": 64 << 20})) as s:
         with RawConn(s.port(), timeout=15) as c:
             w = worker_info(c)
             c.send(build("GET", f"/big?bytes={512 << 20}"))
