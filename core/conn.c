@@ -77,14 +77,14 @@ static seg_t *seg_tail_mem(srv_conn_t *c, size_t need)
 }
 
 /* Queue bytes; -ENOBUFS past buffer_output_size. */
-int srv__out_write(srv_conn_t *c, const struct iovec *iov, int iovcnt)
+static int out_append(srv_conn_t *c, const struct iovec *iov, int iovcnt, size_t limit)
 {
     size_t total = 0;
     for (int i = 0; i < iovcnt; i++)
         total += iov[i].iov_len;
     if (total == 0)
         return 0;
-    if (c->qbytes + total > (size_t)c->eng->cfg->buffer_output_size + (64u << 10))
+    if (c->qbytes + total > limit)
         return -ENOBUFS;
     seg_t *s = seg_tail_mem(c, total);
     if (s == NULL)
@@ -95,6 +95,11 @@ int srv__out_write(srv_conn_t *c, const struct iovec *iov, int iovcnt)
     }
     c->qbytes += total;
     return 0;
+}
+
+int srv__out_write(srv_conn_t *c, const struct iovec *iov, int iovcnt)
+{
+    return out_append(c, iov, iovcnt, (size_t)c->eng->cfg->buffer_output_size + (64u << 10));
 }
 
 static int out_str(srv_conn_t *c, const char *p, size_t n)
@@ -979,6 +984,53 @@ srv_conn_t *srv__conn_lookup(srv_engine_t *e, uint64_t session)
     return c;
 }
 
+/* Base mode, inside the app's handler, no send in flight: write queued bytes ourselves until
+ * at most `target` remain, waiting for the socket (bounded by the keep-alive timeout). The app
+ * is blocked meanwhile, as a blocking write would block it. */
+static int drain_blocking(srv_conn_t *c, size_t target)
+{
+    int timeout = c->eng->cfg->http_keepalive_timeout;
+    while (c->qbytes > target && c->qn > 0) {
+        seg_t *s = &c->q[c->qh];
+        ssize_t n;
+        if (s->kind == SEG_MEM) {
+            n = write(c->fd, s->buf + s->off, s->len - s->off);
+        } else {
+            off_t off = (off_t)s->foff;
+            n = sendfile(c->fd, s->file_fd, &off, s->fleft > (1u << 20) ? (1u << 20) : s->fleft);
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN) {
+            struct pollfd p = {.fd = c->fd, .events = POLLOUT};
+            int pr = poll(&p, 1, timeout);
+            if (pr == 0)
+                return -ETIMEDOUT;
+            if (pr < 0 && errno != EINTR)
+                return -errno;
+            continue;
+        }
+        if (n <= 0)
+            return n < 0 ? -errno : -EPIPE;
+        c->last_write = srv__engine_now_ms(c->eng);
+        if (s->kind == SEG_MEM) {
+            s->off += (size_t)n;
+            c->qbytes -= (size_t)n < c->qbytes ? (size_t)n : c->qbytes;
+            if (s->off < s->len)
+                continue;
+        } else {
+            s->foff += (uint64_t)n;
+            s->fleft -= (uint64_t)n;
+            if (s->fleft > 0)
+                continue;
+        }
+        seg_free(s);
+        c->qh = (uint8_t)((c->qh + 1) % OUTQ_MAX);
+        c->qn--;
+    }
+    return 0;
+}
+
 int srv__conn_respond(srv_engine_t *e, uint64_t session, const struct iovec *iov, int iovcnt,
                       unsigned flags)
 {
@@ -991,7 +1043,27 @@ int srv__conn_respond(srv_engine_t *e, uint64_t session, const struct iovec *iov
         srv__conn_close(c);
         return 0;
     }
-    int rc = srv__out_write(c, iov, iovcnt);
+    /* A response may be larger than buffer_output_size: past it we push back on whoever
+     * produces it (the app, synchronously, in base mode; the worker channel in process mode)
+     * instead of queueing more. The hard cap only bounds the overshoot of one IPC read. */
+    size_t bound = (size_t)e->cfg->buffer_output_size;
+    size_t total = 0;
+    for (int i = 0; i < iovcnt; i++)
+        total += iov[i].iov_len;
+    int paused = 0;
+    if (c->qbytes + total > bound) {
+        if ((c->flags & F_IN_PROCESS) && !(c->flags & F_SEND)) {
+            int rc = drain_blocking(c, bound / 2);
+            if (rc < 0) {
+                srv_log(SRV_LOG_INFO, "conn", -rc, "session %llx from %s: client not reading",
+                        (unsigned long long)c->session, c->peer);
+                srv__conn_close(c);
+                return rc;
+            }
+        } else
+            paused = -EAGAIN;
+    }
+    int rc = out_append(c, iov, iovcnt, 2 * bound + (1u << 20));
     if (rc < 0) {
         srv_log(SRV_LOG_INFO, "conn", 0,
                 "session %llx from %s: output over buffer_output_size (%lld bytes); closing",
@@ -999,15 +1071,20 @@ int srv__conn_respond(srv_engine_t *e, uint64_t session, const struct iovec *iov
         srv__conn_close(c);
         return rc;
     }
-    for (int i = 0; i < iovcnt; i++)
-        c->resp_bytes += iov[i].iov_len;
+    c->resp_bytes += total;
     if (flags & SRV_IPC_F_CLOSE)
         c->flags |= F_CLOSE_AFTER;
     if (flags & SRV_IPC_F_FINAL)
         request_done(c);
-    else
-        srv__conn_flush(c);
-    return 0;
+    else if (!(c->flags & F_IN_PROCESS))
+        srv__conn_flush(c); /* inside the app's handler (base mode) we send once it returns */
+    return paused;
+}
+
+int64_t srv__conn_queued(srv_engine_t *e, uint64_t session)
+{
+    srv_conn_t *c = srv__conn_lookup(e, session);
+    return c ? (int64_t)c->qbytes : -1;
 }
 
 int srv__conn_respond_file(srv_engine_t *e, uint64_t session, const char *path, uint64_t off,

@@ -67,9 +67,12 @@ uint64_t srv__engine_inflight(const srv_engine_t *e);
 
 /* Response bytes for the request in flight on session (SRV_IPC_F_* flags: FINAL ends the
  * response, CLOSE closes after it, ERROR aborts the connection). Bytes are copied. A stale
- * session is ignored (returns -ENOENT). */
+ * session is ignored (returns -ENOENT). -EAGAIN: queued, but the connection holds more than
+ * buffer_output_size: the caller stops producing until srv__conn_queued() falls below half. */
 int srv__conn_respond(srv_engine_t *e, uint64_t session, const struct iovec *iov, int iovcnt,
                       unsigned flags);
+/* Bytes queued on session's connection, -1 when it is gone (for resuming a paused source). */
+int64_t srv__conn_queued(srv_engine_t *e, uint64_t session);
 /* Queue a file range as the body (after bytes already queued); the engine opens path itself. */
 int srv__conn_respond_file(srv_engine_t *e, uint64_t session, const char *path, uint64_t off,
                            uint64_t len, unsigned flags);

@@ -221,12 +221,10 @@ static int dispatch_recv(uloop_t *u, srv_loop_op_t *op, int res, uint32_t fl)
         if (more) {
             int n = 0;
 
-            /* After srv_loop_cancel the owner gets exactly one more completion; data still
-             * in flight is dropped. */
-            if (!op->cancelled) {
-                op->cb(loop, op, res, data, SRV_LOOP_MORE);
-                n = 1;
-            }
+            /* Data the kernel already received is delivered even after srv_loop_cancel:
+             * dropping it would lose bytes of a stream whose reading is only paused. */
+            op->cb(loop, op, res, data, SRV_LOOP_MORE);
+            n = 1;
             if (bid >= 0)
                 put_buf(u, (unsigned)bid);
             return n;

@@ -32,7 +32,8 @@ typedef struct chan {
     srv_loop_op_t recv_op;
     srv_loop_op_t send_op;
     bool recv_armed, send_armed;
-    bool draining; /* replaced: shut our write side once flushed */
+    bool draining;      /* replaced: shut our write side once flushed */
+    uint64_t paused_on; /* session whose backlog stopped our reads, 0 = reading */
     bool shut;
     bool dead;
     srv_ipc_buf_t out;     /* frames queued this iteration */
@@ -161,7 +162,12 @@ static void on_frame(void *arg, const srv_ipc_hdr_t *h, const char *payload)
     }
     if (h->type == SRV_IPC_RESPONSE) {
         struct iovec v = {.iov_base = (void *)payload, .iov_len = h->len};
-        srv__conn_respond(r->eng, h->session, &v, 1, h->flags);
+        if (srv__conn_respond(r->eng, h->session, &v, 1, h->flags) == -EAGAIN &&
+            !(h->flags & SRV_IPC_F_FINAL)) {
+            /* A client slower than the worker: stop reading this channel (the worker then
+             * blocks writing, like a blocking send) until the connection drains. */
+            ch->paused_on = h->session;
+        }
     } else if (h->type == SRV_IPC_FILE && h->len > sizeof(srv_ipc_file_t)) {
         srv_ipc_file_t f;
         memcpy(&f, payload, sizeof(f));
@@ -193,14 +199,35 @@ static void on_chan_recv(srv_loop_t *loop, srv_loop_op_t *op, int res, const cha
             chan_kill(ch, "corrupt");
             return;
         }
-        if (!ch->recv_armed && !ch->dead) {
+        if (ch->paused_on && ch->recv_armed) {
+            srv_loop_cancel(loop, &ch->recv_op);
+            return;
+        }
+        if (!ch->recv_armed && !ch->dead && !ch->paused_on) {
             ch->recv_armed = srv_loop_recv(loop, &ch->recv_op, ch->fd) == 0;
             if (!ch->recv_armed)
                 chan_kill(ch, "recv");
         }
         return;
     }
+    if (res == -ECANCELED && ch->paused_on)
+        return; /* paused; resumed from the loop once the connection drained */
     chan_kill(ch, res == 0 ? "worker exited" : srv_strerror(res));
+}
+
+static void chan_resume_if_drained(chan_t *ch)
+{
+    if (!ch->paused_on || ch->dead)
+        return;
+    int64_t q = srv__conn_queued(ch->r->eng, ch->paused_on);
+    if (q >= 0 && (uint64_t)q > (uint64_t)srv__server.cfg.buffer_output_size / 2)
+        return;
+    ch->paused_on = 0;
+    if (!ch->recv_armed) {
+        ch->recv_armed = srv_loop_recv(ch->r->loop, &ch->recv_op, ch->fd) == 0;
+        if (!ch->recv_armed)
+            chan_kill(ch, "recv");
+    }
 }
 
 static void on_chan_send(srv_loop_t *loop, srv_loop_op_t *op, int res, const char *data,
@@ -442,6 +469,7 @@ static void *reactor_main(void *arg)
         }
         for (chan_t *ch = r->chans, *next; ch; ch = next) {
             next = ch->next;
+            chan_resume_if_drained(ch);
             chan_flush(ch);
         }
         atomic_store_explicit(&r->inflight_pub, srv__engine_inflight(r->eng), memory_order_relaxed);

@@ -340,7 +340,9 @@ static void test_cancel_in_cb(void)
     CHECK_INT(write(sv[1], big, sizeof(big)), ==, (int)sizeof(big));
     CHECK_INT(srv_loop_recv(l, &op, sv[0]), ==, 0);
     RUN_UNTIL(l, r.finals == 1);
-    CHECK_INT(r.calls, ==, 2);
+    /* Chunks the kernel had already received may still arrive (never dropped: a paused stream
+     * must not lose bytes), then exactly one final -ECANCELED. */
+    CHECK_INT(r.calls, >=, 2);
     CHECK_INT(r.last_res, ==, -ECANCELED);
     for (int i = 0; i < 3; i++)
         CHECK(srv_loop_run(l, 5) >= 0);
