@@ -114,6 +114,12 @@ void srv__info_json(char *buf, size_t cap)
         if (n > 0)
             o.len += (size_t)n;
     }
+    put(&o, ",\"cron\":");
+    if (o.len < o.cap) {
+        int n = srv__cron_info_json(o.buf + o.len, o.cap - o.len);
+        if (n > 0)
+            o.len += (size_t)n;
+    }
     put(&o, ",\"tables\":");
     if (o.len < o.cap) {
         int n = srv_tables_info_json(o.buf + o.len, o.cap - o.len);

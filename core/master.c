@@ -372,7 +372,7 @@ static int setup_stats(const srv_config_t *cfg)
     size_t boxes =
         (size_t)srv__server.nslots * ((1u << 20) + 64) + (8u << 20) + 64 + (size_t)nbox * 128;
     size_t tasks = (size_t)cfg->task_worker_num * 2 * ((256u << 10) + 64) + 4096;
-    size_t bytes = stats + conninfo + boxes + tasks + srv_tables_region_size(cfg) + (1u << 20);
+    size_t bytes = stats + conninfo + boxes + tasks + srv_tables_region_size(cfg) + (2u << 20);
     int rc = srv_shm_create(bytes);
     if (rc < 0)
         return rc;
@@ -404,6 +404,9 @@ static int setup_stats(const srv_config_t *cfg)
     if (rc < 0)
         return rc;
     rc = srv__tasks_create(srv__server.nslots);
+    if (rc < 0)
+        return rc;
+    rc = srv__cron_info_create();
     if (rc < 0)
         return rc;
     return srv_tables_create(cfg);

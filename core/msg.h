@@ -39,6 +39,12 @@ int srv__tasks_create(int nslots);
 /* For srv info: {"queued":..,"done":..,"failed":..,"retried":..} */
 int srv__tasks_info_json(char *buf, size_t cap);
 
+/* Cron stats for srv info: created by the master, published by the timer process. */
+int srv__cron_info_create(void);
+int srv__cron_info_json(char *buf, size_t cap);
+struct srv_cron_sched;
+void srv__cron_publish(struct srv_cron_sched *s);
+
 /* Entry of the timer process and of a custom process (forked by the manager; never return). */
 __attribute__((noreturn)) void srv__timer_main(int slot, int ctl_fd);
 __attribute__((noreturn)) void srv__process_main(int slot, int ctl_fd);

@@ -16,6 +16,7 @@
 #include "core/log.h"
 #include "core/msg.h"
 #include "core/server.h"
+#include "core/shm.h"
 #include "core/worker.h"
 #include "timer/cron.h"
 #include "timer/cron_sched.h"
@@ -85,6 +86,48 @@ bool srv_cron_stopping(srv_cron_job_t *job)
     return srv_cron_job_stopping(job);
 }
 
+/* The timer process writes its jobs' stats here (a seqlock'd JSON text) for srv info. */
+#define CRON_INFO_MAX 8192
+typedef struct cron_info {
+    _Atomic uint32_t seq;
+    char json[CRON_INFO_MAX];
+} cron_info_t;
+static cron_info_t *g_cron_info;
+
+int srv__cron_info_create(void)
+{
+    g_cron_info = srv_shm_alloc(sizeof(cron_info_t), 64);
+    if (g_cron_info == NULL)
+        return -ENOMEM;
+    strcpy(g_cron_info->json, "[]");
+    return 0;
+}
+
+void srv__cron_publish(srv_cron_sched_t *s)
+{
+    char buf[CRON_INFO_MAX];
+    if (g_cron_info == NULL || srv_cron_sched_info_json(s, buf, sizeof(buf)) < 0)
+        return;
+    atomic_fetch_add(&g_cron_info->seq, 1);
+    memcpy(g_cron_info->json, buf, strlen(buf) + 1);
+    atomic_fetch_add(&g_cron_info->seq, 1);
+}
+
+int srv__cron_info_json(char *buf, size_t cap)
+{
+    if (g_cron_info == NULL)
+        return snprintf(buf, cap, "[]");
+    for (int i = 0; i < 100; i++) {
+        uint32_t a = atomic_load(&g_cron_info->seq);
+        if (a & 1)
+            continue;
+        int n = snprintf(buf, cap, "%s", g_cron_info->json);
+        if (atomic_load(&g_cron_info->seq) == a)
+            return n;
+    }
+    return snprintf(buf, cap, "[]");
+}
+
 void srv__timer_main(int slot, int ctl_fd)
 {
     const srv_config_t *cfg = &srv__server.cfg;
@@ -132,10 +175,12 @@ void srv__timer_main(int slot, int ctl_fd)
     tell(ctl_fd, slot, SRV_WMSG_READY, NULL);
     srv_log(SRV_LOG_NOTICE, "timer", 0, "%d cron job(s) running", cfg->ncron);
     while (!g_stop) {
-        /* Results of tasks the jobs delivered come back here. */
+        /* Results of tasks the jobs delivered come back here; the jobs' counters go to the
+         * shared region for `srv info`. */
         struct pollfd pfd = {.fd = srv__mbox_fd(slot), .events = POLLIN};
         poll(&pfd, 1, 500);
         srv__msg_dispatch();
+        srv__cron_publish(s);
     }
     int left = srv_cron_sched_stop(s, -1);
     if (left > 0) {

@@ -1,0 +1,167 @@
+"""UDP listeners beside HTTP: the demo echoes every datagram to its sender (on_packet +
+srv_sendto), on IPv4, IPv6 and unix datagram sockets, in process and base modes. Loopback does
+not drop datagrams that fit the socket buffers, so every one must come back, whole."""
+import os
+import socket
+import tempfile
+
+from srvtest import SLOW, Server, run, running
+
+UNIX = "@unix@"
+
+
+def udp_server(mode, name, listeners, server=None):
+    ls = [{"name": "http", "type": "http"}]
+    for lname, opts in listeners:
+        l = {"name": lname, "type": "udp"}
+        l.update(opts)
+        ls.append(l)
+    opts = {"mode": mode}
+    opts.update(server or {})
+    s = Server(listeners=ls, server=opts, name=f"{name}-{mode}")
+    for l in s.listeners:
+        if l.get("path") == UNIX:
+            l["path"] = os.path.join(s.dir, l["name"] + ".sock")
+    s.write_config()
+    return s
+
+
+def listener(s, name):
+    return next(l for l in s.listeners if l["name"] == name)
+
+
+class Client:
+    def __init__(self, s, name):
+        l = listener(s, name)
+        self.tmp = None
+        if "path" in l:
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            # a unix datagram client needs an address of its own to get an answer
+            self.tmp = tempfile.mkdtemp(prefix="srvtest-udpc-")
+            self.sock.bind(os.path.join(self.tmp, "c.sock"))
+            self.addr = l["path"]
+        elif ":" in l.get("host", ""):
+            self.sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+            self.addr = (l["host"], l["port"])
+        else:
+            self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            self.addr = (l.get("host", "127.0.0.1"), l["port"])
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        self.sock.settimeout(10 * SLOW)
+
+    def send(self, data):
+        self.sock.sendto(data, self.addr)
+
+    def recv(self):
+        data, peer = self.sock.recvfrom(70000)
+        return data, peer
+
+    def close(self):
+        self.sock.close()
+        if self.tmp:
+            for f in os.listdir(self.tmp):
+                os.unlink(os.path.join(self.tmp, f))
+            os.rmdir(self.tmp)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        self.close()
+
+
+def payload(i, n):
+    return bytes((i * 13 + j) & 0xFF for j in range(n))
+
+
+def check_echo(s, name, max_size):
+    with Client(s, name) as c:
+        for i, n in enumerate([1, 2, 100, 1400, 1500, 9000, max_size]):
+            d = payload(i, n)
+            c.send(d)
+            got, peer = c.recv()
+            assert got == d, f"{name}: {n}-byte datagram came back as {len(got)} bytes"
+            if isinstance(c.addr, tuple):
+                assert peer[:2] == c.addr[:2], (peer, c.addr)  # from the listener's address
+            else:
+                assert peer == c.addr, (peer, c.addr)
+        # a burst: every datagram back, each whole (order is not promised for UDP)
+        sent = {payload(1000 + i, 200 + i) for i in range(100)}
+        for d in sent:
+            c.send(d)
+        got = set()
+        for _ in range(len(sent)):
+            got.add(c.recv()[0])
+        assert got == sent, f"{name}: {len(sent - got)} datagrams lost or altered"
+    # two clients at once each get their own answers
+    with Client(s, name) as a, Client(s, name) as b:
+        a.send(b"from a")
+        b.send(b"from b")
+        assert a.recv()[0] == b"from a"
+        assert b.recv()[0] == b"from b"
+
+
+LISTENERS = [("udp4", {}), ("udp6", {"host": "::1"}), ("udpu", {"path": UNIX})]
+
+
+def check_all(mode):
+    with running(udp_server(mode, "udp", LISTENERS)) as s:
+        check_echo(s, "udp4", 65507)
+        check_echo(s, "udp6", 65527)
+        check_echo(s, "udpu", 65000)
+        assert s.get("/")[0] == 200
+
+
+def test_udp_process():
+    check_all("process")
+
+
+def test_udp_base():
+    check_all("base")
+
+
+def test_udp_empty_datagram():
+    """A zero-length datagram is a datagram: it is echoed (as zero bytes) and nothing breaks."""
+    with running(udp_server("process", "udp0", [("udp4", {})])) as s:
+        with Client(s, "udp4") as c:
+            c.send(b"")
+            got, _ = c.recv()
+            assert got == b"", got
+            c.send(b"after")
+            assert c.recv()[0] == b"after"
+
+
+def test_udp_beside_tcp():
+    """UDP and TCP listeners on the same port number are different sockets."""
+    srv = udp_server("process", "udptcp", [("udp4", {})])
+    port = listener(srv, "udp4")["port"]
+    srv.listeners.append({"name": "lines", "type": "tcp", "handler": "lines", "port": port,
+                          "host": "127.0.0.1", "open_eof_check": True, "open_eof_split": True,
+                          "package_eof": "\r\n"})
+    srv.write_config()
+    try:
+        probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        probe.bind(("127.0.0.1", port))
+        probe.close()
+    except OSError:
+        srv.cleanup()
+        raise AssertionError("the UDP port number is taken for TCP; rerun")
+    with running(srv) as s:
+        with Client(s, "udp4") as c:
+            c.send(b"dgram")
+            assert c.recv()[0] == b"dgram"
+        t = socket.create_connection(("127.0.0.1", port), timeout=10 * SLOW)
+        try:
+            t.sendall(b"stream\r\n")
+            got = b""
+            while len(got) < 8:
+                b = t.recv(100)
+                assert b, got
+                got += b
+            assert got == b"stream\r\n", got
+        finally:
+            t.close()
+
+
+if __name__ == "__main__":
+    run([test_udp_process, test_udp_base, test_udp_empty_datagram, test_udp_beside_tcp])
