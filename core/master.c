@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,12 +58,28 @@ static struct {
     bool reload_running;
 } G;
 
+/* A start-up failure: on stderr, and (daemonized) kept for the waiting parent to print. */
+static char g_start_err[600];
+
+__attribute__((format(printf, 1, 2))) static void start_err(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(g_start_err, sizeof(g_start_err), fmt, ap);
+    va_end(ap);
+    fputs(g_start_err, stderr);
+}
+
+/* Daemonized: the verdict (exit code, then the error text) for the parent waiting in srv start. */
 static void tell_parent(int code)
 {
     if (G.ready_fd < 0)
         return;
-    unsigned char c = (unsigned char)code;
-    ssize_t rc = write(G.ready_fd, &c, 1);
+    char buf[1 + sizeof(g_start_err)];
+    buf[0] = (char)code;
+    size_t n = strlen(g_start_err);
+    memcpy(buf + 1, g_start_err, n);
+    ssize_t rc = write(G.ready_fd, buf, 1 + n);
     (void)rc;
     close(G.ready_fd);
     G.ready_fd = -1;
@@ -273,7 +290,7 @@ static void handle_mgr(void)
     case SRV_CTL_START_FAILED:
         if (!G.started && !G.stopping) {
             srv_log(SRV_LOG_ERROR, "master", 0, "the app failed to load: %s", m.text);
-            fprintf(stderr, "srv: %s\n", m.text);
+            start_err("srv: %s\n", m.text);
             G.exit_code = SRV_EXIT_APP;
             master_begin_stop("app failed to load");
         }
@@ -319,12 +336,24 @@ static int daemonize(void)
     if (pid > 0) {
         /* The caller's process: wait for the daemon's verdict. */
         close(p[1]);
-        unsigned char code = SRV_EXIT_FAILURE;
-        ssize_t n;
-        do {
-            n = read(p[0], &code, 1);
-        } while (n < 0 && errno == EINTR);
-        _exit(n == 1 ? code : SRV_EXIT_FAILURE);
+        char buf[1 + sizeof(g_start_err)];
+        size_t got = 0;
+        for (;;) {
+            ssize_t n = read(p[0], buf + got, sizeof(buf) - 1 - got);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0)
+                break;
+            got += (size_t)n;
+        }
+        if (got == 0) {
+            fputs("srv: the daemon died during start-up; see the log file\n", stderr);
+            _exit(SRV_EXIT_FAILURE);
+        }
+        buf[got] = '\0';
+        if (got > 1)
+            fputs(buf + 1, stderr);
+        _exit((unsigned char)buf[0]);
     }
     close(p[0]);
     setsid();
@@ -435,38 +464,41 @@ int srv__master_run(const srv_config_t *cfg, bool daemon)
         bool busy = flock(probe, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
         close(probe);
         if (busy) {
-            fprintf(stderr, "srv: already running (pid file %s is locked)\n", cfg->pid_file);
+            start_err("srv: already running (pid file %s is locked)\n", cfg->pid_file);
             return SRV_EXIT_RUNNING;
         }
     }
     if (cfg->log_file[0]) {
         int rc = srv_log_open(cfg->log_file);
         if (rc < 0) {
-            fprintf(stderr, "srv: cannot open log file %s: %s\n", cfg->log_file, srv_strerror(rc));
+            start_err("srv: cannot open log file %s: %s\n", cfg->log_file, srv_strerror(rc));
             return SRV_EXIT_CONFIG;
         }
     }
     if (daemon) {
         int rc = daemonize();
         if (rc < 0) {
-            fprintf(stderr, "srv: cannot daemonize: %s\n", srv_strerror(rc));
+            start_err("srv: cannot daemonize: %s\n", srv_strerror(rc));
             return SRV_EXIT_FAILURE;
         }
+        /* From here stdout/stderr are the log: no process of the tree may keep the caller's
+         * terminal or pipes open (a caller reading them would wait forever). Start-up errors
+         * still reach the caller through the ready pipe. */
+        redirect_stdio_to_log();
     }
     int code = SRV_EXIT_FAILURE;
     G.pid_fd = pidfile_lock(cfg->pid_file);
     if (G.pid_fd < 0) {
         if (G.pid_fd == -EEXIST) {
-            fprintf(stderr, "srv: already running (pid file %s is locked)\n", cfg->pid_file);
+            start_err("srv: already running (pid file %s is locked)\n", cfg->pid_file);
             code = SRV_EXIT_RUNNING;
         } else
-            fprintf(stderr, "srv: cannot write pid file %s: %s\n", cfg->pid_file,
-                    srv_strerror(G.pid_fd));
+            start_err("srv: cannot write pid file %s: %s\n", cfg->pid_file, srv_strerror(G.pid_fd));
         goto out;
     }
     int rc = setup_stats(cfg);
     if (rc < 0) {
-        fprintf(stderr, "srv: cannot create the shared region: %s\n", srv_strerror(rc));
+        start_err("srv: cannot create the shared region: %s\n", srv_strerror(rc));
         goto out_pid;
     }
     S->nlisten = 0;
@@ -477,9 +509,9 @@ int srv__master_run(const srv_config_t *cfg, bool daemon)
         if (fd < 0) {
             srv_log(SRV_LOG_ERROR, "master", fd, "cannot listen on %s (%s)",
                     srv_listen_describe(&cfg->listen[i], desc, sizeof(desc)), what);
-            fprintf(stderr, "srv: cannot listen on %s: %s: %s\n",
-                    srv_listen_describe(&cfg->listen[i], desc, sizeof(desc)), what,
-                    srv_strerror(fd));
+            start_err("srv: cannot listen on %s: %s: %s\n",
+                      srv_listen_describe(&cfg->listen[i], desc, sizeof(desc)), what,
+                      srv_strerror(fd));
             code = SRV_EXIT_LISTEN;
             goto out_listen;
         }
@@ -492,8 +524,8 @@ int srv__master_run(const srv_config_t *cfg, bool daemon)
     }
     G.ctl_fd = ctl_listen(S->ctl_path);
     if (G.ctl_fd < 0) {
-        fprintf(stderr, "srv: cannot create control socket %s: %s\n", S->ctl_path,
-                srv_strerror(G.ctl_fd));
+        start_err("srv: cannot create control socket %s: %s\n", S->ctl_path,
+                  srv_strerror(G.ctl_fd));
         goto out_listen;
     }
 
@@ -549,8 +581,6 @@ int srv__master_run(const srv_config_t *cfg, bool daemon)
             "srv %s started: mode %s, %d worker(s), %d task worker(s)%s", SRV_VERSION,
             cfg->mode == SRV_MODE_BASE ? "base" : "process", cfg->worker_num, cfg->task_worker_num,
             daemon ? ", daemonized" : "");
-    if (daemon)
-        redirect_stdio_to_log();
 
     for (;;) {
         struct pollfd pfd[3 + MAX_CLIENTS];

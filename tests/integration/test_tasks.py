@@ -133,7 +133,9 @@ def test_no_task_workers():
 
 def test_queue_full():
     """task_max_queue = 2: with the only task worker busy, the third queued task is refused."""
-    with running(Server(server={"task_worker_num": 1, "task_max_queue": 2})) as s:
+    # dispatch_mode 3 (least busy): requests avoid the worker blocked in srv_task_wait.
+    with running(Server(server={"task_worker_num": 1, "task_max_queue": 2,
+                                "dispatch_mode": 3})) as s:
         tpid = task_pids(s.info())[0]
         busy = Background(s, "/task?ms=2000")
         wait_for(lambda: sleeping(tpid), 5, "the task worker to run the first task")
@@ -159,7 +161,7 @@ def test_queue_full():
 
 def test_queue_depth_in_info():
     """srv info shows the tasks waiting in the queue while the task worker is busy."""
-    with running(Server(server={"task_worker_num": 1})) as s:
+    with running(Server(server={"task_worker_num": 1, "dispatch_mode": 3})) as s:
         tpid = task_pids(s.info())[0]
         busy = Background(s, "/task?ms=1500")
         wait_for(lambda: sleeping(tpid), 5, "the task worker to be busy")
@@ -242,11 +244,13 @@ def test_reload_tasks():
         assert after["reloads"] == 1
         assert worker_pids(after) == worker_pids(before)
         assert not set(task_pids(after)) & set(tpids), (task_pids(after), tpids)
-        assert all(w["state"] == "ready" for w in after["workers"]), after
         t = after["tasks"]
         assert t == {"queued": 0, "done": 2, "failed": 0, "retried": 0}, t
         st, _, body = s.get("/task?ms=10")
         assert st == 200 and DONE.match(body), (st, body)
+        # The replacements are serving: srv info must say so.
+        wait_for(lambda: all(w["state"] == "ready" for w in s.info()["workers"]), 5,
+                 "every slot 'ready' in srv info after the reload")
 
 
 def test_timer_after():

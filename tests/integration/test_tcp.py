@@ -250,8 +250,7 @@ def check_netcat(mode):
     ls = [("lines", EOF_LINES), ("v6", dict(EOF_LINES, host="::1")),
           ("unix", dict(EOF_LINES, path=UNIX)), ("frames", LENGTH)]
     with running(tcp_server(mode, "nc", ls)) as s:
-        # "never" arrives in the same read as "quit": after srv_close it is not answered
-        script = b"hello\r\nworld\r\nquit\r\nnever\r\n"
+        script = b"hello\r\nworld\r\nquit\r\n"
         want = b"hello\r\nworld\r\nbye\r\n"
         rc, out = nc(["127.0.0.1", str(listener(s, "lines")["port"])], script)
         assert out == want, (rc, out)
@@ -273,6 +272,17 @@ def test_netcat_process():
 
 def test_netcat_base():
     check_netcat("base")
+
+
+def test_nothing_answered_after_srv_close():
+    """Lines that arrive in the same read as "quit" come after the app's srv_close: the client
+    gets "bye" and then the end of the stream, never an answer to what followed."""
+    for mode in ("process", "base"):
+        with running(tcp_server(mode, "afterquit", [("lines", EOF_LINES)])) as s:
+            with Client(s, "lines") as c:
+                c.send(b"a\r\nquit\r\nnever\r\nmore\r\n")
+                c.expect(b"a\r\nbye\r\n")
+                c.expect_eof(f"after quit ({mode})")
 
 
 # ---------------------------------------------------------------- heartbeat
@@ -401,6 +411,6 @@ def test_many_connections():
 if __name__ == "__main__":
     run([test_lines_ipv4_process, test_lines_ipv4_base, test_lines_ipv6_and_unix,
          test_no_framing, test_length_framing, test_package_max_length, test_netcat_process,
-         test_netcat_base,
+         test_netcat_base, test_nothing_answered_after_srv_close,
          test_heartbeat_server_wide, test_heartbeat_per_listener,
          test_dispatch_modes_keep_order, test_many_connections])

@@ -25,7 +25,8 @@ def node(scenario, s, timeout=60):
     r = subprocess.run([NODE, CLIENT, scenario, f"ws://127.0.0.1:{s.port()}"],
                        capture_output=True, text=True, timeout=timeout * SLOW)
     out = r.stdout + r.stderr
-    assert r.returncode == 0 and "PASS" in r.stdout, f"node {scenario} exited {r.returncode}:\n{out}"
+    assert r.returncode == 0 and "PASS" in r.stdout, \
+        f"node {scenario} exited {r.returncode}:\n{out}"
     return r.stdout
 
 
@@ -50,9 +51,14 @@ def test_ping():
         node("ping", s)
 
 
-def test_close_code_reason():
+def test_close_code():
     with running(ws_server("process", "node-close")) as s:
         node("close", s)
+
+
+def test_close_reason_echoed():
+    with running(ws_server("process", "node-close")) as s:
+        node("closereason", s)
 
 
 def test_refused_and_plain_http():
@@ -93,5 +99,6 @@ def test_server_stop_going_away():
 
 
 if __name__ == "__main__":
-    run([test_echo, test_echo_base, test_fragments, test_ping, test_close_code_reason,
-         test_refused_and_plain_http, test_deflate, test_chat, test_server_stop_going_away])
+    run([test_echo, test_echo_base, test_fragments, test_ping, test_close_code,
+         test_close_reason_echoed, test_refused_and_plain_http, test_deflate, test_chat,
+         test_server_stop_going_away])

@@ -129,7 +129,13 @@ const scenarios = {
     const c = await closed(ws);
     assert.equal(c.code, 4321, `close code ${c.code}`);
     console.log('ok close code echoed');
-    assert.equal(c.reason, 'bye now', `close reason "${c.reason}"`);
+  },
+
+  async closereason() {
+    const ws = await open('/ws');
+    ws.close(4321, 'bye now');
+    const c = await closed(ws);
+    assert.deepEqual([c.code, c.reason], [4321, 'bye now'], `close ${c.code} "${c.reason}"`);
     console.log('ok close reason echoed');
   },
 
