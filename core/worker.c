@@ -432,8 +432,12 @@ static void on_udp(srv_loop_t *loop, srv_loop_op_t *op, int res, const char *dat
             inet_ntop(AF_INET6, &a->sin6_addr, pkt.peer, sizeof(pkt.peer));
             pkt.peer_port = ntohs(a->sin6_port);
         } else if (ss.ss_family == AF_UNIX && sl > offsetof(struct sockaddr_un, sun_path)) {
-            struct sockaddr_un *a = (struct sockaddr_un *)&ss;
-            snprintf(pkt.peer, sizeof(pkt.peer), "%s", a->sun_path);
+            const char *path = ((struct sockaddr_un *)&ss)->sun_path;
+            size_t plen = strnlen(path, sl - offsetof(struct sockaddr_un, sun_path));
+            if (plen >= sizeof(pkt.peer))
+                plen = sizeof(pkt.peer) - 1;
+            memcpy(pkt.peer, path, plen);
+            pkt.peer[plen] = '\0';
         }
         count_request();
         if (h && h->on_packet)

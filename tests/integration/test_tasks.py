@@ -249,7 +249,7 @@ def test_reload_tasks():
         st, _, body = s.get("/task?ms=10")
         assert st == 200 and DONE.match(body), (st, body)
         # The replacements are serving: srv info must say so.
-        wait_for(lambda: all(w["state"] == "ready" for w in s.info()["workers"]), 5,
+        wait_for(lambda: all(w["state"] == "ready" for w in s.info()["workers"]), 2,
                  "every slot 'ready' in srv info after the reload")
 
 
