@@ -1,7 +1,7 @@
 /* Load tool for srv's TCP, UDP and WebSocket benchmarks: one thread, epoll, N connections.
- * Modes: tcp (ping-pong of 4-byte big-endian length frames), udp (ping-pong datagrams), ws (ping-pong
- * of masked text frames after a real HTTP/1.1 upgrade) and wsbcast (N WebSocket clients; one sends,
- * time until every client received the broadcast). Every echo is checked byte for byte.
+ * Modes: tcp (ping-pong of 4-byte big-endian length frames), udp (ping-pong datagrams), ws
+ * (ping-pong of masked text frames after a real HTTP/1.1 upgrade) and wsbcast (N WebSocket clients;
+ * one sends, time until every client received the broadcast). Every echo is checked byte for byte.
  * Prints one machine-readable "RESULT key=value ..." line (the bench scripts parse it).
  *   build: cc -O2 -o loadgen bench/loadgen.c -lcrypto
  *   usage: loadgen -m tcp|udp|ws|wsbcast -p PORT [-H 127.0.0.1] [-c CONNS] [-d SECS] [-w WARMUP]
@@ -92,7 +92,8 @@ static int hindex(uint64_t v)
 {
     if (v < HSUB)
         return (int)v;
-    int e = 63 - __builtin_clzll(v) - 4; /* v >> e lands in [16, 32) ... keep 5 bits: [HSUB/2, HSUB) */
+    int e =
+        63 - __builtin_clzll(v) - 4; /* v >> e lands in [16, 32) ... keep 5 bits: [HSUB/2, HSUB) */
     int i = e * (HSUB / 2) + (int)(v >> e);
     return i < HBUCKETS ? i : HBUCKETS - 1;
 }
@@ -181,7 +182,8 @@ static long long tree_ticks(int root)
         char *s = strrchr(buf, ')');
         if (s == NULL)
             continue;
-        /* after ") ": state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime */
+        /* after ") ": state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime
+         * stime */
         char st;
         int pp;
         unsigned long long ut, stm;
@@ -437,10 +439,11 @@ static void on_connected(struct conn *c)
         k[i] = (unsigned char)rnd();
     b64(k, 16, c->key);
     char req[512];
-    int n = snprintf(req, sizeof(req),
-                     "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                     "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n",
-                     path, host, port, c->key);
+    int n =
+        snprintf(req, sizeof(req),
+                 "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                 "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n",
+                 path, host, port, c->key);
     c->state = S_HANDSHAKE;
     conn_write(c, req, (size_t)n);
 }
@@ -610,8 +613,9 @@ static int cmp_u64(const void *a, const void *b)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: loadgen -m tcp|udp|ws|wsbcast -p PORT [-H HOST] [-c CONNS] [-d SECS] "
-                    "[-w WARMUP] [-s SIZE] [-u PATH] [-C CPU] [-P PID] [-r ROUNDS] [-i INFLIGHT] [-R]\n");
+    fprintf(stderr,
+            "usage: loadgen -m tcp|udp|ws|wsbcast -p PORT [-H HOST] [-c CONNS] [-d SECS] "
+            "[-w WARMUP] [-s SIZE] [-u PATH] [-C CPU] [-P PID] [-r ROUNDS] [-i INFLIGHT] [-R]\n");
     exit(2);
 }
 
@@ -629,19 +633,44 @@ int main(int argc, char **argv)
             if (mode < 0)
                 usage();
             break;
-        case 'p': port = atoi(optarg); break;
-        case 'H': host = optarg; break;
-        case 'c': nconns = atoi(optarg); break;
-        case 'd': duration = atof(optarg); break;
-        case 'w': warmup = atof(optarg); break;
-        case 's': msgsize = atoi(optarg); break;
-        case 'u': path = optarg; break;
-        case 'C': stat_cpu = atoi(optarg); break;
-        case 'P': tree_root = atoi(optarg); break;
-        case 'r': rounds = atoi(optarg); break;
-        case 'i': inflight_max = atoi(optarg); break;
-        case 'R': wait_go = 1; break;
-        default: usage();
+        case 'p':
+            port = atoi(optarg);
+            break;
+        case 'H':
+            host = optarg;
+            break;
+        case 'c':
+            nconns = atoi(optarg);
+            break;
+        case 'd':
+            duration = atof(optarg);
+            break;
+        case 'w':
+            warmup = atof(optarg);
+            break;
+        case 's':
+            msgsize = atoi(optarg);
+            break;
+        case 'u':
+            path = optarg;
+            break;
+        case 'C':
+            stat_cpu = atoi(optarg);
+            break;
+        case 'P':
+            tree_root = atoi(optarg);
+            break;
+        case 'r':
+            rounds = atoi(optarg);
+            break;
+        case 'i':
+            inflight_max = atoi(optarg);
+            break;
+        case 'R':
+            wait_go = 1;
+            break;
+        default:
+            usage();
         }
     }
     if (port <= 0 || nconns <= 0 || msgsize < 24 || msgsize > MAXMSG)
@@ -751,7 +780,8 @@ int main(int argc, char **argv)
             double p99 = bc_got ? (double)bc_arrival[(bc_got * 99) / 100] / 1e6 : 0;
             if (last > worst)
                 worst = last;
-            printf("ROUND n=%d clients=%d received=%llu all_ms=%.2f p50_ms=%.2f p99_ms=%.2f first_ms=%.2f\n",
+            printf("ROUND n=%d clients=%d received=%llu all_ms=%.2f p50_ms=%.2f p99_ms=%.2f "
+                   "first_ms=%.2f\n",
                    r, alive, (unsigned long long)bc_got, last, p50, p99,
                    bc_got ? (double)bc_arrival[0] / 1e6 : 0);
             fflush(stdout);
@@ -763,11 +793,12 @@ int main(int argc, char **argv)
                     on_event(evs[i].data.ptr, evs[i].events);
             }
         }
-        printf("RESULT mode=wsbcast conns=%d open=%d connect_secs=%.2f worst_all_ms=%.2f closed=%llu "
-               "connect_errs=%llu handshake_errs=%llu other_frames=%llu error=\"%s\"\n",
-               nconns, nopen, connect_secs, worst, (unsigned long long)closed,
-               (unsigned long long)connect_errs, (unsigned long long)handshake_errs,
-               (unsigned long long)other_frames, first_error);
+        printf(
+            "RESULT mode=wsbcast conns=%d open=%d connect_secs=%.2f worst_all_ms=%.2f closed=%llu "
+            "connect_errs=%llu handshake_errs=%llu other_frames=%llu error=\"%s\"\n",
+            nconns, nopen, connect_secs, worst, (unsigned long long)closed,
+            (unsigned long long)connect_errs, (unsigned long long)handshake_errs,
+            (unsigned long long)other_frames, first_error);
         return 0;
     }
 

@@ -258,6 +258,8 @@ int srv__conn_send(srv_engine_t *e, uint64_t session, const void *data, size_t l
         return -ENOENT;
     if (c->proto != PROTO_TCP)
         return -EINVAL;
+    if (c->flags & F_CLOSE_AFTER)
+        return -EPIPE; /* the app closed it: answers to frames already in flight are dropped */
     struct iovec v = {.iov_base = (void *)data, .iov_len = len};
     int rc = srv__out_write(c, &v, 1);
     if (rc < 0) {

@@ -553,9 +553,10 @@ static int control_end(srv_ws_t *ws, srv_ws_event_cb cb, void *arg)
         }
         ws->close_rcvd = true;
         msg_reset(ws);
-        /* Echo the peer's code (RFC 6455 5.5.1); none for none. */
+        /* Echo the peer's code and reason (RFC 6455 5.5.1); none for none. */
         if (!ws->close_sent) {
-            r = queue_close(ws, code == SRV_WS_NO_STATUS ? 0 : code, "", 0);
+            r = queue_close(ws, code == SRV_WS_NO_STATUS ? 0 : code,
+                            n > 2 ? (const char *)p + 2 : "", n > 2 ? n - 2 : 0);
             if (r < 0)
                 return r;
         }

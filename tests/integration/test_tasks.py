@@ -90,6 +90,20 @@ def test_sync_task():
         assert sum(w["requests"] for w in info["workers"] if w["type"] == "task") == 6, info
 
 
+def test_idle_task_worker_takes_queued_task():
+    """Two tasks delivered at once by two workers while both task workers are idle run in
+    parallel, on different task workers: a task never waits while a task worker idles."""
+    with running(Server(server={"task_worker_num": 2, "dispatch_mode": 3})) as s:
+        tpids = task_pids(s.info())
+        for i in range(10):
+            bg = [Background(s, "/task?ms=400") for _ in range(2)]
+            r = [b.join() for b in bg]
+            assert all(x[0] == 200 for x in r), r
+            used = sorted(DONE.match(x[2]).group(2) for x in r)
+            assert used == [b"0", b"1"], (i, [x[2] for x in r])
+            wait_for(lambda: not any(sleeping(p) for p in tpids), 5, "task workers idle")
+
+
 def test_async_finish():
     """/task/async answers the id at once; on_finish runs for each (the finished counter)."""
     with running(Server(server={"task_worker_num": 2})) as s:
@@ -287,7 +301,7 @@ def test_timer_after():
 
 
 if __name__ == "__main__":
-    run([test_sync_task, test_async_finish, test_wait_timeout, test_no_task_workers,
+    run([test_sync_task, test_idle_task_worker_takes_queued_task, test_async_finish, test_wait_timeout, test_no_task_workers,
          test_queue_full, test_queue_depth_in_info, test_failing_task_retries,
          test_killed_task_worker_retry, test_killed_task_worker_no_tries_left, test_reload_tasks,
          test_timer_after])

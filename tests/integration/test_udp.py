@@ -3,6 +3,7 @@ srv_sendto), on IPv4, IPv6 and unix datagram sockets, in process and base modes.
 not drop datagrams that fit the socket buffers, so every one must come back, whole."""
 import os
 import socket
+import subprocess
 import tempfile
 
 from srvtest import SLOW, Server, run, running
@@ -181,5 +182,17 @@ def test_udp_beside_tcp():
             t.close()
 
 
+def test_netcat_udp():
+    """netcat as a UDP client: one datagram out, the same one back (nc exits once idle for 2 s)."""
+    with running(udp_server("process", "udpnc", LISTENERS[:2])) as s:
+        for name, host in (("udp4", "127.0.0.1"), ("udp6", "::1")):
+            port = str(listener(s, name)["port"])
+            r = subprocess.run(["nc", "-u", "-w", str(int(2 * SLOW)), host, port],
+                               input=b"ping over udp\n", capture_output=True,
+                               timeout=20 * SLOW)
+            assert r.stdout == b"ping over udp\n", (name, r.returncode, r.stdout, r.stderr)
+
+
 if __name__ == "__main__":
-    run([test_udp_process, test_udp_base, test_udp_empty_datagram, test_udp_beside_tcp])
+    run([test_udp_process, test_udp_base, test_udp_empty_datagram, test_udp_beside_tcp,
+         test_netcat_udp])

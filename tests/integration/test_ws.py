@@ -558,10 +558,10 @@ def test_chat_leaves():
 # ---------------------------------------------------------------- liveness
 
 
-def test_ping_interval():
+def check_ping_interval(mode):
     """websocket_ping_interval: a client that never answers pings is closed; one that does
     stays connected."""
-    with running(ws_server("process", "pingiv", {"websocket_ping_interval": 300})) as s:
+    with running(ws_server(mode, "pingiv", {"websocket_ping_interval": 300})) as s:
         async def good():
             async with connect(s) as ws:  # websockets answers pings by itself
                 await asyncio.sleep(3)  # ten intervals, while the deaf client is dropped
@@ -585,6 +585,14 @@ def test_ping_interval():
             assert elapsed < 15 * SLOW, f"deaf client still open after {elapsed:.1f}s"
         finally:
             deaf.close()
+
+
+def test_ping_interval_process():
+    check_ping_interval("process")
+
+
+def test_ping_interval_base():
+    check_ping_interval("base")
 
 
 def test_heartbeat_idle_time():
@@ -613,10 +621,10 @@ def test_heartbeat_idle_time():
             idle.close()
 
 
-def test_slow_reader():
+def check_slow_reader(mode):
     """A client that never reads while its echoes pile up is closed past buffer_output_size;
     the server keeps serving others."""
-    with running(ws_server("process", "slow", server={"buffer_output_size": 65536})) as s:
+    with running(ws_server(mode, "slow", server={"buffer_output_size": 65536})) as s:
         slow = RawWS(s.port(), rcvbuf=4096, timeout=5)
         msg = RawWS.frame(2, pattern(32768))
         sent = 0
@@ -647,10 +655,19 @@ def test_slow_reader():
             slow.close()
 
 
+def test_slow_reader_process():
+    check_slow_reader("process")
+
+
+def test_slow_reader_base():
+    check_slow_reader("base")
+
+
 if __name__ == "__main__":
     run([test_echo_sizes_process, test_echo_sizes_base, test_fragmentation, test_ping_pong,
          test_client_close_code_reason, test_client_close_reason_echoed,
          test_server_close_on_stop, test_protocol_errors_process,
          test_protocol_errors_base, test_handshake, test_no_websocket_listener,
          test_permessage_deflate, test_broadcast_1000_process, test_broadcast_1000_base,
-         test_chat_leaves, test_ping_interval, test_heartbeat_idle_time, test_slow_reader])
+         test_chat_leaves, test_ping_interval_process, test_ping_interval_base,
+         test_heartbeat_idle_time, test_slow_reader_process, test_slow_reader_base])
