@@ -560,7 +560,7 @@ static void test_close_client_first(void)
     CHECK_INT(r.msgs, ==, 0);
     CHECK(srv_ws_want_close(ws));
     CHECK_INT(next_out(ws, NULL, p, sizeof(p), &plen), ==, SRV_WS_CLOSE);
-    CHECK_MEM(p, plen, "\x0f\xa0", 2);
+    CHECK_MEM(p, plen, "\x0f\xa0going", 7); /* code and reason echoed */
     CHECK_INT(srv_ws_send(ws, SRV_WS_TEXT, "x", 1), ==, -EPIPE);
     CHECK_INT(srv_ws_close_frame(ws, 1000, NULL), ==, -EALREADY);
     CHECK_INT(srv_ws_pending(ws), ==, 0);
