@@ -3,6 +3,7 @@
  * relative paths against the file's folder, checks keys against each other, and reports the
  * first problem as "file:line: key: what is wrong". */
 #include "config/config.h"
+#include "timer/cron.h"
 #include "config/config_internal.h"
 
 #include <arpa/inet.h>
@@ -534,10 +535,15 @@ static int check_schedule(srv__loader_t *ld, const char *key, const char *s, int
         while (*p != '\0' && *p != ' ' && *p != '\t')
             p++;
     }
-    if (fields != 5)
+    if (fields != 5 && s[0] != '@')
         return fail(ld, line, key,
                     "must have 5 fields (minute hour day-of-month month day-of-week), got %d",
                     fields);
+    /* The same parser the timer process uses, so `srv check` catches what start would. */
+    srv_cron_t tab;
+    char why[160];
+    if (srv_cron_parse(&tab, s, why, sizeof(why)) < 0)
+        return fail(ld, line, key, "%s", why);
     return 0;
 }
 

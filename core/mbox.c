@@ -155,3 +155,10 @@ uint32_t srv__mbox_pending(int i)
         return 0;
     return __atomic_load_n(&g_boxes[i].msgs, __ATOMIC_RELAXED);
 }
+
+void srv__mbox_kick(int i)
+{
+    uint64_t one = 1;
+    ssize_t w = write(g_fds[i], &one, sizeof(one));
+    (void)w;
+}

@@ -41,6 +41,8 @@ int srv__mbox_put(int i, const srv_msg_t *m, const void *data);
 int srv__mbox_get(int i, srv_msg_t *m, void *buf, size_t cap);
 /* Clear the eventfd's count (after it polled readable, before draining). */
 void srv__mbox_ack(int i);
+/* Make mailbox i's eventfd readable again (another receiver should look). */
+void srv__mbox_kick(int i);
 /* Messages waiting in mailbox i. */
 uint32_t srv__mbox_pending(int i);
 /* The largest payload mailbox i accepts. */

@@ -456,6 +456,10 @@ void srv__task_drain(void)
             return;
         if (rc < 0)
             continue;
+        /* Several task workers share the queue's eventfd and one of them reset it: if tasks
+         * are still waiting, wake another idle task worker before we get busy with this one. */
+        if (srv__mbox_pending(srv__server.taskq) > 0)
+            srv__mbox_kick(srv__server.taskq);
         run->from = m.from;
         run->tries = (int32_t)(m.flags >> 16);
         run->attempt = (int32_t)(m.flags & 0xffff);

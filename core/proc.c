@@ -99,7 +99,7 @@ int srv__cron_info_create(void)
     g_cron_info = srv_shm_alloc(sizeof(cron_info_t), 64);
     if (g_cron_info == NULL)
         return -ENOMEM;
-    strcpy(g_cron_info->json, "[]");
+    strcpy(g_cron_info->json, "{\"jobs\":[]}");
     return 0;
 }
 
@@ -116,7 +116,7 @@ void srv__cron_publish(srv_cron_sched_t *s)
 int srv__cron_info_json(char *buf, size_t cap)
 {
     if (g_cron_info == NULL)
-        return snprintf(buf, cap, "[]");
+        return snprintf(buf, cap, "{\"jobs\":[]}");
     for (int i = 0; i < 100; i++) {
         uint32_t a = atomic_load(&g_cron_info->seq);
         if (a & 1)
@@ -125,7 +125,7 @@ int srv__cron_info_json(char *buf, size_t cap)
         if (atomic_load(&g_cron_info->seq) == a)
             return n;
     }
-    return snprintf(buf, cap, "[]");
+    return snprintf(buf, cap, "{\"jobs\":[]}");
 }
 
 void srv__timer_main(int slot, int ctl_fd)

@@ -680,7 +680,9 @@ void srv__worker_main(int slot, bool task, int ctl_fd, const int *chans, int nch
                 break;
         }
     }
-    atomic_store(&W.stat->state, SRV_WSTATE_STOPPING);
+    /* The slot may already belong to our replacement (reload): its state is not ours. */
+    if (atomic_load(&W.stat->pid) == getpid())
+        atomic_store(&W.stat->state, SRV_WSTATE_STOPPING);
     if (app->on_worker_stop)
         app->on_worker_stop(srv_worker_self());
     if (W.eng) {

@@ -242,8 +242,9 @@ def test_reload_tasks():
     with running(Server(server={"task_worker_num": 2})) as s:
         before = s.info()
         tpids = task_pids(before)
-        busy = [Background(s, "/task?ms=1500") for _ in range(2)]
-        wait_for(lambda: all(sleeping(p) for p in tpids), 5, "both task workers busy")
+        # One busy task worker, one idle: both are replaced, the busy one after its task.
+        busy = [Background(s, "/task?ms=1500")]
+        wait_for(lambda: any(sleeping(p) for p in tpids), 5, "a task worker busy")
         t0 = time.monotonic()
         r = s.cmd("reload", "--tasks")
         took = time.monotonic() - t0
@@ -259,12 +260,29 @@ def test_reload_tasks():
         assert worker_pids(after) == worker_pids(before)
         assert not set(task_pids(after)) & set(tpids), (task_pids(after), tpids)
         t = after["tasks"]
-        assert t == {"queued": 0, "done": 2, "failed": 0, "retried": 0}, t
+        assert t == {"queued": 0, "done": 1, "failed": 0, "retried": 0}, t
         st, _, body = s.get("/task?ms=10")
         assert st == 200 and DONE.match(body), (st, body)
         # The replacements are serving: srv info must say so.
         wait_for(lambda: all(w["state"] == "ready" for w in s.info()["workers"]), 2,
                  "every slot 'ready' in srv info after the reload")
+
+
+def test_stop_during_task():
+    """srv stop while a task runs: the tree is gone within max_wait_time plus a margin."""
+    s = Server(server={"task_worker_num": 1, "max_wait_time": 2})
+    with running(s):
+        tpid = task_pids(s.info())[0]
+        bg = Background(s, "/task?ms=20000&timeout=30000")
+        wait_for(lambda: sleeping(tpid), 5, "the task worker to run the task")
+        t0 = time.monotonic()
+        s.stop()
+        took = time.monotonic() - t0
+        assert took < (2 + 5) * SLOW, took
+        bg.t.join(10 * SLOW)
+        assert not bg.t.is_alive()
+        # The waiter gets no 200: its connection is closed or it answers an error.
+        assert isinstance(bg.result, Exception) or bg.result[0] != 200, bg.result
 
 
 def test_timer_after():
@@ -304,4 +322,4 @@ if __name__ == "__main__":
     run([test_sync_task, test_idle_task_worker_takes_queued_task, test_async_finish, test_wait_timeout, test_no_task_workers,
          test_queue_full, test_queue_depth_in_info, test_failing_task_retries,
          test_killed_task_worker_retry, test_killed_task_worker_no_tries_left, test_reload_tasks,
-         test_timer_after])
+         test_stop_during_task, test_timer_after])
