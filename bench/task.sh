@@ -14,7 +14,9 @@
 #   usage: bench/task.sh [BUILD_DIR=/work/main/build-bench2]   (needs BUILD_DIR/srv, examples/demo.so)
 # Env: DURATION (10 s per sync run), ASYNC_DURATION (2 s), ASYNC_QUEUE (1000000), ROUNDS (2),
 #      WARMUP (1 s, sync only), CONNS (64), MODES ("process base"), TASK_WORKERS ("1 2"), LOADS ("sync async"), SERVER_CPU (0), CLIENT_CPU (1),
-#      QUIET_PCT (10) / QUIET_WAIT (30 s) as in bench/http.sh, KEEP=1 keeps the temp dir,
+#      QUIET_PCT (10) / QUIET_WAIT (30 s) as in bench/http.sh; BUSY_WAIT (900 s): each run first
+#      waits while another bench script runs (they share CPUs 0/1); KEEP=1 keeps the temp dir,
+#      REPORT_FROM=<kept dir> only re-reports its results,
 #      WRITE_RESULTS=1 writes the "## Tasks" section of bench/RESULTS.md (replacing an earlier one).
 set -euo pipefail
 
@@ -107,7 +109,12 @@ free_port() {
 }
 cpu_busy() { awk -v c="cpu$scpu" '$1 == c {print $2 + $3 + $4 + $7 + $8}' /proc/stat; }
 wait_quiet() {
-    local deadline=$((SECONDS + ${QUIET_WAIT:-30})) a b pct
+    local deadline=$((SECONDS + ${QUIET_WAIT:-30})) a b pct busy_until=$((SECONDS + ${BUSY_WAIT:-900}))
+    # The other benchmark scripts pin to the same CPUs: never overlap with one of them.
+    while pgrep -f '(http|tcp|ws|table|timer)\.sh' >/dev/null && ((SECONDS < busy_until)); do
+        sleep 5
+    done
+    deadline=$((SECONDS + ${QUIET_WAIT:-30}))
     while :; do
         a="$(cpu_busy)"; sleep 1; b="$(cpu_busy)"
         pct=$(((b - a) * 100 / hz))
@@ -173,20 +180,24 @@ run_load() { # round mode tw load
 load_avg="$(cut -d' ' -f1-3 /proc/loadavg)"
 echo "task.sh: $rounds round(s) x modes [$modes] x task workers [$tws] x loads [$loads], ${duration}s each;" \
     "server on CPU $scpu, wrk on CPU $ccpu; load average $load_avg" >&2
-: >"$tmp/results"
-for ((r = 1; r <= rounds; r++)); do
-    for m in $modes; do
-        for t in $tws; do
-            for l in $loads; do
-                # A fresh server per run: the async run leaves a long queue behind.
-                if [[ "$l" == sync ]]; then start_srv "$m" "$t" 65536; else start_srv "$m" "$t" "$async_queue"; fi
-                run_load "$r" "$m" "$t" "$l"
-                kill -0 "$root_pid" 2>/dev/null || echo "task.sh: srv ($m) died during the run" >&2
-                stop_srv
+if [[ -n "${REPORT_FROM:-}" ]]; then # only re-report a kept run
+    for f in results; do cp "$REPORT_FROM/$f" "$tmp/$f"; done
+else
+    : >"$tmp/results"
+    for ((r = 1; r <= rounds; r++)); do
+        for m in $modes; do
+            for t in $tws; do
+                for l in $loads; do
+                    # A fresh server per run: the async run leaves a long queue behind.
+                    if [[ "$l" == sync ]]; then start_srv "$m" "$t" 65536; else start_srv "$m" "$t" "$async_queue"; fi
+                    run_load "$r" "$m" "$t" "$l"
+                    kill -0 "$root_pid" 2>/dev/null || echo "task.sh: srv ($m) died during the run" >&2
+                    stop_srv
+                done
             done
         done
     done
-done
+fi
 
 commit="$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)"
 python3 - "$tmp/results" "$commit" "$load_avg" "$duration" "$warmup" "$conns" "$scpu" "$ccpu" \

@@ -13,7 +13,9 @@
 # Env: DURATION (10 s per echo run), ROUNDS (3 echo rounds), WARMUP (1 s), MODES ("process base"),
 #      PARTS ("echo bcast"), CONNS (256), SIZE (64), BC_CONNS (10000), BC_ROUNDS (5),
 #      SERVER_CPU (0), CLIENT_CPU (1), QUIET_PCT (10) / QUIET_WAIT (30 s) / NOISE_PCT (15) /
-#      TRIES (3) as in bench/http.sh, KEEP=1 keeps the temp dir, WRITE_RESULTS=1 writes the
+#      TRIES (3) as in bench/http.sh; BUSY_WAIT (900 s): each run first waits while another bench
+#      script runs (they share CPUs 0/1); KEEP=1 keeps the temp dir, REPORT_FROM=<kept dir> only
+#      re-reports its results, WRITE_RESULTS=1 writes the
 #      "## WebSocket" section of bench/RESULTS.md (replacing an earlier one).
 set -euo pipefail
 
@@ -70,7 +72,12 @@ free_port() {
 }
 cpu_busy() { awk -v c="cpu$scpu" '$1 == c {print $2 + $3 + $4 + $7 + $8}' /proc/stat; }
 wait_quiet() { # prints CPU $scpu's busy % in the last 1 s window (waits for <= QUIET_PCT)
-    local deadline=$((SECONDS + ${QUIET_WAIT:-30})) a b pct
+    local deadline=$((SECONDS + ${QUIET_WAIT:-30})) a b pct busy_until=$((SECONDS + ${BUSY_WAIT:-900}))
+    # The other benchmark scripts pin to the same CPUs: never overlap with one of them.
+    while pgrep -f '(http|tcp|task|table|timer)\.sh' >/dev/null && ((SECONDS < busy_until)); do
+        sleep 5
+    done
+    deadline=$((SECONDS + ${QUIET_WAIT:-30}))
     while :; do
         a="$(cpu_busy)"; sleep 1; b="$(cpu_busy)"
         pct=$(((b - a) * 100 / hz))
@@ -160,7 +167,7 @@ f=lambda k: float(r.get(k,0)); print(int(100*(f("cpu_ticks")-f("proc_ticks"))/f(
 
 run_bcast() { # mode: 10,000 idle /chat clients (memory), then broadcasts; lines to $tmp/bcast
     local mem0 mem1 i out="$tmp/bcast-$1.out"
-    sleep 1
+    wait_quiet >/dev/null
     mem0="$(tree_mem_kb "$root_pid")"
     taskset -c "$ccpu" "$tmp/loadgen" -m wsbcast -u /chat -p "$hport" -c "$bc_conns" -s "$size" \
         -r "$bc_rounds" -i 256 -R >"$out" 2>>"$tmp/loadgen.log" &
@@ -204,35 +211,39 @@ run_bcast() { # mode: 10,000 idle /chat clients (memory), then broadcasts; lines
 load_avg="$(cut -d' ' -f1-3 /proc/loadavg)"
 echo "ws.sh: parts [$parts], modes [$modes]; echo: $rounds round(s) x ${duration}s, $conns connections;" \
     "broadcast: $bc_conns clients x $bc_rounds; server on CPU $scpu, loadgen on CPU $ccpu; load average $load_avg" >&2
-: >"$tmp/results"
-: >"$tmp/bcast"
-if [[ " $parts " == *" echo "* ]]; then
-    for ((r = 1; r <= rounds; r++)); do
+if [[ -n "${REPORT_FROM:-}" ]]; then # only re-report a kept run
+    for f in results bcast; do cp "$REPORT_FROM/$f" "$tmp/$f"; done
+else
+    : >"$tmp/results"
+    : >"$tmp/bcast"
+    if [[ " $parts " == *" echo "* ]]; then
+        for ((r = 1; r <= rounds; r++)); do
+            for m in $modes; do
+                start_srv "$m"
+                best="" best_noise=1000
+                for ((try = 1; try <= ${TRIES:-3}; try++)); do
+                    run_echo "$r" "$m"
+                    noise="$(noise_of)"
+                    if ((noise < best_noise)); then best="$(cat "$tmp/row")" best_noise=$noise; fi
+                    ((noise <= ${NOISE_PCT:-15})) && break
+                    ((try < ${TRIES:-3})) && echo "  (CPU $scpu ${noise}% busy with other work: redoing)" >&2
+                done
+                echo "$best" >>"$tmp/results"
+                kill -0 "$root_pid" 2>/dev/null || echo "ws.sh: srv ($m) died during the run" >&2
+                stop_srv
+            done
+        done
+    fi
+    if [[ " $parts " == *" bcast "* ]]; then
         for m in $modes; do
             start_srv "$m"
-            best="" best_noise=1000
-            for ((try = 1; try <= ${TRIES:-3}; try++)); do
-                run_echo "$r" "$m"
-                noise="$(noise_of)"
-                if ((noise < best_noise)); then best="$(cat "$tmp/row")" best_noise=$noise; fi
-                ((noise <= ${NOISE_PCT:-15})) && break
-                ((try < ${TRIES:-3})) && echo "  (CPU $scpu ${noise}% busy with other work: redoing)" >&2
-            done
-            echo "$best" >>"$tmp/results"
-            kill -0 "$root_pid" 2>/dev/null || echo "ws.sh: srv ($m) died during the run" >&2
+            run_bcast "$m"
+            kill -0 "$root_pid" 2>/dev/null || echo "ws.sh: srv ($m) died during the broadcast run" >&2
+            t0=$SECONDS
             stop_srv
+            echo "  srv ($m) stopped in $((SECONDS - t0)) s" >&2
         done
-    done
-fi
-if [[ " $parts " == *" bcast "* ]]; then
-    for m in $modes; do
-        start_srv "$m"
-        run_bcast "$m"
-        kill -0 "$root_pid" 2>/dev/null || echo "ws.sh: srv ($m) died during the broadcast run" >&2
-        t0=$SECONDS
-        stop_srv
-        echo "  srv ($m) stopped in $((SECONDS - t0)) s" >&2
-    done
+    fi
 fi
 
 commit="$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)"

@@ -710,7 +710,9 @@ static void on_accept(srv_loop_t *loop, srv_loop_op_t *op, int res, const char *
     if (!(flags & SRV_LOOP_MORE))
         e->accept_armed[i] = false;
     if (res >= 0) {
-        if (e->accepting && !e->destroying)
+        /* Draining still serves what the kernel already accepted for us (with
+         * Connection: close); only a destroyed engine drops it. */
+        if (!e->destroying)
             new_conn(e, i, res);
         else
             close(res);
@@ -794,7 +796,10 @@ static void on_tick(srv_loop_t *loop, srv_loop_op_t *op, int res, const char *da
             continue;
         }
         int64_t last = c->last_read > c->last_write ? c->last_read : c->last_write;
-        if (e->draining || now - last > cfg->http_keepalive_timeout)
+        if (e->draining && now - (last > e->drain_start ? last : e->drain_start) > DRAIN_IDLE_MS) {
+            c->flags |= F_CLOSE_AFTER;
+            srv__conn_flush(c); /* half-close and linger: a request in flight gets no reset */
+        } else if (now - last > cfg->http_keepalive_timeout)
             srv__conn_close(c);
     }
     for (int i = 0; i < e->nlisten; i++)
@@ -938,6 +943,8 @@ void srv__engine_accept_stop(srv_engine_t *e)
 void srv__engine_drain(srv_engine_t *e)
 {
     srv__engine_accept_stop(e);
+    if (!e->draining)
+        e->drain_start = srv__engine_now_ms(e);
     e->draining = true;
     for (uint32_t i = 0; i < e->used_slots; i++) {
         srv_conn_t *c = e->slots[i];
@@ -948,8 +955,10 @@ void srv__engine_drain(srv_engine_t *e)
         } else if (c->proto == PROTO_TCP) {
             c->flags |= F_CLOSE_AFTER | F_NO_READ;
             srv__conn_flush(c);
-        } else if (!srv__out_pending(c) && srv_http_parser_idle(c->http) && c->in_len == 0)
-            srv__conn_close(c);
+        }
+        /* HTTP: an idle keep-alive connection may have a request on its way; it is answered
+         * with Connection: close, and one still idle after a grace period is closed gently
+         * (see on_tick), so a reload resets no client. */
     }
 }
 

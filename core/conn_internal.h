@@ -16,6 +16,7 @@
 #define SEG_MIN 4096
 #define TICK_MS 250
 #define LINGER_MS 2000
+#define DRAIN_IDLE_MS 1000 /* stopping: idle keep-alive connections get this long to ask */
 
 enum {
     F_RECV = 1u << 0,        /* recv op armed */
@@ -91,6 +92,7 @@ struct srv_engine {
     bool accept_armed[SRV_CONFIG_MAX_LISTEN];
     bool accepting;
     bool draining;
+    int64_t drain_start;
     srv_loop_op_t tick_op;
     bool tick_armed;
     bool destroying;

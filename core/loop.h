@@ -94,8 +94,9 @@ int srv_loop_timer(srv_loop_t *loop, srv_loop_op_t *op, uint64_t ms);
 /* Cancel an armed op: it will complete (once more, without MORE) with -ECANCELED or with its
  * real result if that raced. A multishot recv may still deliver data the kernel had already
  * received (with MORE) before that final completion, so pausing a stream loses no byte;
- * connections a multishot accept had in flight are closed. A no-op for an op that is not
- * armed. Returns 0 or -errno. Submitting an op that is still armed returns -EBUSY. */
+ * likewise connections a multishot accept already took are delivered, never reset. A no-op for an
+ * op that is not armed. Returns 0 or -errno. Submitting an op that is still armed returns -EBUSY.
+ */
 int srv_loop_cancel(srv_loop_t *loop, srv_loop_op_t *op);
 
 /* Set the callback run (inside srv_loop_run) after srv_loop_wake() was called. */

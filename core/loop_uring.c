@@ -263,10 +263,8 @@ static int dispatch_accept(uloop_t *u, srv_loop_op_t *op, int res, uint32_t fl)
 
     if (res >= 0) {
         if (more) {
-            if (op->cancelled) {
-                close(res);
-                return 0;
-            }
+            /* Delivered even after srv_loop_cancel: the kernel took this connection off the
+             * listen queue for us; closing it would reset a client mid-reload. */
             op->cb(loop, op, res, NULL, SRV_LOOP_MORE);
             return 1;
         }

@@ -8,11 +8,10 @@ import shutil
 import signal
 import stat
 import subprocess
-import tempfile
 import threading
 import time
 
-from srvtest import SLOW, SRV, Server, children_of, pid_alive, run, running, wait_for
+from srvtest import DEMO, SLOW, SRV, Server, children_of, pid_alive, run, running, wait_for
 
 LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}) \[(error|warn|notice|info|debug)\] "
                   r"([a-z]+)(?:#\d+)?\[(\d+)\] ")
@@ -241,6 +240,50 @@ def test_worker_killed_is_respawned():
         s.stop()
 
 
+def test_worker_dying_at_startup_backs_off():
+    """A worker that cannot start (the app on disk is broken) is respawned with a growing delay
+    and a warn line each time; the other worker goes on serving; a good app brings it back."""
+    s = Server(name="life-backoff", server={"worker_num": 2})
+    app = os.path.join(s.dir, "app.so")
+    shutil.copyfile(s.server["app"], app)
+    s.server["app"] = app
+    s.write_config()
+    with running(s):
+        info = s.info()
+        victim = next(w for w in info["workers"] if w["type"] == "worker" and w["id"] == 0)
+        with open(app + ".new", "wb") as f:
+            f.write(b"not an ELF file at all\n" * 8)
+        os.rename(app + ".new", app)
+        os.kill(victim["pid"], signal.SIGKILL)
+        delays = re.compile(r"\[warn\] manager\[\d+\] .*worker #0 .*before it was ready.*"
+                            r"respawning in (\d+) ms")
+
+        def backing_off():
+            found = [int(m.group(1)) for m in map(delays.search, log_lines(s)) if m]
+            return found if len(found) >= 3 else None
+
+        found = wait_for(backing_off, 15, "three failed start-ups of worker #0 in the log")
+        assert found[:3] == sorted(found[:3]) and found[2] > found[0], \
+            f"respawn delays do not grow: {found}"
+        w0 = next(w for w in s.info()["workers"] if w["type"] == "worker" and w["id"] == 0)
+        assert w0["respawns"] >= 3, w0
+        # The healthy worker keeps answering meanwhile.
+        for _ in range(4):
+            status, _, body = s.get("/")
+            assert status == 200 and body == b"Hello, World!", (status, body)
+        shutil.copyfile(DEMO, app + ".new")
+        os.rename(app + ".new", app)
+
+        def back():
+            w = next(w for w in s.info()["workers"] if w["type"] == "worker" and w["id"] == 0)
+            return w if w["state"] == "ready" and w["pid"] and pid_alive(w["pid"]) else None
+
+        wait_for(back, 20, "worker #0 ready again with a good app")
+        for _ in range(4):
+            assert s.get("/")[0] == 200
+        s.stop()
+
+
 def test_max_request_recycles_workers():
     with running(Server(name="life-maxreq", server={"worker_num": 2, "max_request": 20,
                                                      "max_request_grace": 0})) as s:
@@ -274,17 +317,21 @@ def test_max_request_recycles_workers():
 
 
 def test_master_sigkill_leaves_no_orphans():
-    s = Server(name="life-kill9")
-    try:
-        s.start()
-        info = s.info()
-        pids = tree(info) | children_of([info["pid"]])
-        os.kill(info["pid"], signal.SIGKILL)
-        s.proc.wait(5 * SLOW)
-        wait_for(lambda: not any(pid_alive(p) for p in pids), 10,
-                 f"manager and workers gone after SIGKILL of the master ({sorted(pids)})")
-    finally:
-        s.cleanup()
+    for mode in ("process", "base"):
+        s = Server(name=f"life-kill9-{mode}", server={"mode": mode, "task_worker_num": 1})
+        try:
+            s.start()
+            assert s.get("/")[0] == 200
+            info = s.info()
+            pids = tree(info) | children_of([info["pid"]])
+            assert len(pids) >= 5, (mode, pids)  # master, manager, 2 workers, 1 task worker
+            os.kill(info["pid"], signal.SIGKILL)
+            s.proc.wait(5 * SLOW)
+            wait_for(lambda: not any(pid_alive(p) for p in pids), 10,
+                     f"{mode} mode: manager and workers gone after SIGKILL of the master "
+                     f"({sorted(pids)})")
+        finally:
+            s.cleanup()
 
 
 def test_log_reopen_on_sigrtmin():
@@ -332,6 +379,7 @@ if __name__ == "__main__":
     run([test_daemon_start_pidfile_lock_and_log, test_daemon_detaches_from_caller_pipes,
          test_stop_lets_inflight_request_finish, test_stop_bounded_by_max_wait_time,
          test_sigterm_graceful, test_sigint_graceful, test_control_socket_mode_and_removal,
-         test_worker_killed_is_respawned, test_max_request_recycles_workers,
+         test_worker_killed_is_respawned, test_worker_dying_at_startup_backs_off,
+         test_max_request_recycles_workers,
          test_master_sigkill_leaves_no_orphans, test_log_reopen_on_sigrtmin,
          test_log_to_stderr_when_no_log_file])
