@@ -1196,7 +1196,8 @@ uint32_t srv__conn_peer_hash(const srv_conn_t *c)
     return c->peer_hash;
 }
 
-int srv__conn_ws_accept(srv_engine_t *e, uint64_t session, int code)
+int srv__conn_ws_accept(srv_engine_t *e, uint64_t session, int code, const char *proto,
+                        size_t proto_len)
 {
     srv_conn_t *c = srv__conn_lookup(e, session);
     if (c == NULL)
@@ -1204,7 +1205,7 @@ int srv__conn_ws_accept(srv_engine_t *e, uint64_t session, int code)
     if (!(c->flags & F_INFLIGHT) || c->ws_pending == NULL)
         return -EPROTO;
     bool accepted = false;
-    int rc = srv__ws_decided(c, code, &accepted);
+    int rc = srv__ws_decided(c, code, proto, proto_len, &accepted);
     c->flags &= ~(uint32_t)F_INFLIGHT;
     e->inflight--;
     c->tag = -1;

@@ -87,7 +87,8 @@ void srv__engine_fail_inflight(srv_engine_t *e, int tag);
 int srv__conn_send(srv_engine_t *e, uint64_t session, const void *data, size_t len);
 int srv__conn_close_session(srv_engine_t *e, uint64_t session);
 /* After on_ws_open: code 0 accepts (101), else refuse (403, close). */
-int srv__conn_ws_accept(srv_engine_t *e, uint64_t session, int code);
+int srv__conn_ws_accept(srv_engine_t *e, uint64_t session, int code, const char *proto,
+                        size_t proto_len);
 int srv__conn_ws_push(srv_engine_t *e, uint64_t session, int opcode, const void *data, size_t len);
 int srv__conn_ws_close(srv_engine_t *e, uint64_t session, int code, const char *reason, size_t len);
 /* Push to every open WebSocket of this engine (listener < 0: all). Returns the count. */

@@ -134,6 +134,6 @@ void srv__stream_release(srv_conn_t *c);                      /* about to be fre
 int srv__ws_upgrade(srv_conn_t *c, const srv_request_t *req); /* 1: taken over */
 void srv__stream_tick(srv_conn_t *c, int64_t now);
 void srv__stream_eof(srv_conn_t *c);
-int srv__ws_decided(srv_conn_t *c, int code, bool *accepted);
+int srv__ws_decided(srv_conn_t *c, int code, const char *proto, size_t proto_len, bool *accepted);
 
 #endif

@@ -2,6 +2,7 @@
  * WebSocket after an HTTP upgrade. Events go to the app through the engine's ops (IPC in
  * process mode, direct calls in base mode); the app acts on sessions through srv__conn_*. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -186,13 +187,20 @@ int srv__ws_upgrade(srv_conn_t *c, const srv_request_t *req)
 }
 
 /* The app accepted (code 0) or refused the handshake of session. */
-int srv__ws_decided(srv_conn_t *c, int code, bool *accepted)
+int srv__ws_decided(srv_conn_t *c, int code, const char *proto, size_t proto_len, bool *accepted)
 {
     *accepted = false;
     if (code != 0 || c->ws_pending == NULL)
         return 0;
-    struct iovec v = {.iov_base = c->ws_pending, .iov_len = c->ws_pending_len};
-    int rc = srv__out_write(c, &v, 1);
+    /* The 101 built at upgrade time ends with the blank line; the app's subprotocol goes in
+     * just before it. */
+    char hdr[192];
+    int hn = 0;
+    if (proto_len > 0 && proto_len < 128)
+        hn = snprintf(hdr, sizeof(hdr), "Sec-WebSocket-Protocol: %.*s\r\n", (int)proto_len, proto);
+    struct iovec v[3] = {
+        {c->ws_pending, c->ws_pending_len - 2}, {hdr, (size_t)hn}, {(char *)"\r\n", 2}};
+    int rc = srv__out_write(c, v, 3);
     free(c->ws_pending);
     c->ws_pending = NULL;
     c->ws_pending_len = 0;

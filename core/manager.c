@@ -217,7 +217,9 @@ static void on_ready(slot_t *s, proc_t *p)
     if (s->old.pid > 0) {
         /* Process mode: the master switches the reactors to the new channels and shuts the
          * old ones, so the old worker drains and exits by itself. Base mode: tell it. */
-        if (srv__server.nreactors == 0 || s->kind != SRV_SLOT_WORKER)
+        if (s->kind == SRV_SLOT_PROCESS)
+            kill(s->old.pid, SIGUSR1); /* its on_reload hook, not on_stop */
+        else if (srv__server.nreactors == 0 || s->kind != SRV_SLOT_WORKER)
             kill(s->old.pid, SIGTERM);
         int wait = srv__server.cfg.max_wait_time;
         s->old_kill_at = srv__mono_ms() + (int64_t)wait * 1000 + 1000;

@@ -22,10 +22,12 @@
 #include "timer/cron_sched.h"
 
 static volatile int g_stop;
+static volatile int g_reload;
 
 static void on_term(int sig)
 {
-    (void)sig;
+    if (sig == SIGUSR1)
+        g_reload = 1; /* replaced by a reload (the manager's choice of signal) */
     g_stop = 1;
 }
 
@@ -55,6 +57,7 @@ static void common_start(int slot, const char *role, int id, const char *name)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
     signal(SIGRTMIN, SIG_IGN);
     srv__msg_init(slot);
@@ -197,7 +200,29 @@ struct srv_process {
     int slot;
     int index; /* [[process]] entry */
     int instance;
+    void (*on_reload)(srv_process_t *p);
+    void (*on_stop)(srv_process_t *p);
+    bool hooked; /* a hook ran */
 };
+
+void srv_process_hooks(srv_process_t *p, void (*on_reload)(srv_process_t *p),
+                       void (*on_stop)(srv_process_t *p))
+{
+    p->on_reload = on_reload;
+    p->on_stop = on_stop;
+}
+
+/* Run the reload or stop hook once, outside signal context. */
+static void run_hooks(srv_process_t *p)
+{
+    if (!g_stop || p->hooked)
+        return;
+    p->hooked = true;
+    if (g_reload && p->on_reload)
+        p->on_reload(p);
+    else if (!g_reload && p->on_stop)
+        p->on_stop(p);
+}
 
 const char *srv_process_name(const srv_process_t *p)
 {
@@ -209,9 +234,9 @@ int srv_process_instance(const srv_process_t *p)
     return p->instance;
 }
 
-bool srv_process_stopping(const srv_process_t *p)
+bool srv_process_stopping(srv_process_t *p)
 {
-    (void)p;
+    run_hooks(p);
     return g_stop != 0;
 }
 
@@ -220,8 +245,10 @@ int srv_process_recv(srv_process_t *p, void *buf, size_t cap, uint64_t *call, in
     int64_t deadline = srv__mono_ms() + timeout_ms;
     static char tmp[1 << 20];
     for (;;) {
-        if (g_stop)
+        if (g_stop) {
+            run_hooks(p);
             return -ECANCELED;
+        }
         srv__mbox_ack(p->slot);
         srv_msg_t m;
         int rc = srv__mbox_get(p->slot, &m, tmp, sizeof(tmp));

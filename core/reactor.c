@@ -136,7 +136,7 @@ static void on_frame(void *arg, const srv_ipc_hdr_t *h, const char *payload)
     case SRV_IPC_WS_ACCEPT:
         if (r->inflight_per_worker[ch->slot] > 0 && r->cur[ch->slot] == ch)
             r->inflight_per_worker[ch->slot]--;
-        srv__conn_ws_accept(r->eng, h->session, h->flags);
+        srv__conn_ws_accept(r->eng, h->session, h->flags, payload, h->len);
         return;
     case SRV_IPC_WS_PUSH:
         srv__conn_ws_push(r->eng, h->session, h->flags, payload, h->len);

@@ -250,13 +250,34 @@ static const srv_handlers_t *handlers_for(int listener)
     return W.handlers[listener];
 }
 
-/* on_ws_open decides; the answer goes back to whoever owns the connection. */
+/* on_ws_open decides; the answer goes back to whoever owns the connection. The app may pick a
+ * subprotocol meanwhile (srv_ws_select_protocol). */
+static bool g_in_ws_open;
+static char g_ws_proto[128];
+
+int srv_ws_select_protocol(const char *name)
+{
+    if (!g_in_ws_open)
+        return -EPERM;
+    size_t n = name ? strlen(name) : 0;
+    if (n == 0 || n >= sizeof(g_ws_proto))
+        return -EINVAL;
+    for (const char *p = name; *p; p++)
+        if (*p <= ' ' || *p >= 127 || strchr("()<>@,;:\\\"/[]?={}", *p))
+            return -EINVAL;
+    memcpy(g_ws_proto, name, n + 1);
+    return 0;
+}
+
 static int ws_open(const srv_request_t *req)
 {
     const srv_handlers_t *h = handlers_for(req->listener);
     int code = 0;
+    g_ws_proto[0] = '\0';
+    g_in_ws_open = true;
     if (h && h->on_ws_open)
         code = h->on_ws_open(req);
+    g_in_ws_open = false;
     if (code != 0 && (code < 1000 || code > 4999))
         code = SRV_WS_CLOSE_POLICY;
     count_request();
@@ -318,7 +339,8 @@ static void on_frame(void *arg, const srv_ipc_hdr_t *h, const char *payload)
             return;
         }
         int code = ws_open(&req);
-        srv__worker_action(h->session, SRV_IPC_WS_ACCEPT, (uint16_t)code, NULL, 0);
+        srv__worker_action(h->session, SRV_IPC_WS_ACCEPT, (uint16_t)code, g_ws_proto,
+                           code == 0 ? strlen(g_ws_proto) : 0);
         return;
     }
     run_event(h->session, h->type, h->flags, payload, h->len);
@@ -357,7 +379,7 @@ int srv__worker_action(uint64_t session, uint16_t type, uint16_t flags, const vo
         case SRV_IPC_CLOSE:
             return srv__conn_close_session(W.eng, session);
         case SRV_IPC_WS_ACCEPT:
-            return srv__conn_ws_accept(W.eng, session, flags);
+            return srv__conn_ws_accept(W.eng, session, flags, data, len);
         case SRV_IPC_WS_PUSH:
             return srv__conn_ws_push(W.eng, session, flags, data, len);
         case SRV_IPC_WS_CLOSE:
@@ -488,8 +510,11 @@ static void on_chan_recv(srv_loop_t *loop, srv_loop_op_t *op, int res, const cha
 
 static int base_dispatch(srv_engine_t *e, srv_conn_t *c, uint16_t type, const srv_request_t *req)
 {
-    if (type == SRV_IPC_WS_OPEN)
-        return srv__conn_ws_accept(e, req->session, ws_open(req)) < 0 ? 0 : 0;
+    if (type == SRV_IPC_WS_OPEN) {
+        int code = ws_open(req);
+        srv__conn_ws_accept(e, req->session, code, g_ws_proto, code == 0 ? strlen(g_ws_proto) : 0);
+        return 0;
+    }
     run_request(req, NULL, 0);
     return 0;
 }

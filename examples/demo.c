@@ -263,10 +263,22 @@ void demo_cron_tick(srv_cron_job_t *job)
     counter("demo_cron_runs", 1);
 }
 
+static void clock_reload(srv_process_t *p)
+{
+    srv_app_log(2, "clock %d: reloading, handing over to the new instance",
+                srv_process_instance(p));
+}
+
+static void clock_stop(srv_process_t *p)
+{
+    srv_app_log(2, "clock %d: stopping", srv_process_instance(p));
+}
+
 void demo_clock(srv_process_t *p)
 {
     char buf[256];
     uint64_t call;
+    srv_process_hooks(p, clock_reload, clock_stop);
     while (!srv_process_stopping(p)) {
         int n = srv_process_recv(p, buf, sizeof(buf), &call, 1000);
         if (n < 0)
@@ -368,8 +380,13 @@ static void session_key(uint64_t session, char *key)
 
 static int on_ws_open(const srv_request_t *req)
 {
-    if (path_is(req, "/ws"))
+    if (path_is(req, "/ws")) {
+        /* Subprotocols are the app's choice: /ws speaks "echo" when the client offers it. */
+        srv_str_t offered = srv_request_header(req, "Sec-WebSocket-Protocol");
+        if (offered.ptr && memmem(offered.ptr, offered.len, "echo", 4))
+            srv_ws_select_protocol("echo");
         return 0;
+    }
     if (path_is(req, "/chat")) {
         srv_table_t *t = srv_table_find("chat");
         char key[32];

@@ -216,6 +216,10 @@ int srv_sendto(int listener, const char *addr, int port, const void *data, size_
 int srv_ws_push(uint64_t session, int opcode, const void *data, size_t len);
 /* Close with a code (1000-4999) and a reason (up to 123 bytes). */
 int srv_ws_close(uint64_t session, int code, const char *reason);
+/* Inside on_ws_open only: answer with this subprotocol (one the client offered in
+ * Sec-WebSocket-Protocol; copied). -EINVAL for a name that is not a token, -EPERM outside
+ * on_ws_open. Without it no subprotocol is selected. */
+int srv_ws_select_protocol(const char *name);
 /* true while session is an open WebSocket connection. */
 bool srv_ws_exists(uint64_t session);
 /* Push one message to every open WebSocket connection (listener >= 0: only that listener's).
@@ -286,8 +290,13 @@ typedef struct srv_process srv_process_t;
 typedef void (*srv_process_entry_t)(srv_process_t *p);
 const char *srv_process_name(const srv_process_t *p);
 int srv_process_instance(const srv_process_t *p); /* 0..num-1 */
-/* true once the process should finish (stop or reload: SIGTERM). */
-bool srv_process_stopping(const srv_process_t *p);
+/* true once the process should finish (the server stops or reloads). */
+bool srv_process_stopping(srv_process_t *p);
+/* Hooks run once, on the process's own thread, at its next srv_process_recv or
+ * srv_process_stopping call after a reload (the replacement is already running) or a stop;
+ * the entry should return soon after. The manager kills the process after max_wait_time. */
+void srv_process_hooks(srv_process_t *p, void (*on_reload)(srv_process_t *p),
+                       void (*on_stop)(srv_process_t *p));
 /* Wait up to timeout_ms for a message from a worker: returns its length (copied into buf,
  * truncated to cap), -ETIMEDOUT, or -ECANCELED once stopping. *call identifies it for
  * srv_process_reply (0 when the sender wants no reply). */
