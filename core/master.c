@@ -397,9 +397,9 @@ static int setup_stats(const srv_config_t *cfg)
         slots = 1u << SRV_SESSION_SLOT_BITS;
     size_t conninfo = sizeof(srv_conninfo_t) * (size_t)engines * slots + 64;
     /* Mailboxes: 1 MiB per process slot, the task queue 8 MiB; task run records. */
-    int nbox = srv__server.nslots + 1;
+    int nbox = 2 * srv__server.nslots + 1;
     size_t boxes =
-        (size_t)srv__server.nslots * ((1u << 20) + 64) + (8u << 20) + 64 + (size_t)nbox * 128;
+        (size_t)2 * srv__server.nslots * ((1u << 20) + 64) + (8u << 20) + 64 + (size_t)nbox * 128;
     size_t tasks = (size_t)cfg->task_worker_num * 2 * ((256u << 10) + 64) + 4096;
     size_t bytes = stats + conninfo + boxes + tasks + srv_tables_region_size(cfg) + (2u << 20);
     int rc = srv_shm_create(bytes);

@@ -14,6 +14,7 @@
 
 typedef struct box {
     int32_t lock;
+    int32_t owner; /* pid of the process reading it */
     uint32_t msgs;
     uint32_t max_msgs;
     uint64_t head; /* bytes consumed */
@@ -161,4 +162,18 @@ void srv__mbox_kick(int i)
     uint64_t one = 1;
     ssize_t w = write(g_fds[i], &one, sizeof(one));
     (void)w;
+}
+
+void srv__mbox_set_owner(int i, int pid)
+{
+    if (i >= 0 && i < g_n)
+        __atomic_store_n(&g_boxes[i].owner, pid, __ATOMIC_RELEASE);
+}
+
+bool srv__mbox_orphaned(int i)
+{
+    if (i < 0 || i >= g_n)
+        return false;
+    int32_t pid = __atomic_load_n(&g_boxes[i].owner, __ATOMIC_ACQUIRE);
+    return pid <= 0 || srv__shm_pid_dead(pid);
 }

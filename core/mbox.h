@@ -6,6 +6,7 @@
 #ifndef SRV_MBOX_H
 #define SRV_MBOX_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -43,6 +44,10 @@ int srv__mbox_get(int i, srv_msg_t *m, void *buf, size_t cap);
 void srv__mbox_ack(int i);
 /* Make mailbox i's eventfd readable again (another receiver should look). */
 void srv__mbox_kick(int i);
+/* The process reading mailbox i (set by that process when it starts). */
+void srv__mbox_set_owner(int i, int pid);
+/* true when the process that read mailbox i is gone (its messages wait for a successor). */
+bool srv__mbox_orphaned(int i);
 /* Messages waiting in mailbox i. */
 uint32_t srv__mbox_pending(int i);
 /* The largest payload mailbox i accepts. */

@@ -36,6 +36,7 @@ static struct {
     srv_timers_t timers;
     bool timers_init;
     uint32_t gen; /* this process's generation in its slot */
+    int slot;     /* P.self is our mailbox */
 } P = {.self = -1};
 
 typedef struct task_run {
@@ -57,9 +58,11 @@ static task_state_t *g_tasks;
 
 void srv__msg_init(int slot)
 {
-    P.self = slot;
+    P.slot = slot;
     if (srv__server.stats)
         P.gen = atomic_load(&srv__server.stats->workers[slot].generation);
+    P.self = 2 * slot + (int)(P.gen & 1);
+    srv__mbox_set_owner(P.self, getpid());
     if (P.buf == NULL)
         P.buf = malloc(MSG_BUF);
 }
@@ -115,6 +118,13 @@ void srv__msg_dispatch(void)
     while ((rc = srv__mbox_get(P.self, &m, P.buf, MSG_BUF)) != 0) {
         if (rc > 0)
             dispatch_one(&m, P.buf);
+    }
+    /* Messages sent to our slot while it had no live process wait in its other mailbox. */
+    if (srv__mbox_pending(P.self ^ 1) > 0 && srv__mbox_orphaned(P.self ^ 1)) {
+        while ((rc = srv__mbox_get(P.self ^ 1, &m, P.buf, MSG_BUF)) != 0) {
+            if (rc > 0)
+                dispatch_one(&m, P.buf);
+        }
     }
 }
 
@@ -275,17 +285,17 @@ void srv__timers_run(void)
 
 int srv_send_message(int worker_id, const void *data, size_t len)
 {
-    if (worker_id < 0 || worker_id >= srv__server.cfg.worker_num || worker_id == P.self)
+    if (worker_id < 0 || worker_id >= srv__server.cfg.worker_num || worker_id == P.slot)
         return -EINVAL;
-    srv_msg_t m = {.type = SRV_MSG_PIPE, .from = P.self, .len = (uint32_t)len};
-    return srv__mbox_put(worker_id, &m, data);
+    srv_msg_t m = {.type = SRV_MSG_PIPE, .from = P.slot, .len = (uint32_t)len};
+    return srv__mbox_put(srv__slot_box(worker_id), &m, data);
 }
 
 int srv_broadcast_message(const void *data, size_t len)
 {
     int n = 0;
     for (int i = 0; i < srv__server.cfg.worker_num; i++) {
-        if (i == P.self)
+        if (i == P.slot)
             continue;
         if (srv_send_message(i, data, len) == 0)
             n++;
@@ -444,7 +454,7 @@ static void task_settle(uint64_t id, int from, int tries, int attempt, const voi
 void srv__task_drain(void)
 {
     const srv_app_t *app = srv__app();
-    int k = P.self - srv__server.cfg.worker_num;
+    int k = P.slot - srv__server.cfg.worker_num;
     task_run_t *run = &g_tasks->run[2 * k + (P.gen & 1)];
     srv__mbox_ack(srv__server.taskq);
     for (;;) {
@@ -477,8 +487,8 @@ void srv__task_drain(void)
                     tp.len);
         free(tp.result);
         atomic_store(&run->id, 0);
-        atomic_fetch_add(&srv__server.stats->workers[P.self].requests, 1);
-        atomic_fetch_add(&srv__server.stats->workers[P.self].total_requests, 1);
+        atomic_fetch_add(&srv__server.stats->workers[P.slot].requests, 1);
+        atomic_fetch_add(&srv__server.stats->workers[P.slot].total_requests, 1);
     }
 }
 
@@ -493,10 +503,7 @@ void srv__task_orphaned(int slot, uint32_t gen)
         return;
     srv_log(SRV_LOG_WARN, "task", 0, "task worker #%d died running task %llu (attempt %d of %d)", k,
             (unsigned long long)id, run->attempt, run->tries);
-    int self = P.self;
-    P.self = slot; /* the result comes "from" the dead task worker */
     task_settle(id, run->from, run->tries, run->attempt, run->data, run->len, false, NULL, 0);
-    P.self = self;
     atomic_store(&run->id, 0);
 }
 

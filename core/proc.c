@@ -180,7 +180,7 @@ void srv__timer_main(int slot, int ctl_fd)
     while (!g_stop) {
         /* Results of tasks the jobs delivered come back here; the jobs' counters go to the
          * shared region for `srv info`. */
-        struct pollfd pfd = {.fd = srv__mbox_fd(slot), .events = POLLIN};
+        struct pollfd pfd = {.fd = srv__mbox_fd(srv__msg_self()), .events = POLLIN};
         poll(&pfd, 1, 500);
         srv__msg_dispatch();
         srv__cron_publish(s);
@@ -198,6 +198,7 @@ void srv__timer_main(int slot, int ctl_fd)
 
 struct srv_process {
     int slot;
+    int box;   /* our mailbox */
     int index; /* [[process]] entry */
     int instance;
     void (*on_reload)(srv_process_t *p);
@@ -240,6 +241,20 @@ bool srv_process_stopping(srv_process_t *p)
     return g_stop != 0;
 }
 
+/* A process leaving (reload or stop) passes what is still in its mailbox to its slot's newest
+ * process, so callers are answered by the replacement instead of timing out. */
+static void hand_over(srv_process_t *p, char *tmp, size_t cap)
+{
+    int next = srv__slot_box(p->slot);
+    if (next == p->box)
+        return; /* no replacement (stop): the messages end with the server */
+    srv_msg_t m;
+    int rc;
+    while ((rc = srv__mbox_get(p->box, &m, tmp, cap)) != 0)
+        if (rc > 0)
+            srv__mbox_put(next, &m, tmp);
+}
+
 int srv_process_recv(srv_process_t *p, void *buf, size_t cap, uint64_t *call, int timeout_ms)
 {
     int64_t deadline = srv__mono_ms() + timeout_ms;
@@ -247,11 +262,16 @@ int srv_process_recv(srv_process_t *p, void *buf, size_t cap, uint64_t *call, in
     for (;;) {
         if (g_stop) {
             run_hooks(p);
+            hand_over(p, tmp, sizeof(tmp));
             return -ECANCELED;
         }
-        srv__mbox_ack(p->slot);
+        srv__mbox_ack(p->box);
         srv_msg_t m;
-        int rc = srv__mbox_get(p->slot, &m, tmp, sizeof(tmp));
+        int rc = srv__mbox_get(p->box, &m, tmp, sizeof(tmp));
+        /* Calls sent while the slot had no live process (after a crash) wait in the other
+         * mailbox of the slot: the successor answers them. */
+        if (rc == 0 && srv__mbox_orphaned(p->box ^ 1))
+            rc = srv__mbox_get(p->box ^ 1, &m, tmp, sizeof(tmp));
         if (rc > 0 && m.type == SRV_MSG_PROC) {
             size_t n = m.len < cap ? m.len : cap;
             memcpy(buf, tmp, n);
@@ -265,7 +285,7 @@ int srv_process_recv(srv_process_t *p, void *buf, size_t cap, uint64_t *call, in
         int64_t left = deadline - srv__mono_ms();
         if (left <= 0)
             return -ETIMEDOUT;
-        struct pollfd pfd = {.fd = srv__mbox_fd(p->slot), .events = POLLIN};
+        struct pollfd pfd = {.fd = srv__mbox_fd(p->box), .events = POLLIN};
         poll(&pfd, 1, left > 100 ? 100 : (int)left);
     }
 }
@@ -275,7 +295,7 @@ int srv_process_reply(srv_process_t *p, uint64_t call, const void *data, size_t 
     if (call == 0)
         return -EINVAL;
     srv_msg_t m = {.type = SRV_MSG_PROC_REPLY,
-                   .from = p->slot,
+                   .from = p->box,
                    .id = call & ((1ull << 40) - 1),
                    .len = (uint32_t)len};
     return srv__mbox_put((int)(call >> 40), &m, data);
@@ -303,7 +323,7 @@ int srv_process_send(const char *name, const void *data, size_t len)
     if (slot < 0)
         return slot;
     srv_msg_t m = {.type = SRV_MSG_PROC, .from = srv__msg_self(), .len = (uint32_t)len};
-    return srv__mbox_put(slot, &m, data);
+    return srv__mbox_put(srv__slot_box(slot), &m, data);
 }
 
 int srv_process_call(const char *name, const void *data, size_t len, void *reply, size_t cap,
@@ -316,7 +336,7 @@ int srv_process_call(const char *name, const void *data, size_t len, void *reply
         return -ENOTSUP;
     uint64_t id = ++g_call_seq & ((1ull << 40) - 1);
     srv_msg_t m = {.type = SRV_MSG_PROC, .from = srv__msg_self(), .id = id, .len = (uint32_t)len};
-    int rc = srv__mbox_put(slot, &m, data);
+    int rc = srv__mbox_put(srv__slot_box(slot), &m, data);
     if (rc < 0)
         return rc;
     return srv__msg_wait(SRV_MSG_PROC_REPLY, id, reply, cap, NULL, timeout_ms);
@@ -329,6 +349,7 @@ void srv__process_main(int slot, int ctl_fd)
     p.index = srv__slot_process(slot, &p.instance);
     const srv_process_config_t *pc = &cfg->process[p.index];
     common_start(slot, pc->name, p.instance, pc->name);
+    p.box = srv__msg_self();
     const srv_app_t *app;
     char err[1024];
     if (srv__app_load(cfg->app, &app, err, sizeof(err)) < 0)

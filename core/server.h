@@ -92,6 +92,10 @@ srv_slot_kind_t srv__slot_kind(int slot);
 /* For a custom-process slot: its [[process]] index and instance number. */
 int srv__slot_process(int slot, int *instance);
 const char *srv__slot_kind_name(int slot);
+/* The mailbox of the newest process in slot: each slot has two, one per generation parity, so
+ * an old process draining during a reload keeps its own and its replies never land in the new
+ * one's. */
+int srv__slot_box(int slot);
 
 int64_t srv__now_ms(void);  /* wall clock ms */
 int64_t srv__mono_ms(void); /* monotonic ms */

@@ -36,7 +36,7 @@ void srv__server_layout(srv_server_t *S)
     for (int i = 0; i < cfg->nprocess; i++)
         n += cfg->process[i].num;
     S->nslots = n;
-    S->taskq = n;
+    S->taskq = 2 * n; /* two mailboxes per slot (old and new process overlap in a reload) */
 }
 
 srv_slot_kind_t srv__slot_kind(int slot)
@@ -70,4 +70,11 @@ const char *srv__slot_kind_name(int slot)
 {
     static const char *const names[] = {"worker", "task", "timer", "process"};
     return names[srv__slot_kind(slot)];
+}
+
+int srv__slot_box(int slot)
+{
+    const srv_stats_t *st = srv__server.stats;
+    uint32_t gen = st ? atomic_load(&st->workers[slot].generation) : 0;
+    return 2 * slot + (int)(gen & 1);
 }

@@ -361,7 +361,7 @@ int srv__worker_action(uint64_t session, uint16_t type, uint16_t flags, const vo
                            .len = (uint32_t)len};
             for (int i = 0; i < srv__server.cfg.worker_num; i++)
                 if (i != W.slot)
-                    srv__mbox_put(i, &m, data);
+                    srv__mbox_put(srv__slot_box(i), &m, data);
         } else if (r != W.slot) {
             if (r < 0 || r >= srv__server.cfg.worker_num)
                 return -ENOENT;
@@ -370,7 +370,7 @@ int srv__worker_action(uint64_t session, uint16_t type, uint16_t flags, const vo
                            .id = session,
                            .flags = (uint32_t)type << 16 | flags,
                            .len = (uint32_t)len};
-            return srv__mbox_put(r, &m, data);
+            return srv__mbox_put(srv__slot_box(r), &m, data);
         }
         uint16_t code;
         switch (type) {
@@ -559,7 +559,8 @@ static void arm_mailboxes(void)
 {
     if (!g_mbox_armed && !W.stop) {
         g_mbox_op.cb = on_mbox;
-        g_mbox_armed = srv_loop_poll(W.loop, &g_mbox_op, srv__mbox_fd(W.slot), POLLIN) == 0;
+        g_mbox_armed =
+            srv_loop_poll(W.loop, &g_mbox_op, srv__mbox_fd(srv__msg_self()), POLLIN) == 0;
     }
     if (W.task && !g_taskq_armed && !W.stop) {
         g_taskq_op.cb = on_mbox;
