@@ -13,7 +13,7 @@
 #include "protocols/ws.h"
 
 #define OUTQ_MAX 8
-#define SEG_MIN 4096
+#define SEG_MIN 1024
 #define TICK_MS 250
 #define LINGER_MS 2000
 #define DRAIN_IDLE_MS 1000 /* stopping: idle keep-alive connections get this long to ask */
