@@ -420,7 +420,7 @@ static int reactor_init(reactor_t *r)
 {
     srv_server_t *S = &srv__server;
     int i = r->id;
-    int rc = srv_loop_create(&r->loop, S->cfg.reactor_backend, NULL);
+    int rc = srv_loop_create(&r->loop, S->cfg.reactor_backend, &srv__loop_opts);
     if (rc < 0)
         return rc;
     if (i == 0) {

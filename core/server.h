@@ -10,6 +10,7 @@
 #include <sys/types.h>
 
 #include "config/config.h"
+#include "core/loop.h"
 
 #define SRV_MAX_REACTORS 64
 #define SRV_MAX_WORKERS 1024
@@ -96,6 +97,10 @@ const char *srv__slot_kind_name(int slot);
  * an old process draining during a reload keeps its own and its replies never land in the new
  * one's. */
 int srv__slot_box(int slot);
+
+/* Loop options for reactors and workers: the provided receive buffers are reused in ring
+ * order, so every one of them ends up resident; 256 x 4 KiB keeps that at 1 MiB a loop. */
+extern const srv_loop_opts_t srv__loop_opts;
 
 int64_t srv__now_ms(void);  /* wall clock ms */
 int64_t srv__mono_ms(void); /* monotonic ms */

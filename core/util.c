@@ -6,6 +6,8 @@
 
 srv_server_t srv__server;
 
+const srv_loop_opts_t srv__loop_opts = {.entries = 1024, .recv_bufs = 256, .recv_size = 4096};
+
 int64_t srv__now_ms(void)
 {
     struct timespec ts;

@@ -621,7 +621,7 @@ void srv__worker_main(int slot, bool task, int ctl_fd, const int *chans, int nch
         W.recycle_at =
             (uint64_t)cfg->max_request + (grace ? (uint64_t)(getpid() * 7919u) % (grace + 1) : 0);
     }
-    int rc = srv_loop_create(&W.loop, cfg->reactor_backend, NULL);
+    int rc = srv_loop_create(&W.loop, cfg->reactor_backend, &srv__loop_opts);
     if (rc < 0) {
         snprintf(err, sizeof(err), "cannot create event loop: %s", srv_strerror(rc));
         fail_start(err);

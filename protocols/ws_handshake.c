@@ -1,12 +1,11 @@
 /* WebSocket opening handshake (RFC 6455 4.2): validating the client's request and writing the
  * 101 response with Sec-WebSocket-Accept, the app's subprotocol and permessage-deflate. */
 #include "protocols/ws.h"
+#include "protocols/sha1.h"
 
 #include <errno.h>
 #include <string.h>
 #include <strings.h>
-
-#include <openssl/evp.h>
 
 #include "protocols/ws_deflate.h"
 
@@ -115,17 +114,14 @@ int srv_ws_handshake_check(const srv_request_t *req, const char **reason)
 int srv_ws_accept_key(const char *key, size_t key_len, char out[SRV_WS_ACCEPT_LEN + 1])
 {
     char in[64 + sizeof(WS_GUID)];
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
+    uint8_t md[20];
 
     if (key_len > 64)
         return -EINVAL;
     memcpy(in, key, key_len);
     memcpy(in + key_len, WS_GUID, sizeof(WS_GUID) - 1);
-    if (EVP_Digest(in, key_len + sizeof(WS_GUID) - 1, md, &mdlen, EVP_sha1(), NULL) != 1 ||
-        mdlen != 20)
-        return -EIO;
-    if (EVP_EncodeBlock((unsigned char *)out, md, 20) != SRV_WS_ACCEPT_LEN)
+    srv__sha1(in, key_len + sizeof(WS_GUID) - 1, md);
+    if (srv__base64(md, 20, out) != SRV_WS_ACCEPT_LEN)
         return -EIO;
     return 0;
 }
