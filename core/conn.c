@@ -45,10 +45,11 @@ static seg_t *seg_tail_mem(srv_conn_t *c, size_t need)
 {
     if (c->qn > 0) {
         seg_t *t = &c->q[(c->qh + c->qn - 1) % OUTQ_MAX];
-        /* Bytes in a segment being sent belong to the kernel; append only where the op
-         * cannot be looking: a segment not at the head while a send is armed. */
-        bool busy = (c->flags & F_SEND) && t == &c->q[c->qh];
-        if (t->kind == SEG_MEM && !busy && t->cap - t->len >= need)
+        /* The kernel reads the bytes of the segments a send in flight covers, up to the
+         * lengths they had at submission: appending after them is safe, moving them
+         * (realloc) is not. */
+        bool busy = (c->flags & F_SEND) && c->qn - 1 < c->sending_segs;
+        if (t->kind == SEG_MEM && t->cap - t->len >= need)
             return t;
         if (t->kind == SEG_MEM && !busy && t->off == 0 && c->qn >= OUTQ_MAX - 1) {
             size_t cap = t->cap * 2;
@@ -227,6 +228,7 @@ void srv__conn_flush(srv_conn_t *c)
             }
             c->flags |= F_SEND;
             c->refs++;
+            c->sending_segs = (uint8_t)n;
             int rc = srv_loop_send(c->eng->loop, &c->send_op, c->fd, c->iov, n);
             if (rc < 0) {
                 c->flags &= ~(uint32_t)F_SEND;
@@ -274,6 +276,7 @@ static void on_send(srv_loop_t *loop, srv_loop_op_t *op, int res, const char *da
 {
     srv_conn_t *c = op->data;
     c->flags &= ~(uint32_t)F_SEND;
+    c->sending_segs = 0;
     c->refs--;
     if (c->flags & F_CLOSING) {
         maybe_release(c);

@@ -52,6 +52,7 @@ struct srv_conn {
     uint32_t flags;
     uint8_t refs; /* armed ops */
     uint8_t qh, qn;
+    uint8_t sending_segs; /* memory segments the send in flight covers */
     srv_loop_op_t recv_op;
     srv_loop_op_t send_op;
     srv_http_parser_t *http;
