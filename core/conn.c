@@ -307,8 +307,9 @@ static void on_send(srv_loop_t *loop, srv_loop_op_t *op, int res, const char *da
             break;
         }
         n -= left;
-        /* Keep one small buffer for the next response instead of a malloc per request. */
-        if (c->qn == 1 && s->cap <= SEG_MIN) {
+        /* HTTP keeps one small buffer for the next response instead of a malloc per
+         * request; WebSocket and TCP connections mostly sit idle, so they give it back. */
+        if (c->qn == 1 && s->cap <= SEG_MIN && c->proto == PROTO_HTTP) {
             s->len = s->off = 0;
             if (c->flags & F_CLOSE_AFTER)
                 break;
