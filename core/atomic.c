@@ -5,6 +5,7 @@
 #include "core/atomic.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <limits.h>
 #include <linux/futex.h>
 #include <stdalign.h>
@@ -177,4 +178,34 @@ int srv_atomic_wakeup(srv_atomic_t *a, int n)
     __atomic_add_fetch(&a->wake, 1, __ATOMIC_SEQ_CST);
     long r = futex(&a->wake, FUTEX_WAKE, n <= 0 ? INT_MAX : (uint32_t)n, NULL);
     return r < 0 ? -errno : (int)r;
+}
+
+int srv__atomics_info_json(char *buf, size_t cap)
+{
+    size_t len = 0;
+    int n = snprintf(buf, cap, "[");
+    if (n < 0 || (size_t)n >= cap)
+        return -ENOSPC;
+    len = (size_t)n;
+    uint32_t used = g_reg ? __atomic_load_n(&g_reg->n, __ATOMIC_ACQUIRE) : 0;
+    for (uint32_t i = 0; i < used; i++) {
+        const srv_atomic_t *a = &g_reg->slots[i];
+        if (!__atomic_load_n(&a->used, __ATOMIC_ACQUIRE))
+            continue;
+        /* Names are the app's; keep the JSON valid whatever bytes they hold. */
+        char name[SRV_ATOMIC_NAME_MAX + 1];
+        size_t k = 0;
+        for (const char *p = a->name; *p && k < SRV_ATOMIC_NAME_MAX; p++)
+            name[k++] = (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20) ? '_' : *p;
+        name[k] = '\0';
+        n = snprintf(buf + len, cap - len, "%s{\"name\":\"%s\",\"value\":%lld}", len > 1 ? "," : "",
+                     name, (long long)__atomic_load_n(&a->value, __ATOMIC_RELAXED));
+        if (n < 0 || (size_t)n >= cap - len)
+            return -ENOSPC;
+        len += (size_t)n;
+    }
+    n = snprintf(buf + len, cap - len, "]");
+    if (n < 0 || (size_t)n >= cap - len)
+        return -ENOSPC;
+    return (int)(len + (size_t)n);
 }

@@ -14,5 +14,7 @@ size_t srv__atomics_region_size(void);
 int srv__atomics_create(void);
 /* Forget the registry (the region is going away): called by srv_shm_destroy(). */
 void srv__atomics_forget(void);
+/* For srv info: [{"name":..,"value":..}, ...]; length or -ENOSPC. */
+int srv__atomics_info_json(char *buf, size_t cap);
 
 #endif

@@ -11,6 +11,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "core/atomic.h"
 #include "core/msg.h"
 #include "core/reactor.h"
 #include "core/server.h"
@@ -120,6 +121,14 @@ void srv__info_json(char *buf, size_t cap)
         if (n > 0)
             o.len += (size_t)n;
     }
+    put(&o, ",\"atomics\":");
+    if (o.len < o.cap) {
+        int n = srv__atomics_info_json(o.buf + o.len, o.cap - o.len);
+        if (n > 0)
+            o.len += (size_t)n;
+        else
+            put(&o, "[]");
+    }
     put(&o, ",\"tables\":");
     if (o.len < o.cap) {
         int n = srv_tables_info_json(o.buf + o.len, o.cap - o.len);
@@ -160,9 +169,15 @@ void srv__info_text(char *buf, size_t cap)
             (unsigned long long)atomic_load(&w->respawns),
             (unsigned long long)atomic_load(&w->recycles));
     }
-    char tables[8192];
-    if (srv_tables_info_json(tables, sizeof(tables)) > 2)
-        put(&o, "tables %s\n", tables);
+    char js[8192];
+    if (srv__server.cfg.task_worker_num > 0 && srv__tasks_info_json(js, sizeof(js)) > 0)
+        put(&o, "tasks %s\n", js);
+    if (srv__server.cfg.ncron > 0 && srv__cron_info_json(js, sizeof(js)) > 0)
+        put(&o, "cron %s\n", js);
+    if (srv_tables_info_json(js, sizeof(js)) > 2)
+        put(&o, "tables %s\n", js);
+    if (srv__atomics_info_json(js, sizeof(js)) > 2)
+        put(&o, "atomics %s\n", js);
 }
 
 int srv__ctl_request(const char *path, const char *cmd, char *buf, size_t cap, int timeout_ms)

@@ -151,6 +151,11 @@ void srv__timer_main(int slot, int ctl_fd)
                      c->handler);
             fail(ctl_fd, slot, err);
         }
+        if (c->global_lock)
+            srv_log(SRV_LOG_WARN, "timer", 0,
+                    "cron %s: global_lock needs the Redis lock, which this build does not have "
+                    "yet; the job runs without it (on every instance)",
+                    c->name);
         srv_cron_t tab;
         srv_cron_job_def_t def = {.name = c->name,
                                   .fn = trampoline,

@@ -627,6 +627,12 @@ void srv__worker_main(int slot, bool task, int ctl_fd, const int *chans, int nch
         fail_start(err);
     }
     srv_loop_set_wake(W.loop, on_wake, NULL);
+    const char *why = srv_loop_fallback_reason(W.loop);
+    if (S->nreactors == 0 && slot == 0) {
+        if (why && why[0])
+            srv_log(SRV_LOG_WARN, "loop", 0, "io_uring unavailable (%s); using epoll", why);
+        srv_log(SRV_LOG_NOTICE, "loop", 0, "workers on %s", srv_loop_backend_name(W.loop));
+    }
 
     if (!task && S->nreactors > 0) {
         W.sink = (srv_resp_sink_t){.emit = chan_emit, .emit_file = chan_emit_file};
