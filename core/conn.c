@@ -1109,20 +1109,11 @@ int srv__conn_respond_file(srv_engine_t *e, uint64_t session, const char *path, 
     if (!(c->flags & F_INFLIGHT))
         return -EPROTO;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0 || out_file(c, fd, off, len) < 0) {
-        if (fd >= 0)
-            close(fd);
+    if (fd < 0) {
         srv__conn_close(c); /* the head is already queued: the response cannot be completed */
         return -EIO;
     }
-    c->resp_bytes += len;
-    if (flags & SRV_IPC_F_CLOSE)
-        c->flags |= F_CLOSE_AFTER;
-    if (flags & SRV_IPC_F_FINAL)
-        request_done(c);
-    else
-        srv__conn_flush(c);
-    return 0;
+    return srv__conn_respond_fd(e, session, fd, off, len, flags);
 }
 
 int srv__conn_respond_fd(srv_engine_t *e, uint64_t session, int fd, uint64_t off, uint64_t len,

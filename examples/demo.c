@@ -9,6 +9,7 @@
  *   GET /stream?chunks=N  a chunked response of N chunks
  *   GET /headers          the request headers, one per line (X-Forwarded-For, X-Real-IP, ...)
  *   GET /peer             the peer address as the worker sees it
+ *   GET /file?name=N      /tmp/srv-demo-files/N through srv_response_file (sendfile)
  *   GET /table/set?key=&value=, /table/get?key=, /table/incr?key=   the shared "kv" table
  * WebSocket (listener with websocket = true):
  *   /ws    echoes every message back
@@ -196,6 +197,20 @@ static void on_request(srv_request_t *req, srv_response_t *res)
             srv_response_write(res, buf, (size_t)(k < (int)sizeof(buf) ? k : (int)sizeof(buf) - 1));
         }
         srv_response_end(res);
+    } else if (path_is(req, "/file")) {
+        /* srv_response_file: name (no '/') under /tmp/srv-demo-files/. */
+        char name[128], path[256];
+        if (srv_request_query(req, "name", name, sizeof(name)) <= 0 || strchr(name, '/') ||
+            name[0] == '.') {
+            text(res, 400, "name required (a file name, no '/')\n");
+            return;
+        }
+        snprintf(path, sizeof(path), "/tmp/srv-demo-files/%s", name);
+        int rc = srv_response_file(res, path);
+        if (rc < 0) {
+            snprintf(buf, sizeof(buf), "%s: %s\n", name, srv_strerror(rc));
+            text(res, rc == -ENOENT ? 404 : 403, buf);
+        }
     } else if (path_is(req, "/peer")) {
         int n = snprintf(buf, sizeof(buf), "%.*s %d\n", (int)req->peer.len, req->peer.ptr,
                          req->peer_port);
