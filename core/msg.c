@@ -153,6 +153,24 @@ int srv__msg_wait(uint32_t type, uint64_t id, void *buf, size_t cap, uint32_t *f
     if (P.self < 0 || P.buf == NULL)
         return -ENOTSUP;
     int64_t deadline = srv__mono_ms() + timeout_ms;
+    /* It may have arrived while we waited for another one (srv_task_wait_many). */
+    for (kept_t **pp = &P.head, *prev = NULL; *pp; prev = *pp, pp = &(*pp)->next) {
+        kept_t *k = *pp;
+        if (k->m.type != type || k->m.id != id)
+            continue;
+        *pp = k->next;
+        if (P.tail == k)
+            P.tail = prev;
+        P.kept_bytes -= k->m.len;
+        size_t n = k->m.len < cap ? k->m.len : cap;
+        if (n)
+            memcpy(buf, k->data, n);
+        if (flags)
+            *flags = k->m.flags;
+        int len = (int)k->m.len;
+        free(k);
+        return len;
+    }
     for (;;) {
         srv__mbox_ack(P.self);
         srv_msg_t m;

@@ -24,7 +24,11 @@
  *   GET /cron             how many times the cron job demo_cron_tick ran
  *   GET /clock            asks the custom process "clock" (demo_clock) for the time
  *   GET /broadcast?msg=   sends msg to every other worker; GET /messages counts what arrived
- *   GET /after?ms=N       answers from a timer N ms later (a detached response) */
+ *   GET /after?ms=N       answers from a timer N ms later (a detached response)
+ *   GET /tick?n=N         a 10 ms srv_timer_tick cleared after N beats, then answers
+ *   GET /task/chain       a task that delivers a task and waits for it
+ *   GET /task/many?n=N    N tasks waited for together (srv_task_wait_many)
+ *   GET /message?to=W&msg= srv_send_message to worker W (its on_pipe_message counts it) */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -244,6 +248,18 @@ static int on_task(srv_task_t *task)
     cmd[n] = '\0';
     if (strcmp(cmd, "fail") == 0)
         return -1;
+    if (strcmp(cmd, "chain") == 0) {
+        /* A task delivering a task and waiting for it. */
+        int64_t sub = srv_task_deliver("sleep 1", 7, NULL);
+        char r[128];
+        int k = sub < 0 ? (int)sub : srv_task_wait((uint64_t)sub, r, sizeof(r) - 1, 5000);
+        if (k < 0)
+            return -1;
+        char out[200];
+        int m = snprintf(out, sizeof(out), "chain -> %.*s", k, r);
+        srv_task_result(task, out, (size_t)m);
+        return 0;
+    }
     long ms = 0;
     if (sscanf(cmd, "sleep %ld", &ms) == 1 && ms > 0 && ms <= 600000) {
         struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
@@ -308,6 +324,25 @@ void demo_clock(srv_process_t *p)
     }
 }
 
+struct ticker {
+    srv_response_t *res;
+    uint64_t id;
+    int left, beats;
+};
+
+static void tick_fire(uint64_t id, void *arg)
+{
+    struct ticker *t = arg;
+    t->beats++;
+    if (--t->left > 0)
+        return;
+    int rc = srv_timer_clear(t->id);
+    char out[64];
+    snprintf(out, sizeof(out), "%d beats, clear %d\n", t->beats, rc);
+    text(t->res, 200, out);
+    free(t);
+}
+
 static void after_fire(uint64_t id, void *arg)
 {
     srv_response_t *res = arg;
@@ -341,6 +376,70 @@ static bool misc_endpoint(srv_request_t *req, srv_response_t *res)
         int64_t id = srv_task_deliver("sleep 10", 8, NULL);
         snprintf(buf, sizeof(buf), "%lld\n", (long long)id);
         text(res, id < 0 ? 503 : 200, buf);
+    } else if (path_is(req, "/task/chain")) {
+        int64_t id = srv_task_deliver("chain", 5, NULL);
+        char r[256];
+        int rc = id < 0 ? (int)id : srv_task_wait((uint64_t)id, r, sizeof(r) - 1, 10000);
+        if (rc < 0) {
+            snprintf(buf, sizeof(buf), "chain: %s\n", srv_strerror(rc));
+            text(res, 500, buf);
+            return true;
+        }
+        r[rc] = '\0';
+        text(res, 200, r);
+    } else if (path_is(req, "/task/many")) {
+        /* Several tasks at once, waited for together. */
+        long n = query_long(req, "n", 3);
+        if (n < 1 || n > 16) {
+            text(res, 400, "n must be 1..16\n");
+            return true;
+        }
+        uint64_t ids[16];
+        char store[16][128];
+        void *bufs[16];
+        size_t caps[16], lens[16];
+        int results[16];
+        for (long i = 0; i < n; i++) {
+            int64_t id = srv_task_deliver("sleep 50", 8, NULL);
+            if (id < 0) {
+                text(res, 503, "deliver failed\n");
+                return true;
+            }
+            ids[i] = (uint64_t)id;
+            bufs[i] = store[i];
+            caps[i] = sizeof(store[i]);
+        }
+        int done = srv_task_wait_many(ids, (int)n, bufs, caps, results, lens, 5000);
+        int k = snprintf(buf, sizeof(buf), "%d of %ld done", done, n);
+        for (long i = 0; i < n && k < (int)sizeof(buf) - 8; i++)
+            k += snprintf(buf + k, sizeof(buf) - (size_t)k, " %d", results[i]);
+        snprintf(buf + k, sizeof(buf) - (size_t)k, "\n");
+        text(res, 200, buf);
+    } else if (path_is(req, "/message")) {
+        char msg[128];
+        int n = srv_request_query(req, "msg", msg, sizeof(msg));
+        int rc = srv_send_message((int)query_long(req, "to", -1), msg, n < 0 ? 0 : (size_t)n);
+        snprintf(buf, sizeof(buf), "%d\n", rc);
+        text(res, rc < 0 ? 400 : 200, buf);
+    } else if (path_is(req, "/tick")) {
+        /* srv_timer_tick until n beats, then srv_timer_clear, then answer (detached). */
+        long n = query_long(req, "n", 3);
+        struct ticker *t = malloc(sizeof(*t));
+        if (t == NULL || n < 1 || n > 1000) {
+            free(t);
+            text(res, 400, "n must be 1..1000\n");
+            return true;
+        }
+        t->res = res;
+        t->left = (int)n;
+        t->beats = 0;
+        t->id = srv_timer_tick(10, tick_fire, t);
+        if (t->id == 0) {
+            free(t);
+            text(res, 500, "no timer\n");
+            return true;
+        }
+        srv_response_detach(res);
     } else if (path_is(req, "/task/fail")) {
         srv_task_opts_t o = {.tries = (int)query_long(req, "tries", 2)};
         int64_t id = srv_task_deliver("fail", 4, &o);
