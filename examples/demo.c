@@ -294,6 +294,21 @@ void demo_cron_tick(srv_cron_job_t *job)
     counter("demo_cron_runs", 1);
 }
 
+/* A job slower than its interval (for tests): it counts how many of its runs overlap, which
+ * must stay 0 because the scheduler skips a beat instead of starting a second run. */
+__attribute__((visibility("default"))) void demo_cron_slow(srv_cron_job_t *job);
+
+void demo_cron_slow(srv_cron_job_t *job)
+{
+    if (counter("demo_slow_running", 1) > 1)
+        counter("demo_slow_overlaps", 1);
+    counter("demo_slow_runs", 1);
+    struct timespec ts = {0, 250 * 1000000};
+    while (nanosleep(&ts, &ts) != 0)
+        ;
+    counter("demo_slow_running", -1);
+}
+
 static void clock_reload(srv_process_t *p)
 {
     srv_app_log(2, "clock %d: reloading, handing over to the new instance",
