@@ -312,6 +312,8 @@ static int find_process(const char *name)
     int slot = S->proc_base;
     for (int i = 0; i < S->cfg.nprocess; i++) {
         if (strcmp(S->cfg.process[i].name, name) == 0) {
+            if (!S->cfg.process[i].pipe)
+                return -ENOTSUP; /* declared with pipe = false: nobody may write to it */
             static _Atomic unsigned rr;
             return slot + (int)(atomic_fetch_add(&rr, 1) % (unsigned)S->cfg.process[i].num);
         }

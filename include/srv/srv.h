@@ -305,7 +305,8 @@ int srv_process_recv(srv_process_t *p, void *buf, size_t cap, uint64_t *call, in
 int srv_process_reply(srv_process_t *p, uint64_t call, const void *data, size_t len);
 /* From a worker: send to custom process `name` (instance chosen round robin) and wait up to
  * timeout_ms for its reply. Returns the reply length (copied into reply, truncated to cap),
- * -ENOENT for no such process, -ETIMEDOUT, -ENOBUFS when its mailbox is full. */
+ * -ENOENT for no such process, -ENOTSUP for one declared with pipe = false, -ETIMEDOUT,
+ * -ENOBUFS when its mailbox is full. */
 int srv_process_call(const char *name, const void *data, size_t len, void *reply, size_t cap,
                      int timeout_ms);
 /* Send without waiting for a reply. */

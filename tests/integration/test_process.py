@@ -177,7 +177,17 @@ def test_unknown_handler():
         s.cleanup()
 
 
+def test_process_without_pipe():
+    """A [[process]] declared with pipe = false runs, but workers cannot write to it."""
+    extra = clock_process() + "pipe = false\n"
+    with running(Server(extra=extra)) as s:
+        assert len(procs(s.info())) == 1
+        st, _, body = s.get("/clock")
+        assert (st, body) == (503, b"clock: Operation not supported\n"), (st, body)
+        s.stop()
+
+
 if __name__ == "__main__":
-    run([test_call, test_instances_round_robin, test_no_such_process, test_restart_after_crash,
+    run([test_process_without_pipe, test_call, test_instances_round_robin, test_no_such_process, test_restart_after_crash,
          test_restart_interval_honoured, test_call_during_restart, test_reload_with_process,
          test_stop_with_process, test_unknown_handler])
