@@ -35,6 +35,9 @@ loads="${LOADS:-sync async}"
 scpu="${SERVER_CPU:-0}"
 ccpu="${CLIENT_CPU:-1}"
 hz="$(getconf CLK_TCK)"
+bench_self=task
+# shellcheck source=bench/lib.sh
+. "$here/lib.sh"
 
 for f in "$build/srv" "$build/examples/demo.so" "$(command -v wrk || true)"; do
     [[ -n "$f" && -e "$f" ]] || { echo "task.sh: missing ${f:-wrk}; build: cmake --build $build --target srv demo" >&2; exit 1; }
@@ -45,12 +48,6 @@ taskset -cp "$ccpu" $$ >/dev/null
 
 tmp="$(mktemp -d /tmp/srv-task-bench.XXXXXX)"
 srv_conf="" root_pid=""
-stop_srv() {
-    [[ -z "$srv_conf" ]] && return 0
-    "$build/srv" stop -c "$srv_conf" >/dev/null 2>&1 || kill -TERM "$root_pid" 2>/dev/null || true
-    wait "$root_pid" 2>/dev/null || true
-    srv_conf=""
-}
 cleanup() {
     stop_srv
     if [[ "${KEEP:-0}" == 1 ]]; then echo "task.sh: logs kept in $tmp" >&2; else rm -rf "$tmp"; fi
@@ -104,23 +101,6 @@ print(f"  {r['server']:<7} tw={r['tw']} {r['load']:<5} round {r['round']}: {f('r
       f" ({r['idle']}% before)")
 EOF
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-cpu_busy() { awk -v c="cpu$scpu" '$1 == c {print $2 + $3 + $4 + $7 + $8}' /proc/stat; }
-wait_quiet() {
-    local deadline=$((SECONDS + ${QUIET_WAIT:-30})) a b pct busy_until=$((SECONDS + ${BUSY_WAIT:-900}))
-    # The other benchmark scripts pin to the same CPUs: never overlap with one of them.
-    while pgrep -f '(http|tcp|ws|table|timer)\.sh' >/dev/null && ((SECONDS < busy_until)); do
-        sleep 5
-    done
-    deadline=$((SECONDS + ${QUIET_WAIT:-30}))
-    while :; do
-        a="$(cpu_busy)"; sleep 1; b="$(cpu_busy)"
-        pct=$(((b - a) * 100 / hz))
-        if ((pct <= ${QUIET_PCT:-10} || SECONDS >= deadline)); then echo "$pct"; return; fi
-    done
-}
 
 start_srv() { # mode task_workers task_max_queue
     local d="$tmp/srv-$1-$2-$3" i

@@ -34,6 +34,9 @@ bc_rounds="${BC_ROUNDS:-5}"
 scpu="${SERVER_CPU:-0}"
 ccpu="${CLIENT_CPU:-1}"
 hz="$(getconf CLK_TCK)"
+bench_self=ws
+# shellcheck source=bench/lib.sh
+. "$here/lib.sh"
 
 for f in "$build/srv" "$build/examples/demo.so"; do
     [[ -e "$f" ]] || { echo "ws.sh: missing $f; build: cmake --build $build --target srv demo" >&2; exit 1; }
@@ -52,12 +55,6 @@ fi
 
 tmp="$(mktemp -d /tmp/srv-ws-bench.XXXXXX)"
 srv_conf="" root_pid="" lg_pid=""
-stop_srv() {
-    [[ -z "$srv_conf" ]] && return 0
-    "$build/srv" stop -c "$srv_conf" >/dev/null 2>&1 || kill -TERM "$root_pid" 2>/dev/null || true
-    wait "$root_pid" 2>/dev/null || true
-    srv_conf=""
-}
 cleanup() {
     [[ -n "$lg_pid" ]] && kill "$lg_pid" 2>/dev/null || true
     stop_srv
@@ -67,23 +64,6 @@ trap cleanup EXIT
 
 cc -O2 -Wall -o "$tmp/loadgen" "$here/loadgen.c" -lcrypto
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-cpu_busy() { awk -v c="cpu$scpu" '$1 == c {print $2 + $3 + $4 + $7 + $8}' /proc/stat; }
-wait_quiet() { # prints CPU $scpu's busy % in the last 1 s window (waits for <= QUIET_PCT)
-    local deadline=$((SECONDS + ${QUIET_WAIT:-30})) a b pct busy_until=$((SECONDS + ${BUSY_WAIT:-900}))
-    # The other benchmark scripts pin to the same CPUs: never overlap with one of them.
-    while pgrep -f '(http|tcp|task|table|timer)\.sh' >/dev/null && ((SECONDS < busy_until)); do
-        sleep 5
-    done
-    deadline=$((SECONDS + ${QUIET_WAIT:-30}))
-    while :; do
-        a="$(cpu_busy)"; sleep 1; b="$(cpu_busy)"
-        pct=$(((b - a) * 100 / hz))
-        if ((pct <= ${QUIET_PCT:-10} || SECONDS >= deadline)); then echo "$pct"; return; fi
-    done
-}
 tree_pids() {
     local p c
     for p in "$@"; do
