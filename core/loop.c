@@ -234,3 +234,27 @@ int64_t srv_loop_now(const srv_loop_t *loop)
 {
     return loop->now_ns;
 }
+
+/* accept(2) errors that concern one connection (it went away, or a firewall refused it) or are
+ * momentary: the listener is fine and accepting goes on. Shared by both backends. */
+bool srv__loop_accept_transient(int err)
+{
+    switch (err) {
+    case ECONNABORTED:
+    case EINTR:
+    case EAGAIN:
+    case EPROTO:
+    case EPERM:
+    case ENETDOWN:
+    case ENOPROTOOPT:
+    case EHOSTDOWN:
+    case ENONET:
+    case EHOSTUNREACH:
+    case EOPNOTSUPP:
+    case ENETUNREACH:
+    case ETIMEDOUT:
+        return true;
+    default:
+        return false;
+    }
+}

@@ -311,27 +311,6 @@ static int epoll_cancel(srv_loop_t *loop, srv_loop_op_t *op)
 
 /* ---- dispatch ---- */
 
-static bool accept_transient(int err)
-{
-    switch (err) {
-    case ECONNABORTED:
-    case EINTR:
-    case EPROTO:
-    case EPERM:
-    case ENETDOWN:
-    case ENOPROTOOPT:
-    case EHOSTDOWN:
-    case ENONET:
-    case EHOSTUNREACH:
-    case EOPNOTSUPP:
-    case ENETUNREACH:
-    case ETIMEDOUT:
-        return true;
-    default:
-        return false;
-    }
-}
-
 static int do_accept(eloop_t *e, srv_loop_op_t *op, uint32_t rev)
 {
     int n = 0;
@@ -350,7 +329,7 @@ static int do_accept(eloop_t *e, srv_loop_op_t *op, uint32_t rev)
         }
         if (errno == EAGAIN || errno == EWOULDBLOCK)
             break;
-        if (accept_transient(errno))
+        if (srv__loop_accept_transient(errno))
             continue;
         finish_fd_op(e, op, -errno, NULL);
         n++;

@@ -69,4 +69,7 @@ static inline void srv__loop_woken(srv_loop_t *loop)
         loop->wake_cb(loop, loop->wake_arg);
 }
 
+/* An accept(2) error that leaves the listener usable (see loop.c). */
+bool srv__loop_accept_transient(int err);
+
 #endif

@@ -160,29 +160,6 @@ static inline void finish(srv_loop_t *loop, srv_loop_op_t *op, int res, const ch
     op->cb(loop, op, res, data, 0);
 }
 
-/* Errors accept(2) documents as a problem of one pending connection, not of the listener. */
-static bool accept_transient(int err)
-{
-    switch (err) {
-    case ECONNABORTED:
-    case EINTR:
-    case EAGAIN:
-    case EPROTO:
-    case EPERM:
-    case ENETDOWN:
-    case ENOPROTOOPT:
-    case EHOSTDOWN:
-    case ENONET:
-    case EHOSTUNREACH:
-    case EOPNOTSUPP:
-    case ENETUNREACH:
-    case ETIMEDOUT:
-        return true;
-    default:
-        return false;
-    }
-}
-
 /* The kernel ended a multishot op that its owner still wants: report res with MORE, then queue
  * it again. Returns completions handled. */
 static int continue_multishot(uloop_t *u, srv_loop_op_t *op, int res, const char *data, int bid)
@@ -276,7 +253,7 @@ static int dispatch_accept(uloop_t *u, srv_loop_op_t *op, int res, uint32_t fl)
     }
     if (more)
         return 0;
-    if (!op->cancelled && accept_transient(-res)) {
+    if (!op->cancelled && srv__loop_accept_transient(-res)) {
         op->armed = 0;
         rc = arm(u, op);
         if (rc == 0)
