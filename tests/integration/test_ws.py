@@ -385,8 +385,9 @@ def check_protocol_errors(s):
     protocol_error(s, [F(2, b"y" * 2000)], 1009, "message over websocket_max_message_size")
     protocol_error(s, [F(2, b"y" * 600, fin=False), F(0, b"y" * 600)], 1009,
                    "fragments over websocket_max_message_size")
-    # an announced length over the limit is refused before the payload arrives
-    protocol_error(s, [F(2, b"", length=1 << 30)], 1009, "announced 1 GiB")
+    # an announced length over the limit is refused at its first payload byte, long before
+    # the rest could arrive
+    protocol_error(s, [F(2, b"y", length=1 << 30)], 1009, "announced 1 GiB")
     # exactly the limit passes, and the server still serves others after all this
     with RawWS(s.port()) as c:
         c.send(2, b"z" * 1024)
