@@ -1209,9 +1209,12 @@ int srv__conn_ws_accept(srv_engine_t *e, uint64_t session, int code, const char 
         return rc;
     }
     if (!accepted) {
-        srv_log(SRV_LOG_INFO, "ws", 0, "session %llx from %s: the app refused the upgrade (%d)",
-                (unsigned long long)c->session, c->peer, code);
-        send_error(c, 403, "WebSocket upgrade refused");
+        srv_log(SRV_LOG_INFO, "ws", 0,
+                "session %llx from %s: the app refused the upgrade; closing with %d",
+                (unsigned long long)c->session, c->peer, c->ws_code);
+        srv__ws_flush(c);
+        c->flags |= F_CLOSE_AFTER;
+        srv__conn_flush(c);
         return 0;
     }
     /* Bytes that followed the handshake are already WebSocket frames. */

@@ -69,6 +69,7 @@ struct srv_conn {
     uint16_t peer_port;
     uint8_t proto;
     bool ws_closing; /* we sent a close frame; waiting for the peer's */
+    bool ws_refused; /* upgraded only to carry the app's refusal (close code): not open */
     char peer[46];
     srv_framer_t framer; /* TCP */
     srv_ws_t *ws;        /* WebSocket, after the upgrade */
@@ -136,5 +137,7 @@ int srv__ws_upgrade(srv_conn_t *c, const srv_request_t *req); /* 1: taken over *
 void srv__stream_tick(srv_conn_t *c, int64_t now);
 void srv__stream_eof(srv_conn_t *c);
 int srv__ws_decided(srv_conn_t *c, int code, const char *proto, size_t proto_len, bool *accepted);
+/* Queue what the WebSocket state has for the peer and send it. */
+void srv__ws_flush(srv_conn_t *c);
 
 #endif

@@ -45,7 +45,7 @@ static int on_frame(void *arg, const char *frame, size_t len)
 
 /* ---- WebSocket ---- */
 
-static void ws_flush(srv_conn_t *c)
+void srv__ws_flush(srv_conn_t *c)
 {
     struct iovec iov[16];
     for (;;) {
@@ -112,7 +112,7 @@ void srv__stream_input(srv_conn_t *c, const char *data, size_t len)
     if (c->proto == PROTO_WS && c->ws) {
         srv_ws_feed(c->ws, data, len, on_ws_event, c);
         if (!(c->flags & F_CLOSING))
-            ws_flush(c);
+            srv__ws_flush(c);
     }
 }
 
@@ -139,7 +139,10 @@ void srv__stream_release(srv_conn_t *c)
         srv_framer_deinit(&c->framer);
         app_event(c, SRV_IPC_CLOSED, 0, NULL, 0);
     } else if (c->proto == PROTO_WS) {
-        if (c->ws) {
+        if (c->ws && c->ws_refused) {
+            srv_ws_destroy(c->ws);
+            c->ws = NULL;
+        } else if (c->ws) {
             /* Tell the app only about connections it accepted. */
             char buf[2 + 125];
             uint16_t code = c->ws_code ? c->ws_code : 1006;
@@ -186,12 +189,18 @@ int srv__ws_upgrade(srv_conn_t *c, const srv_request_t *req)
     return 1;
 }
 
-/* The app accepted (code 0) or refused the handshake of session. */
+/* The app accepted (code 0) or refused (a close code) the handshake of session. A refused
+ * client is upgraded too, and gets a close frame with the app's code at once: that is how it
+ * learns why (a browser's WebSocket sees close codes, never an HTTP status). The connection
+ * is then not an open WebSocket: no push, broadcast, exists or on_ws_close; data frames the
+ * client sends meanwhile are dropped; it closes once the close frame is out. */
 int srv__ws_decided(srv_conn_t *c, int code, const char *proto, size_t proto_len, bool *accepted)
 {
     *accepted = false;
-    if (code != 0 || c->ws_pending == NULL)
+    if (c->ws_pending == NULL)
         return 0;
+    if (code != 0)
+        proto_len = 0;
     /* The 101 built at upgrade time ends with the blank line; the app's subprotocol goes in
      * just before it. */
     char hdr[192];
@@ -215,6 +224,14 @@ int srv__ws_decided(srv_conn_t *c, int code, const char *proto, size_t proto_len
     if (c->http) {
         srv_http_parser_destroy(c->http);
         c->http = NULL;
+    }
+    if (code != 0) {
+        c->ws_refused = true;
+        /* Codes a close frame may not carry (1004-1006, 1015) become 1008 (policy). */
+        if (srv_ws_close_frame(c->ws, code, "refused") < 0)
+            srv_ws_close_frame(c->ws, code = SRV_WS_POLICY, "refused");
+        c->ws_code = (uint16_t)code;
+        return 0;
     }
     if (c->info)
         atomic_store(&c->info->websocket, 1);
@@ -253,7 +270,7 @@ void srv__stream_tick(srv_conn_t *c, int64_t now)
     if (now - c->last_read >= ping && now - c->last_ping >= ping) {
         c->last_ping = now;
         srv_ws_ping(c->ws);
-        ws_flush(c);
+        srv__ws_flush(c);
     }
 }
 
@@ -289,7 +306,7 @@ int srv__conn_close_session(srv_engine_t *e, uint64_t session)
     if (c->proto == PROTO_WS && c->ws) {
         c->ws_code = SRV_WS_NORMAL;
         srv_ws_close_frame(c->ws, SRV_WS_NORMAL, "");
-        ws_flush(c);
+        srv__ws_flush(c);
         c->flags |= F_CLOSE_AFTER;
         srv__conn_flush(c);
         return 0;
@@ -304,7 +321,7 @@ int srv__conn_close_session(srv_engine_t *e, uint64_t session)
 int srv__conn_ws_push(srv_engine_t *e, uint64_t session, int opcode, const void *data, size_t len)
 {
     srv_conn_t *c = srv__conn_lookup(e, session);
-    if (c == NULL || c->proto != PROTO_WS || c->ws == NULL)
+    if (c == NULL || c->proto != PROTO_WS || c->ws == NULL || c->ws_refused)
         return -ENOENT;
     int rc = srv_ws_send(c->ws, opcode, data, len);
     if (rc == -ENOBUFS) {
@@ -314,20 +331,20 @@ int srv__conn_ws_push(srv_engine_t *e, uint64_t session, int opcode, const void 
                 (unsigned long long)c->session, c->peer);
         srv_ws_close_frame(c->ws, SRV_WS_POLICY, "too slow");
         c->ws_code = SRV_WS_POLICY;
-        ws_flush(c);
+        srv__ws_flush(c);
         srv__conn_close(c);
         return rc;
     }
     if (rc < 0)
         return rc;
-    ws_flush(c);
+    srv__ws_flush(c);
     return 0;
 }
 
 int srv__conn_ws_close(srv_engine_t *e, uint64_t session, int code, const char *reason, size_t len)
 {
     srv_conn_t *c = srv__conn_lookup(e, session);
-    if (c == NULL || c->proto != PROTO_WS || c->ws == NULL)
+    if (c == NULL || c->proto != PROTO_WS || c->ws == NULL || c->ws_refused)
         return -ENOENT;
     char r[124];
     if (len > 123)
@@ -338,7 +355,7 @@ int srv__conn_ws_close(srv_engine_t *e, uint64_t session, int code, const char *
     if (rc < 0 && rc != -EALREADY)
         return rc;
     c->ws_code = (uint16_t)code;
-    ws_flush(c);
+    srv__ws_flush(c);
     c->flags |= F_CLOSE_AFTER;
     srv__conn_flush(c);
     return 0;
@@ -356,7 +373,8 @@ int srv__engine_ws_broadcast(srv_engine_t *e, int listener, int opcode, const vo
     int n = 0;
     for (uint32_t i = 0; flen > 0 && i < e->used_slots; i++) {
         srv_conn_t *c = e->slots[i];
-        if (c == NULL || c->proto != PROTO_WS || c->ws == NULL || (c->flags & F_CLOSING))
+        if (c == NULL || c->proto != PROTO_WS || c->ws == NULL || c->ws_refused ||
+            (c->flags & F_CLOSING))
             continue;
         if (listener >= 0 && c->listener != listener)
             continue;
@@ -367,7 +385,7 @@ int srv__engine_ws_broadcast(srv_engine_t *e, int listener, int opcode, const vo
             srv__conn_close(c);
             continue;
         }
-        ws_flush(c);
+        srv__ws_flush(c);
         n++;
     }
     free(frame);

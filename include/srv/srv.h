@@ -140,7 +140,10 @@ typedef struct srv_handlers {
     void (*on_request)(srv_request_t *req, srv_response_t *res);
     /* WebSocket (listeners with websocket = true). on_ws_open sees the handshake request and
      * returns 0 to accept, or a close code (4000-4999 for the app's own reasons, or 1008) to
-     * refuse: the client then gets 403 and no upgrade. NULL accepts every handshake. */
+     * refuse: the client is upgraded and at once gets a close frame with that code and the
+     * reason "refused" (as a browser's WebSocket can read it; an HTTP status it cannot), and
+     * the app hears no more of that session (no on_ws_message, no on_ws_close). Codes a close
+     * frame cannot carry become 1008. NULL accepts every handshake. */
     int (*on_ws_open)(const srv_request_t *req);
     void (*on_ws_message)(uint64_t session, int opcode, const void *data, size_t len);
     void (*on_ws_close)(uint64_t session, int code, const char *reason, size_t reason_len);

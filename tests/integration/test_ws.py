@@ -1,7 +1,7 @@
 """WebSocket (RFC 6455) through the demo app, with two kinds of client: Python's `websockets`
 (a real, independent implementation) and a raw-socket client for the frames a correct client
 never sends (unmasked, bad UTF-8, oversized, fragmented control frames). /ws echoes, /chat
-broadcasts, anything else is refused by the app (403). Run in process and base modes."""
+broadcasts, anything else is refused by the app (close code 4004). Run in process and base modes."""
 import asyncio
 import base64
 import hashlib
@@ -435,17 +435,34 @@ def test_handshake():
         assert s.get("/") == (200, s.get("/")[1], b"Hello, World!")
         st, _, body = s.get("/echo", method="POST", body=b"abc")
         assert (st, body) == (200, b"abc")
-        # a path the app refuses → 403, and the connection is not upgraded
-        st, head, _ = http_raw(p, base.replace(b"/ws", b"/nope") + key + ver + b"\r\n")
-        assert st == 403, head
+        # a path the app refuses (on_ws_open returns 4004): upgraded, then at once closed with
+        # the app's code; frames the client sends meanwhile are not answered
+        with RawWS(p, "/nope") as c:
+            c.send(1, b"anyone there?")
+            assert c.expect_close(4004, "refused path") == b"refused"
 
         async def go():
-            try:
-                async with connect(s, "/nope"):
-                    raise AssertionError("refused path was upgraded")
-            except websockets.exceptions.InvalidStatusCode as e:
-                assert e.status_code == 403, e.status_code
+            async with connect(s, "/nope") as ws:
+                try:
+                    await asyncio.wait_for(ws.recv(), 10 * SLOW)
+                    raise AssertionError("refused connection delivered a message")
+                except websockets.exceptions.ConnectionClosed:
+                    assert (ws.close_code, ws.close_reason) == (4004, "refused"), \
+                        (ws.close_code, ws.close_reason)
         arun(go())
+        assert s.get("/")[0] == 200
+
+
+def test_refused_base():
+    """Base mode: the worker owns the socket and refuses in the same call."""
+    with running(ws_server("base", "refused-base")) as s:
+        for _ in range(3):
+            with RawWS(s.port(), "/nope") as c:
+                c.send(2, b"x" * 300)
+                assert c.expect_close(4004, "refused path") == b"refused"
+        with RawWS(s.port()) as c:
+            c.send(1, b"still serving")
+            assert c.recv_message() == (1, b"still serving")
 
 
 def test_no_websocket_listener():
@@ -668,7 +685,8 @@ if __name__ == "__main__":
     run([test_echo_sizes_process, test_echo_sizes_base, test_fragmentation, test_ping_pong,
          test_client_close_code_reason, test_client_close_reason_echoed,
          test_server_close_on_stop, test_protocol_errors_process,
-         test_protocol_errors_base, test_handshake, test_no_websocket_listener,
+         test_protocol_errors_base, test_handshake, test_refused_base,
+         test_no_websocket_listener,
          test_permessage_deflate, test_broadcast_1000_process, test_broadcast_1000_base,
          test_chat_leaves, test_ping_interval_process, test_ping_interval_base,
          test_heartbeat_idle_time, test_slow_reader_process, test_slow_reader_base])

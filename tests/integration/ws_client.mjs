@@ -140,8 +140,12 @@ const scenarios = {
   },
 
   async refused() {
-    await assert.rejects(open('/nope'), /HTTP 403/);
-    console.log('ok refused 403');
+    // refused by the app: upgraded, then closed at once with its code (4004) and "refused"
+    const ws = await open('/nope');
+    const { code, reason } = await closed(ws);
+    assert.equal(code, 4004);
+    assert.equal(reason, 'refused');
+    console.log('ok refused 4004');
     // plain HTTP on the same port still reaches the app
     const r = await fetch(base.replace('ws:', 'http:') + '/');
     assert.equal(r.status, 200);
