@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/app.h"
@@ -19,6 +20,7 @@
 #include "core/shm.h"
 #include "core/worker.h"
 #include "timer/cron.h"
+#include "timer/cron_lock.h"
 #include "timer/cron_sched.h"
 
 static volatile int g_stop;
@@ -74,6 +76,57 @@ static void trampoline(srv_cron_job_t *job)
     fn(job);
 }
 
+/* A job with global_lock = true: each beat first claims its slot in Redis (timer/cron_lock.h),
+ * so across instances sharing that Redis every beat runs once. */
+#define CRON_LOCK_TIMEOUT_MS 500
+#define CRON_LOCK_LOG_EVERY_NS (10 * 1000000000LL)
+
+typedef struct locked_job {
+    srv_cron_handler_t fn;
+    srv_cron_lock_t *lock;
+    const char *name;
+    int64_t interval_ms; /* 0: crontab job, slot = its scheduled minute */
+    int64_t last_log_ns;
+} locked_job_t;
+
+static locked_job_t g_locked[SRV_CONFIG_MAX_CRON];
+static int g_nlocked;
+
+static int64_t realtime_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static void locked_trampoline(srv_cron_job_t *job)
+{
+    locked_job_t *lj = srv_cron_job_arg(job);
+    /* Crontab beats are minutes every instance agrees on. Interval beats are slots of wall-clock
+     * time: instances started at different moments tick at different phases, and the first to
+     * reach a slot takes it. */
+    int64_t slot = lj->interval_ms > 0 ? realtime_ns() / 1000000 / lj->interval_ms
+                                       : srv_cron_job_due_ns(job) / (60 * 1000000000LL);
+    char err[256];
+    int r = srv_cron_lock_claim(lj->lock, slot, CRON_LOCK_TIMEOUT_MS, err, sizeof(err));
+    if (r == 1) {
+        lj->fn(job);
+        return;
+    }
+    if (r < 0) {
+        int64_t now = realtime_ns();
+        if (lj->last_log_ns == 0 || now - lj->last_log_ns >= CRON_LOCK_LOG_EVERY_NS) {
+            lj->last_log_ns = now;
+            srv_cron_lock_stats_t st;
+            srv_cron_lock_stats(lj->lock, &st);
+            srv_log(SRV_LOG_WARN, "timer", 0,
+                    "cron %s: global_lock: %s; beats are skipped until Redis answers (%llu so "
+                    "far)",
+                    lj->name, err, (unsigned long long)st.errors);
+        }
+    }
+}
+
 const char *srv_cron_name(srv_cron_job_t *job)
 {
     return srv_cron_job_name(job);
@@ -106,11 +159,37 @@ int srv__cron_info_create(void)
     return 0;
 }
 
+/* `,"locks":{"job":{"won":N,"lost":N,"errors":N},...}` before the closing brace of buf. */
+static void append_locks(char *buf, size_t cap)
+{
+    size_t n = strlen(buf);
+    if (g_nlocked == 0 || n == 0 || buf[n - 1] != '}')
+        return;
+    size_t at = n - 1;
+    int w = snprintf(buf + at, cap - at, ",\"locks\":{");
+    for (int i = 0; i < g_nlocked && w > 0 && (size_t)w < cap - at; i++) {
+        srv_cron_lock_stats_t st;
+        srv_cron_lock_stats(g_locked[i].lock, &st);
+        at += (size_t)w;
+        w = snprintf(buf + at, cap - at, "%s\"%s\":{\"won\":%llu,\"lost\":%llu,\"errors\":%llu}",
+                     i ? "," : "", g_locked[i].name, (unsigned long long)st.won,
+                     (unsigned long long)st.lost, (unsigned long long)st.errors);
+    }
+    if (w > 0 && (size_t)w < cap - at) {
+        at += (size_t)w;
+        if (snprintf(buf + at, cap - at, "}}") == 2)
+            return;
+    }
+    buf[n - 1] = '}'; /* did not fit: the jobs alone */
+    buf[n] = '\0';
+}
+
 void srv__cron_publish(srv_cron_sched_t *s)
 {
     char buf[CRON_INFO_MAX];
     if (g_cron_info == NULL || srv_cron_sched_info_json(s, buf, sizeof(buf)) < 0)
         return;
+    append_locks(buf, sizeof(buf));
     atomic_fetch_add(&g_cron_info->seq, 1);
     memcpy(g_cron_info->json, buf, strlen(buf) + 1);
     atomic_fetch_add(&g_cron_info->seq, 1);
@@ -151,15 +230,32 @@ void srv__timer_main(int slot, int ctl_fd)
                      c->handler);
             fail(ctl_fd, slot, err);
         }
-        if (c->global_lock)
-            srv_log(SRV_LOG_WARN, "timer", 0,
-                    "cron %s: global_lock needs the Redis lock, which this build does not have "
-                    "yet; the job runs without it (on every instance)",
-                    c->name);
+        srv_cron_fn tramp = trampoline;
+        void *arg = fn;
+        if (c->global_lock) {
+            locked_job_t *lj = &g_locked[g_nlocked];
+            char owner[128], host[64] = "?";
+            gethostname(host, sizeof(host) - 1);
+            snprintf(owner, sizeof(owner), "%s:%d", host,
+                     atomic_load(&srv__server.stats->master_pid));
+            /* A claim outlives its beat by enough to cover clock skew between instances. */
+            int64_t ttl = c->interval_ms > 0 ? 2 * c->interval_ms : 120000;
+            if (ttl < 10000)
+                ttl = 10000;
+            lj->lock = srv_cron_lock_create(cfg->redis, c->name, owner, ttl);
+            if (lj->lock == NULL)
+                fail(ctl_fd, slot, "out of memory");
+            lj->fn = (srv_cron_handler_t)fn;
+            lj->name = c->name;
+            lj->interval_ms = c->schedule[0] ? 0 : c->interval_ms;
+            g_nlocked++;
+            tramp = locked_trampoline;
+            arg = lj;
+        }
         srv_cron_t tab;
         srv_cron_job_def_t def = {.name = c->name,
-                                  .fn = trampoline,
-                                  .arg = fn,
+                                  .fn = tramp,
+                                  .arg = arg,
                                   .interval_ms = c->interval_ms,
                                   .immediate = c->immediate,
                                   .max_wait_ms = (int64_t)c->max_wait_time * 1000};
@@ -196,6 +292,8 @@ void srv__timer_main(int slot, int ctl_fd)
         _exit(1); /* the threads are stuck in app code; exiting ends them */
     }
     srv_cron_sched_destroy(s);
+    for (int i = 0; i < g_nlocked; i++)
+        srv_cron_lock_destroy(g_locked[i].lock);
     _exit(0);
 }
 
