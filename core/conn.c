@@ -201,6 +201,14 @@ static void begin_linger(srv_conn_t *c)
         srv__conn_close(c);
         return;
     }
+    /* Unless the client itself asked to close and all it sent was read: nothing more is coming,
+     * so there is nothing to reset and it closes at once (as nginx does: no shutdown, no wait
+     * for the client's FIN). */
+    if (c->proto == PROTO_HTTP && !c->req_keepalive && c->in_len == 0 && c->http != NULL &&
+        !(c->flags & F_DONE_PENDING) && srv_http_parser_idle(c->http)) {
+        srv__conn_close(c);
+        return;
+    }
     shutdown(c->fd, SHUT_WR);
     c->flags |= F_LINGER | F_NO_READ;
     c->linger_until = srv__engine_now_ms(c->eng) + LINGER_MS;
