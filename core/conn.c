@@ -154,8 +154,6 @@ static void conn_release(srv_conn_t *c)
         atomic_store_explicit(&c->info->session, 0, memory_order_release);
     close(c->fd);
     out_clear(c);
-    if (c->http)
-        srv_http_parser_destroy(c->http);
     free(c->in);
     uint32_t slot = (uint32_t)(c->session & ((1u << SRV_SESSION_SLOT_BITS) - 1));
     e->slots[slot] = NULL;
@@ -166,11 +164,17 @@ static void conn_release(srv_conn_t *c)
     if (c->flags & F_INFLIGHT)
         e->inflight--;
     if (e->ncached < 256 && !e->destroying) {
+        /* A cached connection keeps its parser (reset now, so no request view outlives the
+         * connection): the next HTTP connection reuses it without a malloc. */
+        if (c->http)
+            srv_http_parser_reset(c->http);
         c->next_free = e->conn_cache;
         e->conn_cache = c;
         e->ncached++;
-    } else
+    } else {
+        srv_http_parser_destroy(c->http);
         free(c);
+    }
 }
 
 static void maybe_release(srv_conn_t *c)
@@ -643,9 +647,11 @@ static void new_conn(srv_engine_t *e, int li, int fd)
         return;
     }
     srv_conn_t *c = e->conn_cache;
+    srv_http_parser_t *http = NULL;
     if (c) {
         e->conn_cache = c->next_free;
         e->ncached--;
+        http = c->http;
     } else {
         c = malloc(sizeof(*c));
         if (c == NULL) {
@@ -655,7 +661,11 @@ static void new_conn(srv_engine_t *e, int li, int fd)
     }
     memset(c, 0, sizeof(*c));
     bool tcp = e->cfg->listen[li].type == SRV_LISTEN_TCP;
-    if (!tcp && srv_http_parser_create(&c->http, &e->limits) < 0) {
+    if (tcp) {
+        srv_http_parser_destroy(http);
+    } else if (http != NULL) {
+        c->http = http;
+    } else if (srv_http_parser_create(&c->http, &e->limits) < 0) {
         free(c);
         close(fd);
         return;
@@ -923,6 +933,7 @@ void srv__engine_destroy(srv_engine_t *e)
     while (e->conn_cache) {
         srv_conn_t *c = e->conn_cache;
         e->conn_cache = c->next_free;
+        srv_http_parser_destroy(c->http);
         free(c);
     }
     for (int i = 0; i < e->nlisten; i++)

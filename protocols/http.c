@@ -544,10 +544,9 @@ const srv_request_t *srv_http_parser_request(srv_http_parser_t *p)
     return p->phase == PH_READY ? &p->req : NULL;
 }
 
-void srv_http_parser_next(srv_http_parser_t *p)
+/* Free the buffers a big request grew, so idle parsers stay small. */
+static void trim_buffers(srv_http_parser_t *p)
 {
-    if (p->phase != PH_READY)
-        return;
     if (p->head_cap > HEAD_KEEP) {
         free(p->head);
         p->head = NULL;
@@ -565,8 +564,25 @@ void srv_http_parser_next(srv_http_parser_t *p)
         p->hdr_off = NULL;
         p->hdrs_cap = 0;
     }
+}
+
+void srv_http_parser_next(srv_http_parser_t *p)
+{
+    if (p->phase != PH_READY)
+        return;
+    trim_buffers(p);
     reset_message(p);
     llhttp_resume(&p->ll);
+}
+
+void srv_http_parser_reset(srv_http_parser_t *p)
+{
+    trim_buffers(p);
+    p->err_status = 0;
+    p->err_reason = NULL;
+    llhttp_init(&p->ll, HTTP_REQUEST, (llhttp_settings_t *)&settings);
+    p->ll.data = p;
+    reset_message(p);
 }
 
 int srv_http_parser_error(const srv_http_parser_t *p, const char **reason)

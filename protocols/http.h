@@ -36,6 +36,10 @@ typedef struct srv_http_parser srv_http_parser_t;
 int srv_http_parser_create(srv_http_parser_t **out, const srv_http_limits_t *limits);
 /* NULL is a no-op. Invalidates the current request view. */
 void srv_http_parser_destroy(srv_http_parser_t *p);
+/* Back to the state srv_http_parser_create() gives (same limits) for a new connection, keeping
+ * its small buffers (those next() keeps): connection caches reuse parsers without a malloc.
+ * Invalidates the current request view. */
+void srv_http_parser_reset(srv_http_parser_t *p);
 
 /* Feed len bytes; *consumed says how many were used, the caller keeps the rest and feeds them
  * again (after srv_http_parser_next() for a REQUEST, at once for CONTINUE).

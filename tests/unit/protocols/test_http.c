@@ -701,6 +701,44 @@ static void test_split_property(void)
     limits = NULL;
 }
 
+/* A reset parser (connection caches reuse them) behaves as a new one whatever state it was
+ * left in: in error, paused on a request, mid-headers, mid-body, after a big request. */
+static void test_reset(void)
+{
+    static const char *leave[] = {
+        "FOO / HTTP/1.1\r\n\r\n",                                       /* error */
+        "GET /a HTTP/1.1\r\nHost: h\r\n\r\n",                           /* paused on a request */
+        "GET /a HTTP/1.1\r\nHost: h\r\nX-Half: ",                       /* mid-headers */
+        "POST /a HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\nabc", /* mid-body */
+        "GET /a HTTP/1.0\r\n\r\n",                                      /* no keep-alive */
+    };
+    static char big[20000];
+    size_t bl =
+        (size_t)snprintf(big, sizeof(big), "GET /%0*d HTTP/1.1\r\nHost: h\r\n\r\n", 6000, 0);
+    const char *good = "GET /fresh?q=1 HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nok";
+    for (size_t i = 0; i <= sizeof(leave) / sizeof(leave[0]); i++) {
+        srv_http_parser_t *p;
+        size_t used;
+        CHECK_INT(srv_http_parser_create(&p, NULL), ==, 0);
+        if (i < sizeof(leave) / sizeof(leave[0]))
+            srv_http_parser_feed(p, leave[i], strlen(leave[i]), &used);
+        else
+            CHECK_INT(srv_http_parser_feed(p, big, bl, &used), ==, SRV_HTTP_REQUEST);
+        srv_http_parser_reset(p);
+        CHECK(srv_http_parser_idle(p));
+        CHECK(srv_http_parser_request(p) == NULL);
+        CHECK_INT(srv_http_parser_error(p, NULL), ==, 0);
+        CHECK_INT(srv_http_parser_feed(p, good, strlen(good), &used), ==, SRV_HTTP_REQUEST);
+        CHECK_INT(used, ==, strlen(good));
+        const srv_request_t *r = srv_http_parser_request(p);
+        CHECK(r != NULL);
+        CHECK_MEM(r->path.ptr, r->path.len, "/fresh", 6);
+        CHECK_MEM(r->body.ptr, r->body.len, "ok", 2);
+        CHECK(r->flags & SRV_REQ_KEEP_ALIVE);
+        srv_http_parser_destroy(p);
+    }
+}
+
 int main(void)
 {
     test_valid();
@@ -715,6 +753,7 @@ int main(void)
     test_encode();
     test_response();
     test_split_property();
+    test_reset();
     (void)check_failures_;
     return 0;
 }
