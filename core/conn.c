@@ -183,6 +183,20 @@ static void maybe_release(srv_conn_t *c)
         conn_release(c);
 }
 
+void srv__conn_hold(srv_conn_t *c)
+{
+    c->refs++;
+}
+
+bool srv__conn_unhold(srv_conn_t *c)
+{
+    c->refs--;
+    if (!(c->flags & F_CLOSING))
+        return true;
+    maybe_release(c);
+    return false;
+}
+
 void srv__conn_close(srv_conn_t *c)
 {
     if (c->flags & F_CLOSING)
@@ -595,6 +609,9 @@ static void on_recv(srv_loop_t *loop, srv_loop_op_t *op, int res, const char *da
         if (c->info)
             atomic_store_explicit(&c->info->last_ms, srv__engine_wall_ms(c->eng),
                                   memory_order_relaxed);
+        /* The app (base mode) or a failed hand-off may close c while its parser or framer is
+         * still working on these bytes: c and its protocol state outlive this call. */
+        srv__conn_hold(c);
         if (c->flags & F_NO_READ)
             ;
         else if (c->proto == PROTO_HTTP)
@@ -603,6 +620,7 @@ static void on_recv(srv_loop_t *loop, srv_loop_op_t *op, int res, const char *da
             srv__stream_input(c, data, (size_t)res);
         if (!(c->flags & (F_RECV | F_CLOSING)) && !(flags & SRV_LOOP_MORE))
             arm_recv(c);
+        srv__conn_unhold(c);
         return;
     }
     if (res == 0 && c->proto != PROTO_HTTP && !(c->flags & F_LINGER)) {
@@ -1237,6 +1255,7 @@ int srv__conn_ws_accept(srv_engine_t *e, uint64_t session, int code, const char 
         return 0;
     }
     /* Bytes that followed the handshake are already WebSocket frames. */
+    srv__conn_hold(c);
     if (c->in_len > 0) {
         char *in = c->in;
         uint32_t n = c->in_len;
@@ -1247,6 +1266,7 @@ int srv__conn_ws_accept(srv_engine_t *e, uint64_t session, int code, const char 
     }
     arm_recv(c);
     srv__conn_flush(c);
+    srv__conn_unhold(c);
     return 0;
 }
 

@@ -127,6 +127,11 @@ bool srv__out_pending(const srv_conn_t *c);
 void srv__conn_flush(srv_conn_t *c);
 /* Close now: cancel operations; freed once none is in flight. */
 void srv__conn_close(srv_conn_t *c);
+/* Keep c (and its protocol state) alive across code that may close it, e.g. app callbacks
+ * inside a parser's feed: a close in between only marks it, and srv__conn_unhold() releases
+ * it. Returns false when c was closed meanwhile (then it must not be touched again). */
+void srv__conn_hold(srv_conn_t *c);
+bool srv__conn_unhold(srv_conn_t *c);
 srv_conn_t *srv__conn_lookup(srv_engine_t *e, uint64_t session);
 
 /* conn_stream.c */
