@@ -27,6 +27,10 @@ scpu="${SERVER_CPU:-0}"
 ccpu="${CLIENT_CPU:-1}"
 nginx="${NGINX:-/usr/sbin/nginx}"
 hz="$(getconf CLK_TCK)"
+bench_self=http
+srv_conf=""
+# shellcheck source=bench/lib.sh
+. "$here/lib.sh"
 
 for f in "$build/srv" "$build/examples/demo.so" "$nginx" "$(command -v wrk || true)"; do
     if [[ -z "$f" || ! -e "$f" ]]; then
@@ -81,19 +85,6 @@ function done(summary, latency, requests)
 end
 EOF
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-# All pids of the tree rooted at $1 (the root included).
-tree_pids() {
-    local p c
-    for p in "$@"; do
-        echo "$p"
-        for c in $(pgrep -P "$p" || true); do tree_pids "$c"; done
-    done
-}
-
 # Sum of VmRSS (kB) over the tree rooted at $1.
 tree_rss_kb() {
     local sum=0 p v
@@ -112,36 +103,6 @@ tree_ticks() {
         sum=$((sum + ${v:-0}))
     done
     echo "$sum"
-}
-
-# Busy ticks of CPU $scpu: user+nice+system+irq+softirq.
-cpu_busy() {
-    awk -v c="cpu$scpu" '$1 == c {print $2 + $3 + $4 + $7 + $8}' /proc/stat
-}
-
-# Waits (up to $QUIET_WAIT s) for a 1 s window where CPU $scpu is at most $QUIET_PCT % busy;
-# returns the busy % of the last window seen (so the report can flag a noisy start).
-wait_quiet() {
-    local deadline=$((SECONDS + ${QUIET_WAIT:-30})) a b pct
-    while :; do
-        a="$(cpu_busy)"
-        sleep 1
-        b="$(cpu_busy)"
-        pct=$(((b - a) * 100 / hz))
-        if ((pct <= ${QUIET_PCT:-10} || SECONDS >= deadline)); then
-            echo "$pct"
-            return
-        fi
-    done
-}
-
-wait_ready() { # port: polls until GET / answers the expected body (10 s deadline)
-    local i
-    for ((i = 0; i < 200; i++)); do
-        [[ "$(curl -s --max-time 1 "http://127.0.0.1:$1/" 2>/dev/null)" == "Hello, World!" ]] && return 0
-        sleep 0.05
-    done
-    return 1
 }
 
 root_pid="" port=""
@@ -188,37 +149,10 @@ stop_nginx() {
 
 start_srv() { # mode
     local d="$tmp/srv-$1"
-    mkdir -p "$d"
     port="$(free_port)"
-    cat >"$d/srv.toml" <<EOF
-[server]
-app = "$build/examples/demo.so"
-mode = "$1"
-worker_num = 1
-reactor_num = 1
-log_level = "warn"
-pid_file = "$d/srv.pid"
-log_file = "$d/srv.log"
-
-[[listen]]
-name = "http"
-type = "http"
-host = "127.0.0.1"
-port = $port
-EOF
-    # Foreground under taskset, so every process of the tree (master, reactor thread, manager,
-    # worker) inherits CPU $scpu and this shell is the master's parent.
-    taskset -c "$scpu" "$build/srv" start -c "$d/srv.toml" >>"$d/stderr.log" 2>&1 &
-    root_pid=$!
-    srv_conf="$d/srv.toml"
+    srv_config "$d" "$1" "$port"
     cur_stop=stop_srv
-    wait_ready "$port" || { echo "http.sh: srv ($1) did not come up" >&2; cat "$d/stderr.log" "$d/srv.log" >&2; exit 1; }
-}
-
-stop_srv() {
-    "$build/srv" stop -c "$srv_conf" >/dev/null 2>&1 || kill -TERM "$root_pid" 2>/dev/null || true
-    wait "$root_pid" 2>/dev/null || true
-    cur_stop=""
+    launch_srv "$d" "$port"
 }
 
 # One measured run: server already up on $port, pid tree at $root_pid. Writes its row to $tmp/row.
@@ -408,22 +342,7 @@ report() {
 report | tee "$tmp/report.md"
 
 if [[ "${WRITE_RESULTS:-0}" == 1 ]]; then
-    # Replace (or append) only the "## HTTP" section; other sections belong to other benchmarks.
-    python3 - "$here/RESULTS.md" "$tmp/report.md" <<'EOF'
-import sys, re
-path, rep = sys.argv[1], open(sys.argv[2]).read()
-try:
-    text = open(path).read()
-except FileNotFoundError:
-    text = "# srv benchmark results\n"
-section = ("## HTTP\n\nsrv vs nginx on GET / -> \"Hello, World!\", run by `bench/http.sh` "
-           "(see bench/README.md).\n\n" + rep.rstrip("\n") + "\n")
-m = re.search(r"^## HTTP\n.*?(?=^## |\Z)", text, re.S | re.M)
-if m:
-    text = text[:m.start()] + section + ("\n" if text[m.end():] else "") + text[m.end():]
-else:
-    text = text.rstrip("\n") + "\n\n" + section
-open(path, "w").write(text)
-EOF
-    echo "http.sh: wrote the HTTP section of $here/RESULTS.md" >&2
+    write_section "HTTP" \
+        "srv vs nginx on GET / -> \"Hello, World!\", run by \`bench/http.sh\` (see bench/README.md)." \
+        "$tmp/report.md"
 fi

@@ -11,7 +11,7 @@
 #                    queue answers 503 (counted apart). Finished tasks (GET /task/finished) too.
 # Every response is checked by a wrk Lua script (status, body shape). Every server process on CPU 0,
 # wrk on CPU 1; CPU us/task = busy time of CPU 0 (/proc/stat) / tasks answered 200.
-#   usage: bench/task.sh [BUILD_DIR=/work/main/build-bench2]   (needs BUILD_DIR/srv, examples/demo.so)
+#   usage: bench/task.sh [BUILD_DIR=/work/main/build-bench]   (needs BUILD_DIR/srv, examples/demo.so)
 # Env: DURATION (10 s per sync run), ASYNC_DURATION (2 s), ASYNC_QUEUE (1000000), ROUNDS (2),
 #      WARMUP (1 s, sync only), CONNS (64), MODES ("process base"), TASK_WORKERS ("1 2"), LOADS ("sync async"), SERVER_CPU (0), CLIENT_CPU (1),
 #      QUIET_PCT (10) / QUIET_WAIT (30 s) as in bench/http.sh; BUSY_WAIT (900 s): each run first
@@ -22,7 +22,7 @@ set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/.." && pwd)"
-build="$(cd "${1:-$root/build-bench2}" && pwd)"
+build="$(cd "${1:-$root/build-bench}" && pwd)"
 duration="${DURATION:-10}"
 async_duration="${ASYNC_DURATION:-2}"
 async_queue="${ASYNC_QUEUE:-1000000}"
@@ -103,37 +103,11 @@ EOF
 
 
 start_srv() { # mode task_workers task_max_queue
-    local d="$tmp/srv-$1-$2-$3" i
-    mkdir -p "$d"
+    local d="$tmp/srv-$1-$2-$3"
     port="$(free_port)"
-    cat >"$d/srv.toml" <<EOF
-[server]
-app = "$build/examples/demo.so"
-mode = "$1"
-worker_num = 1
-reactor_num = 1
-task_worker_num = $2
-task_max_queue = $3
-log_level = "warn"
-pid_file = "$d/srv.pid"
-log_file = "$d/srv.log"
-
-[[listen]]
-name = "http"
-type = "http"
-host = "127.0.0.1"
-port = $port
-EOF
-    taskset -c "$scpu" "$build/srv" start -c "$d/srv.toml" >>"$d/stderr.log" 2>&1 &
-    root_pid=$!
-    srv_conf="$d/srv.toml"
-    for ((i = 0; i < 200; i++)); do
-        [[ "$(curl -s --max-time 1 "http://127.0.0.1:$port/" 2>/dev/null)" == "Hello, World!" ]] && return 0
-        sleep 0.05
-    done
-    echo "task.sh: srv ($1, $2 task workers) did not come up" >&2
-    cat "$d/stderr.log" "$d/srv.log" >&2
-    exit 1
+    srv_config "$d" "$1" "$port" "task_worker_num = $2
+task_max_queue = $3"
+    launch_srv "$d" "$port"
 }
 
 run_load() { # round mode tw load
@@ -229,17 +203,5 @@ EOF
 cat "$tmp/report.md"
 
 if [[ "${WRITE_RESULTS:-0}" == 1 ]]; then
-    python3 - "$here/RESULTS.md" "$tmp/report.md" <<'EOF'
-import re, sys
-path, rep = sys.argv[1], open(sys.argv[2]).read()
-text = open(path).read()
-section = "## Tasks\n\n`bench/task.sh`.\n\n" + rep.rstrip("\n") + "\n"
-m = re.search(r"^## Tasks\n.*?(?=^## |\Z)", text, re.S | re.M)
-if m:
-    text = text[:m.start()] + section + ("\n" if text[m.end():] else "") + text[m.end():]
-else:
-    text = text.rstrip("\n") + "\n\n" + section
-open(path, "w").write(text)
-EOF
-    echo "task.sh: wrote the Tasks section of $here/RESULTS.md" >&2
+    write_section "Tasks" "\`bench/task.sh\`." "$tmp/report.md"
 fi

@@ -6,7 +6,7 @@
 # checked byte for byte). Server on CPU 0, loadgen on CPU 1. The ranking figure is server CPU per
 # message: busy jiffies of CPU 0 (/proc/stat user+nice+system+irq+softirq) over the window /
 # echoed messages; proc us/msg (utime+stime of the server's process tree) is the cross-check.
-#   usage: bench/tcp.sh [BUILD_DIR=/work/main/build-bench2]   (needs BUILD_DIR/srv, examples/demo.so)
+#   usage: bench/tcp.sh [BUILD_DIR=/work/main/build-bench]   (needs BUILD_DIR/srv, examples/demo.so)
 # Env: DURATION (10 s per run), ROUNDS (3), WARMUP (1 s, unmeasured, same connections),
 #      MODES ("process base"), LOADS ("tcp udp"), CONNS (64), SIZE (64: body bytes per message),
 #      SERVER_CPU (0), CLIENT_CPU (1), QUIET_PCT (10) / QUIET_WAIT (30 s) / NOISE_PCT (15) /
@@ -18,7 +18,7 @@ set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/.." && pwd)"
-build="$(cd "${1:-$root/build-bench2}" && pwd)"
+build="$(cd "${1:-$root/build-bench}" && pwd)"
 duration="${DURATION:-10}"
 rounds="${ROUNDS:-3}"
 warmup="${WARMUP:-1}"
@@ -52,24 +52,10 @@ cc -O2 -Wall -o "$tmp/loadgen" "$here/loadgen.c" -lcrypto
 
 
 start_srv() { # mode
-    local d="$tmp/srv-$1" i
-    mkdir -p "$d"
+    local d="$tmp/srv-$1"
     hport="$(free_port)" tport="$(free_port)" uport="$(free_port)"
-    cat >"$d/srv.toml" <<EOF
-[server]
-app = "$build/examples/demo.so"
-mode = "$1"
-worker_num = 1
-reactor_num = 1
-log_level = "warn"
-pid_file = "$d/srv.pid"
-log_file = "$d/srv.log"
-
-[[listen]]
-name = "http"
-type = "http"
-host = "127.0.0.1"
-port = $hport
+    srv_config "$d" "$1" "$hport"
+    cat >>"$d/srv.toml" <<EOF
 
 [[listen]]
 name = "frames"
@@ -88,16 +74,7 @@ type = "udp"
 host = "127.0.0.1"
 port = $uport
 EOF
-    taskset -c "$scpu" "$build/srv" start -c "$d/srv.toml" >>"$d/stderr.log" 2>&1 &
-    root_pid=$!
-    srv_conf="$d/srv.toml"
-    for ((i = 0; i < 200; i++)); do
-        [[ "$(curl -s --max-time 1 "http://127.0.0.1:$hport/" 2>/dev/null)" == "Hello, World!" ]] && return 0
-        sleep 0.05
-    done
-    echo "tcp.sh: srv ($1) did not come up" >&2
-    cat "$d/stderr.log" "$d/srv.log" >&2
-    exit 1
+    launch_srv "$d" "$hport"
 }
 
 run_load() { # round mode load: one measured run, its line to $tmp/row
@@ -211,18 +188,7 @@ EOF
 cat "$tmp/report.md"
 
 if [[ "${WRITE_RESULTS:-0}" == 1 ]]; then
-    python3 - "$here/RESULTS.md" "$tmp/report.md" <<'EOF'
-import re, sys
-path, rep = sys.argv[1], open(sys.argv[2]).read()
-text = open(path).read()
-section = ("## TCP and UDP echo\n\n`bench/tcp.sh` (load tool `bench/loadgen.c`, built by the script with "
-           "`cc -O2`).\n\n" + rep.rstrip("\n") + "\n")
-m = re.search(r"^## TCP and UDP echo\n.*?(?=^## |\Z)", text, re.S | re.M)
-if m:
-    text = text[:m.start()] + section + ("\n" if text[m.end():] else "") + text[m.end():]
-else:
-    text = text.rstrip("\n") + "\n\n" + section
-open(path, "w").write(text)
-EOF
-    echo "tcp.sh: wrote the TCP and UDP echo section of $here/RESULTS.md" >&2
+    write_section "TCP and UDP echo" \
+        "\`bench/tcp.sh\` (load tool \`bench/loadgen.c\`, built by the script with \`cc -O2\`)." \
+        "$tmp/report.md"
 fi

@@ -9,7 +9,7 @@
 #     /chat client; time until all 10,000 received it (p50/p99 arrival too), BC_ROUNDS times.
 #     Before broadcasting, with the 10,000 connections idle: RSS (and PSS) delta of the server's
 #     process tree over its idle state before they connected, / 10,000 = memory per idle connection.
-#   usage: bench/ws.sh [BUILD_DIR=/work/main/build-bench2]   (needs BUILD_DIR/srv, examples/demo.so)
+#   usage: bench/ws.sh [BUILD_DIR=/work/main/build-bench]   (needs BUILD_DIR/srv, examples/demo.so)
 # Env: DURATION (10 s per echo run), ROUNDS (3 echo rounds), WARMUP (1 s), MODES ("process base"),
 #      PARTS ("echo bcast"), CONNS (256), SIZE (64), BC_CONNS (10000), BC_ROUNDS (5),
 #      SERVER_CPU (0), CLIENT_CPU (1), QUIET_PCT (10) / QUIET_WAIT (30 s) / NOISE_PCT (15) /
@@ -21,7 +21,7 @@ set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/.." && pwd)"
-build="$(cd "${1:-$root/build-bench2}" && pwd)"
+build="$(cd "${1:-$root/build-bench}" && pwd)"
 duration="${DURATION:-10}"
 rounds="${ROUNDS:-3}"
 warmup="${WARMUP:-1}"
@@ -64,13 +64,6 @@ trap cleanup EXIT
 
 cc -O2 -Wall -o "$tmp/loadgen" "$here/loadgen.c" -lcrypto
 
-tree_pids() {
-    local p c
-    for p in "$@"; do
-        echo "$p"
-        for c in $(pgrep -P "$p" || true); do tree_pids "$c"; done
-    done
-}
 tree_mem_kb() { # "RSS PSS" (kB) summed over the tree rooted at $1
     local rss=0 pss=0 p v w
     for p in $(tree_pids "$1"); do
@@ -82,24 +75,10 @@ tree_mem_kb() { # "RSS PSS" (kB) summed over the tree rooted at $1
 }
 
 start_srv() { # mode
-    local d="$tmp/srv-$1" i
-    mkdir -p "$d"
+    local d="$tmp/srv-$1"
     hport="$(free_port)"
-    cat >"$d/srv.toml" <<EOF
-[server]
-app = "$build/examples/demo.so"
-mode = "$1"
-worker_num = 1
-reactor_num = 1
-log_level = "warn"
-pid_file = "$d/srv.pid"
-log_file = "$d/srv.log"
-
-[[listen]]
-name = "http"
-type = "http"
-host = "127.0.0.1"
-port = $hport
+    srv_config "$d" "$1" "$hport"
+    cat >>"$d/srv.toml" <<EOF
 websocket = true
 
 [[table]]
@@ -107,16 +86,7 @@ name = "chat"
 size = 65536
 columns = [{name = "joined", type = "int"}]
 EOF
-    taskset -c "$scpu" "$build/srv" start -c "$d/srv.toml" >>"$d/stderr.log" 2>&1 &
-    root_pid=$!
-    srv_conf="$d/srv.toml"
-    for ((i = 0; i < 200; i++)); do
-        [[ "$(curl -s --max-time 1 "http://127.0.0.1:$hport/" 2>/dev/null)" == "Hello, World!" ]] && return 0
-        sleep 0.05
-    done
-    echo "ws.sh: srv ($1) did not come up" >&2
-    cat "$d/stderr.log" "$d/srv.log" >&2
-    exit 1
+    launch_srv "$d" "$hport"
 }
 
 run_echo() { # round mode: one measured run, its line to $tmp/row
@@ -309,18 +279,7 @@ EOF
 cat "$tmp/report.md"
 
 if [[ "${WRITE_RESULTS:-0}" == 1 ]]; then
-    python3 - "$here/RESULTS.md" "$tmp/report.md" <<'EOF'
-import re, sys
-path, rep = sys.argv[1], open(sys.argv[2]).read()
-text = open(path).read()
-section = ("## WebSocket\n\n`bench/ws.sh` (load tool `bench/loadgen.c`, built by the script with "
-           "`cc -O2`).\n\n" + rep.rstrip("\n") + "\n")
-m = re.search(r"^## WebSocket\n.*?(?=^## |\Z)", text, re.S | re.M)
-if m:
-    text = text[:m.start()] + section + ("\n" if text[m.end():] else "") + text[m.end():]
-else:
-    text = text.rstrip("\n") + "\n\n" + section
-open(path, "w").write(text)
-EOF
-    echo "ws.sh: wrote the WebSocket section of $here/RESULTS.md" >&2
+    write_section "WebSocket" \
+        "\`bench/ws.sh\` (load tool \`bench/loadgen.c\`, built by the script with \`cc -O2\`)." \
+        "$tmp/report.md"
 fi
