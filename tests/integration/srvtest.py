@@ -256,6 +256,44 @@ class Server:
             c.close()
 
 
+UNIX = "@unix@"  # a listener path replaced by a socket path inside the server's temp folder
+
+
+def typed_server(kind, mode, name, listeners, server=None):
+    """An HTTP listener plus listeners of type kind ("tcp", "udp"): listeners is a list of
+    (name, dict of keys); an entry with path UNIX gets <tmp>/<name>.sock."""
+    ls = [{"name": "http", "type": "http"}]
+    for lname, opts in listeners:
+        l = {"name": lname, "type": kind}
+        l.update(opts)
+        ls.append(l)
+    opts = {"mode": mode}
+    opts.update(server or {})
+    s = Server(listeners=ls, server=opts, name=f"{name}-{mode}")
+    for l in s.listeners:
+        if l.get("path") == UNIX:
+            l["path"] = os.path.join(s.dir, l["name"] + ".sock")
+    s.write_config()
+    return s
+
+
+def listener(s, name):
+    return next(l for l in s.listeners if l["name"] == name)
+
+
+class SockClient:
+    """Base of the tests' socket clients: self.sock closed by close() and by a with block."""
+
+    def close(self):
+        self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        self.close()
+
+
 def raw(port, data, host="127.0.0.1", timeout=10, until_close=True, family=socket.AF_INET):
     """Send bytes, read until the server closes (or the timeout). Returns the bytes read."""
     s = socket.socket(family, socket.SOCK_STREAM)

@@ -4,19 +4,9 @@ process mode (the reactor sends the file) and base mode."""
 import os
 
 from srvtest import Server, run, running
+from test_http import each_mode
 
 DIR = "/tmp/srv-demo-files"
-
-
-def each_mode(fn):
-    def wrapper():
-        for mode in ("process", "base"):
-            try:
-                fn(mode)
-            except AssertionError as e:
-                raise AssertionError(f"[mode={mode}] {e}") from e
-    wrapper.__name__ = fn.__name__
-    return wrapper
 
 
 @each_mode

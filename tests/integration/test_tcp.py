@@ -11,37 +11,17 @@ import subprocess
 import threading
 import time
 
-from srvtest import SLOW, Server, run, running, wait_for
+from srvtest import UNIX, SLOW, SockClient, listener, run, running, typed_server, wait_for
 
 EOF_LINES = {"handler": "lines", "open_eof_check": True, "open_eof_split": True,
              "package_eof": "\r\n"}
 LENGTH = {"handler": "frames", "open_length_check": True, "package_length_type": "N",
           "package_length_offset": 0, "package_body_offset": 4}
-UNIX = "@unix@"  # replaced by a socket path inside the server's temp folder
-
-
 def tcp_server(mode, name, listeners, server=None):
-    """listeners: list of (name, dict). An entry with path UNIX gets <tmp>/<name>.sock."""
-    ls = [{"name": "http", "type": "http"}]
-    for lname, opts in listeners:
-        l = {"name": lname, "type": "tcp"}
-        l.update(opts)
-        ls.append(l)
-    opts = {"mode": mode}
-    opts.update(server or {})
-    s = Server(listeners=ls, server=opts, name=f"{name}-{mode}")
-    for l in s.listeners:
-        if l.get("path") == UNIX:
-            l["path"] = os.path.join(s.dir, l["name"] + ".sock")
-    s.write_config()
-    return s
+    return typed_server("tcp", mode, name, listeners, server)
 
 
-def listener(s, name):
-    return next(l for l in s.listeners if l["name"] == name)
-
-
-class Client:
+class Client(SockClient):
     def __init__(self, s, name, timeout=10):
         l = listener(s, name)
         if "path" in l:
@@ -85,15 +65,6 @@ class Client:
             return
         except socket.timeout:
             raise AssertionError(f"{what}: connection still open after {timeout * SLOW}s")
-
-    def close(self):
-        self.sock.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *a):
-        self.close()
 
 
 def frame(body):

@@ -6,32 +6,13 @@ import socket
 import subprocess
 import tempfile
 
-from srvtest import SLOW, Server, run, running
-
-UNIX = "@unix@"
-
+from srvtest import UNIX, SLOW, SockClient, listener, run, running, typed_server
 
 def udp_server(mode, name, listeners, server=None):
-    ls = [{"name": "http", "type": "http"}]
-    for lname, opts in listeners:
-        l = {"name": lname, "type": "udp"}
-        l.update(opts)
-        ls.append(l)
-    opts = {"mode": mode}
-    opts.update(server or {})
-    s = Server(listeners=ls, server=opts, name=f"{name}-{mode}")
-    for l in s.listeners:
-        if l.get("path") == UNIX:
-            l["path"] = os.path.join(s.dir, l["name"] + ".sock")
-    s.write_config()
-    return s
+    return typed_server("udp", mode, name, listeners, server)
 
 
-def listener(s, name):
-    return next(l for l in s.listeners if l["name"] == name)
-
-
-class Client:
+class Client(SockClient):
     def __init__(self, s, name):
         l = listener(s, name)
         self.tmp = None
@@ -63,12 +44,6 @@ class Client:
             for f in os.listdir(self.tmp):
                 os.unlink(os.path.join(self.tmp, f))
             os.rmdir(self.tmp)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *a):
-        self.close()
 
 
 def payload(i, n):

@@ -13,7 +13,7 @@ import time
 
 import websockets
 
-from srvtest import SLOW, Server, run, running, wait_for
+from srvtest import SLOW, Server, SockClient, run, running, wait_for
 
 CHAT_TABLE = ('[[table]]\nname = "chat"\nsize = 4096\n'
               'columns = [{name = "joined", type = "int"}]\n')
@@ -66,7 +66,7 @@ class Closed(Exception):
     pass
 
 
-class RawWS:
+class RawWS(SockClient):
     """A minimal client over a plain socket: the handshake, then any frame we like."""
 
     def __init__(self, port, path="/ws", timeout=10, rcvbuf=None, handshake=True):
@@ -182,14 +182,6 @@ class RawWS:
                 break
         raise AssertionError(f"{what}: server did not close the connection")
 
-    def close(self):
-        self.sock.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *a):
-        self.close()
 
 
 def http_raw(port, req, timeout=10):
