@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "core/app.h"
@@ -79,25 +78,18 @@ static void trampoline(srv_cron_job_t *job)
 /* A job with global_lock = true: each beat first claims its slot in Redis (timer/cron_lock.h),
  * so across instances sharing that Redis every beat runs once. */
 #define CRON_LOCK_TIMEOUT_MS 500
-#define CRON_LOCK_LOG_EVERY_NS (10 * 1000000000LL)
+#define CRON_LOCK_LOG_EVERY_MS 10000
 
 typedef struct locked_job {
     srv_cron_handler_t fn;
     srv_cron_lock_t *lock;
     const char *name;
     int64_t interval_ms; /* 0: crontab job, slot = its scheduled minute */
-    int64_t last_log_ns;
+    int64_t last_log_ms;
 } locked_job_t;
 
 static locked_job_t g_locked[SRV_CONFIG_MAX_CRON];
 static int g_nlocked;
-
-static int64_t realtime_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
 
 static void locked_trampoline(srv_cron_job_t *job)
 {
@@ -105,7 +97,7 @@ static void locked_trampoline(srv_cron_job_t *job)
     /* Crontab beats are minutes every instance agrees on. Interval beats are slots of wall-clock
      * time: instances started at different moments tick at different phases, and the first to
      * reach a slot takes it. */
-    int64_t slot = lj->interval_ms > 0 ? realtime_ns() / 1000000 / lj->interval_ms
+    int64_t slot = lj->interval_ms > 0 ? srv__now_ms() / lj->interval_ms
                                        : srv_cron_job_due_ns(job) / (60 * 1000000000LL);
     char err[256];
     int r = srv_cron_lock_claim(lj->lock, slot, CRON_LOCK_TIMEOUT_MS, err, sizeof(err));
@@ -114,9 +106,9 @@ static void locked_trampoline(srv_cron_job_t *job)
         return;
     }
     if (r < 0) {
-        int64_t now = realtime_ns();
-        if (lj->last_log_ns == 0 || now - lj->last_log_ns >= CRON_LOCK_LOG_EVERY_NS) {
-            lj->last_log_ns = now;
+        int64_t now = srv__now_ms();
+        if (lj->last_log_ms == 0 || now - lj->last_log_ms >= CRON_LOCK_LOG_EVERY_MS) {
+            lj->last_log_ms = now;
             srv_cron_lock_stats_t st;
             srv_cron_lock_stats(lj->lock, &st);
             srv_log(SRV_LOG_WARN, "timer", 0,
