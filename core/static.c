@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/openat2.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,11 +70,13 @@ int srv__static_serve(srv_static_t *st, const srv_request_t *req, srv_conn_t *c)
     bool get = req->method.len == 3 && memcmp(req->method.ptr, "GET", 3) == 0;
     if (!get && !head)
         return 0;
-    char rel[4096];
-    _Static_assert(sizeof(rel) >= 4096, "rel");
-    int rc = srv_http_path_resolve(req->path, rel, sizeof(rel) - 128);
+    /* PATH_MAX holds every relative path openat2() can take; a longer one names no file. */
+    char rel[PATH_MAX];
+    int rc = srv_http_path_resolve(req->path, rel, sizeof(rel));
     if (rc == -EACCES)
         return answer_error(st, req, 403, "path leaves the document root");
+    if (rc == -ENOSPC)
+        return 0; /* longer than any file path: not a file of ours, like a missing one */
     if (rc < 0)
         return answer_error(st, req, 400, "bad path");
     int fd = open_beneath(st->root_fd, rel);
@@ -82,26 +85,26 @@ int srv__static_serve(srv_static_t *st, const srv_request_t *req, srv_conn_t *c)
     if (fd == -EACCES)
         return answer_error(st, req, 403, "forbidden");
     if (fd < 0)
-        return 0; /* not a file of ours: a dynamic request */
+        return 0; /* not a file of ours (ENOENT, ENAMETOOLONG, ...): a dynamic request */
     struct stat sb;
     if (fstat(fd, &sb) != 0) {
         close(fd);
         return answer_error(st, req, 500, "stat failed");
     }
+    const char *name = rel; /* the file served, for its Content-Type */
+    char idx[PATH_MAX + sizeof("/index.html")];
     if (S_ISDIR(sb.st_mode)) {
-        char idx[4096];
-        size_t rl = strlen(rel); /* rel is at most sizeof(rel) - 128: room for the suffix */
-        memcpy(idx, rel, rl);
-        memcpy(idx + rl, rl ? "/index.html" : "index.html", rl ? 12 : 11);
         close(fd);
+        /* rel is at most PATH_MAX - 1 bytes: idx has room for the suffix; a name openat2()
+         * finds too long is a directory without a reachable index */
+        snprintf(idx, sizeof(idx), "%s%s", rel, rel[0] ? "/index.html" : "index.html");
         fd = open_beneath(st->root_fd, idx);
         if (fd < 0 || fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
             if (fd >= 0)
                 close(fd);
             return answer_error(st, req, 403, "directory listing is not allowed");
         }
-        memcpy(rel, idx, strlen(idx) + 1 > sizeof(rel) ? sizeof(rel) - 1 : strlen(idx) + 1);
-        rel[sizeof(rel) - 1] = '\0';
+        name = idx;
     } else if (!S_ISREG(sb.st_mode)) {
         close(fd);
         return answer_error(st, req, 403, "not a regular file");
@@ -116,7 +119,7 @@ int srv__static_serve(srv_static_t *st, const srv_request_t *req, srv_conn_t *c)
     char extra[1024];
     int xn = snprintf(extra, sizeof(extra),
                       "Content-Type: %s\r\nLast-Modified: %s\r\nAccept-Ranges: bytes\r\n",
-                      srv_http_mime_type(rel), lm);
+                      srv_http_mime_type(name), lm);
     if (ims.ptr && srv_http_date_parse(ims, &since) == 0 && sb.st_mtime <= since) {
         status = 304;
     } else {

@@ -5,6 +5,7 @@
  * allocates. */
 #include "protocols/http.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,6 +66,7 @@ struct srv_http_parser {
 
 static int on_message_begin(llhttp_t *ll);
 static int on_url(llhttp_t *ll, const char *at, size_t len);
+static int on_version_complete(llhttp_t *ll);
 static int on_header_field(llhttp_t *ll, const char *at, size_t len);
 static int on_header_field_complete(llhttp_t *ll);
 static int on_header_value(llhttp_t *ll, const char *at, size_t len);
@@ -79,6 +81,7 @@ static int on_chunk_extension(llhttp_t *ll, const char *at, size_t len);
 static const llhttp_settings_t settings = {
     .on_message_begin = on_message_begin,
     .on_url = on_url,
+    .on_version_complete = on_version_complete,
     .on_header_field = on_header_field,
     .on_header_field_complete = on_header_field_complete,
     .on_header_value = on_header_value,
@@ -151,6 +154,18 @@ static int on_url(llhttp_t *ll, const char *at, size_t len)
     return 0;
 }
 
+/* llhttp runs with LENIENT_VERSION (see ll_init), so every well-formed "HTTP/d.d" gets here and
+ * the version policy is ours alone. RFC 9110 6.2: a higher minor version of a major version we
+ * speak is handled as the highest we implement (HTTP/1.2 as 1.1, see build_request); another
+ * major version (0.x, 2.x and up) is refused before any header is read. */
+static int on_version_complete(llhttp_t *ll)
+{
+    srv_http_parser_t *p = parser_of(ll);
+    if (ll->http_major != 1)
+        return fail(p, 505, "HTTP version not supported");
+    return 0;
+}
+
 static int on_header_field(llhttp_t *ll, const char *at, size_t len)
 {
     srv_http_parser_t *p = parser_of(ll);
@@ -202,6 +217,85 @@ static bool is_token(const char *s, size_t n)
         bool ok = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
                   (c != 0 && strchr(extra, c) != NULL);
         if (!ok)
+            return false;
+    }
+    return true;
+}
+
+static bool is_hex(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+/* RFC 3986 2.3 unreserved and 2.2 sub-delims: what a reg-name holds besides %XX */
+static bool is_regname_char(unsigned char c)
+{
+    static const char extra[] = "-._~!$&'()*+,;=";
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           (c != 0 && strchr(extra, c) != NULL);
+}
+
+/* The inside of an RFC 3986 3.2.2 IP-literal: IPv6address or IPvFuture. */
+static bool valid_ip_literal(const char *s, size_t n)
+{
+    if (n > 0 && (s[0] == 'v' || s[0] == 'V')) {
+        /* IPvFuture = "v" 1*HEXDIG "." 1*( unreserved / sub-delims / ":" ) */
+        size_t i = 1;
+        while (i < n && is_hex((unsigned char)s[i]))
+            i++;
+        if (i == 1 || i + 1 >= n || s[i] != '.')
+            return false;
+        for (i++; i < n; i++)
+            if (!is_regname_char((unsigned char)s[i]) && s[i] != ':')
+                return false;
+        return true;
+    }
+    char text[INET6_ADDRSTRLEN];
+    struct in6_addr a;
+    if (n == 0 || n >= sizeof(text))
+        return false;
+    memcpy(text, s, n);
+    text[n] = '\0';
+    /* inet_pton() takes exactly RFC 4291 2.2 text (no zone id), which is RFC 3986's IPv6address */
+    return inet_pton(AF_INET6, text, &a) == 1;
+}
+
+/* RFC 9110 7.2: Host = uri-host [ ":" port ], uri-host = IP-literal / IPv4address / reg-name
+ * (IPv4address is a reg-name too), port = *DIGIT. reg-name and port may be empty (RFC 9112 3.2
+ * asks for an empty Host when the target has no authority; RFC 3986 3.2.3 makes an empty port
+ * the default one); a port above 65535 names nothing. */
+static bool valid_host(const char *s, size_t n)
+{
+    size_t i = 0;
+    if (n > 0 && s[0] == '[') {
+        const char *end = memchr(s, ']', n);
+        if (end == NULL || !valid_ip_literal(s + 1, (size_t)(end - s) - 1))
+            return false;
+        i = (size_t)(end - s) + 1;
+    } else {
+        while (i < n && s[i] != ':') {
+            if (s[i] == '%') {
+                if (n - i < 3 || !is_hex((unsigned char)s[i + 1]) ||
+                    !is_hex((unsigned char)s[i + 2]))
+                    return false;
+                i += 3;
+            } else if (is_regname_char((unsigned char)s[i])) {
+                i++;
+            } else {
+                return false;
+            }
+        }
+    }
+    if (i == n)
+        return true;
+    if (s[i] != ':')
+        return false;
+    unsigned port = 0;
+    for (i++; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+        port = port * 10 + (unsigned)(s[i] - '0');
+        if (port > 65535)
             return false;
     }
     return true;
@@ -259,7 +353,11 @@ static int on_header_value_complete(llhttp_t *ll)
             p->te_only_chunked = false;
         p->flags |= SRV_REQ_CHUNKED;
     } else if (lower_eq(name, h->name.len, "host")) {
-        p->hosts++;
+        /* RFC 9112 3.2: 400 for more than one Host line or an invalid value, in any version */
+        if (++p->hosts > 1)
+            return fail(p, 400, "duplicate Host");
+        if (!valid_host(val, h->value.len))
+            return fail(p, 400, "invalid Host");
     } else if (lower_eq(name, h->name.len, "expect")) {
         /* RFC 9110 10.1.1: other expectations MAY get 417; ignoring them is also allowed. */
         if (lower_eq(val, h->value.len, "100-continue"))
@@ -273,13 +371,19 @@ static int on_headers_complete(llhttp_t *ll)
     srv_http_parser_t *p = parser_of(ll);
     p->phase = PH_BODY;
     p->trailers = true;
+    /* An HTTP/0.9 request line ("GET /") has no version for on_version_complete to check. */
     if (ll->http_major != 1)
         return fail(p, 505, "HTTP version not supported");
-    /* RFC 9112 3.2: exactly one Host in HTTP/1.1 */
-    if (ll->http_minor >= 1 && p->hosts != 1)
-        return fail(p, 400, p->hosts ? "duplicate Host" : "missing Host");
+    /* RFC 9112 3.2: Host is mandatory from HTTP/1.1 on (more than one is refused as it comes) */
+    if (ll->http_minor >= 1 && p->hosts == 0)
+        return fail(p, 400, "missing Host");
     if (ll->method == HTTP_CONNECT)
         return fail(p, 501, "CONNECT not supported");
+    /* RFC 9112 6.1: Transfer-Encoding in HTTP/1.0 means faulty framing (a 1.0 hop may have
+     * ignored it and read the body another way): 400 and close, whatever the coding. llhttp
+     * would decode it as chunked and keep the connection. */
+    if (p->te_seen && ll->http_minor == 0)
+        return fail(p, 400, "Transfer-Encoding in HTTP/1.0");
     if (p->te_seen && !p->te_only_chunked)
         return fail(p, 501, "unsupported transfer-encoding");
     if ((ll->flags & F_CONTENT_LENGTH) && !(ll->flags & F_CHUNKED)) {
@@ -375,7 +479,7 @@ static void build_request(srv_http_parser_t *p)
     else
         r->query = (srv_str_t){u + n, 0};
     r->http_major = p->ll.http_major;
-    r->http_minor = p->ll.http_minor;
+    r->http_minor = p->ll.http_minor > 1 ? 1 : p->ll.http_minor; /* RFC 9110 6.2: 1.x as 1.1 */
     r->flags = p->flags;
     for (size_t i = 0; i < p->nhdrs; i++) {
         p->hdrs[i].name.ptr = p->head + p->hdr_off[2 * i];
@@ -416,6 +520,18 @@ static void reset_message(srv_http_parser_t *p)
     memset(&p->req, 0, sizeof(p->req));
 }
 
+static void ll_init(srv_http_parser_t *p)
+{
+    /* llhttp keeps the settings pointer; they are never written through it. */
+    llhttp_init(&p->ll, HTTP_REQUEST, (llhttp_settings_t *)&settings);
+    p->ll.data = p;
+    /* Without LENIENT_VERSION llhttp stops for good at "HTTP/1.2", which RFC 9110 6.2 wants
+     * served as 1.1: on_version_complete decides instead. llhttp 8.1 has the flag but not
+     * llhttp_set_lenient_version() (9.0), which sets exactly this bit. The flag changes nothing
+     * but the version check. */
+    p->ll.lenient_flags |= LENIENT_VERSION;
+}
+
 int srv_http_parser_create(srv_http_parser_t **out, const srv_http_limits_t *limits)
 {
     srv_http_parser_t *p = calloc(1, sizeof(*p));
@@ -429,9 +545,7 @@ int srv_http_parser_create(srv_http_parser_t **out, const srv_http_limits_t *lim
         p->lim.body_max = SRV_HTTP_BODY_MAX_DEFAULT;
     if (p->lim.max_headers == 0)
         p->lim.max_headers = SRV_HTTP_MAX_HEADERS_DEFAULT;
-    /* llhttp keeps the settings pointer; they are never written through it. */
-    llhttp_init(&p->ll, HTTP_REQUEST, (llhttp_settings_t *)&settings);
-    p->ll.data = p;
+    ll_init(p);
     reset_message(p);
     *out = p;
     return 0;
@@ -457,11 +571,8 @@ static int map_error(srv_http_parser_t *p, llhttp_errno_t err)
     if (p->err_reason == NULL)
         p->err_reason = llhttp_errno_name(err);
     switch (err) {
-    case HPE_INVALID_VERSION:
-        /* llhttp uses this code for syntax errors in the version too; only a well-formed
-         * "HTTP/d.d" it does not speak is a 505. */
-        p->err_status = strcmp(p->err_reason, "Invalid HTTP version") == 0 ? 505 : 400;
-        break;
+    /* HPE_INVALID_VERSION is a garbled version only: with LENIENT_VERSION a well-formed one we do
+     * not speak is refused (505) in on_version_complete. */
     case HPE_INVALID_TRANSFER_ENCODING:
         p->err_status = 501;
         break;
@@ -506,9 +617,14 @@ srv_http_event_t srv_http_parser_feed(srv_http_parser_t *p, const char *data, si
             if (head && (p->phase == PH_HEAD || p->phase == PH_IDLE)) {
                 p->head_bytes += n;
                 if (p->head_bytes >= p->lim.header_max) {
+                    /* RFC 9110 15.5.15: a target too long to take is 414; 431 is for the
+                     * header fields. Before the first header field only the request line used
+                     * the budget, and llhttp refuses unknown methods at once, so what is long
+                     * is the target. */
+                    bool line = p->nhdrs == 0;
                     p->phase = PH_ERROR;
-                    p->err_status = 431;
-                    p->err_reason = "request header too large";
+                    p->err_status = line ? 414 : 431;
+                    p->err_reason = line ? "request target too long" : "request header too large";
                     *consumed = off;
                     return SRV_HTTP_ERROR;
                 }
@@ -580,8 +696,7 @@ void srv_http_parser_reset(srv_http_parser_t *p)
     trim_buffers(p);
     p->err_status = 0;
     p->err_reason = NULL;
-    llhttp_init(&p->ll, HTTP_REQUEST, (llhttp_settings_t *)&settings);
-    p->ll.data = p;
+    ll_init(p);
     reset_message(p);
 }
 

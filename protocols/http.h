@@ -16,7 +16,8 @@
 
 /* A zero field means its default. */
 typedef struct srv_http_limits {
-    size_t header_max;  /* bytes of request line + headers (and of trailers); 431 beyond */
+    size_t header_max;  /* bytes of request line + headers (and of trailers); beyond: 414 when
+                           the request line alone took them, else 431 */
     size_t body_max;    /* decoded body bytes; 413 beyond */
     size_t max_headers; /* header lines; 431 beyond */
 } srv_http_limits_t;
@@ -63,7 +64,7 @@ const srv_request_t *srv_http_parser_request(srv_http_parser_t *p);
 /* Release the request and resume parsing (keep-alive, pipelining). Large buffers are freed here
  * so idle connections stay small. */
 void srv_http_parser_next(srv_http_parser_t *p);
-/* The HTTP status for the error (400, 413, 417, 431, 501, 505) and a short static reason
+/* The HTTP status for the error (400, 413, 414, 431, 500, 501, 505) and a short static reason
  * (may be NULL); 0 when the parser is not in error. */
 int srv_http_parser_error(const srv_http_parser_t *p, const char **reason);
 /* True when no byte of a next request has arrived (choose keep-alive vs header timeout). */

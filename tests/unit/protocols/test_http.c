@@ -341,7 +341,6 @@ static void test_malformed(void)
            "ERR 501;");
     /* versions and methods we do not serve */
     expect("GET / HTTP/2.0\r\nHost: h\r\n\r\n", "ERR 505;");
-    expect("GET / HTTP/1.2\r\nHost: h\r\n\r\n", "ERR 505;");
     expect("CONNECT h:443 HTTP/1.1\r\nHost: h\r\n\r\n", "ERR 501;");
     /* an error after a good request still delivers the good one first */
     expect("GET /ok HTTP/1.1\r\nHost: h\r\n\r\nBAD\r\n\r\n",
@@ -360,7 +359,7 @@ static void test_limits(void)
     expect("GET /0123456789012345 HTTP/1.1\r\nHost: h\r\nX: 01234567890123456\r\n\r\n", "ERR 431;");
     expect("GET /01234567890123456789012345678901234567890123456789012345678901234567890 "
            "HTTP/1.1\r\n",
-           "ERR 431;");
+           "ERR 414;");
     /* a header that never ends */
     expect("GET / HTTP/1.1\r\nHost: h\r\nX: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
            "ERR 431;");
@@ -398,6 +397,201 @@ static void test_limits(void)
            "T: 01234567890123456789012345678901234567890123456789012345678901234567890\r\n\r\n",
            "ERR 431;");
     limits = NULL;
+}
+
+/* Issue 11.1: RFC 9112 6.1, Transfer-Encoding in an HTTP/1.0 request is faulty framing: 400
+ * (the caller closes after an error), never a chunked body on a kept connection. */
+static void test_issue11_te_http10(void)
+{
+    expect("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+           "ERR 400;");
+    expect("POST / HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n"
+           "3\r\nabc\r\n0\r\n\r\nGET / HTTP/1.0\r\n\r\n",
+           "ERR 400;");
+    expect("POST / HTTP/1.0\r\nHost: h\r\nTransfer-Encoding: gzip\r\n\r\n", "ERR 400;");
+    expect("POST / HTTP/1.0\r\nTransfer-Encoding: Chunked\r\nContent-Length: 3\r\n\r\nabc",
+           "ERR 400;");
+    /* a good HTTP/1.0 request first is still delivered */
+    expect("GET /a HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
+           "POST /b HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+           "R GET /a p=/a q= 1.0 K---- {Connection=keep-alive;} [];ERR 400;");
+    /* HTTP/1.0 bodies by Content-Length and HTTP/1.1 chunked stay fine */
+    expect("POST / HTTP/1.0\r\nContent-Length: 3\r\n\r\nabc",
+           "R POST / p=/ q= 1.0 ----- {Content-Length=3;} [abc];idle");
+    expect("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nz\r\n0\r\n\r\n",
+           "R POST / p=/ q= 1.1 K---C {Host=h;Transfer-Encoding=chunked;} [z];idle");
+}
+
+/* Issue 11.2: RFC 9112 3.2 / RFC 9110 7.2, Host = uri-host [":" port]; an invalid value, more
+ * than one Host (any version) or none in HTTP/1.1 is a 400. */
+static void test_issue11_host(void)
+{
+    static const char *bad[] = {
+        "a b",
+        "a/b",
+        "x:99999",
+        "[::1",
+        "x:65536",
+        "x:8o",
+        "x:-1",
+        "x:+80",
+        "a:b:c",
+        "a@b",
+        "a?b",
+        "a#b",
+        "a\\b",
+        "a\"b",
+        "%zz",
+        "%4",
+        "a%",
+        "[::1]x",
+        "[::1]:x",
+        "[]",
+        "[::g]",
+        "[1.2.3.4]",
+        "[fe80::1%25eth0]",
+        "[v1.]",
+        "[v.x]",
+        "[vz.x]",
+        "::1",
+        "[::1]]",
+        "\xc3\xa9.example",
+        "x:4294967376",
+        "x:99999999999999999999",
+    };
+    static const char *good[] = {
+        "example.com",
+        "EXAMPLE.com:8080",
+        "127.0.0.1",
+        "127.0.0.1:0",
+        "x:65535",
+        "x:00080",
+        "[::1]",
+        "[::1]:443",
+        "[2001:DB8::1]",
+        "[::ffff:1.2.3.4]:1",
+        "[v1.fe:x]",
+        "%41b",
+        "a-b_c.d~e!$&'()*+,;=",
+        "",
+        "x:",
+        "999.1.1.1",
+    };
+    char in[256], want[512];
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(in, sizeof(in), "GET / HTTP/1.1\r\nHost: %s\r\n\r\n", bad[i]);
+        expect(in, "ERR 400;");
+        snprintf(in, sizeof(in), "GET / HTTP/1.0\r\nHost: %s\r\n\r\n", bad[i]);
+        expect(in, "ERR 400;");
+    }
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        snprintf(in, sizeof(in), "GET / HTTP/1.1\r\nHost: %s\r\n\r\n", good[i]);
+        snprintf(want, sizeof(want), "R GET / p=/ q= 1.1 K---- {Host=%s;} [];idle", good[i]);
+        expect(in, want);
+    }
+    /* whitespace around the value is not part of it; inside it is */
+    expect("GET / HTTP/1.1\r\nHost:  h:1 \t\r\n\r\n",
+           "R GET / p=/ q= 1.1 K---- {Host=h:1;} [];idle");
+    expect("GET / HTTP/1.1\r\nHost: a\r\n b\r\n\r\n", "ERR 400;"); /* obs-fold: "a b" */
+    /* exactly one */
+    expect("GET / HTTP/1.1\r\n\r\n", "ERR 400;");
+    expect("GET / HTTP/1.1\r\nX: 1\r\n\r\n", "ERR 400;");
+    expect("GET / HTTP/1.1\r\nHost: a\r\nhost: a\r\n\r\n", "ERR 400;");
+    expect("GET / HTTP/1.1\r\nHost: a\r\nX: 1\r\nHOST: b\r\n\r\n", "ERR 400;");
+    expect("GET / HTTP/1.0\r\nHost: a\r\nHost: a\r\n\r\n", "ERR 400;");
+    expect("GET / HTTP/1.0\r\n\r\n", "R GET / p=/ q= 1.0 ----- {} [];idle");
+    /* a Host in the trailers is not a Host header */
+    expect("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n"
+           "Host: a b\r\n\r\n",
+           "R POST / p=/ q= 1.1 K---C {Host=h;Transfer-Encoding=chunked;} [];idle");
+    /* the second request on a connection is checked as well */
+    expect("GET /1 HTTP/1.1\r\nHost: h\r\n\r\nGET /2 HTTP/1.1\r\nHost: a/b\r\n\r\n",
+           "R GET /1 p=/1 q= 1.1 K---- {Host=h;} [];ERR 400;");
+}
+
+/* Issue 11.4: a request line that does not fit header_max is 414 (the target is what is long);
+ * header fields beyond it stay 431. */
+static void test_issue11_long_target_414(void)
+{
+    srv_http_limits_t lim = {.header_max = 64};
+    limits = &lim;
+    char in[256];
+    /* the limit reached in the target, then inside " HTTP/1.1" */
+    snprintf(in, sizeof(in), "GET /%0100d HTTP/1.1\r\nHost: h\r\n\r\n", 0);
+    expect(in, "ERR 414;");
+    snprintf(in, sizeof(in), "GET /%056d HTTP/1.1\r\nHost: h\r\n\r\n", 0);
+    expect(in, "ERR 414;");
+    /* a request line that fills the limit with its CRLF: still the line */
+    snprintf(in, sizeof(in), "GET /%048d HTTP/1.1\r\nHost: h\r\n\r\n", 0);
+    expect(in, "ERR 414;");
+    /* request line of 61 bytes + CRLF: complete, then a header field runs over */
+    snprintf(in, sizeof(in), "GET /%047d HTTP/1.1\r\nHost: h\r\n\r\n", 0);
+    expect(in, "ERR 431;");
+    expect("GET / HTTP/1.1\r\nHost: h\r\nX: 0123456789012345678901234567890123456789012345678\r\n"
+           "\r\n",
+           "ERR 431;");
+    /* a long target in the second request of a connection: its own limit, 414 */
+    snprintf(in, sizeof(in), "GET /a HTTP/1.1\r\nHost: h\r\n\r\nGET /%0100d HTTP/1.1\r\n", 0);
+    expect(in, "R GET /a p=/a q= 1.1 K---- {Host=h;} [];ERR 414;");
+    limits = NULL;
+    /* the default limit: 8192 */
+    static char big[10000];
+    snprintf(big, sizeof(big), "GET /%09000d HTTP/1.1\r\nHost: h\r\n\r\n", 0);
+    srv_http_parser_t *p;
+    size_t used;
+    CHECK_INT(srv_http_parser_create(&p, NULL), ==, 0);
+    CHECK_INT(srv_http_parser_feed(p, big, strlen(big), &used), ==, SRV_HTTP_ERROR);
+    const char *why = NULL;
+    CHECK_INT(srv_http_parser_error(p, &why), ==, 414);
+    CHECK_STR(why, "request target too long");
+    srv_http_parser_destroy(p);
+}
+
+/* Issue 11.4: RFC 9110 6.2, HTTP/1.x with x > 1 is handled as HTTP/1.1 (Host required,
+ * persistent by default, reported as 1.1); other major versions stay 505, garbled ones 400. */
+static void test_issue11_http_1x(void)
+{
+    expect("GET / HTTP/1.2\r\nHost: h\r\n\r\n", "R GET / p=/ q= 1.1 K---- {Host=h;} [];idle");
+    expect("GET / HTTP/1.9\r\nHost: h\r\nConnection: close\r\n\r\n",
+           "R GET / p=/ q= 1.1 ----- {Host=h;Connection=close;} [];idle");
+    expect("POST / HTTP/1.3\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nz\r\n0\r\n\r\n"
+           "GET /2 HTTP/1.1\r\nHost: h\r\n\r\n",
+           "R POST / p=/ q= 1.1 K---C {Host=h;Transfer-Encoding=chunked;} [z];"
+           "R GET /2 p=/2 q= 1.1 K---- {Host=h;} [];idle");
+    expect("GET / HTTP/1.2\r\n\r\n", "ERR 400;"); /* as 1.1: Host required */
+    /* other major versions: 505, as soon as the version is read */
+    expect("GET / HTTP/2.0\r\n", "ERR 505;");
+    expect("GET / HTTP/3.0\r\nHost: h\r\n\r\n", "ERR 505;");
+    expect("GET / HTTP/9.9\r\nHost: h\r\n\r\n", "ERR 505;");
+    expect("GET / HTTP/0.9\r\nHost: h\r\n\r\n", "ERR 505;");
+    expect("GET / HTTP/0.5\r\nHost: h\r\n\r\n", "ERR 505;");
+    expect("GET /\r\n\r\n", "ERR 505;");
+    /* garbled versions */
+    expect("GET / HTTP/1.x\r\nHost: h\r\n\r\n", "ERR 400;");
+    expect("GET / HTTP/10.0\r\nHost: h\r\n\r\n", "ERR 400;");
+    expect("GET / HTTP/1.10\r\nHost: h\r\n\r\n", "ERR 400;");
+    expect("GET / HTTP/1\r\nHost: h\r\n\r\n", "ERR 400;");
+    /* the IPC encoding carries 1.1 */
+    srv_http_parser_t *p;
+    size_t used;
+    const char *in = "GET / HTTP/1.4\r\nHost: h\r\n\r\n";
+    CHECK_INT(srv_http_parser_create(&p, NULL), ==, 0);
+    /* and a reset parser (connection cache) keeps the version policy */
+    CHECK_INT(srv_http_parser_feed(p, "FOO", 3, &used), ==, SRV_HTTP_ERROR);
+    srv_http_parser_reset(p);
+    CHECK_INT(srv_http_parser_feed(p, in, strlen(in), &used), ==, SRV_HTTP_REQUEST);
+    const srv_request_t *r = srv_http_parser_request(p);
+    CHECK_INT(r->http_major, ==, 1);
+    CHECK_INT(r->http_minor, ==, 1);
+    size_t sz = srv_http_request_encoded_size(r);
+    uint64_t *block = calloc(1, sz);
+    CHECK(block != NULL);
+    CHECK_INT(srv_http_request_encode(r, block), ==, sz);
+    srv_request_t view;
+    CHECK_INT(srv_http_request_decode(block, sz, &view), ==, 0);
+    CHECK_INT(view.http_minor, ==, 1);
+    free(block);
+    srv_http_parser_destroy(p);
 }
 
 /* Buffers shrink after a big request; the parser reuses small ones otherwise. */
@@ -754,6 +948,10 @@ int main(void)
     test_response();
     test_split_property();
     test_reset();
+    test_issue11_te_http10();
+    test_issue11_host();
+    test_issue11_long_target_414();
+    test_issue11_http_1x();
     (void)check_failures_;
     return 0;
 }
