@@ -40,6 +40,7 @@ typedef enum {
     KT_LENTYPE, /* package_length_type: one char of c C n N v V */
     KT_SCHED,   /* char[size], five crontab fields */
     KT_REDIS,   /* char[size], "host:port" or a unix socket path */
+    KT_MODE,    /* int, file permission bits written as an octal string ("0660") */
 } ktype_t;
 
 enum {
@@ -106,10 +107,10 @@ static const key_desc_t server_keys[] = {
     {"http_header_timeout", KT_INT, SV(http_header_timeout), 1, 3600000, NULL, 0},
     {"http_keepalive_timeout", KT_INT, SV(http_keepalive_timeout), 0, 3600000, NULL, 0},
     {"http_body_timeout", KT_INT, SV(http_body_timeout), 1, 3600000, NULL, 0},
+    {"send_timeout", KT_INT, SV(send_timeout), 1, 3600000, NULL, 0},
     {"task_max_queue", KT_I64, SV(task_max_queue), 1, 100000000, NULL, 0},
     {"ipc_buffer_size", KT_INT, SV(ipc_buffer_size), 64 * KiB, GiB, NULL, 0},
     {"redis", KT_REDIS, SV(redis), 0, 0, NULL, KF_EMPTY_OK},
-    {"user", KT_STR, SV(user), 0, 0, NULL, KF_EMPTY_OK},
 };
 
 enum {
@@ -135,6 +136,7 @@ enum {
     L_PACKAGE_MAX_LENGTH,
     L_HEARTBEAT_IDLE_TIME,
     L_HEARTBEAT_CHECK_INTERVAL,
+    L_SOCKET_MODE,
 };
 
 static const key_desc_t listen_keys[] = {
@@ -171,6 +173,7 @@ static const key_desc_t listen_keys[] = {
                                NULL, KF_NEG1},
     [L_HEARTBEAT_CHECK_INTERVAL] = {"heartbeat_check_interval", KT_INT,
                                     LI(heartbeat_check_interval), 0, 86400, NULL, KF_NEG1},
+    [L_SOCKET_MODE] = {"socket_mode", KT_MODE, LI(socket_mode), 0, 0777, NULL, 0},
 };
 
 enum { T_NAME, T_SIZE };
@@ -207,6 +210,19 @@ static const key_desc_t process_keys[] = {
 };
 
 #define NKEYS(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+/* Keys refused with a reason rather than as unknown. `user` was once accepted and never applied
+ * (issue 11): the manager and workers kept running as root while the file said otherwise. It
+ * comes back when privilege dropping is implemented. */
+static const struct {
+    int sect;
+    const char *key;
+    const char *why;
+} refused_keys[] = {
+    {SRV__SECT_SERVER, "user",
+     "not supported yet: srv does not drop privileges, so every process would keep running as "
+     "the user that started it; start srv as the user it should run as"},
+};
 
 static const sect_desc_t sects[SRV__SECT_COUNT] = {
     [SRV__SECT_SERVER] = {"server", "server", server_keys, NKEYS(server_keys), 0, 0, 0, 1},
@@ -495,13 +511,19 @@ static int decode_eof(srv__loader_t *ld, const char *key, const srv__val_t *v, i
     return 0;
 }
 
+/* A listener host: an IPv4 or IPv6 literal, or a name that start resolves (core/listen.c tries
+ * the string as a numeric address, then as a name). A string whose last label is all digits is
+ * not a DNS name (RFC 3696 2), so it must be a dotted-quad address: "300.1.1.1" or "127.1" would
+ * otherwise go to the resolver and fail only at start, or bind something the duplicate check
+ * cannot compare. Names are only checked for syntax here; srv_config_check() resolves them. */
 static int check_host(srv__loader_t *ld, const char *key, const char *s, int line, char *out,
                       size_t size)
 {
     char buf[96], host[256];
     size_t n = strlen(s);
     /* "[::1]" as in URLs is accepted and stored bare. */
-    if (n >= 2 && s[0] == '[' && s[n - 1] == ']') {
+    bool bracketed = n >= 2 && s[0] == '[' && s[n - 1] == ']';
+    if (bracketed) {
         s++;
         n -= 2;
     }
@@ -511,10 +533,36 @@ static int check_host(srv__loader_t *ld, const char *key, const char *s, int lin
     memcpy(host, s, n);
     host[n] = '\0';
     unsigned char addr[16];
-    if (inet_pton(AF_INET, host, addr) != 1 && inet_pton(AF_INET6, host, addr) != 1) {
-        for (size_t i = 0; i < n; i++) {
-            unsigned char c = (unsigned char)host[i];
-            if (!(isalnum(c) || c == '-' || c == '.'))
+    if (strchr(host, ':') != NULL || bracketed) {
+        if (inet_pton(AF_INET6, host, addr) != 1)
+            return fail(ld, line, key, "not a valid IPv6 address: %s",
+                        quote(buf, sizeof(buf), host, n));
+    } else {
+        const char *last = strrchr(host, '.');
+        last = last != NULL ? last + 1 : host;
+        bool numeric = last[0] != '\0' && strspn(last, "0123456789") == strlen(last);
+        if (numeric && inet_pton(AF_INET, host, addr) != 1)
+            return fail(ld, line, key, "not a valid IPv4 address (a.b.c.d, each 0 to 255): %s",
+                        quote(buf, sizeof(buf), host, n));
+        if (!numeric) {
+            /* RFC 1123 labels: 1 to 63 letters, digits or '-', not at either end; a final '.'
+             * (fully qualified) is allowed. */
+            size_t label = 0;
+            bool ok = n <= 253 || (n == 254 && host[253] == '.');
+            for (size_t i = 0; i <= n && ok; i++) {
+                unsigned char c = (unsigned char)host[i];
+                if (c == '.' || c == '\0') {
+                    ok = (label > 0 && label <= 63 && host[i - 1] != '-') ||
+                         (c == '\0' && label == 0 && i > 0);
+                    label = 0;
+                } else if (isalnum(c) || c == '-') {
+                    ok = label > 0 || c != '-';
+                    label++;
+                } else {
+                    ok = false;
+                }
+            }
+            if (!ok)
                 return fail(ld, line, key, "must be an IP address or a host name, got %s",
                             quote(buf, sizeof(buf), host, n));
         }
@@ -558,6 +606,37 @@ static int check_redis(srv__loader_t *ld, const char *key, const char *s, int li
     if (colon == NULL || colon == s || colon[1] == '\0' || *end != '\0' || port < 1 || port > 65535)
         return fail(ld, line, key, "must be \"host:port\" or a unix socket path, got %s",
                     quote(buf, sizeof(buf), s, strlen(s)));
+    return 0;
+}
+
+/* A file mode as an octal string, "0660" or "660": a string in both syntaxes, because a TOML
+ * integer 660 would be read as decimal and TOML forbids the leading zero that says octal. */
+static int parse_mode(srv__loader_t *ld, const key_desc_t *kd, const srv__val_t *v, int line,
+                      int *out)
+{
+    char buf[96];
+    if (v->kind != SRV__VAL_STRING)
+        return fail(ld, line, kd->name, "must be an octal string such as \"0660\", got %s",
+                    kind_name(v->kind));
+    const char *s = v->s;
+    size_t n = v->len;
+    if (n == 4 && s[0] == '0') {
+        s++;
+        n--;
+    }
+    int mode = 0;
+    for (size_t i = 0; i < n && n == 3; i++) {
+        if (s[i] < '0' || s[i] > '7') {
+            mode = -1;
+            break;
+        }
+        mode = mode * 8 + (s[i] - '0');
+    }
+    if (n != 3 || mode < kd->min || mode > kd->max)
+        return fail(ld, line, kd->name,
+                    "must be an octal string of permission bits such as \"0660\", got %s",
+                    quote(buf, sizeof(buf), v->s, v->len));
+    *out = mode;
     return 0;
 }
 
@@ -610,6 +689,8 @@ static int store(srv__loader_t *ld, const key_desc_t *kd, void *base, const srv_
     }
     case KT_EOF:
         return decode_eof(ld, key, v, line, base);
+    case KT_MODE:
+        return parse_mode(ld, kd, v, line, (int *)field);
     case KT_LENTYPE:
         if (v->kind != SRV__VAL_STRING)
             return fail(ld, line, key, "must be a string, got %s", kind_name(v->kind));
@@ -715,6 +796,7 @@ static void listen_defaults(srv_listen_config_t *l)
     l->type = SRV_LISTEN_HTTP;
     snprintf(l->host, sizeof(l->host), "127.0.0.1");
     l->backlog = 511;
+    l->socket_mode = 0666;
     l->websocket_max_message_size = 16 * MiB;
     l->package_length_type = 'N';
     l->package_max_length = -1;
@@ -770,6 +852,10 @@ int srv__config_set(srv__loader_t *ld, int sect, int entry, const char *key, con
                     int line)
 {
     const sect_desc_t *sd = &sects[sect];
+    for (size_t r = 0; r < sizeof(refused_keys) / sizeof(refused_keys[0]); r++) {
+        if (refused_keys[r].sect == sect && strcmp(refused_keys[r].key, key) == 0)
+            return fail(ld, line, key, "%s", refused_keys[r].why);
+    }
     int k = find_key(sd->keys, sd->nkeys, key);
     if (k < 0 && ld->ini && sect == SRV__SECT_TABLE && strcmp(key, "columns") == 0)
         return fail(ld, line, key,
@@ -781,6 +867,12 @@ int srv__config_set(srv__loader_t *ld, int sect, int entry, const char *key, con
         return fail(ld, line, key, "set twice (first at line %d)", lines[k]);
     lines[k] = line;
     return store(ld, &sd->keys[k], entry_ptr(ld->cfg, sect, entry), v, line);
+}
+
+int srv__config_key_line(const srv__loader_t *ld, int sect, int entry, const char *key)
+{
+    int k = find_key(sects[sect].keys, sects[sect].nkeys, key);
+    return k >= 0 && entry >= 0 && entry < ENTRIES_MAX ? ld->key_lines[sect][entry][k] : 0;
 }
 
 int srv__config_column_open(srv__loader_t *ld, int table, int line)
@@ -875,20 +967,31 @@ static void validate_listen(srv__loader_t *ld, int i)
         if (kl[L_HOST] != 0)
             fail(ld, kl[L_HOST], "host", "not allowed with path (a unix socket has no host)");
         l->host[0] = '\0';
+    } else if (kl[L_SOCKET_MODE] != 0) {
+        fail(ld, kl[L_SOCKET_MODE], "socket_mode",
+             "only valid on unix-socket listeners (this one has no path)");
     }
     if (l->open_eof_split)
         l->open_eof_check = true;
     int eof_line = first_set(kl[L_OPEN_EOF_CHECK], kl[L_OPEN_EOF_SPLIT]);
-    if (l->open_eof_check && l->open_length_check)
+    bool framing = true; /* the framing keys agree, so the framer's own check means something */
+    if (l->open_eof_check && l->open_length_check) {
+        framing = false;
         fail(ld, later(eof_line, kl[L_OPEN_LENGTH_CHECK]),
              kl[L_OPEN_LENGTH_CHECK] > eof_line ? "open_length_check"
              : kl[L_OPEN_EOF_CHECK] != 0        ? "open_eof_check"
                                                 : "open_eof_split",
              "open_eof_check and open_length_check are mutually exclusive");
-    if (l->open_eof_check && l->package_eof_len == 0)
+    }
+    if (l->open_eof_check && l->package_eof_len == 0) {
+        framing = false;
         fail(ld, eof_line, "package_eof", "required when open_eof_check is set");
+    }
     if (l->websocket_compression && !l->websocket)
         fail(ld, kl[L_WEBSOCKET_COMPRESSION], "websocket_compression", "needs websocket = true");
+    /* Options the framer refuses would close every connection as a malformed frame. */
+    if (framing)
+        srv__config_check_frame(ld, cfg, i);
     for (int j = 0; j < i; j++) {
         const srv_listen_config_t *o = &cfg->listen[j];
         if (strcmp(o->name, l->name) == 0)
@@ -1005,6 +1108,8 @@ static void validate(srv__loader_t *ld)
         validate_cron(ld, i);
     for (int i = 0; i < cfg->nprocess; i++)
         validate_process(ld, i);
+    if (!ld->failed)
+        srv__config_check_tables(ld, cfg);
 }
 
 /* ---- public API ---- */
@@ -1032,6 +1137,7 @@ void srv_config_defaults(srv_config_t *cfg)
     cfg->http_header_timeout = 10000;
     cfg->http_keepalive_timeout = 60000;
     cfg->http_body_timeout = 30000;
+    cfg->send_timeout = 60000;
     cfg->task_max_queue = 65536;
     cfg->ipc_buffer_size = (int)(4 * MiB);
     char cwd[SRV_CONFIG_PATH_MAX - sizeof("/srv.pid")];
@@ -1149,7 +1255,7 @@ static bool looks_like_toml(const char *text)
     return true;
 }
 
-int srv_config_load(const char *path, srv_config_t *cfg, srv_config_error_t *err)
+static int load(const char *path, srv_config_t *cfg, srv_config_error_t *err, bool resolve)
 {
     srv_config_error_t scratch;
     char *text = NULL;
@@ -1205,6 +1311,8 @@ int srv_config_load(const char *path, srv_config_t *cfg, srv_config_error_t *err
     }
     if (!ld->failed)
         validate(ld);
+    if (!ld->failed && resolve)
+        srv__config_check_addresses(ld, tmp);
     if (ld->failed) {
         rc = -EINVAL;
         goto fail;
@@ -1216,6 +1324,16 @@ fail:
     free(ld);
     free(tmp);
     return rc;
+}
+
+int srv_config_load(const char *path, srv_config_t *cfg, srv_config_error_t *err)
+{
+    return load(path, cfg, err, false);
+}
+
+int srv_config_check(const char *path, srv_config_t *cfg, srv_config_error_t *err)
+{
+    return load(path, cfg, err, true);
 }
 
 const char *srv_config_error_format(const srv_config_error_t *err, char *buf, size_t len)
@@ -1242,6 +1360,7 @@ static bool keys_equal(const key_desc_t *keys, int nkeys, const void *a, const v
         switch (keys[k].type) {
         case KT_INT:
         case KT_ENUM:
+        case KT_MODE:
             if (*(const int *)x != *(const int *)y)
                 return false;
             break;

@@ -38,6 +38,7 @@ typedef struct srv_listen_config {
     int port;                        /* 0 when path is set (or ephemeral: 0 is rejected) */
     char path[108];                  /* unix socket path (absolute after load), "" otherwise */
     int backlog;                     /* listen(2) backlog, default 511 */
+    int socket_mode;                 /* unix socket file permissions (0..0777), default 0666 */
     char handler[SRV_CONFIG_NAME_MAX]; /* handler set of the app; default "" = the default set */
     /* http */
     char document_root[SRV_CONFIG_PATH_MAX]; /* absolute after load; "" = no static files */
@@ -117,14 +118,14 @@ typedef struct srv_config {
     int64_t buffer_output_size;         /* bytes, default 2 MiB */
     int heartbeat_idle_time;            /* seconds, 0 = off */
     int heartbeat_check_interval;       /* seconds, 0 = off */
-    int http_header_max;                /* bytes, default 8192 (431 beyond) */
+    int http_header_max;                /* bytes, default 8192 (414 for the request line, 431 beyond) */
     int http_header_timeout;            /* ms to receive a whole header block, default 10000 */
     int http_keepalive_timeout;         /* ms idle between requests, default 60000 */
     int http_body_timeout;              /* ms between body reads, default 30000 */
+    int send_timeout;                   /* ms a client may leave output unread, default 60000 */
     int64_t task_max_queue;             /* default 65536 */
     int ipc_buffer_size;                /* bytes per reactor-worker channel, default 4 MiB */
     char redis[256];                    /* "host:port" or unix path; "" = no Redis */
-    char user[64];                      /* drop privileges to this user; "" = keep */
     /* repeated sections */
     int nlisten;
     srv_listen_config_t listen[SRV_CONFIG_MAX_LISTEN];
@@ -149,9 +150,25 @@ typedef struct srv_config_error {
 void srv_config_defaults(srv_config_t *cfg);
 
 /* Load path (".toml" → TOML, ".ini"/".conf" → INI, else sniffed) into *cfg, validate it and
- * resolve relative paths against the file's folder. Returns 0, or -EINVAL (bad content) /
- * -ENOENT, -EACCES (unreadable) with *err filled. Callable from any process before fork. */
+ * resolve relative paths against the file's folder. Validation includes what start would refuse
+ * or could not serve: framing options protocols/frame.c refuses, tables larger than this
+ * machine's RAM plus swap; host names are checked for syntax only (see srv_config_check()).
+ * Returns 0, or -EINVAL (bad content) / -ENOENT, -EACCES (unreadable) with *err filled. Callable
+ * from any process before fork. */
 int srv_config_load(const char *path, srv_config_t *cfg, srv_config_error_t *err);
+
+/* srv_config_load(), then what can only be checked by asking this machine's name service:
+ * every listener host that is a name must resolve, and no listener may bind an address (after
+ * resolution) another one binds. srv_config_load() never does this, so that stop, reload and info
+ * work while DNS is down. `srv check` uses it. Same returns as srv_config_load(). */
+int srv_config_check(const char *path, srv_config_t *cfg, srv_config_error_t *err);
+
+/* Fill *o with the framing options of listener i as protocols/frame.c takes them (mode,
+ * delimiter, length field, package_max_length inherited from [server] when the listener leaves it
+ * at -1). The loader refuses a config whose options srv_frame_opts_check() would refuse, so
+ * engines that build their framers with this never meet -EINVAL. */
+struct srv_frame_opts;
+void srv_config_frame_opts(const srv_config_t *cfg, int i, struct srv_frame_opts *o);
 
 /* Format err as "file:line: key: msg" (or "file: msg") into buf; returns buf. */
 const char *srv_config_error_format(const srv_config_error_t *err, char *buf, size_t len);

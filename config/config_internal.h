@@ -67,6 +67,23 @@ int srv__config_column_set(srv__loader_t *ld, int table, int col, const char *ke
 void srv__config_error(srv__loader_t *ld, int line, const char *key, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* Line where key of section entry was set, 0 when it was left at its default. */
+int srv__config_key_line(const srv__loader_t *ld, int sect, int entry, const char *key);
+
+/* Cross-checks that need more than the schema (config_check.c). They record the first problem
+ * with srv__config_error() against the key's line and return nothing. */
+struct srv_config;
+/* Listener i's framing options against protocols/frame.c's own check. */
+void srv__config_check_frame(srv__loader_t *ld, const struct srv_config *cfg, int i);
+/* The tables' shared memory against what this machine can map. */
+void srv__config_check_tables(srv__loader_t *ld, const struct srv_config *cfg);
+/* Host names resolved as start resolves them; listeners binding the same address afterwards. */
+void srv__config_check_addresses(srv__loader_t *ld, const struct srv_config *cfg);
+
+/* Longest INI line taken, in bytes without its line break: a path key holding
+ * SRV_CONFIG_PATH_MAX - 1 bytes, with its quotes, blanks and an inline comment, fits. */
+#define SRV__INI_LINE_MAX 1024
+
 /* Readers: parse text (len bytes, NUL-terminated) into ld. Return 0, -EINVAL (error recorded)
  * or -ENOMEM. path is only used by the TOML reader for its own diagnostics. */
 int srv__ini_parse(srv__loader_t *ld, const char *text, size_t len);

@@ -1,15 +1,14 @@
-/* INI reader: runs inih over the file and hands sections and keys to the loader (config.c).
- * Our own line reader feeds inih so that we count lines, strip indentation (inih would take an
- * indented line as the continuation of the previous value), see every section header (even an
- * empty one) and refuse lines longer than inih's fixed buffer, which it would silently split. */
+/* INI reader: splits the file into [section] headers and `key = value` lines for the loader
+ * (config.c), in inih's syntax: `;`/`#` comment lines, `;` after a blank starts an inline comment,
+ * `key: value` too, blanks around keys and values dropped, indentation is no continuation. Our
+ * own tokeniser, because inih's line buffer is fixed at 200 bytes when it is built (issue 11). */
 #include "config/config_internal.h"
 
+#include <ctype.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
-
-#define INI_HANDLER_LINENO 1
-#include <ini.h>
 
 /* Reader state for sections: before any header, and after one we refused (its keys are skipped). */
 #define NO_SECTION (-2)
@@ -17,7 +16,6 @@
 
 typedef struct ini_state {
     srv__loader_t *ld;
-    const char *p, *end;
     int lineno;
     int sect;  /* srv__sect_t, NO_SECTION before the first header, BAD_SECTION after a bad one */
     int entry; /* entry index within sect */
@@ -78,41 +76,6 @@ static void open_section(ini_state_t *st, char *line)
     st->entry = entry;
 }
 
-static char *reader(char *str, int num, void *stream)
-{
-    ini_state_t *st = stream;
-    if (st->p >= st->end)
-        return NULL;
-    const char *line = st->p;
-    const char *nl = memchr(line, '\n', (size_t)(st->end - line));
-    size_t len = nl != NULL ? (size_t)(nl - line) + 1 : (size_t)(st->end - line);
-    st->p += len;
-    st->lineno++;
-    if (st->lineno == 1 && len >= 3 && memcmp(line, "\xEF\xBB\xBF", 3) == 0) {
-        line += 3;
-        len -= 3;
-    }
-    while (len > 0 && (*line == ' ' || *line == '\t')) {
-        line++;
-        len--;
-    }
-    /* A line we cannot pass whole becomes an empty one, so inih's count stays ours. */
-    if (len + 1 > (size_t)num || memchr(line, '\0', len) != NULL) {
-        if (len + 1 > (size_t)num)
-            srv__config_error(st->ld, st->lineno, "", "line too long (max %d characters)", num - 3);
-        else
-            srv__config_error(st->ld, st->lineno, "", "NUL byte in line");
-        snprintf(str, (size_t)num, "\n");
-        st->sect = BAD_SECTION;
-        return str;
-    }
-    memcpy(str, line, len);
-    str[len] = '\0';
-    if (str[0] == '[')
-        open_section(st, str);
-    return str;
-}
-
 /* "column.NAME = int | float | string:SIZE" in a [table.X] section. */
 static void column(ini_state_t *st, const char *name, const srv__val_t *value, const char *label)
 {
@@ -132,24 +95,22 @@ static void column(ini_state_t *st, const char *name, const srv__val_t *value, c
     }
 }
 
-static int handler(void *user, const char *section, const char *name, const char *value, int lineno)
+/* One "name = value" line, name and value already trimmed. */
+static void key_value(ini_state_t *st, const char *name, const char *value)
 {
-    ini_state_t *st = user;
-    (void)section; /* ours, parsed in the reader, is the same and already opened */
-    (void)lineno;  /* equals st->lineno; ours does not depend on how inih was built */
     if (st->sect == NO_SECTION) {
         srv__config_error(st->ld, st->lineno, name, "must be inside a section such as [server]");
-        return 1;
+        return;
     }
     if (st->sect == BAD_SECTION)
-        return 1;
+        return;
     if (st->sect != SRV__SECT_SERVER && strcmp(name, "name") == 0) {
         srv__config_error(st->ld, st->lineno, name, "comes from the section header [%s.NAME]",
                           st->sect == SRV__SECT_LISTEN  ? "listen"
                           : st->sect == SRV__SECT_TABLE ? "table"
                           : st->sect == SRV__SECT_CRON  ? "cron"
                                                         : "process");
-        return 1;
+        return;
     }
     /* Quotes are optional: they let a value keep blanks at its ends and let demo.ini read like
      * demo.toml. */
@@ -160,22 +121,97 @@ static int handler(void *user, const char *section, const char *name, const char
     }
     if (st->sect == SRV__SECT_TABLE && strncmp(name, "column.", 7) == 0) {
         column(st, name + 7, &v, name);
-        return 1;
+        return;
     }
     srv__config_set(st->ld, st->sect, st->entry, name, &v, st->lineno);
-    return 1;
+}
+
+/* Where an inline comment or one of chars starts in s, or its end: inih's rule, a ';' counts
+ * only after a blank, so values such as "a;b" keep their ';'. */
+static char *find_chars_or_comment(char *s, const char *chars)
+{
+    bool was_space = false;
+    while (*s != '\0' && (chars == NULL || strchr(chars, *s) == NULL) &&
+           !(was_space && *s == ';')) {
+        was_space = isspace((unsigned char)*s) != 0;
+        s++;
+    }
+    return s;
+}
+
+static char *rstrip(char *s)
+{
+    size_t n = strlen(s);
+    while (n > 0 && isspace((unsigned char)s[n - 1]))
+        s[--n] = '\0';
+    return s;
+}
+
+static char *lskip(char *s)
+{
+    while (*s != '\0' && isspace((unsigned char)*s))
+        s++;
+    return s;
+}
+
+/* One line (without its line break) of len bytes; returns false on a syntax error. */
+static bool parse_line(ini_state_t *st, const char *text, size_t len)
+{
+    char buf[SRV__INI_LINE_MAX + 1];
+    if (len > SRV__INI_LINE_MAX) {
+        srv__config_error(st->ld, st->lineno, "", "line too long (%zu bytes, max %d)", len,
+                          SRV__INI_LINE_MAX);
+        st->sect = BAD_SECTION; /* the rest of its section would be misread */
+        return true;
+    }
+    if (memchr(text, '\0', len) != NULL) {
+        srv__config_error(st->ld, st->lineno, "", "NUL byte in line");
+        st->sect = BAD_SECTION;
+        return true;
+    }
+    memcpy(buf, text, len);
+    buf[len] = '\0';
+    char *line = lskip(rstrip(buf));
+    if (*line == '\0' || *line == ';' || *line == '#')
+        return true;
+    if (*line == '[') {
+        open_section(st, line);
+        return true;
+    }
+    char *end = find_chars_or_comment(line, "=:");
+    if (*end != '=' && *end != ':')
+        return false;
+    *end = '\0';
+    char *name = rstrip(line);
+    char *value = end + 1;
+    *find_chars_or_comment(value, NULL) = '\0';
+    value = rstrip(lskip(value));
+    if (*name == '\0')
+        return false;
+    key_value(st, name, value);
+    return true;
 }
 
 int srv__ini_parse(srv__loader_t *ld, const char *text, size_t len)
 {
-    ini_state_t st = {.ld = ld, .p = text, .end = text + len, .sect = NO_SECTION};
-    int rc = ini_parse_stream(reader, &st, handler, &st);
-    if (rc == -2)
-        return -ENOMEM;
-    if (rc != 0) {
-        /* Our handler never fails, so this is inih refusing the line's syntax. */
-        srv__config_error(ld, rc > 0 ? rc : 0, "", "expected 'key = value' or '[section]'");
-        return -EINVAL;
+    ini_state_t st = {.ld = ld, .sect = NO_SECTION};
+    const char *p = text, *end = text + len;
+    bool ok = true;
+    /* A UTF-8 byte order mark, as editors on some systems write it. */
+    if (len >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0)
+        p += 3;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t n = nl != NULL ? (size_t)(nl - p) : (size_t)(end - p);
+        const char *next = nl != NULL ? nl + 1 : end;
+        if (n > 0 && p[n - 1] == '\r')
+            n--;
+        st.lineno++;
+        if (!parse_line(&st, p, n)) {
+            srv__config_error(ld, st.lineno, "", "expected 'key = value' or '[section]'");
+            ok = false;
+        }
+        p = next;
     }
-    return 0;
+    return ok ? 0 : -EINVAL;
 }

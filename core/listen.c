@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -48,6 +49,7 @@ int srv_listen_open(const srv_listen_config_t *l, const char **what)
 {
     int type = l->type == SRV_LISTEN_UDP ? SOCK_DGRAM : SOCK_STREAM;
     int fd = -1, rc;
+    bool created = false; /* the socket file is ours to remove if a later step fails */
     if (l->path[0]) {
         struct sockaddr_un sun = {.sun_family = AF_UNIX};
         if (strlen(l->path) >= sizeof(sun.sun_path)) {
@@ -66,7 +68,13 @@ int srv_listen_open(const srv_listen_config_t *l, const char **what)
         }
         if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0)
             goto fail;
-        chmod(sun.sun_path, 0666);
+        created = true;
+        /* Before listen(): until then a connect is refused whatever the mode, so no client gets
+         * in through the mode bind() left (umask-dependent). */
+        if (chmod(sun.sun_path, (mode_t)l->socket_mode) != 0) {
+            *what = "chmod";
+            goto fail;
+        }
     } else {
         struct addrinfo hints = {.ai_socktype = type, .ai_flags = AI_NUMERICHOST | AI_PASSIVE};
         struct addrinfo *ai = NULL;
@@ -110,5 +118,7 @@ int srv_listen_open(const srv_listen_config_t *l, const char **what)
 fail:
     rc = -errno;
     close(fd);
+    if (created)
+        unlink(l->path);
     return rc;
 }

@@ -8,7 +8,8 @@
 #include "config/config.h"
 
 /* Bind and listen (or bind, for UDP) the socket for l; non-blocking, close-on-exec. A stale
- * unix socket file left by a dead server is removed first; a live one is -EADDRINUSE.
+ * unix socket file left by a dead server is removed first; a live one is -EADDRINUSE. A unix
+ * socket file gets l->socket_mode, and is removed again if a step after bind() fails.
  * Returns the fd or -errno; *what names the failing call for the error message. */
 int srv_listen_open(const srv_listen_config_t *l, const char **what);
 /* "127.0.0.1:9501", "[::1]:80" or "unix:/path" into buf. */

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "protocols/frame.h"
 
 static char tmpdir[256];
 static char names[16][64];
@@ -168,6 +169,7 @@ static void test_defaults(void)
     CHECK_INT(d->http_header_timeout, ==, 10000);
     CHECK_INT(d->http_keepalive_timeout, ==, 60000);
     CHECK_INT(d->http_body_timeout, ==, 30000);
+    CHECK_INT(d->send_timeout, ==, 60000);
     CHECK_INT(d->task_max_queue, ==, 65536);
     CHECK_INT(d->ipc_buffer_size, ==, 4 * 1024 * 1024);
     CHECK_INT(d->nlisten, ==, 0);
@@ -195,6 +197,7 @@ static void test_defaults(void)
     CHECK_INT(l->port, ==, 8080);
     CHECK_STR(l->path, "");
     CHECK_INT(l->backlog, ==, 511);
+    CHECK_INT(l->socket_mode, ==, 0666);
     CHECK_STR(l->handler, "");
     CHECK_STR(l->document_root, "");
     CHECK(!l->websocket && !l->websocket_compression);
@@ -243,7 +246,7 @@ static void test_all_keys(void)
         "task_max_queue = 100\n"
         "ipc_buffer_size = 1048576\n"
         "redis = \"127.0.0.1:6379\"\n"
-        "user = \"nobody\"\n"
+        "send_timeout = 1500\n"
         "[[listen]]\n"
         "name = \"web\"\n"
         "host = \"::1\"\n"
@@ -262,6 +265,7 @@ static void test_all_keys(void)
         "name = \"sock\"\n"
         "type = \"tcp\"\n"
         "path = \"run/srv.sock\"\n"
+        "socket_mode = \"0600\"\n"
         "open_eof_split = true\n"
         "package_eof = '\\0\\t\\\\\\x41\\xfF'\n"
         "[[listen]]\n"
@@ -317,7 +321,7 @@ static void test_all_keys(void)
                       "task_max_queue = 100\n"
                       "ipc_buffer_size = 1048576\n"
                       "redis = 127.0.0.1:6379\n"
-                      "user = nobody\n"
+                      "send_timeout = 1500\n"
                       "[listen.web]\n"
                       "host = [::1]\n"
                       "port = 8080\n"
@@ -334,6 +338,7 @@ static void test_all_keys(void)
                       "[listen.sock]\n"
                       "type = tcp\n"
                       "path = run/srv.sock\n"
+                      "socket_mode = 600\n"
                       "open_eof_split = TRUE\n"
                       "package_eof = \\0\\t\\\\\\x41\\xfF\n"
                       "[listen.len]\n"
@@ -373,7 +378,7 @@ static void test_all_keys(void)
     snprintf(want, sizeof(want), "%s/log/srv.log", tmpdir);
     CHECK_STR(t->log_file, want);
     CHECK_STR(t->app, "/abs/app.so");
-    CHECK_STR(t->user, "nobody");
+    CHECK_INT(t->send_timeout, ==, 1500);
     CHECK_STR(t->listen[0].host, "::1");
     snprintf(want, sizeof(want), "%s/public", tmpdir);
     CHECK_STR(t->listen[0].document_root, want);
@@ -386,6 +391,29 @@ static void test_all_keys(void)
     CHECK_MEM(t->listen[1].package_eof, t->listen[1].package_eof_len, "\0\t\\A\xff", 5);
     CHECK_MEM(i->listen[1].package_eof, i->listen[1].package_eof_len, "\0\t\\A\xff", 5);
     CHECK_INT(t->listen[2].package_length_type, ==, 'v');
+    CHECK_INT(t->listen[1].socket_mode, ==, 0600);
+    CHECK_INT(t->listen[0].socket_mode, ==, 0666);
+    i->listen[1].socket_mode = 0660;
+    CHECK(!srv_config_equal(t, i));
+    i->listen[1].socket_mode = 0600;
+    /* The framer gets what the keys say, package_max_length inherited when left at -1. */
+    srv_frame_opts_t o;
+    srv_config_frame_opts(t, 0, &o);
+    CHECK_INT(o.mode, ==, SRV_FRAME_NONE);
+    CHECK_INT(o.max_length, ==, 4096);
+    srv_config_frame_opts(t, 1, &o);
+    CHECK_INT(o.mode, ==, SRV_FRAME_EOF);
+    CHECK(o.eof_split);
+    CHECK_MEM(o.eof, o.eof_len, "\0\t\\A\xff", 5);
+    CHECK_INT(o.max_length, ==, 65536);
+    CHECK_INT(srv_frame_opts_check(&o, NULL), ==, 0);
+    srv_config_frame_opts(t, 2, &o);
+    CHECK_INT(o.mode, ==, SRV_FRAME_LENGTH);
+    CHECK_INT(o.length_type, ==, 'v');
+    CHECK_INT(o.length_offset, ==, 2);
+    CHECK_INT(o.body_offset, ==, 6);
+    CHECK_INT(o.max_length, ==, 65536);
+    CHECK_INT(srv_frame_opts_check(&o, NULL), ==, 0);
     CHECK_INT(t->table[0].ncolumns, ==, 3);
     CHECK_STR(t->table[0].columns[0].name, "f");
     CHECK_STR(t->table[0].columns[2].name, "s");
@@ -451,6 +479,68 @@ static void test_sniff(void)
     free(c);
 }
 
+/* The INI syntax we read ourselves (it was inih's): BOM, CRLF, ';' and '#' comment lines, inline
+ * comments after a blank, "key: value", a ';' inside a value, indentation. */
+static void test_ini_syntax(void)
+{
+    const char *toml = "[server]\n"
+                       "app = \"/abs/app.so\"\n"
+                       "log_level = \"info\"\n"
+                       "pid_file = \"/tmp/a;b.pid\"\n"
+                       "redis = \"127.0.0.1:6379\"\n"
+                       "[[listen]]\n"
+                       "name = \"web\"\n"
+                       "host = \"::1\"\n"
+                       "port = 8080\n";
+    const char *ini = "\xEF\xBB\xBF; comment\r\n"
+                      "# another comment\r\n"
+                      "[server] ; the server\r\n"
+                      "app: /abs/app.so\r\n"
+                      "log_level = info ; inline comment\r\n"
+                      "pid_file = /tmp/a;b.pid\r\n"
+                      "\tredis = 127.0.0.1:6379\r\n"
+                      "\r\n"
+                      "[listen.web]\r\n"
+                      "  host = \"::1\"\r\n"
+                      "  port = 8080";
+    srv_config_t *t = load_ok("syntax.toml", toml);
+    srv_config_t *i = load_ok("syntax.ini", ini);
+    CHECK(srv_config_equal(t, i));
+    CHECK_STR(i->pid_file, "/tmp/a;b.pid");
+    CHECK_INT(i->listen[0].line, ==, 9);
+    free(t);
+    free(i);
+}
+
+/* issue 11: INI refused lines over 197 characters where TOML took the same value. A path of 511
+ * bytes (the longest the schema takes), a long package_eof escape and a long comment. */
+static void test_ini_long_lines(void)
+{
+    char app[512], comment[901], toml[2048], ini[4096];
+    app[0] = '/';
+    memset(app + 1, 'a', 507);
+    memcpy(app + 508, ".so", 4);
+    CHECK_INT(strlen(app), ==, 511);
+    memset(comment, 'c', 900);
+    comment[900] = '\0';
+    const char *eof = "\\x00\\x01\\x02\\x03\\x04\\x05\\x06\\x07";
+    snprintf(toml, sizeof(toml),
+             "[server]\napp = \"%s\"\n[[listen]]\ntype = \"tcp\"\nport = 1\n"
+             "open_eof_check = true\npackage_eof = '%s'\n",
+             app, eof);
+    snprintf(ini, sizeof(ini),
+             "[server]\n; %s\napp = \"%s\" ; %.400s\n[listen.listen0]\ntype = tcp\nport = 1\n"
+             "open_eof_check = true\npackage_eof = %s ; %.800s\n",
+             comment, app, comment, eof, comment);
+    srv_config_t *t = load_ok("long.toml", toml);
+    srv_config_t *i = load_ok("long.ini", ini);
+    CHECK(srv_config_equal(t, i));
+    CHECK_STR(i->app, app);
+    CHECK_MEM(i->listen[0].package_eof, i->listen[0].package_eof_len, "\0\1\2\3\4\5\6\7", 8);
+    free(t);
+    free(i);
+}
+
 static void test_unreadable(void)
 {
     srv_config_t *cfg = malloc(sizeof(*cfg));
@@ -486,6 +576,8 @@ int main(void)
     test_all_keys();
     test_eof_and_relative_file();
     test_sniff();
+    test_ini_syntax();
+    test_ini_long_lines();
     test_unreadable();
     return 0;
 }
