@@ -87,9 +87,13 @@ static int out_append(srv_conn_t *c, const struct iovec *iov, int iovcnt, size_t
         return 0;
     if (c->qbytes + total > limit)
         return -ENOBUFS;
+    bool was_idle = !srv__out_pending(c);
     seg_t *s = seg_tail_mem(c, total);
     if (s == NULL)
         return -ENOBUFS;
+    if (was_idle)
+        c->last_write = srv__engine_now_ms(c->eng); /* the send timeout counts from here */
+    c->out_total += total;
     for (int i = 0; i < iovcnt; i++) {
         memcpy(s->buf + s->len, iov[i].iov_base, iov[i].iov_len);
         s->len += iov[i].iov_len;
@@ -113,6 +117,9 @@ static int out_file(srv_conn_t *c, int fd, uint64_t off, uint64_t len)
 {
     if (c->qn >= OUTQ_MAX)
         return -ENOBUFS;
+    if (!srv__out_pending(c))
+        c->last_write = srv__engine_now_ms(c->eng);
+    c->out_total += len;
     seg_t *s = &c->q[(c->qh + c->qn) % OUTQ_MAX];
     memset(s, 0, sizeof(*s));
     s->kind = SEG_FILE;
@@ -236,6 +243,24 @@ static void begin_linger(srv_conn_t *c)
 
 static void on_send(srv_loop_t *loop, srv_loop_op_t *op, int res, const char *data, uint32_t flags);
 
+/* Tell the producer of the response in flight how much of it reached the socket, so it can
+ * send more (it keeps at most buffer_output_size unacknowledged): at least every ack_step
+ * bytes, and whenever the queue ran dry. A report the producer could not take (its channel
+ * full) is retried by the tick. */
+static void flow_report(srv_conn_t *c, bool force)
+{
+    srv_engine_t *e = c->eng;
+    if (!c->flow || !(c->flags & F_INFLIGHT) || e->ops.progress == NULL)
+        return;
+    uint64_t w = c->out_done > c->resp_start ? c->out_done - c->resp_start : 0;
+    if (w == c->acked)
+        return;
+    if (!force && w - c->acked < e->ack_step && srv__out_pending(c))
+        return;
+    if (e->ops.progress(e, c, w) == 0)
+        c->acked = w;
+}
+
 void srv__conn_flush(srv_conn_t *c)
 {
     if (c->flags & (F_SEND | F_CLOSING))
@@ -271,7 +296,11 @@ void srv__conn_flush(srv_conn_t *c)
             if (n > 0) {
                 s->foff += (uint64_t)n;
                 s->fleft -= (uint64_t)n;
+                c->out_done += (uint64_t)n;
                 c->last_write = srv__engine_now_ms(c->eng);
+                flow_report(c, false);
+                if (c->flags & F_CLOSING)
+                    return;
                 continue;
             }
             if (n < 0 && errno == EINTR)
@@ -325,6 +354,10 @@ static void on_send(srv_loop_t *loop, srv_loop_op_t *op, int res, const char *da
     size_t n = (size_t)res;
     c->last_write = srv__engine_now_ms(c->eng);
     c->qbytes -= n < c->qbytes ? n : c->qbytes;
+    c->out_done += n;
+    flow_report(c, false);
+    if (c->flags & F_CLOSING)
+        return;
     while (n > 0 && c->qn > 0) {
         seg_t *s = &c->q[c->qh];
         size_t left = s->len - s->off;
@@ -414,6 +447,9 @@ static void dispatch(srv_conn_t *c, srv_request_t *req)
     c->req_keepalive = (req->flags & SRV_REQ_KEEP_ALIVE) != 0;
     e->inflight++;
     c->resp_bytes = 0;
+    c->resp_start = c->out_total;
+    c->acked = 0;
+    c->flow = false;
     if ((req->flags & SRV_REQ_UPGRADE) && e->cfg->listen[c->listener].websocket) {
         int up = srv__ws_upgrade(c, req);
         if (up < 0) {
@@ -460,7 +496,7 @@ static void dispatch(srv_conn_t *c, srv_request_t *req)
  * we stop reading until the app answered. */
 static size_t stash_bound(const srv_conn_t *c)
 {
-    return c->eng->limits.header_max + (64u << 10);
+    return c->eng->limits[c->listener].header_max + (64u << 10);
 }
 
 static int stash_append(srv_conn_t *c, const char *data, size_t len)
@@ -670,6 +706,13 @@ static void new_conn(srv_engine_t *e, int li, int fd)
         e->conn_cache = c->next_free;
         e->ncached--;
         http = c->http;
+        /* A parser keeps the limits it was made with: one from a listener with other limits
+         * (package_max_length per listener) is not reused. */
+        const srv_http_limits_t *was = &e->limits[c->listener], *now = &e->limits[li];
+        if (http && (was->body_max != now->body_max || was->header_max != now->header_max)) {
+            srv_http_parser_destroy(http);
+            http = NULL;
+        }
     } else {
         c = malloc(sizeof(*c));
         if (c == NULL) {
@@ -683,7 +726,7 @@ static void new_conn(srv_engine_t *e, int li, int fd)
         srv_http_parser_destroy(http);
     } else if (http != NULL) {
         c->http = http;
-    } else if (srv_http_parser_create(&c->http, &e->limits) < 0) {
+    } else if (srv_http_parser_create(&c->http, &e->limits[li]) < 0) {
         free(c);
         close(fd);
         return;
@@ -809,20 +852,24 @@ static void on_tick(srv_loop_t *loop, srv_loop_op_t *op, int res, const char *da
                 srv__conn_close(c);
             continue;
         }
-        if (c->flags & F_INFLIGHT)
+        /* A client that takes none of its output for send_timeout is gone or hostile, whether
+         * or not a request of its is still with the app. */
+        if (srv__out_pending(c) && now - c->last_write > cfg->send_timeout) {
+            srv_log(SRV_LOG_INFO, "conn", 0, "session %llx from %s: send timeout (%d ms)",
+                    (unsigned long long)c->session, c->peer, cfg->send_timeout);
+            srv__conn_close(c);
             continue;
+        }
+        if (c->flags & F_INFLIGHT) {
+            flow_report(c, true);
+            continue;
+        }
         if (c->proto != PROTO_HTTP) {
             srv__stream_tick(c, now);
             continue;
         }
-        if (srv__out_pending(c)) {
-            if (now - c->last_write > cfg->http_keepalive_timeout) {
-                srv_log(SRV_LOG_INFO, "conn", 0, "session %llx from %s: send timeout",
-                        (unsigned long long)c->session, c->peer);
-                srv__conn_close(c);
-            }
+        if (srv__out_pending(c))
             continue;
-        }
         if (!srv_http_parser_idle(c->http) || c->in_len > 0) {
             /* A request has begun: it must arrive whole in time, whatever its pace
              * (slowloris), and never stall longer than the body timeout between reads. */
@@ -839,8 +886,12 @@ static void on_tick(srv_loop_t *loop, srv_loop_op_t *op, int res, const char *da
         if (e->draining && now - (last > e->drain_start ? last : e->drain_start) > DRAIN_IDLE_MS) {
             c->flags |= F_CLOSE_AFTER;
             srv__conn_flush(c); /* half-close and linger: a request in flight gets no reset */
-        } else if (now - last > cfg->http_keepalive_timeout)
+        } else if (now - last > cfg->http_keepalive_timeout ||
+                   (e->idle_ms[c->listener] > 0 && now - last > e->idle_ms[c->listener])) {
+            /* Idle between requests: the keep-alive timeout, or the listener's heartbeat
+             * (heartbeat_idle_time) when that is shorter. */
             srv__conn_close(c);
+        }
     }
     for (int i = 0; i < e->nlisten; i++)
         if (e->accepting && !e->accept_armed[i])
@@ -887,27 +938,17 @@ int srv__engine_create(srv_engine_t **out, const srv_engine_opts_t *o)
         srv__engine_destroy(e);
         return -ENOMEM;
     }
-    e->limits.header_max = (size_t)o->cfg->http_header_max;
-    e->limits.body_max = (size_t)o->cfg->package_max_length;
-    e->limits.max_headers = 100;
+    e->ack_step = (uint64_t)o->cfg->buffer_output_size / 4;
     e->nlisten = o->cfg->nlisten;
     for (int i = 0; i < e->nlisten; i++) {
         const srv_listen_config_t *l = &o->cfg->listen[i];
+        e->limits[i].header_max = (size_t)o->cfg->http_header_max;
+        e->limits[i].body_max = (size_t)(l->package_max_length >= 0 ? l->package_max_length
+                                                                    : o->cfg->package_max_length);
+        e->limits[i].max_headers = 100;
         /* Stream listeners (HTTP, TCP) here; UDP sockets are read by the workers themselves. */
         e->listen_fd[i] = l->type != SRV_LISTEN_UDP && o->listen_fds ? o->listen_fds[i] : -1;
-        srv_frame_opts_t *f = &e->frame[i];
-        memset(f, 0, sizeof(*f));
-        f->mode = l->open_length_check ? SRV_FRAME_LENGTH
-                  : l->open_eof_check  ? SRV_FRAME_EOF
-                                       : SRV_FRAME_NONE;
-        memcpy(f->eof, l->package_eof, sizeof(f->eof));
-        f->eof_len = l->package_eof_len;
-        f->eof_split = l->open_eof_split;
-        f->length_type = l->package_length_type;
-        f->length_offset = l->package_length_offset;
-        f->body_offset = l->package_body_offset;
-        f->max_length = (size_t)(l->package_max_length >= 0 ? l->package_max_length
-                                                            : o->cfg->package_max_length);
+        srv_config_frame_opts(o->cfg, i, &e->frame[i]);
         int idle =
             l->heartbeat_idle_time >= 0 ? l->heartbeat_idle_time : o->cfg->heartbeat_idle_time;
         int interval = l->heartbeat_check_interval >= 0 ? l->heartbeat_check_interval
@@ -1034,53 +1075,6 @@ srv_conn_t *srv__conn_lookup(srv_engine_t *e, uint64_t session)
     return c;
 }
 
-/* Base mode, inside the app's handler, no send in flight: write queued bytes ourselves until
- * at most `target` remain, waiting for the socket (bounded by the keep-alive timeout). The app
- * is blocked meanwhile, as a blocking write would block it. */
-static int drain_blocking(srv_conn_t *c, size_t target)
-{
-    int timeout = c->eng->cfg->http_keepalive_timeout;
-    while (c->qbytes > target && c->qn > 0) {
-        seg_t *s = &c->q[c->qh];
-        ssize_t n;
-        if (s->kind == SEG_MEM) {
-            n = write(c->fd, s->buf + s->off, s->len - s->off);
-        } else {
-            off_t off = (off_t)s->foff;
-            n = sendfile(c->fd, s->file_fd, &off, s->fleft > (1u << 20) ? (1u << 20) : s->fleft);
-        }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && errno == EAGAIN) {
-            struct pollfd p = {.fd = c->fd, .events = POLLOUT};
-            int pr = poll(&p, 1, timeout);
-            if (pr == 0)
-                return -ETIMEDOUT;
-            if (pr < 0 && errno != EINTR)
-                return -errno;
-            continue;
-        }
-        if (n <= 0)
-            return n < 0 ? -errno : -EPIPE;
-        c->last_write = srv__engine_now_ms(c->eng);
-        if (s->kind == SEG_MEM) {
-            s->off += (size_t)n;
-            c->qbytes -= (size_t)n < c->qbytes ? (size_t)n : c->qbytes;
-            if (s->off < s->len)
-                continue;
-        } else {
-            s->foff += (uint64_t)n;
-            s->fleft -= (uint64_t)n;
-            if (s->fleft > 0)
-                continue;
-        }
-        seg_free(s);
-        c->qh = (uint8_t)((c->qh + 1) % OUTQ_MAX);
-        c->qn--;
-    }
-    return 0;
-}
-
 int srv__conn_respond(srv_engine_t *e, uint64_t session, const struct iovec *iov, int iovcnt,
                       unsigned flags)
 {
@@ -1093,26 +1087,15 @@ int srv__conn_respond(srv_engine_t *e, uint64_t session, const struct iovec *iov
         srv__conn_close(c);
         return 0;
     }
-    /* A response may be larger than buffer_output_size: past it we push back on whoever
-     * produces it (the app, synchronously, in base mode; the worker channel in process mode)
-     * instead of queueing more. The hard cap only bounds the overshoot of one IPC read. */
+    /* The producer keeps at most buffer_output_size of a response unacknowledged (see
+     * flow_report), so this bound is only met by one that ignores flow control, or by a
+     * previous response's tail plus this one: a safety net, not a second limit. */
     size_t bound = (size_t)e->cfg->buffer_output_size;
     size_t total = 0;
     for (int i = 0; i < iovcnt; i++)
         total += iov[i].iov_len;
-    int paused = 0;
-    if (c->qbytes + total > bound) {
-        if ((c->flags & F_IN_PROCESS) && !(c->flags & F_SEND)) {
-            int rc = drain_blocking(c, bound / 2);
-            if (rc < 0) {
-                srv_log(SRV_LOG_INFO, "conn", -rc, "session %llx from %s: client not reading",
-                        (unsigned long long)c->session, c->peer);
-                srv__conn_close(c);
-                return rc;
-            }
-        } else
-            paused = -EAGAIN;
-    }
+    if (flags & SRV_IPC_F_FLOW)
+        c->flow = true;
     int rc = out_append(c, iov, iovcnt, 2 * bound + (1u << 20));
     if (rc < 0) {
         srv_log(SRV_LOG_INFO, "conn", 0,
@@ -1128,13 +1111,7 @@ int srv__conn_respond(srv_engine_t *e, uint64_t session, const struct iovec *iov
         request_done(c);
     else if (!(c->flags & F_IN_PROCESS))
         srv__conn_flush(c); /* inside the app's handler (base mode) we send once it returns */
-    return paused;
-}
-
-int64_t srv__conn_queued(srv_engine_t *e, uint64_t session)
-{
-    srv_conn_t *c = srv__conn_lookup(e, session);
-    return c ? (int64_t)c->qbytes : -1;
+    return 0;
 }
 
 int srv__conn_respond_file(srv_engine_t *e, uint64_t session, const char *path, uint64_t off,
@@ -1216,6 +1193,11 @@ void srv__conn_set_worker(srv_conn_t *c, int worker)
 void srv__conn_set_tag(srv_conn_t *c, int tag)
 {
     c->tag = tag;
+}
+
+int srv__conn_get_tag(const srv_conn_t *c)
+{
+    return c->tag;
 }
 
 const char *srv__conn_peer(const srv_conn_t *c)

@@ -31,8 +31,13 @@ typedef struct srv_engine_ops {
      * engine closes the connection). */
     int (*event)(srv_engine_t *e, srv_conn_t *c, uint16_t type, uint16_t flags, const void *data,
                  size_t len);
-    /* The connection is closing while a request is still with the app. */
+    /* The connection is closing while a request is still with the app: its producer should
+     * stop (srv_response_write then fails with -EPIPE). May be NULL. */
     void (*abandoned)(srv_engine_t *e, srv_conn_t *c);
+    /* written bytes of the response in flight reached the socket (cumulative, counted from
+     * its first byte). Only for a response whose frames asked for it (SRV_IPC_F_FLOW). Returns
+     * 0, or -errno when the report could not be passed on (retried later). May be NULL. */
+    int (*progress)(srv_engine_t *e, srv_conn_t *c, uint64_t written);
 } srv_engine_ops_t;
 
 typedef struct srv_engine_opts {
@@ -66,13 +71,12 @@ uint64_t srv__engine_conns(const srv_engine_t *e);
 uint64_t srv__engine_inflight(const srv_engine_t *e);
 
 /* Response bytes for the request in flight on session (SRV_IPC_F_* flags: FINAL ends the
- * response, CLOSE closes after it, ERROR aborts the connection). Bytes are copied. A stale
- * session is ignored (returns -ENOENT). -EAGAIN: queued, but the connection holds more than
- * buffer_output_size: the caller stops producing until srv__conn_queued() falls below half. */
+ * response, CLOSE closes after it, ERROR aborts the connection, FLOW asks for progress reports
+ * through ops.progress). Bytes are copied. A stale session returns -ENOENT, a session with no
+ * request in flight -EPROTO. The producer bounds what it sends ahead of those reports; a
+ * connection whose queue passes twice buffer_output_size anyway is closed (-ENOBUFS). */
 int srv__conn_respond(srv_engine_t *e, uint64_t session, const struct iovec *iov, int iovcnt,
                       unsigned flags);
-/* Bytes queued on session's connection, -1 when it is gone (for resuming a paused source). */
-int64_t srv__conn_queued(srv_engine_t *e, uint64_t session);
 /* Queue a file range as the body (after bytes already queued); the engine opens path itself. */
 int srv__conn_respond_file(srv_engine_t *e, uint64_t session, const char *path, uint64_t off,
                            uint64_t len, unsigned flags);
@@ -103,6 +107,7 @@ int srv__conn_listener(const srv_conn_t *c);
 int srv__conn_get_worker(const srv_conn_t *c);
 void srv__conn_set_worker(srv_conn_t *c, int worker);
 void srv__conn_set_tag(srv_conn_t *c, int tag); /* tag of the in-flight request */
+int srv__conn_get_tag(const srv_conn_t *c);
 const char *srv__conn_peer(const srv_conn_t *c);
 uint32_t srv__conn_peer_hash(const srv_conn_t *c);
 

@@ -63,6 +63,10 @@ struct srv_conn {
     struct iovec iov[OUTQ_MAX];
     int worker, tag;
     uint64_t resp_bytes;
+    /* Flow control of the response in flight: bytes ever queued and ever sent on this
+     * connection, the first one of this response, and what was last reported as written. */
+    uint64_t out_total, out_done, resp_start, acked;
+    bool flow; /* the producer wants progress reports (a frame carried SRV_IPC_F_FLOW) */
     int64_t last_read, last_write, req_start, linger_until;
     uint32_t peer_hash;
     bool req_keepalive;
@@ -108,7 +112,8 @@ struct srv_engine {
     uint32_t ncached;
     uint64_t nconns;
     uint64_t inflight;
-    srv_http_limits_t limits;
+    srv_http_limits_t limits[SRV_CONFIG_MAX_LISTEN]; /* per listener (package_max_length) */
+    uint64_t ack_step; /* report progress at least every this many bytes written */
     _Atomic uint64_t *stat_conns, *stat_accepted, *stat_requests, *stat_503;
     int64_t last_limit_log;
     srv_static_t *statics[SRV_CONFIG_MAX_LISTEN];

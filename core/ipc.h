@@ -16,6 +16,8 @@ typedef enum {
     SRV_IPC_WS_OPEN = 5,    /* payload: the encoded handshake request (on_ws_open) */
     SRV_IPC_WS_MESSAGE = 6, /* flags: opcode; payload: the whole message */
     SRV_IPC_WS_CLOSED = 7,  /* payload: uint16 code + reason */
+    SRV_IPC_ACK = 8,        /* payload: uint64 bytes of the response in flight written so far */
+    SRV_IPC_GONE = 9,       /* the client of the response in flight has gone */
     /* worker → reactor */
     SRV_IPC_RESPONSE = 16,     /* payload: response bytes for the wire; flags below */
     SRV_IPC_FILE = 17,         /* payload: srv_ipc_file_t + path: send this file range */
@@ -31,6 +33,13 @@ typedef enum {
 #define SRV_IPC_F_FINAL 0x1u /* last frame of the response */
 #define SRV_IPC_F_CLOSE 0x2u /* close the connection once the response is written */
 #define SRV_IPC_F_ERROR 0x4u /* the app failed mid-response: close without finishing */
+#define SRV_IPC_F_FLOW 0x8u  /* send SRV_IPC_ACK progress reports for this response */
+/* A request (or handshake) larger than one frame: its encoding continues in the next frame of
+ * the same type and session; the last piece has no MORE. Pieces of one request are never
+ * interleaved with another request's pieces on a channel. */
+#define SRV_IPC_F_MORE 0x10u
+/* The largest frame payload either side writes; bigger things go in pieces. */
+#define SRV_IPC_PIECE (256u << 10)
 
 typedef struct srv_ipc_hdr {
     uint64_t session;

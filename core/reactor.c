@@ -32,8 +32,7 @@ typedef struct chan {
     srv_loop_op_t recv_op;
     srv_loop_op_t send_op;
     bool recv_armed, send_armed;
-    bool draining;      /* replaced: shut our write side once flushed */
-    uint64_t paused_on; /* session whose backlog stopped our reads, 0 = reading */
+    bool draining; /* replaced: shut our write side once flushed */
     bool shut;
     bool dead;
     srv_ipc_buf_t out;     /* frames queued this iteration */
@@ -41,8 +40,20 @@ typedef struct chan {
     size_t sent;
     struct iovec iov;
     srv_ipc_buf_t in; /* a frame split across reads */
+    struct big *big, *big_tail; /* requests too large for one frame, sent in pieces */
     struct chan *next;
 } chan_t;
+
+/* One encoded request waiting to go out in SRV_IPC_PIECE pieces. There is at most one per
+ * connection with a request in flight, and the connection's parser holds the same bytes
+ * anyway: the bound is max_conn requests of package_max_length each, as for the parsers. */
+typedef struct big {
+    uint64_t session;
+    uint16_t type;
+    char *data;
+    size_t len, off;
+    struct big *next;
+} big_t;
 
 typedef struct mail {
     int slot;
@@ -90,6 +101,12 @@ static void chan_free_if_done(chan_t *ch)
         }
     }
     close(ch->fd);
+    while (ch->big) {
+        big_t *b = ch->big;
+        ch->big = b->next;
+        free(b->data);
+        free(b);
+    }
     srv_ipc_buf_deinit(&ch->out);
     srv_ipc_buf_deinit(&ch->sending);
     srv_ipc_buf_deinit(&ch->in);
@@ -162,11 +179,10 @@ static void on_frame(void *arg, const srv_ipc_hdr_t *h, const char *payload)
     }
     if (h->type == SRV_IPC_RESPONSE) {
         struct iovec v = {.iov_base = (void *)payload, .iov_len = h->len};
-        if (srv__conn_respond(r->eng, h->session, &v, 1, h->flags) == -EAGAIN &&
-            !(h->flags & SRV_IPC_F_FINAL)) {
-            /* A client slower than the worker: stop reading this channel (the worker then
-             * blocks writing, like a blocking send) until the connection drains. */
-            ch->paused_on = h->session;
+        int rc = srv__conn_respond(r->eng, h->session, &v, 1, h->flags);
+        if ((rc == -ENOENT || rc == -EPROTO) && !(h->flags & SRV_IPC_F_FINAL)) {
+            /* A stream for a client that has gone: tell the worker, so the app stops. */
+            srv_ipc_frame_put(&ch->out, h->session, SRV_IPC_GONE, 0, NULL, 0);
         }
     } else if (h->type == SRV_IPC_FILE && h->len > sizeof(srv_ipc_file_t)) {
         srv_ipc_file_t f;
@@ -199,35 +215,14 @@ static void on_chan_recv(srv_loop_t *loop, srv_loop_op_t *op, int res, const cha
             chan_kill(ch, "corrupt");
             return;
         }
-        if (ch->paused_on && ch->recv_armed) {
-            srv_loop_cancel(loop, &ch->recv_op);
-            return;
-        }
-        if (!ch->recv_armed && !ch->dead && !ch->paused_on) {
+        if (!ch->recv_armed && !ch->dead) {
             ch->recv_armed = srv_loop_recv(loop, &ch->recv_op, ch->fd) == 0;
             if (!ch->recv_armed)
                 chan_kill(ch, "recv");
         }
         return;
     }
-    if (res == -ECANCELED && ch->paused_on)
-        return; /* paused; resumed from the loop once the connection drained */
     chan_kill(ch, res == 0 ? "worker exited" : srv_strerror(res));
-}
-
-static void chan_resume_if_drained(chan_t *ch)
-{
-    if (!ch->paused_on || ch->dead)
-        return;
-    int64_t q = srv__conn_queued(ch->r->eng, ch->paused_on);
-    if (q >= 0 && (uint64_t)q > (uint64_t)srv__server.cfg.buffer_output_size / 2)
-        return;
-    ch->paused_on = 0;
-    if (!ch->recv_armed) {
-        ch->recv_armed = srv_loop_recv(ch->r->loop, &ch->recv_op, ch->fd) == 0;
-        if (!ch->recv_armed)
-            chan_kill(ch, "recv");
-    }
 }
 
 static void on_chan_send(srv_loop_t *loop, srv_loop_op_t *op, int res, const char *data,
@@ -252,10 +247,38 @@ static void on_chan_send(srv_loop_t *loop, srv_loop_op_t *op, int res, const cha
     chan_flush(ch);
 }
 
+/* Move pieces of the large requests waiting into the frames going out, while the channel has
+ * room: the worker reassembles them (SRV_IPC_F_MORE). */
+static void chan_pump_big(chan_t *ch)
+{
+    size_t room_for = ch->out.max / 2;
+    while (ch->big && ch->out.len < room_for) {
+        big_t *b = ch->big;
+        size_t n = b->len - b->off;
+        uint16_t flags = 0;
+        if (n > SRV_IPC_PIECE) {
+            n = SRV_IPC_PIECE;
+            flags = SRV_IPC_F_MORE;
+        }
+        if (srv_ipc_frame_put(&ch->out, b->session, b->type, flags, b->data + b->off,
+                              (uint32_t)n) < 0)
+            return;
+        b->off += n;
+        if (b->off < b->len)
+            continue;
+        ch->big = b->next;
+        if (ch->big == NULL)
+            ch->big_tail = NULL;
+        free(b->data);
+        free(b);
+    }
+}
+
 static void chan_flush(chan_t *ch)
 {
     if (ch->dead || ch->send_armed)
         return;
+    chan_pump_big(ch);
     if (ch->sending.len == 0 && ch->out.len > 0) {
         srv_ipc_buf_t t = ch->sending;
         ch->sending = ch->out;
@@ -338,13 +361,56 @@ static int reactor_dispatch(srv_engine_t *e, srv_conn_t *c, uint16_t type, const
     if (ch == NULL)
         return -EAGAIN;
     size_t plen = srv_http_request_encoded_size(req);
-    char *p = srv_ipc_frame_begin(&ch->out, req->session, type, 0, (uint32_t)plen);
-    if (p == NULL)
-        return -ENOBUFS; /* the worker is that far behind: answer 503 rather than queue more */
-    srv_http_request_encode(req, p);
+    if (plen > SRV_IPC_PIECE) {
+        /* Too large for one frame (a body up to package_max_length): encoded once, sent in
+         * pieces as the channel drains. */
+        big_t *b = calloc(1, sizeof(*b));
+        char *data = malloc(plen);
+        if (b == NULL || data == NULL) {
+            free(b);
+            free(data);
+            return -ENOMEM;
+        }
+        srv_http_request_encode(req, data);
+        *b = (big_t){.session = req->session, .type = type, .data = data, .len = plen};
+        if (ch->big_tail)
+            ch->big_tail->next = b;
+        else
+            ch->big = b;
+        ch->big_tail = b;
+    } else {
+        char *p = srv_ipc_frame_begin(&ch->out, req->session, type, 0, (uint32_t)plen);
+        if (p == NULL)
+            return -ENOBUFS; /* the worker is that far behind: 503 rather than queue more */
+        srv_http_request_encode(req, p);
+    }
     srv__conn_set_tag(c, ch->tag);
     r->inflight_per_worker[ch->slot]++;
     return 0;
+}
+
+static chan_t *chan_of_tag(reactor_t *r, int tag)
+{
+    for (chan_t *ch = r->chans; ch; ch = ch->next)
+        if (ch->tag == tag && !ch->dead)
+            return ch;
+    return NULL;
+}
+
+static int reactor_progress(srv_engine_t *e, srv_conn_t *c, uint64_t written)
+{
+    chan_t *ch = chan_of_tag(srv__engine_data(e), srv__conn_get_tag(c));
+    if (ch == NULL)
+        return 0; /* the worker is gone: nobody to tell */
+    return srv_ipc_frame_put(&ch->out, srv__conn_session(c), SRV_IPC_ACK, 0, &written,
+                             sizeof(written));
+}
+
+static void reactor_abandoned(srv_engine_t *e, srv_conn_t *c)
+{
+    chan_t *ch = chan_of_tag(srv__engine_data(e), srv__conn_get_tag(c));
+    if (ch)
+        srv_ipc_frame_put(&ch->out, srv__conn_session(c), SRV_IPC_GONE, 0, NULL, 0);
 }
 
 static int reactor_event(srv_engine_t *e, srv_conn_t *c, uint16_t type, uint16_t flags,
@@ -437,7 +503,10 @@ static int reactor_init(reactor_t *r)
         .cfg = &S->cfg,
         .listen_fds = S->listen_fd,
         .accept = true,
-        .ops = {.dispatch = reactor_dispatch, .event = reactor_event},
+        .ops = {.dispatch = reactor_dispatch,
+                .event = reactor_event,
+                .abandoned = reactor_abandoned,
+                .progress = reactor_progress},
         .data = r,
         .stat_conns = &S->stats->reactors[i].connections,
         .stat_accepted = &S->stats->reactors[i].accepted,
@@ -469,7 +538,6 @@ static void *reactor_main(void *arg)
         }
         for (chan_t *ch = r->chans, *next; ch; ch = next) {
             next = ch->next;
-            chan_resume_if_drained(ch);
             chan_flush(ch);
         }
         atomic_store_explicit(&r->inflight_pub, srv__engine_inflight(r->eng), memory_order_relaxed);

@@ -30,6 +30,8 @@ void srv__response_init(srv_response_t *res, const srv_request_t *req, const srv
     res->heap = false;
     res->hdr_len = 0;
     res->req_copy = NULL;
+    res->wcb = NULL;
+    res->warg = NULL;
 }
 
 void srv__response_deinit(srv_response_t *res)
@@ -44,6 +46,10 @@ void srv__response_deinit(srv_response_t *res)
 static void finished(srv_response_t *res)
 {
     res->state = SRV_RESP_DONE;
+    if (res->wcb && res->sink->on_writable) {
+        res->wcb = NULL;
+        res->sink->on_writable(res->sink->arg, res->session, NULL, NULL);
+    }
     if (res->heap) {
         srv__response_deinit(res);
         free(res);
@@ -224,7 +230,8 @@ int srv_response_write(srv_response_t *res, const void *chunk, size_t len)
     char hb[HDR_MAX + 512];
     struct iovec v[4];
     int cnt = 0;
-    if (res->state == SRV_RESP_NEW) {
+    bool first = res->state == SRV_RESP_NEW;
+    if (first) {
         if (!chunked(res) && (res->req->flags & SRV_REQ_KEEP_ALIVE)) {
             /* HTTP/1.0 has no chunked encoding: the body ends when we close. */
             ((srv_request_t *)res->req)->flags &= ~(uint32_t)SRV_REQ_KEEP_ALIVE;
@@ -233,7 +240,6 @@ int srv_response_write(srv_response_t *res, const void *chunk, size_t len)
         if (n < 0)
             return n;
         v[cnt++] = (struct iovec){hb, (size_t)n};
-        res->state = SRV_RESP_STREAMING;
     }
     char ch[32];
     if (len > 0 && !is_head(res)) {
@@ -247,7 +253,33 @@ int srv_response_write(srv_response_t *res, const void *chunk, size_t len)
     }
     if (cnt == 0)
         return 0;
-    return res->sink->emit(res->sink->arg, res->session, v, cnt, 0);
+    /* -EAGAIN: nothing was taken, not even the head; the same call works again later. */
+    int rc = res->sink->emit(res->sink->arg, res->session, v, cnt, 0);
+    if (rc == 0 && first)
+        res->state = SRV_RESP_STREAMING;
+    return rc;
+}
+
+static void writable_trampoline(void *arg)
+{
+    srv_response_t *res = arg;
+    void (*cb)(srv_response_t *, void *) = res->wcb;
+    res->wcb = NULL;
+    if (cb)
+        cb(res, res->warg);
+}
+
+int srv_response_on_writable(srv_response_t *res, void (*cb)(srv_response_t *res, void *arg),
+                             void *arg)
+{
+    if (res->state == SRV_RESP_DONE)
+        return -EALREADY;
+    if (res->sink->on_writable == NULL)
+        return -ENOTSUP;
+    res->wcb = cb;
+    res->warg = arg;
+    return res->sink->on_writable(res->sink->arg, res->session, cb ? writable_trampoline : NULL,
+                                  res);
 }
 
 int srv_response_end(srv_response_t *res)

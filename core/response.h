@@ -15,6 +15,9 @@ typedef struct srv_resp_sink {
     /* A file range as the body; fd is taken over (closed by the sink). */
     int (*emit_file)(void *arg, uint64_t session, int fd, const char *path, uint64_t off,
                      uint64_t len, unsigned flags);
+    /* Call fn(fnarg) once when session's response can take more (or its client left); fn
+     * NULL cancels. */
+    int (*on_writable)(void *arg, uint64_t session, void (*fn)(void *fnarg), void *fnarg);
     void *arg;
 } srv_resp_sink_t;
 
@@ -31,6 +34,8 @@ struct srv_response {
     char *hdr; /* extra header lines */
     size_t hdr_len, hdr_cap;
     void *req_copy; /* detached in process mode: the request block we own */
+    void (*wcb)(srv_response_t *res, void *arg); /* srv_response_on_writable */
+    void *warg;
     srv_request_t req_view;
 };
 

@@ -44,6 +44,7 @@ typedef struct srv_worker_stat {
     _Atomic uint64_t recycles;  /* planned replacements (max_request, reload) */
     _Atomic int64_t started_ms; /* wall clock */
     _Atomic uint32_t generation;
+    _Atomic uint64_t udp_dropped; /* datagrams over their listener's package_max_length */
 } srv_worker_stat_t;
 
 typedef struct srv_reactor_stat {

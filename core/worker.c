@@ -21,6 +21,7 @@
 #include "core/app.h"
 #include "core/conn.h"
 #include "core/conninfo.h"
+#include "core/flow.h"
 #include "core/ipc.h"
 #include "core/log.h"
 #include "core/msg.h"
@@ -37,6 +38,8 @@ typedef struct wchan {
     bool eof;
     srv_ipc_buf_t in;
     srv_ipc_buf_t out;
+    srv_ipc_buf_t part; /* a request arriving in pieces (SRV_IPC_F_MORE) */
+    uint64_t part_session;
 } wchan_t;
 
 static struct {
@@ -127,7 +130,7 @@ static int chan_emit(void *arg, uint64_t session, const struct iovec *iov, int i
     size_t total = 0;
     for (int i = 0; i < iovcnt; i++)
         total += iov[i].iov_len;
-    if (total > (size_t)srv__server.cfg.buffer_output_size)
+    if (total > SRV_IPC_MAX_PAYLOAD)
         return -EMSGSIZE;
     char *p =
         srv_ipc_frame_begin(&ch->out, session, SRV_IPC_RESPONSE, (uint16_t)flags, (uint32_t)total);
@@ -169,7 +172,7 @@ static int chan_emit_file(void *arg, uint64_t session, int fd, const char *path,
     return 0;
 }
 
-/* Base-mode sink: straight into our own engine's connection. */
+/* Base-mode transport: straight into our own engine's connection. */
 static int eng_emit(void *arg, uint64_t session, const struct iovec *iov, int iovcnt,
                     unsigned flags)
 {
@@ -180,6 +183,24 @@ static int eng_emit_file(void *arg, uint64_t session, int fd, const char *path, 
                          uint64_t len, unsigned flags)
 {
     return srv__conn_respond_fd(W.eng, session, fd, off, len, flags);
+}
+
+/* The app's responses go through the flow layer, which bounds what each one has in flight. */
+static int sink_emit(void *arg, uint64_t session, const struct iovec *iov, int iovcnt,
+                     unsigned flags)
+{
+    return srv__flow_emit(session, iov, iovcnt, flags);
+}
+
+static int sink_emit_file(void *arg, uint64_t session, int fd, const char *path, uint64_t off,
+                          uint64_t len, unsigned flags)
+{
+    return srv__flow_emit_file(session, fd, path, off, len, flags);
+}
+
+static int sink_on_writable(void *arg, uint64_t session, void (*fn)(void *), void *fnarg)
+{
+    return srv__flow_on_writable(session, fn, fnarg);
 }
 
 static void count_request(void)
@@ -325,22 +346,77 @@ static void run_event(uint64_t session, uint16_t type, uint16_t flags, const cha
     }
 }
 
+/* A piece of a large request: collect it; returns the whole block once the last piece is in
+ * (valid until the next frame), else NULL. */
+static const char *collect_piece(wchan_t *ch, const srv_ipc_hdr_t *h, const char *payload,
+                                 size_t *len)
+{
+    if (ch->part.len > 0 && ch->part_session != h->session) {
+        /* The reactor sends one large request's pieces before the next one's. */
+        srv_log(SRV_LOG_ERROR, "ipc", EPROTO, "reactor %d: interleaved request pieces",
+                ch->reactor);
+        srv_ipc_buf_consume(&ch->part, ch->part.len);
+    }
+    ch->part_session = h->session;
+    char *p = srv_ipc_buf_reserve(&ch->part, h->len);
+    if (p == NULL) {
+        srv_log(SRV_LOG_ERROR, "ipc", ENOBUFS, "reactor %d: request larger than any limit",
+                ch->reactor);
+        srv_ipc_buf_consume(&ch->part, ch->part.len);
+        return NULL;
+    }
+    memcpy(p, payload, h->len);
+    ch->part.len += h->len;
+    if (h->flags & SRV_IPC_F_MORE)
+        return NULL;
+    *len = ch->part.len;
+    return ch->part.data;
+}
+
 static void on_frame(void *arg, const srv_ipc_hdr_t *h, const char *payload)
 {
+    wchan_t *ch = arg;
+    if (h->type == SRV_IPC_ACK) {
+        uint64_t written;
+        if (h->len >= sizeof(written)) {
+            memcpy(&written, payload, sizeof(written));
+            srv__flow_ack(h->session, written);
+        }
+        return;
+    }
+    if (h->type == SRV_IPC_GONE) {
+        srv__flow_gone(h->session);
+        return;
+    }
     if (h->type == SRV_IPC_REQUEST || h->type == SRV_IPC_WS_OPEN) {
         srv_request_t req;
-        if (srv_http_request_decode((void *)payload, h->len, &req) < 0) {
+        size_t len = h->len;
+        /* Small requests of other sessions may come between the pieces of a large one. */
+        if ((h->flags & SRV_IPC_F_MORE) || (ch->part.len > 0 && ch->part_session == h->session)) {
+            payload = collect_piece(ch, h, payload, &len);
+            if (payload == NULL)
+                return;
+        }
+        bool whole = payload == ch->part.data;
+        if (srv_http_request_decode((void *)payload, len, &req) < 0) {
             srv_log(SRV_LOG_ERROR, "ipc", EPROTO, "undecodable request frame");
             return;
         }
         req.session = h->session;
         if (h->type == SRV_IPC_REQUEST) {
-            run_request(&req, payload, h->len);
-            return;
+            run_request(&req, payload, len);
+        } else {
+            int code = ws_open(&req);
+            srv__worker_action(h->session, SRV_IPC_WS_ACCEPT, (uint16_t)code, g_ws_proto,
+                               code == 0 ? strlen(g_ws_proto) : 0);
         }
-        int code = ws_open(&req);
-        srv__worker_action(h->session, SRV_IPC_WS_ACCEPT, (uint16_t)code, g_ws_proto,
-                           code == 0 ? strlen(g_ws_proto) : 0);
+        if (whole) {
+            srv_ipc_buf_consume(&ch->part, ch->part.len);
+            if (ch->part.cap > (4u << 20)) { /* do not keep a large request's buffer */
+                srv_ipc_buf_deinit(&ch->part);
+                srv_ipc_buf_init(&ch->part, ch->part.max);
+            }
+        }
         return;
     }
     run_event(h->session, h->type, h->flags, payload, h->len);
@@ -425,11 +501,51 @@ int srv__worker_action(uint64_t session, uint16_t type, uint16_t flags, const vo
 typedef struct udp {
     int fd;
     int listener;
+    size_t max; /* the listener's package_max_length: larger datagrams are dropped */
+    char *buf;
+    size_t cap;
+    int64_t last_log;
     srv_loop_op_t op;
 } udp_t;
 
 static udp_t g_udp[SRV_CONFIG_MAX_LISTEN];
 static int g_nudp;
+
+/* Read one datagram whole into u->buf. Returns its length, -2 when it was dropped (larger
+ * than the listener allows: counted and logged), -1 when none is waiting. A unix datagram
+ * can be far larger than 64 KiB: while the buffer is smaller than the limit, the length is
+ * peeked first (MSG_TRUNC reports the real length), so nothing is ever cut short. */
+static ssize_t udp_read(udp_t *u, struct sockaddr_storage *ss, socklen_t *sl)
+{
+    ssize_t n;
+    if (u->max > u->cap) {
+        n = recv(u->fd, u->buf, 1, MSG_DONTWAIT | MSG_PEEK | MSG_TRUNC);
+        if (n < 0)
+            return -1;
+        if ((size_t)n > u->cap && (size_t)n <= u->max) {
+            char *p = realloc(u->buf, (size_t)n);
+            if (p != NULL) {
+                u->buf = p;
+                u->cap = (size_t)n;
+            }
+        }
+    }
+    *sl = sizeof(*ss);
+    n = recvfrom(u->fd, u->buf, u->cap, MSG_DONTWAIT | MSG_TRUNC, (struct sockaddr *)ss, sl);
+    if (n < 0)
+        return -1;
+    if ((size_t)n <= u->cap && (size_t)n <= u->max)
+        return n;
+    atomic_fetch_add_explicit(&W.stat->udp_dropped, 1, memory_order_relaxed);
+    int64_t now = srv__mono_ms();
+    if (now - u->last_log >= 1000) {
+        u->last_log = now;
+        srv_log(SRV_LOG_INFO, "udp", 0,
+                "listener %s: dropped a %zd-byte datagram (package_max_length %zu)",
+                srv__server.cfg.listen[u->listener].name, n, u->max);
+    }
+    return -2;
+}
 
 static void on_udp(srv_loop_t *loop, srv_loop_op_t *op, int res, const char *data, uint32_t flags)
 {
@@ -437,14 +553,15 @@ static void on_udp(srv_loop_t *loop, srv_loop_op_t *op, int res, const char *dat
     if (res == -ECANCELED || W.stop)
         return;
     const srv_handlers_t *h = handlers_for(u->listener);
-    static char buf[65536];
     for (int i = 0; i < 64; i++) {
         struct sockaddr_storage ss;
-        socklen_t sl = sizeof(ss);
-        ssize_t n = recvfrom(u->fd, buf, sizeof(buf), MSG_DONTWAIT, (struct sockaddr *)&ss, &sl);
+        socklen_t sl;
+        ssize_t n = udp_read(u, &ss, &sl);
+        if (n == -2)
+            continue;
         if (n < 0)
             break;
-        srv_packet_t pkt = {.listener = u->listener, .data = buf, .len = (size_t)n};
+        srv_packet_t pkt = {.listener = u->listener, .data = u->buf, .len = (size_t)n};
         if (ss.ss_family == AF_INET) {
             struct sockaddr_in *a = (struct sockaddr_in *)&ss;
             inet_ntop(AF_INET, &a->sin_addr, pkt.peer, sizeof(pkt.peer));
@@ -472,15 +589,41 @@ static void udp_start(void)
 {
     const srv_config_t *cfg = &srv__server.cfg;
     for (int i = 0; i < cfg->nlisten; i++) {
-        if (cfg->listen[i].type != SRV_LISTEN_UDP)
+        const srv_listen_config_t *l = &cfg->listen[i];
+        if (l->type != SRV_LISTEN_UDP)
             continue;
         udp_t *u = &g_udp[g_nudp++];
         u->fd = srv__server.listen_fd[i];
         u->listener = i;
+        u->max = (size_t)(l->package_max_length >= 0 ? l->package_max_length
+                                                     : cfg->package_max_length);
+        /* An IP datagram is at most 64 KiB; a unix one may be larger (peeked, then grown). */
+        u->cap = u->max < 65536 ? u->max : 65536;
+        u->buf = malloc(u->cap);
+        if (u->buf == NULL) {
+            srv_log(SRV_LOG_ERROR, "udp", ENOMEM, "listener %s", l->name);
+            g_nudp--;
+            continue;
+        }
         u->op.cb = on_udp;
         u->op.data = u;
         srv_loop_poll(W.loop, &u->op, u->fd, POLLIN);
     }
+}
+
+/* The largest frame a reactor sends us: a TCP frame or a WebSocket message whole (requests
+ * larger than a piece come in pieces), whichever listener allows the most. */
+static size_t frame_bound(const srv_config_t *cfg)
+{
+    int64_t m = cfg->package_max_length;
+    for (int i = 0; i < cfg->nlisten; i++) {
+        const srv_listen_config_t *l = &cfg->listen[i];
+        if (l->package_max_length > m)
+            m = l->package_max_length;
+        if (l->websocket && l->websocket_max_message_size > m)
+            m = l->websocket_max_message_size;
+    }
+    return (size_t)m + 2 * (size_t)cfg->http_header_max + (1u << 20);
 }
 
 static void on_chan_recv(srv_loop_t *loop, srv_loop_op_t *op, int res, const char *data,
@@ -523,6 +666,17 @@ static int base_event(srv_engine_t *e, srv_conn_t *c, uint16_t type, uint16_t fl
                       const void *data, size_t len)
 {
     run_event(srv__conn_session(c), type, flags, data, len);
+    return 0;
+}
+
+static void base_abandoned(srv_engine_t *e, srv_conn_t *c)
+{
+    srv__flow_gone(srv__conn_session(c));
+}
+
+static int base_progress(srv_engine_t *e, srv_conn_t *c, uint64_t written)
+{
+    srv__flow_ack(srv__conn_session(c), written);
     return 0;
 }
 
@@ -634,8 +788,11 @@ void srv__worker_main(int slot, bool task, int ctl_fd, const int *chans, int nch
         srv_log(SRV_LOG_NOTICE, "loop", 0, "workers on %s", srv_loop_backend_name(W.loop));
     }
 
+    W.sink = (srv_resp_sink_t){
+        .emit = sink_emit, .emit_file = sink_emit_file, .on_writable = sink_on_writable};
     if (!task && S->nreactors > 0) {
-        W.sink = (srv_resp_sink_t){.emit = chan_emit, .emit_file = chan_emit_file};
+        srv__flow_init(&(srv_flow_transport_t){.put = chan_emit, .put_file = chan_emit_file},
+                       (uint64_t)cfg->buffer_output_size);
         W.chans = calloc((size_t)nchans, sizeof(wchan_t));
         W.nchans = nchans;
         for (int i = 0; i < nchans; i++) {
@@ -644,20 +801,25 @@ void srv__worker_main(int slot, bool task, int ctl_fd, const int *chans, int nch
             ch->reactor = i;
             ch->op.cb = on_chan_recv;
             ch->op.data = ch;
-            srv_ipc_buf_init(&ch->in, (size_t)cfg->package_max_length + (1u << 20));
+            srv_ipc_buf_init(&ch->in, frame_bound(cfg));
+            srv_ipc_buf_init(&ch->part, frame_bound(cfg));
             srv_ipc_buf_init(&ch->out, (size_t)cfg->ipc_buffer_size);
             ch->armed = srv_loop_recv(W.loop, &ch->op, ch->fd) == 0;
         }
         W.open_chans = nchans;
     } else if (!task) {
-        W.sink = (srv_resp_sink_t){.emit = eng_emit, .emit_file = eng_emit_file};
+        srv__flow_init(&(srv_flow_transport_t){.put = eng_emit, .put_file = eng_emit_file},
+                       (uint64_t)cfg->buffer_output_size);
         srv_engine_opts_t o = {
             .id = slot,
             .loop = W.loop,
             .cfg = cfg,
             .listen_fds = S->listen_fd,
             .accept = true,
-            .ops = {.dispatch = base_dispatch, .event = base_event},
+            .ops = {.dispatch = base_dispatch,
+                    .event = base_event,
+                    .abandoned = base_abandoned,
+                    .progress = base_progress},
             .stat_conns = &S->stats->reactors[slot % SRV_MAX_REACTORS].connections,
             .stat_accepted = &S->stats->reactors[slot % SRV_MAX_REACTORS].accepted,
             .stat_requests = &S->stats->reactors[slot % SRV_MAX_REACTORS].requests,
@@ -684,10 +846,11 @@ void srv__worker_main(int slot, bool task, int ctl_fd, const int *chans, int nch
 
     int64_t stop_deadline = 0;
     for (;;) {
-        int timeout = srv__timers_timeout();
+        int timeout = srv__flow_due() ? 0 : srv__timers_timeout();
         if (W.stop && (timeout < 0 || timeout > 50))
             timeout = 50;
         rc = srv_loop_run(W.loop, timeout);
+        srv__flow_run();
         srv__timers_run();
         arm_mailboxes();
         if (rc < 0 && rc != -EINTR) {
@@ -728,8 +891,12 @@ void srv__worker_main(int slot, bool task, int ctl_fd, const int *chans, int nch
         close(W.chans[i].fd);
         srv_ipc_buf_deinit(&W.chans[i].in);
         srv_ipc_buf_deinit(&W.chans[i].out);
+        srv_ipc_buf_deinit(&W.chans[i].part);
     }
     free(W.chans);
+    srv__flow_deinit();
+    for (int i = 0; i < g_nudp; i++)
+        free(g_udp[i].buf);
     srv_loop_destroy(W.loop);
     _exit(0);
 }

@@ -5,7 +5,9 @@
  *   GET /worker           {"id":N,"pid":P}
  *   GET /sleep?ms=N       blocks this worker N ms, then 200
  *   GET /crash            the worker aborts while handling
- *   GET /big?bytes=N      N bytes
+ *   GET /big?bytes=N      N bytes, streamed with back-pressure (srv_response_on_writable)
+ *   GET /big/stats        "active A aborted B": /big streams running, and stopped because the
+ *                         client left
  *   GET /stream?chunks=N  a chunked response of N chunks
  *   GET /headers          the request headers, one per line (X-Forwarded-For, X-Real-IP, ...)
  *   GET /peer             the peer address as the worker sees it
@@ -38,6 +40,41 @@
 #include <unistd.h>
 
 #include "srv/srv.h"
+
+static int64_t counter(const char *name, int64_t add)
+{
+    srv_atomic_t *a;
+    if (srv_atomic_find(name, &a) < 0)
+        return -1;
+    return add ? srv_atomic_add(a, add) : srv_atomic_get(a);
+}
+
+/* GET /big streams with back-pressure: write until srv_response_write says -EAGAIN, then wait
+ * for the writable callback; stop at -EPIPE (the client left). The worker never blocks. */
+static char big_block[65536];
+
+typedef struct big {
+    long left;
+} big_t;
+
+static void big_more(srv_response_t *res, void *arg)
+{
+    big_t *b = arg;
+    while (b->left > 0) {
+        size_t k = b->left > (long)sizeof(big_block) ? sizeof(big_block) : (size_t)b->left;
+        int rc = srv_response_write(res, big_block, k);
+        if (rc == -EAGAIN && srv_response_on_writable(res, big_more, b) == 0)
+            return;
+        if (rc < 0) {
+            counter("demo_big_aborted", 1);
+            break;
+        }
+        b->left -= (long)k;
+    }
+    free(b);
+    counter("demo_big_active", -1);
+    srv_response_end(res);
+}
 
 static bool path_is(const srv_request_t *req, const char *p)
 {
@@ -165,21 +202,26 @@ static void on_request(srv_request_t *req, srv_response_t *res)
             return;
         }
         srv_response_header(res, "Content-Type", "application/octet-stream");
-        /* Sent in pieces so the size is not bounded by one IPC frame. */
-        static char block[65536];
-        if (block[0] == 0)
-            memset(block, 'x', sizeof(block));
-        if (n <= (long)sizeof(block)) {
-            srv_response_send(res, block, (size_t)n);
+        if (big_block[0] == 0)
+            memset(big_block, 'x', sizeof(big_block));
+        if (n <= (long)sizeof(big_block)) {
+            srv_response_send(res, big_block, (size_t)n);
             return;
         }
-        for (long left = n; left > 0;) {
-            size_t k = left > (long)sizeof(block) ? sizeof(block) : (size_t)left;
-            if (srv_response_write(res, block, k) < 0)
-                break;
-            left -= (long)k;
+        big_t *b = malloc(sizeof(*b));
+        if (b == NULL) {
+            text(res, 503, "no memory\n");
+            return;
         }
-        srv_response_end(res);
+        b->left = n;
+        counter("demo_big_active", 1);
+        srv_response_detach(res);
+        big_more(res, b);
+    } else if (path_is(req, "/big/stats")) {
+        snprintf(buf, sizeof(buf), "active %lld aborted %lld\n",
+                 (long long)counter("demo_big_active", 0),
+                 (long long)counter("demo_big_aborted", 0));
+        text(res, 200, buf);
     } else if (path_is(req, "/stream")) {
         long n = query_long(req, "chunks", 3);
         if (n < 0 || n > 100000) {
@@ -230,14 +272,6 @@ static void on_request(srv_request_t *req, srv_response_t *res)
 }
 
 /* ---- tasks, timers, messages, processes ---- */
-
-static int64_t counter(const char *name, int64_t add)
-{
-    srv_atomic_t *a;
-    if (srv_atomic_find(name, &a) < 0)
-        return -1;
-    return add ? srv_atomic_add(a, add) : srv_atomic_get(a);
-}
 
 static int on_task(srv_task_t *task)
 {

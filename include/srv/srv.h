@@ -79,15 +79,28 @@ int srv_response_status(srv_response_t *res, int status);
  * srv's own and refused with -EINVAL. Before the head is sent only; -EMSGSIZE if the header
  * block would pass 16 KiB. */
 int srv_response_header(srv_response_t *res, const char *name, const char *value);
-/* Send the whole response with this body (copied) and finish it. */
+/* Send the whole response with this body (copied) and finish it. A body of any size is
+ * taken; what does not fit in buffer_output_size waits in this worker until the client reads.
+ * -EPIPE when the client has gone. */
 int srv_response_send(srv_response_t *res, const void *body, size_t len);
 /* Send a file as the body and finish. -ENOENT / -EACCES / -EISDIR when it cannot be opened
  * (nothing is sent: the handler may still respond otherwise). */
 int srv_response_file(srv_response_t *res, const char *path);
 /* Stream: the first call sends the head with Transfer-Encoding: chunked (HTTP/1.1) or
- * close-delimited (HTTP/1.0); each call sends one chunk (copied). */
+ * close-delimited (HTTP/1.0); each call sends one chunk (copied). Back-pressure: a response
+ * keeps at most buffer_output_size bytes that its client has not read yet; past that the call
+ * returns -EAGAIN and takes nothing (call it again with the same chunk after
+ * srv_response_on_writable's callback). -EPIPE: the client has gone; stop and call
+ * srv_response_end() to release the response. A worker never blocks on a slow client. */
 int srv_response_write(srv_response_t *res, const void *chunk, size_t len);
-/* Finish a streamed response (sends the last chunk). */
+/* Call cb(res, arg) once, later in this worker, when a write that returned -EAGAIN can be
+ * retried (the client read half of what was pending) or the client has gone (the next write
+ * returns -EPIPE). To go on after on_request returns, the response must be detached. cb NULL
+ * cancels. Returns 0, -EALREADY for a finished response. */
+int srv_response_on_writable(srv_response_t *res, void (*cb)(srv_response_t *res, void *arg),
+                             void *arg);
+/* Finish a streamed response (sends the last chunk). Never refused for lack of room: what the
+ * client has not read yet is kept and sent as it reads. */
 int srv_response_end(srv_response_t *res);
 /* Keep the response open after on_request returns; finish it later in this worker. */
 int srv_response_detach(srv_response_t *res);
