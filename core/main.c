@@ -48,37 +48,63 @@ static int load(const char *file, srv_config_t *cfg)
     return 0;
 }
 
+/* srv check: what start would refuse, with file:line; unlike the other commands it also resolves
+ * listener host names (srv_config_check). */
+static int cmd_check(const char *file)
+{
+    srv_config_t *cfg = malloc(sizeof(*cfg));
+    srv_config_error_t err;
+    if (cfg == NULL) {
+        fprintf(stderr, "srv: %s\n", strerror(ENOMEM));
+        return SRV_EXIT_FAILURE;
+    }
+    int rc = srv_config_check(file, cfg, &err);
+    if (rc < 0) {
+        char buf[1024];
+        fprintf(stderr, "srv: %s\n", srv_config_error_format(&err, buf, sizeof(buf)));
+        free(cfg);
+        return SRV_EXIT_CONFIG;
+    }
+    printf("%s: ok\n", cfg->file);
+    free(cfg);
+    return SRV_EXIT_OK;
+}
+
 /* A server is running while its master holds the pid file's lock: unlike kill(pid, 0), this
  * is false for a master that exited but was not reaped yet, and for a recycled pid. */
 static bool pidfile_locked(const srv_config_t *cfg)
 {
-    int fd = open(cfg->pid_file, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return false;
-    bool locked = flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
-    close(fd);
-    return locked;
+    return srv__pidfile_locked(cfg->pid_file);
 }
 
 static pid_t running_pid(const srv_config_t *cfg)
 {
-    FILE *f = fopen(cfg->pid_file, "re");
-    if (f == NULL)
-        return 0;
-    int pid = 0;
-    if (fscanf(f, "%d", &pid) != 1)
-        pid = 0;
-    fclose(f);
-    if (pid <= 0 || !pidfile_locked(cfg))
-        return 0;
-    return pid;
+    return srv__pidfile_pid(cfg->pid_file);
 }
 
-static int ctl(const srv_config_t *cfg, const char *cmd, char *buf, size_t cap, int timeout_ms)
+static void ctl_path(const srv_config_t *cfg, char *path, size_t cap)
+{
+    snprintf(path, cap, "%s.sock", cfg->pid_file);
+}
+
+/* connect_ms: how long a busy control socket is retried; reply_ms: how long the answer may
+ * take once the command is in. */
+static int ctl(const srv_config_t *cfg, const char *cmd, char *buf, size_t cap, int connect_ms,
+               int reply_ms)
 {
     char path[SRV_CONFIG_PATH_MAX + 8];
-    snprintf(path, sizeof(path), "%s.sock", cfg->pid_file);
-    return srv__ctl_request(path, cmd, buf, cap, timeout_ms);
+    ctl_path(cfg, path, sizeof(path));
+    return srv__ctl_request(path, cmd, buf, cap, connect_ms, reply_ms);
+}
+
+/* Why the control socket could not take a command (srv__ctl_request failed before sending). */
+static const char *ctl_unavailable(int rc)
+{
+    if (rc == -EBUSY)
+        return "busy";
+    if (rc == -ENOENT || rc == -ECONNREFUSED)
+        return "not there";
+    return srv_strerror(rc);
 }
 
 static int not_running(const srv_config_t *cfg)
@@ -87,13 +113,28 @@ static int not_running(const srv_config_t *cfg)
     return SRV_EXIT_RUNNING;
 }
 
+/* pid exited (a zombie waiting for its parent counts: it runs no more code). */
+static bool pid_gone(pid_t pid)
+{
+    char path[64], buf[256];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "re");
+    if (f == NULL)
+        return kill(pid, 0) != 0 && errno == ESRCH;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *paren = strrchr(buf, ')'); /* the name in between may hold anything */
+    return paren == NULL || paren[1] == '\0' || paren[2] == 'Z' || paren[2] == 'X';
+}
+
 static int cmd_stop(const srv_config_t *cfg, bool quiet_if_absent)
 {
     pid_t pid = running_pid(cfg);
     if (pid == 0)
         return quiet_if_absent ? 0 : not_running(cfg);
     char buf[256];
-    int rc = ctl(cfg, "stop", buf, sizeof(buf), 5000);
+    int rc = ctl(cfg, "stop", buf, sizeof(buf), 3000, 5000);
     if (rc < 0) {
         /* No control socket (an old or wedged server): fall back to the signal. */
         if (kill(pid, SIGTERM) != 0) {
@@ -101,9 +142,11 @@ static int cmd_stop(const srv_config_t *cfg, bool quiet_if_absent)
             return SRV_EXIT_FAILURE;
         }
     }
-    /* Wait until the tree is gone: the master exits after its children. */
+    /* Wait until the tree is gone: the master exits after its children. It lets the pid file
+     * go just before it exits; the exit itself can take a while yet (a sanitizer's leak check
+     * runs then), so the process is waited for too. */
     int64_t deadline = srv__mono_ms() + (int64_t)cfg->max_wait_time * 2000 + 15000;
-    while (pidfile_locked(cfg)) {
+    while (pidfile_locked(cfg) || !pid_gone(pid)) {
         if (srv__mono_ms() > deadline) {
             fprintf(stderr, "srv: pid %d did not stop in time\n", (int)pid);
             return SRV_EXIT_FAILURE;
@@ -116,15 +159,40 @@ static int cmd_stop(const srv_config_t *cfg, bool quiet_if_absent)
 
 static int cmd_reload(const srv_config_t *cfg, bool tasks)
 {
-    if (running_pid(cfg) == 0)
+    pid_t pid = running_pid(cfg);
+    if (pid == 0)
         return not_running(cfg);
     char buf[1024];
-    int slots = cfg->worker_num + cfg->task_worker_num;
-    int timeout = slots * (cfg->max_wait_time + 15) * 1000;
-    int rc = ctl(cfg, tasks ? "reload tasks" : "reload", buf, sizeof(buf), timeout);
-    if (rc < 0) {
-        fprintf(stderr, "srv: reload: %s\n", srv_strerror(rc));
+    int64_t slots = cfg->worker_num + cfg->task_worker_num;
+    int64_t wait = slots * (cfg->max_wait_time + 15) * 1000; /* 2048 slots x 3615 s > INT_MAX */
+    int timeout = wait > INT32_MAX ? INT32_MAX : (int)wait;
+    int rc = ctl(cfg, tasks ? "reload tasks" : "reload", buf, sizeof(buf), 5000, timeout);
+    if (rc == -ETIMEDOUT || rc == -ECONNRESET) {
+        /* The command went in: it may be running. A signal now would start a second one. */
+        fprintf(stderr, "srv: reload: %s; see srv info and the log for its outcome\n",
+                rc == -ETIMEDOUT ? "no answer in time" : "the server broke the connection");
         return SRV_EXIT_FAILURE;
+    }
+    if (rc < 0) {
+        /* Issue 11: the control socket is busy or gone but the server runs (it holds the pid
+         * file's lock): the signal still reloads it, without telling us how it went. */
+        char path[SRV_CONFIG_PATH_MAX + 8];
+        ctl_path(cfg, path, sizeof(path));
+        int sig = tasks ? SIGUSR2 : SIGUSR1;
+        if (kill(pid, sig) != 0) {
+            int err = errno;
+            if (err == ESRCH)
+                return not_running(cfg);
+            fprintf(stderr, "srv: reload: control socket %s %s, and cannot signal pid %d: %s\n",
+                    path, ctl_unavailable(rc), (int)pid, strerror(err));
+            return SRV_EXIT_FAILURE;
+        }
+        fprintf(stderr,
+                "srv: note: control socket %s %s; sent %s to pid %d instead (the outcome is "
+                "not reported: see srv info and the log)\n",
+                path, ctl_unavailable(rc), tasks ? "SIGUSR2" : "SIGUSR1", (int)pid);
+        printf("reload signalled\n");
+        return SRV_EXIT_OK;
     }
     if (strncmp(buf, "ok", 2) == 0) {
         printf("reloaded\n");
@@ -140,12 +208,25 @@ static int cmd_reload(const srv_config_t *cfg, bool tasks)
 
 static int cmd_info(const srv_config_t *cfg, bool json)
 {
-    if (running_pid(cfg) == 0)
+    pid_t pid = running_pid(cfg);
+    if (pid == 0)
         return not_running(cfg);
     static char buf[1 << 20];
-    int rc = ctl(cfg, json ? "info json" : "info", buf, sizeof(buf), 5000);
+    int rc = ctl(cfg, json ? "info json" : "info", buf, sizeof(buf), 5000, 5000);
     if (rc < 0) {
-        fprintf(stderr, "srv: info: %s\n", srv_strerror(rc));
+        /* Issue 11: the server runs (it holds the pid file's lock) but cannot tell us. */
+        char path[SRV_CONFIG_PATH_MAX + 8];
+        ctl_path(cfg, path, sizeof(path));
+        if (rc == -ETIMEDOUT || rc == -ECONNRESET)
+            fprintf(stderr, "srv: info: pid %d did not answer on %s: %s\n", (int)pid, path,
+                    srv_strerror(rc));
+        else
+            fprintf(stderr, "srv: info: pid %d is running but its control socket %s is %s\n",
+                    (int)pid, path, ctl_unavailable(rc));
+        return SRV_EXIT_FAILURE;
+    }
+    if (strncmp(buf, "error ", 6) == 0) {
+        fprintf(stderr, "srv: info: %s", buf);
         return SRV_EXIT_FAILURE;
     }
     fputs(buf, stdout);
@@ -190,14 +271,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "srv: unknown command '%s'\n\n%s", cmd, usage);
         return SRV_EXIT_USAGE;
     }
+    if (strcmp(cmd, "check") == 0)
+        return cmd_check(file);
     static srv_config_t cfg;
     int rc = load(file, &cfg);
     if (rc != 0)
         return rc;
-    if (strcmp(cmd, "check") == 0) {
-        printf("%s: ok\n", cfg.file);
-        return SRV_EXIT_OK;
-    }
     if (strcmp(cmd, "start") == 0)
         return srv__master_run(&cfg, daemon || cfg.daemonize);
     if (strcmp(cmd, "stop") == 0)

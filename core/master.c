@@ -34,16 +34,39 @@
 #include "core/shm.h"
 #include "core/table.h"
 
+/* Control connections served at once. More are accepted by dropping the oldest one still
+ * waiting for its command (issue 11: a few idle ones must not lock `srv info` out). */
 #define MAX_CLIENTS 16
+/* A control connection must deliver its command, and then take each part of the reply, within
+ * this: our own CLI sends at once and reads at once, so only a stuck or hostile peer waits. */
+#define CTL_IDLE_MS 2000
+/* Out of descriptors with the reserve spent: how long the control socket leaves the poll set,
+ * instead of waking us at once for a connection we cannot accept. */
+#define CTL_BACKOFF_MS 100
+/* Out of descriptors, a silent control connection older than this gives way to a new one. */
+#define CTL_MIN_AGE_MS 100
 
 typedef struct client {
     int fd;
     bool wants_reload; /* waiting for the manager's RELOAD_DONE */
+    bool hup_only;     /* the peer is done writing: only watch for it hanging up */
+    char in[SRV_CTL_CMD_MAX];
+    size_t in_len;
+    char *out; /* the reply being sent (owned), then the connection closes */
+    size_t out_len, out_off;
+    int64_t since;    /* monotonic ms: accepted */
+    int64_t deadline; /* monotonic ms: the command, or the reply's next part, is due */
 } client_t;
 
 static struct {
     int pid_fd;
     int ctl_fd;
+    /* Issue 11: a descriptor held in reserve so that, with every descriptor taken (client
+     * connections up to RLIMIT_NOFILE), the control socket can still accept: close it, accept,
+     * and turn the connection's fd back into the reserve when it ends. -1 while spent. */
+    int reserve_fd;
+    int64_t ctl_backoff_until; /* monotonic ms; 0: the control socket is polled */
+    int64_t last_fd_warn;
     int mgr_fd;
     pid_t mgr_pid;
     int sig_fd;
@@ -85,27 +108,6 @@ static void tell_parent(int code)
     G.ready_fd = -1;
 }
 
-/* Lock the pid file; -EEXIST when another live server holds it. */
-static int pidfile_lock(const char *path)
-{
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return -errno;
-    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-        int err = errno;
-        close(fd);
-        return err == EWOULDBLOCK ? -EEXIST : -err;
-    }
-    char buf[32];
-    int n = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
-    if (ftruncate(fd, 0) != 0 || pwrite(fd, buf, (size_t)n, 0) != n) {
-        int err = -errno;
-        close(fd);
-        return err;
-    }
-    return fd;
-}
-
 static int ctl_listen(const char *path)
 {
     struct sockaddr_un sun = {.sun_family = AF_UNIX};
@@ -119,7 +121,7 @@ static int ctl_listen(const char *path)
     mode_t old = umask(0177); /* 0600: only the owner may stop or reload the server */
     int rc = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
     umask(old);
-    if (rc != 0 || listen(fd, 16) != 0) {
+    if (rc != 0 || listen(fd, 64) != 0) {
         rc = -errno;
         close(fd);
         return rc;
@@ -127,37 +129,81 @@ static int ctl_listen(const char *path)
     return fd;
 }
 
-static void client_close(client_t *c)
+/* The reserve is spent: take a descriptor back for it, if one is free. */
+static void reserve_refill(void)
 {
-    if (c->fd >= 0)
-        close(c->fd);
-    c->fd = -1;
-    c->wants_reload = false;
+    if (G.reserve_fd < 0 && G.ctl_fd >= 0)
+        G.reserve_fd = fcntl(G.ctl_fd, F_DUPFD_CLOEXEC, 0);
 }
 
-static void client_reply(client_t *c, const char *text)
+/* Release a descriptor we no longer need. With the reserve spent it becomes the reserve in
+ * one step (dup3 closes the old file and reuses the number), so a reactor thread accepting
+ * in the same process cannot take the number in between. */
+static void fd_release(int fd)
 {
-    size_t len = strlen(text);
-    const char *p = text;
-    /* Replies are small; the client is our own CLI waiting for them. A short blocking write
-     * with a poll bound keeps this simple without risking a stuck master. */
-    while (len > 0) {
-        ssize_t n = send(c->fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (fd < 0)
+        return;
+    if (G.reserve_fd < 0 && G.ctl_fd >= 0 && dup3(G.ctl_fd, fd, O_CLOEXEC) == fd) {
+        G.reserve_fd = fd;
+        G.ctl_backoff_until = 0; /* we can accept again */
+        return;
+    }
+    close(fd);
+}
+
+static void client_close(client_t *c)
+{
+    fd_release(c->fd);
+    c->fd = -1;
+    c->wants_reload = false;
+    c->hup_only = false;
+    c->in_len = 0;
+    free(c->out);
+    c->out = NULL;
+    c->out_len = c->out_off = 0;
+}
+
+/* Send what the socket takes now; the rest when poll says it has room. Closes the connection
+ * once the reply is out, or when the peer is gone. */
+static void client_flush(client_t *c)
+{
+    while (c->out_off < c->out_len) {
+        ssize_t n =
+            send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n > 0) {
-            p += n;
-            len -= (size_t)n;
+            c->out_off += (size_t)n;
+            c->deadline = srv__mono_ms() + CTL_IDLE_MS;
             continue;
         }
         if (n < 0 && errno == EINTR)
             continue;
-        if (n < 0 && errno == EAGAIN) {
-            struct pollfd pfd = {.fd = c->fd, .events = POLLOUT};
-            if (poll(&pfd, 1, 1000) > 0)
-                continue;
-        }
+        if (n < 0 && errno == EAGAIN)
+            return;
         break;
     }
     client_close(c);
+}
+
+/* Reply with text (owned: freed with the connection) and close once it is sent. Never blocks:
+ * a peer that does not read cannot hold the master up (issue 11). */
+static void client_send(client_t *c, char *text, size_t len)
+{
+    c->wants_reload = false;
+    c->out = text;
+    c->out_len = len;
+    c->out_off = 0;
+    c->deadline = srv__mono_ms() + CTL_IDLE_MS;
+    client_flush(c);
+}
+
+static void client_reply(client_t *c, const char *text)
+{
+    char *copy = strdup(text);
+    if (copy == NULL) {
+        client_close(c);
+        return;
+    }
+    client_send(c, copy, strlen(copy));
 }
 
 static void master_begin_stop(const char *why)
@@ -190,8 +236,9 @@ static void handle_command(client_t *c, const char *cmd)
             srv__info_text(buf, 1 << 20);
         else
             srv__info_json(buf, 1 << 20);
-        client_reply(c, buf);
-        free(buf);
+        size_t len = strlen(buf);
+        char *fit = realloc(buf, len + 1); /* up to MAX_CLIENTS replies may be in flight */
+        client_send(c, fit ? fit : buf, len);
     } else if (strcmp(cmd, "reload") == 0 || strcmp(cmd, "reload tasks") == 0) {
         bool tasks = strcmp(cmd, "reload tasks") == 0;
         if (G.stopping) {
@@ -219,22 +266,40 @@ static void handle_command(client_t *c, const char *cmd)
 
 static void client_read(client_t *c)
 {
-    char buf[128];
-    ssize_t n = recv(c->fd, buf, sizeof(buf) - 1, MSG_DONTWAIT);
-    if (n <= 0) {
-        if (n < 0 && (errno == EAGAIN || errno == EINTR))
-            return;
-        client_close(c);
+    if (c->out != NULL)
+        return;
+    if (c->wants_reload) {
+        /* The command is in; anything more is ignored. The peer may have shut down its side
+         * only and still wait for the outcome: from then on we watch for a hang-up alone. */
+        char sink[256];
+        ssize_t n = recv(c->fd, sink, sizeof(sink), MSG_DONTWAIT);
+        if (n == 0)
+            c->hup_only = true;
+        else if (n < 0 && errno != EAGAIN && errno != EINTR)
+            client_close(c);
         return;
     }
-    buf[n] = '\0';
-    char *nl = strchr(buf, '\n');
-    if (nl == NULL) {
-        client_reply(c, "error 2 bad command\n");
+    ssize_t n = recv(c->fd, c->in + c->in_len, sizeof(c->in) - 1 - c->in_len, MSG_DONTWAIT);
+    if (n < 0) {
+        if (errno != EAGAIN && errno != EINTR)
+            client_close(c);
         return;
     }
-    *nl = '\0';
-    handle_command(c, buf);
+    if (n == 0) {
+        /* The peer finished writing without a newline: answer what it sent, if anything. */
+        if (c->in_len > 0)
+            client_reply(c, "error 2 bad command (no newline)\n");
+        else
+            client_close(c);
+        return;
+    }
+    c->in_len += (size_t)n;
+    /* Issue 11: a command may come in several pieces; it ends at its newline. */
+    int used = srv__ctl_parse(c->in, c->in_len, sizeof(c->in));
+    if (used < 0)
+        client_reply(c, "error 2 command too long\n");
+    else if (used > 0)
+        handle_command(c, c->in);
 }
 
 static void reload_done(int code, const char *text)
@@ -307,22 +372,121 @@ static void handle_mgr(void)
     }
 }
 
+/* The connection accepted longest ago, before `before`, of those still waiting for their
+ * command: the one to drop for a newcomer (it has had its chance). */
+static client_t *oldest_waiting(int64_t before)
+{
+    client_t *oldest = NULL;
+    for (int i = 0; i < MAX_CLIENTS; i++) {
+        client_t *c = &G.clients[i];
+        if (c->fd >= 0 && !c->wants_reload && c->out == NULL && c->since < before &&
+            (oldest == NULL || c->since < oldest->since))
+            oldest = c;
+    }
+    return oldest;
+}
+
+static void client_drop(client_t *c, const char *why)
+{
+    static const char busy[] = SRV_CTL_BUSY " (dropped for a newer control connection)\n";
+    srv_log(SRV_LOG_INFO, "master", 0,
+            "control socket: %s; dropping the oldest connection still without a command", why);
+    ssize_t rc = send(c->fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+    (void)rc;
+    client_close(c);
+}
+
+/* A slot for a new control connection: a free one, else the oldest one still waiting for its
+ * command, dropped; NULL when every one is busy with a reply or a reload. */
+static client_t *client_slot(void)
+{
+    for (int i = 0; i < MAX_CLIENTS; i++)
+        if (G.clients[i].fd < 0)
+            return &G.clients[i];
+    client_t *c = oldest_waiting(INT64_MAX);
+    if (c != NULL)
+        client_drop(c, "every connection slot taken");
+    return c;
+}
+
 static void accept_clients(void)
 {
-    for (;;) {
+    /* Bounded per wake-up: a flood of connections cannot keep the loop from the rest. */
+    for (int k = 0; k < MAX_CLIENTS; k++) {
         int fd = accept4(G.ctl_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0)
+        int err = fd < 0 ? errno : 0;
+        if (fd < 0 && (err == EMFILE || err == ENFILE)) {
+            /* Issue 11: every descriptor is taken (typically by client connections). With the
+             * reserve in use, the oldest control connection still silent after
+             * CTL_MIN_AGE_MS gives up its descriptor, which becomes the reserve (a younger
+             * one may just not have been read yet). */
+            if (G.reserve_fd < 0) {
+                client_t *old = oldest_waiting(srv__mono_ms() - CTL_MIN_AGE_MS);
+                if (old != NULL)
+                    client_drop(old, "out of descriptors");
+            }
+            /* Spend the reserve on this caller so `srv info` still answers. */
+            if (G.reserve_fd >= 0) {
+                close(G.reserve_fd);
+                G.reserve_fd = -1;
+                fd = accept4(G.ctl_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+                err = fd < 0 ? errno : 0;
+            }
+        }
+        if (fd < 0) {
+            if (err == EINTR || err == ECONNABORTED)
+                continue;
+            reserve_refill();
+            if (err == EAGAIN)
+                return;
+            /* Still nothing to accept with (out of descriptors, typically): the control socket
+             * would stay readable and poll would return at once (issue 11: 100 % CPU). Leave
+             * it alone a while; a connection of ours ending brings it back sooner
+             * (fd_release). */
+            int64_t now = srv__mono_ms();
+            G.ctl_backoff_until = now + CTL_BACKOFF_MS;
+            if (now - G.last_fd_warn > 10000) {
+                G.last_fd_warn = now;
+                bool fds = err == EMFILE || err == ENFILE;
+                srv_log(SRV_LOG_WARN, "master", err, "control socket: cannot accept%s",
+                        fds ? "; out of descriptors" : "");
+            }
             return;
-        int i;
-        for (i = 0; i < MAX_CLIENTS && G.clients[i].fd >= 0; i++)
-            ;
-        if (i == MAX_CLIENTS) {
-            close(fd);
+        }
+        client_t *c = client_slot();
+        if (c == NULL) {
+            static const char busy[] = SRV_CTL_BUSY " (too many control connections)\n";
+            ssize_t rc = send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+            (void)rc;
+            fd_release(fd);
             continue;
         }
-        G.clients[i].fd = fd;
-        G.clients[i].wants_reload = false;
+        c->fd = fd;
+        c->wants_reload = false;
+        c->in_len = 0;
+        c->since = srv__mono_ms();
+        c->deadline = c->since + CTL_IDLE_MS;
     }
+}
+
+/* Close control connections past their deadline; returns the earliest deadline left. */
+static int64_t clients_expire(int64_t now)
+{
+    int64_t next = INT64_MAX;
+    for (int i = 0; i < MAX_CLIENTS; i++) {
+        client_t *c = &G.clients[i];
+        if (c->fd < 0 || c->wants_reload)
+            continue;
+        if (now >= c->deadline) {
+            srv_log(SRV_LOG_INFO, "master", 0, "control connection %s; closed",
+                    c->out ? "does not read its reply" : "sent no command in time");
+            client_close(c);
+            continue;
+        }
+        if (c->deadline < next)
+            next = c->deadline;
+    }
+    return next;
 }
 
 static int daemonize(void)
@@ -445,7 +609,7 @@ int srv__master_run(const srv_config_t *cfg, bool daemon)
 {
     srv_server_t *S = &srv__server;
     memset(&G, 0, sizeof(G));
-    G.pid_fd = G.ctl_fd = G.mgr_fd = G.sig_fd = G.ready_fd = -1;
+    G.pid_fd = G.ctl_fd = G.reserve_fd = G.mgr_fd = G.sig_fd = G.ready_fd = -1;
     for (int i = 0; i < MAX_CLIENTS; i++)
         G.clients[i].fd = -1;
     S->cfg = *cfg;
@@ -459,14 +623,9 @@ int srv__master_run(const srv_config_t *cfg, bool daemon)
         srv_log_set_debug(dbg);
 
     /* Refuse early (before daemonizing) when a live server holds the pid file. */
-    int probe = open(cfg->pid_file, O_RDONLY | O_CLOEXEC);
-    if (probe >= 0) {
-        bool busy = flock(probe, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
-        close(probe);
-        if (busy) {
-            start_err("srv: already running (pid file %s is locked)\n", cfg->pid_file);
-            return SRV_EXIT_RUNNING;
-        }
+    if (srv__pidfile_locked(cfg->pid_file)) {
+        start_err("srv: already running (pid file %s is locked)\n", cfg->pid_file);
+        return SRV_EXIT_RUNNING;
     }
     if (cfg->log_file[0]) {
         int rc = srv_log_open(cfg->log_file);
@@ -487,13 +646,21 @@ int srv__master_run(const srv_config_t *cfg, bool daemon)
         redirect_stdio_to_log();
     }
     int code = SRV_EXIT_FAILURE;
-    G.pid_fd = pidfile_lock(cfg->pid_file);
+    const char *why = "";
+    G.pid_fd = srv__pidfile_lock(cfg->pid_file, &why);
     if (G.pid_fd < 0) {
         if (G.pid_fd == -EEXIST) {
             start_err("srv: already running (pid file %s is locked)\n", cfg->pid_file);
             code = SRV_EXIT_RUNNING;
+        } else if (G.pid_fd == -ELOOP || G.pid_fd == -EINVAL || G.pid_fd == -EPERM) {
+            /* Issue 11: a pid file we will not write (a link planted for root to overwrite
+             * its target, or a place anyone can swap it): the configuration must change. */
+            start_err("srv: refusing pid file %s: %s; choose another pid_file\n", cfg->pid_file,
+                      why);
+            code = SRV_EXIT_CONFIG;
         } else
-            start_err("srv: cannot write pid file %s: %s\n", cfg->pid_file, srv_strerror(G.pid_fd));
+            start_err("srv: cannot write pid file %s: %s: %s\n", cfg->pid_file, why,
+                      srv_strerror(G.pid_fd));
         goto out;
     }
     int rc = setup_stats(cfg);
@@ -568,6 +735,7 @@ int srv__master_run(const srv_config_t *cfg, bool daemon)
     fcntl(G.mgr_fd, F_SETFL, fcntl(G.mgr_fd, F_GETFL) | O_NONBLOCK);
     G.sig_fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
     prctl(PR_SET_NAME, "srv: master");
+    reserve_refill(); /* after the fork: only the master needs it */
 
     if (S->nreactors > 0) {
         rc = srv__reactors_start();
@@ -583,14 +751,26 @@ int srv__master_run(const srv_config_t *cfg, bool daemon)
             daemon ? ", daemonized" : "");
 
     for (;;) {
+        int64_t now = srv__mono_ms();
+        int64_t wake = clients_expire(now);
+        if (G.ctl_backoff_until != 0 && now >= G.ctl_backoff_until)
+            G.ctl_backoff_until = 0;
+        if (G.ctl_backoff_until != 0 && G.ctl_backoff_until < wake)
+            wake = G.ctl_backoff_until;
+        if (G.stopping && now + 20 < wake)
+            wake = now + 20;
         struct pollfd pfd[3 + MAX_CLIENTS];
         int n = 0;
         pfd[n++] = (struct pollfd){.fd = G.sig_fd, .events = POLLIN};
-        pfd[n++] = (struct pollfd){.fd = G.ctl_fd, .events = POLLIN};
+        /* A negative fd is skipped by poll: backing off (out of descriptors). */
+        pfd[n++] = (struct pollfd){.fd = G.ctl_backoff_until ? -1 : G.ctl_fd, .events = POLLIN};
         pfd[n++] = (struct pollfd){.fd = G.mgr_fd, .events = POLLIN};
         for (int i = 0; i < MAX_CLIENTS; i++)
-            pfd[n++] = (struct pollfd){.fd = G.clients[i].fd, .events = POLLIN};
-        int timeout = G.stopping ? 20 : -1;
+            pfd[n++] = (struct pollfd){.fd = G.clients[i].fd,
+                                       .events = G.clients[i].out        ? POLLOUT
+                                                 : G.clients[i].hup_only ? 0
+                                                                         : POLLIN};
+        int timeout = wake == INT64_MAX ? -1 : wake <= now ? 0 : (int)(wake - now);
         int prc = poll(pfd, (nfds_t)n, timeout);
         if (prc < 0 && errno != EINTR)
             break;
@@ -612,13 +792,23 @@ int srv__master_run(const srv_config_t *cfg, bool daemon)
                     }
                 }
             }
-            if (pfd[1].revents)
-                accept_clients();
             if (pfd[2].revents)
                 handle_mgr();
-            for (int i = 0; i < MAX_CLIENTS; i++)
-                if (pfd[3 + i].revents && G.clients[i].fd >= 0)
-                    client_read(&G.clients[i]);
+            /* Commands already in before new connections: accepting may drop the oldest
+             * connection still without one. */
+            for (int i = 0; i < MAX_CLIENTS; i++) {
+                client_t *c = &G.clients[i];
+                if (!pfd[3 + i].revents || c->fd < 0 || c->fd != pfd[3 + i].fd)
+                    continue;
+                if (c->out != NULL)
+                    client_flush(c);
+                else if (c->hup_only)
+                    client_close(c); /* POLLHUP or POLLERR: nobody waits for the outcome */
+                else
+                    client_read(c);
+            }
+            if (pfd[1].revents)
+                accept_clients();
         }
         if (G.stopping) {
             /* Let in-flight requests finish (up to max_wait_time) before workers go. */
@@ -659,6 +849,9 @@ int srv__master_run(const srv_config_t *cfg, bool daemon)
     srv_log(SRV_LOG_NOTICE, "master", 0, "stopped");
     for (int i = 0; i < MAX_CLIENTS; i++)
         client_close(&G.clients[i]);
+    if (G.reserve_fd >= 0)
+        close(G.reserve_fd);
+    G.reserve_fd = -1;
     if (G.mgr_fd >= 0)
         close(G.mgr_fd);
     if (G.sig_fd >= 0)
@@ -674,8 +867,7 @@ out_listen:
     }
     srv_shm_destroy();
 out_pid:
-    unlink(cfg->pid_file);
-    close(G.pid_fd);
+    srv__pidfile_unlock(cfg->pid_file, G.pid_fd);
 out:
     tell_parent(code);
     return code;
