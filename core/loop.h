@@ -39,12 +39,12 @@ struct srv_loop_op {
     uint8_t kind;
     uint8_t armed;
     uint8_t cancelled;
-    uint8_t pad_;
+    uint8_t bflags; /* backend scratch flags */
     uint32_t events;
     const struct iovec *iov;
     int iovcnt;
     int64_t deadline_ns;
-    srv_loop_op_t *next; /* epoll backend: pending/ready lists */
+    srv_loop_op_t *next; /* epoll: fd and posted lists; io_uring: ready listeners */
     uint64_t priv[2];
 };
 
@@ -54,7 +54,7 @@ typedef struct srv_loop_opts {
     unsigned recv_size; /* bytes per receive buffer, default 16384 */
 } srv_loop_opts_t;
 
-/* Create a loop. want = AUTO probes io_uring (ring set-up, multishot accept, provided buffer
+/* Create a loop. want = AUTO probes io_uring (ring set-up, the opcodes it needs, provided buffer
  * rings, multishot recv) and falls back to epoll; URING fails with -ENOSYS/-EPERM when it cannot
  * run; EPOLL always uses epoll. opts may be NULL. Returns 0 or -errno.
  * The environment variable SRV_REACTOR_BACKEND=io_uring|epoll|auto, when set, replaces want
@@ -71,7 +71,14 @@ const char *srv_loop_fallback_reason(const srv_loop_t *loop);
 
 /* Multishot accept on a listening socket: one completion per accepted connection, res = new fd
  * (non-blocking, close-on-exec), flags has MORE while still armed. On -EMFILE/-ENFILE the op is
- * finished; the owner re-arms it later. */
+ * finished; the owner re-arms it later.
+ * The listener may be shared by many loops (reactor threads, base-mode worker processes), so a
+ * loop takes at most one connection per readiness report and only after the other completions
+ * of the same srv_loop_run: a loop whose owner is blocked (an app handler) never holds
+ * connections back from an idle one, and a burst is spread instead of taken by the first loop
+ * that wakes. Idle loops share new connections in turn (epoll: exclusive wake-up, re-queued after
+ * each accept) or by who wakes first (io_uring, whose exclusive wake-ups would go to a blocked
+ * owner). */
 int srv_loop_accept(srv_loop_t *loop, srv_loop_op_t *op, int listen_fd);
 
 /* Multishot receive on a stream socket into loop-owned buffers: one completion per chunk.

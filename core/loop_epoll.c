@@ -1,7 +1,8 @@
 /* epoll backend: waits for readiness (level-triggered), then does the operation itself and posts
  * the same completion io_uring would. One epoll registration per fd, whose record lists the ops
  * waiting on it; timers live in a binary min-heap; results produced inside a submit call (an
- * immediate send, a cancel) are queued and delivered by the next srv_loop_run. */
+ * immediate send, a cancel) are queued and delivered by the next srv_loop_run. Listeners are
+ * registered EPOLLEXCLUSIVE and accepted from last in a run, one connection at a time. */
 #include "core/loop_internal.h"
 
 #include <errno.h>
@@ -13,21 +14,30 @@
 #include <unistd.h>
 
 #define MAX_EVENTS 256
-#define ACCEPT_BATCH 64 /* accepts per readiness event: fairness with other fds */
-#define RECV_BATCH 16   /* full-buffer reads per readiness event */
-#define SNAP_MAX 16     /* ops per fd handled per event (more stay armed, LT re-reports) */
+#define RECV_BATCH 16 /* full-buffer reads per readiness event */
+#define SNAP_MAX 16   /* ops per fd handled per event (more stay armed, LT re-reports) */
 #define WAKE_TAG UINT64_MAX
 
 /* op->armed values */
 #define ST_WAIT 1   /* on an fd record or in the timer heap */
 #define ST_POSTED 2 /* final result stored in priv[1], queued for the next run */
 
+/* op->bflags of an accept op: epoll_wait reported its listener ready in this run and the accept
+ * is still to come (at the end of the run). */
+#define BF_ACCEPT_DUE 0x1u
+
 typedef struct fdrec {
     srv_loop_op_t *head; /* waiting ops, linked by op->next, oldest first */
     uint32_t mask;       /* registered interest */
     uint32_t gen;        /* bumped on EPOLL_CTL_DEL: events fetched before are stale */
     bool reg;
+    bool excl; /* registered EPOLLEXCLUSIVE (a listener): no EPOLL_CTL_MOD on it */
 } fdrec_t;
+
+typedef struct taken {
+    srv_loop_op_t *op;
+    int fd;
+} taken_t;
 
 typedef struct eloop {
     srv_loop_t base;
@@ -39,6 +49,11 @@ typedef struct eloop {
     srv_loop_op_t *post_head, *post_tail;
     char *buf; /* recv_size bytes: the one buffer every recv callback sees */
     struct epoll_event events[MAX_EVENTS];
+    int due[MAX_EVENTS]; /* listeners reported ready in this run, accepted from last */
+    /* Connections taken while their accept op was being cancelled, delivered before its final
+     * completion. Loop-owned: the owner may free a cancelled op before destroying the loop. */
+    taken_t *taken;
+    size_t ntaken, taken_cap;
 } eloop_t;
 
 static inline eloop_t *E(srv_loop_t *loop)
@@ -154,12 +169,18 @@ static uint32_t interest(const srv_loop_op_t *op)
 
 /* Bring the kernel's registration in line with the ops on the record. The registration goes
  * away with the last op: the owner may close the fd right after, and epoll would keep
- * reporting a closed fd that another process still holds open. */
+ * reporting a closed fd that another process still holds open.
+ * A listener (only accept ops) is registered EPOLLEXCLUSIVE: a new connection then wakes one
+ * loop sleeping in epoll_wait, skipping loops whose owners are busy (ep_poll_callback counts a
+ * wake-up as taken only when someone waits on that epoll), and still queues the event on every
+ * loop, so one that comes back later finds whatever is left. Without it every loop wakes for
+ * every connection. EPOLL_CTL_MOD is refused on such a registration: it is re-added instead. */
 static int rec_sync(eloop_t *e, int fd)
 {
     fdrec_t *r = &e->fds[fd];
     struct epoll_event ev;
     uint32_t want = 0;
+    bool excl = true;
 
     if (r->head == NULL) {
         if (r->reg) {
@@ -169,17 +190,40 @@ static int rec_sync(eloop_t *e, int fd)
         }
         return 0;
     }
-    for (const srv_loop_op_t *op = r->head; op; op = op->next)
+    for (const srv_loop_op_t *op = r->head; op; op = op->next) {
         want |= interest(op);
-    if (r->reg && want == r->mask)
+        excl = excl && op->kind == SRV__OP_ACCEPT;
+    }
+    if (r->reg && want == r->mask && excl == r->excl)
         return 0;
-    ev.events = want;
+    if (r->reg && (r->excl || excl)) {
+        epoll_ctl(e->epfd, EPOLL_CTL_DEL, fd, NULL);
+        r->reg = false;
+    }
+    ev.events = want | (excl ? EPOLLEXCLUSIVE : 0);
     ev.data.u64 = (uint64_t)r->gen << 32 | (uint32_t)fd;
     if (epoll_ctl(e->epfd, r->reg ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &ev) < 0)
         return -errno;
     r->reg = true;
     r->mask = want;
+    r->excl = excl;
     return 0;
+}
+
+/* Move our exclusive registration to the back of the listener's wait queue (a wake-up goes to
+ * the first idle waiter in queue order), so idle loops take new connections in turn rather than
+ * the one that registered first taking them all; nginx re-adds its listeners for the same
+ * reason (ngx_reorder_accept_events). Level-triggered: a connection still queued is reported
+ * again at once. */
+static int rec_requeue(eloop_t *e, int fd)
+{
+    fdrec_t *r = &e->fds[fd];
+
+    if (!r->reg || !r->excl)
+        return 0;
+    epoll_ctl(e->epfd, EPOLL_CTL_DEL, fd, NULL);
+    r->reg = false;
+    return rec_sync(e, fd);
 }
 
 static void rec_unlink(eloop_t *e, srv_loop_op_t *op)
@@ -263,6 +307,12 @@ static int epoll_wait_op(srv_loop_t *loop, srv_loop_op_t *op)
     return wait_on_fd(E(loop), op);
 }
 
+static int epoll_accept(srv_loop_t *loop, srv_loop_op_t *op)
+{
+    op->bflags = 0;
+    return wait_on_fd(E(loop), op);
+}
+
 static int epoll_send(srv_loop_t *loop, srv_loop_op_t *op)
 {
     eloop_t *e = E(loop);
@@ -292,6 +342,31 @@ static int epoll_timer(srv_loop_t *loop, srv_loop_op_t *op)
     return rc;
 }
 
+/* This run's epoll_wait reported op's listener and the op is cancelled before its accept: that
+ * exclusive wake-up may have been the only one for a connection, so no other loop is coming for
+ * it. Take it now, while the fd is surely the listener, and deliver it before the final
+ * completion, as the contract promises for connections an accept already took. */
+static void take_due(eloop_t *e, srv_loop_op_t *op)
+{
+    int c = accept4(op->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+    op->bflags &= (uint8_t)~BF_ACCEPT_DUE;
+    if (c < 0)
+        return;
+    if (e->ntaken == e->taken_cap) {
+        size_t cap = e->taken_cap ? e->taken_cap * 2 : 4;
+        taken_t *t = realloc(e->taken, cap * sizeof(*t));
+
+        if (t == NULL) {
+            close(c); /* the client sees a reset: nothing else can be done without memory */
+            return;
+        }
+        e->taken = t;
+        e->taken_cap = cap;
+    }
+    e->taken[e->ntaken++] = (taken_t){op, c};
+}
+
 static int epoll_cancel(srv_loop_t *loop, srv_loop_op_t *op)
 {
     eloop_t *e = E(loop);
@@ -301,6 +376,8 @@ static int epoll_cancel(srv_loop_t *loop, srv_loop_op_t *op)
     if (op->kind == SRV__OP_TIMER) {
         heap_remove(e, op);
     } else {
+        if (op->kind == SRV__OP_ACCEPT && (op->bflags & BF_ACCEPT_DUE))
+            take_due(e, op);
         rec_unlink(e, op);
         rec_sync(e, op->fd);
     }
@@ -311,31 +388,30 @@ static int epoll_cancel(srv_loop_t *loop, srv_loop_op_t *op)
 
 /* ---- dispatch ---- */
 
-static int do_accept(eloop_t *e, srv_loop_op_t *op, uint32_t rev)
+/* One connection per report: the rest of a burst goes to the other loops the kernel woke, or to
+ * us on the next run (level-triggered), after what that run brings for the connections we have. */
+static int do_accept(eloop_t *e, srv_loop_op_t *op)
 {
-    int n = 0;
+    int fd = op->fd, c, rc;
 
-    if (!(rev & (EPOLLIN | EPOLLERR | EPOLLHUP)))
-        return 0;
-    for (int i = 0; i < ACCEPT_BATCH; i++) {
-        int c = accept4(op->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-
-        if (c >= 0) {
-            op->cb(&e->base, op, c, NULL, SRV_LOOP_MORE);
-            n++;
-            if (op->armed != ST_WAIT)
-                break;
-            continue;
-        }
-        if (errno == EAGAIN || errno == EWOULDBLOCK)
+    for (;;) {
+        c = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (c >= 0 || errno == EAGAIN || errno == EWOULDBLOCK)
             break;
-        if (srv__loop_accept_transient(errno))
-            continue;
-        finish_fd_op(e, op, -errno, NULL);
-        n++;
-        break;
+        if (!srv__loop_accept_transient(errno)) {
+            finish_fd_op(e, op, -errno, NULL);
+            return 1;
+        }
     }
-    return n;
+    if (c < 0)
+        return 0; /* another loop was quicker */
+    op->cb(&e->base, op, c, NULL, SRV_LOOP_MORE);
+    if (op->armed == ST_WAIT && op->fd == fd) {
+        rc = rec_requeue(e, fd);
+        if (rc < 0)
+            finish_fd_op(e, op, rc, NULL);
+    }
+    return 1;
 }
 
 static int do_recv(eloop_t *e, srv_loop_op_t *op, uint32_t rev)
@@ -402,8 +478,7 @@ static int dispatch_fd(eloop_t *e, int fd, uint32_t rev)
             continue;
         switch (op->kind) {
         case SRV__OP_ACCEPT:
-            n += do_accept(e, op, rev);
-            break;
+            break; /* accept_due() */
         case SRV__OP_RECV:
             n += do_recv(e, op, rev);
             break;
@@ -422,11 +497,75 @@ static int dispatch_fd(eloop_t *e, int fd, uint32_t rev)
     return n;
 }
 
+/* A record holding accept ops is a listener: its report is kept for the end of the run. */
+static bool defer_accepts(eloop_t *e, int fd, uint32_t rev)
+{
+    bool any = false;
+
+    if (!(rev & (EPOLLIN | EPOLLERR | EPOLLHUP)))
+        return false;
+    for (srv_loop_op_t *op = e->fds[fd].head; op; op = op->next) {
+        if (op->kind == SRV__OP_ACCEPT) {
+            op->bflags |= BF_ACCEPT_DUE;
+            any = true;
+        }
+    }
+    return any;
+}
+
+/* Accept for the listeners reported in this run, after every other completion of the run: the
+ * callbacks before may have run the app for a long time, and a connection accepted before them
+ * would have waited behind them although another loop was free to serve it. */
+static int accept_due(eloop_t *e, const int *fds, int nfds)
+{
+    int n = 0;
+
+    for (int i = 0; i < nfds; i++) {
+        srv_loop_op_t *snap[SNAP_MAX];
+        int k = 0, fd = fds[i];
+
+        if (fd >= e->nfds)
+            continue;
+        for (srv_loop_op_t *op = e->fds[fd].head; op && k < SNAP_MAX; op = op->next)
+            if (op->bflags & BF_ACCEPT_DUE)
+                snap[k++] = op;
+        for (int j = 0; j < k; j++) {
+            srv_loop_op_t *op = snap[j];
+
+            if (!(op->bflags & BF_ACCEPT_DUE) || op->armed != ST_WAIT || op->fd != fd)
+                continue;
+            op->bflags &= (uint8_t)~BF_ACCEPT_DUE;
+            n += do_accept(e, op);
+        }
+    }
+    return n;
+}
+
+/* The final completion of a posted op; an accept op first hands over the connection it took
+ * while being cancelled. */
+static int deliver_posted(eloop_t *e, srv_loop_op_t *p)
+{
+    int n = 0;
+
+    for (size_t i = 0; p->kind == SRV__OP_ACCEPT && i < e->ntaken; i++) {
+        if (e->taken[i].op == p) {
+            int c = e->taken[i].fd;
+
+            e->taken[i] = e->taken[--e->ntaken];
+            p->cb(&e->base, p, c, NULL, SRV_LOOP_MORE);
+            n++;
+            break;
+        }
+    }
+    deliver(&e->base, p, (int)(int64_t)p->priv[1], NULL);
+    return n + 1;
+}
+
 static int epoll_run(srv_loop_t *loop, int timeout_ms)
 {
     eloop_t *e = E(loop);
     srv_loop_op_t *p;
-    int nev, n = 0, t = timeout_ms;
+    int nev, n = 0, t = timeout_ms, ndue = 0;
 
     if (e->post_head) {
         t = 0;
@@ -450,8 +589,7 @@ static int epoll_run(srv_loop_t *loop, int timeout_ms)
     while (p) {
         srv_loop_op_t *next = p->next;
 
-        deliver(loop, p, (int)(int64_t)p->priv[1], NULL);
-        n++;
+        n += deliver_posted(e, p);
         p = next;
     }
 
@@ -470,8 +608,11 @@ static int epoll_run(srv_loop_t *loop, int timeout_ms)
         }
         if (fd >= e->nfds || e->fds[fd].gen != (uint32_t)(tag >> 32) || e->fds[fd].head == NULL)
             continue;
+        if (defer_accepts(e, fd, e->events[i].events))
+            e->due[ndue++] = fd;
         n += dispatch_fd(e, fd, e->events[i].events);
     }
+    n += accept_due(e, e->due, ndue);
 
     while (e->heap_len && e->heap[0]->deadline_ns <= loop->now_ns) {
         srv_loop_op_t *op = e->heap[0];
@@ -487,6 +628,10 @@ static void epoll_destroy(srv_loop_t *loop)
 {
     eloop_t *e = E(loop);
 
+    /* Connections taken during a cancel whose final completion nobody will see. */
+    for (size_t i = 0; i < e->ntaken; i++)
+        close(e->taken[i].fd);
+    free(e->taken);
     if (e->epfd >= 0)
         close(e->epfd);
     free(e->fds);
@@ -539,7 +684,7 @@ const srv__loop_backend_t srv__loop_epoll = {
     .name = "epoll",
     .create = epoll_create_loop,
     .destroy = epoll_destroy,
-    .accept = epoll_wait_op,
+    .accept = epoll_accept,
     .recv = epoll_wait_op,
     .send = epoll_send,
     .poll = epoll_wait_op,

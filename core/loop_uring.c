@@ -1,11 +1,13 @@
 /* io_uring backend: every operation is an SQE whose user_data is the caller's op pointer; SQEs
  * are only queued by the submit calls and go to the kernel in one io_uring_enter per
  * srv_loop_run, which also waits. Receives are multishot into one provided-buffer ring per loop;
- * each buffer goes back to the ring as soon as its callback returns. */
+ * each buffer goes back to the ring as soon as its callback returns. Listeners are polled, not
+ * accepted from with IORING_OP_ACCEPT (see uring_accept_due). */
 #include "core/loop_internal.h"
 
 #include <errno.h>
 #include <liburing.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +23,10 @@
 #define TAG_MASK 7u
 #define BGID 0
 
+/* op->bflags of an accept op: its poll completed and it waits for the end of the run (or its
+ * callback runs); it is not in the kernel, so a cancel needs no SQE. */
+#define BF_HELD 0x1u
+
 typedef struct uloop {
     srv_loop_t base;
     struct io_uring ring;
@@ -35,6 +41,7 @@ typedef struct uloop {
     struct msghdr *msgs; /* one per SQE slot: sendmsg reads it while the SQE is submitted */
     unsigned inflight;   /* SQEs whose final completion (no MORE) has not been reaped */
     uint64_t wake_val;
+    srv_loop_op_t *held, *held_tail; /* accept ops whose listener is ready, by op->next */
 } uloop_t;
 
 _Static_assert(sizeof(((srv_loop_op_t *)0)->priv) >= sizeof(struct __kernel_timespec),
@@ -88,7 +95,15 @@ static int arm(uloop_t *u, srv_loop_op_t *op)
         return -EBUSY;
     switch (op->kind) {
     case SRV__OP_ACCEPT:
-        io_uring_prep_multishot_accept(sqe, op->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        /* Not IORING_OP_ACCEPT: its poll is EPOLLEXCLUSIVE (io_issue_defs .poll_exclusive) and
+         * io_uring counts a wake-up as taken even when the ring's task is busy in a handler
+         * (with DEFER_TASKRUN the accept itself then waits for that task's next enter), so
+         * every new connection went to the one ring first in the listener's wait queue,
+         * blocked or not; and when that ring cancelled (a worker retiring), the connection it
+         * had been woken for stayed queued with no ring woken for it. A plain poll wakes every
+         * ring waiting on the listener; each takes one connection (uring_accept_due). */
+        io_uring_prep_poll_add(sqe, op->fd, POLLIN);
+        op->bflags = 0;
         break;
     case SRV__OP_RECV:
         io_uring_prep_recv_multishot(sqe, op->fd, NULL, 0, 0);
@@ -142,8 +157,13 @@ static int uring_submit_op(srv_loop_t *loop, srv_loop_op_t *op)
 static int uring_cancel(srv_loop_t *loop, srv_loop_op_t *op)
 {
     uloop_t *u = U(loop);
-    struct io_uring_sqe *sqe = get_sqe(u);
+    struct io_uring_sqe *sqe;
 
+    if (op->bflags & BF_HELD) {
+        op->cancelled = 1; /* uring_accept_due finishes it */
+        return 0;
+    }
+    sqe = get_sqe(u);
     if (sqe == NULL)
         return -EBUSY;
     io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)op, 0);
@@ -232,36 +252,73 @@ static int dispatch_recv(uloop_t *u, srv_loop_op_t *op, int res, uint32_t fl)
     return 1;
 }
 
-static int dispatch_accept(uloop_t *u, srv_loop_op_t *op, int res, uint32_t fl)
+/* The listener's poll completed: hold the op until the end of the run (uring_accept_due). A
+ * cancelled one owes nobody a connection (the poll woke every ring) and just ends. */
+static int dispatch_accept(uloop_t *u, srv_loop_op_t *op, int res)
+{
+    if (op->cancelled || res < 0) {
+        finish(&u->base, op, op->cancelled ? -ECANCELED : res, NULL);
+        return 1;
+    }
+    op->bflags |= BF_HELD;
+    op->next = NULL;
+    if (u->held_tail)
+        u->held_tail->next = op;
+    else
+        u->held = op;
+    u->held_tail = op;
+    return 0;
+}
+
+/* One connection per ready listener, after every other completion of the run: those callbacks
+ * may run the app for long, and a connection taken before them would wait behind them although
+ * another loop was free. The rest of a burst is left to the other rings the poll woke, or to us
+ * on the next run. */
+static int uring_accept_due(uloop_t *u)
 {
     srv_loop_t *loop = &u->base;
-    bool more = (fl & IORING_CQE_F_MORE) != 0;
-    int rc;
+    int n = 0;
 
-    if (res >= 0) {
-        if (more) {
-            /* Delivered even after srv_loop_cancel: the kernel took this connection off the
-             * listen queue for us; closing it would reset a client mid-reload. */
-            op->cb(loop, op, res, NULL, SRV_LOOP_MORE);
-            return 1;
+    while (u->held != NULL) {
+        srv_loop_op_t *op = u->held;
+        int c = -1, rc;
+
+        u->held = op->next;
+        if (u->held == NULL)
+            u->held_tail = NULL;
+        op->next = NULL;
+        if (!op->cancelled) {
+            for (;;) {
+                c = accept4(op->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+                if (c >= 0 || errno == EAGAIN || errno == EWOULDBLOCK ||
+                    !srv__loop_accept_transient(errno))
+                    break;
+            }
+            if (c < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+                op->bflags = 0;
+                finish(loop, op, -errno, NULL);
+                n++;
+                continue;
+            }
+            if (c >= 0) {
+                op->cb(loop, op, c, NULL, SRV_LOOP_MORE);
+                n++;
+            }
         }
+        op->bflags = 0;
         if (op->cancelled) {
-            finish(loop, op, res, NULL);
-            return 1;
+            finish(loop, op, -ECANCELED, NULL);
+            n++;
+            continue;
         }
-        return continue_multishot(u, op, res, NULL, -1);
-    }
-    if (more)
-        return 0;
-    if (!op->cancelled && srv__loop_accept_transient(-res)) {
         op->armed = 0;
         rc = arm(u, op);
-        if (rc == 0)
-            return 0;
-        res = rc;
+        if (rc < 0) {
+            finish(loop, op, rc, NULL);
+            n++;
+        }
     }
-    finish(loop, op, op->cancelled ? -ECANCELED : res, NULL);
-    return 1;
+    return n;
 }
 
 static int dispatch(uloop_t *u, uint64_t ud, int res, uint32_t fl)
@@ -286,7 +343,7 @@ static int dispatch(uloop_t *u, uint64_t ud, int res, uint32_t fl)
     case SRV__OP_RECV:
         return dispatch_recv(u, op, res, fl);
     case SRV__OP_ACCEPT:
-        return dispatch_accept(u, op, res, fl);
+        return dispatch_accept(u, op, res);
     default:
         if (fl & IORING_CQE_F_MORE)
             return 0;
@@ -384,7 +441,8 @@ static int uring_run(srv_loop_t *loop, int timeout_ms)
     if (rc < 0)
         return rc;
     srv__loop_update_now(loop);
-    return reap(u);
+    rc = reap(u);
+    return rc + uring_accept_due(u);
 }
 
 static void uring_destroy(srv_loop_t *loop)
@@ -393,8 +451,7 @@ static void uring_destroy(srv_loop_t *loop)
 
     if (u->ring_ok) {
         /* Cancel and reap what is still in flight so nothing the kernel holds outlives the
-         * buffers freed below, and accepted sockets nobody will see get closed. Bounded: a
-         * wedged request must not hang shutdown. */
+         * buffers freed below. Bounded: a wedged request must not hang shutdown. */
         struct io_uring_sqe *sqe = u->inflight ? get_sqe(u) : NULL;
         int64_t deadline = srv__loop_clock() + 1000000000;
 
@@ -416,9 +473,6 @@ static void uring_destroy(srv_loop_t *loop)
 
                 if (!(cqe->flags & IORING_CQE_F_MORE))
                     u->inflight--;
-                if ((cqe->user_data & TAG_MASK) == 0 && cqe->res >= 0 &&
-                    ((srv_loop_op_t *)(uintptr_t)cqe->user_data)->kind == SRV__OP_ACCEPT)
-                    close(cqe->res);
             }
             io_uring_smp_store_release(cq->khead, head);
         }
@@ -477,7 +531,6 @@ static int check_opcodes(uloop_t *u, char *why, size_t whylen)
         int op;
         const char *name;
     } need[] = {
-        {IORING_OP_ACCEPT, "ACCEPT"},
         {IORING_OP_RECV, "RECV"},
         {IORING_OP_SEND, "SEND"},
         {IORING_OP_SENDMSG, "SENDMSG"},

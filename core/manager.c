@@ -1,6 +1,11 @@
 /* Manager: spawns every worker slot, respawns crashed ones (with back-off when they keep
  * dying at start-up), replaces workers one at a time on reload or max_request, and stops the
- * tree gracefully (SIGTERM, then SIGKILL after max_wait_time). */
+ * tree gracefully (SIGTERM, then SIGKILL after max_wait_time).
+ * Replacing a slot starts its new process while the old one goes on serving; the old one is
+ * retired once the new one is ready. One replacement starts at a time. A reload moves on to the
+ * next slot only once the old process exited (it reports done with every old worker gone); a
+ * max_request recycle moves on as soon as the new process is ready, so one old worker finishing
+ * a long request does not keep the others past their max_request. */
 #include "core/manager.h"
 
 #include <errno.h>
@@ -52,7 +57,7 @@ static struct {
     bool initial; /* still starting the first generation */
     int initial_ready;
     /* rolling replacement: one slot at a time */
-    int replacing;      /* slot index being replaced, -1 none */
+    int replacing;      /* slot index whose replacement holds the turn, -1 none */
     bool reload_active; /* a reload requested by the master (report when done) */
     bool reload_failed;
     char reload_err[512];
@@ -228,7 +233,7 @@ static void on_ready(slot_t *s, proc_t *p)
 
 static void replace_slot(slot_t *s)
 {
-    if (s->old.pid > 0 || s->cur.pid <= 0) {
+    if (s->cur.pid <= 0) {
         s->replace_pending = false;
         return;
     }
@@ -255,7 +260,8 @@ static void start_next_replacement(void)
         return;
     for (int i = 0; i < M.nslots; i++) {
         slot_t *s = &M.slots[i];
-        if (s->replace_pending && s->cur.pid > 0 && s->cur.ready) {
+        /* A slot whose previous old process still drains waits for it (reap calls us). */
+        if (s->replace_pending && s->cur.pid > 0 && s->cur.ready && s->old.pid <= 0) {
             s->replace_pending = false;
             replace_slot(s);
             return;
@@ -263,7 +269,7 @@ static void start_next_replacement(void)
     }
     for (int i = 0; i < M.nslots; i++)
         if (M.slots[i].replace_pending)
-            return; /* waits for that slot's process to become ready */
+            return; /* waits for that slot's process to become ready, or its old one to go */
     finish_reload();
 }
 
@@ -293,10 +299,11 @@ static void handle_worker_msg(slot_t *s, proc_t *p)
     switch (m.type) {
     case SRV_WMSG_READY:
         on_ready(s, p);
-        if (M.replacing == s->id && s->old.pid <= 0) {
+        if (M.replacing == s->id && (s->old.pid <= 0 || !M.reload_active))
             M.replacing = -1;
-            start_next_replacement();
-        }
+        /* Also when it was not replacing: a recycle it asked for before it was seen ready
+         * (base mode serves as soon as its engine runs) waits for this. */
+        start_next_replacement();
         break;
     case SRV_WMSG_FAIL:
         srv_log(SRV_LOG_ERROR, "manager", 0, "worker #%d failed to start: %s", s->id, m.text);
@@ -307,7 +314,11 @@ static void handle_worker_msg(slot_t *s, proc_t *p)
         }
         break;
     case SRV_WMSG_RECYCLE:
-        if (!M.stopping && !s->replace_pending && s->old.pid <= 0) {
+        /* A worker asks once. While its own predecessor still drains (a replacement that
+         * reached max_request before the old process finished a long request) the request
+         * is kept for later, not dropped: dropped, that worker was never recycled again.
+         * An old process asking is being replaced already. */
+        if (!M.stopping && p == &s->cur && !s->replace_pending) {
             srv_log(SRV_LOG_INFO, "manager", 0, "worker #%d reached max_request; replacing it",
                     s->id);
             atomic_fetch_add(&srv__server.stats->workers[s->id].recycles, 1);
@@ -349,10 +360,9 @@ static void reap(void)
                 proc_close(&s->old);
                 proc_reset(&s->old);
                 s->old_kill_at = 0;
-                if (M.replacing == s->id) {
+                if (M.replacing == s->id)
                     M.replacing = -1;
-                    start_next_replacement();
-                }
+                start_next_replacement(); /* this slot may have a recycle waiting */
                 break;
             }
             if (s->cur.pid != pid)
@@ -369,9 +379,10 @@ static void reap(void)
                 atomic_store(&st->state, SRV_WSTATE_EMPTY);
                 break;
             }
-            if (s->old.pid > 0) {
+            if (s->old.pid > 0 && !was_ready) {
                 /* The replacement died before it was ready: the reload stops, the old process
-                 * goes on serving as the slot's current one. */
+                 * goes on serving as the slot's current one. (One that was ready already had
+                 * the old one retired: it is respawned below like any crashed worker.) */
                 char why[200];
                 snprintf(why, sizeof(why), "replacement worker %s before it was ready", how);
                 if (!M.reload_failed || M.replacing == s->id) {

@@ -183,6 +183,226 @@ static void test_accept(void)
     srv_loop_destroy(l);
 }
 
+/* ---- a listener shared by several loops (issue 11: base-mode workers) ---- */
+
+/* Completion order across ops of one loop. */
+static int g_seq;
+
+typedef struct ord {
+    acc_t acc;
+    int accept_seq;        /* g_seq of the first accepted connection */
+    int recv_seq;          /* g_seq of the first received bytes */
+    srv_loop_op_t *cancel; /* the recv callback cancels this op */
+} ord_t;
+
+static void ord_acc_cb(srv_loop_t *loop, srv_loop_op_t *op, int res, const char *data, uint32_t fl)
+{
+    ord_t *o = op->data;
+
+    if ((fl & SRV_LOOP_MORE) && o->accept_seq == 0)
+        o->accept_seq = ++g_seq;
+    op->data = &o->acc;
+    acc_cb(loop, op, res, data, fl);
+    op->data = o;
+}
+
+static void ord_recv_cb(srv_loop_t *loop, srv_loop_op_t *op, int res, const char *data, uint32_t fl)
+{
+    ord_t *o = op->data;
+
+    (void)data;
+    (void)fl;
+    if (res > 0 && o->recv_seq == 0) {
+        o->recv_seq = ++g_seq;
+        if (o->cancel)
+            CHECK_INT(srv_loop_cancel(loop, o->cancel), ==, 0);
+    }
+}
+
+/* Connections queued before a run are taken one per run, not all by the first loop to run. */
+static void test_accept_one_per_run(void)
+{
+    srv_loop_t *l = mk(NULL);
+    acc_t a = {0};
+    srv_loop_op_t op = {.cb = acc_cb, .data = &a};
+    int port, lfd = listener(&port), cl[4];
+
+    for (int i = 0; i < 4; i++)
+        cl[i] = connect_to(port);
+    CHECK_INT(srv_loop_accept(l, &op, lfd), ==, 0);
+    for (int k = 1; k <= 4; k++) {
+        RUN_UNTIL(l, a.n >= k);
+        CHECK_INT(a.n, ==, k);
+    }
+    for (int i = 0; i < 4; i++) {
+        close(a.fds[i]);
+        close(cl[i]);
+    }
+    CHECK_INT(srv_loop_cancel(l, &op), ==, 0);
+    RUN_UNTIL(l, a.finals == 1);
+    CHECK_INT(a.final_res, ==, -ECANCELED);
+    close(lfd);
+    srv_loop_destroy(l);
+}
+
+/* In one run, the accept comes after the run's other completions: those may run the app for
+ * long, and a connection taken before them would wait behind them. */
+static void test_accept_after_other_completions(void)
+{
+    srv_loop_t *l = mk(NULL);
+    ord_t o = {0};
+    srv_loop_op_t acc = {.cb = ord_acc_cb, .data = &o}, rv = {.cb = ord_recv_cb, .data = &o};
+    int port, lfd = listener(&port), sv[2], c;
+
+    spair(sv);
+    c = connect_to(port);
+    CHECK_INT(write(sv[1], "x", 1), ==, 1);
+    g_seq = 0;
+    /* The listener first: ready first, reported first. */
+    CHECK_INT(srv_loop_accept(l, &acc, lfd), ==, 0);
+    CHECK_INT(srv_loop_recv(l, &rv, sv[0]), ==, 0);
+    CHECK(srv_loop_run(l, 1000) >= 2);
+    CHECK_INT(o.acc.n, ==, 1);
+    CHECK_INT(o.recv_seq, ==, 1);
+    CHECK_INT(o.accept_seq, ==, 2);
+    close(o.acc.fds[0]);
+    CHECK_INT(srv_loop_cancel(l, &acc), ==, 0);
+    CHECK_INT(srv_loop_cancel(l, &rv), ==, 0);
+    RUN_UNTIL(l, o.acc.finals == 1 && !rv.armed);
+    close(c);
+    close(lfd);
+    close(sv[0]);
+    close(sv[1]);
+    srv_loop_destroy(l);
+}
+
+/* True while the client end c has neither data, EOF nor an error: its server side is queued on
+ * the listener (or open) and nobody reset it. */
+static bool client_untouched(int c)
+{
+    char b;
+
+    return recv(c, &b, 1, MSG_DONTWAIT) < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+/* A loop whose owner does not run (busy in a handler) holds no connection back: another loop
+ * sharing the listener takes them all. io_uring's own accept used to leave them to the busy
+ * ring, first in the listener's wait queue. */
+static void test_accept_busy_loop_holds_nothing(void)
+{
+    srv_loop_t *busy = mk(NULL), *idle = mk(NULL);
+    acc_t ab = {0}, ai = {0};
+    srv_loop_op_t ob = {.cb = acc_cb, .data = &ab}, oi = {.cb = acc_cb, .data = &ai};
+    int port, lfd = listener(&port), cl[4];
+
+    CHECK_INT(srv_loop_accept(busy, &ob, lfd), ==, 0);
+    CHECK(srv_loop_run(busy, 0) >= 0); /* armed in the kernel first */
+    CHECK_INT(srv_loop_accept(idle, &oi, lfd), ==, 0);
+    CHECK(srv_loop_run(idle, 0) >= 0);
+    for (int i = 0; i < 3; i++)
+        cl[i] = connect_to(port);
+    RUN_UNTIL(idle, ai.n == 3);
+    /* The busy one comes back: nothing left for it, and it stays armed. */
+    CHECK(srv_loop_run(busy, 0) >= 0);
+    CHECK_INT(ab.n, ==, 0);
+    CHECK_INT(ab.finals, ==, 0);
+    cl[3] = connect_to(port);
+    RUN_UNTIL(busy, ab.n == 1);
+    for (int i = 0; i < 3; i++)
+        close(ai.fds[i]);
+    close(ab.fds[0]);
+    for (int i = 0; i < 4; i++)
+        close(cl[i]);
+    CHECK_INT(srv_loop_cancel(busy, &ob), ==, 0);
+    CHECK_INT(srv_loop_cancel(idle, &oi), ==, 0);
+    RUN_UNTIL(busy, ab.finals == 1);
+    RUN_UNTIL(idle, ai.finals == 1);
+    close(lfd);
+    srv_loop_destroy(busy);
+    srv_loop_destroy(idle);
+}
+
+/* A loop that goes away (a worker exiting, with or without cancelling its accept first) takes no
+ * queued connection with it: the one that stays gets it, and the client sees no reset. */
+static void test_accept_loop_gone_leaves_connections(void)
+{
+    for (int pass = 0; pass < 2; pass++) {
+        srv_loop_t *gone = mk(NULL), *stay = mk(NULL);
+        acc_t ag = {0}, as = {0};
+        srv_loop_op_t og = {.cb = acc_cb, .data = &ag}, os = {.cb = acc_cb, .data = &as};
+        int port, lfd = listener(&port), c;
+
+        CHECK_INT(srv_loop_accept(gone, &og, lfd), ==, 0);
+        CHECK(srv_loop_run(gone, 0) >= 0);
+        CHECK_INT(srv_loop_accept(stay, &os, lfd), ==, 0);
+        CHECK(srv_loop_run(stay, 0) >= 0);
+        c = connect_to(port);
+        if (pass == 1) {
+            CHECK_INT(srv_loop_cancel(gone, &og), ==, 0);
+            RUN_UNTIL(gone, ag.finals == 1);
+            CHECK_INT(ag.final_res, ==, -ECANCELED);
+        }
+        /* What the cancel delivered is the owner's to serve; nothing else may go with it. */
+        for (int i = 0; i < ag.n; i++)
+            close(ag.fds[i]);
+        srv_loop_destroy(gone);
+        if (ag.n == 0) {
+            CHECK(client_untouched(c));
+            RUN_UNTIL(stay, as.n == 1);
+            CHECK(client_untouched(c));
+            close(as.fds[0]);
+        }
+        close(c);
+        CHECK_INT(srv_loop_cancel(stay, &os), ==, 0);
+        RUN_UNTIL(stay, as.finals == 1);
+        close(lfd);
+        srv_loop_destroy(stay);
+    }
+}
+
+/* A cancel from a callback of the run that found the listener ready: the connection that
+ * readiness announced is either delivered before the final completion or left for another
+ * loop, never lost. epoll delivers it: its wake-ups are exclusive, so no other loop may have
+ * been told (here every loop was, none was sleeping in epoll_wait: that state needs a race to
+ * set up). io_uring's poll woke every ring: it leaves the connection queued. */
+static void test_accept_cancelled_in_same_run(void)
+{
+    srv_loop_t *l = mk(NULL), *other = mk(NULL);
+    ord_t o = {0};
+    acc_t ao = {0};
+    srv_loop_op_t acc = {.cb = ord_acc_cb, .data = &o}, rv = {.cb = ord_recv_cb, .data = &o};
+    srv_loop_op_t oo = {.cb = acc_cb, .data = &ao};
+    int port, lfd = listener(&port), sv[2], c;
+
+    spair(sv);
+    o.cancel = &acc;
+    CHECK_INT(srv_loop_accept(other, &oo, lfd), ==, 0);
+    CHECK(srv_loop_run(other, 0) >= 0);
+    c = connect_to(port);
+    CHECK_INT(write(sv[1], "x", 1), ==, 1);
+    CHECK_INT(srv_loop_accept(l, &acc, lfd), ==, 0);
+    CHECK_INT(srv_loop_recv(l, &rv, sv[0]), ==, 0);
+    RUN_UNTIL(l, o.acc.finals == 1);
+    CHECK_INT(o.acc.final_res, ==, -ECANCELED);
+    CHECK_INT(o.acc.n, ==, g_be == SRV_BACKEND_EPOLL ? 1 : 0);
+    if (o.acc.n == 0) {
+        CHECK(client_untouched(c));
+        RUN_UNTIL(other, ao.n == 1);
+    }
+    CHECK(client_untouched(c));
+    close(o.acc.n ? o.acc.fds[0] : ao.fds[0]);
+    close(c);
+    CHECK_INT(srv_loop_cancel(l, &rv), ==, 0);
+    RUN_UNTIL(l, !rv.armed);
+    CHECK_INT(srv_loop_cancel(other, &oo), ==, 0);
+    RUN_UNTIL(other, ao.finals == 1);
+    close(lfd);
+    close(sv[0]);
+    close(sv[1]);
+    srv_loop_destroy(l);
+    srv_loop_destroy(other);
+}
+
 /* ---- recv: a big stream through a tiny buffer pool ---- */
 
 #define BIG (8u << 20)
@@ -756,6 +976,11 @@ static void run_suite(srv_backend_t be, const char *name)
     fprintf(stderr, "== %s\n", name);
     test_errors();
     test_accept();
+    test_accept_one_per_run();
+    test_accept_after_other_completions();
+    test_accept_busy_loop_holds_nothing();
+    test_accept_loop_gone_leaves_connections();
+    test_accept_cancelled_in_same_run();
     test_recv_stream();
     test_eof_and_cancel_recv();
     test_cancel_in_cb();
