@@ -231,6 +231,9 @@ static void begin_linger(srv_conn_t *c)
      * for the client's FIN). */
     if (c->proto == PROTO_HTTP && !c->req_keepalive && c->in_len == 0 && c->http != NULL &&
         !(c->flags & F_DONE_PENDING) && srv_http_parser_idle(c->http)) {
+        /* The fd is closed once the recv in flight is cancelled, which may wait behind the
+         * other callbacks of this run (a long handler in base mode): send the FIN now. */
+        shutdown(c->fd, SHUT_WR);
         srv__conn_close(c);
         return;
     }
