@@ -5,34 +5,16 @@ resolvable name, listeners that bind one address twice), with file:line and exit
 lines as long as the schema's values (TOML always did); unix listeners get socket_mode."""
 import os
 import re
-import shutil
 import socket
 import stat
 import subprocess
-import tempfile
 
 from srvtest import DEMO, SLOW, SRV, Server, free_port, run, running, wait_for
+from test_cli import TempDir, write
 
 
 def srv(*args, timeout=30):
     return subprocess.run([SRV, *args], capture_output=True, text=True, timeout=timeout * SLOW)
-
-
-class TempDir:
-    def __enter__(self):
-        self.path = tempfile.mkdtemp(prefix="srvtest-defcfg-")
-        return self.path
-
-    def __exit__(self, *exc):
-        shutil.rmtree(self.path, ignore_errors=True)
-        return False
-
-
-def write(folder, name, text):
-    path = os.path.join(folder, name)
-    with open(path, "w") as f:
-        f.write(text)
-    return path
 
 
 def line_of(text, needle, nth=1):
