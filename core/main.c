@@ -36,10 +36,13 @@ static const char usage[] =
     "  0 ok, 1 runtime failure, 2 usage error, 3 invalid configuration, 4 cannot listen,\n"
     "  5 already running (start) or not running (stop/reload/info), 6 app failed to load\n";
 
-static int load(const char *file, srv_config_t *cfg)
+/* start and restart also resolve listener names and refuse two listeners on one address
+ * (srv_config_check), so they fail as `srv check` does, with file:line, instead of at bind;
+ * stop, reload and info must work while the name service is down. */
+static int load(const char *file, srv_config_t *cfg, bool resolve)
 {
     srv_config_error_t err;
-    int rc = srv_config_load(file, cfg, &err);
+    int rc = resolve ? srv_config_check(file, cfg, &err) : srv_config_load(file, cfg, &err);
     if (rc < 0) {
         char buf[1024];
         fprintf(stderr, "srv: %s\n", srv_config_error_format(&err, buf, sizeof(buf)));
@@ -274,7 +277,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "check") == 0)
         return cmd_check(file);
     static srv_config_t cfg;
-    int rc = load(file, &cfg);
+    int rc = load(file, &cfg, strcmp(cmd, "start") == 0 || strcmp(cmd, "restart") == 0);
     if (rc != 0)
         return rc;
     if (strcmp(cmd, "start") == 0)

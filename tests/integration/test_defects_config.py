@@ -178,6 +178,10 @@ def test_check_same_address():
                     ("two", f"host = 127.0.0.1\nport = {port}\n")])
         path = write(d, "same.ini", text)
         expect_error(path, line_of(text, "port", 2), "port", "already used")
+        # start refuses it the same way (exit 3, file:line), not later at bind (exit 4)
+        r = srv("start", "-c", path)
+        assert r.returncode == 3, (r.returncode, r.stderr)
+        assert f"{path}:{line_of(text, 'port', 2)}: port:" in r.stderr, r.stderr
         # Not conflicts: tcp and udp on one port, v4 and v6 wildcards.
         text = toml([f'host = "localhost"\nport = {port}\n',
                      f'name = "u"\ntype = "udp"\nhost = "127.0.0.1"\nport = {port}\n',
