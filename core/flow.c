@@ -21,6 +21,7 @@ typedef struct flow {
     bool gone;
     bool want;   /* a write was refused: the app waits for room */
     bool queued; /* on the due list */
+    bool forgotten; /* out of the table: its final bytes are being handed on */
     void (*fn)(void *arg);
     void *arg;
     struct flow *next_due;
@@ -109,9 +110,13 @@ static void unlink_due(flow_t *f)
     f->queued = false;
 }
 
-/* Remove f (backward-shift deletion keeps probe chains whole) and free it. */
-static void drop(flow_t *f)
+/* Take f out of the table (backward-shift deletion keeps probe chains whole) and off the due
+ * list; the caller frees it. */
+static void forget(flow_t *f)
 {
+    if (f->forgotten)
+        return;
+    f->forgotten = true;
     size_t i = slot_of(f->session, F.cap);
     while (F.tab[i] != f)
         i = (i + 1) & (F.cap - 1);
@@ -128,6 +133,11 @@ static void drop(flow_t *f)
     }
     F.count--;
     unlink_due(f);
+}
+
+static void drop(flow_t *f)
+{
+    forget(f);
     free(f->pend);
     free(f);
 }
@@ -212,6 +222,11 @@ static int64_t send_some(flow_t *f, const struct iovec *iov, int iovcnt, size_t 
         }
         bool last = done + len == total;
         unsigned flags = flow_flag(f, len) | (last ? last_flags : 0);
+        /* Handing on the final bytes may complete the request and start the connection's next
+         * one (base mode: in place, pipelined), whose response has the same session id: it
+         * must find no record of this one. */
+        if (flags & (SRV_IPC_F_FINAL | SRV_IPC_F_ERROR))
+            forget(f);
         int rc = F.t.put(F.t.arg, f->session, part, n, flags);
         if (rc < 0)
             return rc;
@@ -272,7 +287,7 @@ static bool give_up(flow_t *f, int err)
     free(f->pend);
     f->pend = NULL;
     f->plen = f->poff = f->pcap = 0;
-    if (f->final && f->fn == NULL) {
+    if ((f->final && f->fn == NULL) || f->forgotten) {
         drop(f);
         return false;
     }

@@ -87,6 +87,20 @@ def test_abandoned_stream_stops_the_app(mode):
         assert time.monotonic() - t0 < 2 * SLOW
 
 
+@each_mode
+def test_pipelined_responses_larger_than_the_buffer(mode):
+    """A response kept in the worker beyond buffer_output_size, then a pipelined stream on the
+    same connection (same session): the second must not inherit the first's state."""
+    with running(server(mode, "pipeflow", server={"buffer_output_size": 262144})) as s:
+        body = os.urandom(400000)
+        with RawConn(s.port(), timeout=20) as c:
+            c.send(build("POST", "/echo", {}, body) + build("GET", "/big?bytes=500000") +
+                   build("GET", "/"))
+            assert c.read_response("POST").body == body
+            assert len(c.read_response().body) == 500000
+            assert c.read_response().body == b"Hello, World!"
+
+
 def post(port, n, chunked_body=False, expect=False, timeout=30):
     body = os.urandom(n)
     with RawConn(port, timeout=timeout) as c:
@@ -196,5 +210,6 @@ def test_heartbeat_closes_idle_keepalive_http(mode):
 
 if __name__ == "__main__":
     run([test_slow_readers_stall_nobody, test_abandoned_stream_stops_the_app,
+         test_pipelined_responses_larger_than_the_buffer,
          test_bodies_up_to_the_limit_reach_the_app, test_listener_package_max_length_wins,
          test_datagram_limits, test_heartbeat_closes_idle_keepalive_http])

@@ -18,6 +18,7 @@ static struct {
     int frames, finals, flows;
     size_t biggest;
     int fail; /* next put returns this */
+    void (*on_final)(uint64_t session); /* run inside a FINAL put (base mode's next request) */
 } T;
 
 static int put(void *arg, uint64_t session, const struct iovec *iov, int iovcnt, unsigned flags)
@@ -38,6 +39,11 @@ static int put(void *arg, uint64_t session, const struct iovec *iov, int iovcnt,
     T.flows += (flags & SRV_IPC_F_FLOW) != 0;
     if (n > T.biggest)
         T.biggest = n;
+    if ((flags & SRV_IPC_F_FINAL) && T.on_final) {
+        void (*fn)(uint64_t) = T.on_final;
+        T.on_final = NULL;
+        fn(session);
+    }
     return 0;
 }
 
@@ -182,6 +188,36 @@ static void test_transport_failure_aborts(void)
     CHECK_INT(srv__flow_count(), ==, 0);
 }
 
+/* Base mode: the final piece of a kept response completes the request and the connection's next
+ * (pipelined) request starts streaming at once, under the same session id. */
+static int next_rc;
+static void next_request(uint64_t session)
+{
+    struct iovec v = {block, 65536};
+    while ((next_rc = srv__flow_emit(session, &v, 1, 0)) == 0)
+        ;
+    srv__flow_on_writable(session, on_writable, NULL);
+}
+
+static void test_pipelined_next_response(void)
+{
+    setup();
+    calls = 0;
+    uint64_t s = 7;
+    CHECK_INT(write_n(s, WINDOW + 1000, SRV_IPC_F_FINAL), ==, 0); /* 1000 bytes kept */
+    T.on_final = next_request;
+    srv__flow_ack(s, WINDOW);
+    srv__flow_run(); /* the rest goes, then the next response fills its own window */
+    CHECK_INT(next_rc, ==, -EAGAIN);
+    CHECK_INT(srv__flow_count(), ==, 1); /* the next response's record, not the old one */
+    CHECK_INT(T.bytes[s], ==, 2 * WINDOW + 1000);
+    srv__flow_ack(s, WINDOW / 2 + 1000); /* counted from the next response's first byte */
+    srv__flow_run();
+    CHECK_INT(calls, ==, 1);
+    CHECK_INT(write_n(s, 0, SRV_IPC_F_FINAL), ==, 0);
+    CHECK_INT(srv__flow_count(), ==, 0);
+}
+
 /* Many records inserted and dropped in mixed order: every lookup still finds its own. */
 static void test_table(void)
 {
@@ -227,6 +263,7 @@ int main(void)
     test_large_final_is_kept_and_pumped();
     test_gone();
     test_transport_failure_aborts();
+    test_pipelined_next_response();
     test_table();
     srv__flow_deinit();
     printf("test_flow: ok\n");
