@@ -15,6 +15,13 @@
 #include "core/table.h"
 #include "srv/table.h"
 
+/* The table called name, or NULL. */
+static srv_table_t *table_named(const char *name)
+{
+    srv_table_t *t = NULL;
+    return srv_table_find(name, &t) == 0 ? t : NULL;
+}
+
 enum { KEYS = 16384 }; /* a power of two: key choice is a mask */
 
 typedef enum { OP_GET_ROW, OP_GET_INT, OP_SET, OP_INCR } op_t;
@@ -175,7 +182,7 @@ int main(int argc, char **argv)
         snprintf(g_keys[i], sizeof(g_keys[i]), "user:%d", i);
     const char *tables[] = {"small", "big"};
     for (int k = 0; k < 2; k++) {
-        srv_table_t *t = srv_table_find(tables[k]);
+        srv_table_t *t = table_named(tables[k]);
         for (int i = 0; i < KEYS; i++) {
             srv_table_field_t f[] = {{.column = 0, .i = i}, {.column = 2, .s = g_blob, .len = 16}};
             if (srv_table_set(t, g_keys[i], f, 2) != 0)
@@ -184,8 +191,8 @@ int main(int argc, char **argv)
     }
     printf("%d keys per table; best of %d runs of %.1f s per case; rows: small = %zu data bytes, "
            "big = %zu\n\n",
-           KEYS, g_repeat, secs, srv_table_row_size(srv_table_find("small")),
-           srv_table_row_size(srv_table_find("big")));
+           KEYS, g_repeat, secs, srv_table_row_size(table_named("small")),
+           srv_table_row_size(table_named("big")));
     printf("| case | rows | 1 process (ops/s) | %d processes (ops/s) | per process at %d |\n", all,
            all);
     printf("| --- | --- | ---: | ---: | ---: |\n");
@@ -207,7 +214,7 @@ int main(int argc, char **argv)
         if (only != NULL && strstr(cases[c].name, only) == NULL)
             continue;
         for (int k = 0; k < 2; k++) {
-            srv_table_t *t = srv_table_find(tables[k]);
+            srv_table_t *t = table_named(tables[k]);
             double one = measure(sh, t, cases[c].op, cases[c].hot, 1, secs);
             double many = measure(sh, t, cases[c].op, cases[c].hot, all, secs);
             printf("| %s | %s | %.2f M | %.2f M | %.2f M |\n", cases[c].name, tables[k], one / 1e6,
@@ -218,7 +225,7 @@ int main(int argc, char **argv)
     if (only == NULL || strstr("oversubscribed", only) != NULL) {
         /* More processes than cores all writing one row: a holder preempted while others spin
          * is where naive spinlocks collapse. */
-        srv_table_t *t = srv_table_find("small");
+        srv_table_t *t = table_named("small");
         int n = 4 * all > 64 ? 64 : 4 * all;
         printf("\nhot key, oversubscribed (%d processes on %d cores): incr %.2f M ops/s, "
                "set %.2f M ops/s\n",

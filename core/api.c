@@ -104,7 +104,7 @@ int srv_ws_push(uint64_t session, int opcode, const void *data, size_t len)
     int rc = check_message(opcode, data, len);
     if (rc < 0)
         return rc;
-    if (!srv_ws_exists(session))
+    if (srv_ws_exists(session) != 1)
         return -ENOENT;
     return srv__worker_action(session, SRV_IPC_WS_PUSH, (uint16_t)opcode, data, len);
 }
@@ -116,7 +116,7 @@ int srv_ws_close(uint64_t session, int code, const char *reason)
     size_t rl = reason ? strlen(reason) : 0;
     if (rl > 123)
         return -EINVAL;
-    if (!srv_ws_exists(session))
+    if (srv_ws_exists(session) != 1)
         return -ENOENT;
     char buf[2 + 123];
     uint16_t c = (uint16_t)code;
@@ -126,10 +126,10 @@ int srv_ws_close(uint64_t session, int code, const char *reason)
     return srv__worker_action(session, SRV_IPC_WS_CLOSE, 0, buf, 2 + rl);
 }
 
-bool srv_ws_exists(uint64_t session)
+int srv_ws_exists(uint64_t session)
 {
     srv_conn_info_t info;
-    return srv__conninfo_get(session, &info) == 0 && info.websocket;
+    return srv__conninfo_get(session, &info) == 0 && info.websocket ? 1 : 0;
 }
 
 int srv_ws_broadcast(int listener, int opcode, const void *data, size_t len)

@@ -39,7 +39,7 @@ void srv_log(srv_log_level_t level, const char *subsystem, int err, const char *
     } while (0)
 __attribute__((noreturn)) void srv__assert_fail(const char *expr, const char *file, int line);
 
-/* Text for a -errno or errno value. */
-const char *srv_strerror(int err);
+/* Text for a -errno or errno value: public API, exported with the declaration in srv/srv.h. */
+#include "srv/srv.h"
 
 #endif

@@ -244,34 +244,34 @@ static void timer_fire(srv_timers_t *t, uint64_t id, void *arg)
     cb(id, a);
 }
 
-static uint64_t timer_add(uint64_t ms, bool repeat, srv_timer_fn cb, void *arg)
+static int64_t timer_add(uint64_t ms, bool repeat, srv_timer_fn cb, void *arg)
 {
-    if (cb == NULL || (repeat && ms == 0))
-        return 0;
+    if (cb == NULL || (repeat && ms == 0) || ms > (uint64_t)(INT64_MAX / 1000000) / 2)
+        return -EINVAL;
     if (!P.timers_init) {
         srv_timers_init(&P.timers);
         P.timers_init = true;
     }
     tctx_t *c = malloc(sizeof(*c));
     if (c == NULL)
-        return 0;
+        return -ENOMEM;
     uint64_t id = srv_timers_add(&P.timers, srv_timers_now_ns(), ms, repeat, timer_fire, NULL);
     if (id == 0) {
         free(c);
-        return 0;
+        return -ENOMEM;
     }
     *c = (tctx_t){.id = id, .cb = cb, .arg = arg, .repeat = repeat};
     c->next = g_tctx[id % TBUCKETS];
     g_tctx[id % TBUCKETS] = c;
-    return id;
+    return (int64_t)id;
 }
 
-uint64_t srv_timer_after(uint64_t ms, srv_timer_fn cb, void *arg)
+int64_t srv_timer_after(uint64_t ms, srv_timer_fn cb, void *arg)
 {
     return timer_add(ms, false, cb, arg);
 }
 
-uint64_t srv_timer_tick(uint64_t ms, srv_timer_fn cb, void *arg)
+int64_t srv_timer_tick(uint64_t ms, srv_timer_fn cb, void *arg)
 {
     return timer_add(ms, true, cb, arg);
 }
@@ -381,7 +381,7 @@ int64_t srv_task_deliver(const void *data, size_t len, const srv_task_opts_t *op
             return -ENOMEM;
         *d = (delayed_t){.id = id, .from = P.self, .tries = tries, .len = len};
         memcpy(d->data, data, len);
-        if (srv_timer_after(opts->delay_ms, delayed_fire, d) == 0) {
+        if (srv_timer_after(opts->delay_ms, delayed_fire, d) < 0) {
             free(d);
             return -ENOTSUP; /* no event loop here to keep the delay (a cron thread) */
         }
@@ -430,10 +430,15 @@ typedef struct task_priv {
     size_t len;
 } task_priv_t;
 
+/* The task on_task is running in this task worker (one at a time) and where its result goes;
+ * NULL outside on_task. Kept here so srv_task_t carries nothing private. */
+static const srv_task_t *g_task_running;
+static task_priv_t *g_task_priv;
+
 int srv_task_result(srv_task_t *task, const void *data, size_t len)
 {
-    task_priv_t *tp = task->internal_;
-    if (tp == NULL)
+    task_priv_t *tp = g_task_priv;
+    if (task == NULL || task != g_task_running || tp == NULL)
         return -EINVAL;
     if (len > TASK_MAX)
         return -EMSGSIZE;
@@ -498,9 +503,12 @@ void srv__task_drain(void)
                            .from_worker = m.from,
                            .attempt = run->attempt,
                            .data = run->data,
-                           .len = m.len,
-                           .internal_ = &tp};
+                           .len = m.len};
+        g_task_running = &task;
+        g_task_priv = &tp;
         int ok = app && app->on_task ? app->on_task(&task) == 0 : 0;
+        g_task_running = NULL;
+        g_task_priv = NULL;
         task_settle(m.id, m.from, run->tries, run->attempt, run->data, run->len, ok, tp.result,
                     tp.len);
         free(tp.result);

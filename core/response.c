@@ -28,6 +28,7 @@ void srv__response_init(srv_response_t *res, const srv_request_t *req, const srv
     res->state = SRV_RESP_NEW;
     res->detached = false;
     res->heap = false;
+    res->keep_alive = (req->flags & SRV_REQ_KEEP_ALIVE) != 0;
     res->hdr_len = 0;
     res->req_copy = NULL;
     res->wcb = NULL;
@@ -58,7 +59,7 @@ static void finished(srv_response_t *res)
 
 static bool keep_alive(const srv_response_t *res)
 {
-    return (res->req->flags & SRV_REQ_KEEP_ALIVE) != 0;
+    return res->keep_alive;
 }
 
 static bool is_head(const srv_response_t *res)
@@ -232,9 +233,9 @@ int srv_response_write(srv_response_t *res, const void *chunk, size_t len)
     int cnt = 0;
     bool first = res->state == SRV_RESP_NEW;
     if (first) {
-        if (!chunked(res) && (res->req->flags & SRV_REQ_KEEP_ALIVE)) {
+        if (!chunked(res)) {
             /* HTTP/1.0 has no chunked encoding: the body ends when we close. */
-            ((srv_request_t *)res->req)->flags &= ~(uint32_t)SRV_REQ_KEEP_ALIVE;
+            res->keep_alive = false;
         }
         int n = head(res, hb, sizeof(hb), -1);
         if (n < 0)

@@ -31,6 +31,9 @@ struct srv_response {
     uint8_t state;
     bool detached;
     bool heap; /* allocated by srv__response_detach_copy, freed when finished */
+    /* The connection stays open after this response: the request's SRV_REQ_KEEP_ALIVE at init,
+     * cleared for a close-delimited (HTTP/1.0) stream. The request itself is never written. */
+    bool keep_alive;
     char *hdr; /* extra header lines */
     size_t hdr_len, hdr_cap;
     void *req_copy; /* detached in process mode: the request block we own */

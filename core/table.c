@@ -323,14 +323,18 @@ fail:
     return rc;
 }
 
-srv_table_t *srv_table_find(const char *name)
+int srv_table_find(const char *name, srv_table_t **out)
 {
-    if (name == NULL)
-        return NULL;
+    if (out != NULL)
+        *out = NULL;
+    if (name == NULL || out == NULL)
+        return -EINVAL;
     for (int i = 0; i < g_tables.n; i++)
-        if (strcmp(g_tables.tables[i]->name, name) == 0)
-            return g_tables.tables[i];
-    return NULL;
+        if (strcmp(g_tables.tables[i]->name, name) == 0) {
+            *out = g_tables.tables[i];
+            return 0;
+        }
+    return -ENOENT;
 }
 
 /* ---- locks, sequences and the free list ---- */

@@ -241,7 +241,7 @@ static void run_request(const srv_request_t *req, const void *block, size_t bloc
         srv_response_send(res, msg, sizeof(msg) - 1);
         return;
     }
-    h->on_request((srv_request_t *)req, res);
+    h->on_request(req, res);
     if (!srv__response_after_handler(res))
         return;
     /* Detached: this object now belongs to the app until it finishes the response. */

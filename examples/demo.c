@@ -41,6 +41,13 @@
 
 #include "srv/srv.h"
 
+/* The table called name, or NULL. */
+static srv_table_t *table_named(const char *name)
+{
+    srv_table_t *t = NULL;
+    return srv_table_find(name, &t) == 0 ? t : NULL;
+}
+
 static int64_t counter(const char *name, int64_t add)
 {
     srv_atomic_t *a;
@@ -105,9 +112,9 @@ static long query_long(const srv_request_t *req, const char *name, long dflt)
     return *end == '\0' ? v : dflt;
 }
 
-static void table_endpoint(srv_request_t *req, srv_response_t *res)
+static void table_endpoint(const srv_request_t *req, srv_response_t *res)
 {
-    srv_table_t *t = srv_table_find("kv");
+    srv_table_t *t = table_named("kv");
     if (t == NULL) {
         text(res, 404, "no table kv in the configuration\n");
         return;
@@ -157,9 +164,9 @@ static void table_endpoint(srv_request_t *req, srv_response_t *res)
         text(res, 404, "not found\n");
 }
 
-static bool misc_endpoint(srv_request_t *req, srv_response_t *res);
+static bool misc_endpoint(const srv_request_t *req, srv_response_t *res);
 
-static void on_request(srv_request_t *req, srv_response_t *res)
+static void on_request(const srv_request_t *req, srv_response_t *res)
 {
     char buf[256];
     if (path_is(req, "/")) {
@@ -398,7 +405,7 @@ static void after_fire(uint64_t id, void *arg)
     text(res, 200, "later\n");
 }
 
-static bool misc_endpoint(srv_request_t *req, srv_response_t *res)
+static bool misc_endpoint(const srv_request_t *req, srv_response_t *res)
 {
     char buf[512];
     if (path_is(req, "/task")) {
@@ -482,12 +489,13 @@ static bool misc_endpoint(srv_request_t *req, srv_response_t *res)
         t->res = res;
         t->left = (int)n;
         t->beats = 0;
-        t->id = srv_timer_tick(10, tick_fire, t);
-        if (t->id == 0) {
+        int64_t id = srv_timer_tick(10, tick_fire, t);
+        if (id < 0) {
             free(t);
             text(res, 500, "no timer\n");
             return true;
         }
+        t->id = (uint64_t)id;
         srv_response_detach(res);
     } else if (path_is(req, "/task/fail")) {
         srv_task_opts_t o = {.tries = (int)query_long(req, "tries", 2)};
@@ -524,7 +532,7 @@ static bool misc_endpoint(srv_request_t *req, srv_response_t *res)
         text(res, 200, buf);
     } else if (path_is(req, "/after")) {
         long ms = query_long(req, "ms", 100);
-        if (srv_timer_after((uint64_t)(ms < 0 ? 0 : ms), after_fire, res) == 0) {
+        if (srv_timer_after((uint64_t)(ms < 0 ? 0 : ms), after_fire, res) < 0) {
             text(res, 500, "no timer\n");
             return true;
         }
@@ -551,7 +559,7 @@ static int on_ws_open(const srv_request_t *req)
         return 0;
     }
     if (path_is(req, "/chat")) {
-        srv_table_t *t = srv_table_find("chat");
+        srv_table_t *t = table_named("chat");
         char key[32];
         session_key(req->session, key);
         if (t && srv_table_set_int(t, key, 0, 1) < 0)
@@ -579,7 +587,7 @@ static int chat_push(uint64_t session, void *arg)
 
 static void on_ws_message(uint64_t session, int opcode, const void *data, size_t len)
 {
-    srv_table_t *t = srv_table_find("chat");
+    srv_table_t *t = table_named("chat");
     char key[32];
     session_key(session, key);
     if (t == NULL || srv_table_exists(t, key) != 1) {
@@ -600,7 +608,7 @@ static void on_ws_message(uint64_t session, int opcode, const void *data, size_t
 
 static void on_ws_close(uint64_t session, int code, const char *reason, size_t len)
 {
-    srv_table_t *t = srv_table_find("chat");
+    srv_table_t *t = table_named("chat");
     char key[32];
     session_key(session, key);
     if (t)

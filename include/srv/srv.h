@@ -2,10 +2,13 @@
  *
  * An app is a shared object exporting one symbol, `srv_app` (use SRV_APP), that describes it:
  * the ABI version and the callbacks it implements. Each worker process dlopen()s the module
- * after it is forked, so `srv reload` runs the code on disk now. Every srv_* function here is
- * callable from the worker process that is running the callback, on its only thread; none
- * blocks on a client. Functions that can fail return >= 0 on success and -errno on failure;
- * srv_strerror() names the error. */
+ * after it is forked, so `srv reload` runs the code on disk now. The callbacks of srv_app_t and
+ * srv_handlers_t, timer callbacks and custom process entries run on the only thread of their
+ * process, and the srv_* functions for that kind of process are called on that thread; none
+ * blocks on a client. The exception is cron: each [[cron]] job's handler runs on its own thread
+ * of the timer process (see "Cron jobs" below for what it may call). Tables and atomics
+ * (srv/table.h) are safe from any thread. Functions that can fail return >= 0 on success and
+ * -errno on failure; srv_strerror() names the error. */
 #ifndef SRV_SRV_H
 #define SRV_SRV_H
 
@@ -22,7 +25,7 @@ extern "C" {
 
 /* Bumped whenever srv_app_t or a callback signature changes; a module built for another value
  * is refused at load with a clear error. */
-#define SRV_ABI_VERSION 2
+#define SRV_ABI_VERSION 3
 
 /* A borrowed byte string; not NUL-terminated unless said otherwise. */
 typedef struct srv_str {
@@ -63,10 +66,10 @@ typedef struct srv_request {
 } srv_request_t;
 
 /* Case-insensitive header lookup: the first value of name, or {NULL, 0}. */
-srv_str_t srv_request_header(const srv_request_t *req, const char *name);
+SRV_API srv_str_t srv_request_header(const srv_request_t *req, const char *name);
 /* The value of query parameter name, percent-decoded into buf (NUL-terminated). Returns its
  * length, -ENOENT when absent, -ENOSPC when buf is too small. */
-int srv_request_query(const srv_request_t *req, const char *name, char *buf, size_t len);
+SRV_API int srv_request_query(const srv_request_t *req, const char *name, char *buf, size_t len);
 
 /* The response to one request. Owned by srv; valid until it is finished. A handler either
  * finishes it before returning, or calls srv_response_detach() and finishes it later (from a
@@ -74,38 +77,38 @@ int srv_request_query(const srv_request_t *req, const char *name, char *buf, siz
 typedef struct srv_response srv_response_t;
 
 /* Set the status (default 200). Before the head is sent only. */
-int srv_response_status(srv_response_t *res, int status);
+SRV_API int srv_response_status(srv_response_t *res, int status);
 /* Add a header (copied). Date, Server, Content-Length, Transfer-Encoding and Connection are
  * srv's own and refused with -EINVAL. Before the head is sent only; -EMSGSIZE if the header
  * block would pass 16 KiB. */
-int srv_response_header(srv_response_t *res, const char *name, const char *value);
+SRV_API int srv_response_header(srv_response_t *res, const char *name, const char *value);
 /* Send the whole response with this body (copied) and finish it. A body of any size is
  * taken; what does not fit in buffer_output_size waits in this worker until the client reads.
  * -EPIPE when the client has gone. */
-int srv_response_send(srv_response_t *res, const void *body, size_t len);
+SRV_API int srv_response_send(srv_response_t *res, const void *body, size_t len);
 /* Send a file as the body and finish. -ENOENT / -EACCES / -EISDIR when it cannot be opened
  * (nothing is sent: the handler may still respond otherwise). */
-int srv_response_file(srv_response_t *res, const char *path);
+SRV_API int srv_response_file(srv_response_t *res, const char *path);
 /* Stream: the first call sends the head with Transfer-Encoding: chunked (HTTP/1.1) or
  * close-delimited (HTTP/1.0); each call sends one chunk (copied). Back-pressure: a response
  * keeps at most buffer_output_size bytes that its client has not read yet; past that the call
  * returns -EAGAIN and takes nothing (call it again with the same chunk after
  * srv_response_on_writable's callback). -EPIPE: the client has gone; stop and call
  * srv_response_end() to release the response. A worker never blocks on a slow client. */
-int srv_response_write(srv_response_t *res, const void *chunk, size_t len);
+SRV_API int srv_response_write(srv_response_t *res, const void *chunk, size_t len);
 /* Call cb(res, arg) once, later in this worker, when a write that returned -EAGAIN can be
  * retried (the client read half of what was pending) or the client has gone (the next write
  * returns -EPIPE). To go on after on_request returns, the response must be detached. cb NULL
  * cancels. Returns 0, -EALREADY for a finished response. */
-int srv_response_on_writable(srv_response_t *res, void (*cb)(srv_response_t *res, void *arg),
+SRV_API int srv_response_on_writable(srv_response_t *res, void (*cb)(srv_response_t *res, void *arg),
                              void *arg);
 /* Finish a streamed response (sends the last chunk). Never refused for lack of room: what the
  * client has not read yet is kept and sent as it reads. */
-int srv_response_end(srv_response_t *res);
+SRV_API int srv_response_end(srv_response_t *res);
 /* Keep the response open after on_request returns; finish it later in this worker. */
-int srv_response_detach(srv_response_t *res);
+SRV_API int srv_response_detach(srv_response_t *res);
 /* The request this response answers (valid while the response is). */
-const srv_request_t *srv_response_request(const srv_response_t *res);
+SRV_API const srv_request_t *srv_response_request(const srv_response_t *res);
 
 /* The worker running the code. */
 typedef struct srv_worker {
@@ -150,7 +153,7 @@ typedef struct srv_packet {
 typedef struct srv_handlers {
     const char *name;
     /* HTTP: called once per request, in the worker chosen by dispatch_mode. */
-    void (*on_request)(srv_request_t *req, srv_response_t *res);
+    void (*on_request)(const srv_request_t *req, srv_response_t *res);
     /* WebSocket (listeners with websocket = true). on_ws_open sees the handshake request and
      * returns 0 to accept, or a close code (4000-4999 for the app's own reasons, or 1008) to
      * refuse: the client is upgraded and at once gets a close frame with that code and the
@@ -175,7 +178,6 @@ typedef struct srv_task {
     int attempt;     /* 1 for the first try */
     const void *data;
     size_t len;
-    void *internal_;
 } srv_task_t;
 
 typedef struct srv_app {
@@ -204,7 +206,7 @@ typedef struct srv_app {
     const srv_app_t srv_app = {.abi_version = SRV_ABI_VERSION, __VA_ARGS__}
 
 /* This worker. */
-const srv_worker_t *srv_worker_self(void);
+SRV_API const srv_worker_t *srv_worker_self(void);
 
 /* ---- Connections by session id, from any worker ---- */
 
@@ -213,37 +215,38 @@ const srv_worker_t *srv_worker_self(void);
  * another client's), -EINVAL for a WebSocket or HTTP session, -EMSGSIZE over buffer_output_size.
  * In base mode a session another worker accepted is reached through that worker's mailbox
  * (-ENOBUFS when it is full). */
-int srv_send(uint64_t session, const void *data, size_t len);
+SRV_API int srv_send(uint64_t session, const void *data, size_t len);
 /* Close a TCP or WebSocket connection after what is queued was sent (WebSocket: close frame
  * 1000). on_close / on_ws_close follow. -ENOENT when gone. */
-int srv_close(uint64_t session);
+SRV_API int srv_close(uint64_t session);
 /* Fill *info for a live connection; -ENOENT when gone. */
-int srv_conn_info(uint64_t session, srv_conn_info_t *info);
+SRV_API int srv_conn_info(uint64_t session, srv_conn_info_t *info);
 /* dispatch_mode 5: from now on this connection's events go to worker uid % worker_num. */
-int srv_bind(uint64_t session, uint32_t uid);
+SRV_API int srv_bind(uint64_t session, uint32_t uid);
 /* Send one datagram from UDP listener `listener` to addr:port (addr "unix" style paths for
  * unix datagram listeners: pass the path and port 0). */
-int srv_sendto(int listener, const char *addr, int port, const void *data, size_t len);
+SRV_API int srv_sendto(int listener, const char *addr, int port, const void *data, size_t len);
 
 /* ---- WebSocket ---- */
 
 /* Push one message (opcode SRV_WS_TEXT or SRV_WS_BINARY) to a WebSocket session. Text must be
  * UTF-8 (-EINVAL otherwise). -ENOENT when the session is gone or not a WebSocket. */
-int srv_ws_push(uint64_t session, int opcode, const void *data, size_t len);
+SRV_API int srv_ws_push(uint64_t session, int opcode, const void *data, size_t len);
 /* Close with a code (1000-4999) and a reason (up to 123 bytes). */
-int srv_ws_close(uint64_t session, int code, const char *reason);
+SRV_API int srv_ws_close(uint64_t session, int code, const char *reason);
 /* Inside on_ws_open only: answer with this subprotocol (one the client offered in
  * Sec-WebSocket-Protocol; copied). -EINVAL for a name that is not a token, -EPERM outside
  * on_ws_open. Without it no subprotocol is selected. */
-int srv_ws_select_protocol(const char *name);
-/* true while session is an open WebSocket connection. */
-bool srv_ws_exists(uint64_t session);
+SRV_API int srv_ws_select_protocol(const char *name);
+/* 1 while session is an open WebSocket connection, 0 when it is not (gone, never was, or not a
+ * WebSocket). Never fails. */
+SRV_API int srv_ws_exists(uint64_t session);
 /* Push one message to every open WebSocket connection (listener >= 0: only that listener's).
  * Encoded once; returns 0 (delivery to each connection is asynchronous). */
-int srv_ws_broadcast(int listener, int opcode, const void *data, size_t len);
+SRV_API int srv_ws_broadcast(int listener, int opcode, const void *data, size_t len);
 /* Call cb for every open WebSocket session (listener >= 0: only that listener's) until it
  * returns non-zero. A snapshot: connections may open or close meanwhile. Returns the count. */
-int srv_ws_foreach(int listener, int (*cb)(uint64_t session, void *arg), void *arg);
+SRV_API int srv_ws_foreach(int listener, int (*cb)(uint64_t session, void *arg), void *arg);
 
 /* ---- Task workers ---- */
 
@@ -255,47 +258,58 @@ typedef struct srv_task_opts {
 /* Queue a task (data copied) for the task workers; opts may be NULL. Returns the task id
  * (> 0), or -EAGAIN when task_max_queue tasks are waiting, -EMSGSIZE when data is too large,
  * -ENOTSUP without task workers. Callable from workers, task workers and cron jobs. */
-int64_t srv_task_deliver(const void *data, size_t len, const srv_task_opts_t *opts);
+SRV_API int64_t srv_task_deliver(const void *data, size_t len, const srv_task_opts_t *opts);
 /* Wait for task id's result (the task's on_finish is then not called). Returns the result
  * length (copied into buf, truncated to cap), -EIO when the task failed, -ETIMEDOUT. Other
  * messages arriving meanwhile are kept and handled after the caller returns. */
-int srv_task_wait(uint64_t id, void *buf, size_t cap, int timeout_ms);
+SRV_API int srv_task_wait(uint64_t id, void *buf, size_t cap, int timeout_ms);
 /* Wait for several tasks at once: results[i] gets task ids[i]'s status (0 done, -EIO failed,
  * -ETIMEDOUT) and lens[i] its result length (copied into bufs[i], caps[i] bytes). Returns how
  * many finished. */
-int srv_task_wait_many(const uint64_t *ids, int n, void **bufs, const size_t *caps, int *results,
+SRV_API int srv_task_wait_many(const uint64_t *ids, int n, void **bufs, const size_t *caps, int *results,
                        size_t *lens, int timeout_ms);
-/* In on_task: the task's result (copied). */
-int srv_task_result(srv_task_t *task, const void *data, size_t len);
+/* In on_task, with the task pointer on_task received: the task's result (copied). -EINVAL for
+ * another pointer or outside on_task, -EMSGSIZE when too large, -ENOMEM. */
+SRV_API int srv_task_result(srv_task_t *task, const void *data, size_t len);
 
 /* ---- Timers (every process with an event loop: workers and task workers) ---- */
 
 typedef void (*srv_timer_fn)(uint64_t timer_id, void *arg);
-/* Call cb once after ms milliseconds; returns the timer id (> 0) or 0 on failure. */
-uint64_t srv_timer_after(uint64_t ms, srv_timer_fn cb, void *arg);
-/* Call cb every ms milliseconds until cleared. */
-uint64_t srv_timer_tick(uint64_t ms, srv_timer_fn cb, void *arg);
+/* Call cb once after ms milliseconds. Returns the timer id (> 0), -EINVAL (cb NULL, ms out of
+ * range) or -ENOMEM. */
+SRV_API int64_t srv_timer_after(uint64_t ms, srv_timer_fn cb, void *arg);
+/* Call cb every ms milliseconds until cleared; as srv_timer_after, and -EINVAL for ms 0. */
+SRV_API int64_t srv_timer_tick(uint64_t ms, srv_timer_fn cb, void *arg);
 /* Stop a timer; -ENOENT when it already ran (one-shot) or is unknown. */
-int srv_timer_clear(uint64_t timer_id);
+SRV_API int srv_timer_clear(uint64_t timer_id);
 
 /* ---- Messages between workers ---- */
 
 /* Send bytes to worker worker_id's on_pipe_message. -ENOBUFS when its mailbox is full,
  * -EINVAL for a bad id or yourself. */
-int srv_send_message(int worker_id, const void *data, size_t len);
+SRV_API int srv_send_message(int worker_id, const void *data, size_t len);
 /* Send to every other worker. Returns how many it reached. */
-int srv_broadcast_message(const void *data, size_t len);
+SRV_API int srv_broadcast_message(const void *data, size_t len);
 
-/* ---- Cron jobs (run in the timer process, each on its own thread) ---- */
+/* ---- Cron jobs ----
+ *
+ * Handlers run in the timer process, one thread per [[cron]] job: a job's beats run one after
+ * another on its thread, while different jobs run at the same time on theirs, so state shared
+ * between handlers needs the app's own locking. That process has no event loop and serves no
+ * connection. From a handler call only: srv_cron_*() on its own job, srv_task_deliver() with
+ * delay_ms 0 (no loop there keeps a delay), srv_app_log(), srv_strerror(), and tables and
+ * atomics (srv/table.h). Everything else here (responses, connections, WebSocket, timers,
+ * messages, srv_task_wait*, srv_worker_self) belongs to a process's main thread and must not be
+ * called from a cron thread. */
 
 typedef struct srv_cron_job srv_cron_job_t;
 /* A [[cron]] handler is an exported function of the app: void name(srv_cron_job_t *job). */
 typedef void (*srv_cron_handler_t)(srv_cron_job_t *job);
 /* The job's name; end the job for good (it runs no more until the next start or reload). */
-const char *srv_cron_name(srv_cron_job_t *job);
-void srv_cron_stop(srv_cron_job_t *job);
+SRV_API const char *srv_cron_name(srv_cron_job_t *job);
+SRV_API void srv_cron_stop(srv_cron_job_t *job);
 /* true once the server is stopping or reloading: return soon. */
-bool srv_cron_stopping(srv_cron_job_t *job);
+SRV_API bool srv_cron_stopping(srv_cron_job_t *job);
 
 /* ---- Custom processes ---- */
 
@@ -304,35 +318,35 @@ typedef struct srv_process srv_process_t;
  * it returns, the process exits and is restarted after restart_interval seconds (unless the
  * server is stopping). */
 typedef void (*srv_process_entry_t)(srv_process_t *p);
-const char *srv_process_name(const srv_process_t *p);
-int srv_process_instance(const srv_process_t *p); /* 0..num-1 */
+SRV_API const char *srv_process_name(const srv_process_t *p);
+SRV_API int srv_process_instance(const srv_process_t *p); /* 0..num-1 */
 /* true once the process should finish (the server stops or reloads). */
-bool srv_process_stopping(srv_process_t *p);
+SRV_API bool srv_process_stopping(srv_process_t *p);
 /* Hooks run once, on the process's own thread, at its next srv_process_recv or
  * srv_process_stopping call after a reload (the replacement is already running) or a stop;
  * the entry should return soon after. The manager kills the process after max_wait_time. */
-void srv_process_hooks(srv_process_t *p, void (*on_reload)(srv_process_t *p),
+SRV_API void srv_process_hooks(srv_process_t *p, void (*on_reload)(srv_process_t *p),
                        void (*on_stop)(srv_process_t *p));
 /* Wait up to timeout_ms for a message from a worker: returns its length (copied into buf,
  * truncated to cap), -ETIMEDOUT, or -ECANCELED once stopping. *call identifies it for
  * srv_process_reply (0 when the sender wants no reply). */
-int srv_process_recv(srv_process_t *p, void *buf, size_t cap, uint64_t *call, int timeout_ms);
+SRV_API int srv_process_recv(srv_process_t *p, void *buf, size_t cap, uint64_t *call, int timeout_ms);
 /* Answer the message with call id `call`. */
-int srv_process_reply(srv_process_t *p, uint64_t call, const void *data, size_t len);
+SRV_API int srv_process_reply(srv_process_t *p, uint64_t call, const void *data, size_t len);
 /* From a worker: send to custom process `name` (instance chosen round robin) and wait up to
  * timeout_ms for its reply. Returns the reply length (copied into reply, truncated to cap),
  * -ENOENT for no such process, -ENOTSUP for one declared with pipe = false, -ETIMEDOUT,
  * -ENOBUFS when its mailbox is full. */
-int srv_process_call(const char *name, const void *data, size_t len, void *reply, size_t cap,
+SRV_API int srv_process_call(const char *name, const void *data, size_t len, void *reply, size_t cap,
                      int timeout_ms);
 /* Send without waiting for a reply. */
-int srv_process_send(const char *name, const void *data, size_t len);
+SRV_API int srv_process_send(const char *name, const void *data, size_t len);
 
 /* Text for a -errno value returned by srv_* calls. */
-const char *srv_strerror(int err);
+SRV_API const char *srv_strerror(int err);
 
 /* Log a line through srv's logger (level: 0 error, 1 warn, 2 notice, 3 info, 4 debug). */
-void srv_app_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+SRV_API void srv_app_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #ifdef __cplusplus
 }

@@ -18,6 +18,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Marks the public API: srv is built with -fvisibility=hidden, so only these functions are
+ * exported from the binary for app modules to call (srv.h uses it too). */
+#ifndef SRV_API
+#define SRV_API __attribute__((visibility("default")))
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -31,25 +37,27 @@ typedef enum { SRV_TABLE_INT = 0, SRV_TABLE_FLOAT = 1, SRV_TABLE_STRING = 2 } sr
  * never freed by the app. */
 typedef struct srv_table srv_table_t;
 
-/* The table named name in the config, or NULL when there is none. */
-srv_table_t *srv_table_find(const char *name);
+/* Store the table named name in the config in *out (as srv_atomic_find does). Returns 0,
+ * -ENOENT when there is none (*out is set to NULL), -EINVAL for a NULL name or out. Look it up
+ * once and keep the pointer. */
+SRV_API int srv_table_find(const char *name, srv_table_t **out);
 
-const char *srv_table_name(const srv_table_t *t);
+SRV_API const char *srv_table_name(const srv_table_t *t);
 /* Rows the table can hold ([[table]] size). */
-int64_t srv_table_capacity(const srv_table_t *t);
+SRV_API int64_t srv_table_capacity(const srv_table_t *t);
 /* Rows in use now. */
-int64_t srv_table_count(const srv_table_t *t);
+SRV_API int64_t srv_table_count(const srv_table_t *t);
 
 /* Columns are numbered 0..ncolumns-1 in config order. */
-int srv_table_ncolumns(const srv_table_t *t);
+SRV_API int srv_table_ncolumns(const srv_table_t *t);
 /* Index of the column called name, or -ENOENT. */
-int srv_table_column(const srv_table_t *t, const char *name);
+SRV_API int srv_table_column(const srv_table_t *t, const char *name);
 /* Name of column col, or NULL for a bad index. */
-const char *srv_table_column_name(const srv_table_t *t, int col);
+SRV_API const char *srv_table_column_name(const srv_table_t *t, int col);
 /* SRV_TABLE_INT / _FLOAT / _STRING, or -EINVAL for a bad index. */
-int srv_table_column_type(const srv_table_t *t, int col);
+SRV_API int srv_table_column_type(const srv_table_t *t, int col);
 /* Max bytes of a string column (8 for numbers), or -EINVAL. */
-int srv_table_column_size(const srv_table_t *t, int col);
+SRV_API int srv_table_column_size(const srv_table_t *t, int col);
 
 /* One column value for srv_table_set(). The column is name when name is not NULL, else column.
  * The column's type says which member is read: i (int), f (float) or s/len (string; s need not
@@ -69,44 +77,47 @@ typedef struct srv_table_field {
  * full_failures counter in `srv info` goes up), -ENAMETOOLONG (key > 63 bytes), -EINVAL (empty
  * key, n < 0, bad column index), -ENOENT (unknown column name), -E2BIG (string longer than its
  * column). Nothing is written when it fails. */
-int srv_table_set(srv_table_t *t, const char *key, const srv_table_field_t *fields, int n);
+SRV_API int srv_table_set(srv_table_t *t, const char *key, const srv_table_field_t *fields, int n);
 /* One-column shorthands of srv_table_set(); -EPROTOTYPE when col has another type. */
-int srv_table_set_int(srv_table_t *t, const char *key, int col, int64_t v);
-int srv_table_set_float(srv_table_t *t, const char *key, int col, double v);
-int srv_table_set_string(srv_table_t *t, const char *key, int col, const void *s, size_t len);
+SRV_API int srv_table_set_int(srv_table_t *t, const char *key, int col, int64_t v);
+SRV_API int srv_table_set_float(srv_table_t *t, const char *key, int col, double v);
+SRV_API int srv_table_set_string(srv_table_t *t, const char *key, int col, const void *s, size_t len);
 
 /* Atomically add delta to an int column and store the new value in *out (out may be NULL).
  * A missing key is created first with every column 0 (as Swoole does). Returns 0, -ENOSPC,
  * -ENAMETOOLONG, -EINVAL, -EPROTOTYPE (not an int column). Wraps around on overflow. */
-int srv_table_incr(srv_table_t *t, const char *key, int col, int64_t delta, int64_t *out);
+SRV_API int srv_table_incr(srv_table_t *t, const char *key, int col, int64_t delta, int64_t *out);
 /* srv_table_incr() with -delta. */
-int srv_table_decr(srv_table_t *t, const char *key, int col, int64_t delta, int64_t *out);
+SRV_API int srv_table_decr(srv_table_t *t, const char *key, int col, int64_t delta, int64_t *out);
 /* The same on a float column. */
-int srv_table_incr_float(srv_table_t *t, const char *key, int col, double delta, double *out);
+SRV_API int srv_table_incr_float(srv_table_t *t, const char *key, int col, double delta, double *out);
 
 /* Bytes of a row copy: the buffer size srv_table_get_row() and srv_table_iter_next() need. */
-size_t srv_table_row_size(const srv_table_t *t);
+SRV_API size_t srv_table_row_size(const srv_table_t *t);
 /* Copy key's whole row (a consistent snapshot) into row (cap bytes, at least
  * srv_table_row_size(), 8-byte aligned); read it with srv_table_row_*(). Returns 0, -ENOENT,
  * -ERANGE (cap too small), -ENAMETOOLONG, -EINVAL. */
-int srv_table_get_row(const srv_table_t *t, const char *key, void *row, size_t cap);
-/* Columns of a row copy. The int/float ones return 0 for a bad index or type; the string one
- * returns a pointer into row (not NUL-terminated) and its length in *len, or NULL. */
-int64_t srv_table_row_int(const srv_table_t *t, const void *row, int col);
-double srv_table_row_float(const srv_table_t *t, const void *row, int col);
-const char *srv_table_row_string(const srv_table_t *t, const void *row, int col, size_t *len);
+SRV_API int srv_table_get_row(const srv_table_t *t, const char *key, void *row, size_t cap);
+/* Columns of a row copy, for a col whose type the caller knows (srv_table_column() and
+ * srv_table_column_type() check it once). Contract: the int/float ones return 0 for a bad index
+ * or a column of another type, which a caller cannot tell from a stored 0, so validate col
+ * first; the string one returns a pointer into row (not NUL-terminated) and its length in *len,
+ * or NULL for a bad index or type. */
+SRV_API int64_t srv_table_row_int(const srv_table_t *t, const void *row, int col);
+SRV_API double srv_table_row_float(const srv_table_t *t, const void *row, int col);
+SRV_API const char *srv_table_row_string(const srv_table_t *t, const void *row, int col, size_t *len);
 
 /* One column of key's row. Return 0, -ENOENT (no such key), -EPROTOTYPE (col has another type),
  * -EINVAL, -ENAMETOOLONG. get_string copies the value NUL-terminated into buf and returns its
  * length, or -ERANGE when buf cannot hold it and the NUL. */
-int srv_table_get_int(const srv_table_t *t, const char *key, int col, int64_t *out);
-int srv_table_get_float(const srv_table_t *t, const char *key, int col, double *out);
-int srv_table_get_string(const srv_table_t *t, const char *key, int col, char *buf, size_t cap);
+SRV_API int srv_table_get_int(const srv_table_t *t, const char *key, int col, int64_t *out);
+SRV_API int srv_table_get_float(const srv_table_t *t, const char *key, int col, double *out);
+SRV_API int srv_table_get_string(const srv_table_t *t, const char *key, int col, char *buf, size_t cap);
 
 /* 1 when key has a row, 0 when not, -ENAMETOOLONG / -EINVAL for a bad key. */
-int srv_table_exists(const srv_table_t *t, const char *key);
+SRV_API int srv_table_exists(const srv_table_t *t, const char *key);
 /* Remove key's row; its slot is reused by later inserts. Returns 0 or -ENOENT. */
-int srv_table_del(srv_table_t *t, const char *key);
+SRV_API int srv_table_del(srv_table_t *t, const char *key);
 
 /* Walk the live rows: caller-owned state, no lock held between calls, so it is safe while other
  * processes write. Each row returned is a consistent snapshot; rows added or removed during the
@@ -119,11 +130,11 @@ typedef struct srv_table_iter {
     size_t klen;
 } srv_table_iter_t;
 
-void srv_table_iter_init(srv_table_iter_t *it, const srv_table_t *t);
+SRV_API void srv_table_iter_init(srv_table_iter_t *it, const srv_table_t *t);
 /* Move to the next live row: its key goes to it->key, its row copy to row (cap bytes, as for
  * srv_table_get_row(); row may be NULL for keys only). Returns 1 for a row, 0 at the end,
  * -ERANGE when cap is too small. */
-int srv_table_iter_next(srv_table_iter_t *it, void *row, size_t cap);
+SRV_API int srv_table_iter_next(srv_table_iter_t *it, void *row, size_t cap);
 
 /* ---- atomics ---- */
 
@@ -140,21 +151,21 @@ typedef struct srv_atomic srv_atomic_t;
  * Callable from any process; two processes creating the same name get the same counter.
  * Returns 0, -ENOSPC (SRV_ATOMIC_MAX counters exist), -ENAMETOOLONG, -EINVAL (empty name),
  * -ENODEV (no shared region: called outside a server). Look it up once and keep the pointer. */
-int srv_atomic_find(const char *name, srv_atomic_t **out);
+SRV_API int srv_atomic_find(const char *name, srv_atomic_t **out);
 /* Add / subtract and return the new value (wraps around on overflow). */
-int64_t srv_atomic_add(srv_atomic_t *a, int64_t delta);
-int64_t srv_atomic_sub(srv_atomic_t *a, int64_t delta);
-int64_t srv_atomic_get(const srv_atomic_t *a);
-void srv_atomic_set(srv_atomic_t *a, int64_t v);
+SRV_API int64_t srv_atomic_add(srv_atomic_t *a, int64_t delta);
+SRV_API int64_t srv_atomic_sub(srv_atomic_t *a, int64_t delta);
+SRV_API int64_t srv_atomic_get(const srv_atomic_t *a);
+SRV_API void srv_atomic_set(srv_atomic_t *a, int64_t v);
 /* Compare-and-swap: store desired when the value is expected; true when it did. */
-bool srv_atomic_cmpset(srv_atomic_t *a, int64_t expected, int64_t desired);
+SRV_API bool srv_atomic_cmpset(srv_atomic_t *a, int64_t expected, int64_t desired);
 /* Sleep until the value differs from expected and a srv_atomic_wakeup() (or the timeout) comes.
  * Returns 0 at once when the value already differs, 0 after a wakeup that finds it changed,
  * -ETIMEDOUT after timeout_ms (< 0: no timeout), -EINTR when a signal interrupted the wait.
  * Changing the value does not wake sleepers by itself: call srv_atomic_wakeup() after. */
-int srv_atomic_wait(srv_atomic_t *a, int64_t expected, int timeout_ms);
+SRV_API int srv_atomic_wait(srv_atomic_t *a, int64_t expected, int timeout_ms);
 /* Wake up to n sleepers (n <= 0: all). Returns how many were woken, or -errno. */
-int srv_atomic_wakeup(srv_atomic_t *a, int n);
+SRV_API int srv_atomic_wakeup(srv_atomic_t *a, int n);
 
 #ifdef __cplusplus
 }

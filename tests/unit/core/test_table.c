@@ -13,6 +13,13 @@
 #include "check.h"
 #include "core/shm.h"
 
+/* The table called name, or NULL. */
+static srv_table_t *table_named(const char *name)
+{
+    srv_table_t *t = NULL;
+    return srv_table_find(name, &t) == 0 ? t : NULL;
+}
+
 static srv_config_t *g_cfg;
 
 static srv_table_config_t *add_table(const char *name, int64_t size)
@@ -52,8 +59,13 @@ static void setup(void)
 static void test_api(void)
 {
     setup();
-    CHECK(srv_table_find("nope") == NULL);
-    srv_table_t *t = srv_table_find("kv");
+    CHECK(table_named("nope") == NULL);
+    srv_table_t *none = (srv_table_t *)1;
+    CHECK(srv_table_find("nope", &none) == -ENOENT);
+    CHECK(none == NULL);
+    CHECK(srv_table_find(NULL, &none) == -EINVAL);
+    CHECK(srv_table_find("kv", NULL) == -EINVAL);
+    srv_table_t *t = table_named("kv");
     CHECK(t != NULL);
     CHECK_STR(srv_table_name(t), "kv");
     CHECK_INT(srv_table_capacity(t), ==, 8);
@@ -150,7 +162,7 @@ static void test_api(void)
     CHECK_INT(srv_table_count(t), ==, 2);
 
     /* A table without columns is a set of keys. */
-    srv_table_t *bare = srv_table_find("bare");
+    srv_table_t *bare = table_named("bare");
     CHECK_INT(srv_table_set(bare, "x", NULL, 0), ==, 0);
     CHECK_INT(srv_table_exists(bare, "x"), ==, 1);
     CHECK_INT(srv_table_row_size(bare), ==, 0);
@@ -200,7 +212,7 @@ static void test_hash(void)
 static void test_collisions(void)
 {
     setup();
-    srv_table_t *t = srv_table_find("kv");
+    srv_table_t *t = table_named("kv");
     CHECK_INT(srv__table_nbuckets(t), ==, 8);
     /* Five keys that share a bucket: the chain is walked, unlinked at head, middle and tail. */
     char keys[5][16];
@@ -249,7 +261,7 @@ static void test_collisions(void)
 static void test_full_and_reuse(void)
 {
     setup();
-    srv_table_t *t = srv_table_find("kv");
+    srv_table_t *t = table_named("kv");
     char k[16];
     for (int i = 0; i < 8; i++) {
         snprintf(k, sizeof(k), "k%d", i);
@@ -329,7 +341,7 @@ static void test_config_refused(void)
 static void test_iterate(void)
 {
     setup();
-    srv_table_t *t = srv_table_find("big");
+    srv_table_t *t = table_named("big");
     char k[16];
     for (int i = 0; i < 100; i++) {
         snprintf(k, sizeof(k), "i%d", i);
@@ -364,7 +376,7 @@ static void test_iterate(void)
 static void test_iterate_concurrent(void)
 {
     setup();
-    srv_table_t *t = srv_table_find("big");
+    srv_table_t *t = table_named("big");
     int64_t *stop = srv_shm_alloc(sizeof(int64_t), 8);
     CHECK(stop != NULL);
     pid_t pid = fork();

@@ -16,6 +16,13 @@
 #include "check.h"
 #include "core/shm.h"
 
+/* The table called name, or NULL. */
+static srv_table_t *table_named(const char *name)
+{
+    srv_table_t *t = NULL;
+    return srv_table_find(name, &t) == 0 ? t : NULL;
+}
+
 enum { KEYS = 16, WRITERS = 2, BIG = 1024 };
 enum { COL_N, COL_S };
 
@@ -157,7 +164,7 @@ int main(void)
     tc->columns[1].size = BIG;
     CHECK_INT(srv_shm_create(srv_tables_region_size(cfg) + 4096), ==, 0);
     CHECK_INT(srv_tables_create(cfg), ==, 0);
-    srv_table_t *t = srv_table_find("k");
+    srv_table_t *t = table_named("k");
     int64_t *progress = srv_shm_alloc(sizeof(int64_t) * WRITERS, 64);
     CHECK(progress != NULL);
 

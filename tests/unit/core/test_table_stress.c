@@ -15,6 +15,13 @@
 #include "check.h"
 #include "core/shm.h"
 
+/* The table called name, or NULL. */
+static srv_table_t *table_named(const char *name)
+{
+    srv_table_t *t = NULL;
+    return srv_table_find(name, &t) == 0 ? t : NULL;
+}
+
 enum { WRITERS = 4, READERS = 4, SHARED_KEYS = 256, PRIVATE_KEYS = 64 };
 enum { COL_A, COL_B, COL_S, COL_C };
 
@@ -151,7 +158,7 @@ int main(void)
     tc->ncolumns = 4;
     CHECK_INT(srv_shm_create(srv_tables_region_size(cfg) + 4096), ==, 0);
     CHECK_INT(srv_tables_create(cfg), ==, 0);
-    srv_table_t *t = srv_table_find("stress");
+    srv_table_t *t = table_named("stress");
     results_t *r = srv_shm_alloc(sizeof(*r), 64);
     CHECK(r != NULL);
 
