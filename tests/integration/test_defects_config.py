@@ -7,25 +7,9 @@ import os
 import re
 import socket
 import stat
-import subprocess
 
-from srvtest import DEMO, SLOW, SRV, Server, free_port, run, running, wait_for
-from test_cli import TempDir, write
-
-
-def srv(*args, timeout=30):
-    return subprocess.run([SRV, *args], capture_output=True, text=True, timeout=timeout * SLOW)
-
-
-def line_of(text, needle, nth=1):
-    """1-based line number of the nth line of text that starts with needle."""
-    seen = 0
-    for i, l in enumerate(text.split("\n"), 1):
-        if l.startswith(needle):
-            seen += 1
-            if seen == nth:
-                return i
-    raise AssertionError(f"{needle!r} not in config")
+from srvtest import DEMO, SLOW, Server, free_port, run, running, wait_for
+from test_cli import TempDir, line_of, srv, write
 
 
 def expect_error(path, line, key, what, cmd="check"):
