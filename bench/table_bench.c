@@ -145,9 +145,9 @@ static double measure(shared_t *sh, srv_table_t *t, op_t op, int hot, int procs,
     return best;
 }
 
-static void add_table(srv_config_t *cfg, const char *name, int strsize)
+static void add_table(srv__config_t *cfg, const char *name, int strsize)
 {
-    srv_table_config_t *tc = &cfg->table[cfg->ntable++];
+    srv__table_config_t *tc = &cfg->table[cfg->ntable++];
     snprintf(tc->name, sizeof(tc->name), "%s", name);
     tc->size = KEYS;
     tc->ncolumns = 3;
@@ -169,14 +169,14 @@ int main(int argc, char **argv)
     const char *only = getenv("BENCH_CASE");
     if (getenv("BENCH_REPEAT") != NULL && atoi(getenv("BENCH_REPEAT")) > 0)
         g_repeat = atoi(getenv("BENCH_REPEAT"));
-    static srv_config_t cfg;
+    static srv__config_t cfg;
     /* small: 8 + 8 + 2 + 16 = 34 -> 40 data bytes; big: 8 + 8 + 2 + 1006 = 1024 bytes. */
     add_table(&cfg, "small", 16);
     add_table(&cfg, "big", 1006);
-    if (srv_shm_create(srv_tables_region_size(&cfg) + 4096 + sizeof(shared_t)) != 0 ||
-        srv_tables_create(&cfg) != 0)
+    if (srv__shm_create(srv__tables_region_size(&cfg) + 4096 + sizeof(shared_t)) != 0 ||
+        srv__tables_create(&cfg) != 0)
         return 1;
-    shared_t *sh = srv_shm_alloc(sizeof(shared_t), 64);
+    shared_t *sh = srv__shm_alloc(sizeof(shared_t), 64);
     memset(g_blob, 'x', sizeof(g_blob));
     for (int i = 0; i < KEYS; i++)
         snprintf(g_keys[i], sizeof(g_keys[i]), "user:%d", i);
@@ -232,6 +232,6 @@ int main(int argc, char **argv)
                n, all, measure(sh, t, OP_INCR, 1, n, secs) / 1e6,
                measure(sh, t, OP_SET, 1, n, secs) / 1e6);
     }
-    srv_shm_destroy();
+    srv__shm_destroy();
     return 0;
 }

@@ -27,12 +27,12 @@ static int64_t mono_ns(void)
 static void tick(srv_cron_job_t *job)
 {
     int64_t now = mono_ns();
-    struct bench *b = srv_cron_job_arg(job);
+    struct bench *b = srv__cron_job_arg(job);
     int i = atomic_load(&b->got);
     if (i < b->want)
-        b->lateness[i] = now - srv_cron_job_due_ns(job);
+        b->lateness[i] = now - srv__cron_job_due_ns(job);
     if (atomic_fetch_add(&b->got, 1) + 1 >= b->want)
-        srv_cron_job_stop(job);
+        srv__cron_job_stop(job);
 }
 
 static int cmp_i64(const void *a, const void *b)
@@ -58,13 +58,13 @@ int main(int argc, char **argv)
     struct bench b = {.lateness = calloc((size_t)runs, sizeof(int64_t)), .want = runs};
     if (b.lateness == NULL)
         return 1;
-    srv_cron_sched_t *s;
-    int rc = srv_cron_sched_create(&s);
-    srv_cron_job_def_t def = {.name = "bench", .fn = tick, .arg = &b, .interval_ms = interval_ms};
+    srv__cron_sched_t *s;
+    int rc = srv__cron_sched_create(&s);
+    srv__cron_job_def_t def = {.name = "bench", .fn = tick, .arg = &b, .interval_ms = interval_ms};
     if (rc == 0)
-        rc = srv_cron_sched_add(s, &def);
+        rc = srv__cron_sched_add(s, &def);
     if (rc >= 0)
-        rc = srv_cron_sched_start(s);
+        rc = srv__cron_sched_start(s);
     if (rc < 0) {
         fprintf(stderr, "timer_bench: cron engine: %d\n", rc);
         return 1;
@@ -74,10 +74,10 @@ int main(int argc, char **argv)
     struct timespec nap = {.tv_sec = 0, .tv_nsec = 250000000};
     while (atomic_load(&b.got) < runs)
         nanosleep(&nap, NULL);
-    srv_cron_stats_t st;
-    srv_cron_job_stats(srv_cron_sched_job(s, 0), &st);
-    srv_cron_sched_stop(s, 1000);
-    srv_cron_sched_destroy(s);
+    srv__cron_stats_t st;
+    srv__cron_job_stats(srv__cron_sched_job(s, 0), &st);
+    srv__cron_sched_stop(s, 1000);
+    srv__cron_sched_destroy(s);
 
     qsort(b.lateness, (size_t)runs, sizeof(int64_t), cmp_i64);
     printf("interval_ms=%d runs=%d skips=%" PRIu64 " lateness_us p50=%.1f p90=%.1f p99=%.1f "

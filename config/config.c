@@ -1,4 +1,4 @@
-/* srv_config: loads a TOML or INI file into one validated srv_config_t. The readers (toml.cc,
+/* srv__config: loads a TOML or INI file into one validated srv__config_t. The readers (toml.cc,
  * ini.c) only tokenise; this file owns the schema (key names, types, ranges, defaults), resolves
  * relative paths against the file's folder, checks keys against each other, and reports the
  * first problem as "file:line: key: what is wrong". */
@@ -76,12 +76,12 @@ static const char *const listen_type_names[] = {"http", "tcp", "udp", NULL};
 static const char *const col_type_names[] = {"int", "float", "string", NULL};
 
 #define F(type, field) offsetof(type, field), sizeof(((type *)0)->field)
-#define SV(field) F(srv_config_t, field)
-#define LI(field) F(srv_listen_config_t, field)
-#define TB(field) F(srv_table_config_t, field)
-#define CO(field) F(srv_column_config_t, field)
-#define CR(field) F(srv_cron_config_t, field)
-#define PR(field) F(srv_process_config_t, field)
+#define SV(field) F(srv__config_t, field)
+#define LI(field) F(srv__listen_config_t, field)
+#define TB(field) F(srv__table_config_t, field)
+#define CO(field) F(srv__column_config_t, field)
+#define CR(field) F(srv__cron_config_t, field)
+#define PR(field) F(srv__process_config_t, field)
 
 static const key_desc_t server_keys[] = {
     {"mode", KT_ENUM, SV(mode), 0, 0, mode_names, 0},
@@ -227,17 +227,17 @@ static const struct {
 static const sect_desc_t sects[SRV__SECT_COUNT] = {
     [SRV__SECT_SERVER] = {"server", "server", server_keys, NKEYS(server_keys), 0, 0, 0, 1},
     [SRV__SECT_LISTEN] = {"listen", "listener", listen_keys, NKEYS(listen_keys),
-                          offsetof(srv_config_t, listen), sizeof(srv_listen_config_t),
-                          offsetof(srv_config_t, nlisten), SRV_CONFIG_MAX_LISTEN},
+                          offsetof(srv__config_t, listen), sizeof(srv__listen_config_t),
+                          offsetof(srv__config_t, nlisten), SRV_CONFIG_MAX_LISTEN},
     [SRV__SECT_TABLE] = {"table", "table", table_keys, NKEYS(table_keys),
-                         offsetof(srv_config_t, table), sizeof(srv_table_config_t),
-                         offsetof(srv_config_t, ntable), SRV_CONFIG_MAX_TABLE},
+                         offsetof(srv__config_t, table), sizeof(srv__table_config_t),
+                         offsetof(srv__config_t, ntable), SRV_CONFIG_MAX_TABLE},
     [SRV__SECT_CRON] = {"cron", "cron job", cron_keys, NKEYS(cron_keys),
-                        offsetof(srv_config_t, cron), sizeof(srv_cron_config_t),
-                        offsetof(srv_config_t, ncron), SRV_CONFIG_MAX_CRON},
+                        offsetof(srv__config_t, cron), sizeof(srv__cron_config_t),
+                        offsetof(srv__config_t, ncron), SRV_CONFIG_MAX_CRON},
     [SRV__SECT_PROCESS] = {"process", "process", process_keys, NKEYS(process_keys),
-                           offsetof(srv_config_t, process), sizeof(srv_process_config_t),
-                           offsetof(srv_config_t, nprocess), SRV_CONFIG_MAX_PROCESS},
+                           offsetof(srv__config_t, process), sizeof(srv__process_config_t),
+                           offsetof(srv__config_t, nprocess), SRV_CONFIG_MAX_PROCESS},
 };
 
 _Static_assert(NKEYS(server_keys) <= KEYS_MAX && NKEYS(listen_keys) <= KEYS_MAX, "KEYS_MAX");
@@ -245,8 +245,8 @@ _Static_assert(SRV_CONFIG_MAX_CRON <= ENTRIES_MAX && SRV_CONFIG_MAX_LISTEN <= EN
                "ENTRIES_MAX");
 
 struct srv__loader {
-    srv_config_t *cfg;
-    srv_config_error_t *err;
+    srv__config_t *cfg;
+    srv__config_error_t *err;
     bool failed;
     bool ini; /* values arrive as strings and are converted here */
     char dir[SRV_CONFIG_PATH_MAX];
@@ -456,7 +456,7 @@ static int resolve_path(srv__loader_t *ld, const char *key, const char *value, i
 
 /* package_eof: \r \n \t \0 \\ \xHH, 1..8 bytes once decoded. */
 static int decode_eof(srv__loader_t *ld, const char *key, const srv__val_t *v, int line,
-                      srv_listen_config_t *l)
+                      srv__listen_config_t *l)
 {
     char buf[96];
     char tmp[sizeof(l->package_eof)];
@@ -515,7 +515,7 @@ static int decode_eof(srv__loader_t *ld, const char *key, const srv__val_t *v, i
  * the string as a numeric address, then as a name). A string whose last label is all digits is
  * not a DNS name (RFC 3696 2), so it must be a dotted-quad address: "300.1.1.1" or "127.1" would
  * otherwise go to the resolver and fail only at start, or bind something the duplicate check
- * cannot compare. Names are only checked for syntax here; srv_config_check() resolves them. */
+ * cannot compare. Names are only checked for syntax here; srv__config_check() resolves them. */
 static int check_host(srv__loader_t *ld, const char *key, const char *s, int line, char *out,
                       size_t size)
 {
@@ -588,9 +588,9 @@ static int check_schedule(srv__loader_t *ld, const char *key, const char *s, int
                     "must have 5 fields (minute hour day-of-month month day-of-week), got %d",
                     fields);
     /* The same parser the timer process uses, so `srv check` catches what start would. */
-    srv_cron_t tab;
+    srv__cron_t tab;
     char why[160];
-    if (srv_cron_parse(&tab, s, why, sizeof(why)) < 0)
+    if (srv__cron_parse(&tab, s, why, sizeof(why)) < 0)
         return fail(ld, line, key, "%s", why);
     return 0;
 }
@@ -747,18 +747,18 @@ static int store(srv__loader_t *ld, const key_desc_t *kd, void *base, const srv_
     return 0;
 }
 
-static void *entry_ptr(srv_config_t *cfg, int sect, int entry)
+static void *entry_ptr(srv__config_t *cfg, int sect, int entry)
 {
     const sect_desc_t *sd = &sects[sect];
     return (char *)cfg + sd->array_off + (size_t)entry * sd->stride;
 }
 
-static int *entry_count(srv_config_t *cfg, int sect)
+static int *entry_count(srv__config_t *cfg, int sect)
 {
     return (int *)((char *)cfg + sects[sect].count_off);
 }
 
-static int *entry_line(srv_config_t *cfg, int sect, int entry)
+static int *entry_line(srv__config_t *cfg, int sect, int entry)
 {
     switch (sect) {
     case SRV__SECT_LISTEN:
@@ -790,7 +790,7 @@ int srv__config_sect_lookup(const char *name)
     return -1;
 }
 
-static void listen_defaults(srv_listen_config_t *l)
+static void listen_defaults(srv__listen_config_t *l)
 {
     memset(l, 0, sizeof(*l));
     l->type = SRV_LISTEN_HTTP;
@@ -804,7 +804,7 @@ static void listen_defaults(srv_listen_config_t *l)
     l->heartbeat_check_interval = -1;
 }
 
-static void entry_defaults(srv_config_t *cfg, int sect, int entry)
+static void entry_defaults(srv__config_t *cfg, int sect, int entry)
 {
     memset(entry_ptr(cfg, sect, entry), 0, sects[sect].stride);
     switch (sect) {
@@ -877,7 +877,7 @@ int srv__config_key_line(const srv__loader_t *ld, int sect, int entry, const cha
 
 int srv__config_column_open(srv__loader_t *ld, int table, int line)
 {
-    srv_table_config_t *t = &ld->cfg->table[table];
+    srv__table_config_t *t = &ld->cfg->table[table];
     if (t->ncolumns >= SRV_CONFIG_MAX_COLUMN)
         return fail(ld, line, "columns", "too many columns (max %d)", SRV_CONFIG_MAX_COLUMN);
     int c = t->ncolumns++;
@@ -916,7 +916,7 @@ static int first_set(int a, int b)
 }
 
 /* Listeners a and b would fight over one address (or one socket file). */
-static bool same_address(const srv_listen_config_t *a, const srv_listen_config_t *b)
+static bool same_address(const srv__listen_config_t *a, const srv__listen_config_t *b)
 {
     if (a->path[0] != '\0' || b->path[0] != '\0')
         return strcmp(a->path, b->path) == 0;
@@ -935,15 +935,15 @@ static bool same_address(const srv_listen_config_t *a, const srv_listen_config_t
     return strcasecmp(a->host, b->host) == 0;
 }
 
-static const char *type_name(srv_listen_type_t t)
+static const char *type_name(srv__listen_type_t t)
 {
     return listen_type_names[t];
 }
 
 static void validate_listen(srv__loader_t *ld, int i)
 {
-    srv_config_t *cfg = ld->cfg;
-    srv_listen_config_t *l = &cfg->listen[i];
+    srv__config_t *cfg = ld->cfg;
+    srv__listen_config_t *l = &cfg->listen[i];
     int *kl = ld->key_lines[SRV__SECT_LISTEN][i];
     if (kl[L_NAME] == 0 && l->name[0] == '\0')
         snprintf(l->name, sizeof(l->name), "listen%d", i);
@@ -993,7 +993,7 @@ static void validate_listen(srv__loader_t *ld, int i)
     if (framing)
         srv__config_check_frame(ld, cfg, i);
     for (int j = 0; j < i; j++) {
-        const srv_listen_config_t *o = &cfg->listen[j];
+        const srv__listen_config_t *o = &cfg->listen[j];
         if (strcmp(o->name, l->name) == 0)
             fail(ld, first_set(kl[L_NAME], l->line), "name",
                  "duplicate listener name \"%s\" (first at line %d)", l->name, o->line);
@@ -1012,7 +1012,7 @@ static void validate_listen(srv__loader_t *ld, int i)
 
 static void validate_table(srv__loader_t *ld, int i)
 {
-    srv_table_config_t *t = &ld->cfg->table[i];
+    srv__table_config_t *t = &ld->cfg->table[i];
     int *kl = ld->key_lines[SRV__SECT_TABLE][i];
     if (kl[T_NAME] == 0)
         fail(ld, t->line, "name", "required");
@@ -1021,7 +1021,7 @@ static void validate_table(srv__loader_t *ld, int i)
     if (t->ncolumns == 0)
         fail(ld, t->line, "columns", "at least one column is required");
     for (int c = 0; c < t->ncolumns; c++) {
-        srv_column_config_t *col = &t->columns[c];
+        srv__column_config_t *col = &t->columns[c];
         int *cl = ld->col_key_lines[i][c];
         int line = ld->col_lines[i][c];
         if (cl[C_NAME] == 0) {
@@ -1053,7 +1053,7 @@ static void validate_table(srv__loader_t *ld, int i)
 
 static void validate_cron(srv__loader_t *ld, int i)
 {
-    srv_cron_config_t *c = &ld->cfg->cron[i];
+    srv__cron_config_t *c = &ld->cfg->cron[i];
     int *kl = ld->key_lines[SRV__SECT_CRON][i];
     if (kl[CR_NAME] == 0)
         fail(ld, c->line, "name", "required");
@@ -1076,7 +1076,7 @@ static void validate_cron(srv__loader_t *ld, int i)
 
 static void validate_process(srv__loader_t *ld, int i)
 {
-    srv_process_config_t *p = &ld->cfg->process[i];
+    srv__process_config_t *p = &ld->cfg->process[i];
     int *kl = ld->key_lines[SRV__SECT_PROCESS][i];
     if (kl[P_NAME] == 0)
         fail(ld, p->line, "name", "required");
@@ -1092,7 +1092,7 @@ static void validate_process(srv__loader_t *ld, int i)
 
 static void validate(srv__loader_t *ld)
 {
-    srv_config_t *cfg = ld->cfg;
+    srv__config_t *cfg = ld->cfg;
     int *sl = ld->key_lines[SRV__SECT_SERVER][0];
     if (sl[find_key(server_keys, NKEYS(server_keys), "app")] == 0)
         fail(ld, ld->server_line, "app", "required");
@@ -1114,7 +1114,7 @@ static void validate(srv__loader_t *ld)
 
 /* ---- public API ---- */
 
-void srv_config_defaults(srv_config_t *cfg)
+void srv__config_defaults(srv__config_t *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
@@ -1255,12 +1255,12 @@ static bool looks_like_toml(const char *text)
     return true;
 }
 
-static int load(const char *path, srv_config_t *cfg, srv_config_error_t *err, bool resolve)
+static int load(const char *path, srv__config_t *cfg, srv__config_error_t *err, bool resolve)
 {
-    srv_config_error_t scratch;
+    srv__config_error_t scratch;
     char *text = NULL;
     size_t len = 0;
-    srv_config_t *tmp = NULL;
+    srv__config_t *tmp = NULL;
     srv__loader_t *ld = NULL;
     int rc;
     if (err == NULL)
@@ -1276,7 +1276,7 @@ static int load(const char *path, srv_config_t *cfg, srv_config_error_t *err, bo
         snprintf(err->msg, sizeof(err->msg), "%s", strerror(-rc));
         goto fail;
     }
-    srv_config_defaults(tmp);
+    srv__config_defaults(tmp);
     rc = absolute_file(path, tmp->file, sizeof(tmp->file));
     if (rc < 0) {
         snprintf(err->msg, sizeof(err->msg), "%s", strerror(-rc));
@@ -1326,17 +1326,17 @@ fail:
     return rc;
 }
 
-int srv_config_load(const char *path, srv_config_t *cfg, srv_config_error_t *err)
+int srv__config_load(const char *path, srv__config_t *cfg, srv__config_error_t *err)
 {
     return load(path, cfg, err, false);
 }
 
-int srv_config_check(const char *path, srv_config_t *cfg, srv_config_error_t *err)
+int srv__config_check(const char *path, srv__config_t *cfg, srv__config_error_t *err)
 {
     return load(path, cfg, err, true);
 }
 
-const char *srv_config_error_format(const srv_config_error_t *err, char *buf, size_t len)
+const char *srv__config_error_format(const srv__config_error_t *err, char *buf, size_t len)
 {
     if (len == 0)
         return buf;
@@ -1386,13 +1386,13 @@ static bool keys_equal(const key_desc_t *keys, int nkeys, const void *a, const v
     return true;
 }
 
-bool srv_config_equal(const srv_config_t *a, const srv_config_t *b)
+bool srv__config_equal(const srv__config_t *a, const srv__config_t *b)
 {
     if (!keys_equal(server_keys, NKEYS(server_keys), a, b) || a->nlisten != b->nlisten ||
         a->ntable != b->ntable || a->ncron != b->ncron || a->nprocess != b->nprocess)
         return false;
     for (int i = 0; i < a->nlisten; i++) {
-        const srv_listen_config_t *x = &a->listen[i], *y = &b->listen[i];
+        const srv__listen_config_t *x = &a->listen[i], *y = &b->listen[i];
         if (!keys_equal(listen_keys, NKEYS(listen_keys), x, y) ||
             x->package_eof_len != y->package_eof_len || x->package_eof_len < 0 ||
             x->package_eof_len > (int)sizeof(x->package_eof) ||
@@ -1400,7 +1400,7 @@ bool srv_config_equal(const srv_config_t *a, const srv_config_t *b)
             return false;
     }
     for (int i = 0; i < a->ntable; i++) {
-        const srv_table_config_t *x = &a->table[i], *y = &b->table[i];
+        const srv__table_config_t *x = &a->table[i], *y = &b->table[i];
         if (!keys_equal(table_keys, NKEYS(table_keys), x, y) || x->ncolumns != y->ncolumns)
             return false;
         for (int c = 0; c < x->ncolumns && c < SRV_CONFIG_MAX_COLUMN; c++) {

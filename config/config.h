@@ -1,6 +1,6 @@
-/* srv_config: the one validated configuration both syntaxes (TOML, INI) load into.
- * Owned by whoever called srv_config_load(); plain data, no pointers, so it can be copied,
- * compared with srv_config_equal() and placed in the shared region. */
+/* srv__config: the one validated configuration both syntaxes (TOML, INI) load into.
+ * Owned by whoever called srv__config_load(); plain data, no pointers, so it can be copied,
+ * compared with srv__config_equal() and placed in the shared region. */
 #ifndef SRV_CONFIG_H
 #define SRV_CONFIG_H
 
@@ -17,10 +17,10 @@
 #define SRV_CONFIG_NAME_MAX 64
 #define SRV_CONFIG_PATH_MAX 512
 
-typedef enum { SRV_MODE_PROCESS = 0, SRV_MODE_BASE = 1 } srv_mode_t;
-typedef enum { SRV_BACKEND_AUTO = 0, SRV_BACKEND_URING = 1, SRV_BACKEND_EPOLL = 2 } srv_backend_t;
-typedef enum { SRV_LISTEN_HTTP = 0, SRV_LISTEN_TCP = 1, SRV_LISTEN_UDP = 2 } srv_listen_type_t;
-typedef enum { SRV_COL_INT = 0, SRV_COL_FLOAT = 1, SRV_COL_STRING = 2 } srv_col_type_t;
+typedef enum { SRV_MODE_PROCESS = 0, SRV_MODE_BASE = 1 } srv__mode_t;
+typedef enum { SRV_BACKEND_AUTO = 0, SRV_BACKEND_URING = 1, SRV_BACKEND_EPOLL = 2 } srv__backend_t;
+typedef enum { SRV_LISTEN_HTTP = 0, SRV_LISTEN_TCP = 1, SRV_LISTEN_UDP = 2 } srv__listen_type_t;
+typedef enum { SRV_COL_INT = 0, SRV_COL_FLOAT = 1, SRV_COL_STRING = 2 } srv__col_type_t;
 /* Log levels, most severe first; log_level keeps lines at or above it. */
 typedef enum {
     SRV_LOG_ERROR = 0,
@@ -28,12 +28,12 @@ typedef enum {
     SRV_LOG_NOTICE = 2,
     SRV_LOG_INFO = 3,
     SRV_LOG_DEBUG = 4
-} srv_log_level_t;
+} srv__log_level_t;
 
 /* One [[listen]] / [listen.NAME] entry. Integer options left at -1 inherit the server's. */
-typedef struct srv_listen_config {
+typedef struct srv__listen_config {
     char name[SRV_CONFIG_NAME_MAX];
-    srv_listen_type_t type;
+    srv__listen_type_t type;
     char host[256];                  /* "" for a unix socket; default "127.0.0.1" */
     int port;                        /* 0 when path is set (or ephemeral: 0 is rejected) */
     char path[108];                  /* unix socket path (absolute after load), "" otherwise */
@@ -60,23 +60,23 @@ typedef struct srv_listen_config {
     int heartbeat_idle_time;         /* seconds */
     int heartbeat_check_interval;    /* seconds */
     int line;                        /* where it was declared, for later diagnostics */
-} srv_listen_config_t;
+} srv__listen_config_t;
 
-typedef struct srv_column_config {
+typedef struct srv__column_config {
     char name[SRV_CONFIG_NAME_MAX];
-    srv_col_type_t type;
+    srv__col_type_t type;
     int size; /* string max length in bytes; 8 for int and float */
-} srv_column_config_t;
+} srv__column_config_t;
 
-typedef struct srv_table_config {
+typedef struct srv__table_config {
     char name[SRV_CONFIG_NAME_MAX];
     int64_t size; /* rows */
     int ncolumns;
-    srv_column_config_t columns[SRV_CONFIG_MAX_COLUMN];
+    srv__column_config_t columns[SRV_CONFIG_MAX_COLUMN];
     int line;
-} srv_table_config_t;
+} srv__table_config_t;
 
-typedef struct srv_cron_config {
+typedef struct srv__cron_config {
     char name[SRV_CONFIG_NAME_MAX];
     char handler[SRV_CONFIG_NAME_MAX]; /* function exported by the app module */
     int64_t interval_ms;               /* 0 when schedule is used */
@@ -85,22 +85,22 @@ typedef struct srv_cron_config {
     int max_wait_time;                 /* seconds to let a running job finish on reload */
     bool global_lock;                  /* take the Redis lock before running (needs redis) */
     int line;
-} srv_cron_config_t;
+} srv__cron_config_t;
 
-typedef struct srv_process_config {
+typedef struct srv__process_config {
     char name[SRV_CONFIG_NAME_MAX];
     char handler[SRV_CONFIG_NAME_MAX]; /* entry function exported by the app module */
     int num;                           /* default 1 */
     int restart_interval;              /* seconds before restarting one that exited, default 1 */
     bool pipe;                         /* message pipe to workers, default true */
     int line;
-} srv_process_config_t;
+} srv__process_config_t;
 
-typedef struct srv_config {
+typedef struct srv__config {
     char file[SRV_CONFIG_PATH_MAX]; /* the file it was loaded from, absolute */
     /* [server] */
-    srv_mode_t mode;                /* default process */
-    srv_backend_t reactor_backend;  /* default auto */
+    srv__mode_t mode;                /* default process */
+    srv__backend_t reactor_backend;  /* default auto */
     int reactor_num;                /* default CPU count, 1..64 */
     int worker_num;                 /* default CPU count, 1..1024 */
     int task_worker_num;            /* default 0, 0..1024 */
@@ -111,14 +111,14 @@ typedef struct srv_config {
     bool daemonize;
     char pid_file[SRV_CONFIG_PATH_MAX]; /* absolute; default <config dir>/srv.pid */
     char log_file[SRV_CONFIG_PATH_MAX]; /* absolute; "" = stderr */
-    srv_log_level_t log_level;          /* default notice */
+    srv__log_level_t log_level;          /* default notice */
     char app[SRV_CONFIG_PATH_MAX];      /* absolute path of the app module; required */
     int max_wait_time;                  /* seconds, default 3 */
     int64_t package_max_length;         /* bytes, default 2 MiB */
     int64_t buffer_output_size;         /* bytes, default 2 MiB */
     int heartbeat_idle_time;            /* seconds, 0 = off */
     int heartbeat_check_interval;       /* seconds, 0 = off */
-    int http_header_max;                /* bytes, default 8192 (414 for the request line, 431 beyond) */
+    int http_header_max; /* bytes, default 8192 (414 for the request line, 431 beyond) */
     int http_header_timeout;            /* ms to receive a whole header block, default 10000 */
     int http_keepalive_timeout;         /* ms idle between requests, default 60000 */
     int http_body_timeout;              /* ms between body reads, default 30000 */
@@ -128,52 +128,52 @@ typedef struct srv_config {
     char redis[256];                    /* "host:port" or unix path; "" = no Redis */
     /* repeated sections */
     int nlisten;
-    srv_listen_config_t listen[SRV_CONFIG_MAX_LISTEN];
+    srv__listen_config_t listen[SRV_CONFIG_MAX_LISTEN];
     int ntable;
-    srv_table_config_t table[SRV_CONFIG_MAX_TABLE];
+    srv__table_config_t table[SRV_CONFIG_MAX_TABLE];
     int ncron;
-    srv_cron_config_t cron[SRV_CONFIG_MAX_CRON];
+    srv__cron_config_t cron[SRV_CONFIG_MAX_CRON];
     int nprocess;
-    srv_process_config_t process[SRV_CONFIG_MAX_PROCESS];
-} srv_config_t;
+    srv__process_config_t process[SRV_CONFIG_MAX_PROCESS];
+} srv__config_t;
 
 /* The first problem found while loading, as "file:line: key: what is wrong". */
-typedef struct srv_config_error {
+typedef struct srv__config_error {
     char file[SRV_CONFIG_PATH_MAX];
     int line; /* 0 when the problem is not tied to a line (file unreadable) */
     char key[128];
     char msg[256];
-} srv_config_error_t;
+} srv__config_error_t;
 
 /* Fill *cfg with defaults (as if an empty file was read from the working directory: pid_file is
- * <cwd>/srv.pid; srv_config_load() puts it beside the config file instead). No listeners. */
-void srv_config_defaults(srv_config_t *cfg);
+ * <cwd>/srv.pid; srv__config_load() puts it beside the config file instead). No listeners. */
+void srv__config_defaults(srv__config_t *cfg);
 
 /* Load path (".toml" → TOML, ".ini"/".conf" → INI, else sniffed) into *cfg, validate it and
  * resolve relative paths against the file's folder. Validation includes what start would refuse
  * or could not serve: framing options protocols/frame.c refuses, tables larger than this
- * machine's RAM plus swap; host names are checked for syntax only (see srv_config_check()).
+ * machine's RAM plus swap; host names are checked for syntax only (see srv__config_check()).
  * Returns 0, or -EINVAL (bad content) / -ENOENT, -EACCES (unreadable) with *err filled. Callable
  * from any process before fork. */
-int srv_config_load(const char *path, srv_config_t *cfg, srv_config_error_t *err);
+int srv__config_load(const char *path, srv__config_t *cfg, srv__config_error_t *err);
 
-/* srv_config_load(), then what can only be checked by asking this machine's name service:
+/* srv__config_load(), then what can only be checked by asking this machine's name service:
  * every listener host that is a name must resolve, and no listener may bind an address (after
- * resolution) another one binds. srv_config_load() never does this, so that stop, reload and info
- * work while DNS is down. `srv check` uses it. Same returns as srv_config_load(). */
-int srv_config_check(const char *path, srv_config_t *cfg, srv_config_error_t *err);
+ * resolution) another one binds. srv__config_load() never does this, so that stop, reload and info
+ * work while DNS is down. `srv check` uses it. Same returns as srv__config_load(). */
+int srv__config_check(const char *path, srv__config_t *cfg, srv__config_error_t *err);
 
 /* Fill *o with the framing options of listener i as protocols/frame.c takes them (mode,
  * delimiter, length field, package_max_length inherited from [server] when the listener leaves it
- * at -1). The loader refuses a config whose options srv_frame_opts_check() would refuse, so
+ * at -1). The loader refuses a config whose options srv__frame_opts_check() would refuse, so
  * engines that build their framers with this never meet -EINVAL. */
-struct srv_frame_opts;
-void srv_config_frame_opts(const srv_config_t *cfg, int i, struct srv_frame_opts *o);
+struct srv__frame_opts;
+void srv__config_frame_opts(const srv__config_t *cfg, int i, struct srv__frame_opts *o);
 
 /* Format err as "file:line: key: msg" (or "file: msg") into buf; returns buf. */
-const char *srv_config_error_format(const srv_config_error_t *err, char *buf, size_t len);
+const char *srv__config_error_format(const srv__config_error_t *err, char *buf, size_t len);
 
 /* True when a and b describe the same server (ignores file and line fields). */
-bool srv_config_equal(const srv_config_t *a, const srv_config_t *b);
+bool srv__config_equal(const srv__config_t *a, const srv__config_t *b);
 
 #endif

@@ -20,9 +20,9 @@
 /* Addresses kept per listener name; a name with more (rare) is compared on its first ones. */
 #define ADDRS_MAX 16
 
-void srv_config_frame_opts(const srv_config_t *cfg, int i, srv_frame_opts_t *o)
+void srv__config_frame_opts(const srv__config_t *cfg, int i, srv__frame_opts_t *o)
 {
-    const srv_listen_config_t *l = &cfg->listen[i];
+    const srv__listen_config_t *l = &cfg->listen[i];
     memset(o, 0, sizeof(*o));
     o->mode = l->open_length_check ? SRV_FRAME_LENGTH
               : l->open_eof_check  ? SRV_FRAME_EOF
@@ -43,22 +43,22 @@ static int later(int a, int b)
     return a > b ? a : b;
 }
 
-void srv__config_check_frame(srv__loader_t *ld, const srv_config_t *cfg, int i)
+void srv__config_check_frame(srv__loader_t *ld, const srv__config_t *cfg, int i)
 {
-    const srv_listen_config_t *l = &cfg->listen[i];
+    const srv__listen_config_t *l = &cfg->listen[i];
     if (l->type != SRV_LISTEN_TCP)
         return;
-    srv_frame_opts_t o;
-    srv_config_frame_opts(cfg, i, &o);
+    srv__frame_opts_t o;
+    srv__config_frame_opts(cfg, i, &o);
     const char *why = NULL;
-    if (srv_frame_opts_check(&o, &why) == 0)
+    if (srv__frame_opts_check(&o, &why) == 0)
         return;
     /* frame.h: why is a sentence that starts with the option at fault. */
     char key[64];
     size_t n = strcspn(why, " ");
     snprintf(key, sizeof(key), "%.*s", n < sizeof(key) ? (int)n : (int)sizeof(key) - 1, why);
     int max_line = srv__config_key_line(ld, SRV__SECT_LISTEN, i, "package_max_length");
-    int size = srv_frame_length_size(o.length_type);
+    int size = srv__frame_length_size(o.length_type);
     if (o.mode == SRV_FRAME_LENGTH && strcmp(key, "package_max_length") == 0 && size > 0) {
         /* Two keys disagree: blame the one set last, as for other pairs; the header key when
          * package_max_length is inherited from [server]. */
@@ -87,7 +87,7 @@ void srv__config_check_frame(srv__loader_t *ld, const srv_config_t *cfg, int i)
  * (chain and state words, hash, key length and key) and the columns 8-byte aligned, plus a
  * power-of-two bucket array of 16-byte heads. Never more than the real size: the per-table
  * header and alignment padding are left out, so a table this refuses cannot fit either. */
-static uint64_t table_bytes(const srv_table_config_t *t, uint64_t *row)
+static uint64_t table_bytes(const srv__table_config_t *t, uint64_t *row)
 {
     uint64_t off = 0;
     for (int c = 0; c < t->ncolumns; c++) {
@@ -125,7 +125,7 @@ static const char *human(char *buf, size_t size, uint64_t bytes)
  * the server die when the table fills. Either way a table past RAM plus swap cannot work, so it
  * is refused here, with the line of its size, by arithmetic rather than a trial mmap: the answer
  * does not depend on the overcommit mode or on what else is mapped at the time of the check. */
-void srv__config_check_tables(srv__loader_t *ld, const srv_config_t *cfg)
+void srv__config_check_tables(srv__loader_t *ld, const srv__config_t *cfg)
 {
     struct sysinfo si;
     if (cfg->ntable == 0 || sysinfo(&si) != 0)
@@ -133,7 +133,7 @@ void srv__config_check_tables(srv__loader_t *ld, const srv_config_t *cfg)
     unsigned __int128 limit = ((unsigned __int128)si.totalram + si.totalswap) * si.mem_unit;
     uint64_t total = 0;
     for (int i = 0; i < cfg->ntable; i++) {
-        const srv_table_config_t *t = &cfg->table[i];
+        const srv__table_config_t *t = &cfg->table[i];
         uint64_t row, bytes = table_bytes(t, &row);
         total += bytes;
         if (total <= limit)
@@ -205,7 +205,7 @@ static void describe(const char *host, const struct sockaddr_storage *a, char *b
  * name, same socket type and flags). Start binds the first; all are kept, because the order can
  * change between this check and the start (DNS, /etc/gai.conf), and a name sharing a port with
  * one of its own addresses is a mistake whichever comes first. */
-static int resolve(const srv_listen_config_t *l, bound_t *b)
+static int resolve(const srv__listen_config_t *l, bound_t *b)
 {
     int type = l->type == SRV_LISTEN_UDP ? SOCK_DGRAM : SOCK_STREAM;
     struct addrinfo hints = {.ai_socktype = type, .ai_flags = AI_NUMERICHOST | AI_PASSIVE};
@@ -250,7 +250,7 @@ static void canonical_path(const char *path, char *out, size_t size)
         snprintf(out, size, "%s", path);
 }
 
-void srv__config_check_addresses(srv__loader_t *ld, const srv_config_t *cfg)
+void srv__config_check_addresses(srv__loader_t *ld, const srv__config_t *cfg)
 {
     bound_t *b = calloc((size_t)cfg->nlisten + 1, sizeof(*b));
     char(*paths)[PATH_MAX] = calloc((size_t)cfg->nlisten + 1, sizeof(*paths));
@@ -259,7 +259,7 @@ void srv__config_check_addresses(srv__loader_t *ld, const srv_config_t *cfg)
         goto out;
     }
     for (int i = 0; i < cfg->nlisten; i++) {
-        const srv_listen_config_t *l = &cfg->listen[i];
+        const srv__listen_config_t *l = &cfg->listen[i];
         if (l->path[0] != '\0') {
             canonical_path(l->path, paths[i], sizeof(paths[i]));
             int line = srv__config_key_line(ld, SRV__SECT_LISTEN, i, "path");
@@ -282,7 +282,7 @@ void srv__config_check_addresses(srv__loader_t *ld, const srv_config_t *cfg)
             goto out;
         }
         for (int j = 0; j < i; j++) {
-            const srv_listen_config_t *o = &cfg->listen[j];
+            const srv__listen_config_t *o = &cfg->listen[j];
             if (o->path[0] != '\0' || o->port != l->port ||
                 (o->type == SRV_LISTEN_UDP) != (l->type == SRV_LISTEN_UDP))
                 continue;

@@ -72,13 +72,13 @@ int srv__config_key_line(const srv__loader_t *ld, int sect, int entry, const cha
 
 /* Cross-checks that need more than the schema (config_check.c). They record the first problem
  * with srv__config_error() against the key's line and return nothing. */
-struct srv_config;
+struct srv__config;
 /* Listener i's framing options against protocols/frame.c's own check. */
-void srv__config_check_frame(srv__loader_t *ld, const struct srv_config *cfg, int i);
+void srv__config_check_frame(srv__loader_t *ld, const struct srv__config *cfg, int i);
 /* The tables' shared memory against what this machine can map. */
-void srv__config_check_tables(srv__loader_t *ld, const struct srv_config *cfg);
+void srv__config_check_tables(srv__loader_t *ld, const struct srv__config *cfg);
 /* Host names resolved as start resolves them; listeners binding the same address afterwards. */
-void srv__config_check_addresses(srv__loader_t *ld, const struct srv_config *cfg);
+void srv__config_check_addresses(srv__loader_t *ld, const struct srv__config *cfg);
 
 /* Longest INI line taken, in bytes without its line break: a path key holding
  * SRV_CONFIG_PATH_MAX - 1 bytes, with its quotes, blanks and an inline comment, fits. */

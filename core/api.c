@@ -55,7 +55,7 @@ int srv_bind(uint64_t session, uint32_t uid)
 
 int srv_sendto(int listener, const char *addr, int port, const void *data, size_t len)
 {
-    const srv_config_t *cfg = &srv__server.cfg;
+    const srv__config_t *cfg = &srv__server.cfg;
     if (listener < 0 || listener >= cfg->nlisten || cfg->listen[listener].type != SRV_LISTEN_UDP)
         return -EINVAL;
     int fd = srv__server.listen_fd[listener];

@@ -86,12 +86,12 @@ void srv_app_log(int level, const char *fmt, ...)
         level = SRV_LOG_ERROR;
     if (level > SRV_LOG_DEBUG)
         level = SRV_LOG_DEBUG;
-    if (!srv_log_enabled((srv_log_level_t)level, "app"))
+    if (!srv__log_enabled((srv__log_level_t)level, "app"))
         return;
     char msg[1800];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    srv_log((srv_log_level_t)level, "app", 0, "%s", msg);
+    srv__log((srv__log_level_t)level, "app", 0, "%s", msg);
 }

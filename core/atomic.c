@@ -40,9 +40,9 @@ size_t srv__atomics_region_size(void)
 
 int srv__atomics_create(void)
 {
-    if (srv_shm_base() == NULL)
+    if (srv__shm_base() == NULL)
         return -ENODEV;
-    g_reg = srv_shm_alloc(sizeof(registry_t), 64);
+    g_reg = srv__shm_alloc(sizeof(registry_t), 64);
     return g_reg != NULL ? 0 : -ENOMEM;
 }
 

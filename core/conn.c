@@ -25,12 +25,12 @@
 #include "core/static.h"
 #include "protocols/http.h"
 
-static void process_input(srv_conn_t *c, const char *data, size_t len);
-static void arm_recv(srv_conn_t *c);
+static void process_input(srv__conn_t *c, const char *data, size_t len);
+static void arm_recv(srv__conn_t *c);
 
-int64_t srv__engine_now_ms(srv_engine_t *e)
+int64_t srv__engine_now_ms(srv__engine_t *e)
 {
-    return srv_loop_now(e->loop) / 1000000;
+    return srv__loop_now(e->loop) / 1000000;
 }
 
 void srv__stat_add(_Atomic uint64_t *s, int64_t d)
@@ -41,7 +41,7 @@ void srv__stat_add(_Atomic uint64_t *s, int64_t d)
 
 /* ---- output queue ---- */
 
-static seg_t *seg_tail_mem(srv_conn_t *c, size_t need)
+static seg_t *seg_tail_mem(srv__conn_t *c, size_t need)
 {
     if (c->qn > 0) {
         seg_t *t = &c->q[(c->qh + c->qn - 1) % OUTQ_MAX];
@@ -78,7 +78,7 @@ static seg_t *seg_tail_mem(srv_conn_t *c, size_t need)
 }
 
 /* Queue bytes; -ENOBUFS past buffer_output_size. */
-static int out_append(srv_conn_t *c, const struct iovec *iov, int iovcnt, size_t limit)
+static int out_append(srv__conn_t *c, const struct iovec *iov, int iovcnt, size_t limit)
 {
     size_t total = 0;
     for (int i = 0; i < iovcnt; i++)
@@ -102,18 +102,18 @@ static int out_append(srv_conn_t *c, const struct iovec *iov, int iovcnt, size_t
     return 0;
 }
 
-int srv__out_write(srv_conn_t *c, const struct iovec *iov, int iovcnt)
+int srv__out_write(srv__conn_t *c, const struct iovec *iov, int iovcnt)
 {
     return out_append(c, iov, iovcnt, (size_t)c->eng->cfg->buffer_output_size + (64u << 10));
 }
 
-static int out_str(srv_conn_t *c, const char *p, size_t n)
+static int out_str(srv__conn_t *c, const char *p, size_t n)
 {
     struct iovec v = {.iov_base = (void *)p, .iov_len = n};
     return srv__out_write(c, &v, 1);
 }
 
-static int out_file(srv_conn_t *c, int fd, uint64_t off, uint64_t len)
+static int out_file(srv__conn_t *c, int fd, uint64_t off, uint64_t len)
 {
     if (c->qn >= OUTQ_MAX)
         return -ENOBUFS;
@@ -140,7 +140,7 @@ static void seg_free(seg_t *s)
     s->file_fd = -1;
 }
 
-static void out_clear(srv_conn_t *c)
+static void out_clear(srv__conn_t *c)
 {
     while (c->qn > 0) {
         seg_free(&c->q[c->qh]);
@@ -152,9 +152,9 @@ static void out_clear(srv_conn_t *c)
 
 /* ---- connection life ---- */
 
-static void conn_release(srv_conn_t *c)
+static void conn_release(srv__conn_t *c)
 {
-    srv_engine_t *e = c->eng;
+    srv__engine_t *e = c->eng;
     if (c->proto != PROTO_HTTP || c->ws_pending)
         srv__stream_release(c);
     if (c->info)
@@ -174,28 +174,28 @@ static void conn_release(srv_conn_t *c)
         /* A cached connection keeps its parser (reset now, so no request view outlives the
          * connection): the next HTTP connection reuses it without a malloc. */
         if (c->http)
-            srv_http_parser_reset(c->http);
+            srv__http_parser_reset(c->http);
         c->next_free = e->conn_cache;
         e->conn_cache = c;
         e->ncached++;
     } else {
-        srv_http_parser_destroy(c->http);
+        srv__http_parser_destroy(c->http);
         free(c);
     }
 }
 
-static void maybe_release(srv_conn_t *c)
+static void maybe_release(srv__conn_t *c)
 {
     if ((c->flags & F_CLOSING) && c->refs == 0)
         conn_release(c);
 }
 
-void srv__conn_hold(srv_conn_t *c)
+void srv__conn_hold(srv__conn_t *c)
 {
     c->refs++;
 }
 
-bool srv__conn_unhold(srv_conn_t *c)
+bool srv__conn_unhold(srv__conn_t *c)
 {
     c->refs--;
     if (!(c->flags & F_CLOSING))
@@ -204,7 +204,7 @@ bool srv__conn_unhold(srv_conn_t *c)
     return false;
 }
 
-void srv__conn_close(srv_conn_t *c)
+void srv__conn_close(srv__conn_t *c)
 {
     if (c->flags & F_CLOSING)
         return;
@@ -212,15 +212,15 @@ void srv__conn_close(srv_conn_t *c)
     if ((c->flags & F_INFLIGHT) && c->eng->ops.abandoned)
         c->eng->ops.abandoned(c->eng, c);
     if (c->flags & F_RECV)
-        srv_loop_cancel(c->eng->loop, &c->recv_op);
+        srv__loop_cancel(c->eng->loop, &c->recv_op);
     if (c->flags & F_SEND)
-        srv_loop_cancel(c->eng->loop, &c->send_op);
+        srv__loop_cancel(c->eng->loop, &c->send_op);
     maybe_release(c);
 }
 
 /* After the last byte of an answer we must close: half-close and keep reading (discarding)
  * for a moment, so a client still sending its body gets our response instead of a reset. */
-static void begin_linger(srv_conn_t *c)
+static void begin_linger(srv__conn_t *c)
 {
     if (c->flags & (F_EOF | F_CLOSING)) {
         srv__conn_close(c);
@@ -230,7 +230,7 @@ static void begin_linger(srv_conn_t *c)
      * so there is nothing to reset and it closes at once (as nginx does: no shutdown, no wait
      * for the client's FIN). */
     if (c->proto == PROTO_HTTP && !c->req_keepalive && c->in_len == 0 && c->http != NULL &&
-        !(c->flags & F_DONE_PENDING) && srv_http_parser_idle(c->http)) {
+        !(c->flags & F_DONE_PENDING) && srv__http_parser_idle(c->http)) {
         /* The fd is closed once the recv in flight is cancelled, which may wait behind the
          * other callbacks of this run (a long handler in base mode): send the FIN now. */
         shutdown(c->fd, SHUT_WR);
@@ -244,15 +244,16 @@ static void begin_linger(srv_conn_t *c)
         srv__conn_close(c);
 }
 
-static void on_send(srv_loop_t *loop, srv_loop_op_t *op, int res, const char *data, uint32_t flags);
+static void on_send(srv__loop_t *loop, srv__loop_op_t *op, int res, const char *data,
+                    uint32_t flags);
 
 /* Tell the producer of the response in flight how much of it reached the socket, so it can
  * send more (it keeps at most buffer_output_size unacknowledged): at least every ack_step
  * bytes, and whenever the queue ran dry. A report the producer could not take (its channel
  * full) is retried by the tick. */
-static void flow_report(srv_conn_t *c, bool force)
+static void flow_report(srv__conn_t *c, bool force)
 {
-    srv_engine_t *e = c->eng;
+    srv__engine_t *e = c->eng;
     if (!c->flow || !(c->flags & F_INFLIGHT) || e->ops.progress == NULL)
         return;
     uint64_t w = c->out_done > c->resp_start ? c->out_done - c->resp_start : 0;
@@ -264,7 +265,7 @@ static void flow_report(srv_conn_t *c, bool force)
         c->acked = w;
 }
 
-void srv__conn_flush(srv_conn_t *c)
+void srv__conn_flush(srv__conn_t *c)
 {
     if (c->flags & (F_SEND | F_CLOSING))
         return;
@@ -283,7 +284,7 @@ void srv__conn_flush(srv_conn_t *c)
             c->flags |= F_SEND;
             c->refs++;
             c->sending_segs = (uint8_t)n;
-            int rc = srv_loop_send(c->eng->loop, &c->send_op, c->fd, c->iov, n);
+            int rc = srv__loop_send(c->eng->loop, &c->send_op, c->fd, c->iov, n);
             if (rc < 0) {
                 c->flags &= ~(uint32_t)F_SEND;
                 c->refs--;
@@ -311,7 +312,7 @@ void srv__conn_flush(srv_conn_t *c)
             if (n < 0 && errno == EAGAIN) {
                 c->flags |= F_SEND;
                 c->refs++;
-                if (srv_loop_poll(c->eng->loop, &c->send_op, c->fd, POLLOUT) < 0) {
+                if (srv__loop_poll(c->eng->loop, &c->send_op, c->fd, POLLOUT) < 0) {
                     c->flags &= ~(uint32_t)F_SEND;
                     c->refs--;
                     srv__conn_close(c);
@@ -330,9 +331,10 @@ void srv__conn_flush(srv_conn_t *c)
         begin_linger(c);
 }
 
-static void on_send(srv_loop_t *loop, srv_loop_op_t *op, int res, const char *data, uint32_t flags)
+static void on_send(srv__loop_t *loop, srv__loop_op_t *op, int res, const char *data,
+                    uint32_t flags)
 {
-    srv_conn_t *c = op->data;
+    srv__conn_t *c = op->data;
     c->flags &= ~(uint32_t)F_SEND;
     c->sending_segs = 0;
     c->refs--;
@@ -345,7 +347,7 @@ static void on_send(srv_loop_t *loop, srv_loop_op_t *op, int res, const char *da
             srv__conn_flush(c);
             return;
         }
-        srv_log_debug("conn", "session %llx: send: %s", (unsigned long long)c->session,
+        srv__log_debug("conn", "session %llx: send: %s", (unsigned long long)c->session,
                       srv_strerror(res));
         srv__conn_close(c);
         return;
@@ -391,7 +393,7 @@ static void on_send(srv_loop_t *loop, srv_loop_op_t *op, int res, const char *da
     srv__conn_flush(c);
 }
 
-bool srv__out_pending(const srv_conn_t *c)
+bool srv__out_pending(const srv__conn_t *c)
 {
     for (int i = 0; i < c->qn; i++) {
         const seg_t *s = &c->q[(c->qh + i) % OUTQ_MAX];
@@ -403,10 +405,10 @@ bool srv__out_pending(const srv_conn_t *c)
 
 /* ---- requests ---- */
 
-static void send_error(srv_conn_t *c, int status, const char *reason)
+static void send_error(srv__conn_t *c, int status, const char *reason)
 {
     char buf[512];
-    int n = srv_http_error_response(buf, sizeof(buf), status, reason, false);
+    int n = srv__http_error_response(buf, sizeof(buf), status, reason, false);
     if (n > 0)
         out_str(c, buf, (size_t)n);
     c->flags |= F_CLOSE_AFTER | F_NO_READ;
@@ -414,9 +416,9 @@ static void send_error(srv_conn_t *c, int status, const char *reason)
 }
 
 /* The response to the request in flight is complete. */
-static void request_done(srv_conn_t *c)
+static void request_done(srv__conn_t *c)
 {
-    srv_engine_t *e = c->eng;
+    srv__engine_t *e = c->eng;
     c->flags &= ~(uint32_t)F_INFLIGHT;
     e->inflight--;
     c->resp_bytes = 0;
@@ -425,7 +427,7 @@ static void request_done(srv_conn_t *c)
         c->flags |= F_DONE_PENDING; /* the app may still read the request view */
         return;
     }
-    srv_http_parser_next(c->http);
+    srv__http_parser_next(c->http);
     c->req_start = 0;
     if (c->in_len > 0 && !(c->flags & (F_CLOSING | F_NO_READ | F_CLOSE_AFTER)))
         process_input(c, NULL, 0);
@@ -435,9 +437,9 @@ static void request_done(srv_conn_t *c)
     srv__conn_flush(c);
 }
 
-static void dispatch(srv_conn_t *c, srv_request_t *req)
+static void dispatch(srv__conn_t *c, srv_request_t *req)
 {
-    srv_engine_t *e = c->eng;
+    srv__engine_t *e = c->eng;
     req->session = c->session;
     req->peer.ptr = c->peer;
     req->peer.len = strlen(c->peer);
@@ -457,8 +459,8 @@ static void dispatch(srv_conn_t *c, srv_request_t *req)
         int up = srv__ws_upgrade(c, req);
         if (up < 0) {
             const char *why = NULL;
-            srv_ws_handshake_check(req, &why);
-            srv_log(SRV_LOG_INFO, "ws", 0, "session %llx from %s: bad handshake: %s",
+            srv__ws_handshake_check(req, &why);
+            srv__log(SRV_LOG_INFO, "ws", 0, "session %llx from %s: bad handshake: %s",
                     (unsigned long long)c->session, c->peer, why ? why : "?");
             c->flags &= ~(uint32_t)F_INFLIGHT;
             e->inflight--;
@@ -474,7 +476,7 @@ static void dispatch(srv_conn_t *c, srv_request_t *req)
             return;
         }
     }
-    srv_static_t *st = e->statics[c->listener];
+    srv__static_t *st = e->statics[c->listener];
     if (st) {
         int rc = srv__static_serve(st, req, c);
         if (rc > 0)
@@ -483,10 +485,10 @@ static void dispatch(srv_conn_t *c, srv_request_t *req)
     int rc = e->ops.dispatch(e, c, SRV_IPC_REQUEST, req);
     if (rc < 0) {
         srv__stat_add(e->stat_503, 1);
-        srv_log(SRV_LOG_WARN, "conn", rc, "session %llx: cannot hand the request to a worker",
+        srv__log(SRV_LOG_WARN, "conn", rc, "session %llx: cannot hand the request to a worker",
                 (unsigned long long)c->session);
         char buf[512];
-        int n = srv_http_error_response(buf, sizeof(buf), 503, "no worker available",
+        int n = srv__http_error_response(buf, sizeof(buf), 503, "no worker available",
                                         (req->flags & SRV_REQ_KEEP_ALIVE) != 0);
         struct iovec v = {.iov_base = buf, .iov_len = n > 0 ? (size_t)n : 0};
         srv__conn_respond(e, c->session, &v, 1,
@@ -497,12 +499,12 @@ static void dispatch(srv_conn_t *c, srv_request_t *req)
 
 /* Bytes that arrive while a request is with the app wait here (pipelining); past this bound
  * we stop reading until the app answered. */
-static size_t stash_bound(const srv_conn_t *c)
+static size_t stash_bound(const srv__conn_t *c)
 {
     return c->eng->limits[c->listener].header_max + (64u << 10);
 }
 
-static int stash_append(srv_conn_t *c, const char *data, size_t len)
+static int stash_append(srv__conn_t *c, const char *data, size_t len)
 {
     if (c->in_len + len > c->in_cap) {
         size_t cap = c->in_cap ? c->in_cap : 1024;
@@ -519,7 +521,7 @@ static int stash_append(srv_conn_t *c, const char *data, size_t len)
     return 0;
 }
 
-static void stash_consume(srv_conn_t *c, size_t n)
+static void stash_consume(srv__conn_t *c, size_t n)
 {
     if (n >= c->in_len) {
         c->in_len = 0;
@@ -534,9 +536,10 @@ static void stash_consume(srv_conn_t *c, size_t n)
     c->in_len -= (uint32_t)n;
 }
 
-static void on_recv(srv_loop_t *loop, srv_loop_op_t *op, int res, const char *data, uint32_t flags);
+static void on_recv(srv__loop_t *loop, srv__loop_op_t *op, int res, const char *data,
+                    uint32_t flags);
 
-static void arm_recv(srv_conn_t *c)
+static void arm_recv(srv__conn_t *c)
 {
     if (c->flags & (F_RECV | F_CLOSING | F_EOF))
         return;
@@ -544,14 +547,14 @@ static void arm_recv(srv_conn_t *c)
         return;
     c->flags |= F_RECV;
     c->refs++;
-    if (srv_loop_recv(c->eng->loop, &c->recv_op, c->fd) < 0) {
+    if (srv__loop_recv(c->eng->loop, &c->recv_op, c->fd) < 0) {
         c->flags &= ~(uint32_t)F_RECV;
         c->refs--;
         srv__conn_close(c);
     }
 }
 
-static void process_input(srv_conn_t *c, const char *data, size_t len)
+static void process_input(srv__conn_t *c, const char *data, size_t len)
 {
     bool from_stash = data == NULL;
     if (!from_stash && (c->in_len > 0 || (c->flags & F_INFLIGHT))) {
@@ -560,7 +563,7 @@ static void process_input(srv_conn_t *c, const char *data, size_t len)
             return;
         }
         if (c->in_len >= stash_bound(c) && (c->flags & F_RECV))
-            srv_loop_cancel(c->eng->loop, &c->recv_op); /* paused: re-armed when drained */
+            srv__loop_cancel(c->eng->loop, &c->recv_op); /* paused: re-armed when drained */
         if (c->flags & F_INFLIGHT)
             return;
         from_stash = true;
@@ -569,14 +572,14 @@ static void process_input(srv_conn_t *c, const char *data, size_t len)
         data = c->in;
         len = c->in_len;
     }
-    srv_engine_t *e = c->eng;
+    srv__engine_t *e = c->eng;
     size_t off = 0;
     c->flags |= F_IN_PROCESS;
     while (off < len && !(c->flags & (F_INFLIGHT | F_CLOSING | F_NO_READ | F_CLOSE_AFTER))) {
         size_t used = 0;
         if (c->req_start == 0)
             c->req_start = srv__engine_now_ms(e);
-        srv_http_event_t ev = srv_http_parser_feed(c->http, data + off, len - off, &used);
+        srv__http_event_t ev = srv__http_parser_feed(c->http, data + off, len - off, &used);
         off += used;
         if (ev == SRV_HTTP_NEED_MORE)
             break;
@@ -588,13 +591,13 @@ static void process_input(srv_conn_t *c, const char *data, size_t len)
         }
         if (ev == SRV_HTTP_ERROR) {
             const char *reason = "bad request";
-            int status = srv_http_parser_error(c->http, &reason);
-            srv_log(SRV_LOG_INFO, "http", 0, "session %llx from %s: %d %s",
+            int status = srv__http_parser_error(c->http, &reason);
+            srv__log(SRV_LOG_INFO, "http", 0, "session %llx from %s: %d %s",
                     (unsigned long long)c->session, c->peer, status, reason);
             send_error(c, status, reason);
             break;
         }
-        srv_request_t req = *srv_http_parser_request(c->http);
+        srv_request_t req = *srv__http_parser_request(c->http);
         dispatch(c, &req);
         if (c->proto != PROTO_HTTP) {
             /* Upgraded in place (base mode): the rest of the bytes are WebSocket frames. */
@@ -613,7 +616,7 @@ static void process_input(srv_conn_t *c, const char *data, size_t len)
         }
         if (c->flags & F_DONE_PENDING) {
             c->flags &= ~(uint32_t)F_DONE_PENDING;
-            srv_http_parser_next(c->http);
+            srv__http_parser_next(c->http);
             c->req_start = 0;
         }
     }
@@ -632,9 +635,10 @@ static void process_input(srv_conn_t *c, const char *data, size_t len)
     srv__conn_flush(c);
 }
 
-static void on_recv(srv_loop_t *loop, srv_loop_op_t *op, int res, const char *data, uint32_t flags)
+static void on_recv(srv__loop_t *loop, srv__loop_op_t *op, int res, const char *data,
+                    uint32_t flags)
 {
-    srv_conn_t *c = op->data;
+    srv__conn_t *c = op->data;
     if (!(flags & SRV_LOOP_MORE)) {
         c->flags &= ~(uint32_t)F_RECV;
         c->refs--;
@@ -682,14 +686,14 @@ static void on_recv(srv_loop_t *loop, srv_loop_op_t *op, int res, const char *da
         arm_recv(c); /* a pause that has since been lifted re-arms here */
         return;
     }
-    srv_log_debug("conn", "session %llx: recv: %s", (unsigned long long)c->session,
+    srv__log_debug("conn", "session %llx: recv: %s", (unsigned long long)c->session,
                   srv_strerror(res));
     srv__conn_close(c);
 }
 
 static uint64_t total_conns(void);
 
-static void new_conn(srv_engine_t *e, int li, int fd)
+static void new_conn(srv__engine_t *e, int li, int fd)
 {
     uint32_t slot;
     if (total_conns() >= (uint64_t)e->cfg->max_conn ||
@@ -697,23 +701,23 @@ static void new_conn(srv_engine_t *e, int li, int fd)
         int64_t now = srv__engine_now_ms(e);
         if (now - e->last_limit_log > 1000) {
             e->last_limit_log = now;
-            srv_log(SRV_LOG_WARN, "conn", 0, "max_conn (%d) reached; refusing connections",
+            srv__log(SRV_LOG_WARN, "conn", 0, "max_conn (%d) reached; refusing connections",
                     e->cfg->max_conn);
         }
         close(fd);
         return;
     }
-    srv_conn_t *c = e->conn_cache;
-    srv_http_parser_t *http = NULL;
+    srv__conn_t *c = e->conn_cache;
+    srv__http_parser_t *http = NULL;
     if (c) {
         e->conn_cache = c->next_free;
         e->ncached--;
         http = c->http;
         /* A parser keeps the limits it was made with: one from a listener with other limits
          * (package_max_length per listener) is not reused. */
-        const srv_http_limits_t *was = &e->limits[c->listener], *now = &e->limits[li];
+        const srv__http_limits_t *was = &e->limits[c->listener], *now = &e->limits[li];
         if (http && (was->body_max != now->body_max || was->header_max != now->header_max)) {
-            srv_http_parser_destroy(http);
+            srv__http_parser_destroy(http);
             http = NULL;
         }
     } else {
@@ -726,10 +730,10 @@ static void new_conn(srv_engine_t *e, int li, int fd)
     memset(c, 0, sizeof(*c));
     bool tcp = e->cfg->listen[li].type == SRV_LISTEN_TCP;
     if (tcp) {
-        srv_http_parser_destroy(http);
+        srv__http_parser_destroy(http);
     } else if (http != NULL) {
         c->http = http;
-    } else if (srv_http_parser_create(&c->http, &e->limits[li]) < 0) {
+    } else if (srv__http_parser_create(&c->http, &e->limits[li]) < 0) {
         free(c);
         close(fd);
         return;
@@ -786,12 +790,12 @@ static void new_conn(srv_engine_t *e, int li, int fd)
     arm_recv(c);
 }
 
-static void arm_accept(srv_engine_t *e, int i);
+static void arm_accept(srv__engine_t *e, int i);
 
-static void on_accept(srv_loop_t *loop, srv_loop_op_t *op, int res, const char *data,
+static void on_accept(srv__loop_t *loop, srv__loop_op_t *op, int res, const char *data,
                       uint32_t flags)
 {
-    srv_engine_t *e = op->data;
+    srv__engine_t *e = op->data;
     int i = (int)(op - e->accept_op);
     if (!(flags & SRV_LOOP_MORE))
         e->accept_armed[i] = false;
@@ -806,48 +810,50 @@ static void on_accept(srv_loop_t *loop, srv_loop_op_t *op, int res, const char *
         int64_t now = srv__engine_now_ms(e);
         if (now - e->last_limit_log > 1000) {
             e->last_limit_log = now;
-            srv_log(SRV_LOG_WARN, "conn", -res, "accept: out of descriptors; retrying");
+            srv__log(SRV_LOG_WARN, "conn", -res, "accept: out of descriptors; retrying");
         }
         return; /* the tick re-arms it */
     } else if (res != -ECANCELED && res != -EAGAIN && res != -EINTR && res != -ECONNABORTED) {
-        srv_log(SRV_LOG_ERROR, "conn", -res, "accept on listener %d", i);
+        srv__log(SRV_LOG_ERROR, "conn", -res, "accept on listener %d", i);
     }
     if (!e->accept_armed[i] && e->accepting && !e->destroying && res != -ECANCELED)
         arm_accept(e, i);
 }
 
-static void arm_accept(srv_engine_t *e, int i)
+static void arm_accept(srv__engine_t *e, int i)
 {
     if (e->accept_armed[i] || e->listen_fd[i] < 0)
         return;
     e->accept_op[i].cb = on_accept;
     e->accept_op[i].data = e;
-    if (srv_loop_accept(e->loop, &e->accept_op[i], e->listen_fd[i]) == 0)
+    if (srv__loop_accept(e->loop, &e->accept_op[i], e->listen_fd[i]) == 0)
         e->accept_armed[i] = true;
 }
 
-static void on_tick(srv_loop_t *loop, srv_loop_op_t *op, int res, const char *data, uint32_t flags);
+static void on_tick(srv__loop_t *loop, srv__loop_op_t *op, int res, const char *data,
+                    uint32_t flags);
 
-static void arm_tick(srv_engine_t *e)
+static void arm_tick(srv__engine_t *e)
 {
     if (e->tick_armed || e->destroying)
         return;
     e->tick_op.cb = on_tick;
     e->tick_op.data = e;
-    if (srv_loop_timer(e->loop, &e->tick_op, TICK_MS) == 0)
+    if (srv__loop_timer(e->loop, &e->tick_op, TICK_MS) == 0)
         e->tick_armed = true;
 }
 
-static void on_tick(srv_loop_t *loop, srv_loop_op_t *op, int res, const char *data, uint32_t flags)
+static void on_tick(srv__loop_t *loop, srv__loop_op_t *op, int res, const char *data,
+                    uint32_t flags)
 {
-    srv_engine_t *e = op->data;
+    srv__engine_t *e = op->data;
     e->tick_armed = false;
     if (e->destroying)
         return;
     int64_t now = srv__engine_now_ms(e);
-    const srv_config_t *cfg = e->cfg;
+    const srv__config_t *cfg = e->cfg;
     for (uint32_t i = 0; i < e->used_slots; i++) {
-        srv_conn_t *c = e->slots[i];
+        srv__conn_t *c = e->slots[i];
         if (c == NULL || (c->flags & F_CLOSING))
             continue;
         if (c->flags & F_LINGER) {
@@ -858,7 +864,7 @@ static void on_tick(srv_loop_t *loop, srv_loop_op_t *op, int res, const char *da
         /* A client that takes none of its output for send_timeout is gone or hostile, whether
          * or not a request of its is still with the app. */
         if (srv__out_pending(c) && now - c->last_write > cfg->send_timeout) {
-            srv_log(SRV_LOG_INFO, "conn", 0, "session %llx from %s: send timeout (%d ms)",
+            srv__log(SRV_LOG_INFO, "conn", 0, "session %llx from %s: send timeout (%d ms)",
                     (unsigned long long)c->session, c->peer, cfg->send_timeout);
             srv__conn_close(c);
             continue;
@@ -873,13 +879,13 @@ static void on_tick(srv_loop_t *loop, srv_loop_op_t *op, int res, const char *da
         }
         if (srv__out_pending(c))
             continue;
-        if (!srv_http_parser_idle(c->http) || c->in_len > 0) {
+        if (!srv__http_parser_idle(c->http) || c->in_len > 0) {
             /* A request has begun: it must arrive whole in time, whatever its pace
              * (slowloris), and never stall longer than the body timeout between reads. */
-            bool headers = srv_http_parser_headers_done(c->http);
+            bool headers = srv__http_parser_headers_done(c->http);
             if ((!headers && now - c->req_start > cfg->http_header_timeout) ||
                 now - c->last_read > cfg->http_body_timeout) {
-                srv_log(SRV_LOG_INFO, "http", 0, "session %llx from %s: request timeout",
+                srv__log(SRV_LOG_INFO, "http", 0, "session %llx from %s: request timeout",
                         (unsigned long long)c->session, c->peer);
                 send_error(c, 408, "request timeout");
             }
@@ -908,7 +914,7 @@ static void on_tick(srv_loop_t *loop, srv_loop_op_t *op, int res, const char *da
 
 static uint64_t total_conns(void)
 {
-    const srv_stats_t *st = srv__server.stats;
+    const srv__stats_t *st = srv__server.stats;
     if (st == NULL)
         return 0;
     uint64_t n = 0;
@@ -917,9 +923,9 @@ static uint64_t total_conns(void)
     return n;
 }
 
-int srv__engine_create(srv_engine_t **out, const srv_engine_opts_t *o)
+int srv__engine_create(srv__engine_t **out, const srv__engine_opts_t *o)
 {
-    srv_engine_t *e = calloc(1, sizeof(*e));
+    srv__engine_t *e = calloc(1, sizeof(*e));
     if (e == NULL)
         return -ENOMEM;
     e->id = o->id;
@@ -944,14 +950,14 @@ int srv__engine_create(srv_engine_t **out, const srv_engine_opts_t *o)
     e->ack_step = (uint64_t)o->cfg->buffer_output_size / 4;
     e->nlisten = o->cfg->nlisten;
     for (int i = 0; i < e->nlisten; i++) {
-        const srv_listen_config_t *l = &o->cfg->listen[i];
+        const srv__listen_config_t *l = &o->cfg->listen[i];
         e->limits[i].header_max = (size_t)o->cfg->http_header_max;
         e->limits[i].body_max = (size_t)(l->package_max_length >= 0 ? l->package_max_length
                                                                     : o->cfg->package_max_length);
         e->limits[i].max_headers = 100;
         /* Stream listeners (HTTP, TCP) here; UDP sockets are read by the workers themselves. */
         e->listen_fd[i] = l->type != SRV_LISTEN_UDP && o->listen_fds ? o->listen_fds[i] : -1;
-        srv_config_frame_opts(o->cfg, i, &e->frame[i]);
+        srv__config_frame_opts(o->cfg, i, &e->frame[i]);
         int idle =
             l->heartbeat_idle_time >= 0 ? l->heartbeat_idle_time : o->cfg->heartbeat_idle_time;
         int interval = l->heartbeat_check_interval >= 0 ? l->heartbeat_check_interval
@@ -962,7 +968,7 @@ int srv__engine_create(srv_engine_t **out, const srv_engine_opts_t *o)
         if (l->type == SRV_LISTEN_HTTP && l->document_root[0]) {
             int rc = srv__static_create(&e->statics[i], l->document_root, e);
             if (rc < 0) {
-                srv_log(SRV_LOG_ERROR, "http", rc, "document_root %s", l->document_root);
+                srv__log(SRV_LOG_ERROR, "http", rc, "document_root %s", l->document_root);
                 srv__engine_destroy(e);
                 return rc;
             }
@@ -979,13 +985,13 @@ int srv__engine_create(srv_engine_t **out, const srv_engine_opts_t *o)
     return 0;
 }
 
-void srv__engine_destroy(srv_engine_t *e)
+void srv__engine_destroy(srv__engine_t *e)
 {
     if (e == NULL)
         return;
     e->destroying = true;
     for (uint32_t i = 0; i < e->used_slots && e->slots; i++) {
-        srv_conn_t *c = e->slots[i];
+        srv__conn_t *c = e->slots[i];
         if (c) {
             c->flags |= F_CLOSING;
             c->refs = 0;
@@ -993,9 +999,9 @@ void srv__engine_destroy(srv_engine_t *e)
         }
     }
     while (e->conn_cache) {
-        srv_conn_t *c = e->conn_cache;
+        srv__conn_t *c = e->conn_cache;
         e->conn_cache = c->next_free;
-        srv_http_parser_destroy(c->http);
+        srv__http_parser_destroy(c->http);
         free(c);
     }
     for (int i = 0; i < e->nlisten; i++)
@@ -1007,32 +1013,32 @@ void srv__engine_destroy(srv_engine_t *e)
     free(e);
 }
 
-void *srv__engine_data(srv_engine_t *e)
+void *srv__engine_data(srv__engine_t *e)
 {
     return e->data;
 }
 
-srv_loop_t *srv__engine_loop(srv_engine_t *e)
+srv__loop_t *srv__engine_loop(srv__engine_t *e)
 {
     return e->loop;
 }
 
-void srv__engine_accept_stop(srv_engine_t *e)
+void srv__engine_accept_stop(srv__engine_t *e)
 {
     e->accepting = false;
     for (int i = 0; i < e->nlisten; i++)
         if (e->accept_armed[i])
-            srv_loop_cancel(e->loop, &e->accept_op[i]);
+            srv__loop_cancel(e->loop, &e->accept_op[i]);
 }
 
-void srv__engine_drain(srv_engine_t *e)
+void srv__engine_drain(srv__engine_t *e)
 {
     srv__engine_accept_stop(e);
     if (!e->draining)
         e->drain_start = srv__engine_now_ms(e);
     e->draining = true;
     for (uint32_t i = 0; i < e->used_slots; i++) {
-        srv_conn_t *c = e->slots[i];
+        srv__conn_t *c = e->slots[i];
         if (c == NULL || (c->flags & (F_CLOSING | F_INFLIGHT)))
             continue;
         if (c->proto == PROTO_WS) {
@@ -1047,41 +1053,41 @@ void srv__engine_drain(srv_engine_t *e)
     }
 }
 
-void srv__engine_close_all(srv_engine_t *e)
+void srv__engine_close_all(srv__engine_t *e)
 {
     for (uint32_t i = 0; i < e->used_slots; i++)
         if (e->slots[i])
             srv__conn_close(e->slots[i]);
     if (e->tick_armed)
-        srv_loop_cancel(e->loop, &e->tick_op);
+        srv__loop_cancel(e->loop, &e->tick_op);
     srv__engine_accept_stop(e);
 }
 
-uint64_t srv__engine_conns(const srv_engine_t *e)
+uint64_t srv__engine_conns(const srv__engine_t *e)
 {
     return e->nconns;
 }
 
-uint64_t srv__engine_inflight(const srv_engine_t *e)
+uint64_t srv__engine_inflight(const srv__engine_t *e)
 {
     return e->inflight;
 }
 
-srv_conn_t *srv__conn_lookup(srv_engine_t *e, uint64_t session)
+srv__conn_t *srv__conn_lookup(srv__engine_t *e, uint64_t session)
 {
     uint32_t slot = (uint32_t)(session & ((1u << SRV_SESSION_SLOT_BITS) - 1));
     if (slot >= e->used_slots)
         return NULL;
-    srv_conn_t *c = e->slots[slot];
+    srv__conn_t *c = e->slots[slot];
     if (c == NULL || c->session != session || (c->flags & F_CLOSING))
         return NULL;
     return c;
 }
 
-int srv__conn_respond(srv_engine_t *e, uint64_t session, const struct iovec *iov, int iovcnt,
+int srv__conn_respond(srv__engine_t *e, uint64_t session, const struct iovec *iov, int iovcnt,
                       unsigned flags)
 {
-    srv_conn_t *c = srv__conn_lookup(e, session);
+    srv__conn_t *c = srv__conn_lookup(e, session);
     if (c == NULL)
         return -ENOENT;
     if (!(c->flags & F_INFLIGHT))
@@ -1101,7 +1107,7 @@ int srv__conn_respond(srv_engine_t *e, uint64_t session, const struct iovec *iov
         c->flow = true;
     int rc = out_append(c, iov, iovcnt, 2 * bound + (1u << 20));
     if (rc < 0) {
-        srv_log(SRV_LOG_INFO, "conn", 0,
+        srv__log(SRV_LOG_INFO, "conn", 0,
                 "session %llx from %s: output over buffer_output_size (%lld bytes); closing",
                 (unsigned long long)c->session, c->peer, (long long)e->cfg->buffer_output_size);
         srv__conn_close(c);
@@ -1117,10 +1123,10 @@ int srv__conn_respond(srv_engine_t *e, uint64_t session, const struct iovec *iov
     return 0;
 }
 
-int srv__conn_respond_file(srv_engine_t *e, uint64_t session, const char *path, uint64_t off,
+int srv__conn_respond_file(srv__engine_t *e, uint64_t session, const char *path, uint64_t off,
                            uint64_t len, unsigned flags)
 {
-    srv_conn_t *c = srv__conn_lookup(e, session);
+    srv__conn_t *c = srv__conn_lookup(e, session);
     if (c == NULL)
         return -ENOENT;
     if (!(c->flags & F_INFLIGHT))
@@ -1133,10 +1139,10 @@ int srv__conn_respond_file(srv_engine_t *e, uint64_t session, const char *path, 
     return srv__conn_respond_fd(e, session, fd, off, len, flags);
 }
 
-int srv__conn_respond_fd(srv_engine_t *e, uint64_t session, int fd, uint64_t off, uint64_t len,
+int srv__conn_respond_fd(srv__engine_t *e, uint64_t session, int fd, uint64_t off, uint64_t len,
                          unsigned flags)
 {
-    srv_conn_t *c = srv__conn_lookup(e, session);
+    srv__conn_t *c = srv__conn_lookup(e, session);
     if (c == NULL || !(c->flags & F_INFLIGHT) || out_file(c, fd, off, len) < 0) {
         close(fd);
         if (c)
@@ -1153,10 +1159,10 @@ int srv__conn_respond_fd(srv_engine_t *e, uint64_t session, int fd, uint64_t off
     return 0;
 }
 
-void srv__engine_fail_inflight(srv_engine_t *e, int tag)
+void srv__engine_fail_inflight(srv__engine_t *e, int tag)
 {
     for (uint32_t i = 0; i < e->used_slots; i++) {
-        srv_conn_t *c = e->slots[i];
+        srv__conn_t *c = e->slots[i];
         if (c == NULL || (c->flags & F_CLOSING) || !(c->flags & F_INFLIGHT) || c->tag != tag)
             continue;
         if (c->resp_bytes > 0) {
@@ -1165,7 +1171,7 @@ void srv__engine_fail_inflight(srv_engine_t *e, int tag)
         }
         srv__stat_add(e->stat_503, 1);
         char buf[512];
-        int n = srv_http_error_response(buf, sizeof(buf), 503, "the worker handling it died",
+        int n = srv__http_error_response(buf, sizeof(buf), 503, "the worker handling it died",
                                         c->req_keepalive);
         struct iovec v = {.iov_base = buf, .iov_len = n > 0 ? (size_t)n : 0};
         srv__conn_respond(e, c->session, &v, 1,
@@ -1173,50 +1179,50 @@ void srv__engine_fail_inflight(srv_engine_t *e, int tag)
     }
 }
 
-uint64_t srv__conn_session(const srv_conn_t *c)
+uint64_t srv__conn_session(const srv__conn_t *c)
 {
     return c->session;
 }
 
-int srv__conn_listener(const srv_conn_t *c)
+int srv__conn_listener(const srv__conn_t *c)
 {
     return c->listener;
 }
 
-int srv__conn_get_worker(const srv_conn_t *c)
+int srv__conn_get_worker(const srv__conn_t *c)
 {
     return c->worker;
 }
 
-void srv__conn_set_worker(srv_conn_t *c, int worker)
+void srv__conn_set_worker(srv__conn_t *c, int worker)
 {
     c->worker = worker;
 }
 
-void srv__conn_set_tag(srv_conn_t *c, int tag)
+void srv__conn_set_tag(srv__conn_t *c, int tag)
 {
     c->tag = tag;
 }
 
-int srv__conn_get_tag(const srv_conn_t *c)
+int srv__conn_get_tag(const srv__conn_t *c)
 {
     return c->tag;
 }
 
-const char *srv__conn_peer(const srv_conn_t *c)
+const char *srv__conn_peer(const srv__conn_t *c)
 {
     return c->peer;
 }
 
-uint32_t srv__conn_peer_hash(const srv_conn_t *c)
+uint32_t srv__conn_peer_hash(const srv__conn_t *c)
 {
     return c->peer_hash;
 }
 
-int srv__conn_ws_accept(srv_engine_t *e, uint64_t session, int code, const char *proto,
+int srv__conn_ws_accept(srv__engine_t *e, uint64_t session, int code, const char *proto,
                         size_t proto_len)
 {
-    srv_conn_t *c = srv__conn_lookup(e, session);
+    srv__conn_t *c = srv__conn_lookup(e, session);
     if (c == NULL)
         return -ENOENT;
     if (!(c->flags & F_INFLIGHT) || c->ws_pending == NULL)
@@ -1231,7 +1237,7 @@ int srv__conn_ws_accept(srv_engine_t *e, uint64_t session, int code, const char 
         return rc;
     }
     if (!accepted) {
-        srv_log(SRV_LOG_INFO, "ws", 0,
+        srv__log(SRV_LOG_INFO, "ws", 0,
                 "session %llx from %s: the app refused the upgrade; closing with %d",
                 (unsigned long long)c->session, c->peer, c->ws_code);
         srv__ws_flush(c);
@@ -1255,7 +1261,7 @@ int srv__conn_ws_accept(srv_engine_t *e, uint64_t session, int code, const char 
     return 0;
 }
 
-int64_t srv__engine_wall_ms(srv_engine_t *e)
+int64_t srv__engine_wall_ms(srv__engine_t *e)
 {
     (void)e;
     struct timespec ts;

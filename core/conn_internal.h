@@ -44,18 +44,18 @@ typedef struct seg {
 
 enum { PROTO_HTTP = 0, PROTO_WS = 1, PROTO_TCP = 2 };
 
-struct srv_conn {
+struct srv__conn {
     uint64_t session;
-    srv_engine_t *eng;
+    srv__engine_t *eng;
     int fd;
     uint16_t listener;
     uint32_t flags;
     uint8_t refs; /* armed ops */
     uint8_t qh, qn;
     uint8_t sending_segs; /* memory segments the send in flight covers */
-    srv_loop_op_t recv_op;
-    srv_loop_op_t send_op;
-    srv_http_parser_t *http;
+    srv__loop_op_t recv_op;
+    srv__loop_op_t send_op;
+    srv__http_parser_t *http;
     char *in;
     uint32_t in_len, in_cap;
     seg_t q[OUTQ_MAX];
@@ -75,79 +75,79 @@ struct srv_conn {
     bool ws_closing; /* we sent a close frame; waiting for the peer's */
     bool ws_refused; /* upgraded only to carry the app's refusal (close code): not open */
     char peer[46];
-    srv_framer_t framer; /* TCP */
-    srv_ws_t *ws;        /* WebSocket, after the upgrade */
+    srv__framer_t framer; /* TCP */
+    srv__ws_t *ws;        /* WebSocket, after the upgrade */
     int64_t last_ping, close_deadline;
     uint16_t ws_code; /* close code the peer sent (1006 if none arrived) */
     char *ws_pending; /* 101 response (and later the close reason) while deciding */
     uint32_t ws_pending_len;
-    srv_ws_options_t ws_opts;
-    srv_conninfo_t *info; /* this connection's entry in the shared table */
-    srv_conn_t *next_free;
+    srv__ws_options_t ws_opts;
+    srv__conninfo_t *info; /* this connection's entry in the shared table */
+    srv__conn_t *next_free;
 };
 
-struct srv_engine {
+struct srv__engine {
     int id;
-    srv_loop_t *loop;
-    const srv_config_t *cfg;
-    srv_engine_ops_t ops;
+    srv__loop_t *loop;
+    const srv__config_t *cfg;
+    srv__engine_ops_t ops;
     void *data;
     int nlisten;
     int listen_fd[SRV_CONFIG_MAX_LISTEN];
-    srv_loop_op_t accept_op[SRV_CONFIG_MAX_LISTEN];
+    srv__loop_op_t accept_op[SRV_CONFIG_MAX_LISTEN];
     bool accept_armed[SRV_CONFIG_MAX_LISTEN];
     bool accepting;
     bool draining;
     int64_t drain_start;
-    srv_loop_op_t tick_op;
+    srv__loop_op_t tick_op;
     bool tick_armed;
     bool destroying;
     uint32_t max_slots;
     uint32_t used_slots; /* high-water mark */
-    srv_conn_t **slots;
+    srv__conn_t **slots;
     uint64_t *gens;
     uint32_t *free_stack;
     uint32_t nfree;
-    srv_conn_t *conn_cache;
+    srv__conn_t *conn_cache;
     uint32_t ncached;
     uint64_t nconns;
     uint64_t inflight;
-    srv_http_limits_t limits[SRV_CONFIG_MAX_LISTEN]; /* per listener (package_max_length) */
+    srv__http_limits_t limits[SRV_CONFIG_MAX_LISTEN]; /* per listener (package_max_length) */
     uint64_t ack_step; /* report progress at least every this many bytes written */
     _Atomic uint64_t *stat_conns, *stat_accepted, *stat_requests, *stat_503;
     int64_t last_limit_log;
-    srv_static_t *statics[SRV_CONFIG_MAX_LISTEN];
-    srv_frame_opts_t frame[SRV_CONFIG_MAX_LISTEN];
+    srv__static_t *statics[SRV_CONFIG_MAX_LISTEN];
+    srv__frame_opts_t frame[SRV_CONFIG_MAX_LISTEN];
     int64_t idle_ms[SRV_CONFIG_MAX_LISTEN]; /* heartbeat: close after this long silent; 0 off */
-    srv_conninfo_t *conninfo;               /* this engine's slots in the shared table */
+    srv__conninfo_t *conninfo;               /* this engine's slots in the shared table */
 };
 
-int64_t srv__engine_now_ms(srv_engine_t *e);
-int64_t srv__engine_wall_ms(srv_engine_t *e); /* wall clock, for connection info */
+int64_t srv__engine_now_ms(srv__engine_t *e);
+int64_t srv__engine_wall_ms(srv__engine_t *e); /* wall clock, for connection info */
 void srv__stat_add(_Atomic uint64_t *s, int64_t d);
 /* Queue bytes (copied); -ENOBUFS past buffer_output_size. */
-int srv__out_write(srv_conn_t *c, const struct iovec *iov, int iovcnt);
-bool srv__out_pending(const srv_conn_t *c);
+int srv__out_write(srv__conn_t *c, const struct iovec *iov, int iovcnt);
+bool srv__out_pending(const srv__conn_t *c);
 /* Start sending what is queued (no-op while a send is in flight). */
-void srv__conn_flush(srv_conn_t *c);
+void srv__conn_flush(srv__conn_t *c);
 /* Close now: cancel operations; freed once none is in flight. */
-void srv__conn_close(srv_conn_t *c);
+void srv__conn_close(srv__conn_t *c);
 /* Keep c (and its protocol state) alive across code that may close it, e.g. app callbacks
  * inside a parser's feed: a close in between only marks it, and srv__conn_unhold() releases
  * it. Returns false when c was closed meanwhile (then it must not be touched again). */
-void srv__conn_hold(srv_conn_t *c);
-bool srv__conn_unhold(srv_conn_t *c);
-srv_conn_t *srv__conn_lookup(srv_engine_t *e, uint64_t session);
+void srv__conn_hold(srv__conn_t *c);
+bool srv__conn_unhold(srv__conn_t *c);
+srv__conn_t *srv__conn_lookup(srv__engine_t *e, uint64_t session);
 
 /* conn_stream.c */
-int srv__stream_open(srv_conn_t *c); /* TCP accepted */
-void srv__stream_input(srv_conn_t *c, const char *data, size_t len);
-void srv__stream_release(srv_conn_t *c);                      /* about to be freed */
-int srv__ws_upgrade(srv_conn_t *c, const srv_request_t *req); /* 1: taken over */
-void srv__stream_tick(srv_conn_t *c, int64_t now);
-void srv__stream_eof(srv_conn_t *c);
-int srv__ws_decided(srv_conn_t *c, int code, const char *proto, size_t proto_len, bool *accepted);
+int srv__stream_open(srv__conn_t *c); /* TCP accepted */
+void srv__stream_input(srv__conn_t *c, const char *data, size_t len);
+void srv__stream_release(srv__conn_t *c);                      /* about to be freed */
+int srv__ws_upgrade(srv__conn_t *c, const srv_request_t *req); /* 1: taken over */
+void srv__stream_tick(srv__conn_t *c, int64_t now);
+void srv__stream_eof(srv__conn_t *c);
+int srv__ws_decided(srv__conn_t *c, int code, const char *proto, size_t proto_len, bool *accepted);
 /* Queue what the WebSocket state has for the peer and send it. */
-void srv__ws_flush(srv_conn_t *c);
+void srv__ws_flush(srv__conn_t *c);
 
 #endif

@@ -10,17 +10,18 @@
 #include "core/ipc.h"
 #include "core/log.h"
 
-static int app_event(srv_conn_t *c, uint16_t type, uint16_t flags, const void *data, size_t len)
+static int app_event(srv__conn_t *c, uint16_t type, uint16_t flags, const void *data, size_t len)
 {
-    srv_engine_t *e = c->eng;
+    srv__engine_t *e = c->eng;
     if (e->ops.event == NULL)
         return 0;
     /* The listener rides in the high byte of flags: the worker needs it to find the handler
      * set even after the connection (and its shared-table entry) is gone. */
     int rc = e->ops.event(e, c, type, (uint16_t)(flags | (c->listener << 8)), data, len);
     if (rc < 0) {
-        srv_log(SRV_LOG_WARN, "conn", rc, "session %llx: cannot hand an event to a worker; closing",
-                (unsigned long long)c->session);
+        srv__log(SRV_LOG_WARN, "conn", rc,
+                 "session %llx: cannot hand an event to a worker; closing",
+                 (unsigned long long)c->session);
         srv__conn_close(c);
     }
     return rc;
@@ -28,16 +29,16 @@ static int app_event(srv_conn_t *c, uint16_t type, uint16_t flags, const void *d
 
 /* ---- TCP ---- */
 
-int srv__stream_open(srv_conn_t *c)
+int srv__stream_open(srv__conn_t *c)
 {
     c->proto = PROTO_TCP;
-    srv_framer_init(&c->framer, &c->eng->frame[c->listener]);
+    srv__framer_init(&c->framer, &c->eng->frame[c->listener]);
     return app_event(c, SRV_IPC_CONNECT, 0, NULL, 0);
 }
 
 static int on_frame(void *arg, const char *frame, size_t len)
 {
-    srv_conn_t *c = arg;
+    srv__conn_t *c = arg;
     if (c->flags & F_CLOSING)
         return 1;
     return app_event(c, SRV_IPC_RECEIVE, 0, frame, len) < 0 ? 1 : 0;
@@ -45,20 +46,20 @@ static int on_frame(void *arg, const char *frame, size_t len)
 
 /* ---- WebSocket ---- */
 
-void srv__ws_flush(srv_conn_t *c)
+void srv__ws_flush(srv__conn_t *c)
 {
     struct iovec iov[16];
     for (;;) {
-        int n = srv_ws_output(c->ws, iov, 16);
+        int n = srv__ws_output(c->ws, iov, 16);
         if (n <= 0)
             break;
         size_t total = 0;
         for (int i = 0; i < n; i++)
             total += iov[i].iov_len;
         int rc = srv__out_write(c, iov, n);
-        srv_ws_consumed(c->ws, total);
+        srv__ws_consumed(c->ws, total);
         if (rc < 0) {
-            srv_log(SRV_LOG_INFO, "ws", 0,
+            srv__log(SRV_LOG_INFO, "ws", 0,
                     "session %llx from %s: client reads too slowly (over buffer_output_size); "
                     "closing",
                     (unsigned long long)c->session, c->peer);
@@ -66,14 +67,14 @@ void srv__ws_flush(srv_conn_t *c)
             return;
         }
     }
-    if (srv_ws_want_close(c->ws))
+    if (srv__ws_want_close(c->ws))
         c->flags |= F_CLOSE_AFTER | F_NO_READ;
     srv__conn_flush(c);
 }
 
-static int on_ws_event(void *arg, const srv_ws_event_t *ev)
+static int on_ws_event(void *arg, const srv__ws_event_t *ev)
 {
-    srv_conn_t *c = arg;
+    srv__conn_t *c = arg;
     switch (ev->type) {
     case SRV_WS_EV_MESSAGE:
         return app_event(c, SRV_IPC_WS_MESSAGE, (uint16_t)ev->opcode, ev->data, ev->len) < 0 ? -1
@@ -89,7 +90,7 @@ static int on_ws_event(void *arg, const srv_ws_event_t *ev)
             c->ws_pending_len = (uint32_t)ev->len;
         }
         if (ev->type == SRV_WS_EV_ERROR)
-            srv_log(SRV_LOG_INFO, "ws", 0, "session %llx from %s: closing with %d: %.*s",
+            srv__log(SRV_LOG_INFO, "ws", 0, "session %llx from %s: closing with %d: %.*s",
                     (unsigned long long)c->session, c->peer, ev->code, (int)ev->len, ev->data);
         return 0;
     default:
@@ -97,12 +98,12 @@ static int on_ws_event(void *arg, const srv_ws_event_t *ev)
     }
 }
 
-void srv__stream_input(srv_conn_t *c, const char *data, size_t len)
+void srv__stream_input(srv__conn_t *c, const char *data, size_t len)
 {
     if (c->proto == PROTO_TCP) {
-        int rc = srv_framer_feed(&c->framer, data, len, on_frame, c);
+        int rc = srv__framer_feed(&c->framer, data, len, on_frame, c);
         if (rc < 0) {
-            srv_log(SRV_LOG_INFO, "tcp", 0, "session %llx from %s: %s; closing",
+            srv__log(SRV_LOG_INFO, "tcp", 0, "session %llx from %s: %s; closing",
                     (unsigned long long)c->session, c->peer,
                     rc == -EMSGSIZE ? "frame over package_max_length" : "malformed frame");
             srv__conn_close(c);
@@ -110,7 +111,7 @@ void srv__stream_input(srv_conn_t *c, const char *data, size_t len)
         return;
     }
     if (c->proto == PROTO_WS && c->ws) {
-        srv_ws_feed(c->ws, data, len, on_ws_event, c);
+        srv__ws_feed(c->ws, data, len, on_ws_event, c);
         if (!(c->flags & F_CLOSING))
             srv__ws_flush(c);
     }
@@ -122,7 +123,7 @@ void srv__stream_input(srv_conn_t *c, const char *data, size_t len)
  * right away when the app closes it. */
 #define HALF_CLOSE_GRACE_MS 1000
 
-void srv__stream_eof(srv_conn_t *c)
+void srv__stream_eof(srv__conn_t *c)
 {
     if (c->proto == PROTO_WS) {
         srv__conn_close(c); /* a WebSocket peer that vanishes without a close frame: 1006 */
@@ -133,14 +134,14 @@ void srv__stream_eof(srv_conn_t *c)
     srv__conn_flush(c);
 }
 
-void srv__stream_release(srv_conn_t *c)
+void srv__stream_release(srv__conn_t *c)
 {
     if (c->proto == PROTO_TCP) {
-        srv_framer_deinit(&c->framer);
+        srv__framer_deinit(&c->framer);
         app_event(c, SRV_IPC_CLOSED, 0, NULL, 0);
     } else if (c->proto == PROTO_WS) {
         if (c->ws && c->ws_refused) {
-            srv_ws_destroy(c->ws);
+            srv__ws_destroy(c->ws);
             c->ws = NULL;
         } else if (c->ws) {
             /* Tell the app only about connections it accepted. */
@@ -151,7 +152,7 @@ void srv__stream_release(srv_conn_t *c)
             if (rl)
                 memcpy(buf + 2, c->ws_pending, rl);
             app_event(c, SRV_IPC_WS_CLOSED, 0, buf, 2 + rl);
-            srv_ws_destroy(c->ws);
+            srv__ws_destroy(c->ws);
             c->ws = NULL;
         }
     }
@@ -162,20 +163,20 @@ void srv__stream_release(srv_conn_t *c)
 
 /* A valid handshake is handed to the app (on_ws_open) before we answer 101; the response is
  * built now, while the request is at hand, and sent if the app accepts. */
-int srv__ws_upgrade(srv_conn_t *c, const srv_request_t *req)
+int srv__ws_upgrade(srv__conn_t *c, const srv_request_t *req)
 {
-    srv_engine_t *e = c->eng;
-    const srv_listen_config_t *l = &e->cfg->listen[c->listener];
+    srv__engine_t *e = c->eng;
+    const srv__listen_config_t *l = &e->cfg->listen[c->listener];
     const char *reason = NULL;
-    int rc = srv_ws_handshake_check(req, &reason);
+    int rc = srv__ws_handshake_check(req, &reason);
     if (rc == -ENOENT)
         return 0; /* not a WebSocket upgrade: plain HTTP */
     if (rc < 0)
         return -EINVAL;
     char buf[1024];
-    srv_ws_options_t neg;
+    srv__ws_options_t neg;
     memset(&neg, 0, sizeof(neg));
-    int n = srv_ws_handshake_response(req, l->websocket_compression, NULL, buf, sizeof(buf), &neg);
+    int n = srv__ws_handshake_response(req, l->websocket_compression, NULL, buf, sizeof(buf), &neg);
     if (n < 0)
         return -EINVAL;
     c->ws_pending = malloc((size_t)n);
@@ -194,7 +195,7 @@ int srv__ws_upgrade(srv_conn_t *c, const srv_request_t *req)
  * learns why (a browser's WebSocket sees close codes, never an HTTP status). The connection
  * is then not an open WebSocket: no push, broadcast, exists or on_ws_close; data frames the
  * client sends meanwhile are dropped; it closes once the close frame is out. */
-int srv__ws_decided(srv_conn_t *c, int code, const char *proto, size_t proto_len, bool *accepted)
+int srv__ws_decided(srv__conn_t *c, int code, const char *proto, size_t proto_len, bool *accepted)
 {
     *accepted = false;
     if (c->ws_pending == NULL)
@@ -215,21 +216,21 @@ int srv__ws_decided(srv_conn_t *c, int code, const char *proto, size_t proto_len
     c->ws_pending_len = 0;
     if (rc < 0)
         return rc;
-    c->ws = srv_ws_create(&c->ws_opts);
+    c->ws = srv__ws_create(&c->ws_opts);
     if (c->ws == NULL)
         return -ENOMEM;
     c->proto = PROTO_WS;
     c->ws_code = 0;
     c->last_ping = srv__engine_now_ms(c->eng);
     if (c->http) {
-        srv_http_parser_destroy(c->http);
+        srv__http_parser_destroy(c->http);
         c->http = NULL;
     }
     if (code != 0) {
         c->ws_refused = true;
         /* Codes a close frame may not carry (1004-1006, 1015) become 1008 (policy). */
-        if (srv_ws_close_frame(c->ws, code, "refused") < 0)
-            srv_ws_close_frame(c->ws, code = SRV_WS_POLICY, "refused");
+        if (srv__ws_close_frame(c->ws, code, "refused") < 0)
+            srv__ws_close_frame(c->ws, code = SRV_WS_POLICY, "refused");
         c->ws_code = (uint16_t)code;
         return 0;
     }
@@ -239,9 +240,9 @@ int srv__ws_decided(srv_conn_t *c, int code, const char *proto, size_t proto_len
     return 0;
 }
 
-void srv__stream_tick(srv_conn_t *c, int64_t now)
+void srv__stream_tick(srv__conn_t *c, int64_t now)
 {
-    srv_engine_t *e = c->eng;
+    srv__engine_t *e = c->eng;
     if (c->flags & F_EOF) {
         if (!srv__out_pending(c) && now >= c->close_deadline)
             srv__conn_close(c);
@@ -249,7 +250,7 @@ void srv__stream_tick(srv_conn_t *c, int64_t now)
     }
     int64_t idle = e->idle_ms[c->listener];
     if (idle > 0 && now - c->last_read > idle) {
-        srv_log(SRV_LOG_INFO, "conn", 0,
+        srv__log(SRV_LOG_INFO, "conn", 0,
                 "session %llx from %s: idle for %lld ms (heartbeat); closing",
                 (unsigned long long)c->session, c->peer, (long long)(now - c->last_read));
         srv__conn_close(c);
@@ -261,7 +262,7 @@ void srv__stream_tick(srv_conn_t *c, int64_t now)
     if (ping <= 0)
         return;
     if (now - c->last_read > 2 * ping + TICK_MS) {
-        srv_log(SRV_LOG_INFO, "ws", 0, "session %llx from %s: no answer to ping; closing",
+        srv__log(SRV_LOG_INFO, "ws", 0, "session %llx from %s: no answer to ping; closing",
                 (unsigned long long)c->session, c->peer);
         c->ws_code = 1006;
         srv__conn_close(c);
@@ -269,16 +270,16 @@ void srv__stream_tick(srv_conn_t *c, int64_t now)
     }
     if (now - c->last_read >= ping && now - c->last_ping >= ping) {
         c->last_ping = now;
-        srv_ws_ping(c->ws);
+        srv__ws_ping(c->ws);
         srv__ws_flush(c);
     }
 }
 
 /* ---- actions from the app ---- */
 
-int srv__conn_send(srv_engine_t *e, uint64_t session, const void *data, size_t len)
+int srv__conn_send(srv__engine_t *e, uint64_t session, const void *data, size_t len)
 {
-    srv_conn_t *c = srv__conn_lookup(e, session);
+    srv__conn_t *c = srv__conn_lookup(e, session);
     if (c == NULL)
         return -ENOENT;
     if (c->proto != PROTO_TCP)
@@ -288,7 +289,7 @@ int srv__conn_send(srv_engine_t *e, uint64_t session, const void *data, size_t l
     struct iovec v = {.iov_base = (void *)data, .iov_len = len};
     int rc = srv__out_write(c, &v, 1);
     if (rc < 0) {
-        srv_log(SRV_LOG_INFO, "tcp", 0,
+        srv__log(SRV_LOG_INFO, "tcp", 0,
                 "session %llx from %s: output over buffer_output_size (client too slow); closing",
                 (unsigned long long)c->session, c->peer);
         srv__conn_close(c);
@@ -298,14 +299,14 @@ int srv__conn_send(srv_engine_t *e, uint64_t session, const void *data, size_t l
     return 0;
 }
 
-int srv__conn_close_session(srv_engine_t *e, uint64_t session)
+int srv__conn_close_session(srv__engine_t *e, uint64_t session)
 {
-    srv_conn_t *c = srv__conn_lookup(e, session);
+    srv__conn_t *c = srv__conn_lookup(e, session);
     if (c == NULL)
         return -ENOENT;
     if (c->proto == PROTO_WS && c->ws) {
         c->ws_code = SRV_WS_NORMAL;
-        srv_ws_close_frame(c->ws, SRV_WS_NORMAL, "");
+        srv__ws_close_frame(c->ws, SRV_WS_NORMAL, "");
         srv__ws_flush(c);
         c->flags |= F_CLOSE_AFTER;
         srv__conn_flush(c);
@@ -318,18 +319,18 @@ int srv__conn_close_session(srv_engine_t *e, uint64_t session)
     return 0;
 }
 
-int srv__conn_ws_push(srv_engine_t *e, uint64_t session, int opcode, const void *data, size_t len)
+int srv__conn_ws_push(srv__engine_t *e, uint64_t session, int opcode, const void *data, size_t len)
 {
-    srv_conn_t *c = srv__conn_lookup(e, session);
+    srv__conn_t *c = srv__conn_lookup(e, session);
     if (c == NULL || c->proto != PROTO_WS || c->ws == NULL || c->ws_refused)
         return -ENOENT;
-    int rc = srv_ws_send(c->ws, opcode, data, len);
+    int rc = srv__ws_send(c->ws, opcode, data, len);
     if (rc == -ENOBUFS) {
-        srv_log(SRV_LOG_INFO, "ws", 0,
+        srv__log(SRV_LOG_INFO, "ws", 0,
                 "session %llx from %s: client reads too slowly (over buffer_output_size); "
                 "closing with 1008",
                 (unsigned long long)c->session, c->peer);
-        srv_ws_close_frame(c->ws, SRV_WS_POLICY, "too slow");
+        srv__ws_close_frame(c->ws, SRV_WS_POLICY, "too slow");
         c->ws_code = SRV_WS_POLICY;
         srv__ws_flush(c);
         srv__conn_close(c);
@@ -341,9 +342,9 @@ int srv__conn_ws_push(srv_engine_t *e, uint64_t session, int opcode, const void 
     return 0;
 }
 
-int srv__conn_ws_close(srv_engine_t *e, uint64_t session, int code, const char *reason, size_t len)
+int srv__conn_ws_close(srv__engine_t *e, uint64_t session, int code, const char *reason, size_t len)
 {
-    srv_conn_t *c = srv__conn_lookup(e, session);
+    srv__conn_t *c = srv__conn_lookup(e, session);
     if (c == NULL || c->proto != PROTO_WS || c->ws == NULL || c->ws_refused)
         return -ENOENT;
     char r[124];
@@ -351,7 +352,7 @@ int srv__conn_ws_close(srv_engine_t *e, uint64_t session, int code, const char *
         len = 123;
     memcpy(r, reason ? reason : "", len);
     r[len] = '\0';
-    int rc = srv_ws_close_frame(c->ws, code, r);
+    int rc = srv__ws_close_frame(c->ws, code, r);
     if (rc < 0 && rc != -EALREADY)
         return rc;
     c->ws_code = (uint16_t)code;
@@ -361,7 +362,7 @@ int srv__conn_ws_close(srv_engine_t *e, uint64_t session, int code, const char *
     return 0;
 }
 
-int srv__engine_ws_broadcast(srv_engine_t *e, int listener, int opcode, const void *data,
+int srv__engine_ws_broadcast(srv__engine_t *e, int listener, int opcode, const void *data,
                              size_t len)
 {
     /* Encoded once, copied into each connection's queue: no per-connection framing work. */
@@ -369,17 +370,17 @@ int srv__engine_ws_broadcast(srv_engine_t *e, int listener, int opcode, const vo
     uint8_t *frame = malloc(cap);
     if (frame == NULL)
         return -ENOMEM;
-    size_t flen = srv_ws_frame_encode(frame, cap, opcode, data, len);
+    size_t flen = srv__ws_frame_encode(frame, cap, opcode, data, len);
     int n = 0;
     for (uint32_t i = 0; flen > 0 && i < e->used_slots; i++) {
-        srv_conn_t *c = e->slots[i];
+        srv__conn_t *c = e->slots[i];
         if (c == NULL || c->proto != PROTO_WS || c->ws == NULL || c->ws_refused ||
             (c->flags & F_CLOSING))
             continue;
         if (listener >= 0 && c->listener != listener)
             continue;
-        if (srv_ws_send_frame(c->ws, frame, flen) == -ENOBUFS) {
-            srv_log(SRV_LOG_INFO, "ws", 0,
+        if (srv__ws_send_frame(c->ws, frame, flen) == -ENOBUFS) {
+            srv__log(SRV_LOG_INFO, "ws", 0,
                     "session %llx from %s: client reads too slowly for broadcasts; closing",
                     (unsigned long long)c->session, c->peer);
             srv__conn_close(c);
@@ -392,9 +393,9 @@ int srv__engine_ws_broadcast(srv_engine_t *e, int listener, int opcode, const vo
     return n;
 }
 
-int srv__conn_bind(srv_engine_t *e, uint64_t session, uint32_t uid)
+int srv__conn_bind(srv__engine_t *e, uint64_t session, uint32_t uid)
 {
-    srv_conn_t *c = srv__conn_lookup(e, session);
+    srv__conn_t *c = srv__conn_lookup(e, session);
     if (c == NULL)
         return -ENOENT;
     if (e->cfg->dispatch_mode == 5)

@@ -7,13 +7,13 @@
 #include "core/conn.h"
 #include "core/shm.h"
 
-static srv_conninfo_t *g_table;
+static srv__conninfo_t *g_table;
 static int g_engines;
 static uint32_t g_slots;
 
 int srv__conninfo_create(int nengines, uint32_t slots)
 {
-    g_table = srv_shm_alloc(sizeof(srv_conninfo_t) * (size_t)nengines * slots, 64);
+    g_table = srv__shm_alloc(sizeof(srv__conninfo_t) * (size_t)nengines * slots, 64);
     if (g_table == NULL)
         return -ENOMEM;
     g_engines = nengines;
@@ -21,14 +21,14 @@ int srv__conninfo_create(int nengines, uint32_t slots)
     return 0;
 }
 
-srv_conninfo_t *srv__conninfo_engine(int id)
+srv__conninfo_t *srv__conninfo_engine(int id)
 {
     if (g_table == NULL || id < 0 || id >= g_engines)
         return NULL;
     return g_table + (size_t)id * g_slots;
 }
 
-static srv_conninfo_t *entry(uint64_t session)
+static srv__conninfo_t *entry(uint64_t session)
 {
     int e = SRV_SESSION_ENGINE(session);
     uint32_t slot = (uint32_t)(session & ((1u << SRV_SESSION_SLOT_BITS) - 1));
@@ -39,7 +39,7 @@ static srv_conninfo_t *entry(uint64_t session)
 
 int srv__conninfo_get(uint64_t session, srv_conn_info_t *out)
 {
-    srv_conninfo_t *ci = entry(session);
+    srv__conninfo_t *ci = entry(session);
     if (ci == NULL || session == 0 || atomic_load(&ci->session) != session)
         return -ENOENT;
     out->session = session;
@@ -60,7 +60,7 @@ int srv__conninfo_foreach_ws(int listener, int (*cb)(uint64_t session, void *arg
     int n = 0;
     size_t total = (size_t)g_engines * g_slots;
     for (size_t i = 0; g_table && i < total; i++) {
-        srv_conninfo_t *ci = &g_table[i];
+        srv__conninfo_t *ci = &g_table[i];
         uint64_t s = atomic_load_explicit(&ci->session, memory_order_acquire);
         if (s == 0 || !atomic_load(&ci->websocket))
             continue;

@@ -12,7 +12,7 @@
 
 #include "srv/srv.h"
 
-typedef struct srv_conninfo {
+typedef struct srv__conninfo {
     _Atomic uint64_t session; /* 0 while free */
     int32_t listener;
     int32_t peer_port;
@@ -21,12 +21,12 @@ typedef struct srv_conninfo {
     _Atomic uint32_t uid;
     _Atomic uint8_t websocket;
     char peer[46];
-} srv_conninfo_t;
+} srv__conninfo_t;
 
 /* Master, before fork: room for nengines x slots entries. Returns 0 or -ENOMEM. */
 int srv__conninfo_create(int nengines, uint32_t slots);
 /* The entries of engine id (NULL when the table was not created: unit tests). */
-srv_conninfo_t *srv__conninfo_engine(int id);
+srv__conninfo_t *srv__conninfo_engine(int id);
 /* Copy a live session's entry; -ENOENT when it is gone. */
 int srv__conninfo_get(uint64_t session, srv_conn_info_t *out);
 /* Every open WebSocket session (listener < 0: all listeners). */

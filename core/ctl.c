@@ -44,7 +44,7 @@ static const char *state_name(int s)
  * counted across every [[process]]. */
 static int local_id(int slot)
 {
-    const srv_server_t *S = &srv__server;
+    const srv__server_t *S = &srv__server;
     switch (srv__slot_kind(slot)) {
     case SRV_SLOT_TASK:
         return slot - S->cfg.worker_num;
@@ -78,7 +78,7 @@ __attribute__((format(printf, 2, 3))) static void put(out_t *o, const char *fmt,
 
 static void totals(uint64_t *conns, uint64_t *accepted, uint64_t *requests, uint64_t *e503)
 {
-    const srv_stats_t *st = srv__server.stats;
+    const srv__stats_t *st = srv__server.stats;
     *conns = *accepted = *requests = *e503 = 0;
     for (int i = 0; i < SRV_MAX_REACTORS; i++) {
         *conns += atomic_load(&st->reactors[i].connections);
@@ -90,8 +90,8 @@ static void totals(uint64_t *conns, uint64_t *accepted, uint64_t *requests, uint
 
 void srv__info_json(char *buf, size_t cap)
 {
-    const srv_server_t *S = &srv__server;
-    const srv_stats_t *st = S->stats;
+    const srv__server_t *S = &srv__server;
+    const srv__stats_t *st = S->stats;
     out_t o = {buf, cap, 0};
     uint64_t conns, accepted, requests, e503;
     totals(&conns, &accepted, &requests, &e503);
@@ -106,7 +106,7 @@ void srv__info_json(char *buf, size_t cap)
         (unsigned long long)atomic_load(&st->reloads), (unsigned long long)conns,
         (unsigned long long)accepted, (unsigned long long)requests, (unsigned long long)e503);
     for (int i = 0; i < st->nworkers; i++) {
-        const srv_worker_stat_t *w = &st->workers[i];
+        const srv__worker_stat_t *w = &st->workers[i];
         put(&o,
             "%s{\"id\":%d,\"type\":\"%s\",\"pid\":%d,\"state\":\"%s\",\"requests\":%llu,"
             "\"total_requests\":%llu,\"respawns\":%llu,\"recycles\":%llu,\"generation\":%u,"
@@ -140,7 +140,7 @@ void srv__info_json(char *buf, size_t cap)
     }
     put(&o, ",\"tables\":");
     if (o.len < o.cap) {
-        int n = srv_tables_info_json(o.buf + o.len, o.cap - o.len);
+        int n = srv__tables_info_json(o.buf + o.len, o.cap - o.len);
         if (n > 0)
             o.len += (size_t)n;
         else
@@ -151,8 +151,8 @@ void srv__info_json(char *buf, size_t cap)
 
 void srv__info_text(char *buf, size_t cap)
 {
-    const srv_server_t *S = &srv__server;
-    const srv_stats_t *st = S->stats;
+    const srv__server_t *S = &srv__server;
+    const srv__stats_t *st = S->stats;
     out_t o = {buf, cap, 0};
     uint64_t conns, accepted, requests, e503;
     totals(&conns, &accepted, &requests, &e503);
@@ -170,7 +170,7 @@ void srv__info_text(char *buf, size_t cap)
     put(&o, "%-7s %-4s %-8s %-9s %12s %12s %9s %9s\n", "type", "id", "pid", "state", "requests",
         "total", "respawns", "recycles");
     for (int i = 0; i < st->nworkers; i++) {
-        const srv_worker_stat_t *w = &st->workers[i];
+        const srv__worker_stat_t *w = &st->workers[i];
         put(&o, "%-7s %-4d %-8d %-9s %12llu %12llu %9llu %9llu\n", srv__slot_kind_name(i),
             local_id(i), atomic_load(&w->pid), state_name(atomic_load(&w->state)),
             (unsigned long long)atomic_load(&w->requests),
@@ -189,7 +189,7 @@ void srv__info_text(char *buf, size_t cap)
         put(&o, "tasks %s\n", js);
     if (srv__server.cfg.ncron > 0 && srv__cron_info_json(js, sizeof(js)) > 0)
         put(&o, "cron %s\n", js);
-    if (srv_tables_info_json(js, sizeof(js)) > 2)
+    if (srv__tables_info_json(js, sizeof(js)) > 2)
         put(&o, "tables %s\n", js);
     if (srv__atomics_info_json(js, sizeof(js)) > 2)
         put(&o, "atomics %s\n", js);

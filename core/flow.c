@@ -28,7 +28,7 @@ typedef struct flow {
 } flow_t;
 
 static struct {
-    srv_flow_transport_t t;
+    srv__flow_transport_t t;
     uint64_t window;
     flow_t **tab; /* open addressing, linear probing, power-of-two size */
     size_t cap, count;
@@ -155,7 +155,7 @@ static void make_due(flow_t *f)
     F.due_tail = f;
 }
 
-void srv__flow_init(const srv_flow_transport_t *t, uint64_t window)
+void srv__flow_init(const srv__flow_transport_t *t, uint64_t window)
 {
     memset(&F, 0, sizeof(F));
     F.t = *t;

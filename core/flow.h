@@ -13,15 +13,15 @@
 
 /* Where the bytes go: the reactor channel (process mode) or the worker's own engine (base
  * mode). put copies; -ENOENT / -EPROTO from put mean the session is gone. */
-typedef struct srv_flow_transport {
+typedef struct srv__flow_transport {
     int (*put)(void *arg, uint64_t session, const struct iovec *iov, int iovcnt, unsigned flags);
     /* fd is taken over (closed by the transport, also on failure). */
     int (*put_file)(void *arg, uint64_t session, int fd, const char *path, uint64_t off,
                     uint64_t len, unsigned flags);
     void *arg;
-} srv_flow_transport_t;
+} srv__flow_transport_t;
 
-void srv__flow_init(const srv_flow_transport_t *t, uint64_t window);
+void srv__flow_init(const srv__flow_transport_t *t, uint64_t window);
 /* Forget every response (the process is leaving). */
 void srv__flow_deinit(void);
 

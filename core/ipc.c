@@ -8,7 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-void srv_ipc_buf_init(srv_ipc_buf_t *b, size_t max)
+void srv__ipc_buf_init(srv__ipc_buf_t *b, size_t max)
 {
     b->data = NULL;
     b->len = 0;
@@ -16,14 +16,14 @@ void srv_ipc_buf_init(srv_ipc_buf_t *b, size_t max)
     b->max = max;
 }
 
-void srv_ipc_buf_deinit(srv_ipc_buf_t *b)
+void srv__ipc_buf_deinit(srv__ipc_buf_t *b)
 {
     free(b->data);
     b->data = NULL;
     b->len = b->cap = 0;
 }
 
-char *srv_ipc_buf_reserve(srv_ipc_buf_t *b, size_t n)
+char *srv__ipc_buf_reserve(srv__ipc_buf_t *b, size_t n)
 {
     if (b->len + n > b->max)
         return NULL;
@@ -42,7 +42,7 @@ char *srv_ipc_buf_reserve(srv_ipc_buf_t *b, size_t n)
     return b->data + b->len;
 }
 
-void srv_ipc_buf_consume(srv_ipc_buf_t *b, size_t n)
+void srv__ipc_buf_consume(srv__ipc_buf_t *b, size_t n)
 {
     if (n >= b->len) {
         b->len = 0;
@@ -58,23 +58,23 @@ void srv_ipc_buf_consume(srv_ipc_buf_t *b, size_t n)
     b->len -= n;
 }
 
-char *srv_ipc_frame_begin(srv_ipc_buf_t *b, uint64_t session, uint16_t type, uint16_t flags,
+char *srv__ipc_frame_begin(srv__ipc_buf_t *b, uint64_t session, uint16_t type, uint16_t flags,
                           uint32_t plen)
 {
-    size_t total = sizeof(srv_ipc_hdr_t) + SRV_IPC_ALIGN(plen);
-    char *p = srv_ipc_buf_reserve(b, total);
+    size_t total = sizeof(srv__ipc_hdr_t) + SRV_IPC_ALIGN(plen);
+    char *p = srv__ipc_buf_reserve(b, total);
     if (p == NULL)
         return NULL;
-    srv_ipc_hdr_t h = {.session = session, .type = type, .flags = flags, .len = plen};
+    srv__ipc_hdr_t h = {.session = session, .type = type, .flags = flags, .len = plen};
     memcpy(p, &h, sizeof(h));
     b->len += total;
     return p + sizeof(h);
 }
 
-int srv_ipc_frame_put(srv_ipc_buf_t *b, uint64_t session, uint16_t type, uint16_t flags,
+int srv__ipc_frame_put(srv__ipc_buf_t *b, uint64_t session, uint16_t type, uint16_t flags,
                       const void *payload, uint32_t plen)
 {
-    char *p = srv_ipc_frame_begin(b, session, type, flags, plen);
+    char *p = srv__ipc_frame_begin(b, session, type, flags, plen);
     if (p == NULL)
         return -ENOBUFS;
     if (plen)
@@ -83,11 +83,11 @@ int srv_ipc_frame_put(srv_ipc_buf_t *b, uint64_t session, uint16_t type, uint16_
 }
 
 /* Deliver every whole frame in buf[0..len); returns bytes used or -EPROTO. */
-static long deliver(const char *buf, size_t len, srv_ipc_frame_cb cb, void *arg)
+static long deliver(const char *buf, size_t len, srv__ipc_frame_cb cb, void *arg)
 {
     size_t off = 0;
-    while (len - off >= sizeof(srv_ipc_hdr_t)) {
-        const srv_ipc_hdr_t *h = (const srv_ipc_hdr_t *)(const void *)(buf + off);
+    while (len - off >= sizeof(srv__ipc_hdr_t)) {
+        const srv__ipc_hdr_t *h = (const srv__ipc_hdr_t *)(const void *)(buf + off);
         if (h->len > SRV_IPC_MAX_PAYLOAD)
             return -EPROTO;
         size_t total = sizeof(*h) + SRV_IPC_ALIGN(h->len);
@@ -99,7 +99,7 @@ static long deliver(const char *buf, size_t len, srv_ipc_frame_cb cb, void *arg)
     return (long)off;
 }
 
-int srv_ipc_feed(srv_ipc_buf_t *pending, const char *data, size_t len, srv_ipc_frame_cb cb,
+int srv__ipc_feed(srv__ipc_buf_t *pending, const char *data, size_t len, srv__ipc_frame_cb cb,
                  void *arg)
 {
     /* Fast path: nothing buffered and the chunk is aligned: frames are used in place. */
@@ -112,7 +112,7 @@ int srv_ipc_feed(srv_ipc_buf_t *pending, const char *data, size_t len, srv_ipc_f
         if (len == 0)
             return 0;
     }
-    char *p = srv_ipc_buf_reserve(pending, len);
+    char *p = srv__ipc_buf_reserve(pending, len);
     if (p == NULL)
         return -ENOBUFS;
     memcpy(p, data, len);
@@ -120,11 +120,11 @@ int srv_ipc_feed(srv_ipc_buf_t *pending, const char *data, size_t len, srv_ipc_f
     long used = deliver(pending->data, pending->len, cb, arg);
     if (used < 0)
         return (int)used;
-    srv_ipc_buf_consume(pending, (size_t)used);
+    srv__ipc_buf_consume(pending, (size_t)used);
     return 0;
 }
 
-int srv_ctl_send(int sock, const srv_ctl_msg_t *m, const int *fds, int nfds)
+int srv__ctl_send(int sock, const srv__ctl_msg_t *m, const int *fds, int nfds)
 {
     struct iovec iov = {.iov_base = (void *)m, .iov_len = sizeof(*m)};
     char cbuf[CMSG_SPACE(sizeof(int) * 64)];
@@ -151,7 +151,7 @@ int srv_ctl_send(int sock, const srv_ctl_msg_t *m, const int *fds, int nfds)
     }
 }
 
-int srv_ctl_recv(int sock, srv_ctl_msg_t *m, int *fds, int maxfds)
+int srv__ctl_recv(int sock, srv__ctl_msg_t *m, int *fds, int maxfds)
 {
     struct iovec iov = {.iov_base = m, .iov_len = sizeof(*m)};
     char cbuf[CMSG_SPACE(sizeof(int) * 64)];

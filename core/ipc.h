@@ -20,7 +20,7 @@ typedef enum {
     SRV_IPC_GONE = 9,       /* the client of the response in flight has gone */
     /* worker → reactor */
     SRV_IPC_RESPONSE = 16,     /* payload: response bytes for the wire; flags below */
-    SRV_IPC_FILE = 17,         /* payload: srv_ipc_file_t + path: send this file range */
+    SRV_IPC_FILE = 17,         /* payload: srv__ipc_file_t + path: send this file range */
     SRV_IPC_SEND = 18,         /* TCP bytes for session */
     SRV_IPC_CLOSE = 19,        /* close session after its queued output */
     SRV_IPC_WS_ACCEPT = 20,    /* flags: 0 accept, else the refusing close code */
@@ -28,7 +28,7 @@ typedef enum {
     SRV_IPC_WS_CLOSE = 22,     /* payload: uint16 code + reason */
     SRV_IPC_WS_BROADCAST = 23, /* session: listener + 1 (0 = all); flags: opcode */
     SRV_IPC_BIND = 24,         /* payload: uint32 uid */
-} srv_ipc_type_t;
+} srv__ipc_type_t;
 
 #define SRV_IPC_F_FINAL 0x1u /* last frame of the response */
 #define SRV_IPC_F_CLOSE 0x2u /* close the connection once the response is written */
@@ -41,49 +41,49 @@ typedef enum {
 /* The largest frame payload either side writes; bigger things go in pieces. */
 #define SRV_IPC_PIECE (256u << 10)
 
-typedef struct srv_ipc_hdr {
+typedef struct srv__ipc_hdr {
     uint64_t session;
     uint16_t type;
     uint16_t flags;
     uint32_t len; /* payload bytes, not counting this header or the padding after it */
-} srv_ipc_hdr_t;
+} srv__ipc_hdr_t;
 
 /* Payloads are padded to 8 bytes so every header and payload stays 8-byte aligned. */
 #define SRV_IPC_ALIGN(n) (((n) + 7u) & ~(size_t)7u)
 #define SRV_IPC_MAX_PAYLOAD (1u << 30)
 
-typedef struct srv_ipc_file {
+typedef struct srv__ipc_file {
     uint64_t offset;
     uint64_t length;
-} srv_ipc_file_t;
+} srv__ipc_file_t;
 
 /* A growable byte buffer with a hard bound: the IPC out-queues and reassembly buffers. */
-typedef struct srv_ipc_buf {
+typedef struct srv__ipc_buf {
     char *data;
     size_t len;
     size_t cap;
     size_t max;
-} srv_ipc_buf_t;
+} srv__ipc_buf_t;
 
-void srv_ipc_buf_init(srv_ipc_buf_t *b, size_t max);
-void srv_ipc_buf_deinit(srv_ipc_buf_t *b);
+void srv__ipc_buf_init(srv__ipc_buf_t *b, size_t max);
+void srv__ipc_buf_deinit(srv__ipc_buf_t *b);
 /* Make room for n more bytes; returns a pointer to them or NULL (-ENOBUFS: past max). */
-char *srv_ipc_buf_reserve(srv_ipc_buf_t *b, size_t n);
+char *srv__ipc_buf_reserve(srv__ipc_buf_t *b, size_t n);
 /* Drop the first n bytes. */
-void srv_ipc_buf_consume(srv_ipc_buf_t *b, size_t n);
+void srv__ipc_buf_consume(srv__ipc_buf_t *b, size_t n);
 /* Append one frame whose payload is written by the caller into the returned pointer
  * (plen bytes); NULL when the buffer is at its bound. */
-char *srv_ipc_frame_begin(srv_ipc_buf_t *b, uint64_t session, uint16_t type, uint16_t flags,
+char *srv__ipc_frame_begin(srv__ipc_buf_t *b, uint64_t session, uint16_t type, uint16_t flags,
                           uint32_t plen);
 /* Append a whole frame; returns 0 or -ENOBUFS. */
-int srv_ipc_frame_put(srv_ipc_buf_t *b, uint64_t session, uint16_t type, uint16_t flags,
+int srv__ipc_frame_put(srv__ipc_buf_t *b, uint64_t session, uint16_t type, uint16_t flags,
                       const void *payload, uint32_t plen);
 
 /* Split a stream into frames. Each complete frame found in (buffered + data) is passed to cb
  * with a pointer to its 8-byte aligned payload; incomplete tails are kept in `pending` (whose
  * bound limits the largest frame). Returns 0, -EPROTO (corrupt stream) or -ENOBUFS. */
-typedef void (*srv_ipc_frame_cb)(void *arg, const srv_ipc_hdr_t *h, const char *payload);
-int srv_ipc_feed(srv_ipc_buf_t *pending, const char *data, size_t len, srv_ipc_frame_cb cb,
+typedef void (*srv__ipc_frame_cb)(void *arg, const srv__ipc_hdr_t *h, const char *payload);
+int srv__ipc_feed(srv__ipc_buf_t *pending, const char *data, size_t len, srv__ipc_frame_cb cb,
                  void *arg);
 
 /* Manager <-> master messages (fixed size, SOCK_SEQPACKET). */
@@ -95,9 +95,9 @@ typedef enum {
     SRV_CTL_RELOAD = 16,      /* master → manager: code 0 all workers, 1 task workers only */
     SRV_CTL_STOP = 17,        /* master → manager: stop everything (graceful, max_wait_time) */
     SRV_CTL_REOPEN_LOG = 18,  /* master → manager: forward log reopen to children */
-} srv_ctl_type_t;
+} srv__ctl_type_t;
 
-typedef struct srv_ctl_msg {
+typedef struct srv__ctl_msg {
     uint32_t type;
     int32_t slot;
     int32_t pid;
@@ -105,11 +105,11 @@ typedef struct srv_ctl_msg {
     uint32_t generation;
     uint32_t nfds;
     char text[480];
-} srv_ctl_msg_t;
+} srv__ctl_msg_t;
 
 /* Send/receive one control message with up to nfds descriptors. Return 0 / -errno (-EPIPE or
  * 0-length read → -ECONNRESET when the peer is gone). */
-int srv_ctl_send(int sock, const srv_ctl_msg_t *m, const int *fds, int nfds);
-int srv_ctl_recv(int sock, srv_ctl_msg_t *m, int *fds, int maxfds);
+int srv__ctl_send(int sock, const srv__ctl_msg_t *m, const int *fds, int nfds);
+int srv__ctl_recv(int sock, srv__ctl_msg_t *m, int *fds, int maxfds);
 
 #endif

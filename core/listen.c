@@ -14,7 +14,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-const char *srv_listen_describe(const srv_listen_config_t *l, char *buf, size_t len)
+const char *srv__listen_describe(const srv__listen_config_t *l, char *buf, size_t len)
 {
     if (l->path[0])
         snprintf(buf, len, "unix:%s", l->path);
@@ -45,7 +45,7 @@ static int unlink_stale(const struct sockaddr_un *sun, int type)
     return 0;
 }
 
-int srv_listen_open(const srv_listen_config_t *l, const char **what)
+int srv__listen_open(const srv__listen_config_t *l, const char **what)
 {
     int type = l->type == SRV_LISTEN_UDP ? SOCK_DGRAM : SOCK_STREAM;
     int fd = -1, rc;

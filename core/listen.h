@@ -11,8 +11,8 @@
  * unix socket file left by a dead server is removed first; a live one is -EADDRINUSE. A unix
  * socket file gets l->socket_mode, and is removed again if a step after bind() fails.
  * Returns the fd or -errno; *what names the failing call for the error message. */
-int srv_listen_open(const srv_listen_config_t *l, const char **what);
+int srv__listen_open(const srv__listen_config_t *l, const char **what);
 /* "127.0.0.1:9501", "[::1]:80" or "unix:/path" into buf. */
-const char *srv_listen_describe(const srv_listen_config_t *l, char *buf, size_t len);
+const char *srv__listen_describe(const srv__listen_config_t *l, char *buf, size_t len);
 
 #endif

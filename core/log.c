@@ -15,29 +15,29 @@ static const char *const level_names[] = {"error", "warn", "notice", "info", "de
 static struct {
     char role[16];
     int id;
-    srv_log_level_t level;
+    srv__log_level_t level;
     char debug[256];
     char path[SRV_CONFIG_PATH_MAX];
     int fd;
 } g_log = {.role = "srv", .id = -1, .level = SRV_LOG_NOTICE, .fd = 2};
 
-void srv_log_set_role(const char *role, int id)
+void srv__log_set_role(const char *role, int id)
 {
     snprintf(g_log.role, sizeof(g_log.role), "%s", role);
     g_log.id = id;
 }
 
-void srv_log_set_level(srv_log_level_t level)
+void srv__log_set_level(srv__log_level_t level)
 {
     g_log.level = level;
 }
 
-void srv_log_set_debug(const char *subsystems)
+void srv__log_set_debug(const char *subsystems)
 {
     snprintf(g_log.debug, sizeof(g_log.debug), "%s", subsystems ? subsystems : "");
 }
 
-int srv_log_open(const char *path)
+int srv__log_open(const char *path)
 {
     if (path == NULL || path[0] == '\0') {
         if (g_log.fd > 2)
@@ -56,21 +56,21 @@ int srv_log_open(const char *path)
     return 0;
 }
 
-int srv_log_reopen(void)
+int srv__log_reopen(void)
 {
     if (g_log.path[0] == '\0')
         return 0;
     char path[SRV_CONFIG_PATH_MAX];
     snprintf(path, sizeof(path), "%s", g_log.path);
-    return srv_log_open(path);
+    return srv__log_open(path);
 }
 
-int srv_log_fd(void)
+int srv__log_fd(void)
 {
     return g_log.fd;
 }
 
-bool srv_log_enabled(srv_log_level_t level, const char *subsystem)
+bool srv__log_enabled(srv__log_level_t level, const char *subsystem)
 {
     if (level != SRV_LOG_DEBUG)
         return level <= g_log.level;
@@ -90,9 +90,9 @@ bool srv_log_enabled(srv_log_level_t level, const char *subsystem)
     return false;
 }
 
-void srv_log(srv_log_level_t level, const char *subsystem, int err, const char *fmt, ...)
+void srv__log(srv__log_level_t level, const char *subsystem, int err, const char *fmt, ...)
 {
-    if (!srv_log_enabled(level, subsystem))
+    if (!srv__log_enabled(level, subsystem))
         return;
     char line[2048];
     struct timespec ts;
@@ -130,7 +130,7 @@ void srv_log(srv_log_level_t level, const char *subsystem, int err, const char *
 
 void srv__assert_fail(const char *expr, const char *file, int line)
 {
-    srv_log(SRV_LOG_ERROR, "assert", 0, "%s:%d: assertion failed: %s", file, line, expr);
+    srv__log(SRV_LOG_ERROR, "assert", 0, "%s:%d: assertion failed: %s", file, line, expr);
     abort();
 }
 

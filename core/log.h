@@ -5,34 +5,34 @@
 
 #include <stdbool.h>
 
-#include "config/config.h" /* srv_log_level_t */
+#include "config/config.h" /* srv__log_level_t */
 
 /* Name this process in every line it logs ("master", "reactor", "worker", ...); id < 0 omits it.
  * Call after fork, before the first line. */
-void srv_log_set_role(const char *role, int id);
-void srv_log_set_level(srv_log_level_t level);
+void srv__log_set_role(const char *role, int id);
+void srv__log_set_level(srv__log_level_t level);
 /* Enable debug lines for a comma-separated list of subsystems ("loop,conn,http" or "all"). */
-void srv_log_set_debug(const char *subsystems);
+void srv__log_set_debug(const char *subsystems);
 /* Open path (O_APPEND) as the log destination, or stderr for NULL/"". Returns 0 or -errno. */
-int srv_log_open(const char *path);
+int srv__log_open(const char *path);
 /* Reopen the current file (after logrotate moved it). Safe to call from the main loop only. */
-int srv_log_reopen(void);
+int srv__log_reopen(void);
 /* The fd lines go to (for dup2 of stdout/stderr when daemonized). */
-int srv_log_fd(void);
-bool srv_log_enabled(srv_log_level_t level, const char *subsystem);
+int srv__log_fd(void);
+bool srv__log_enabled(srv__log_level_t level, const char *subsystem);
 
 /* err is an errno value (0 = none) appended as ": strerror (errno)". */
-void srv_log(srv_log_level_t level, const char *subsystem, int err, const char *fmt, ...)
+void srv__log(srv__log_level_t level, const char *subsystem, int err, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-#define srv_log_debug(sub, ...)                                                                    \
+#define srv__log_debug(sub, ...)                                                                   \
     do {                                                                                           \
-        if (srv_log_enabled(SRV_LOG_DEBUG, sub))                                                   \
-            srv_log(SRV_LOG_DEBUG, sub, 0, __VA_ARGS__);                                           \
+        if (srv__log_enabled(SRV_LOG_DEBUG, sub))                                                  \
+            srv__log(SRV_LOG_DEBUG, sub, 0, __VA_ARGS__);                                          \
     } while (0)
 
 /* For states our own code must never reach: logs and aborts in every build type. */
-#define srv_assert(cond)                                                                           \
+#define srv__assert(cond)                                                                          \
     do {                                                                                           \
         if (!(cond))                                                                               \
             srv__assert_fail(#cond, __FILE__, __LINE__);                                           \

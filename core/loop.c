@@ -22,8 +22,8 @@ int64_t srv__loop_clock(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-int srv__loop_base_init(srv_loop_t *loop, const srv__loop_backend_t *be,
-                        const srv_loop_opts_t *opts)
+int srv__loop_base_init(srv__loop_t *loop, const srv__loop_backend_t *be,
+                        const srv__loop_opts_t *opts)
 {
     loop->be = be;
     loop->opts = *opts;
@@ -38,7 +38,7 @@ int srv__loop_base_init(srv_loop_t *loop, const srv__loop_backend_t *be,
     return 0;
 }
 
-void srv__loop_base_fini(srv_loop_t *loop)
+void srv__loop_base_fini(srv__loop_t *loop)
 {
     if (loop->wake_fd >= 0)
         close(loop->wake_fd);
@@ -47,7 +47,7 @@ void srv__loop_base_fini(srv_loop_t *loop)
 
 /* SRV_REACTOR_BACKEND lets the test suite (and an operator chasing a kernel bug) force a
  * backend without touching the config. */
-static int backend_from_env(srv_backend_t *want)
+static int backend_from_env(srv__backend_t *want)
 {
     const char *v = getenv("SRV_REACTOR_BACKEND");
 
@@ -64,10 +64,10 @@ static int backend_from_env(srv_backend_t *want)
     return 0;
 }
 
-int srv_loop_create(srv_loop_t **out, srv_backend_t want, const srv_loop_opts_t *opts)
+int srv__loop_create(srv__loop_t **out, srv__backend_t want, const srv__loop_opts_t *opts)
 {
-    srv_loop_opts_t o = {.entries = 1024, .recv_bufs = 512, .recv_size = 16384};
-    char why[sizeof(((srv_loop_t *)0)->fallback)] = "";
+    srv__loop_opts_t o = {.entries = 1024, .recv_bufs = 512, .recv_size = 16384};
+    char why[sizeof(((srv__loop_t *)0)->fallback)] = "";
     int rc;
 
     *out = NULL;
@@ -100,23 +100,23 @@ int srv_loop_create(srv_loop_t **out, srv_backend_t want, const srv_loop_opts_t 
     return rc;
 }
 
-void srv_loop_destroy(srv_loop_t *loop)
+void srv__loop_destroy(srv__loop_t *loop)
 {
     if (loop != NULL)
         loop->be->destroy(loop);
 }
 
-const char *srv_loop_backend_name(const srv_loop_t *loop)
+const char *srv__loop_backend_name(const srv__loop_t *loop)
 {
     return loop->be->name;
 }
 
-const char *srv_loop_fallback_reason(const srv_loop_t *loop)
+const char *srv__loop_fallback_reason(const srv__loop_t *loop)
 {
     return loop->fallback;
 }
 
-static int check_op(const srv_loop_op_t *op, int fd)
+static int check_op(const srv__loop_op_t *op, int fd)
 {
     if (op == NULL || op->cb == NULL)
         return -EINVAL;
@@ -127,7 +127,7 @@ static int check_op(const srv_loop_op_t *op, int fd)
     return 0;
 }
 
-int srv_loop_accept(srv_loop_t *loop, srv_loop_op_t *op, int listen_fd)
+int srv__loop_accept(srv__loop_t *loop, srv__loop_op_t *op, int listen_fd)
 {
     int rc = check_op(op, listen_fd);
 
@@ -139,7 +139,7 @@ int srv_loop_accept(srv_loop_t *loop, srv_loop_op_t *op, int listen_fd)
     return loop->be->accept(loop, op);
 }
 
-int srv_loop_recv(srv_loop_t *loop, srv_loop_op_t *op, int fd)
+int srv__loop_recv(srv__loop_t *loop, srv__loop_op_t *op, int fd)
 {
     int rc = check_op(op, fd);
 
@@ -151,7 +151,8 @@ int srv_loop_recv(srv_loop_t *loop, srv_loop_op_t *op, int fd)
     return loop->be->recv(loop, op);
 }
 
-int srv_loop_send(srv_loop_t *loop, srv_loop_op_t *op, int fd, const struct iovec *iov, int iovcnt)
+int srv__loop_send(srv__loop_t *loop, srv__loop_op_t *op, int fd, const struct iovec *iov,
+                   int iovcnt)
 {
     int rc = check_op(op, fd);
 
@@ -167,7 +168,7 @@ int srv_loop_send(srv_loop_t *loop, srv_loop_op_t *op, int fd, const struct iove
     return loop->be->send(loop, op);
 }
 
-int srv_loop_poll(srv_loop_t *loop, srv_loop_op_t *op, int fd, uint32_t events)
+int srv__loop_poll(srv__loop_t *loop, srv__loop_op_t *op, int fd, uint32_t events)
 {
     int rc = check_op(op, fd);
 
@@ -180,7 +181,7 @@ int srv_loop_poll(srv_loop_t *loop, srv_loop_op_t *op, int fd, uint32_t events)
     return loop->be->poll(loop, op);
 }
 
-int srv_loop_timer(srv_loop_t *loop, srv_loop_op_t *op, uint64_t ms)
+int srv__loop_timer(srv__loop_t *loop, srv__loop_op_t *op, uint64_t ms)
 {
     int rc = check_op(op, 0);
 
@@ -197,7 +198,7 @@ int srv_loop_timer(srv_loop_t *loop, srv_loop_op_t *op, uint64_t ms)
     return loop->be->timer(loop, op);
 }
 
-int srv_loop_cancel(srv_loop_t *loop, srv_loop_op_t *op)
+int srv__loop_cancel(srv__loop_t *loop, srv__loop_op_t *op)
 {
     if (op == NULL)
         return -EINVAL;
@@ -206,13 +207,13 @@ int srv_loop_cancel(srv_loop_t *loop, srv_loop_op_t *op)
     return loop->be->cancel(loop, op);
 }
 
-void srv_loop_set_wake(srv_loop_t *loop, void (*cb)(srv_loop_t *loop, void *arg), void *arg)
+void srv__loop_set_wake(srv__loop_t *loop, void (*cb)(srv__loop_t *loop, void *arg), void *arg)
 {
     loop->wake_cb = cb;
     loop->wake_arg = arg;
 }
 
-void srv_loop_wake(srv_loop_t *loop)
+void srv__loop_wake(srv__loop_t *loop)
 {
     uint64_t one = 1;
     int saved = errno; /* callable from signal handlers */
@@ -225,12 +226,12 @@ void srv_loop_wake(srv_loop_t *loop)
     errno = saved;
 }
 
-int srv_loop_run(srv_loop_t *loop, int timeout_ms)
+int srv__loop_run(srv__loop_t *loop, int timeout_ms)
 {
     return loop->be->run(loop, timeout_ms);
 }
 
-int64_t srv_loop_now(const srv_loop_t *loop)
+int64_t srv__loop_now(const srv__loop_t *loop)
 {
     return loop->now_ns;
 }

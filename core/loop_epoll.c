@@ -1,7 +1,7 @@
 /* epoll backend: waits for readiness (level-triggered), then does the operation itself and posts
  * the same completion io_uring would. One epoll registration per fd, whose record lists the ops
  * waiting on it; timers live in a binary min-heap; results produced inside a submit call (an
- * immediate send, a cancel) are queued and delivered by the next srv_loop_run. Listeners are
+ * immediate send, a cancel) are queued and delivered by the next srv__loop_run. Listeners are
  * registered EPOLLEXCLUSIVE and accepted from last in a run, one connection at a time. */
 #include "core/loop_internal.h"
 
@@ -27,7 +27,7 @@
 #define BF_ACCEPT_DUE 0x1u
 
 typedef struct fdrec {
-    srv_loop_op_t *head; /* waiting ops, linked by op->next, oldest first */
+    srv__loop_op_t *head; /* waiting ops, linked by op->next, oldest first */
     uint32_t mask;       /* registered interest */
     uint32_t gen;        /* bumped on EPOLL_CTL_DEL: events fetched before are stale */
     bool reg;
@@ -35,18 +35,18 @@ typedef struct fdrec {
 } fdrec_t;
 
 typedef struct taken {
-    srv_loop_op_t *op;
+    srv__loop_op_t *op;
     int fd;
 } taken_t;
 
 typedef struct eloop {
-    srv_loop_t base;
+    srv__loop_t base;
     int epfd;
     fdrec_t *fds;
     int nfds;
-    srv_loop_op_t **heap; /* timers; op->priv[0] is the index */
+    srv__loop_op_t **heap; /* timers; op->priv[0] is the index */
     size_t heap_len, heap_cap;
-    srv_loop_op_t *post_head, *post_tail;
+    srv__loop_op_t *post_head, *post_tail;
     char *buf; /* recv_size bytes: the one buffer every recv callback sees */
     struct epoll_event events[MAX_EVENTS];
     int due[MAX_EVENTS]; /* listeners reported ready in this run, accepted from last */
@@ -56,14 +56,14 @@ typedef struct eloop {
     size_t ntaken, taken_cap;
 } eloop_t;
 
-static inline eloop_t *E(srv_loop_t *loop)
+static inline eloop_t *E(srv__loop_t *loop)
 {
     return (eloop_t *)loop;
 }
 
 /* ---- timer heap ---- */
 
-static inline void heap_set(eloop_t *e, size_t i, srv_loop_op_t *op)
+static inline void heap_set(eloop_t *e, size_t i, srv__loop_op_t *op)
 {
     e->heap[i] = op;
     op->priv[0] = i;
@@ -71,7 +71,7 @@ static inline void heap_set(eloop_t *e, size_t i, srv_loop_op_t *op)
 
 static void heap_up(eloop_t *e, size_t i)
 {
-    srv_loop_op_t *op = e->heap[i];
+    srv__loop_op_t *op = e->heap[i];
 
     while (i > 0) {
         size_t p = (i - 1) / 2;
@@ -86,7 +86,7 @@ static void heap_up(eloop_t *e, size_t i)
 
 static void heap_down(eloop_t *e, size_t i)
 {
-    srv_loop_op_t *op = e->heap[i];
+    srv__loop_op_t *op = e->heap[i];
 
     for (;;) {
         size_t c = 2 * i + 1;
@@ -103,11 +103,11 @@ static void heap_down(eloop_t *e, size_t i)
     heap_set(e, i, op);
 }
 
-static int heap_push(eloop_t *e, srv_loop_op_t *op)
+static int heap_push(eloop_t *e, srv__loop_op_t *op)
 {
     if (e->heap_len == e->heap_cap) {
         size_t cap = e->heap_cap ? e->heap_cap * 2 : 64;
-        srv_loop_op_t **h = realloc(e->heap, cap * sizeof(*h));
+        srv__loop_op_t **h = realloc(e->heap, cap * sizeof(*h));
 
         if (h == NULL)
             return -ENOMEM;
@@ -120,10 +120,10 @@ static int heap_push(eloop_t *e, srv_loop_op_t *op)
     return 0;
 }
 
-static void heap_remove(eloop_t *e, srv_loop_op_t *op)
+static void heap_remove(eloop_t *e, srv__loop_op_t *op)
 {
     size_t i = (size_t)op->priv[0];
-    srv_loop_op_t *last = e->heap[--e->heap_len];
+    srv__loop_op_t *last = e->heap[--e->heap_len];
 
     if (i == e->heap_len)
         return;
@@ -154,7 +154,7 @@ static fdrec_t *rec_get(eloop_t *e, int fd)
     return &e->fds[fd];
 }
 
-static uint32_t interest(const srv_loop_op_t *op)
+static uint32_t interest(const srv__loop_op_t *op)
 {
     switch (op->kind) {
     case SRV__OP_ACCEPT:
@@ -190,7 +190,7 @@ static int rec_sync(eloop_t *e, int fd)
         }
         return 0;
     }
-    for (const srv_loop_op_t *op = r->head; op; op = op->next) {
+    for (const srv__loop_op_t *op = r->head; op; op = op->next) {
         want |= interest(op);
         excl = excl && op->kind == SRV__OP_ACCEPT;
     }
@@ -226,9 +226,9 @@ static int rec_requeue(eloop_t *e, int fd)
     return rec_sync(e, fd);
 }
 
-static void rec_unlink(eloop_t *e, srv_loop_op_t *op)
+static void rec_unlink(eloop_t *e, srv__loop_op_t *op)
 {
-    srv_loop_op_t **pp = &e->fds[op->fd].head;
+    srv__loop_op_t **pp = &e->fds[op->fd].head;
 
     while (*pp && *pp != op)
         pp = &(*pp)->next;
@@ -237,10 +237,10 @@ static void rec_unlink(eloop_t *e, srv_loop_op_t *op)
     op->next = NULL;
 }
 
-static int wait_on_fd(eloop_t *e, srv_loop_op_t *op)
+static int wait_on_fd(eloop_t *e, srv__loop_op_t *op)
 {
     fdrec_t *r = rec_get(e, op->fd);
-    srv_loop_op_t **pp;
+    srv__loop_op_t **pp;
     int rc;
 
     if (r == NULL)
@@ -261,7 +261,7 @@ static int wait_on_fd(eloop_t *e, srv_loop_op_t *op)
 
 /* ---- completions ---- */
 
-static void post(eloop_t *e, srv_loop_op_t *op, int res)
+static void post(eloop_t *e, srv__loop_op_t *op, int res)
 {
     op->armed = ST_POSTED;
     op->priv[1] = (uint64_t)(int64_t)res;
@@ -273,7 +273,7 @@ static void post(eloop_t *e, srv_loop_op_t *op, int res)
     e->post_tail = op;
 }
 
-static inline void deliver(srv_loop_t *loop, srv_loop_op_t *op, int res, const char *data)
+static inline void deliver(srv__loop_t *loop, srv__loop_op_t *op, int res, const char *data)
 {
     op->armed = 0;
     op->cancelled = 0;
@@ -281,7 +281,7 @@ static inline void deliver(srv_loop_t *loop, srv_loop_op_t *op, int res, const c
 }
 
 /* Take op off its fd (so its callback may submit on the fd again) and complete it. */
-static void finish_fd_op(eloop_t *e, srv_loop_op_t *op, int res, const char *data)
+static void finish_fd_op(eloop_t *e, srv__loop_op_t *op, int res, const char *data)
 {
     int fd = op->fd;
 
@@ -290,7 +290,7 @@ static void finish_fd_op(eloop_t *e, srv_loop_op_t *op, int res, const char *dat
     deliver(&e->base, op, res, data);
 }
 
-static ssize_t do_sendmsg(const srv_loop_op_t *op)
+static ssize_t do_sendmsg(const srv__loop_op_t *op)
 {
     struct msghdr m;
 
@@ -302,26 +302,26 @@ static ssize_t do_sendmsg(const srv_loop_op_t *op)
 
 /* ---- submit calls ---- */
 
-static int epoll_wait_op(srv_loop_t *loop, srv_loop_op_t *op)
+static int epoll_wait_op(srv__loop_t *loop, srv__loop_op_t *op)
 {
     return wait_on_fd(E(loop), op);
 }
 
-static int epoll_accept(srv_loop_t *loop, srv_loop_op_t *op)
+static int epoll_accept(srv__loop_t *loop, srv__loop_op_t *op)
 {
     op->bflags = 0;
     return wait_on_fd(E(loop), op);
 }
 
-static int epoll_send(srv_loop_t *loop, srv_loop_op_t *op)
+static int epoll_send(srv__loop_t *loop, srv__loop_op_t *op)
 {
     eloop_t *e = E(loop);
     ssize_t n;
 
     /* Try now unless another send already waits on this fd (bytes must stay in order). The
-     * result is posted: callbacks only run inside srv_loop_run. */
+     * result is posted: callbacks only run inside srv__loop_run. */
     if (op->fd < e->nfds) {
-        for (const srv_loop_op_t *o = e->fds[op->fd].head; o; o = o->next)
+        for (const srv__loop_op_t *o = e->fds[op->fd].head; o; o = o->next)
             if (o->kind == SRV__OP_SEND)
                 return wait_on_fd(e, op);
     }
@@ -333,7 +333,7 @@ static int epoll_send(srv_loop_t *loop, srv_loop_op_t *op)
     return wait_on_fd(e, op);
 }
 
-static int epoll_timer(srv_loop_t *loop, srv_loop_op_t *op)
+static int epoll_timer(srv__loop_t *loop, srv__loop_op_t *op)
 {
     int rc = heap_push(E(loop), op);
 
@@ -346,7 +346,7 @@ static int epoll_timer(srv_loop_t *loop, srv_loop_op_t *op)
  * exclusive wake-up may have been the only one for a connection, so no other loop is coming for
  * it. Take it now, while the fd is surely the listener, and deliver it before the final
  * completion, as the contract promises for connections an accept already took. */
-static void take_due(eloop_t *e, srv_loop_op_t *op)
+static void take_due(eloop_t *e, srv__loop_op_t *op)
 {
     int c = accept4(op->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
@@ -367,7 +367,7 @@ static void take_due(eloop_t *e, srv_loop_op_t *op)
     e->taken[e->ntaken++] = (taken_t){op, c};
 }
 
-static int epoll_cancel(srv_loop_t *loop, srv_loop_op_t *op)
+static int epoll_cancel(srv__loop_t *loop, srv__loop_op_t *op)
 {
     eloop_t *e = E(loop);
 
@@ -390,7 +390,7 @@ static int epoll_cancel(srv_loop_t *loop, srv_loop_op_t *op)
 
 /* One connection per report: the rest of a burst goes to the other loops the kernel woke, or to
  * us on the next run (level-triggered), after what that run brings for the connections we have. */
-static int do_accept(eloop_t *e, srv_loop_op_t *op)
+static int do_accept(eloop_t *e, srv__loop_op_t *op)
 {
     int fd = op->fd, c, rc;
 
@@ -414,7 +414,7 @@ static int do_accept(eloop_t *e, srv_loop_op_t *op)
     return 1;
 }
 
-static int do_recv(eloop_t *e, srv_loop_op_t *op, uint32_t rev)
+static int do_recv(eloop_t *e, srv__loop_op_t *op, uint32_t rev)
 {
     size_t size = e->base.opts.recv_size;
     int n = 0;
@@ -447,7 +447,7 @@ static int do_recv(eloop_t *e, srv_loop_op_t *op, uint32_t rev)
     return n;
 }
 
-static int do_send(eloop_t *e, srv_loop_op_t *op, uint32_t rev)
+static int do_send(eloop_t *e, srv__loop_op_t *op, uint32_t rev)
 {
     ssize_t r;
 
@@ -462,16 +462,16 @@ static int do_send(eloop_t *e, srv_loop_op_t *op, uint32_t rev)
 
 static int dispatch_fd(eloop_t *e, int fd, uint32_t rev)
 {
-    srv_loop_op_t *snap[SNAP_MAX];
+    srv__loop_op_t *snap[SNAP_MAX];
     int k = 0, n = 0;
 
     /* Callbacks may cancel, add or finish ops on this fd while we walk it, so walk a copy. An
      * op in the copy cannot have been freed: its final completion is delivered either here,
      * when its own turn comes, or later from the posted queue. */
-    for (srv_loop_op_t *op = e->fds[fd].head; op && k < SNAP_MAX; op = op->next)
+    for (srv__loop_op_t *op = e->fds[fd].head; op && k < SNAP_MAX; op = op->next)
         snap[k++] = op;
     for (int i = 0; i < k; i++) {
-        srv_loop_op_t *op = snap[i];
+        srv__loop_op_t *op = snap[i];
         uint32_t r;
 
         if (op->armed != ST_WAIT || op->fd != fd)
@@ -504,7 +504,7 @@ static bool defer_accepts(eloop_t *e, int fd, uint32_t rev)
 
     if (!(rev & (EPOLLIN | EPOLLERR | EPOLLHUP)))
         return false;
-    for (srv_loop_op_t *op = e->fds[fd].head; op; op = op->next) {
+    for (srv__loop_op_t *op = e->fds[fd].head; op; op = op->next) {
         if (op->kind == SRV__OP_ACCEPT) {
             op->bflags |= BF_ACCEPT_DUE;
             any = true;
@@ -521,16 +521,16 @@ static int accept_due(eloop_t *e, const int *fds, int nfds)
     int n = 0;
 
     for (int i = 0; i < nfds; i++) {
-        srv_loop_op_t *snap[SNAP_MAX];
+        srv__loop_op_t *snap[SNAP_MAX];
         int k = 0, fd = fds[i];
 
         if (fd >= e->nfds)
             continue;
-        for (srv_loop_op_t *op = e->fds[fd].head; op && k < SNAP_MAX; op = op->next)
+        for (srv__loop_op_t *op = e->fds[fd].head; op && k < SNAP_MAX; op = op->next)
             if (op->bflags & BF_ACCEPT_DUE)
                 snap[k++] = op;
         for (int j = 0; j < k; j++) {
-            srv_loop_op_t *op = snap[j];
+            srv__loop_op_t *op = snap[j];
 
             if (!(op->bflags & BF_ACCEPT_DUE) || op->armed != ST_WAIT || op->fd != fd)
                 continue;
@@ -543,7 +543,7 @@ static int accept_due(eloop_t *e, const int *fds, int nfds)
 
 /* The final completion of a posted op; an accept op first hands over the connection it took
  * while being cancelled. */
-static int deliver_posted(eloop_t *e, srv_loop_op_t *p)
+static int deliver_posted(eloop_t *e, srv__loop_op_t *p)
 {
     int n = 0;
 
@@ -561,10 +561,10 @@ static int deliver_posted(eloop_t *e, srv_loop_op_t *p)
     return n + 1;
 }
 
-static int epoll_run(srv_loop_t *loop, int timeout_ms)
+static int epoll_run(srv__loop_t *loop, int timeout_ms)
 {
     eloop_t *e = E(loop);
-    srv_loop_op_t *p;
+    srv__loop_op_t *p;
     int nev, n = 0, t = timeout_ms, ndue = 0;
 
     if (e->post_head) {
@@ -587,7 +587,7 @@ static int epoll_run(srv_loop_t *loop, int timeout_ms)
     p = e->post_head;
     e->post_head = e->post_tail = NULL;
     while (p) {
-        srv_loop_op_t *next = p->next;
+        srv__loop_op_t *next = p->next;
 
         n += deliver_posted(e, p);
         p = next;
@@ -615,7 +615,7 @@ static int epoll_run(srv_loop_t *loop, int timeout_ms)
     n += accept_due(e, e->due, ndue);
 
     while (e->heap_len && e->heap[0]->deadline_ns <= loop->now_ns) {
-        srv_loop_op_t *op = e->heap[0];
+        srv__loop_op_t *op = e->heap[0];
 
         heap_remove(e, op);
         deliver(loop, op, -ETIME, NULL);
@@ -624,7 +624,7 @@ static int epoll_run(srv_loop_t *loop, int timeout_ms)
     return n;
 }
 
-static void epoll_destroy(srv_loop_t *loop)
+static void epoll_destroy(srv__loop_t *loop)
 {
     eloop_t *e = E(loop);
 
@@ -641,7 +641,7 @@ static void epoll_destroy(srv_loop_t *loop)
     free(e);
 }
 
-static int epoll_create_loop(srv_loop_t **out, const srv_loop_opts_t *opts, char *why,
+static int epoll_create_loop(srv__loop_t **out, const srv__loop_opts_t *opts, char *why,
                              size_t whylen)
 {
     eloop_t *e = calloc(1, sizeof(*e));

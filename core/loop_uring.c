@@ -1,6 +1,6 @@
 /* io_uring backend: every operation is an SQE whose user_data is the caller's op pointer; SQEs
  * are only queued by the submit calls and go to the kernel in one io_uring_enter per
- * srv_loop_run, which also waits. Receives are multishot into one provided-buffer ring per loop;
+ * srv__loop_run, which also waits. Receives are multishot into one provided-buffer ring per loop;
  * each buffer goes back to the ring as soon as its callback returns. Listeners are polled, not
  * accepted from with IORING_OP_ACCEPT (see uring_accept_due). */
 #include "core/loop_internal.h"
@@ -18,7 +18,7 @@
 
 /* user_data values that are not op pointers (ops are at least 8-byte aligned). */
 #define TAG_CANCEL 1u /* completion of an ASYNC_CANCEL SQE: swallowed */
-#define TAG_WAKE 2u   /* the eventfd read behind srv_loop_wake */
+#define TAG_WAKE 2u   /* the eventfd read behind srv__loop_wake */
 #define TAG_PROBE 3u  /* the multishot recv issued by the probe */
 #define TAG_MASK 7u
 #define BGID 0
@@ -28,7 +28,7 @@
 #define BF_HELD 0x1u
 
 typedef struct uloop {
-    srv_loop_t base;
+    srv__loop_t base;
     struct io_uring ring;
     bool ring_ok;
     bool wake_armed;
@@ -41,13 +41,13 @@ typedef struct uloop {
     struct msghdr *msgs; /* one per SQE slot: sendmsg reads it while the SQE is submitted */
     unsigned inflight;   /* SQEs whose final completion (no MORE) has not been reaped */
     uint64_t wake_val;
-    srv_loop_op_t *held, *held_tail; /* accept ops whose listener is ready, by op->next */
+    srv__loop_op_t *held, *held_tail; /* accept ops whose listener is ready, by op->next */
 } uloop_t;
 
-_Static_assert(sizeof(((srv_loop_op_t *)0)->priv) >= sizeof(struct __kernel_timespec),
+_Static_assert(sizeof(((srv__loop_op_t *)0)->priv) >= sizeof(struct __kernel_timespec),
                "timer timespec lives in op->priv");
 
-static inline uloop_t *U(srv_loop_t *loop)
+static inline uloop_t *U(srv__loop_t *loop)
 {
     return (uloop_t *)loop;
 }
@@ -86,7 +86,7 @@ static int arm_wake(uloop_t *u)
     return 0;
 }
 
-static int arm(uloop_t *u, srv_loop_op_t *op)
+static int arm(uloop_t *u, srv__loop_op_t *op)
 {
     struct io_uring_sqe *sqe = get_sqe(u);
     struct __kernel_timespec ts;
@@ -149,12 +149,12 @@ static int arm(uloop_t *u, srv_loop_op_t *op)
     return 0;
 }
 
-static int uring_submit_op(srv_loop_t *loop, srv_loop_op_t *op)
+static int uring_submit_op(srv__loop_t *loop, srv__loop_op_t *op)
 {
     return arm(U(loop), op);
 }
 
-static int uring_cancel(srv_loop_t *loop, srv_loop_op_t *op)
+static int uring_cancel(srv__loop_t *loop, srv__loop_op_t *op)
 {
     uloop_t *u = U(loop);
     struct io_uring_sqe *sqe;
@@ -173,7 +173,7 @@ static int uring_cancel(srv_loop_t *loop, srv_loop_op_t *op)
     return 0;
 }
 
-static inline void finish(srv_loop_t *loop, srv_loop_op_t *op, int res, const char *data)
+static inline void finish(srv__loop_t *loop, srv__loop_op_t *op, int res, const char *data)
 {
     op->armed = 0;
     op->cancelled = 0;
@@ -182,9 +182,9 @@ static inline void finish(srv_loop_t *loop, srv_loop_op_t *op, int res, const ch
 
 /* The kernel ended a multishot op that its owner still wants: report res with MORE, then queue
  * it again. Returns completions handled. */
-static int continue_multishot(uloop_t *u, srv_loop_op_t *op, int res, const char *data, int bid)
+static int continue_multishot(uloop_t *u, srv__loop_op_t *op, int res, const char *data, int bid)
 {
-    srv_loop_t *loop = &u->base;
+    srv__loop_t *loop = &u->base;
     int rc;
 
     op->cb(loop, op, res, data, SRV_LOOP_MORE);
@@ -203,9 +203,9 @@ static int continue_multishot(uloop_t *u, srv_loop_op_t *op, int res, const char
     return 1;
 }
 
-static int dispatch_recv(uloop_t *u, srv_loop_op_t *op, int res, uint32_t fl)
+static int dispatch_recv(uloop_t *u, srv__loop_op_t *op, int res, uint32_t fl)
 {
-    srv_loop_t *loop = &u->base;
+    srv__loop_t *loop = &u->base;
     bool more = (fl & IORING_CQE_F_MORE) != 0;
     const char *data = NULL;
     int bid = -1, rc;
@@ -218,7 +218,7 @@ static int dispatch_recv(uloop_t *u, srv_loop_op_t *op, int res, uint32_t fl)
         if (more) {
             int n = 0;
 
-            /* Data the kernel already received is delivered even after srv_loop_cancel:
+            /* Data the kernel already received is delivered even after srv__loop_cancel:
              * dropping it would lose bytes of a stream whose reading is only paused. */
             op->cb(loop, op, res, data, SRV_LOOP_MORE);
             n = 1;
@@ -254,7 +254,7 @@ static int dispatch_recv(uloop_t *u, srv_loop_op_t *op, int res, uint32_t fl)
 
 /* The listener's poll completed: hold the op until the end of the run (uring_accept_due). A
  * cancelled one owes nobody a connection (the poll woke every ring) and just ends. */
-static int dispatch_accept(uloop_t *u, srv_loop_op_t *op, int res)
+static int dispatch_accept(uloop_t *u, srv__loop_op_t *op, int res)
 {
     if (op->cancelled || res < 0) {
         finish(&u->base, op, op->cancelled ? -ECANCELED : res, NULL);
@@ -276,11 +276,11 @@ static int dispatch_accept(uloop_t *u, srv_loop_op_t *op, int res)
  * on the next run. */
 static int uring_accept_due(uloop_t *u)
 {
-    srv_loop_t *loop = &u->base;
+    srv__loop_t *loop = &u->base;
     int n = 0;
 
     while (u->held != NULL) {
-        srv_loop_op_t *op = u->held;
+        srv__loop_op_t *op = u->held;
         int c = -1, rc;
 
         u->held = op->next;
@@ -323,7 +323,7 @@ static int uring_accept_due(uloop_t *u)
 
 static int dispatch(uloop_t *u, uint64_t ud, int res, uint32_t fl)
 {
-    srv_loop_op_t *op;
+    srv__loop_op_t *op;
 
     if (!(fl & IORING_CQE_F_MORE))
         u->inflight--;
@@ -338,7 +338,7 @@ static int dispatch(uloop_t *u, uint64_t ud, int res, uint32_t fl)
             put_buf(u, fl >> IORING_CQE_BUFFER_SHIFT);
         return 0;
     }
-    op = (srv_loop_op_t *)(uintptr_t)ud;
+    op = (srv__loop_op_t *)(uintptr_t)ud;
     switch (op->kind) {
     case SRV__OP_RECV:
         return dispatch_recv(u, op, res, fl);
@@ -430,7 +430,7 @@ static int enter(uloop_t *u, int timeout_ms)
     }
 }
 
-static int uring_run(srv_loop_t *loop, int timeout_ms)
+static int uring_run(srv__loop_t *loop, int timeout_ms)
 {
     uloop_t *u = U(loop);
     int rc;
@@ -445,7 +445,7 @@ static int uring_run(srv_loop_t *loop, int timeout_ms)
     return rc + uring_accept_due(u);
 }
 
-static void uring_destroy(srv_loop_t *loop)
+static void uring_destroy(srv__loop_t *loop)
 {
     uloop_t *u = U(loop);
 
@@ -642,7 +642,7 @@ out:
     return ret;
 }
 
-static int uring_create(srv_loop_t **out, const srv_loop_opts_t *opts, char *why, size_t whylen)
+static int uring_create(srv__loop_t **out, const srv__loop_opts_t *opts, char *why, size_t whylen)
 {
     uloop_t *u = calloc(1, sizeof(*u));
     int rc;

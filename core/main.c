@@ -37,34 +37,34 @@ static const char usage[] =
     "  5 already running (start) or not running (stop/reload/info), 6 app failed to load\n";
 
 /* start and restart also resolve listener names and refuse two listeners on one address
- * (srv_config_check), so they fail as `srv check` does, with file:line, instead of at bind;
+ * (srv__config_check), so they fail as `srv check` does, with file:line, instead of at bind;
  * stop, reload and info must work while the name service is down. */
-static int load(const char *file, srv_config_t *cfg, bool resolve)
+static int load(const char *file, srv__config_t *cfg, bool resolve)
 {
-    srv_config_error_t err;
-    int rc = resolve ? srv_config_check(file, cfg, &err) : srv_config_load(file, cfg, &err);
+    srv__config_error_t err;
+    int rc = resolve ? srv__config_check(file, cfg, &err) : srv__config_load(file, cfg, &err);
     if (rc < 0) {
         char buf[1024];
-        fprintf(stderr, "srv: %s\n", srv_config_error_format(&err, buf, sizeof(buf)));
+        fprintf(stderr, "srv: %s\n", srv__config_error_format(&err, buf, sizeof(buf)));
         return SRV_EXIT_CONFIG;
     }
     return 0;
 }
 
 /* srv check: what start would refuse, with file:line; unlike the other commands it also resolves
- * listener host names (srv_config_check). */
+ * listener host names (srv__config_check). */
 static int cmd_check(const char *file)
 {
-    srv_config_t *cfg = malloc(sizeof(*cfg));
-    srv_config_error_t err;
+    srv__config_t *cfg = malloc(sizeof(*cfg));
+    srv__config_error_t err;
     if (cfg == NULL) {
         fprintf(stderr, "srv: %s\n", strerror(ENOMEM));
         return SRV_EXIT_FAILURE;
     }
-    int rc = srv_config_check(file, cfg, &err);
+    int rc = srv__config_check(file, cfg, &err);
     if (rc < 0) {
         char buf[1024];
-        fprintf(stderr, "srv: %s\n", srv_config_error_format(&err, buf, sizeof(buf)));
+        fprintf(stderr, "srv: %s\n", srv__config_error_format(&err, buf, sizeof(buf)));
         free(cfg);
         return SRV_EXIT_CONFIG;
     }
@@ -75,24 +75,24 @@ static int cmd_check(const char *file)
 
 /* A server is running while its master holds the pid file's lock: unlike kill(pid, 0), this
  * is false for a master that exited but was not reaped yet, and for a recycled pid. */
-static bool pidfile_locked(const srv_config_t *cfg)
+static bool pidfile_locked(const srv__config_t *cfg)
 {
     return srv__pidfile_locked(cfg->pid_file);
 }
 
-static pid_t running_pid(const srv_config_t *cfg)
+static pid_t running_pid(const srv__config_t *cfg)
 {
     return srv__pidfile_pid(cfg->pid_file);
 }
 
-static void ctl_path(const srv_config_t *cfg, char *path, size_t cap)
+static void ctl_path(const srv__config_t *cfg, char *path, size_t cap)
 {
     snprintf(path, cap, "%s.sock", cfg->pid_file);
 }
 
 /* connect_ms: how long a busy control socket is retried; reply_ms: how long the answer may
  * take once the command is in. */
-static int ctl(const srv_config_t *cfg, const char *cmd, char *buf, size_t cap, int connect_ms,
+static int ctl(const srv__config_t *cfg, const char *cmd, char *buf, size_t cap, int connect_ms,
                int reply_ms)
 {
     char path[SRV_CONFIG_PATH_MAX + 8];
@@ -110,7 +110,7 @@ static const char *ctl_unavailable(int rc)
     return srv_strerror(rc);
 }
 
-static int not_running(const srv_config_t *cfg)
+static int not_running(const srv__config_t *cfg)
 {
     fprintf(stderr, "srv: not running (no live process in pid file %s)\n", cfg->pid_file);
     return SRV_EXIT_RUNNING;
@@ -131,7 +131,7 @@ static bool pid_gone(pid_t pid)
     return paren == NULL || paren[1] == '\0' || paren[2] == 'Z' || paren[2] == 'X';
 }
 
-static int cmd_stop(const srv_config_t *cfg, bool quiet_if_absent)
+static int cmd_stop(const srv__config_t *cfg, bool quiet_if_absent)
 {
     pid_t pid = running_pid(cfg);
     if (pid == 0)
@@ -160,7 +160,7 @@ static int cmd_stop(const srv_config_t *cfg, bool quiet_if_absent)
     return SRV_EXIT_OK;
 }
 
-static int cmd_reload(const srv_config_t *cfg, bool tasks)
+static int cmd_reload(const srv__config_t *cfg, bool tasks)
 {
     pid_t pid = running_pid(cfg);
     if (pid == 0)
@@ -209,7 +209,7 @@ static int cmd_reload(const srv_config_t *cfg, bool tasks)
     return code == SRV_EXIT_APP ? SRV_EXIT_APP : SRV_EXIT_FAILURE;
 }
 
-static int cmd_info(const srv_config_t *cfg, bool json)
+static int cmd_info(const srv__config_t *cfg, bool json)
 {
     pid_t pid = running_pid(cfg);
     if (pid == 0)
@@ -276,7 +276,7 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "check") == 0)
         return cmd_check(file);
-    static srv_config_t cfg;
+    static srv__config_t cfg;
     int rc = load(file, &cfg, strcmp(cmd, "start") == 0 || strcmp(cmd, "restart") == 0);
     if (rc != 0)
         return rc;

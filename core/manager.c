@@ -38,7 +38,7 @@ typedef struct proc {
 
 typedef struct slot {
     int id;
-    srv_slot_kind_t kind;
+    srv__slot_kind_t kind;
     proc_t cur;           /* the serving (or starting) process */
     proc_t old;           /* the process being replaced (reload, recycle) */
     int64_t old_kill_at;  /* SIGKILL the old one after this */
@@ -85,18 +85,18 @@ static void proc_close(proc_t *p)
 static void send_master(uint32_t type, int slot, int pid, int code, uint32_t gen, const char *text,
                         const int *fds, int nfds)
 {
-    srv_ctl_msg_t m = {.type = type, .slot = slot, .pid = pid, .code = code, .generation = gen};
+    srv__ctl_msg_t m = {.type = type, .slot = slot, .pid = pid, .code = code, .generation = gen};
     if (text)
         snprintf(m.text, sizeof(m.text), "%s", text);
-    int rc = srv_ctl_send(M.master_fd, &m, fds, nfds);
+    int rc = srv__ctl_send(M.master_fd, &m, fds, nfds);
     if (rc < 0 && !M.stopping)
-        srv_log(SRV_LOG_ERROR, "manager", rc, "cannot reach the master");
+        srv__log(SRV_LOG_ERROR, "manager", rc, "cannot reach the master");
 }
 
 /* Fork a new process for slot s into p. */
 static int spawn(slot_t *s, proc_t *p)
 {
-    srv_server_t *S = &srv__server;
+    srv__server_t *S = &srv__server;
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
         return -errno;
@@ -166,12 +166,12 @@ static int spawn(slot_t *s, proc_t *p)
     p->gen = gen;
     p->ready = false;
     p->started_ms = srv__mono_ms();
-    srv_worker_stat_t *st = &S->stats->workers[s->id];
+    srv__worker_stat_t *st = &S->stats->workers[s->id];
     atomic_store(&st->pid, pid);
     atomic_store(&st->state, SRV_WSTATE_STARTING);
     atomic_store(&st->requests, 0);
     atomic_store(&st->started_ms, srv__now_ms());
-    srv_log_debug("manager", "spawned %s #%d pid %d", srv__slot_kind_name(s->id), s->id, pid);
+    srv__log_debug("manager", "spawned %s #%d pid %d", srv__slot_kind_name(s->id), s->id, pid);
     return 0;
 }
 
@@ -179,7 +179,7 @@ static void spawn_or_backoff(slot_t *s)
 {
     int rc = spawn(s, &s->cur);
     if (rc < 0) {
-        srv_log(SRV_LOG_ERROR, "manager", rc, "cannot fork worker #%d; retrying in 1 s", s->id);
+        srv__log(SRV_LOG_ERROR, "manager", rc, "cannot fork worker #%d; retrying in 1 s", s->id);
         s->respawn_at = srv__mono_ms() + 1000;
         atomic_store(&srv__server.stats->workers[s->id].state, SRV_WSTATE_BACKOFF);
     }
@@ -197,7 +197,7 @@ static void finish_reload(void)
     else {
         atomic_fetch_add(&srv__server.stats->reloads, 1);
         send_master(SRV_CTL_RELOAD_DONE, -1, 0, 0, 0, "ok", NULL, 0);
-        srv_log(SRV_LOG_NOTICE, "manager", 0, "reload finished");
+        srv__log(SRV_LOG_NOTICE, "manager", 0, "reload finished");
     }
 }
 
@@ -206,7 +206,7 @@ static void on_ready(slot_t *s, proc_t *p)
 {
     p->ready = true;
     s->fails = 0;
-    srv_worker_stat_t *st = &srv__server.stats->workers[s->id];
+    srv__worker_stat_t *st = &srv__server.stats->workers[s->id];
     atomic_store(&st->state, SRV_WSTATE_READY);
     send_master(SRV_CTL_WORKER_READY, s->id, p->pid, s->kind, p->gen, NULL, p->chans, p->nchans);
     for (int r = 0; r < p->nchans; r++)
@@ -216,7 +216,7 @@ static void on_ready(slot_t *s, proc_t *p)
         M.initial_ready++;
         if (M.initial_ready == M.nslots) {
             M.initial = false;
-            srv_log(SRV_LOG_NOTICE, "manager", 0, "all %d worker processes ready", M.nslots);
+            srv__log(SRV_LOG_NOTICE, "manager", 0, "all %d worker processes ready", M.nslots);
         }
     }
     if (s->old.pid > 0) {
@@ -242,7 +242,7 @@ static void replace_slot(slot_t *s)
     M.replacing = s->id;
     int rc = spawn(s, &s->cur);
     if (rc < 0) {
-        srv_log(SRV_LOG_ERROR, "manager", rc, "cannot fork replacement for worker #%d", s->id);
+        srv__log(SRV_LOG_ERROR, "manager", rc, "cannot fork replacement for worker #%d", s->id);
         s->cur = s->old;
         proc_reset(&s->old);
         M.replacing = -1;
@@ -276,7 +276,7 @@ static void start_next_replacement(void)
 static void fail_replacement(slot_t *s, const char *why)
 {
     /* The new code does not start: keep the old process serving and stop the reload here. */
-    srv_log(SRV_LOG_ERROR, "manager", 0, "reload stopped at worker #%d: %s", s->id, why);
+    srv__log(SRV_LOG_ERROR, "manager", 0, "reload stopped at worker #%d: %s", s->id, why);
     if (s->cur.pid > 0)
         kill(s->cur.pid, SIGKILL);
     M.reload_failed = true;
@@ -287,8 +287,8 @@ static void fail_replacement(slot_t *s, const char *why)
 
 static void handle_worker_msg(slot_t *s, proc_t *p)
 {
-    srv_ctl_msg_t m;
-    int rc = srv_ctl_recv(p->ctl, &m, NULL, 0);
+    srv__ctl_msg_t m;
+    int rc = srv__ctl_recv(p->ctl, &m, NULL, 0);
     if (rc == -EAGAIN)
         return;
     if (rc < 0) {
@@ -306,7 +306,7 @@ static void handle_worker_msg(slot_t *s, proc_t *p)
         start_next_replacement();
         break;
     case SRV_WMSG_FAIL:
-        srv_log(SRV_LOG_ERROR, "manager", 0, "worker #%d failed to start: %s", s->id, m.text);
+        srv__log(SRV_LOG_ERROR, "manager", 0, "worker #%d failed to start: %s", s->id, m.text);
         if (M.initial) {
             send_master(SRV_CTL_START_FAILED, s->id, p->pid, 6, 0, m.text, NULL, 0);
         } else if (s->old.pid > 0 && p == &s->cur) {
@@ -319,7 +319,7 @@ static void handle_worker_msg(slot_t *s, proc_t *p)
          * is kept for later, not dropped: dropped, that worker was never recycled again.
          * An old process asking is being replaced already. */
         if (!M.stopping && p == &s->cur && !s->replace_pending) {
-            srv_log(SRV_LOG_INFO, "manager", 0, "worker #%d reached max_request; replacing it",
+            srv__log(SRV_LOG_INFO, "manager", 0, "worker #%d reached max_request; replacing it",
                     s->id);
             atomic_fetch_add(&srv__server.stats->workers[s->id].recycles, 1);
             s->replace_pending = true;
@@ -354,7 +354,7 @@ static void reap(void)
         for (int i = 0; i < M.nslots; i++) {
             slot_t *s = &M.slots[i];
             if (s->old.pid == pid) {
-                srv_log_debug("manager", "old worker #%d pid %d %s", s->id, pid, how);
+                srv__log_debug("manager", "old worker #%d pid %d %s", s->id, pid, how);
                 if (s->kind == SRV_SLOT_TASK)
                     srv__task_orphaned(s->id, s->old.gen);
                 proc_close(&s->old);
@@ -372,7 +372,7 @@ static void reap(void)
                 srv__task_orphaned(s->id, s->cur.gen);
             proc_close(&s->cur);
             proc_reset(&s->cur);
-            srv_worker_stat_t *st = &srv__server.stats->workers[s->id];
+            srv__worker_stat_t *st = &srv__server.stats->workers[s->id];
             atomic_store(&st->pid, 0);
             send_master(SRV_CTL_WORKER_EXIT, s->id, pid, status, 0, NULL, NULL, 0);
             if (M.stopping) {
@@ -401,7 +401,7 @@ static void reap(void)
             atomic_fetch_add(&st->respawns, 1);
             if (M.initial && !was_ready) {
                 /* START_FAILED was sent if it could not load; the master stops us. */
-                srv_log(SRV_LOG_ERROR, "manager", 0, "worker #%d pid %d %s during start-up", s->id,
+                srv__log(SRV_LOG_ERROR, "manager", 0, "worker #%d pid %d %s during start-up", s->id,
                         pid, how);
                 s->fails++;
                 s->respawn_at = srv__mono_ms() + 1000;
@@ -413,7 +413,7 @@ static void reap(void)
                 int64_t delay = (int64_t)srv__server.cfg.process[idx].restart_interval * 1000;
                 s->respawn_at = srv__mono_ms() + (delay > 0 ? delay : 1);
                 atomic_store(&st->state, SRV_WSTATE_BACKOFF);
-                srv_log(SRV_LOG_WARN, "manager", 0,
+                srv__log(SRV_LOG_WARN, "manager", 0,
                         "process %s #%d pid %d %s; restarting in %lld ms",
                         srv__server.cfg.process[idx].name, s->id, pid, how, (long long)delay);
                 break;
@@ -425,12 +425,12 @@ static void reap(void)
                     delay = 10000;
                 s->respawn_at = srv__mono_ms() + delay;
                 atomic_store(&st->state, SRV_WSTATE_BACKOFF);
-                srv_log(SRV_LOG_WARN, "manager", 0,
+                srv__log(SRV_LOG_WARN, "manager", 0,
                         "worker #%d pid %d %s before it was ready (%d times in a row); "
                         "respawning in %lld ms",
                         s->id, pid, how, s->fails, (long long)delay);
             } else {
-                srv_log(SRV_LOG_WARN, "manager", 0, "worker #%d pid %d %s; respawning", s->id, pid,
+                srv__log(SRV_LOG_WARN, "manager", 0, "worker #%d pid %d %s; respawning", s->id, pid,
                         how);
                 spawn_or_backoff(s);
             }
@@ -477,14 +477,14 @@ static void forward_signal(int sig)
 
 static void handle_master_msg(void)
 {
-    srv_ctl_msg_t m;
-    int rc = srv_ctl_recv(M.master_fd, &m, NULL, 0);
+    srv__ctl_msg_t m;
+    int rc = srv__ctl_recv(M.master_fd, &m, NULL, 0);
     if (rc == -EAGAIN)
         return;
     if (rc < 0) {
         /* The master is gone (even SIGKILL): take the whole tree down, leave no orphans. */
         if (!M.stopping)
-            srv_log(SRV_LOG_WARN, "manager", 0, "master went away; stopping workers");
+            srv__log(SRV_LOG_WARN, "manager", 0, "master went away; stopping workers");
         begin_stop();
         M.stop_kill_at = srv__mono_ms() + 1000;
         close(M.master_fd);
@@ -500,7 +500,7 @@ static void handle_master_msg(void)
         M.reload_active = true;
         M.reload_failed = false;
         M.reload_err[0] = '\0';
-        srv_log(SRV_LOG_NOTICE, "manager", 0, "reloading %s", m.code ? "task workers" : "workers");
+        srv__log(SRV_LOG_NOTICE, "manager", 0, "reloading %s", m.code ? "task workers" : "workers");
         for (int i = 0; i < M.nslots; i++)
             if (!m.code || M.slots[i].kind == SRV_SLOT_TASK)
                 M.slots[i].replace_pending = true;
@@ -510,7 +510,7 @@ static void handle_master_msg(void)
         begin_stop();
         break;
     case SRV_CTL_REOPEN_LOG:
-        srv_log_reopen();
+        srv__log_reopen();
         forward_signal(SIGRTMIN);
         break;
     default:
@@ -544,7 +544,7 @@ static void run_deadlines(void)
                 spawn_or_backoff(s);
         }
         if (s->old_kill_at && now >= s->old_kill_at && s->old.pid > 0) {
-            srv_log(SRV_LOG_WARN, "manager", 0,
+            srv__log(SRV_LOG_WARN, "manager", 0,
                     "old worker #%d pid %d still busy after max_wait_time; killing it", s->id,
                     s->old.pid);
             kill(s->old.pid, SIGKILL);
@@ -555,7 +555,7 @@ static void run_deadlines(void)
         for (int i = 0; i < M.nslots; i++) {
             slot_t *s = &M.slots[i];
             if (s->cur.pid > 0) {
-                srv_log(SRV_LOG_WARN, "manager", 0,
+                srv__log(SRV_LOG_WARN, "manager", 0,
                         "worker #%d pid %d did not stop within max_wait_time; killing it", s->id,
                         s->cur.pid);
                 kill(s->cur.pid, SIGKILL);
@@ -569,8 +569,8 @@ static void run_deadlines(void)
 
 void srv__manager_main(int master_fd)
 {
-    srv_server_t *S = &srv__server;
-    srv_log_set_role("manager", -1);
+    srv__server_t *S = &srv__server;
+    srv__log_set_role("manager", -1);
     prctl(PR_SET_NAME, "srv: manager");
     /* The master might die without telling us (SIGKILL): our channel then reads EOF. */
     prctl(PR_SET_PDEATHSIG, SIGTERM);
@@ -591,7 +591,7 @@ void srv__manager_main(int master_fd)
     sigprocmask(SIG_BLOCK, &set, NULL);
     M.sig_fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
     if (M.sig_fd < 0) {
-        srv_log(SRV_LOG_ERROR, "manager", errno, "signalfd");
+        srv__log(SRV_LOG_ERROR, "manager", errno, "signalfd");
         _exit(1);
     }
 
@@ -629,7 +629,7 @@ void srv__manager_main(int master_fd)
         }
         int rc = poll(pfd, (nfds_t)n, timeout);
         if (rc < 0 && errno != EINTR) {
-            srv_log(SRV_LOG_ERROR, "manager", errno, "poll");
+            srv__log(SRV_LOG_ERROR, "manager", errno, "poll");
             break;
         }
         if (rc > 0) {
@@ -640,7 +640,7 @@ void srv__manager_main(int master_fd)
                     if (sig == SIGTERM || sig == SIGINT)
                         begin_stop();
                     else if (sig == SIGRTMIN) {
-                        srv_log_reopen();
+                        srv__log_reopen();
                         forward_signal(SIGRTMIN);
                     }
                     /* SIGCHLD: reaped below; SIGUSR1/2 go to the master, which asks us. */
@@ -659,7 +659,7 @@ void srv__manager_main(int master_fd)
         reap();
         run_deadlines();
     }
-    srv_log(SRV_LOG_NOTICE, "manager", 0, "all workers stopped");
+    srv__log(SRV_LOG_NOTICE, "manager", 0, "all workers stopped");
     free(pfd);
     free(M.slots);
     _exit(0);

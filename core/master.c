@@ -211,7 +211,7 @@ static void master_begin_stop(const char *why)
     if (G.stopping)
         return;
     G.stopping = true;
-    srv_log(SRV_LOG_NOTICE, "master", 0, "stopping (%s)", why);
+    srv__log(SRV_LOG_NOTICE, "master", 0, "stopping (%s)", why);
     G.stop_deadline = srv__mono_ms() + (int64_t)srv__server.cfg.max_wait_time * 1000;
     if (srv__server.nreactors > 0)
         srv__reactors_stop_accepting();
@@ -219,9 +219,9 @@ static void master_begin_stop(const char *why)
 
 static void send_mgr(uint32_t type, int code)
 {
-    srv_ctl_msg_t m = {.type = type, .code = code};
+    srv__ctl_msg_t m = {.type = type, .code = code};
     if (G.mgr_fd >= 0)
-        srv_ctl_send(G.mgr_fd, &m, NULL, 0);
+        srv__ctl_send(G.mgr_fd, &m, NULL, 0);
 }
 
 static void handle_command(client_t *c, const char *cmd)
@@ -317,16 +317,16 @@ static void reload_done(int code, const char *text)
 
 static void handle_mgr(void)
 {
-    srv_ctl_msg_t m;
+    srv__ctl_msg_t m;
     int fds[SRV_MAX_REACTORS];
-    int rc = srv_ctl_recv(G.mgr_fd, &m, fds, SRV_MAX_REACTORS);
+    int rc = srv__ctl_recv(G.mgr_fd, &m, fds, SRV_MAX_REACTORS);
     if (rc == -EAGAIN)
         return;
     if (rc < 0) {
         close(G.mgr_fd);
         G.mgr_fd = -1;
         if (!G.stopping) {
-            srv_log(SRV_LOG_ERROR, "master", 0, "the manager process went away; stopping");
+            srv__log(SRV_LOG_ERROR, "master", 0, "the manager process went away; stopping");
             G.exit_code = SRV_EXIT_FAILURE;
             master_begin_stop("manager lost");
         }
@@ -346,7 +346,7 @@ static void handle_mgr(void)
             int total = srv__server.nslots;
             if (G.ready_count >= total) {
                 G.started = true;
-                srv_log(SRV_LOG_NOTICE, "master", 0, "server ready");
+                srv__log(SRV_LOG_NOTICE, "master", 0, "server ready");
                 tell_parent(SRV_EXIT_OK);
             }
         }
@@ -354,7 +354,7 @@ static void handle_mgr(void)
     }
     case SRV_CTL_START_FAILED:
         if (!G.started && !G.stopping) {
-            srv_log(SRV_LOG_ERROR, "master", 0, "the app failed to load: %s", m.text);
+            srv__log(SRV_LOG_ERROR, "master", 0, "the app failed to load: %s", m.text);
             start_err("srv: %s\n", m.text);
             G.exit_code = SRV_EXIT_APP;
             master_begin_stop("app failed to load");
@@ -389,7 +389,7 @@ static client_t *oldest_waiting(int64_t before)
 static void client_drop(client_t *c, const char *why)
 {
     static const char busy[] = SRV_CTL_BUSY " (dropped for a newer control connection)\n";
-    srv_log(SRV_LOG_INFO, "master", 0,
+    srv__log(SRV_LOG_INFO, "master", 0,
             "control socket: %s; dropping the oldest connection still without a command", why);
     ssize_t rc = send(c->fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
     (void)rc;
@@ -448,7 +448,7 @@ static void accept_clients(void)
             if (now - G.last_fd_warn > 10000) {
                 G.last_fd_warn = now;
                 bool fds = err == EMFILE || err == ENFILE;
-                srv_log(SRV_LOG_WARN, "master", err, "control socket: cannot accept%s",
+                srv__log(SRV_LOG_WARN, "master", err, "control socket: cannot accept%s",
                         fds ? "; out of descriptors" : "");
             }
             return;
@@ -478,7 +478,7 @@ static int64_t clients_expire(int64_t now)
         if (c->fd < 0 || c->wants_reload)
             continue;
         if (now >= c->deadline) {
-            srv_log(SRV_LOG_INFO, "master", 0, "control connection %s; closed",
+            srv__log(SRV_LOG_INFO, "master", 0, "control connection %s; closed",
                     c->out ? "does not read its reply" : "sent no command in time");
             client_close(c);
             continue;
@@ -537,7 +537,7 @@ static int daemonize(void)
 
 static void redirect_stdio_to_log(void)
 {
-    int fd = srv_log_fd();
+    int fd = srv__log_fd();
     if (fd > 2) {
         dup2(fd, 1);
         dup2(fd, 2);
@@ -551,25 +551,25 @@ static void redirect_stdio_to_log(void)
     }
 }
 
-static int setup_stats(const srv_config_t *cfg)
+static int setup_stats(const srv__config_t *cfg)
 {
     int nw = srv__server.nslots;
-    size_t stats = sizeof(srv_stats_t) + (size_t)nw * sizeof(srv_worker_stat_t);
+    size_t stats = sizeof(srv__stats_t) + (size_t)nw * sizeof(srv__worker_stat_t);
     int engines = cfg->mode == SRV_MODE_PROCESS ? cfg->reactor_num : cfg->worker_num;
     uint32_t slots = (uint32_t)cfg->max_conn;
     if (slots > (1u << SRV_SESSION_SLOT_BITS))
         slots = 1u << SRV_SESSION_SLOT_BITS;
-    size_t conninfo = sizeof(srv_conninfo_t) * (size_t)engines * slots + 64;
+    size_t conninfo = sizeof(srv__conninfo_t) * (size_t)engines * slots + 64;
     /* Mailboxes: 1 MiB per process slot, the task queue 8 MiB; task run records. */
     int nbox = 2 * srv__server.nslots + 1;
     size_t boxes =
         (size_t)2 * srv__server.nslots * ((1u << 20) + 64) + (8u << 20) + 64 + (size_t)nbox * 128;
     size_t tasks = (size_t)cfg->task_worker_num * 2 * ((256u << 10) + 64) + 4096;
-    size_t bytes = stats + conninfo + boxes + tasks + srv_tables_region_size(cfg) + (2u << 20);
-    int rc = srv_shm_create(bytes);
+    size_t bytes = stats + conninfo + boxes + tasks + srv__tables_region_size(cfg) + (2u << 20);
+    int rc = srv__shm_create(bytes);
     if (rc < 0)
         return rc;
-    srv_stats_t *st = srv_shm_alloc(stats, 64);
+    srv__stats_t *st = srv__shm_alloc(stats, 64);
     if (st == NULL)
         return -ENOMEM;
     memset(st, 0, stats);
@@ -602,12 +602,12 @@ static int setup_stats(const srv_config_t *cfg)
     rc = srv__cron_info_create();
     if (rc < 0)
         return rc;
-    return srv_tables_create(cfg);
+    return srv__tables_create(cfg);
 }
 
-int srv__master_run(const srv_config_t *cfg, bool daemon)
+int srv__master_run(const srv__config_t *cfg, bool daemon)
 {
-    srv_server_t *S = &srv__server;
+    srv__server_t *S = &srv__server;
     memset(&G, 0, sizeof(G));
     G.pid_fd = G.ctl_fd = G.reserve_fd = G.mgr_fd = G.sig_fd = G.ready_fd = -1;
     for (int i = 0; i < MAX_CLIENTS; i++)
@@ -616,11 +616,11 @@ int srv__master_run(const srv_config_t *cfg, bool daemon)
     srv__server_layout(S);
     S->nreactors = cfg->mode == SRV_MODE_PROCESS ? cfg->reactor_num : 0;
     snprintf(S->ctl_path, sizeof(S->ctl_path), "%s.sock", cfg->pid_file);
-    srv_log_set_role("master", -1);
-    srv_log_set_level(cfg->log_level);
+    srv__log_set_role("master", -1);
+    srv__log_set_level(cfg->log_level);
     const char *dbg = getenv("SRV_DEBUG");
     if (dbg)
-        srv_log_set_debug(dbg);
+        srv__log_set_debug(dbg);
 
     /* Refuse early (before daemonizing) when a live server holds the pid file. */
     if (srv__pidfile_locked(cfg->pid_file)) {
@@ -628,7 +628,7 @@ int srv__master_run(const srv_config_t *cfg, bool daemon)
         return SRV_EXIT_RUNNING;
     }
     if (cfg->log_file[0]) {
-        int rc = srv_log_open(cfg->log_file);
+        int rc = srv__log_open(cfg->log_file);
         if (rc < 0) {
             start_err("srv: cannot open log file %s: %s\n", cfg->log_file, srv_strerror(rc));
             return SRV_EXIT_CONFIG;
@@ -672,19 +672,19 @@ int srv__master_run(const srv_config_t *cfg, bool daemon)
     for (int i = 0; i < cfg->nlisten; i++) {
         const char *what = "";
         char desc[300];
-        int fd = srv_listen_open(&cfg->listen[i], &what);
+        int fd = srv__listen_open(&cfg->listen[i], &what);
         if (fd < 0) {
-            srv_log(SRV_LOG_ERROR, "master", fd, "cannot listen on %s (%s)",
-                    srv_listen_describe(&cfg->listen[i], desc, sizeof(desc)), what);
+            srv__log(SRV_LOG_ERROR, "master", fd, "cannot listen on %s (%s)",
+                    srv__listen_describe(&cfg->listen[i], desc, sizeof(desc)), what);
             start_err("srv: cannot listen on %s: %s: %s\n",
-                      srv_listen_describe(&cfg->listen[i], desc, sizeof(desc)), what,
+                      srv__listen_describe(&cfg->listen[i], desc, sizeof(desc)), what,
                       srv_strerror(fd));
             code = SRV_EXIT_LISTEN;
             goto out_listen;
         }
         S->listen_fd[S->nlisten++] = fd;
-        srv_log(SRV_LOG_NOTICE, "master", 0, "listening on %s (%s)",
-                srv_listen_describe(&cfg->listen[i], desc, sizeof(desc)),
+        srv__log(SRV_LOG_NOTICE, "master", 0, "listening on %s (%s)",
+                srv__listen_describe(&cfg->listen[i], desc, sizeof(desc)),
                 cfg->listen[i].type == SRV_LISTEN_HTTP  ? "http"
                 : cfg->listen[i].type == SRV_LISTEN_TCP ? "tcp"
                                                         : "udp");
@@ -711,13 +711,13 @@ int srv__master_run(const srv_config_t *cfg, bool daemon)
 
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
-        srv_log(SRV_LOG_ERROR, "master", errno, "socketpair");
+        srv__log(SRV_LOG_ERROR, "master", errno, "socketpair");
         goto out_ctl;
     }
     /* Never fork a threaded process: the manager is forked before any reactor thread. */
     G.mgr_pid = fork();
     if (G.mgr_pid < 0) {
-        srv_log(SRV_LOG_ERROR, "master", errno, "fork manager");
+        srv__log(SRV_LOG_ERROR, "master", errno, "fork manager");
         close(sv[0]);
         close(sv[1]);
         goto out_ctl;
@@ -740,12 +740,12 @@ int srv__master_run(const srv_config_t *cfg, bool daemon)
     if (S->nreactors > 0) {
         rc = srv__reactors_start();
         if (rc < 0) {
-            srv_log(SRV_LOG_ERROR, "master", rc, "cannot start reactor threads");
+            srv__log(SRV_LOG_ERROR, "master", rc, "cannot start reactor threads");
             G.exit_code = SRV_EXIT_FAILURE;
             master_begin_stop("reactor start failed");
         }
     }
-    srv_log(SRV_LOG_NOTICE, "master", 0,
+    srv__log(SRV_LOG_NOTICE, "master", 0,
             "srv %s started: mode %s, %d worker(s), %d task worker(s)%s", SRV_VERSION,
             cfg->mode == SRV_MODE_BASE ? "base" : "process", cfg->worker_num, cfg->task_worker_num,
             daemon ? ", daemonized" : "");
@@ -787,7 +787,7 @@ int srv__master_run(const srv_config_t *cfg, bool daemon)
                             send_mgr(SRV_CTL_RELOAD, sig == SIGUSR2);
                         }
                     } else if (sig == SIGRTMIN) {
-                        srv_log_reopen();
+                        srv__log_reopen();
                         send_mgr(SRV_CTL_REOPEN_LOG, 0);
                     }
                 }
@@ -824,7 +824,7 @@ int srv__master_run(const srv_config_t *cfg, bool daemon)
                 break;
             /* A manager that does not stop gets killed well after its own deadline. */
             if (srv__mono_ms() > G.stop_deadline + (int64_t)cfg->max_wait_time * 1000 + 5000) {
-                srv_log(SRV_LOG_WARN, "master", 0, "manager did not stop; killing the tree");
+                srv__log(SRV_LOG_WARN, "master", 0, "manager did not stop; killing the tree");
                 kill(G.mgr_pid, SIGKILL);
                 waitpid(G.mgr_pid, &status, 0);
                 G.mgr_pid = 0;
@@ -834,7 +834,7 @@ int srv__master_run(const srv_config_t *cfg, bool daemon)
             int status;
             if (waitpid(G.mgr_pid, &status, WNOHANG) == G.mgr_pid) {
                 G.mgr_pid = 0;
-                srv_log(SRV_LOG_ERROR, "master", 0, "the manager process died; stopping");
+                srv__log(SRV_LOG_ERROR, "master", 0, "the manager process died; stopping");
                 G.exit_code = SRV_EXIT_FAILURE;
                 master_begin_stop("manager died");
             }
@@ -846,7 +846,7 @@ int srv__master_run(const srv_config_t *cfg, bool daemon)
     if (!G.started && code == SRV_EXIT_OK)
         code = SRV_EXIT_FAILURE;
     tell_parent(code);
-    srv_log(SRV_LOG_NOTICE, "master", 0, "stopped");
+    srv__log(SRV_LOG_NOTICE, "master", 0, "stopped");
     for (int i = 0; i < MAX_CLIENTS; i++)
         client_close(&G.clients[i]);
     if (G.reserve_fd >= 0)
@@ -865,7 +865,7 @@ out_listen:
         if (cfg->listen[i].path[0])
             unlink(cfg->listen[i].path);
     }
-    srv_shm_destroy();
+    srv__shm_destroy();
 out_pid:
     srv__pidfile_unlock(cfg->pid_file, G.pid_fd);
 out:

@@ -9,6 +9,6 @@
 
 /* Run a server with cfg (already loaded and valid). Returns the process exit code (SRV_EXIT_*);
  * with daemonize the calling process returns once the daemon reported ready or failed. */
-int srv__master_run(const srv_config_t *cfg, bool daemonize);
+int srv__master_run(const srv__config_t *cfg, bool daemonize);
 
 #endif

@@ -29,22 +29,22 @@ static int g_n;
 
 static size_t rec_size(size_t len)
 {
-    return (sizeof(srv_msg_t) + len + 7u) & ~(size_t)7u;
+    return (sizeof(srv__msg_t) + len + 7u) & ~(size_t)7u;
 }
 
 int srv__mbox_create(int n, const size_t *cap, const uint32_t *max_msgs)
 {
-    g_boxes = srv_shm_alloc(sizeof(box_t) * (size_t)n, 64);
-    g_fds = srv_shm_alloc(sizeof(int) * (size_t)n, 8);
+    g_boxes = srv__shm_alloc(sizeof(box_t) * (size_t)n, 64);
+    g_fds = srv__shm_alloc(sizeof(int) * (size_t)n, 8);
     if (g_boxes == NULL || g_fds == NULL)
         return -ENOMEM;
     for (int i = 0; i < n; i++) {
         size_t c = (cap[i] + 7u) & ~(size_t)7u;
-        char *ring = srv_shm_alloc(c, 64);
+        char *ring = srv__shm_alloc(c, 64);
         if (ring == NULL)
             return -ENOMEM;
         g_boxes[i].cap = c;
-        g_boxes[i].data_off = srv_shm_off(ring);
+        g_boxes[i].data_off = srv__shm_off(ring);
         g_boxes[i].max_msgs = max_msgs ? max_msgs[i] : 0;
         /* Inherited by every process forked afterwards; never exec'd, so close-on-exec. */
         g_fds[i] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -69,10 +69,10 @@ size_t srv__mbox_max_payload(int i)
 {
     if (i < 0 || i >= g_n)
         return 0;
-    return g_boxes[i].cap / 2 - sizeof(srv_msg_t);
+    return g_boxes[i].cap / 2 - sizeof(srv__msg_t);
 }
 
-int srv__mbox_put(int i, const srv_msg_t *m, const void *data)
+int srv__mbox_put(int i, const srv__msg_t *m, const void *data)
 {
     if (i < 0 || i >= g_n)
         return -EINVAL;
@@ -80,7 +80,7 @@ int srv__mbox_put(int i, const srv_msg_t *m, const void *data)
     if (m->len > srv__mbox_max_payload(i))
         return -EMSGSIZE;
     size_t need = rec_size(m->len);
-    char *ring = srv_shm_ptr(b->data_off);
+    char *ring = srv__shm_ptr(b->data_off);
     srv__shm_lock(&b->lock);
     uint64_t pos = b->tail % b->cap;
     size_t room_to_end = b->cap - pos;
@@ -90,8 +90,8 @@ int srv__mbox_put(int i, const srv_msg_t *m, const void *data)
         return -ENOBUFS;
     }
     if (room_to_end < need) {
-        srv_msg_t pad = {.type = PAD_TYPE, .len = (uint32_t)(room_to_end - sizeof(srv_msg_t))};
-        if (room_to_end >= sizeof(srv_msg_t))
+        srv__msg_t pad = {.type = PAD_TYPE, .len = (uint32_t)(room_to_end - sizeof(srv__msg_t))};
+        if (room_to_end >= sizeof(srv__msg_t))
             memcpy(ring + pos, &pad, sizeof(pad));
         b->tail += room_to_end;
         pos = 0;
@@ -108,12 +108,12 @@ int srv__mbox_put(int i, const srv_msg_t *m, const void *data)
     return 0;
 }
 
-int srv__mbox_get(int i, srv_msg_t *m, void *buf, size_t cap)
+int srv__mbox_get(int i, srv__msg_t *m, void *buf, size_t cap)
 {
     if (i < 0 || i >= g_n)
         return -EINVAL;
     box_t *b = &g_boxes[i];
-    char *ring = srv_shm_ptr(b->data_off);
+    char *ring = srv__shm_ptr(b->data_off);
     srv__shm_lock(&b->lock);
     for (;;) {
         if (b->head == b->tail) {
@@ -122,7 +122,7 @@ int srv__mbox_get(int i, srv_msg_t *m, void *buf, size_t cap)
         }
         uint64_t pos = b->head % b->cap;
         size_t room_to_end = b->cap - pos;
-        if (room_to_end < sizeof(srv_msg_t)) {
+        if (room_to_end < sizeof(srv__msg_t)) {
             b->head += room_to_end;
             continue;
         }

@@ -18,15 +18,15 @@ typedef enum {
     SRV_MSG_PROC_REPLY = 5, /* a custom process's reply (id: call id) */
     SRV_MSG_ACTION = 6,     /* base mode: act on a session this worker owns (id: session;
                                flags: SRV_IPC_* type << 16 | its flags) */
-} srv_msg_type_t;
+} srv__msg_type_t;
 
-typedef struct srv_msg {
+typedef struct srv__msg {
     uint32_t type;
     int32_t from; /* sender's mailbox id */
     uint64_t id;
     uint32_t flags;
     uint32_t len; /* payload bytes after this header */
-} srv_msg_t;
+} srv__msg_t;
 
 /* Master, before fork: n mailboxes; mailbox i holds up to cap[i] bytes and max_msgs[i]
  * messages (0 = no count bound). Returns 0 or -errno. */
@@ -36,10 +36,10 @@ int srv__mbox_count(void);
 int srv__mbox_fd(int i);
 /* Post one message (header + payload). -ENOBUFS when the mailbox is full, -EMSGSIZE when the
  * message could never fit, -EINVAL for a bad mailbox. Wakes the receiver. */
-int srv__mbox_put(int i, const srv_msg_t *m, const void *data);
+int srv__mbox_put(int i, const srv__msg_t *m, const void *data);
 /* Take one message: 1 (header in *m, payload in buf), 0 when empty, -EMSGSIZE when the payload
  * is larger than cap (the message is dropped). Several receivers may share a mailbox. */
-int srv__mbox_get(int i, srv_msg_t *m, void *buf, size_t cap);
+int srv__mbox_get(int i, srv__msg_t *m, void *buf, size_t cap);
 /* Clear the eventfd's count (after it polled readable, before draining). */
 void srv__mbox_ack(int i);
 /* Make mailbox i's eventfd readable again (another receiver should look). */

@@ -23,7 +23,7 @@
 
 typedef struct kept {
     struct kept *next;
-    srv_msg_t m;
+    srv__msg_t m;
     char data[];
 } kept_t;
 
@@ -33,7 +33,7 @@ static struct {
     size_t kept_bytes;
     char *buf;
     volatile int *stop;
-    srv_timers_t timers;
+    srv__timers_t timers;
     bool timers_init;
     uint32_t gen; /* this process's generation in its slot */
     int slot;     /* P.self is our mailbox */
@@ -77,7 +77,7 @@ void srv__msg_set_stop(volatile int *flag)
     P.stop = flag;
 }
 
-static void dispatch_one(const srv_msg_t *m, const char *data)
+static void dispatch_one(const srv__msg_t *m, const char *data)
 {
     const srv_app_t *app = srv__app();
     if (app == NULL)
@@ -113,7 +113,7 @@ void srv__msg_dispatch(void)
         free(k);
     }
     srv__mbox_ack(P.self);
-    srv_msg_t m;
+    srv__msg_t m;
     int rc;
     while ((rc = srv__mbox_get(P.self, &m, P.buf, MSG_BUF)) != 0) {
         if (rc > 0)
@@ -128,7 +128,7 @@ void srv__msg_dispatch(void)
     }
 }
 
-static int keep(const srv_msg_t *m, const char *data)
+static int keep(const srv__msg_t *m, const char *data)
 {
     if (P.kept_bytes + m->len > KEEP_MAX)
         return -ENOBUFS;
@@ -173,7 +173,7 @@ int srv__msg_wait(uint32_t type, uint64_t id, void *buf, size_t cap, uint32_t *f
     }
     for (;;) {
         srv__mbox_ack(P.self);
-        srv_msg_t m;
+        srv__msg_t m;
         int rc;
         while ((rc = srv__mbox_get(P.self, &m, P.buf, MSG_BUF)) != 0) {
             if (rc < 0)
@@ -232,7 +232,7 @@ static void tctx_drop(uint64_t id)
     }
 }
 
-static void timer_fire(srv_timers_t *t, uint64_t id, void *arg)
+static void timer_fire(srv__timers_t *t, uint64_t id, void *arg)
 {
     tctx_t *c = *tctx_find(id);
     if (c == NULL)
@@ -249,13 +249,13 @@ static int64_t timer_add(uint64_t ms, bool repeat, srv_timer_fn cb, void *arg)
     if (cb == NULL || (repeat && ms == 0) || ms > (uint64_t)(INT64_MAX / 1000000) / 2)
         return -EINVAL;
     if (!P.timers_init) {
-        srv_timers_init(&P.timers);
+        srv__timers_init(&P.timers);
         P.timers_init = true;
     }
     tctx_t *c = malloc(sizeof(*c));
     if (c == NULL)
         return -ENOMEM;
-    uint64_t id = srv_timers_add(&P.timers, srv_timers_now_ns(), ms, repeat, timer_fire, NULL);
+    uint64_t id = srv__timers_add(&P.timers, srv__timers_now_ns(), ms, repeat, timer_fire, NULL);
     if (id == 0) {
         free(c);
         return -ENOMEM;
@@ -280,23 +280,23 @@ int srv_timer_clear(uint64_t id)
 {
     if (!P.timers_init)
         return -ENOENT;
-    int rc = srv_timers_clear(&P.timers, id);
+    int rc = srv__timers_clear(&P.timers, id);
     if (rc == 0)
         tctx_drop(id);
     return rc;
 }
 
-int srv__timers_timeout(void)
+int srv__msg_timers_timeout(void)
 {
-    if (!P.timers_init || srv_timers_count(&P.timers) == 0)
+    if (!P.timers_init || srv__timers_count(&P.timers) == 0)
         return -1;
-    return srv_timers_timeout_ms(&P.timers, srv_timers_now_ns());
+    return srv__timers_timeout_ms(&P.timers, srv__timers_now_ns());
 }
 
-void srv__timers_run(void)
+void srv__msg_timers_run(void)
 {
     if (P.timers_init)
-        srv_timers_run(&P.timers, srv_timers_now_ns());
+        srv__timers_run(&P.timers, srv__timers_now_ns());
 }
 
 /* ---- messages between workers ---- */
@@ -305,7 +305,7 @@ int srv_send_message(int worker_id, const void *data, size_t len)
 {
     if (worker_id < 0 || worker_id >= srv__server.cfg.worker_num || worker_id == P.slot)
         return -EINVAL;
-    srv_msg_t m = {.type = SRV_MSG_PIPE, .from = P.slot, .len = (uint32_t)len};
+    srv__msg_t m = {.type = SRV_MSG_PIPE, .from = P.slot, .len = (uint32_t)len};
     return srv__mbox_put(srv__slot_box(worker_id), &m, data);
 }
 
@@ -326,13 +326,13 @@ int srv_broadcast_message(const void *data, size_t len)
 int srv__tasks_create(int nslots)
 {
     int t = srv__server.cfg.task_worker_num;
-    g_tasks = srv_shm_alloc(sizeof(task_state_t) + sizeof(task_run_t) * 2 * (size_t)t, 64);
+    g_tasks = srv__shm_alloc(sizeof(task_state_t) + sizeof(task_run_t) * 2 * (size_t)t, 64);
     return g_tasks ? 0 : -ENOMEM;
 }
 
 static int push_task(uint64_t id, int from, int tries, int attempt, const void *data, size_t len)
 {
-    srv_msg_t m = {.type = SRV_MSG_TASK,
+    srv__msg_t m = {.type = SRV_MSG_TASK,
                    .from = from,
                    .id = id,
                    .flags = (uint32_t)tries << 16 | (uint32_t)attempt,
@@ -353,9 +353,9 @@ static void delayed_fire(uint64_t timer_id, void *arg)
     delayed_t *d = arg;
     int rc = push_task(d->id, d->from, d->tries, 1, d->data, d->len);
     if (rc < 0) {
-        srv_log(SRV_LOG_WARN, "task", rc, "delayed task %llu could not be queued",
+        srv__log(SRV_LOG_WARN, "task", rc, "delayed task %llu could not be queued",
                 (unsigned long long)d->id);
-        srv_msg_t m = {.type = SRV_MSG_FINISH, .from = d->from, .id = d->id, .flags = 1};
+        srv__msg_t m = {.type = SRV_MSG_FINISH, .from = d->from, .id = d->id, .flags = 1};
         srv__mbox_put(d->from, &m, NULL);
     }
     free(d);
@@ -459,18 +459,18 @@ static void task_settle(uint64_t id, int from, int tries, int attempt, const voi
         atomic_fetch_add(&g_tasks->retried, 1);
         if (push_task(id, from, tries, attempt + 1, data, len) == 0)
             return;
-        srv_log(SRV_LOG_WARN, "task", 0, "task %llu: queue full, cannot retry",
+        srv__log(SRV_LOG_WARN, "task", 0, "task %llu: queue full, cannot retry",
                 (unsigned long long)id);
     }
     atomic_fetch_add(ok ? &g_tasks->done : &g_tasks->failed, 1);
-    srv_msg_t m = {.type = SRV_MSG_FINISH,
+    srv__msg_t m = {.type = SRV_MSG_FINISH,
                    .from = P.self,
                    .id = id,
                    .flags = ok ? 0 : 1,
                    .len = ok ? (uint32_t)rlen : 0};
     int rc = srv__mbox_put(from, &m, result);
     if (rc < 0)
-        srv_log(SRV_LOG_WARN, "task", rc, "task %llu: cannot hand the result to #%d",
+        srv__log(SRV_LOG_WARN, "task", rc, "task %llu: cannot hand the result to #%d",
                 (unsigned long long)id, from);
 }
 
@@ -483,7 +483,7 @@ void srv__task_drain(void)
     for (;;) {
         if (P.stop && *P.stop)
             return;
-        srv_msg_t m;
+        srv__msg_t m;
         int rc = srv__mbox_get(srv__server.taskq, &m, run->data, TASK_MAX);
         if (rc == 0)
             return;
@@ -527,8 +527,8 @@ void srv__task_orphaned(int slot, uint32_t gen)
     uint64_t id = atomic_load(&run->id);
     if (id == 0)
         return;
-    srv_log(SRV_LOG_WARN, "task", 0, "task worker #%d died running task %llu (attempt %d of %d)", k,
-            (unsigned long long)id, run->attempt, run->tries);
+    srv__log(SRV_LOG_WARN, "task", 0, "task worker #%d died running task %llu (attempt %d of %d)",
+             k, (unsigned long long)id, run->attempt, run->tries);
     task_settle(id, run->from, run->tries, run->attempt, run->data, run->len, false, NULL, 0);
     atomic_store(&run->id, 0);
 }

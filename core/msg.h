@@ -25,8 +25,8 @@ int srv__msg_wait(uint32_t type, uint64_t id, void *buf, size_t cap, uint32_t *f
 void srv__msg_set_stop(volatile int *flag);
 
 /* Timers of this process (srv_timer_*): ms until the next is due (-1 none), and run due ones. */
-int srv__timers_timeout(void);
-void srv__timers_run(void);
+int srv__msg_timers_timeout(void);
+void srv__msg_timers_run(void);
 
 /* Task workers: run tasks from the queue until it is empty. */
 void srv__task_drain(void);
@@ -42,8 +42,8 @@ int srv__tasks_info_json(char *buf, size_t cap);
 /* Cron stats for srv info: created by the master, published by the timer process. */
 int srv__cron_info_create(void);
 int srv__cron_info_json(char *buf, size_t cap);
-struct srv_cron_sched;
-void srv__cron_publish(struct srv_cron_sched *s);
+struct srv__cron_sched;
+void srv__cron_publish(struct srv__cron_sched *s);
 
 /* Entry of the timer process and of a custom process (forked by the manager; never return). */
 __attribute__((noreturn)) void srv__timer_main(int slot, int ctl_fd);

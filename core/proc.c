@@ -34,22 +34,22 @@ static void on_term(int sig)
 
 static void tell(int ctl_fd, int slot, int type, const char *text)
 {
-    srv_ctl_msg_t m = {.type = (uint32_t)type, .slot = slot, .pid = getpid()};
+    srv__ctl_msg_t m = {.type = (uint32_t)type, .slot = slot, .pid = getpid()};
     if (text)
         snprintf(m.text, sizeof(m.text), "%s", text);
-    srv_ctl_send(ctl_fd, &m, NULL, 0);
+    srv__ctl_send(ctl_fd, &m, NULL, 0);
 }
 
 __attribute__((noreturn)) static void fail(int ctl_fd, int slot, const char *msg)
 {
-    srv_log(SRV_LOG_ERROR, "process", 0, "%s", msg);
+    srv__log(SRV_LOG_ERROR, "process", 0, "%s", msg);
     tell(ctl_fd, slot, SRV_WMSG_FAIL, msg);
     _exit(6);
 }
 
 static void common_start(int slot, const char *role, int id, const char *name)
 {
-    srv_log_set_role(role, id);
+    srv__log_set_role(role, id);
     char pname[16];
     snprintf(pname, sizeof(pname), "srv: %s", name);
     prctl(PR_SET_NAME, pname);
@@ -71,7 +71,7 @@ struct srv_cron_job; /* the scheduler's job, handed to the app as srv_cron_job_t
 
 static void trampoline(srv_cron_job_t *job)
 {
-    srv_cron_handler_t fn = (srv_cron_handler_t)srv_cron_job_arg(job);
+    srv_cron_handler_t fn = (srv_cron_handler_t)srv__cron_job_arg(job);
     fn(job);
 }
 
@@ -82,7 +82,7 @@ static void trampoline(srv_cron_job_t *job)
 
 typedef struct locked_job {
     srv_cron_handler_t fn;
-    srv_cron_lock_t *lock;
+    srv__cron_lock_t *lock;
     const char *name;
     int64_t interval_ms; /* 0: crontab job, slot = its scheduled minute */
     int64_t last_log_ms;
@@ -93,14 +93,14 @@ static int g_nlocked;
 
 static void locked_trampoline(srv_cron_job_t *job)
 {
-    locked_job_t *lj = srv_cron_job_arg(job);
+    locked_job_t *lj = srv__cron_job_arg(job);
     /* Crontab beats are minutes every instance agrees on. Interval beats are slots of wall-clock
      * time: instances started at different moments tick at different phases, and the first to
      * reach a slot takes it. */
     int64_t slot = lj->interval_ms > 0 ? srv__now_ms() / lj->interval_ms
-                                       : srv_cron_job_due_ns(job) / (60 * 1000000000LL);
+                                       : srv__cron_job_due_ns(job) / (60 * 1000000000LL);
     char err[256];
-    int r = srv_cron_lock_claim(lj->lock, slot, CRON_LOCK_TIMEOUT_MS, err, sizeof(err));
+    int r = srv__cron_lock_claim(lj->lock, slot, CRON_LOCK_TIMEOUT_MS, err, sizeof(err));
     if (r == 1) {
         lj->fn(job);
         return;
@@ -109,9 +109,9 @@ static void locked_trampoline(srv_cron_job_t *job)
         int64_t now = srv__now_ms();
         if (lj->last_log_ms == 0 || now - lj->last_log_ms >= CRON_LOCK_LOG_EVERY_MS) {
             lj->last_log_ms = now;
-            srv_cron_lock_stats_t st;
-            srv_cron_lock_stats(lj->lock, &st);
-            srv_log(SRV_LOG_WARN, "timer", 0,
+            srv__cron_lock_stats_t st;
+            srv__cron_lock_stats(lj->lock, &st);
+            srv__log(SRV_LOG_WARN, "timer", 0,
                     "cron %s: global_lock: %s; beats are skipped until Redis answers (%llu so "
                     "far)",
                     lj->name, err, (unsigned long long)st.errors);
@@ -121,17 +121,17 @@ static void locked_trampoline(srv_cron_job_t *job)
 
 const char *srv_cron_name(srv_cron_job_t *job)
 {
-    return srv_cron_job_name(job);
+    return srv__cron_job_name(job);
 }
 
 void srv_cron_stop(srv_cron_job_t *job)
 {
-    srv_cron_job_stop(job);
+    srv__cron_job_stop(job);
 }
 
 bool srv_cron_stopping(srv_cron_job_t *job)
 {
-    return srv_cron_job_stopping(job);
+    return srv__cron_job_stopping(job);
 }
 
 /* The timer process writes its jobs' stats here (a seqlock'd JSON text) for srv info. */
@@ -144,7 +144,7 @@ static cron_info_t *g_cron_info;
 
 int srv__cron_info_create(void)
 {
-    g_cron_info = srv_shm_alloc(sizeof(cron_info_t), 64);
+    g_cron_info = srv__shm_alloc(sizeof(cron_info_t), 64);
     if (g_cron_info == NULL)
         return -ENOMEM;
     strcpy(g_cron_info->json, "{\"jobs\":[]}");
@@ -160,8 +160,8 @@ static void append_locks(char *buf, size_t cap)
     size_t at = n - 1;
     int w = snprintf(buf + at, cap - at, ",\"locks\":{");
     for (int i = 0; i < g_nlocked && w > 0 && (size_t)w < cap - at; i++) {
-        srv_cron_lock_stats_t st;
-        srv_cron_lock_stats(g_locked[i].lock, &st);
+        srv__cron_lock_stats_t st;
+        srv__cron_lock_stats(g_locked[i].lock, &st);
         at += (size_t)w;
         w = snprintf(buf + at, cap - at, "%s\"%s\":{\"won\":%llu,\"lost\":%llu,\"errors\":%llu}",
                      i ? "," : "", g_locked[i].name, (unsigned long long)st.won,
@@ -176,10 +176,10 @@ static void append_locks(char *buf, size_t cap)
     buf[n] = '\0';
 }
 
-void srv__cron_publish(srv_cron_sched_t *s)
+void srv__cron_publish(srv__cron_sched_t *s)
 {
     char buf[CRON_INFO_MAX];
-    if (g_cron_info == NULL || srv_cron_sched_info_json(s, buf, sizeof(buf)) < 0)
+    if (g_cron_info == NULL || srv__cron_sched_info_json(s, buf, sizeof(buf)) < 0)
         return;
     append_locks(buf, sizeof(buf));
     atomic_fetch_add(&g_cron_info->seq, 1);
@@ -204,25 +204,25 @@ int srv__cron_info_json(char *buf, size_t cap)
 
 void srv__timer_main(int slot, int ctl_fd)
 {
-    const srv_config_t *cfg = &srv__server.cfg;
+    const srv__config_t *cfg = &srv__server.cfg;
     common_start(slot, "timer", -1, "timer");
     const srv_app_t *app;
     char err[1024];
     if (srv__app_load(cfg->app, &app, err, sizeof(err)) < 0)
         fail(ctl_fd, slot, err);
     srv__worker_set_self(0, "timer", cfg->worker_num);
-    srv_cron_sched_t *s;
-    if (srv_cron_sched_create(&s) < 0)
+    srv__cron_sched_t *s;
+    if (srv__cron_sched_create(&s) < 0)
         fail(ctl_fd, slot, "out of memory");
     for (int i = 0; i < cfg->ncron; i++) {
-        const srv_cron_config_t *c = &cfg->cron[i];
+        const srv__cron_config_t *c = &cfg->cron[i];
         void *fn = srv__app_symbol(c->handler);
         if (fn == NULL) {
             snprintf(err, sizeof(err), "cron %s: the app exports no function %s", c->name,
                      c->handler);
             fail(ctl_fd, slot, err);
         }
-        srv_cron_fn tramp = trampoline;
+        srv__cron_fn tramp = trampoline;
         void *arg = fn;
         if (c->global_lock) {
             locked_job_t *lj = &g_locked[g_nlocked];
@@ -234,7 +234,7 @@ void srv__timer_main(int slot, int ctl_fd)
             int64_t ttl = c->interval_ms > 0 ? 2 * c->interval_ms : 120000;
             if (ttl < 10000)
                 ttl = 10000;
-            lj->lock = srv_cron_lock_create(cfg->redis, c->name, owner, ttl);
+            lj->lock = srv__cron_lock_create(cfg->redis, c->name, owner, ttl);
             if (lj->lock == NULL)
                 fail(ctl_fd, slot, "out of memory");
             lj->fn = (srv_cron_handler_t)fn;
@@ -244,8 +244,8 @@ void srv__timer_main(int slot, int ctl_fd)
             tramp = locked_trampoline;
             arg = lj;
         }
-        srv_cron_t tab;
-        srv_cron_job_def_t def = {.name = c->name,
+        srv__cron_t tab;
+        srv__cron_job_def_t def = {.name = c->name,
                                   .fn = tramp,
                                   .arg = arg,
                                   .interval_ms = c->interval_ms,
@@ -253,23 +253,23 @@ void srv__timer_main(int slot, int ctl_fd)
                                   .max_wait_ms = (int64_t)c->max_wait_time * 1000};
         if (c->schedule[0]) {
             char why[200];
-            if (srv_cron_parse(&tab, c->schedule, why, sizeof(why)) < 0) {
+            if (srv__cron_parse(&tab, c->schedule, why, sizeof(why)) < 0) {
                 snprintf(err, sizeof(err), "cron %s: schedule: %s", c->name, why);
                 fail(ctl_fd, slot, err);
             }
             def.schedule = &tab;
             def.interval_ms = 0;
         }
-        int rc = srv_cron_sched_add(s, &def);
+        int rc = srv__cron_sched_add(s, &def);
         if (rc < 0) {
             snprintf(err, sizeof(err), "cron %s: %s", c->name, srv_strerror(rc));
             fail(ctl_fd, slot, err);
         }
     }
-    if (srv_cron_sched_start(s) < 0)
+    if (srv__cron_sched_start(s) < 0)
         fail(ctl_fd, slot, "cannot start cron threads");
     tell(ctl_fd, slot, SRV_WMSG_READY, NULL);
-    srv_log(SRV_LOG_NOTICE, "timer", 0, "%d cron job(s) running", cfg->ncron);
+    srv__log(SRV_LOG_NOTICE, "timer", 0, "%d cron job(s) running", cfg->ncron);
     while (!g_stop) {
         /* Results of tasks the jobs delivered come back here; the jobs' counters go to the
          * shared region for `srv info`. */
@@ -278,14 +278,15 @@ void srv__timer_main(int slot, int ctl_fd)
         srv__msg_dispatch();
         srv__cron_publish(s);
     }
-    int left = srv_cron_sched_stop(s, -1);
+    int left = srv__cron_sched_stop(s, -1);
     if (left > 0) {
-        srv_log(SRV_LOG_WARN, "timer", 0, "%d cron job(s) still running after max_wait_time", left);
+        srv__log(SRV_LOG_WARN, "timer", 0, "%d cron job(s) still running after max_wait_time",
+                 left);
         _exit(1); /* the threads are stuck in app code; exiting ends them */
     }
-    srv_cron_sched_destroy(s);
+    srv__cron_sched_destroy(s);
     for (int i = 0; i < g_nlocked; i++)
-        srv_cron_lock_destroy(g_locked[i].lock);
+        srv__cron_lock_destroy(g_locked[i].lock);
     _exit(0);
 }
 
@@ -343,7 +344,7 @@ static void hand_over(srv_process_t *p, char *tmp, size_t cap)
     int next = srv__slot_box(p->slot);
     if (next == p->box)
         return; /* no replacement (stop): the messages end with the server */
-    srv_msg_t m;
+    srv__msg_t m;
     int rc;
     while ((rc = srv__mbox_get(p->box, &m, tmp, cap)) != 0)
         if (rc > 0)
@@ -361,7 +362,7 @@ int srv_process_recv(srv_process_t *p, void *buf, size_t cap, uint64_t *call, in
             return -ECANCELED;
         }
         srv__mbox_ack(p->box);
-        srv_msg_t m;
+        srv__msg_t m;
         int rc = srv__mbox_get(p->box, &m, tmp, sizeof(tmp));
         /* Calls sent while the slot had no live process (after a crash) wait in the other
          * mailbox of the slot: the successor answers them. */
@@ -389,7 +390,7 @@ int srv_process_reply(srv_process_t *p, uint64_t call, const void *data, size_t 
 {
     if (call == 0)
         return -EINVAL;
-    srv_msg_t m = {.type = SRV_MSG_PROC_REPLY,
+    srv__msg_t m = {.type = SRV_MSG_PROC_REPLY,
                    .from = p->box,
                    .id = call & ((1ull << 40) - 1),
                    .len = (uint32_t)len};
@@ -398,7 +399,7 @@ int srv_process_reply(srv_process_t *p, uint64_t call, const void *data, size_t 
 
 static int find_process(const char *name)
 {
-    const srv_server_t *S = &srv__server;
+    const srv__server_t *S = &srv__server;
     int slot = S->proc_base;
     for (int i = 0; i < S->cfg.nprocess; i++) {
         if (strcmp(S->cfg.process[i].name, name) == 0) {
@@ -419,7 +420,7 @@ int srv_process_send(const char *name, const void *data, size_t len)
     int slot = find_process(name);
     if (slot < 0)
         return slot;
-    srv_msg_t m = {.type = SRV_MSG_PROC, .from = srv__msg_self(), .len = (uint32_t)len};
+    srv__msg_t m = {.type = SRV_MSG_PROC, .from = srv__msg_self(), .len = (uint32_t)len};
     return srv__mbox_put(srv__slot_box(slot), &m, data);
 }
 
@@ -432,7 +433,7 @@ int srv_process_call(const char *name, const void *data, size_t len, void *reply
     if (srv__msg_self() < 0)
         return -ENOTSUP;
     uint64_t id = ++g_call_seq & ((1ull << 40) - 1);
-    srv_msg_t m = {.type = SRV_MSG_PROC, .from = srv__msg_self(), .id = id, .len = (uint32_t)len};
+    srv__msg_t m = {.type = SRV_MSG_PROC, .from = srv__msg_self(), .id = id, .len = (uint32_t)len};
     int rc = srv__mbox_put(srv__slot_box(slot), &m, data);
     if (rc < 0)
         return rc;
@@ -441,10 +442,10 @@ int srv_process_call(const char *name, const void *data, size_t len, void *reply
 
 void srv__process_main(int slot, int ctl_fd)
 {
-    const srv_config_t *cfg = &srv__server.cfg;
+    const srv__config_t *cfg = &srv__server.cfg;
     srv_process_t p = {.slot = slot};
     p.index = srv__slot_process(slot, &p.instance);
-    const srv_process_config_t *pc = &cfg->process[p.index];
+    const srv__process_config_t *pc = &cfg->process[p.index];
     common_start(slot, pc->name, p.instance, pc->name);
     p.box = srv__msg_self();
     const srv_app_t *app;

@@ -29,17 +29,17 @@ typedef struct chan {
     int slot;
     uint32_t gen;
     int tag;
-    srv_loop_op_t recv_op;
-    srv_loop_op_t send_op;
+    srv__loop_op_t recv_op;
+    srv__loop_op_t send_op;
     bool recv_armed, send_armed;
     bool draining; /* replaced: shut our write side once flushed */
     bool shut;
     bool dead;
-    srv_ipc_buf_t out;     /* frames queued this iteration */
-    srv_ipc_buf_t sending; /* frames the kernel holds */
+    srv__ipc_buf_t out;     /* frames queued this iteration */
+    srv__ipc_buf_t sending; /* frames the kernel holds */
     size_t sent;
     struct iovec iov;
-    srv_ipc_buf_t in; /* a frame split across reads */
+    srv__ipc_buf_t in; /* a frame split across reads */
     struct big *big, *big_tail; /* requests too large for one frame, sent in pieces */
     struct chan *next;
 } chan_t;
@@ -64,8 +64,8 @@ typedef struct mail {
 struct reactor {
     int id;
     pthread_t th;
-    srv_loop_t *loop;
-    srv_engine_t *eng;
+    srv__loop_t *loop;
+    srv__engine_t *eng;
     chan_t **cur; /* per worker slot */
     int *inflight_per_worker;
     chan_t *chans;
@@ -107,9 +107,9 @@ static void chan_free_if_done(chan_t *ch)
         free(b->data);
         free(b);
     }
-    srv_ipc_buf_deinit(&ch->out);
-    srv_ipc_buf_deinit(&ch->sending);
-    srv_ipc_buf_deinit(&ch->in);
+    srv__ipc_buf_deinit(&ch->out);
+    srv__ipc_buf_deinit(&ch->sending);
+    srv__ipc_buf_deinit(&ch->in);
     free(ch);
 }
 
@@ -124,17 +124,18 @@ static void chan_kill(chan_t *ch, const char *why)
         r->inflight_per_worker[ch->slot] = 0;
     }
     if (!ch->draining && !atomic_load(&r->stop))
-        srv_log_debug("ipc", "reactor %d: channel to worker #%d closed (%s)", r->id, ch->slot, why);
+        srv__log_debug("ipc", "reactor %d: channel to worker #%d closed (%s)", r->id, ch->slot,
+                       why);
     /* Requests the process took with it: 503 where nothing was sent yet, else close. */
     srv__engine_fail_inflight(r->eng, ch->tag);
     if (ch->recv_armed)
-        srv_loop_cancel(r->loop, &ch->recv_op);
+        srv__loop_cancel(r->loop, &ch->recv_op);
     if (ch->send_armed)
-        srv_loop_cancel(r->loop, &ch->send_op);
+        srv__loop_cancel(r->loop, &ch->send_op);
     chan_free_if_done(ch);
 }
 
-static void on_frame(void *arg, const srv_ipc_hdr_t *h, const char *payload)
+static void on_frame(void *arg, const srv__ipc_hdr_t *h, const char *payload)
 {
     chan_t *ch = arg;
     reactor_t *r = ch->r;
@@ -182,10 +183,10 @@ static void on_frame(void *arg, const srv_ipc_hdr_t *h, const char *payload)
         int rc = srv__conn_respond(r->eng, h->session, &v, 1, h->flags);
         if ((rc == -ENOENT || rc == -EPROTO) && !(h->flags & SRV_IPC_F_FINAL)) {
             /* A stream for a client that has gone: tell the worker, so the app stops. */
-            srv_ipc_frame_put(&ch->out, h->session, SRV_IPC_GONE, 0, NULL, 0);
+            srv__ipc_frame_put(&ch->out, h->session, SRV_IPC_GONE, 0, NULL, 0);
         }
-    } else if (h->type == SRV_IPC_FILE && h->len > sizeof(srv_ipc_file_t)) {
-        srv_ipc_file_t f;
+    } else if (h->type == SRV_IPC_FILE && h->len > sizeof(srv__ipc_file_t)) {
+        srv__ipc_file_t f;
         memcpy(&f, payload, sizeof(f));
         char path[SRV_CONFIG_PATH_MAX * 2];
         size_t plen = h->len - sizeof(f);
@@ -197,7 +198,7 @@ static void on_frame(void *arg, const srv_ipc_hdr_t *h, const char *payload)
     }
 }
 
-static void on_chan_recv(srv_loop_t *loop, srv_loop_op_t *op, int res, const char *data,
+static void on_chan_recv(srv__loop_t *loop, srv__loop_op_t *op, int res, const char *data,
                          uint32_t flags)
 {
     chan_t *ch = op->data;
@@ -208,15 +209,15 @@ static void on_chan_recv(srv_loop_t *loop, srv_loop_op_t *op, int res, const cha
         return;
     }
     if (res > 0) {
-        int rc = srv_ipc_feed(&ch->in, data, (size_t)res, on_frame, ch);
+        int rc = srv__ipc_feed(&ch->in, data, (size_t)res, on_frame, ch);
         if (rc < 0) {
-            srv_log(SRV_LOG_ERROR, "ipc", rc, "reactor %d: corrupt stream from worker #%d",
+            srv__log(SRV_LOG_ERROR, "ipc", rc, "reactor %d: corrupt stream from worker #%d",
                     ch->r->id, ch->slot);
             chan_kill(ch, "corrupt");
             return;
         }
         if (!ch->recv_armed && !ch->dead) {
-            ch->recv_armed = srv_loop_recv(loop, &ch->recv_op, ch->fd) == 0;
+            ch->recv_armed = srv__loop_recv(loop, &ch->recv_op, ch->fd) == 0;
             if (!ch->recv_armed)
                 chan_kill(ch, "recv");
         }
@@ -225,7 +226,7 @@ static void on_chan_recv(srv_loop_t *loop, srv_loop_op_t *op, int res, const cha
     chan_kill(ch, res == 0 ? "worker exited" : srv_strerror(res));
 }
 
-static void on_chan_send(srv_loop_t *loop, srv_loop_op_t *op, int res, const char *data,
+static void on_chan_send(srv__loop_t *loop, srv__loop_op_t *op, int res, const char *data,
                          uint32_t flags)
 {
     chan_t *ch = op->data;
@@ -260,7 +261,7 @@ static void chan_pump_big(chan_t *ch)
             n = SRV_IPC_PIECE;
             flags = SRV_IPC_F_MORE;
         }
-        if (srv_ipc_frame_put(&ch->out, b->session, b->type, flags, b->data + b->off,
+        if (srv__ipc_frame_put(&ch->out, b->session, b->type, flags, b->data + b->off,
                               (uint32_t)n) < 0)
             return;
         b->off += n;
@@ -280,7 +281,7 @@ static void chan_flush(chan_t *ch)
         return;
     chan_pump_big(ch);
     if (ch->sending.len == 0 && ch->out.len > 0) {
-        srv_ipc_buf_t t = ch->sending;
+        srv__ipc_buf_t t = ch->sending;
         ch->sending = ch->out;
         ch->out = t;
         ch->sent = 0;
@@ -288,7 +289,7 @@ static void chan_flush(chan_t *ch)
     if (ch->sending.len > ch->sent) {
         ch->iov.iov_base = ch->sending.data + ch->sent;
         ch->iov.iov_len = ch->sending.len - ch->sent;
-        if (srv_loop_send(ch->r->loop, &ch->send_op, ch->fd, &ch->iov, 1) == 0)
+        if (srv__loop_send(ch->r->loop, &ch->send_op, ch->fd, &ch->iov, 1) == 0)
             ch->send_armed = true;
         else
             chan_kill(ch, "send");
@@ -304,9 +305,9 @@ static void chan_flush(chan_t *ch)
 /* The worker for a request or event. HTTP requests follow dispatch_mode exactly; a stream
  * connection (TCP, WebSocket) picks its worker when it opens (round robin or least busy in
  * modes 1 and 3) and keeps it, so on_close can never overtake an on_receive. */
-static chan_t *pick(reactor_t *r, srv_conn_t *c, bool request)
+static chan_t *pick(reactor_t *r, srv__conn_t *c, bool request)
 {
-    const srv_config_t *cfg = &srv__server.cfg;
+    const srv__config_t *cfg = &srv__server.cfg;
     int n = cfg->worker_num;
     int w = -1;
     int mode = cfg->dispatch_mode;
@@ -354,13 +355,14 @@ static chan_t *pick(reactor_t *r, srv_conn_t *c, bool request)
     return NULL;
 }
 
-static int reactor_dispatch(srv_engine_t *e, srv_conn_t *c, uint16_t type, const srv_request_t *req)
+static int reactor_dispatch(srv__engine_t *e, srv__conn_t *c, uint16_t type,
+                            const srv_request_t *req)
 {
     reactor_t *r = srv__engine_data(e);
     chan_t *ch = pick(r, c, type == SRV_IPC_REQUEST);
     if (ch == NULL)
         return -EAGAIN;
-    size_t plen = srv_http_request_encoded_size(req);
+    size_t plen = srv__http_request_encoded_size(req);
     if (plen > SRV_IPC_PIECE) {
         /* Too large for one frame (a body up to package_max_length): encoded once, sent in
          * pieces as the channel drains. */
@@ -371,7 +373,7 @@ static int reactor_dispatch(srv_engine_t *e, srv_conn_t *c, uint16_t type, const
             free(data);
             return -ENOMEM;
         }
-        srv_http_request_encode(req, data);
+        srv__http_request_encode(req, data);
         *b = (big_t){.session = req->session, .type = type, .data = data, .len = plen};
         if (ch->big_tail)
             ch->big_tail->next = b;
@@ -379,10 +381,10 @@ static int reactor_dispatch(srv_engine_t *e, srv_conn_t *c, uint16_t type, const
             ch->big = b;
         ch->big_tail = b;
     } else {
-        char *p = srv_ipc_frame_begin(&ch->out, req->session, type, 0, (uint32_t)plen);
+        char *p = srv__ipc_frame_begin(&ch->out, req->session, type, 0, (uint32_t)plen);
         if (p == NULL)
             return -ENOBUFS; /* the worker is that far behind: 503 rather than queue more */
-        srv_http_request_encode(req, p);
+        srv__http_request_encode(req, p);
     }
     srv__conn_set_tag(c, ch->tag);
     r->inflight_per_worker[ch->slot]++;
@@ -397,30 +399,30 @@ static chan_t *chan_of_tag(reactor_t *r, int tag)
     return NULL;
 }
 
-static int reactor_progress(srv_engine_t *e, srv_conn_t *c, uint64_t written)
+static int reactor_progress(srv__engine_t *e, srv__conn_t *c, uint64_t written)
 {
     chan_t *ch = chan_of_tag(srv__engine_data(e), srv__conn_get_tag(c));
     if (ch == NULL)
         return 0; /* the worker is gone: nobody to tell */
-    return srv_ipc_frame_put(&ch->out, srv__conn_session(c), SRV_IPC_ACK, 0, &written,
+    return srv__ipc_frame_put(&ch->out, srv__conn_session(c), SRV_IPC_ACK, 0, &written,
                              sizeof(written));
 }
 
-static void reactor_abandoned(srv_engine_t *e, srv_conn_t *c)
+static void reactor_abandoned(srv__engine_t *e, srv__conn_t *c)
 {
     chan_t *ch = chan_of_tag(srv__engine_data(e), srv__conn_get_tag(c));
     if (ch)
-        srv_ipc_frame_put(&ch->out, srv__conn_session(c), SRV_IPC_GONE, 0, NULL, 0);
+        srv__ipc_frame_put(&ch->out, srv__conn_session(c), SRV_IPC_GONE, 0, NULL, 0);
 }
 
-static int reactor_event(srv_engine_t *e, srv_conn_t *c, uint16_t type, uint16_t flags,
+static int reactor_event(srv__engine_t *e, srv__conn_t *c, uint16_t type, uint16_t flags,
                          const void *data, size_t len)
 {
     reactor_t *r = srv__engine_data(e);
     chan_t *ch = pick(r, c, false);
     if (ch == NULL)
         return type == SRV_IPC_CLOSED || type == SRV_IPC_WS_CLOSED ? 0 : -EAGAIN;
-    return srv_ipc_frame_put(&ch->out, srv__conn_session(c), type, flags, data, (uint32_t)len);
+    return srv__ipc_frame_put(&ch->out, srv__conn_session(c), type, flags, data, (uint32_t)len);
 }
 
 static void take_mail(reactor_t *r)
@@ -450,11 +452,11 @@ static void take_mail(reactor_t *r)
         ch->recv_op.data = ch;
         ch->send_op.cb = on_chan_send;
         ch->send_op.data = ch;
-        srv_ipc_buf_init(&ch->out, bound);
-        srv_ipc_buf_init(&ch->sending, bound);
+        srv__ipc_buf_init(&ch->out, bound);
+        srv__ipc_buf_init(&ch->sending, bound);
         /* The largest frame a worker sends is a whole response: allow for the biggest. */
-        srv_ipc_buf_init(&ch->in, (size_t)srv__server.cfg.buffer_output_size + (1u << 20));
-        if (srv_loop_recv(r->loop, &ch->recv_op, ch->fd) != 0) {
+        srv__ipc_buf_init(&ch->in, (size_t)srv__server.cfg.buffer_output_size + (1u << 20));
+        if (srv__loop_recv(r->loop, &ch->recv_op, ch->fd) != 0) {
             close(ch->fd);
             free(ch);
             continue;
@@ -471,10 +473,10 @@ static void take_mail(reactor_t *r)
         }
     }
     if (r->nmail > 0)
-        srv_loop_wake(r->loop);
+        srv__loop_wake(r->loop);
 }
 
-static void on_wake(srv_loop_t *loop, void *arg)
+static void on_wake(srv__loop_t *loop, void *arg)
 {
     reactor_t *r = arg;
     take_mail(r);
@@ -484,20 +486,20 @@ static void on_wake(srv_loop_t *loop, void *arg)
 
 static int reactor_init(reactor_t *r)
 {
-    srv_server_t *S = &srv__server;
+    srv__server_t *S = &srv__server;
     int i = r->id;
-    int rc = srv_loop_create(&r->loop, S->cfg.reactor_backend, &srv__loop_opts);
+    int rc = srv__loop_create(&r->loop, S->cfg.reactor_backend, &srv__loop_opts);
     if (rc < 0)
         return rc;
     if (i == 0) {
-        snprintf(g_backend, sizeof(g_backend), "%s", srv_loop_backend_name(r->loop));
-        const char *why = srv_loop_fallback_reason(r->loop);
+        snprintf(g_backend, sizeof(g_backend), "%s", srv__loop_backend_name(r->loop));
+        const char *why = srv__loop_fallback_reason(r->loop);
         if (why && why[0])
-            srv_log(SRV_LOG_WARN, "loop", 0, "io_uring unavailable (%s); using epoll", why);
-        srv_log(SRV_LOG_NOTICE, "loop", 0, "%d reactor thread(s) on %s", g_nreactors, g_backend);
+            srv__log(SRV_LOG_WARN, "loop", 0, "io_uring unavailable (%s); using epoll", why);
+        srv__log(SRV_LOG_NOTICE, "loop", 0, "%d reactor thread(s) on %s", g_nreactors, g_backend);
     }
-    srv_loop_set_wake(r->loop, on_wake, r);
-    srv_engine_opts_t o = {
+    srv__loop_set_wake(r->loop, on_wake, r);
+    srv__engine_opts_t o = {
         .id = i,
         .loop = r->loop,
         .cfg = &S->cfg,
@@ -531,9 +533,9 @@ static void *reactor_main(void *arg)
     if (rc < 0)
         return NULL;
     while (!atomic_load(&r->stop)) {
-        rc = srv_loop_run(r->loop, -1);
+        rc = srv__loop_run(r->loop, -1);
         if (rc < 0 && rc != -EINTR) {
-            srv_log(SRV_LOG_ERROR, "loop", rc, "reactor %d", r->id);
+            srv__log(SRV_LOG_ERROR, "loop", rc, "reactor %d", r->id);
             break;
         }
         for (chan_t *ch = r->chans, *next; ch; ch = next) {
@@ -549,17 +551,17 @@ static void *reactor_main(void *arg)
         chan_kill(ch, "stop");
     }
     for (int i = 0; i < 200 && (srv__engine_conns(r->eng) > 0 || r->chans); i++)
-        srv_loop_run(r->loop, 10);
+        srv__loop_run(r->loop, 10);
     srv__engine_destroy(r->eng);
     r->eng = NULL;
-    srv_loop_destroy(r->loop);
+    srv__loop_destroy(r->loop);
     r->loop = NULL;
     return NULL;
 }
 
 int srv__reactors_start(void)
 {
-    srv_server_t *S = &srv__server;
+    srv__server_t *S = &srv__server;
     g_nreactors = S->nreactors;
     g_reactors = calloc((size_t)g_nreactors, sizeof(reactor_t));
     if (g_reactors == NULL)
@@ -606,7 +608,7 @@ void srv__reactor_post_channel(int i, int slot, uint32_t gen, int fd)
         mail_t *m = realloc(r->mail, sizeof(mail_t) * (size_t)cap);
         if (m == NULL) {
             pthread_mutex_unlock(&r->mu);
-            srv_log(SRV_LOG_ERROR, "ipc", ENOMEM, "cannot hand worker #%d to reactor %d", slot, i);
+            srv__log(SRV_LOG_ERROR, "ipc", ENOMEM, "cannot hand worker #%d to reactor %d", slot, i);
             close(fd);
             return;
         }
@@ -615,14 +617,14 @@ void srv__reactor_post_channel(int i, int slot, uint32_t gen, int fd)
     }
     r->mail[r->nmail++] = (mail_t){slot, gen, fd};
     pthread_mutex_unlock(&r->mu);
-    srv_loop_wake(r->loop);
+    srv__loop_wake(r->loop);
 }
 
 void srv__reactors_stop_accepting(void)
 {
     for (int i = 0; i < g_nreactors; i++) {
         atomic_store(&g_reactors[i].drain, true);
-        srv_loop_wake(g_reactors[i].loop);
+        srv__loop_wake(g_reactors[i].loop);
     }
 }
 
@@ -640,7 +642,7 @@ void srv__reactors_stop(void)
         reactor_t *r = &g_reactors[i];
         atomic_store(&r->stop, true);
         if (r->loop)
-            srv_loop_wake(r->loop);
+            srv__loop_wake(r->loop);
     }
     for (int i = 0; i < g_nreactors; i++) {
         reactor_t *r = &g_reactors[i];

@@ -19,7 +19,7 @@
 
 #define HDR_MAX (16u << 10)
 
-void srv__response_init(srv_response_t *res, const srv_request_t *req, const srv_resp_sink_t *sink)
+void srv__response_init(srv_response_t *res, const srv_request_t *req, const srv__resp_sink_t *sink)
 {
     res->req = req;
     res->session = req->session;
@@ -139,7 +139,7 @@ static bool has_header(const srv_response_t *res, const char *name)
 static int head(srv_response_t *res, char *buf, size_t cap, int64_t clen)
 {
     srv_str_t extra = {res->hdr, res->hdr_len};
-    int n = srv_http_response_head(buf, cap, res->status, res->req->http_minor, keep_alive(res),
+    int n = srv__http_response_head(buf, cap, res->status, res->req->http_minor, keep_alive(res),
                                    clen, extra);
     return n < 0 ? -EMSGSIZE : n;
 }
@@ -188,7 +188,7 @@ int srv_response_file(srv_response_t *res, const char *path)
         return -EINVAL;
     }
     if (!has_header(res, "Content-Type")) {
-        int rc = srv_response_header(res, "Content-Type", srv_http_mime_type(path));
+        int rc = srv_response_header(res, "Content-Type", srv__http_mime_type(path));
         if (rc < 0) {
             close(fd);
             return rc;
@@ -245,7 +245,7 @@ int srv_response_write(srv_response_t *res, const void *chunk, size_t len)
     char ch[32];
     if (len > 0 && !is_head(res)) {
         if (chunked(res)) {
-            int k = srv_http_chunk_header(ch, sizeof(ch), len);
+            int k = srv__http_chunk_header(ch, sizeof(ch), len);
             v[cnt++] = (struct iovec){ch, (size_t)k};
             v[cnt++] = (struct iovec){(void *)chunk, len};
             v[cnt++] = (struct iovec){(void *)"\r\n", 2};
@@ -319,7 +319,7 @@ bool srv__response_after_handler(srv_response_t *res)
     if (res->detached)
         return true;
     if (res->state == SRV_RESP_NEW) {
-        srv_log(SRV_LOG_WARN, "app", 0,
+        srv__log(SRV_LOG_WARN, "app", 0,
                 "on_request for %.*s returned without a response; "
                 "answering 500",
                 (int)res->req->path.len, res->req->path.ptr);
@@ -329,7 +329,7 @@ bool srv__response_after_handler(srv_response_t *res)
         srv_response_header(res, "Content-Type", "text/plain");
         srv_response_send(res, msg, sizeof(msg) - 1);
     } else {
-        srv_log(SRV_LOG_WARN, "app", 0, "on_request for %.*s returned mid-stream; ending it",
+        srv__log(SRV_LOG_WARN, "app", 0, "on_request for %.*s returned mid-stream; ending it",
                 (int)res->req->path.len, res->req->path.ptr);
         srv_response_end(res);
     }

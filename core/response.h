@@ -9,7 +9,7 @@
 
 #include "srv/srv.h"
 
-typedef struct srv_resp_sink {
+typedef struct srv__resp_sink {
     /* Bytes for the wire (SRV_IPC_F_* flags). Returns 0 or -errno. */
     int (*emit)(void *arg, uint64_t session, const struct iovec *iov, int iovcnt, unsigned flags);
     /* A file range as the body; fd is taken over (closed by the sink). */
@@ -19,14 +19,14 @@ typedef struct srv_resp_sink {
      * NULL cancels. */
     int (*on_writable)(void *arg, uint64_t session, void (*fn)(void *fnarg), void *fnarg);
     void *arg;
-} srv_resp_sink_t;
+} srv__resp_sink_t;
 
 enum { SRV_RESP_NEW = 0, SRV_RESP_STREAMING = 1, SRV_RESP_DONE = 2 };
 
 struct srv_response {
     const srv_request_t *req;
     uint64_t session;
-    const srv_resp_sink_t *sink;
+    const srv__resp_sink_t *sink;
     int status;
     uint8_t state;
     bool detached;
@@ -43,7 +43,8 @@ struct srv_response {
 };
 
 /* Prepare res (caller storage) for req. */
-void srv__response_init(srv_response_t *res, const srv_request_t *req, const srv_resp_sink_t *sink);
+void srv__response_init(srv_response_t *res, const srv_request_t *req,
+                        const srv__resp_sink_t *sink);
 /* After on_request returned: a response neither finished nor detached gets a 500. Returns
  * true when res must stay alive (detached). */
 bool srv__response_after_handler(srv_response_t *res);

@@ -32,10 +32,10 @@ typedef enum {
     SRV_WSTATE_READY = 2,    /* serving */
     SRV_WSTATE_STOPPING = 3, /* finishing in-flight work before exit */
     SRV_WSTATE_BACKOFF = 4,  /* died at start-up; respawn delayed */
-} srv_wstate_t;
+} srv__wstate_t;
 
 /* One worker slot (workers first, then task workers). Written by the manager and the worker. */
-typedef struct srv_worker_stat {
+typedef struct srv__worker_stat {
     _Atomic int pid;
     _Atomic int state;
     _Atomic uint64_t requests; /* handled by the current process of this slot */
@@ -45,24 +45,24 @@ typedef struct srv_worker_stat {
     _Atomic int64_t started_ms; /* wall clock */
     _Atomic uint32_t generation;
     _Atomic uint64_t udp_dropped; /* datagrams over their listener's package_max_length */
-} srv_worker_stat_t;
+} srv__worker_stat_t;
 
-typedef struct srv_reactor_stat {
+typedef struct srv__reactor_stat {
     _Atomic uint64_t connections; /* open now */
     _Atomic uint64_t accepted;
     _Atomic uint64_t requests;
     _Atomic uint64_t errors_503;
-} srv_reactor_stat_t;
+} srv__reactor_stat_t;
 
-typedef struct srv_stats {
+typedef struct srv__stats {
     int64_t start_ms;
     _Atomic int master_pid;
     _Atomic int manager_pid;
     _Atomic uint64_t reloads;
-    srv_reactor_stat_t reactors[SRV_MAX_REACTORS]; /* base mode: one per worker, indexed by id */
+    srv__reactor_stat_t reactors[SRV_MAX_REACTORS]; /* base mode: one per worker, indexed by id */
     int nworkers;                                  /* worker_num + task_worker_num */
-    srv_worker_stat_t workers[];
-} srv_stats_t;
+    srv__worker_stat_t workers[];
+} srv__stats_t;
 
 /* Worker slots: workers, task workers, the timer process (when there are cron jobs), then
  * every custom process instance. Mailbox ids equal slot numbers; the task queue comes last. */
@@ -71,26 +71,26 @@ typedef enum {
     SRV_SLOT_TASK = 1,
     SRV_SLOT_TIMER = 2,
     SRV_SLOT_PROCESS = 3,
-} srv_slot_kind_t;
+} srv__slot_kind_t;
 
-typedef struct srv_server {
-    srv_config_t cfg;
+typedef struct srv__server {
+    srv__config_t cfg;
     int nslots;     /* every slot above */
     int timer_slot; /* -1 without cron jobs */
     int proc_base;  /* first custom process slot */
     int taskq;      /* mailbox id of the task queue */
     int nlisten;
     int listen_fd[SRV_CONFIG_MAX_LISTEN];
-    srv_stats_t *stats;
+    srv__stats_t *stats;
     int nreactors; /* process mode: reactor_num; base mode: 0 */
     char ctl_path[SRV_CONFIG_PATH_MAX + 8];
-} srv_server_t;
+} srv__server_t;
 
-extern srv_server_t srv__server;
+extern srv__server_t srv__server;
 
 /* Fill nslots, timer_slot, proc_base and taskq from cfg. */
-void srv__server_layout(srv_server_t *S);
-srv_slot_kind_t srv__slot_kind(int slot);
+void srv__server_layout(srv__server_t *S);
+srv__slot_kind_t srv__slot_kind(int slot);
 /* For a custom-process slot: its [[process]] index and instance number. */
 int srv__slot_process(int slot, int *instance);
 const char *srv__slot_kind_name(int slot);
@@ -101,7 +101,7 @@ int srv__slot_box(int slot);
 
 /* Loop options for reactors and workers: the provided receive buffers are reused in ring
  * order, so every one of them ends up resident; 256 x 4 KiB keeps that at 1 MiB a loop. */
-extern const srv_loop_opts_t srv__loop_opts;
+extern const srv__loop_opts_t srv__loop_opts;
 
 int64_t srv__now_ms(void);  /* wall clock ms */
 int64_t srv__mono_ms(void); /* monotonic ms */

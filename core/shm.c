@@ -16,14 +16,14 @@
 
 #define SRV_SHM_MAGIC 0x73727673686d3031ull /* "srvshm01" */
 
-typedef struct srv_shm_header {
+typedef struct srv__shm_header {
     uint64_t magic;
     uint64_t size;
     uint64_t used; /* bump cursor, an offset from the region's start; atomic */
-} srv_shm_header_t;
+} srv__shm_header_t;
 
 static struct {
-    srv_shm_header_t *hdr;
+    srv__shm_header_t *hdr;
     size_t size;
     pid_t pid;
     bool atfork;
@@ -86,7 +86,7 @@ int srv__shm_lock_slow(int32_t *word)
     }
 }
 
-int srv_shm_create(size_t bytes)
+int srv__shm_create(size_t bytes)
 {
     if (g_shm.hdr != NULL)
         return -EEXIST;
@@ -94,9 +94,9 @@ int srv_shm_create(size_t bytes)
         return -EINVAL;
     long page = sysconf(_SC_PAGESIZE);
     size_t pg = page > 0 ? (size_t)page : 4096;
-    if (bytes > SIZE_MAX - pg - sizeof(srv_shm_header_t))
+    if (bytes > SIZE_MAX - pg - sizeof(srv__shm_header_t))
         return -ENOMEM;
-    size_t size = (bytes + sizeof(srv_shm_header_t) + pg - 1) / pg * pg;
+    size_t size = (bytes + sizeof(srv__shm_header_t) + pg - 1) / pg * pg;
     void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED)
         return -ENOMEM;
@@ -113,11 +113,11 @@ int srv_shm_create(size_t bytes)
     g_shm.size = size;
     g_shm.hdr->magic = SRV_SHM_MAGIC;
     g_shm.hdr->size = size;
-    __atomic_store_n(&g_shm.hdr->used, sizeof(srv_shm_header_t), __ATOMIC_RELEASE);
+    __atomic_store_n(&g_shm.hdr->used, sizeof(srv__shm_header_t), __ATOMIC_RELEASE);
     return 0;
 }
 
-void *srv_shm_alloc(size_t bytes, size_t align)
+void *srv__shm_alloc(size_t bytes, size_t align)
 {
     if (g_shm.hdr == NULL || align == 0 || (align & (align - 1)) != 0 || align > 4096)
         return NULL;
@@ -133,7 +133,7 @@ void *srv_shm_alloc(size_t bytes, size_t align)
     }
 }
 
-void srv_shm_destroy(void)
+void srv__shm_destroy(void)
 {
     if (g_shm.hdr == NULL)
         return;
@@ -144,27 +144,27 @@ void srv_shm_destroy(void)
     g_shm.size = 0;
 }
 
-size_t srv_shm_used(void)
+size_t srv__shm_used(void)
 {
     return g_shm.hdr ? (size_t)__atomic_load_n(&g_shm.hdr->used, __ATOMIC_RELAXED) : 0;
 }
 
-size_t srv_shm_size(void)
+size_t srv__shm_size(void)
 {
     return g_shm.size;
 }
 
-void *srv_shm_base(void)
+void *srv__shm_base(void)
 {
     return g_shm.hdr;
 }
 
-uint64_t srv_shm_off(const void *p)
+uint64_t srv__shm_off(const void *p)
 {
     return (uint64_t)((const char *)p - (const char *)g_shm.hdr);
 }
 
-void *srv_shm_ptr(uint64_t off)
+void *srv__shm_ptr(uint64_t off)
 {
     return (char *)g_shm.hdr + off;
 }

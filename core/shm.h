@@ -1,7 +1,7 @@
 /* The shared region: one MAP_SHARED|MAP_ANONYMOUS mapping the master creates before any fork, so
  * every process (manager, workers, task workers, timer, custom processes) sees it at the same
  * address. A bump allocator hands out aligned chunks that are never freed one by one; the whole
- * region goes away with srv_shm_destroy(). Data inside stores offsets, not pointers. */
+ * region goes away with srv__shm_destroy(). Data inside stores offsets, not pointers. */
 #ifndef SRV_SHM_H
 #define SRV_SHM_H
 
@@ -13,27 +13,27 @@
 /* Map a region of at least bytes (rounded up to pages) in this process. Call once, in the
  * master, before any fork and before any thread starts. Returns 0, -EEXIST when a region exists
  * already, -EINVAL for 0 bytes, or -ENOMEM. */
-int srv_shm_create(size_t bytes);
+int srv__shm_create(size_t bytes);
 
 /* Carve bytes (zeroed) aligned to align (a power of two, at most 4096) from the region. Safe from
  * any process or thread after create (lock-free). Returns NULL when the region is missing or
  * full, or align is not a power of two. Chunks are never freed individually. */
-void *srv_shm_alloc(size_t bytes, size_t align);
+void *srv__shm_alloc(size_t bytes, size_t align);
 
 /* Unmap the region in this process (the memory lives on in other processes that map it) and
  * forget every table and atomic that lived in it. Harmless when there is none. */
-void srv_shm_destroy(void);
+void srv__shm_destroy(void);
 
 /* Bytes handed out so far (including the region's own header and alignment padding). */
-size_t srv_shm_used(void);
+size_t srv__shm_used(void);
 /* Total bytes of the region, 0 when there is none. */
-size_t srv_shm_size(void);
+size_t srv__shm_size(void);
 /* Start of the region in this process, NULL when there is none. */
-void *srv_shm_base(void);
+void *srv__shm_base(void);
 
 /* Offset of p from the region's start (p must point into the region), and back. */
-uint64_t srv_shm_off(const void *p);
-void *srv_shm_ptr(uint64_t off);
+uint64_t srv__shm_off(const void *p);
+void *srv__shm_ptr(uint64_t off);
 
 /* This process's pid, cached (refreshed in fork children by a pthread_atfork handler) because
  * glibc's getpid() is a system call and lock owners are stamped with it on every write. */

@@ -19,14 +19,14 @@
 #include "protocols/http.h"
 #include "protocols/http_static.h"
 
-struct srv_static {
+struct srv__static {
     int root_fd;
-    srv_engine_t *eng;
+    srv__engine_t *eng;
 };
 
-int srv__static_create(srv_static_t **out, const char *root, srv_engine_t *e)
+int srv__static_create(srv__static_t **out, const char *root, srv__engine_t *e)
 {
-    srv_static_t *st = calloc(1, sizeof(*st));
+    srv__static_t *st = calloc(1, sizeof(*st));
     if (st == NULL)
         return -ENOMEM;
     st->root_fd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -40,7 +40,7 @@ int srv__static_create(srv_static_t **out, const char *root, srv_engine_t *e)
     return 0;
 }
 
-void srv__static_destroy(srv_static_t *st)
+void srv__static_destroy(srv__static_t *st)
 {
     close(st->root_fd);
     free(st);
@@ -54,17 +54,17 @@ static int open_beneath(int dirfd, const char *rel)
     return fd < 0 ? -errno : (int)fd;
 }
 
-static int answer_error(srv_static_t *st, const srv_request_t *req, int status, const char *why)
+static int answer_error(srv__static_t *st, const srv_request_t *req, int status, const char *why)
 {
     char buf[512];
     bool ka = (req->flags & SRV_REQ_KEEP_ALIVE) != 0;
-    int n = srv_http_error_response(buf, sizeof(buf), status, why, ka);
+    int n = srv__http_error_response(buf, sizeof(buf), status, why, ka);
     struct iovec v = {.iov_base = buf, .iov_len = n > 0 ? (size_t)n : 0};
     srv__conn_respond(st->eng, req->session, &v, 1, SRV_IPC_F_FINAL | (ka ? 0 : SRV_IPC_F_CLOSE));
     return 1;
 }
 
-int srv__static_serve(srv_static_t *st, const srv_request_t *req, srv_conn_t *c)
+int srv__static_serve(srv__static_t *st, const srv_request_t *req, srv__conn_t *c)
 {
     bool head = req->method.len == 4 && memcmp(req->method.ptr, "HEAD", 4) == 0;
     bool get = req->method.len == 3 && memcmp(req->method.ptr, "GET", 3) == 0;
@@ -72,7 +72,7 @@ int srv__static_serve(srv_static_t *st, const srv_request_t *req, srv_conn_t *c)
         return 0;
     /* PATH_MAX holds every relative path openat2() can take; a longer one names no file. */
     char rel[PATH_MAX];
-    int rc = srv_http_path_resolve(req->path, rel, sizeof(rel));
+    int rc = srv__http_path_resolve(req->path, rel, sizeof(rel));
     if (rc == -EACCES)
         return answer_error(st, req, 403, "path leaves the document root");
     if (rc == -ENOSPC)
@@ -111,7 +111,7 @@ int srv__static_serve(srv_static_t *st, const srv_request_t *req, srv_conn_t *c)
     }
     bool ka = (req->flags & SRV_REQ_KEEP_ALIVE) != 0;
     char lm[64];
-    srv_http_date_format(sb.st_mtime, lm, sizeof(lm));
+    srv__http_date_format(sb.st_mtime, lm, sizeof(lm));
     srv_str_t ims = srv_request_header(req, "If-Modified-Since");
     time_t since;
     int status = 200;
@@ -119,13 +119,13 @@ int srv__static_serve(srv_static_t *st, const srv_request_t *req, srv_conn_t *c)
     char extra[1024];
     int xn = snprintf(extra, sizeof(extra),
                       "Content-Type: %s\r\nLast-Modified: %s\r\nAccept-Ranges: bytes\r\n",
-                      srv_http_mime_type(name), lm);
-    if (ims.ptr && srv_http_date_parse(ims, &since) == 0 && sb.st_mtime <= since) {
+                      srv__http_mime_type(name), lm);
+    if (ims.ptr && srv__http_date_parse(ims, &since) == 0 && sb.st_mtime <= since) {
         status = 304;
     } else {
         srv_str_t range = srv_request_header(req, "Range");
         if (range.ptr && size > 0) {
-            rc = srv_http_range_parse(range, size, &start, &end);
+            rc = srv__http_range_parse(range, size, &start, &end);
             if (rc == 0) {
                 status = 206;
                 xn += snprintf(extra + xn, sizeof(extra) - (size_t)xn,
@@ -137,7 +137,7 @@ int srv__static_serve(srv_static_t *st, const srv_request_t *req, srv_conn_t *c)
                 char cr[128];
                 int cn = snprintf(cr, sizeof(cr), "Content-Range: bytes */%llu\r\n",
                                   (unsigned long long)size);
-                int n = srv_http_response_head(buf, sizeof(buf), 416, req->http_minor, ka, 0,
+                int n = srv__http_response_head(buf, sizeof(buf), 416, req->http_minor, ka, 0,
                                                (srv_str_t){cr, (size_t)cn});
                 struct iovec v = {.iov_base = buf, .iov_len = n > 0 ? (size_t)n : 0};
                 srv__conn_respond(st->eng, req->session, &v, 1,
@@ -149,7 +149,7 @@ int srv__static_serve(srv_static_t *st, const srv_request_t *req, srv_conn_t *c)
     uint64_t len = status == 304 ? 0 : (size ? end - start + 1 : 0);
     char hbuf[2048];
     int hn =
-        srv_http_response_head(hbuf, sizeof(hbuf), status, req->http_minor, ka,
+        srv__http_response_head(hbuf, sizeof(hbuf), status, req->http_minor, ka,
                                status == 304 ? 0 : (int64_t)len, (srv_str_t){extra, (size_t)xn});
     if (hn < 0) {
         close(fd);

@@ -5,11 +5,11 @@
 
 #include "core/conn.h"
 
-typedef struct srv_static srv_static_t;
+typedef struct srv__static srv__static_t;
 
-int srv__static_create(srv_static_t **out, const char *root, srv_engine_t *e);
-void srv__static_destroy(srv_static_t *st);
+int srv__static_create(srv__static_t **out, const char *root, srv__engine_t *e);
+void srv__static_destroy(srv__static_t *st);
 /* 1: answered (response queued and finished); 0: no such file, the app decides. */
-int srv__static_serve(srv_static_t *st, const srv_request_t *req, srv_conn_t *c);
+int srv__static_serve(srv__static_t *st, const srv_request_t *req, srv__conn_t *c);
 
 #endif

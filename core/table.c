@@ -185,34 +185,34 @@ typedef struct layout {
 } layout_t;
 
 /* The table's size in the region; -EINVAL (logged) for what a loader should have refused. */
-static int table_layout(const srv_table_config_t *tc, column_t *cols, layout_t *lo)
+static int table_layout(const srv__table_config_t *tc, column_t *cols, layout_t *lo)
 {
     /* Sizing (cols == NULL) stays quiet: creation logs the same problem once. */
-    srv_log_level_t lvl = cols != NULL ? SRV_LOG_ERROR : SRV_LOG_DEBUG;
+    srv__log_level_t lvl = cols != NULL ? SRV_LOG_ERROR : SRV_LOG_DEBUG;
     if (tc->name[0] == '\0' || strnlen(tc->name, sizeof(tc->name)) == sizeof(tc->name)) {
-        srv_log(lvl, "table", 0, "table without a valid name");
+        srv__log(lvl, "table", 0, "table without a valid name");
         return -EINVAL;
     }
     /* Row indexes are 32-bit with 0 meaning none. */
     if (tc->size < 1 || tc->size > (1 << 30)) {
-        srv_log(lvl, "table", 0, "table %s: size %lld out of 1..%d", tc->name, (long long)tc->size,
+        srv__log(lvl, "table", 0, "table %s: size %lld out of 1..%d", tc->name, (long long)tc->size,
                 1 << 30);
         return -EINVAL;
     }
     if (tc->ncolumns < 0 || tc->ncolumns > SRV_CONFIG_MAX_COLUMN) {
-        srv_log(lvl, "table", 0, "table %s: %d columns", tc->name, tc->ncolumns);
+        srv__log(lvl, "table", 0, "table %s: %d columns", tc->name, tc->ncolumns);
         return -EINVAL;
     }
     size_t off = 0;
     for (int i = 0; i < tc->ncolumns; i++) {
-        const srv_column_config_t *c = &tc->columns[i];
+        const srv__column_config_t *c = &tc->columns[i];
         if (c->name[0] == '\0' || strnlen(c->name, sizeof(c->name)) == sizeof(c->name)) {
-            srv_log(lvl, "table", 0, "table %s: column %d without a valid name", tc->name, i);
+            srv__log(lvl, "table", 0, "table %s: column %d without a valid name", tc->name, i);
             return -EINVAL;
         }
         for (int j = 0; j < i; j++) {
             if (strcmp(tc->columns[j].name, c->name) == 0) {
-                srv_log(lvl, "table", 0, "table %s: column %s declared twice", tc->name, c->name);
+                srv__log(lvl, "table", 0, "table %s: column %s declared twice", tc->name, c->name);
                 return -EINVAL;
             }
         }
@@ -223,14 +223,14 @@ static int table_layout(const srv_table_config_t *tc, column_t *cols, layout_t *
         } else if (c->type == SRV_COL_STRING) {
             /* The length prefix is 16-bit. */
             if (c->size < 1 || c->size > 65535) {
-                srv_log(lvl, "table", 0, "table %s: column %s: size %d out of 1..65535", tc->name,
+                srv__log(lvl, "table", 0, "table %s: column %s: size %d out of 1..65535", tc->name,
                         c->name, c->size);
                 return -EINVAL;
             }
             off = align_up(off, 2);
             size = c->size;
         } else {
-            srv_log(lvl, "table", 0, "table %s: column %s: unknown type %d", tc->name, c->name,
+            srv__log(lvl, "table", 0, "table %s: column %s: unknown type %d", tc->name, c->name,
                     (int)c->type);
             return -EINVAL;
         }
@@ -253,7 +253,7 @@ static int table_layout(const srv_table_config_t *tc, column_t *cols, layout_t *
     return 0;
 }
 
-size_t srv_tables_region_size(const srv_config_t *cfg)
+size_t srv__tables_region_size(const srv__config_t *cfg)
 {
     size_t total = srv__atomics_region_size() + 64;
     for (int i = 0; i < cfg->ntable && i < SRV_CONFIG_MAX_TABLE; i++) {
@@ -269,9 +269,9 @@ void srv__tables_forget(void)
     memset(&g_tables, 0, sizeof(g_tables));
 }
 
-int srv_tables_create(const srv_config_t *cfg)
+int srv__tables_create(const srv__config_t *cfg)
 {
-    if (srv_shm_base() == NULL)
+    if (srv__shm_base() == NULL)
         return -ENODEV;
     if (cfg->ntable < 0 || cfg->ntable > SRV_CONFIG_MAX_TABLE)
         return -EINVAL;
@@ -280,10 +280,10 @@ int srv_tables_create(const srv_config_t *cfg)
     if (rc < 0)
         return rc;
     for (int i = 0; i < cfg->ntable; i++) {
-        const srv_table_config_t *tc = &cfg->table[i];
+        const srv__table_config_t *tc = &cfg->table[i];
         for (int j = 0; j < i; j++) {
             if (strcmp(cfg->table[j].name, tc->name) == 0) {
-                srv_log(SRV_LOG_ERROR, "table", 0, "table %s declared twice", tc->name);
+                srv__log(SRV_LOG_ERROR, "table", 0, "table %s declared twice", tc->name);
                 rc = -EINVAL;
                 goto fail;
             }
@@ -293,9 +293,9 @@ int srv_tables_create(const srv_config_t *cfg)
         rc = table_layout(tc, cols, &lo);
         if (rc < 0)
             goto fail;
-        srv_table_t *t = srv_shm_alloc(lo.bytes, 64);
+        srv_table_t *t = srv__shm_alloc(lo.bytes, 64);
         if (t == NULL) {
-            srv_log(SRV_LOG_ERROR, "table", 0, "table %s: shared region too small for %zu bytes",
+            srv__log(SRV_LOG_ERROR, "table", 0, "table %s: shared region too small for %zu bytes",
                     tc->name, lo.bytes);
             rc = -ENOMEM;
             goto fail;
@@ -400,7 +400,7 @@ static void bucket_repair(srv_table_t *t, bucket_t *b)
         if (r->state != ROW_LIVE) {
             __atomic_store_n(link, next, __ATOMIC_RELAXED);
             free_push(t, idx);
-            srv_log(SRV_LOG_WARN, "table", 0, "table %s: freed a row a dead writer left", t->name);
+            srv__log(SRV_LOG_WARN, "table", 0, "table %s: freed a row a dead writer left", t->name);
         } else {
             link = &r->next;
         }
@@ -948,7 +948,7 @@ static size_t json_escape(char *buf, size_t cap, size_t at, const char *s)
     return at;
 }
 
-int srv_tables_info_json(char *buf, size_t cap)
+int srv__tables_info_json(char *buf, size_t cap)
 {
     size_t at = 0;
 #define APPEND(...)                                                                                \

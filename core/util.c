@@ -4,9 +4,9 @@
 #include <fcntl.h>
 #include <time.h>
 
-srv_server_t srv__server;
+srv__server_t srv__server;
 
-const srv_loop_opts_t srv__loop_opts = {.entries = 1024, .recv_bufs = 256, .recv_size = 4096};
+const srv__loop_opts_t srv__loop_opts = {.entries = 1024, .recv_bufs = 256, .recv_size = 4096};
 
 int64_t srv__now_ms(void)
 {
@@ -29,9 +29,9 @@ void srv__set_cloexec(int fd)
         fcntl(fd, F_SETFD, fl | FD_CLOEXEC);
 }
 
-void srv__server_layout(srv_server_t *S)
+void srv__server_layout(srv__server_t *S)
 {
-    const srv_config_t *cfg = &S->cfg;
+    const srv__config_t *cfg = &S->cfg;
     int n = cfg->worker_num + cfg->task_worker_num;
     S->timer_slot = cfg->ncron > 0 ? n++ : -1;
     S->proc_base = n;
@@ -41,9 +41,9 @@ void srv__server_layout(srv_server_t *S)
     S->taskq = 2 * n; /* two mailboxes per slot (old and new process overlap in a reload) */
 }
 
-srv_slot_kind_t srv__slot_kind(int slot)
+srv__slot_kind_t srv__slot_kind(int slot)
 {
-    const srv_server_t *S = &srv__server;
+    const srv__server_t *S = &srv__server;
     if (slot < S->cfg.worker_num)
         return SRV_SLOT_WORKER;
     if (slot < S->cfg.worker_num + S->cfg.task_worker_num)
@@ -55,7 +55,7 @@ srv_slot_kind_t srv__slot_kind(int slot)
 
 int srv__slot_process(int slot, int *instance)
 {
-    const srv_server_t *S = &srv__server;
+    const srv__server_t *S = &srv__server;
     int k = slot - S->proc_base;
     for (int i = 0; i < S->cfg.nprocess; i++) {
         if (k < S->cfg.process[i].num) {
@@ -76,7 +76,7 @@ const char *srv__slot_kind_name(int slot)
 
 int srv__slot_box(int slot)
 {
-    const srv_stats_t *st = srv__server.stats;
+    const srv__stats_t *st = srv__server.stats;
     uint32_t gen = st ? atomic_load(&st->workers[slot].generation) : 0;
     return 2 * slot + (int)(gen & 1);
 }

@@ -33,12 +33,12 @@
 typedef struct wchan {
     int fd;
     int reactor;
-    srv_loop_op_t op;
+    srv__loop_op_t op;
     bool armed;
     bool eof;
-    srv_ipc_buf_t in;
-    srv_ipc_buf_t out;
-    srv_ipc_buf_t part; /* a request arriving in pieces (SRV_IPC_F_MORE) */
+    srv__ipc_buf_t in;
+    srv__ipc_buf_t out;
+    srv__ipc_buf_t part; /* a request arriving in pieces (SRV_IPC_F_MORE) */
     uint64_t part_session;
 } wchan_t;
 
@@ -46,19 +46,19 @@ static struct {
     int slot;
     bool task;
     int ctl_fd;
-    srv_loop_t *loop;
-    srv_engine_t *eng; /* base mode */
+    srv__loop_t *loop;
+    srv__engine_t *eng; /* base mode */
     wchan_t *chans;
     int nchans;
     int open_chans;
     const srv_handlers_t *handlers[SRV_CONFIG_MAX_LISTEN];
-    srv_worker_stat_t *stat;
+    srv__worker_stat_t *stat;
     uint64_t requests;
     uint64_t recycle_at;
     bool recycle_sent;
     volatile sig_atomic_t stop;
     volatile sig_atomic_t reopen;
-    srv_resp_sink_t sink;
+    srv__resp_sink_t sink;
 } W;
 
 static void on_signal(int sig)
@@ -68,20 +68,20 @@ static void on_signal(int sig)
     else
         W.reopen = 1;
     if (W.loop)
-        srv_loop_wake(W.loop);
+        srv__loop_wake(W.loop);
 }
 
 static void tell_manager(int type, const char *text)
 {
-    srv_ctl_msg_t m = {.type = (uint32_t)type, .slot = W.slot, .pid = getpid()};
+    srv__ctl_msg_t m = {.type = (uint32_t)type, .slot = W.slot, .pid = getpid()};
     if (text)
         snprintf(m.text, sizeof(m.text), "%s", text);
-    srv_ctl_send(W.ctl_fd, &m, NULL, 0);
+    srv__ctl_send(W.ctl_fd, &m, NULL, 0);
 }
 
 __attribute__((noreturn)) static void fail_start(const char *msg)
 {
-    srv_log(SRV_LOG_ERROR, "worker", 0, "%s", msg);
+    srv__log(SRV_LOG_ERROR, "worker", 0, "%s", msg);
     tell_manager(SRV_WMSG_FAIL, msg);
     _exit(SRV_EXIT_APP);
 }
@@ -105,11 +105,11 @@ static void chan_write_all(wchan_t *ch)
                 break;
             continue;
         }
-        srv_log_debug("ipc", "channel to reactor %d: %s", ch->reactor,
+        srv__log_debug("ipc", "channel to reactor %d: %s", ch->reactor,
                       n < 0 ? strerror(errno) : "closed");
         break;
     }
-    srv_ipc_buf_consume(&ch->out, ch->out.len);
+    srv__ipc_buf_consume(&ch->out, ch->out.len);
 }
 
 static void flush_all(void)
@@ -133,10 +133,10 @@ static int chan_emit(void *arg, uint64_t session, const struct iovec *iov, int i
     if (total > SRV_IPC_MAX_PAYLOAD)
         return -EMSGSIZE;
     char *p =
-        srv_ipc_frame_begin(&ch->out, session, SRV_IPC_RESPONSE, (uint16_t)flags, (uint32_t)total);
+        srv__ipc_frame_begin(&ch->out, session, SRV_IPC_RESPONSE, (uint16_t)flags, (uint32_t)total);
     if (p == NULL) {
         chan_write_all(ch);
-        p = srv_ipc_frame_begin(&ch->out, session, SRV_IPC_RESPONSE, (uint16_t)flags,
+        p = srv__ipc_frame_begin(&ch->out, session, SRV_IPC_RESPONSE, (uint16_t)flags,
                                 (uint32_t)total);
         if (p == NULL)
             return -ENOBUFS;
@@ -157,12 +157,12 @@ static int chan_emit_file(void *arg, uint64_t session, int fd, const char *path,
         return -ENOENT;
     wchan_t *ch = &W.chans[r];
     size_t plen = strlen(path);
-    srv_ipc_file_t f = {.offset = off, .length = len};
-    char *p = srv_ipc_frame_begin(&ch->out, session, SRV_IPC_FILE, (uint16_t)flags,
+    srv__ipc_file_t f = {.offset = off, .length = len};
+    char *p = srv__ipc_frame_begin(&ch->out, session, SRV_IPC_FILE, (uint16_t)flags,
                                   (uint32_t)(sizeof(f) + plen));
     if (p == NULL) {
         chan_write_all(ch);
-        p = srv_ipc_frame_begin(&ch->out, session, SRV_IPC_FILE, (uint16_t)flags,
+        p = srv__ipc_frame_begin(&ch->out, session, SRV_IPC_FILE, (uint16_t)flags,
                                 (uint32_t)(sizeof(f) + plen));
         if (p == NULL)
             return -ENOBUFS;
@@ -226,7 +226,7 @@ static void run_request(const srv_request_t *req, const void *block, size_t bloc
     if (g_res == NULL) {
         g_res = calloc(1, sizeof(*g_res));
         if (g_res == NULL) {
-            srv_log(SRV_LOG_ERROR, "worker", ENOMEM, "no memory for a response");
+            srv__log(SRV_LOG_ERROR, "worker", ENOMEM, "no memory for a response");
             struct iovec v = {NULL, 0};
             W.sink.emit(W.sink.arg, req->session, &v, 0, SRV_IPC_F_ERROR | SRV_IPC_F_FINAL);
             return;
@@ -252,10 +252,10 @@ static void run_request(const srv_request_t *req, const void *block, size_t bloc
         void *copy = malloc(block_len);
         if (copy != NULL)
             memcpy(copy, block, block_len);
-        if (copy == NULL || srv_http_request_decode(copy, block_len, &res->req_view) < 0) {
+        if (copy == NULL || srv__http_request_decode(copy, block_len, &res->req_view) < 0) {
             free(copy);
             res->req_view = *req;
-            srv_log(SRV_LOG_ERROR, "worker", ENOMEM, "cannot keep a detached request");
+            srv__log(SRV_LOG_ERROR, "worker", ENOMEM, "cannot keep a detached request");
         } else {
             res->req_view.session = req->session;
             res->req_copy = copy;
@@ -348,21 +348,21 @@ static void run_event(uint64_t session, uint16_t type, uint16_t flags, const cha
 
 /* A piece of a large request: collect it; returns the whole block once the last piece is in
  * (valid until the next frame), else NULL. */
-static const char *collect_piece(wchan_t *ch, const srv_ipc_hdr_t *h, const char *payload,
+static const char *collect_piece(wchan_t *ch, const srv__ipc_hdr_t *h, const char *payload,
                                  size_t *len)
 {
     if (ch->part.len > 0 && ch->part_session != h->session) {
         /* The reactor sends one large request's pieces before the next one's. */
-        srv_log(SRV_LOG_ERROR, "ipc", EPROTO, "reactor %d: interleaved request pieces",
+        srv__log(SRV_LOG_ERROR, "ipc", EPROTO, "reactor %d: interleaved request pieces",
                 ch->reactor);
-        srv_ipc_buf_consume(&ch->part, ch->part.len);
+        srv__ipc_buf_consume(&ch->part, ch->part.len);
     }
     ch->part_session = h->session;
-    char *p = srv_ipc_buf_reserve(&ch->part, h->len);
+    char *p = srv__ipc_buf_reserve(&ch->part, h->len);
     if (p == NULL) {
-        srv_log(SRV_LOG_ERROR, "ipc", ENOBUFS, "reactor %d: request larger than any limit",
+        srv__log(SRV_LOG_ERROR, "ipc", ENOBUFS, "reactor %d: request larger than any limit",
                 ch->reactor);
-        srv_ipc_buf_consume(&ch->part, ch->part.len);
+        srv__ipc_buf_consume(&ch->part, ch->part.len);
         return NULL;
     }
     memcpy(p, payload, h->len);
@@ -373,7 +373,7 @@ static const char *collect_piece(wchan_t *ch, const srv_ipc_hdr_t *h, const char
     return ch->part.data;
 }
 
-static void on_frame(void *arg, const srv_ipc_hdr_t *h, const char *payload)
+static void on_frame(void *arg, const srv__ipc_hdr_t *h, const char *payload)
 {
     wchan_t *ch = arg;
     if (h->type == SRV_IPC_ACK) {
@@ -398,8 +398,8 @@ static void on_frame(void *arg, const srv_ipc_hdr_t *h, const char *payload)
                 return;
         }
         bool whole = payload == ch->part.data;
-        if (srv_http_request_decode((void *)payload, len, &req) < 0) {
-            srv_log(SRV_LOG_ERROR, "ipc", EPROTO, "undecodable request frame");
+        if (srv__http_request_decode((void *)payload, len, &req) < 0) {
+            srv__log(SRV_LOG_ERROR, "ipc", EPROTO, "undecodable request frame");
             return;
         }
         req.session = h->session;
@@ -411,10 +411,10 @@ static void on_frame(void *arg, const srv_ipc_hdr_t *h, const char *payload)
                                code == 0 ? strlen(g_ws_proto) : 0);
         }
         if (whole) {
-            srv_ipc_buf_consume(&ch->part, ch->part.len);
+            srv__ipc_buf_consume(&ch->part, ch->part.len);
             if (ch->part.cap > (4u << 20)) { /* do not keep a large request's buffer */
-                srv_ipc_buf_deinit(&ch->part);
-                srv_ipc_buf_init(&ch->part, ch->part.max);
+                srv__ipc_buf_deinit(&ch->part);
+                srv__ipc_buf_init(&ch->part, ch->part.max);
             }
         }
         return;
@@ -430,7 +430,7 @@ int srv__worker_action(uint64_t session, uint16_t type, uint16_t flags, const vo
         /* Base mode: a connection belongs to the worker that accepted it; another worker's
          * goes through that worker's mailbox, and a broadcast to every worker. */
         if (type == SRV_IPC_WS_BROADCAST) {
-            srv_msg_t m = {.type = SRV_MSG_ACTION,
+            srv__msg_t m = {.type = SRV_MSG_ACTION,
                            .from = W.slot,
                            .id = session,
                            .flags = (uint32_t)type << 16 | flags,
@@ -441,7 +441,7 @@ int srv__worker_action(uint64_t session, uint16_t type, uint16_t flags, const vo
         } else if (r != W.slot) {
             if (r < 0 || r >= srv__server.cfg.worker_num)
                 return -ENOENT;
-            srv_msg_t m = {.type = SRV_MSG_ACTION,
+            srv__msg_t m = {.type = SRV_MSG_ACTION,
                            .from = W.slot,
                            .id = session,
                            .flags = (uint32_t)type << 16 | flags,
@@ -476,9 +476,10 @@ int srv__worker_action(uint64_t session, uint16_t type, uint16_t flags, const vo
         return -ENOTSUP; /* task workers and other processes own no reactor channel */
     if (type == SRV_IPC_WS_BROADCAST) {
         for (int i = 0; i < W.nchans; i++) {
-            if (srv_ipc_frame_put(&W.chans[i].out, session, type, flags, data, (uint32_t)len) < 0) {
+            if (srv__ipc_frame_put(&W.chans[i].out, session, type, flags, data, (uint32_t)len) <
+                0) {
                 chan_write_all(&W.chans[i]);
-                if (srv_ipc_frame_put(&W.chans[i].out, session, type, flags, data, (uint32_t)len) <
+                if (srv__ipc_frame_put(&W.chans[i].out, session, type, flags, data, (uint32_t)len) <
                     0)
                     return -ENOBUFS;
             }
@@ -488,9 +489,9 @@ int srv__worker_action(uint64_t session, uint16_t type, uint16_t flags, const vo
     if (r < 0 || r >= W.nchans)
         return -ENOENT;
     wchan_t *ch = &W.chans[r];
-    if (srv_ipc_frame_put(&ch->out, session, type, flags, data, (uint32_t)len) < 0) {
+    if (srv__ipc_frame_put(&ch->out, session, type, flags, data, (uint32_t)len) < 0) {
         chan_write_all(ch);
-        if (srv_ipc_frame_put(&ch->out, session, type, flags, data, (uint32_t)len) < 0)
+        if (srv__ipc_frame_put(&ch->out, session, type, flags, data, (uint32_t)len) < 0)
             return -ENOBUFS;
     }
     return 0;
@@ -505,7 +506,7 @@ typedef struct udp {
     char *buf;
     size_t cap;
     int64_t last_log;
-    srv_loop_op_t op;
+    srv__loop_op_t op;
 } udp_t;
 
 static udp_t g_udp[SRV_CONFIG_MAX_LISTEN];
@@ -540,14 +541,14 @@ static ssize_t udp_read(udp_t *u, struct sockaddr_storage *ss, socklen_t *sl)
     int64_t now = srv__mono_ms();
     if (now - u->last_log >= 1000) {
         u->last_log = now;
-        srv_log(SRV_LOG_INFO, "udp", 0,
+        srv__log(SRV_LOG_INFO, "udp", 0,
                 "listener %s: dropped a %zd-byte datagram (package_max_length %zu)",
                 srv__server.cfg.listen[u->listener].name, n, u->max);
     }
     return -2;
 }
 
-static void on_udp(srv_loop_t *loop, srv_loop_op_t *op, int res, const char *data, uint32_t flags)
+static void on_udp(srv__loop_t *loop, srv__loop_op_t *op, int res, const char *data, uint32_t flags)
 {
     udp_t *u = op->data;
     if (res == -ECANCELED || W.stop)
@@ -582,14 +583,14 @@ static void on_udp(srv_loop_t *loop, srv_loop_op_t *op, int res, const char *dat
         if (h && h->on_packet)
             h->on_packet(&pkt);
     }
-    srv_loop_poll(W.loop, &u->op, u->fd, POLLIN);
+    srv__loop_poll(W.loop, &u->op, u->fd, POLLIN);
 }
 
 static void udp_start(void)
 {
-    const srv_config_t *cfg = &srv__server.cfg;
+    const srv__config_t *cfg = &srv__server.cfg;
     for (int i = 0; i < cfg->nlisten; i++) {
-        const srv_listen_config_t *l = &cfg->listen[i];
+        const srv__listen_config_t *l = &cfg->listen[i];
         if (l->type != SRV_LISTEN_UDP)
             continue;
         udp_t *u = &g_udp[g_nudp++];
@@ -601,23 +602,23 @@ static void udp_start(void)
         u->cap = u->max < 65536 ? u->max : 65536;
         u->buf = malloc(u->cap);
         if (u->buf == NULL) {
-            srv_log(SRV_LOG_ERROR, "udp", ENOMEM, "listener %s", l->name);
+            srv__log(SRV_LOG_ERROR, "udp", ENOMEM, "listener %s", l->name);
             g_nudp--;
             continue;
         }
         u->op.cb = on_udp;
         u->op.data = u;
-        srv_loop_poll(W.loop, &u->op, u->fd, POLLIN);
+        srv__loop_poll(W.loop, &u->op, u->fd, POLLIN);
     }
 }
 
 /* The largest frame a reactor sends us: a TCP frame or a WebSocket message whole (requests
  * larger than a piece come in pieces), whichever listener allows the most. */
-static size_t frame_bound(const srv_config_t *cfg)
+static size_t frame_bound(const srv__config_t *cfg)
 {
     int64_t m = cfg->package_max_length;
     for (int i = 0; i < cfg->nlisten; i++) {
-        const srv_listen_config_t *l = &cfg->listen[i];
+        const srv__listen_config_t *l = &cfg->listen[i];
         if (l->package_max_length > m)
             m = l->package_max_length;
         if (l->websocket && l->websocket_max_message_size > m)
@@ -626,19 +627,19 @@ static size_t frame_bound(const srv_config_t *cfg)
     return (size_t)m + 2 * (size_t)cfg->http_header_max + (1u << 20);
 }
 
-static void on_chan_recv(srv_loop_t *loop, srv_loop_op_t *op, int res, const char *data,
+static void on_chan_recv(srv__loop_t *loop, srv__loop_op_t *op, int res, const char *data,
                          uint32_t flags)
 {
     wchan_t *ch = op->data;
     if (!(flags & SRV_LOOP_MORE))
         ch->armed = false;
     if (res > 0) {
-        if (srv_ipc_feed(&ch->in, data, (size_t)res, on_frame, ch) < 0) {
-            srv_log(SRV_LOG_ERROR, "ipc", EPROTO, "corrupt stream from reactor %d", ch->reactor);
+        if (srv__ipc_feed(&ch->in, data, (size_t)res, on_frame, ch) < 0) {
+            srv__log(SRV_LOG_ERROR, "ipc", EPROTO, "corrupt stream from reactor %d", ch->reactor);
             res = -EPROTO;
         } else {
             if (!ch->armed && !ch->eof)
-                ch->armed = srv_loop_recv(loop, &ch->op, ch->fd) == 0;
+                ch->armed = srv__loop_recv(loop, &ch->op, ch->fd) == 0;
             return;
         }
     }
@@ -651,7 +652,7 @@ static void on_chan_recv(srv_loop_t *loop, srv_loop_op_t *op, int res, const cha
     }
 }
 
-static int base_dispatch(srv_engine_t *e, srv_conn_t *c, uint16_t type, const srv_request_t *req)
+static int base_dispatch(srv__engine_t *e, srv__conn_t *c, uint16_t type, const srv_request_t *req)
 {
     if (type == SRV_IPC_WS_OPEN) {
         int code = ws_open(req);
@@ -662,30 +663,30 @@ static int base_dispatch(srv_engine_t *e, srv_conn_t *c, uint16_t type, const sr
     return 0;
 }
 
-static int base_event(srv_engine_t *e, srv_conn_t *c, uint16_t type, uint16_t flags,
+static int base_event(srv__engine_t *e, srv__conn_t *c, uint16_t type, uint16_t flags,
                       const void *data, size_t len)
 {
     run_event(srv__conn_session(c), type, flags, data, len);
     return 0;
 }
 
-static void base_abandoned(srv_engine_t *e, srv_conn_t *c)
+static void base_abandoned(srv__engine_t *e, srv__conn_t *c)
 {
     srv__flow_gone(srv__conn_session(c));
 }
 
-static int base_progress(srv_engine_t *e, srv_conn_t *c, uint64_t written)
+static int base_progress(srv__engine_t *e, srv__conn_t *c, uint64_t written)
 {
     srv__flow_ack(srv__conn_session(c), written);
     return 0;
 }
 
-static void on_wake(srv_loop_t *loop, void *arg)
+static void on_wake(srv__loop_t *loop, void *arg)
 {
 }
 
 /* Base mode: another worker asked us to act on one of our connections. */
-void srv__worker_mailbox_action(const srv_msg_t *m, const void *data)
+void srv__worker_mailbox_action(const srv__msg_t *m, const void *data)
 {
     if (W.eng)
         srv__worker_action(m->id, (uint16_t)(m->flags >> 16), (uint16_t)(m->flags & 0xffff), data,
@@ -693,10 +694,11 @@ void srv__worker_mailbox_action(const srv_msg_t *m, const void *data)
 }
 
 /* Our mailbox (messages, task results) and, for task workers, the task queue. */
-static srv_loop_op_t g_mbox_op, g_taskq_op;
+static srv__loop_op_t g_mbox_op, g_taskq_op;
 static bool g_mbox_armed, g_taskq_armed;
 
-static void on_mbox(srv_loop_t *loop, srv_loop_op_t *op, int res, const char *data, uint32_t flags)
+static void on_mbox(srv__loop_t *loop, srv__loop_op_t *op, int res, const char *data,
+                    uint32_t flags)
 {
     if (op == &g_mbox_op) {
         g_mbox_armed = false;
@@ -714,19 +716,19 @@ static void arm_mailboxes(void)
     if (!g_mbox_armed && !W.stop) {
         g_mbox_op.cb = on_mbox;
         g_mbox_armed =
-            srv_loop_poll(W.loop, &g_mbox_op, srv__mbox_fd(srv__msg_self()), POLLIN) == 0;
+            srv__loop_poll(W.loop, &g_mbox_op, srv__mbox_fd(srv__msg_self()), POLLIN) == 0;
     }
     if (W.task && !g_taskq_armed && !W.stop) {
         g_taskq_op.cb = on_mbox;
         g_taskq_armed =
-            srv_loop_poll(W.loop, &g_taskq_op, srv__mbox_fd(srv__server.taskq), POLLIN) == 0;
+            srv__loop_poll(W.loop, &g_taskq_op, srv__mbox_fd(srv__server.taskq), POLLIN) == 0;
     }
 }
 
 void srv__worker_main(int slot, bool task, int ctl_fd, const int *chans, int nchans)
 {
-    srv_server_t *S = &srv__server;
-    const srv_config_t *cfg = &S->cfg;
+    srv__server_t *S = &srv__server;
+    const srv__config_t *cfg = &S->cfg;
     memset(&W, 0, sizeof(W));
     W.slot = slot;
     W.task = srv__slot_kind(slot) == SRV_SLOT_TASK;
@@ -737,7 +739,7 @@ void srv__worker_main(int slot, bool task, int ctl_fd, const int *chans, int nch
         srv__process_main(slot, ctl_fd);
     task = W.task;
     int id = task ? slot - cfg->worker_num : slot;
-    srv_log_set_role(task ? "task" : "worker", id);
+    srv__log_set_role(task ? "task" : "worker", id);
     char name[16];
     snprintf(name, sizeof(name), "srv: %s %d", task ? "task" : "worker", id);
     prctl(PR_SET_NAME, name);
@@ -775,23 +777,23 @@ void srv__worker_main(int slot, bool task, int ctl_fd, const int *chans, int nch
         W.recycle_at =
             (uint64_t)cfg->max_request + (grace ? (uint64_t)(getpid() * 7919u) % (grace + 1) : 0);
     }
-    int rc = srv_loop_create(&W.loop, cfg->reactor_backend, &srv__loop_opts);
+    int rc = srv__loop_create(&W.loop, cfg->reactor_backend, &srv__loop_opts);
     if (rc < 0) {
         snprintf(err, sizeof(err), "cannot create event loop: %s", srv_strerror(rc));
         fail_start(err);
     }
-    srv_loop_set_wake(W.loop, on_wake, NULL);
-    const char *why = srv_loop_fallback_reason(W.loop);
+    srv__loop_set_wake(W.loop, on_wake, NULL);
+    const char *why = srv__loop_fallback_reason(W.loop);
     if (S->nreactors == 0 && slot == 0) {
         if (why && why[0])
-            srv_log(SRV_LOG_WARN, "loop", 0, "io_uring unavailable (%s); using epoll", why);
-        srv_log(SRV_LOG_NOTICE, "loop", 0, "workers on %s", srv_loop_backend_name(W.loop));
+            srv__log(SRV_LOG_WARN, "loop", 0, "io_uring unavailable (%s); using epoll", why);
+        srv__log(SRV_LOG_NOTICE, "loop", 0, "workers on %s", srv__loop_backend_name(W.loop));
     }
 
-    W.sink = (srv_resp_sink_t){
+    W.sink = (srv__resp_sink_t){
         .emit = sink_emit, .emit_file = sink_emit_file, .on_writable = sink_on_writable};
     if (!task && S->nreactors > 0) {
-        srv__flow_init(&(srv_flow_transport_t){.put = chan_emit, .put_file = chan_emit_file},
+        srv__flow_init(&(srv__flow_transport_t){.put = chan_emit, .put_file = chan_emit_file},
                        (uint64_t)cfg->buffer_output_size);
         W.chans = calloc((size_t)nchans, sizeof(wchan_t));
         W.nchans = nchans;
@@ -801,16 +803,16 @@ void srv__worker_main(int slot, bool task, int ctl_fd, const int *chans, int nch
             ch->reactor = i;
             ch->op.cb = on_chan_recv;
             ch->op.data = ch;
-            srv_ipc_buf_init(&ch->in, frame_bound(cfg));
-            srv_ipc_buf_init(&ch->part, frame_bound(cfg));
-            srv_ipc_buf_init(&ch->out, (size_t)cfg->ipc_buffer_size);
-            ch->armed = srv_loop_recv(W.loop, &ch->op, ch->fd) == 0;
+            srv__ipc_buf_init(&ch->in, frame_bound(cfg));
+            srv__ipc_buf_init(&ch->part, frame_bound(cfg));
+            srv__ipc_buf_init(&ch->out, (size_t)cfg->ipc_buffer_size);
+            ch->armed = srv__loop_recv(W.loop, &ch->op, ch->fd) == 0;
         }
         W.open_chans = nchans;
     } else if (!task) {
-        srv__flow_init(&(srv_flow_transport_t){.put = eng_emit, .put_file = eng_emit_file},
+        srv__flow_init(&(srv__flow_transport_t){.put = eng_emit, .put_file = eng_emit_file},
                        (uint64_t)cfg->buffer_output_size);
-        srv_engine_opts_t o = {
+        srv__engine_opts_t o = {
             .id = slot,
             .loop = W.loop,
             .cfg = cfg,
@@ -842,25 +844,25 @@ void srv__worker_main(int slot, bool task, int ctl_fd, const int *chans, int nch
     }
     arm_mailboxes();
     tell_manager(SRV_WMSG_READY, NULL);
-    srv_log_debug("worker", "ready");
+    srv__log_debug("worker", "ready");
 
     int64_t stop_deadline = 0;
     for (;;) {
-        int timeout = srv__flow_due() ? 0 : srv__timers_timeout();
+        int timeout = srv__flow_due() ? 0 : srv__msg_timers_timeout();
         if (W.stop && (timeout < 0 || timeout > 50))
             timeout = 50;
-        rc = srv_loop_run(W.loop, timeout);
+        rc = srv__loop_run(W.loop, timeout);
         srv__flow_run();
-        srv__timers_run();
+        srv__msg_timers_run();
         arm_mailboxes();
         if (rc < 0 && rc != -EINTR) {
-            srv_log(SRV_LOG_ERROR, "loop", rc, "worker loop");
+            srv__log(SRV_LOG_ERROR, "loop", rc, "worker loop");
             break;
         }
         flush_all();
         if (W.reopen) {
             W.reopen = 0;
-            srv_log_reopen();
+            srv__log_reopen();
         }
         if (W.nchans > 0 && W.open_chans == 0)
             break; /* every reactor closed its channel: we were replaced */
@@ -883,20 +885,20 @@ void srv__worker_main(int slot, bool task, int ctl_fd, const int *chans, int nch
     if (W.eng) {
         srv__engine_close_all(W.eng);
         for (int i = 0; i < 100 && srv__engine_conns(W.eng) > 0; i++)
-            srv_loop_run(W.loop, 10);
+            srv__loop_run(W.loop, 10);
         srv__engine_destroy(W.eng);
     }
     flush_all();
     for (int i = 0; i < W.nchans; i++) {
         close(W.chans[i].fd);
-        srv_ipc_buf_deinit(&W.chans[i].in);
-        srv_ipc_buf_deinit(&W.chans[i].out);
-        srv_ipc_buf_deinit(&W.chans[i].part);
+        srv__ipc_buf_deinit(&W.chans[i].in);
+        srv__ipc_buf_deinit(&W.chans[i].out);
+        srv__ipc_buf_deinit(&W.chans[i].part);
     }
     free(W.chans);
     srv__flow_deinit();
     for (int i = 0; i < g_nudp; i++)
         free(g_udp[i].buf);
-    srv_loop_destroy(W.loop);
+    srv__loop_destroy(W.loop);
     _exit(0);
 }

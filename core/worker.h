@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Worker status messages to the manager travel on ctl_fd as srv_ctl_msg_t with these types. */
+/* Worker status messages to the manager travel on ctl_fd as srv__ctl_msg_t with these types. */
 enum {
     SRV_WMSG_READY = 100,   /* app loaded, on_worker_start returned 0 */
     SRV_WMSG_FAIL = 101,    /* could not start; text = why */
@@ -20,9 +20,9 @@ enum {
 int srv__worker_action(uint64_t session, uint16_t type, uint16_t flags, const void *data,
                        size_t len);
 
-struct srv_msg;
+struct srv__msg;
 /* Base mode: run an action another worker posted to our mailbox (SRV_MSG_ACTION). */
-void srv__worker_mailbox_action(const struct srv_msg *m, const void *data);
+void srv__worker_mailbox_action(const struct srv__msg *m, const void *data);
 
 /* Entry of a forked worker or task worker; never returns. chans: this worker's end of one
  * channel per reactor (process mode), none in base mode. */

@@ -11,7 +11,7 @@
  * and doubling from here keeps a big frame arriving in many reads at O(n) copies. */
 #define FRAME_BUF_MIN 256
 
-int srv_frame_length_size(char type)
+int srv__frame_length_size(char type)
 {
     switch (type) {
     case 'c':
@@ -28,10 +28,10 @@ int srv_frame_length_size(char type)
     }
 }
 
-int srv_frame_length_encode(char type, uint64_t len, char *out)
+int srv__frame_length_encode(char type, uint64_t len, char *out)
 {
     unsigned char *p = (unsigned char *)out;
-    int size = srv_frame_length_size(type);
+    int size = srv__frame_length_size(type);
     if (size < 0)
         return size;
     uint64_t max = type == 'c' ? INT8_MAX
@@ -63,12 +63,12 @@ static int64_t length_decode(char type, const char *data)
         return (uint16_t)(p[1] << 8 | p[0]);
     case 'N':
         return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-    default: /* 'V'; the type was checked by srv_frame_opts_check() */
+    default: /* 'V'; the type was checked by srv__frame_opts_check() */
         return (uint32_t)p[3] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[1] << 8 | p[0];
     }
 }
 
-int srv_frame_opts_check(const srv_frame_opts_t *o, const char **why)
+int srv__frame_opts_check(const srv__frame_opts_t *o, const char **why)
 {
     const char *msg = NULL;
     switch (o->mode) {
@@ -81,7 +81,7 @@ int srv_frame_opts_check(const srv_frame_opts_t *o, const char **why)
             msg = "package_max_length is shorter than package_eof";
         break;
     case SRV_FRAME_LENGTH: {
-        int size = srv_frame_length_size(o->length_type);
+        int size = srv__frame_length_size(o->length_type);
         if (size < 0)
             msg = "package_length_type must be one of c, C, n, N, v, V";
         else if (o->length_offset < 0)
@@ -102,45 +102,45 @@ int srv_frame_opts_check(const srv_frame_opts_t *o, const char **why)
     return msg != NULL ? -EINVAL : 0;
 }
 
-void srv_framer_init(srv_framer_t *f, const srv_frame_opts_t *o)
+void srv__framer_init(srv__framer_t *f, const srv__frame_opts_t *o)
 {
     memset(f, 0, sizeof(*f));
     f->o = o;
     /* checked once here rather than per read; feed then reports it */
-    if (o == NULL || srv_frame_opts_check(o, NULL) < 0)
+    if (o == NULL || srv__frame_opts_check(o, NULL) < 0)
         f->err = -EINVAL;
 }
 
 /* A framing error: the stream cannot be resynchronised, so every later feed repeats it. */
-static int fail(srv_framer_t *f, int err)
+static int fail(srv__framer_t *f, int err)
 {
     f->err = err;
     return err;
 }
 
 /* Back to idle: drop the partial frame and its memory. */
-static void framer_reset(srv_framer_t *f)
+static void framer_reset(srv__framer_t *f)
 {
     free(f->buf);
     f->buf = NULL;
     f->len = f->cap = f->scan = 0;
 }
 
-void srv_framer_deinit(srv_framer_t *f)
+void srv__framer_deinit(srv__framer_t *f)
 {
     framer_reset(f);
     f->o = NULL;
     f->err = 0;
 }
 
-size_t srv_framer_buffered(const srv_framer_t *f)
+size_t srv__framer_buffered(const srv__framer_t *f)
 {
     return f->len;
 }
 
 /* Append data[0..n) to the partial frame; limit (>= len + n) caps the allocation at what this
  * frame can ever need. */
-static int buf_append(srv_framer_t *f, const char *data, size_t n, size_t limit)
+static int buf_append(srv__framer_t *f, const char *data, size_t n, size_t limit)
 {
     size_t need = f->len + n;
     if (need > f->cap) {
@@ -166,9 +166,9 @@ static int buf_append(srv_framer_t *f, const char *data, size_t n, size_t limit)
 /* Where the delimiter ends in data[0..n) when it straddles the partial frame and data, else 0.
  * Only the last eof_len - 1 buffered bytes can start one (f->scan says so), tried in order so
  * the first hit is the earliest frame end. */
-static size_t eof_straddle(const srv_framer_t *f, const char *data, size_t n)
+static size_t eof_straddle(const srv__framer_t *f, const char *data, size_t n)
 {
-    const srv_frame_opts_t *o = f->o;
+    const srv__frame_opts_t *o = f->o;
     for (size_t s = f->scan; s < f->len; s++) {
         size_t m = f->len - s; /* delimiter bytes that would be in buf, < eof_len */
         if (memcmp(f->buf + s, o->eof, m) != 0)
@@ -186,9 +186,9 @@ static size_t eof_straddle(const srv_framer_t *f, const char *data, size_t n)
     return 0;
 }
 
-static int feed_eof_split(srv_framer_t *f, const char *data, size_t n, srv_frame_cb cb, void *arg)
+static int feed_eof_split(srv__framer_t *f, const char *data, size_t n, srv__frame_cb cb, void *arg)
 {
-    const srv_frame_opts_t *o = f->o;
+    const srv__frame_opts_t *o = f->o;
     size_t el = (size_t)o->eof_len, max = o->max_length;
     size_t pos = 0;
     int rc;
@@ -246,9 +246,9 @@ static int feed_eof_split(srv_framer_t *f, const char *data, size_t n, srv_frame
 /* ---- SRV_FRAME_EOF without split: Swoole hands up everything pending once a read leaves it
  * ending with the delimiter, several frames at a time if they came together. ---- */
 
-static int feed_eof_whole(srv_framer_t *f, const char *data, size_t n, srv_frame_cb cb, void *arg)
+static int feed_eof_whole(srv__framer_t *f, const char *data, size_t n, srv__frame_cb cb, void *arg)
 {
-    const srv_frame_opts_t *o = f->o;
+    const srv__frame_opts_t *o = f->o;
     size_t el = (size_t)o->eof_len, max = o->max_length;
     int rc;
 
@@ -273,7 +273,7 @@ static int feed_eof_whole(srv_framer_t *f, const char *data, size_t n, srv_frame
 /* ---- SRV_FRAME_LENGTH ---- */
 
 /* The size of the frame whose header is at p (at least header bytes long), or -errno. */
-static int64_t length_frame_size(const srv_frame_opts_t *o, const char *p, size_t header)
+static int64_t length_frame_size(const srv__frame_opts_t *o, const char *p, size_t header)
 {
     int64_t value = length_decode(o->length_type, p + o->length_offset);
     if (value < 0)
@@ -288,10 +288,10 @@ static int64_t length_frame_size(const srv_frame_opts_t *o, const char *p, size_
     return (int64_t)total;
 }
 
-static int feed_length(srv_framer_t *f, const char *data, size_t n, srv_frame_cb cb, void *arg)
+static int feed_length(srv__framer_t *f, const char *data, size_t n, srv__frame_cb cb, void *arg)
 {
-    const srv_frame_opts_t *o = f->o;
-    size_t header = (size_t)o->length_offset + (size_t)srv_frame_length_size(o->length_type);
+    const srv__frame_opts_t *o = f->o;
+    size_t header = (size_t)o->length_offset + (size_t)srv__frame_length_size(o->length_type);
     size_t pos = 0;
     int rc;
 
@@ -345,7 +345,7 @@ static int feed_length(srv_framer_t *f, const char *data, size_t n, srv_frame_cb
     return 0;
 }
 
-int srv_framer_feed(srv_framer_t *f, const char *data, size_t len, srv_frame_cb cb, void *arg)
+int srv__framer_feed(srv__framer_t *f, const char *data, size_t len, srv__frame_cb cb, void *arg)
 {
     int rc;
     if (f->err != 0)

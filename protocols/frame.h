@@ -15,13 +15,13 @@ typedef enum {
     SRV_FRAME_NONE,   /* every read goes up as it came, nothing buffered */
     SRV_FRAME_EOF,    /* open_eof_check: frames end with eof[0..eof_len) */
     SRV_FRAME_LENGTH, /* open_length_check: a length field gives the body length */
-} srv_frame_mode_t;
+} srv__frame_mode_t;
 
 /* A listener's framing options; one per listener, shared (read-only) by its connections.
  * max_length is package_max_length: no frame (EOF: delimiter included; LENGTH: header included;
  * EOF without split: one delivered chunk) may be longer. Ignored in SRV_FRAME_NONE. */
-typedef struct srv_frame_opts {
-    srv_frame_mode_t mode;
+typedef struct srv__frame_opts {
+    srv__frame_mode_t mode;
     char eof[SRV_FRAME_EOF_MAX]; /* package_eof, 1..8 bytes, any byte value */
     int eof_len;
     /* open_eof_split. true: each delimited frame is delivered on its own. false (Swoole's
@@ -36,39 +36,39 @@ typedef struct srv_frame_opts {
      * the value counts the whole frame, header included. */
     int body_offset;
     size_t max_length;
-} srv_frame_opts_t;
+} srv__frame_opts_t;
 
 /* Check o for the mode it names. Returns 0, or -EINVAL with *why (if why != NULL) set to a
  * static English sentence naming the bad option. Run it when the config is loaded; a framer
  * given options that fail it returns -EINVAL from every feed. */
-int srv_frame_opts_check(const srv_frame_opts_t *o, const char **why);
+int srv__frame_opts_check(const srv__frame_opts_t *o, const char **why);
 
 /* One connection's framing state, in caller storage (a connection struct). The fields are
  * private. It holds heap memory only while a frame is incomplete (never more than
  * o->max_length bytes); an idle framer owns nothing. */
-typedef struct srv_framer {
-    const srv_frame_opts_t *o;
+typedef struct srv__framer {
+    const srv__frame_opts_t *o;
     char *buf;   /* the incomplete frame's bytes, NULL when none */
     size_t len;  /* bytes in buf */
     size_t cap;  /* bytes allocated at buf */
     size_t scan; /* EOF: no delimiter starts before buf + scan; LENGTH: frame size, 0 = unknown */
     int err;     /* sticky: a framing error, or -EINVAL for options that fail the check */
-} srv_framer_t;
+} srv__framer_t;
 
 /* Frame callback: frame[0..len) is one whole frame (len > 0), borrowed for the call only: it
- * points into the data given to srv_framer_feed() when the frame lies entirely in that read,
- * else into the framer's buffer. Return 0 to go on, non-zero to stop: srv_framer_feed() then
+ * points into the data given to srv__framer_feed() when the frame lies entirely in that read,
+ * else into the framer's buffer. Return 0 to go on, non-zero to stop: srv__framer_feed() then
  * returns that value at once and drops every byte after this frame (use a positive value, so
- * it is not mistaken for a framing error). The callback must not call srv_framer_feed() or
- * srv_framer_deinit() on the same framer (stop instead, then deinit). */
-typedef int (*srv_frame_cb)(void *arg, const char *frame, size_t len);
+ * it is not mistaken for a framing error). The callback must not call srv__framer_feed() or
+ * srv__framer_deinit() on the same framer (stop instead, then deinit). */
+typedef int (*srv__frame_cb)(void *arg, const char *frame, size_t len);
 
 /* Start f empty. o is NOT copied (a framer is per connection and must stay small): it must
  * outlive f and not change under it (it is the listener's). Cannot fail; options that
- * srv_frame_opts_check() rejects (or o == NULL) make every feed return -EINVAL. */
-void srv_framer_init(srv_framer_t *f, const srv_frame_opts_t *o);
+ * srv__frame_opts_check() rejects (or o == NULL) make every feed return -EINVAL. */
+void srv__framer_init(srv__framer_t *f, const srv__frame_opts_t *o);
 /* Free what f holds (a pending partial frame is dropped). f may be init'ed again after. */
-void srv_framer_deinit(srv_framer_t *f);
+void srv__framer_deinit(srv__framer_t *f);
 
 /* Feed one read's bytes data[0..len) (len 0 is a no-op). Calls cb(arg, frame, frame_len) for
  * each frame completed, in stream order; keeps an incomplete tail for the next call. Returns:
@@ -76,23 +76,23 @@ void srv_framer_deinit(srv_framer_t *f);
  *   -EMSGSIZE a frame is (or would be) longer than max_length; for LENGTH this is known from
  *             the header alone, before the body arrives;
  *   -EPROTO   LENGTH: negative length (type c) or a frame ending before its own length field;
- *   -EINVAL   f was initialised with options srv_frame_opts_check() rejects;
+ *   -EINVAL   f was initialised with options srv__frame_opts_check() rejects;
  *   -ENOMEM   no memory to hold a partial frame;
  *   other     the non-zero value cb returned to stop.
  * Every frame before the failing point has been delivered. After an error the stream cannot be
  * resynchronised: close the connection. The error is sticky (later feeds return it and deliver
  * nothing); after a stop by cb, the framer is left empty and usable. */
-int srv_framer_feed(srv_framer_t *f, const char *data, size_t len, srv_frame_cb cb, void *arg);
+int srv__framer_feed(srv__framer_t *f, const char *data, size_t len, srv__frame_cb cb, void *arg);
 
 /* Bytes of an incomplete frame held by f (0 when idle). */
-size_t srv_framer_buffered(const srv_framer_t *f);
+size_t srv__framer_buffered(const srv__framer_t *f);
 
 /* Size in bytes of a length field of type type: 1, 2 or 4, or -EINVAL for an unknown type. */
-int srv_frame_length_size(char type);
+int srv__frame_length_size(char type);
 
 /* Write len as a length field of type type at out (which must have room for 4 bytes), for
  * senders and tests. Returns the field size (1, 2 or 4), -ERANGE if len does not fit the type
  * (c holds 0..127: negative values are malformed by definition), -EINVAL for an unknown type. */
-int srv_frame_length_encode(char type, uint64_t len, char *out);
+int srv__frame_length_encode(char type, uint64_t len, char *out);
 
 #endif

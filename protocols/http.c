@@ -34,9 +34,9 @@ enum phase {
 
 enum span { SP_NONE, SP_FIELD, SP_VALUE };
 
-struct srv_http_parser {
+struct srv__http_parser {
     llhttp_t ll;
-    srv_http_limits_t lim;
+    srv__http_limits_t lim;
     enum phase phase;
     enum span span;
     bool in_message; /* llhttp called on_message_begin */
@@ -94,7 +94,7 @@ static const llhttp_settings_t settings = {
     .on_chunk_extension_value = on_chunk_extension,
 };
 
-static int fail(srv_http_parser_t *p, int status, const char *reason)
+static int fail(srv__http_parser_t *p, int status, const char *reason)
 {
     p->err_status = status;
     p->err_reason = reason;
@@ -117,7 +117,7 @@ static bool lower_eq(const char *a, size_t alen, const char *lit)
     return true;
 }
 
-static int head_append(srv_http_parser_t *p, const char *at, size_t len)
+static int head_append(srv__http_parser_t *p, const char *at, size_t len)
 {
     if (p->head_len + len > p->head_cap) {
         size_t cap = p->head_cap ? p->head_cap : HEAD_INITIAL;
@@ -134,7 +134,7 @@ static int head_append(srv_http_parser_t *p, const char *at, size_t len)
     return 0;
 }
 
-static srv_http_parser_t *parser_of(llhttp_t *ll)
+static srv__http_parser_t *parser_of(llhttp_t *ll)
 {
     return ll->data;
 }
@@ -147,7 +147,7 @@ static int on_message_begin(llhttp_t *ll)
 
 static int on_url(llhttp_t *ll, const char *at, size_t len)
 {
-    srv_http_parser_t *p = parser_of(ll);
+    srv__http_parser_t *p = parser_of(ll);
     if (head_append(p, at, len) < 0)
         return fail(p, 500, "out of memory");
     p->url_len += len;
@@ -160,7 +160,7 @@ static int on_url(llhttp_t *ll, const char *at, size_t len)
  * major version (0.x, 2.x and up) is refused before any header is read. */
 static int on_version_complete(llhttp_t *ll)
 {
-    srv_http_parser_t *p = parser_of(ll);
+    srv__http_parser_t *p = parser_of(ll);
     if (ll->http_major != 1)
         return fail(p, 505, "HTTP version not supported");
     return 0;
@@ -168,7 +168,7 @@ static int on_version_complete(llhttp_t *ll)
 
 static int on_header_field(llhttp_t *ll, const char *at, size_t len)
 {
-    srv_http_parser_t *p = parser_of(ll);
+    srv__http_parser_t *p = parser_of(ll);
     if (p->trailers) {
         /* Trailers are read and dropped (RFC 9112 7.1.2 allows it) but still bounded. */
         p->trailer_bytes += len;
@@ -303,7 +303,7 @@ static bool valid_host(const char *s, size_t n)
 
 static int on_header_field_complete(llhttp_t *ll)
 {
-    srv_http_parser_t *p = parser_of(ll);
+    srv__http_parser_t *p = parser_of(ll);
     if (p->trailers)
         return 0;
     /* llhttp's loose mode (the one compiled here) lets spaces and more into names; a name
@@ -318,7 +318,7 @@ static int on_header_field_complete(llhttp_t *ll)
 
 static int on_header_value(llhttp_t *ll, const char *at, size_t len)
 {
-    srv_http_parser_t *p = parser_of(ll);
+    srv__http_parser_t *p = parser_of(ll);
     if (p->trailers) {
         p->trailer_bytes += len;
         if (p->trailer_bytes > p->lim.header_max)
@@ -334,7 +334,7 @@ static int on_header_value(llhttp_t *ll, const char *at, size_t len)
 /* Looks at the headers whose meaning llhttp leaves to us, once each value is whole. */
 static int on_header_value_complete(llhttp_t *ll)
 {
-    srv_http_parser_t *p = parser_of(ll);
+    srv__http_parser_t *p = parser_of(ll);
     if (p->trailers)
         return 0;
     p->span = SP_NONE;
@@ -368,7 +368,7 @@ static int on_header_value_complete(llhttp_t *ll)
 
 static int on_headers_complete(llhttp_t *ll)
 {
-    srv_http_parser_t *p = parser_of(ll);
+    srv__http_parser_t *p = parser_of(ll);
     p->phase = PH_BODY;
     p->trailers = true;
     /* An HTTP/0.9 request line ("GET /") has no version for on_version_complete to check. */
@@ -410,7 +410,7 @@ static int on_headers_complete(llhttp_t *ll)
 
 static int on_body(llhttp_t *ll, const char *at, size_t len)
 {
-    srv_http_parser_t *p = parser_of(ll);
+    srv__http_parser_t *p = parser_of(ll);
     if (len > p->lim.body_max - p->body_len)
         return fail(p, 413, "body too large");
     if (p->body_len + len > p->body_cap) {
@@ -436,7 +436,7 @@ static int on_body(llhttp_t *ll, const char *at, size_t len)
 /* A chunk announcing more than the body may still hold is refused before its bytes arrive. */
 static int on_chunk_header(llhttp_t *ll)
 {
-    srv_http_parser_t *p = parser_of(ll);
+    srv__http_parser_t *p = parser_of(ll);
     if (ll->content_length > p->lim.body_max - p->body_len)
         return fail(p, 413, "body too large");
     return 0;
@@ -445,7 +445,7 @@ static int on_chunk_header(llhttp_t *ll)
 /* llhttp does not buffer extensions, but an endless one would keep a request open forever. */
 static int on_chunk_extension(llhttp_t *ll, const char *at, size_t len)
 {
-    srv_http_parser_t *p = parser_of(ll);
+    srv__http_parser_t *p = parser_of(ll);
     p->ext_bytes += len;
     if (p->ext_bytes > p->lim.header_max)
         return fail(p, 400, "chunk extensions too long");
@@ -454,7 +454,7 @@ static int on_chunk_extension(llhttp_t *ll, const char *at, size_t len)
 
 /* Points the view at the parser's buffers; offsets become pointers only now, when the buffers
  * can no longer move. */
-static void build_request(srv_http_parser_t *p)
+static void build_request(srv__http_parser_t *p)
 {
     srv_request_t *r = &p->req;
     memset(r, 0, sizeof(*r));
@@ -492,13 +492,13 @@ static void build_request(srv_http_parser_t *p)
 
 static int on_message_complete(llhttp_t *ll)
 {
-    srv_http_parser_t *p = parser_of(ll);
+    srv__http_parser_t *p = parser_of(ll);
     build_request(p);
     p->phase = PH_READY;
     return HPE_PAUSED;
 }
 
-static void reset_message(srv_http_parser_t *p)
+static void reset_message(srv__http_parser_t *p)
 {
     p->phase = PH_IDLE;
     p->span = SP_NONE;
@@ -520,7 +520,7 @@ static void reset_message(srv_http_parser_t *p)
     memset(&p->req, 0, sizeof(p->req));
 }
 
-static void ll_init(srv_http_parser_t *p)
+static void ll_init(srv__http_parser_t *p)
 {
     /* llhttp keeps the settings pointer; they are never written through it. */
     llhttp_init(&p->ll, HTTP_REQUEST, (llhttp_settings_t *)&settings);
@@ -532,9 +532,9 @@ static void ll_init(srv_http_parser_t *p)
     p->ll.lenient_flags |= LENIENT_VERSION;
 }
 
-int srv_http_parser_create(srv_http_parser_t **out, const srv_http_limits_t *limits)
+int srv__http_parser_create(srv__http_parser_t **out, const srv__http_limits_t *limits)
 {
-    srv_http_parser_t *p = calloc(1, sizeof(*p));
+    srv__http_parser_t *p = calloc(1, sizeof(*p));
     if (p == NULL)
         return -ENOMEM;
     if (limits != NULL)
@@ -551,7 +551,7 @@ int srv_http_parser_create(srv_http_parser_t **out, const srv_http_limits_t *lim
     return 0;
 }
 
-void srv_http_parser_destroy(srv_http_parser_t *p)
+void srv__http_parser_destroy(srv__http_parser_t *p)
 {
     if (p == NULL)
         return;
@@ -562,7 +562,7 @@ void srv_http_parser_destroy(srv_http_parser_t *p)
     free(p);
 }
 
-static int map_error(srv_http_parser_t *p, llhttp_errno_t err)
+static int map_error(srv__http_parser_t *p, llhttp_errno_t err)
 {
     /* One of our callbacks refused: llhttp reports HPE_USER or HPE_CB_<callback>. */
     if (p->err_status != 0)
@@ -583,7 +583,7 @@ static int map_error(srv_http_parser_t *p, llhttp_errno_t err)
     return p->err_status;
 }
 
-srv_http_event_t srv_http_parser_feed(srv_http_parser_t *p, const char *data, size_t len,
+srv__http_event_t srv__http_parser_feed(srv__http_parser_t *p, const char *data, size_t len,
                                       size_t *consumed)
 {
     size_t off = 0;
@@ -655,13 +655,13 @@ srv_http_event_t srv_http_parser_feed(srv_http_parser_t *p, const char *data, si
     return SRV_HTTP_NEED_MORE;
 }
 
-const srv_request_t *srv_http_parser_request(srv_http_parser_t *p)
+const srv_request_t *srv__http_parser_request(srv__http_parser_t *p)
 {
     return p->phase == PH_READY ? &p->req : NULL;
 }
 
 /* Free the buffers a big request grew, so idle parsers stay small. */
-static void trim_buffers(srv_http_parser_t *p)
+static void trim_buffers(srv__http_parser_t *p)
 {
     if (p->head_cap > HEAD_KEEP) {
         free(p->head);
@@ -682,7 +682,7 @@ static void trim_buffers(srv_http_parser_t *p)
     }
 }
 
-void srv_http_parser_next(srv_http_parser_t *p)
+void srv__http_parser_next(srv__http_parser_t *p)
 {
     if (p->phase != PH_READY)
         return;
@@ -691,7 +691,7 @@ void srv_http_parser_next(srv_http_parser_t *p)
     llhttp_resume(&p->ll);
 }
 
-void srv_http_parser_reset(srv_http_parser_t *p)
+void srv__http_parser_reset(srv__http_parser_t *p)
 {
     trim_buffers(p);
     p->err_status = 0;
@@ -700,24 +700,24 @@ void srv_http_parser_reset(srv_http_parser_t *p)
     reset_message(p);
 }
 
-int srv_http_parser_error(const srv_http_parser_t *p, const char **reason)
+int srv__http_parser_error(const srv__http_parser_t *p, const char **reason)
 {
     if (reason != NULL)
         *reason = p->phase == PH_ERROR ? p->err_reason : NULL;
     return p->phase == PH_ERROR ? p->err_status : 0;
 }
 
-bool srv_http_parser_idle(const srv_http_parser_t *p)
+bool srv__http_parser_idle(const srv__http_parser_t *p)
 {
     return p->phase == PH_IDLE || (p->phase == PH_HEAD && !p->in_message);
 }
 
-bool srv_http_parser_headers_done(const srv_http_parser_t *p)
+bool srv__http_parser_headers_done(const srv__http_parser_t *p)
 {
     return p->phase == PH_BODY || p->phase == PH_CONTINUE || p->phase == PH_READY;
 }
 
-void srv_http_parser_shrink(srv_http_parser_t *p)
+void srv__http_parser_shrink(srv__http_parser_t *p)
 {
     if (p->phase != PH_IDLE)
         return;
@@ -746,7 +746,7 @@ srv_str_t srv_request_header(const srv_request_t *req, const char *name)
 
 int srv_request_query(const srv_request_t *req, const char *name, char *buf, size_t len)
 {
-    return srv_http_query_get(req->query, name, buf, len);
+    return srv__http_query_get(req->query, name, buf, len);
 }
 
 /* ---- IPC encoding ---- */
@@ -787,7 +787,7 @@ static bool inside(srv_str_t s, srv_str_t url)
     return s.len == 0 || (url.ptr && s.ptr >= url.ptr && s.ptr + s.len <= url.ptr + url.len);
 }
 
-size_t srv_http_request_encoded_size(const srv_request_t *req)
+size_t srv__http_request_encoded_size(const srv_request_t *req)
 {
     size_t n = enc_tables(req->nheaders);
     n += req->method.len + req->url.len + req->body.len + req->peer.len;
@@ -818,7 +818,7 @@ static struct enc_str put_sub(char *base, size_t *pos, srv_str_t s, srv_str_t ur
     return put(base, pos, s);
 }
 
-size_t srv_http_request_encode(const srv_request_t *req, void *out)
+size_t srv__http_request_encode(const srv_request_t *req, void *out)
 {
     char *base = out;
     struct enc_head *h = out;
@@ -857,7 +857,7 @@ static int get(const char *base, size_t len, struct enc_str e, size_t lo, srv_st
     return 0;
 }
 
-int srv_http_request_decode(void *block, size_t len, srv_request_t *view)
+int srv__http_request_decode(void *block, size_t len, srv_request_t *view)
 {
     const char *base = block;
     const struct enc_head *h = block;
@@ -897,7 +897,7 @@ int srv_http_request_decode(void *block, size_t len, srv_request_t *view)
 
 /* ---- responses ---- */
 
-const char *srv_http_status_reason(int status)
+const char *srv__http_status_reason(int status)
 {
     switch (status) {
     case 100:
@@ -1014,7 +1014,7 @@ static const char *date_now(void)
     static __thread char text[32];
     time_t now = time(NULL);
     if (now != cached) {
-        srv_http_date_format(now, text, sizeof(text));
+        srv__http_date_format(now, text, sizeof(text));
         cached = now;
     }
     return text;
@@ -1052,7 +1052,7 @@ static void out_u64(struct out *o, uint64_t v)
     out_mem(o, tmp + i, sizeof(tmp) - i);
 }
 
-int srv_http_response_head(char *buf, size_t cap, int status, int http_minor, bool keep_alive,
+int srv__http_response_head(char *buf, size_t cap, int status, int http_minor, bool keep_alive,
                            int64_t content_length, srv_str_t extra_headers)
 {
     struct out o = {buf, cap, 0, false};
@@ -1061,7 +1061,7 @@ int srv_http_response_head(char *buf, size_t cap, int status, int http_minor, bo
     out_str(&o, "HTTP/1.1 ");
     out_u64(&o, (uint64_t)status);
     out_mem(&o, " ", 1);
-    out_str(&o, srv_http_status_reason(status));
+    out_str(&o, srv__http_status_reason(status));
     out_str(&o, "\r\nServer: srv\r\nDate: ");
     out_str(&o, date_now());
     out_str(&o, "\r\n");
@@ -1087,13 +1087,13 @@ int srv_http_response_head(char *buf, size_t cap, int status, int http_minor, bo
     return (int)o.len;
 }
 
-int srv_http_error_response(char *buf, size_t cap, int status, const char *reason, bool keep_alive)
+int srv__http_error_response(char *buf, size_t cap, int status, const char *reason, bool keep_alive)
 {
     if (reason == NULL)
-        reason = srv_http_status_reason(status);
+        reason = srv__http_status_reason(status);
     size_t rlen = strlen(reason);
     static const char ct[] = "Content-Type: text/plain; charset=utf-8\r\n";
-    int n = srv_http_response_head(buf, cap, status, 1, keep_alive, (int64_t)rlen + 1,
+    int n = srv__http_response_head(buf, cap, status, 1, keep_alive, (int64_t)rlen + 1,
                                    (srv_str_t){ct, sizeof(ct) - 1});
     if (n < 0)
         return n;
@@ -1104,7 +1104,7 @@ int srv_http_error_response(char *buf, size_t cap, int status, const char *reaso
     return n + (int)rlen + 1;
 }
 
-int srv_http_chunk_header(char *buf, size_t cap, size_t len)
+int srv__http_chunk_header(char *buf, size_t cap, size_t len)
 {
     static const char hex[] = "0123456789abcdef";
     char tmp[20];

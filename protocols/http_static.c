@@ -55,7 +55,7 @@ static int decode(const char *in, size_t len, char *out, size_t cap, bool plus)
     return (int)n;
 }
 
-int srv_url_decode(const char *in, size_t len, char *out, size_t cap)
+int srv__url_decode(const char *in, size_t len, char *out, size_t cap)
 {
     return decode(in, len, out, cap, false);
 }
@@ -73,7 +73,7 @@ static bool name_matches(const char *s, size_t len, const char *name)
     return name[j] == '\0';
 }
 
-int srv_http_query_get(srv_str_t query, const char *name, char *buf, size_t cap)
+int srv__http_query_get(srv_str_t query, const char *name, char *buf, size_t cap)
 {
     const char *q = query.ptr;
     size_t n = query.len, i = 0;
@@ -98,7 +98,7 @@ int srv_http_query_get(srv_str_t query, const char *name, char *buf, size_t cap)
     return -ENOENT;
 }
 
-int srv_http_path_resolve(srv_str_t url_path, char *out, size_t cap)
+int srv__http_path_resolve(srv_str_t url_path, char *out, size_t cap)
 {
     const char *in = url_path.ptr;
     size_t n = url_path.len, i = 0, len = 0;
@@ -190,7 +190,7 @@ static const struct mime mimes[] = {
     {"ttf", "font/ttf"},
 };
 
-const char *srv_http_mime_type(const char *path)
+const char *srv__http_mime_type(const char *path)
 {
     const char *slash = strrchr(path, '/');
     const char *base = slash ? slash + 1 : path;
@@ -215,7 +215,7 @@ static void put2(char *p, int v)
     p[1] = (char)('0' + v % 10);
 }
 
-int srv_http_date_format(time_t t, char *buf, size_t cap)
+int srv__http_date_format(time_t t, char *buf, size_t cap)
 {
     struct tm tm;
     if (cap < 30)
@@ -298,7 +298,7 @@ static bool valid_tm(const struct tm *tm, int year)
     return tm->tm_hour <= 23 && tm->tm_min <= 59 && tm->tm_sec <= 60;
 }
 
-int srv_http_date_parse(srv_str_t s, time_t *t)
+int srv__http_date_parse(srv_str_t s, time_t *t)
 {
     struct cur c = {s.ptr, s.ptr + s.len};
     struct tm tm;
@@ -367,7 +367,7 @@ static bool u64(const char **p, const char *end, uint64_t *v)
     return true;
 }
 
-int srv_http_range_parse(srv_str_t header, uint64_t size, uint64_t *start, uint64_t *end)
+int srv__http_range_parse(srv_str_t header, uint64_t size, uint64_t *start, uint64_t *end)
 {
     const char *p = header.ptr, *e = header.ptr + header.len;
     while (p < e && (*p == ' ' || *p == '\t'))

@@ -27,7 +27,7 @@
 /* Compressing tiny messages costs a zlib stream and rarely saves a byte. */
 #define WS_DEFLATE_MIN 32
 
-struct srv_ws {
+struct srv__ws {
     size_t max_message;
     size_t output_limit;
     /* input: wslay's frame context while a frame is partly read (NULL between frames) */
@@ -63,7 +63,7 @@ struct srv_ws {
     size_t out_len;
 };
 
-/* Output never moves once written: srv_ws_output() may hand it to the kernel (an io_uring send
+/* Output never moves once written: srv__ws_output() may hand it to the kernel (an io_uring send
  * in flight) while the app queues more, so growing means a new chunk, never a realloc. */
 typedef struct ws_chunk {
     struct ws_chunk *next;
@@ -84,7 +84,7 @@ typedef struct ws_chunk {
 typedef struct ws_thread {
     wslay_frame_context_ptr idle; /* a decoder at a frame boundary with nothing buffered */
     wslay_frame_context_ptr enc;
-    srv_ws_t *in_ws; /* connection being fed: its in_buffered counts what wslay takes */
+    srv__ws_t *in_ws; /* connection being fed: its in_buffered counts what wslay takes */
     const uint8_t *in;
     size_t in_left;
     uint8_t *out;
@@ -205,7 +205,7 @@ static size_t encode(uint8_t *out, size_t cap, bool rsv1, int opcode, const void
     return total;
 }
 
-size_t srv_ws_frame_encode(uint8_t *out, size_t cap, int opcode, const void *payload, size_t len)
+size_t srv__ws_frame_encode(uint8_t *out, size_t cap, int opcode, const void *payload, size_t len)
 {
     if ((opcode & 0x08) && len > 125)
         return 0;
@@ -214,7 +214,7 @@ size_t srv_ws_frame_encode(uint8_t *out, size_t cap, int opcode, const void *pay
 
 /* n contiguous writable bytes after the pending output (a frame never spans chunks, so a
  * writer may fill it and out_commit() what it used). NULL on ENOMEM. */
-static uint8_t *out_reserve(srv_ws_t *ws, size_t n)
+static uint8_t *out_reserve(srv__ws_t *ws, size_t n)
 {
     ws_chunk_t *t = ws->out_tail;
     if (t && t->cap - t->len >= n)
@@ -240,13 +240,13 @@ static uint8_t *out_reserve(srv_ws_t *ws, size_t n)
     return (uint8_t *)c->data;
 }
 
-static void out_commit(srv_ws_t *ws, size_t n)
+static void out_commit(srv__ws_t *ws, size_t n)
 {
     ws->out_tail->len += n;
     ws->out_len += n;
 }
 
-static void out_free(srv_ws_t *ws)
+static void out_free(srv__ws_t *ws)
 {
     while (ws->out_head) {
         ws_chunk_t *c = ws->out_head;
@@ -257,12 +257,12 @@ static void out_free(srv_ws_t *ws)
     ws->out_len = 0;
 }
 
-static bool over_limit(const srv_ws_t *ws, size_t add)
+static bool over_limit(const srv__ws_t *ws, size_t add)
 {
     return ws->output_limit && ws->out_len + add > ws->output_limit;
 }
 
-static int queue_frame(srv_ws_t *ws, bool rsv1, int opcode, const void *data, size_t len)
+static int queue_frame(srv__ws_t *ws, bool rsv1, int opcode, const void *data, size_t len)
 {
     size_t total = header_len(len, false) + len;
     uint8_t *t = out_reserve(ws, total);
@@ -280,7 +280,7 @@ static bool close_code_sendable(int code)
            (code >= 3000 && code <= 4999);
 }
 
-static int queue_close(srv_ws_t *ws, int code, const char *reason, size_t rlen)
+static int queue_close(srv__ws_t *ws, int code, const char *reason, size_t rlen)
 {
     uint8_t p[125];
     size_t n = 0;
@@ -304,9 +304,9 @@ static int queue_close(srv_ws_t *ws, int code, const char *reason, size_t rlen)
 
 /* ---- Lifecycle and output API ----------------------------------------------------------- */
 
-srv_ws_t *srv_ws_create(const srv_ws_options_t *opts)
+srv__ws_t *srv__ws_create(const srv__ws_options_t *opts)
 {
-    srv_ws_t *ws = calloc(1, sizeof(*ws));
+    srv__ws_t *ws = calloc(1, sizeof(*ws));
     if (!ws)
         return NULL;
     ws->max_message =
@@ -319,7 +319,7 @@ srv_ws_t *srv_ws_create(const srv_ws_options_t *opts)
     return ws;
 }
 
-static void msg_reset(srv_ws_t *ws)
+static void msg_reset(srv__ws_t *ws)
 {
     free(ws->msg);
     ws->msg = NULL;
@@ -329,7 +329,7 @@ static void msg_reset(srv_ws_t *ws)
     ws->utf8 = SRV_UTF8_ACCEPT;
 }
 
-void srv_ws_destroy(srv_ws_t *ws)
+void srv__ws_destroy(srv__ws_t *ws)
 {
     if (!ws)
         return;
@@ -340,7 +340,7 @@ void srv_ws_destroy(srv_ws_t *ws)
     free(ws);
 }
 
-static int send_compressed(srv_ws_t *ws, int opcode, const void *data, size_t len)
+static int send_compressed(srv__ws_t *ws, int opcode, const void *data, size_t len)
 {
     /* Compress into scratch, then queue the exact size: reserving the deflate bound in the
      * output chain would leave chunks sized for the plain message holding a few compressed
@@ -368,7 +368,7 @@ static int send_compressed(srv_ws_t *ws, int opcode, const void *data, size_t le
     return r;
 }
 
-int srv_ws_send(srv_ws_t *ws, int opcode, const void *data, size_t len)
+int srv__ws_send(srv__ws_t *ws, int opcode, const void *data, size_t len)
 {
     if (opcode != SRV_WS_TEXT && opcode != SRV_WS_BINARY)
         return -EINVAL;
@@ -391,7 +391,7 @@ int srv_ws_send(srv_ws_t *ws, int opcode, const void *data, size_t len)
     return queue_frame(ws, false, opcode, data, len);
 }
 
-int srv_ws_send_frame(srv_ws_t *ws, const void *frame, size_t len)
+int srv__ws_send_frame(srv__ws_t *ws, const void *frame, size_t len)
 {
     if (ws->close_sent)
         return -EPIPE;
@@ -405,7 +405,7 @@ int srv_ws_send_frame(srv_ws_t *ws, const void *frame, size_t len)
     return 0;
 }
 
-int srv_ws_close_frame(srv_ws_t *ws, int code, const char *reason)
+int srv__ws_close_frame(srv__ws_t *ws, int code, const char *reason)
 {
     if (ws->close_sent)
         return -EALREADY;
@@ -414,19 +414,19 @@ int srv_ws_close_frame(srv_ws_t *ws, int code, const char *reason)
     return queue_close(ws, code, reason ? reason : "", reason ? strlen(reason) : 0);
 }
 
-int srv_ws_ping(srv_ws_t *ws)
+int srv__ws_ping(srv__ws_t *ws)
 {
     if (ws->close_sent)
         return -EPIPE;
     return queue_frame(ws, false, SRV_WS_PING, NULL, 0);
 }
 
-size_t srv_ws_pending(const srv_ws_t *ws)
+size_t srv__ws_pending(const srv__ws_t *ws)
 {
     return ws->out_len;
 }
 
-int srv_ws_output(srv_ws_t *ws, struct iovec *iov, int max)
+int srv__ws_output(srv__ws_t *ws, struct iovec *iov, int max)
 {
     int n = 0;
     for (ws_chunk_t *c = ws->out_head; c && n < max; c = c->next) {
@@ -439,7 +439,7 @@ int srv_ws_output(srv_ws_t *ws, struct iovec *iov, int max)
     return n;
 }
 
-void srv_ws_consumed(srv_ws_t *ws, size_t n)
+void srv__ws_consumed(srv__ws_t *ws, size_t n)
 {
     if (n >= ws->out_len) {
         /* Idle connections keep no output memory (issue 4: < 4 KiB per connection). */
@@ -466,22 +466,22 @@ void srv_ws_consumed(srv_ws_t *ws, size_t n)
     }
 }
 
-bool srv_ws_want_close(const srv_ws_t *ws)
+bool srv__ws_want_close(const srv__ws_t *ws)
 {
     return ws->failed || (ws->close_sent && ws->close_rcvd);
 }
 
 /* ---- Frames in -------------------------------------------------------------------------- */
 
-static int emit(srv_ws_event_cb cb, void *arg, srv_ws_event_type_t type, int opcode, int code,
+static int emit(srv__ws_event_cb cb, void *arg, srv__ws_event_type_t type, int opcode, int code,
                 const void *data, size_t len)
 {
-    srv_ws_event_t ev = {type, opcode, code, data, len};
+    srv__ws_event_t ev = {type, opcode, code, data, len};
     return cb ? cb(arg, &ev) : 0;
 }
 
 /* Fail the connection (RFC 6455 7.1.7): queue our close with code, report it, ignore the rest. */
-static int fail(srv_ws_t *ws, int code, const char *reason, srv_ws_event_cb cb, void *arg)
+static int fail(srv__ws_t *ws, int code, const char *reason, srv__ws_event_cb cb, void *arg)
 {
     int r = 0;
     msg_reset(ws);
@@ -497,7 +497,7 @@ static int fail(srv_ws_t *ws, int code, const char *reason, srv_ws_event_cb cb, 
 /* The first piece of a frame came back from wslay (header read, length known): check it
  * before any of its payload is kept. wslay itself refuses control frames over 125 bytes or
  * fragmented and length encodings that are not the shortest or have the top bit set. */
-static int frame_start(srv_ws_t *ws, const struct wslay_frame_iocb *io, srv_ws_event_cb cb,
+static int frame_start(srv__ws_t *ws, const struct wslay_frame_iocb *io, srv__ws_event_cb cb,
                        void *arg)
 {
     int op = io->opcode;
@@ -539,7 +539,7 @@ static int frame_start(srv_ws_t *ws, const struct wslay_frame_iocb *io, srv_ws_e
 }
 
 /* n payload bytes of the current frame, unmasked by wslay. */
-static int payload(srv_ws_t *ws, const uint8_t *p, size_t n, srv_ws_event_cb cb, void *arg)
+static int payload(srv__ws_t *ws, const uint8_t *p, size_t n, srv__ws_event_cb cb, void *arg)
 {
     if (ws->frame_op & 0x08) {
         memcpy(ws->ctl + ws->ctl_len, p, n);
@@ -580,7 +580,7 @@ static bool close_code_valid(int code)
            (code >= 3000 && code <= 4999);
 }
 
-static int control_end(srv_ws_t *ws, srv_ws_event_cb cb, void *arg)
+static int control_end(srv__ws_t *ws, srv__ws_event_cb cb, void *arg)
 {
     const uint8_t *p = ws->ctl;
     size_t n = ws->ctl_len;
@@ -621,7 +621,7 @@ static int control_end(srv_ws_t *ws, srv_ws_event_cb cb, void *arg)
     }
 }
 
-static int message_end(srv_ws_t *ws, srv_ws_event_cb cb, void *arg)
+static int message_end(srv__ws_t *ws, srv__ws_event_cb cb, void *arg)
 {
     char *data = ws->msg;
     size_t len = ws->msg_len;
@@ -655,7 +655,7 @@ static int message_end(srv_ws_t *ws, srv_ws_event_cb cb, void *arg)
     return r;
 }
 
-static int frame_end(srv_ws_t *ws, srv_ws_event_cb cb, void *arg)
+static int frame_end(srv__ws_t *ws, srv__ws_event_cb cb, void *arg)
 {
     ws->in_frame = false;
     if (ws->frame_op & 0x08)
@@ -667,7 +667,7 @@ static int frame_end(srv_ws_t *ws, srv_ws_event_cb cb, void *arg)
 
 /* One piece of a frame from wslay: its first piece starts the frame, its last ends it (a frame
  * with no payload comes back once, empty). */
-static int frame_piece(srv_ws_t *ws, const struct wslay_frame_iocb *io, srv_ws_event_cb cb,
+static int frame_piece(srv__ws_t *ws, const struct wslay_frame_iocb *io, srv__ws_event_cb cb,
                        void *arg)
 {
     int r;
@@ -684,7 +684,7 @@ static int frame_piece(srv_ws_t *ws, const struct wslay_frame_iocb *io, srv_ws_e
     return ws->frame_off == ws->frame_len ? frame_end(ws, cb, arg) : 0;
 }
 
-int srv_ws_feed(srv_ws_t *ws, const char *data, size_t len, srv_ws_event_cb cb, void *arg)
+int srv__ws_feed(srv__ws_t *ws, const char *data, size_t len, srv__ws_event_cb cb, void *arg)
 {
     int r = 0;
 

@@ -12,7 +12,7 @@
 #include <zlib.h>
 
 /* Our own compression window and memLevel: a fresh stream per message must be cheap to build.
- * 2^12 window + memLevel 5 is ~40 KiB of zlib state for the duration of one srv_ws_send()
+ * 2^12 window + memLevel 5 is ~40 KiB of zlib state for the duration of one srv__ws_send()
  * instead of ~260 KiB for zlib's defaults; WebSocket messages are short, so the ratio barely
  * changes. A larger window is always readable by the peer's inflater. */
 #define WS_DEFLATE_OUR_WBITS 12
@@ -157,7 +157,7 @@ ssize_t srv__ws_deflate(const void *in, size_t len, int wbits, uint8_t *out, siz
     zs.avail_in = (uInt)len;
     zs.next_out = out;
     zs.avail_out = (uInt)cap;
-    /* len and cap fit in uInt: srv_ws_send() refuses messages past 4 GiB before this. */
+    /* len and cap fit in uInt: srv__ws_send() refuses messages past 4 GiB before this. */
     r = deflate(&zs, Z_SYNC_FLUSH);
     if ((r != Z_OK && r != Z_BUF_ERROR) || zs.avail_in != 0 || zs.avail_out == 0) {
         ret = r == Z_MEM_ERROR ? -ENOMEM : -ENOSPC;

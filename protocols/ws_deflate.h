@@ -12,7 +12,7 @@
 
 /* Pick the first acceptable permessage-deflate offer among req's Sec-WebSocket-Extensions
  * headers. On acceptance writes the response's extension value (NUL-terminated) into ext,
- * sets *wbits (see srv_ws_options_t.deflate_window_bits) and returns 1; returns 0 if nothing
+ * sets *wbits (see srv__ws_options_t.deflate_window_bits) and returns 1; returns 0 if nothing
  * acceptable was offered, -ENOSPC if ext is too small. */
 int srv__ws_deflate_negotiate(const srv_request_t *req, char *ext, size_t cap, uint8_t *wbits);
 

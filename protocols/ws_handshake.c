@@ -77,7 +77,7 @@ static bool key_valid(srv_str_t k)
     return true;
 }
 
-int srv_ws_handshake_check(const srv_request_t *req, const char **reason)
+int srv__ws_handshake_check(const srv_request_t *req, const char **reason)
 {
     srv_str_t v = {NULL, 0};
 
@@ -111,7 +111,7 @@ int srv_ws_handshake_check(const srv_request_t *req, const char **reason)
     return 0;
 }
 
-int srv_ws_accept_key(const char *key, size_t key_len, char out[SRV_WS_ACCEPT_LEN + 1])
+int srv__ws_accept_key(const char *key, size_t key_len, char out[SRV_WS_ACCEPT_LEN + 1])
 {
     char in[64 + sizeof(WS_GUID)];
     uint8_t md[20];
@@ -137,8 +137,9 @@ static bool put(char *buf, size_t cap, size_t *len, const char *s)
     return true;
 }
 
-int srv_ws_handshake_response(const srv_request_t *req, bool allow_deflate, const char *subprotocol,
-                              char *buf, size_t cap, srv_ws_options_t *negotiated)
+int srv__ws_handshake_response(const srv_request_t *req, bool allow_deflate,
+                               const char *subprotocol, char *buf, size_t cap,
+                               srv__ws_options_t *negotiated)
 {
     char accept[SRV_WS_ACCEPT_LEN + 1];
     char ext[160];
@@ -156,7 +157,7 @@ int srv_ws_handshake_response(const srv_request_t *req, bool allow_deflate, cons
     }
     if (header_count(req, "sec-websocket-key", NULL, &key) < 1)
         return -EINVAL;
-    r = srv_ws_accept_key(key.ptr, key.len, accept);
+    r = srv__ws_accept_key(key.ptr, key.len, accept);
     if (r < 0)
         return r;
     if (allow_deflate) {

@@ -10,7 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
-/* How far srv_cron_next() looks: Feb 29 can be 8 years away (2096 -> 2104). */
+/* How far srv__cron_next() looks: Feb 29 can be 8 years away (2096 -> 2104). */
 #define SEARCH_YEARS 9
 
 static const char *const month_names[] = {"jan", "feb", "mar", "apr", "may", "jun",
@@ -165,7 +165,7 @@ static int parse_field(const char *s, const char *end, int fi, uint64_t *bits, c
     return 0;
 }
 
-int srv_cron_parse(srv_cron_t *c, const char *expr, char *err, size_t errlen)
+int srv__cron_parse(srv__cron_t *c, const char *expr, char *err, size_t errlen)
 {
     memset(c, 0, sizeof(*c));
     if (err != NULL && errlen > 0)
@@ -184,7 +184,7 @@ int srv_cron_parse(srv_cron_t *c, const char *expr, char *err, size_t errlen)
                 strncasecmp(expr, shortcuts[i].name, len) == 0) {
                 if (*rest != '\0')
                     return set_err(err, errlen, "unexpected text after %s", shortcuts[i].name);
-                return srv_cron_parse(c, shortcuts[i].expr, err, errlen);
+                return srv__cron_parse(c, shortcuts[i].expr, err, errlen);
             }
         }
         return set_err(
@@ -234,7 +234,7 @@ int srv_cron_parse(srv_cron_t *c, const char *expr, char *err, size_t errlen)
     return 0;
 }
 
-static bool day_match(const srv_cron_t *c, int mday, int wday)
+static bool day_match(const srv__cron_t *c, int mday, int wday)
 {
     bool d = (c->dom >> mday) & 1u;
     bool w = (c->dow >> wday) & 1u;
@@ -243,7 +243,7 @@ static bool day_match(const srv_cron_t *c, int mday, int wday)
     return d || w;
 }
 
-bool srv_cron_match(const srv_cron_t *c, const struct tm *tm)
+bool srv__cron_match(const srv__cron_t *c, const struct tm *tm)
 {
     return ((c->minute >> tm->tm_min) & 1u) && ((c->hour >> tm->tm_hour) & 1u) &&
            ((c->month >> (tm->tm_mon + 1)) & 1u) && day_match(c, tm->tm_mday, tm->tm_wday);
@@ -309,7 +309,7 @@ static bool wall_to_time(int y, int m, int d, int h, int mi, time_t *first)
     return true;
 }
 
-int srv_cron_next(const srv_cron_t *c, time_t after, time_t *next)
+int srv__cron_next(const srv__cron_t *c, time_t after, time_t *next)
 {
     struct tm now;
     if (c->minute == 0 || c->hour == 0 || c->month == 0 || (c->dom == 0 && c->dow == 0))

@@ -12,7 +12,7 @@
 
 #include "timer/cron_sched.h"
 
-struct srv_cron_lock {
+struct srv__cron_lock {
     redisContext *rc;
     char addr[256];
     char job[SRV_CRON_NAME_MAX];
@@ -21,10 +21,10 @@ struct srv_cron_lock {
     _Atomic uint64_t won, lost, errors;
 };
 
-srv_cron_lock_t *srv_cron_lock_create(const char *addr, const char *job, const char *owner,
+srv__cron_lock_t *srv__cron_lock_create(const char *addr, const char *job, const char *owner,
                                       int64_t ttl_ms)
 {
-    srv_cron_lock_t *l = calloc(1, sizeof(*l));
+    srv__cron_lock_t *l = calloc(1, sizeof(*l));
     if (l == NULL)
         return NULL;
     snprintf(l->addr, sizeof(l->addr), "%s", addr);
@@ -34,7 +34,7 @@ srv_cron_lock_t *srv_cron_lock_create(const char *addr, const char *job, const c
     return l;
 }
 
-void srv_cron_lock_destroy(srv_cron_lock_t *l)
+void srv__cron_lock_destroy(srv__cron_lock_t *l)
 {
     if (l == NULL)
         return;
@@ -43,7 +43,7 @@ void srv_cron_lock_destroy(srv_cron_lock_t *l)
     free(l);
 }
 
-static int fail(srv_cron_lock_t *l, char *err, size_t errlen, const char *what)
+static int fail(srv__cron_lock_t *l, char *err, size_t errlen, const char *what)
 {
     snprintf(err, errlen, "redis %s: %s", l->addr, what);
     if (l->rc) {
@@ -54,7 +54,7 @@ static int fail(srv_cron_lock_t *l, char *err, size_t errlen, const char *what)
     return -EIO;
 }
 
-static int connect_redis(srv_cron_lock_t *l, struct timeval tv, char *err, size_t errlen)
+static int connect_redis(srv__cron_lock_t *l, struct timeval tv, char *err, size_t errlen)
 {
     if (l->addr[0] == '/') {
         l->rc = redisConnectUnixWithTimeout(l->addr, tv);
@@ -86,7 +86,8 @@ static int connect_redis(srv_cron_lock_t *l, struct timeval tv, char *err, size_
     return 0;
 }
 
-int srv_cron_lock_claim(srv_cron_lock_t *l, int64_t slot, int timeout_ms, char *err, size_t errlen)
+int srv__cron_lock_claim(srv__cron_lock_t *l, int64_t slot, int timeout_ms, char *err,
+                         size_t errlen)
 {
     struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
     err[0] = '\0';
@@ -119,7 +120,7 @@ int srv_cron_lock_claim(srv_cron_lock_t *l, int64_t slot, int timeout_ms, char *
     return ret;
 }
 
-void srv_cron_lock_stats(const srv_cron_lock_t *l, srv_cron_lock_stats_t *out)
+void srv__cron_lock_stats(const srv__cron_lock_t *l, srv__cron_lock_stats_t *out)
 {
     out->won = atomic_load(&l->won);
     out->lost = atomic_load(&l->lost);

@@ -11,26 +11,27 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef struct srv_cron_lock srv_cron_lock_t;
+typedef struct srv__cron_lock srv__cron_lock_t;
 
-typedef struct srv_cron_lock_stats {
+typedef struct srv__cron_lock_stats {
     uint64_t won;    /* beats this instance claimed (and ran) */
     uint64_t lost;   /* beats another instance had claimed */
     uint64_t errors; /* beats skipped because Redis could not be asked */
-} srv_cron_lock_stats_t;
+} srv__cron_lock_stats_t;
 
 /* addr: "host:port" or a unix socket path (the config's redis). owner: what the key holds
  * (host:pid of this instance). ttl_ms: how long a claim lives; it must cover the clock skew
  * between instances. Connects lazily. NULL on ENOMEM. */
-srv_cron_lock_t *srv_cron_lock_create(const char *addr, const char *job, const char *owner,
+srv__cron_lock_t *srv__cron_lock_create(const char *addr, const char *job, const char *owner,
                                       int64_t ttl_ms);
-void srv_cron_lock_destroy(srv_cron_lock_t *l);
+void srv__cron_lock_destroy(srv__cron_lock_t *l);
 
 /* Claim slot: 1 won (run the beat), 0 another instance has it, -EIO when Redis could not be
  * asked (why in err, NUL-terminated). Connect and command each time out after timeout_ms;
  * after a failure the next claim reconnects. */
-int srv_cron_lock_claim(srv_cron_lock_t *l, int64_t slot, int timeout_ms, char *err, size_t errlen);
+int srv__cron_lock_claim(srv__cron_lock_t *l, int64_t slot, int timeout_ms, char *err,
+                         size_t errlen);
 
-void srv_cron_lock_stats(const srv_cron_lock_t *l, srv_cron_lock_stats_t *out);
+void srv__cron_lock_stats(const srv__cron_lock_t *l, srv__cron_lock_stats_t *out);
 
 #endif

@@ -2,7 +2,7 @@
  * due time and then runs the handler in place. Sleeping in the thread that runs the job (rather
  * than a scheduler thread waking workers) saves one cross-thread wake-up per beat, which is most
  * of the lateness budget, and makes "never twice at once" true by construction. The condvar (not
- * clock_nanosleep) is what lets stop() and srv_cron_job_stop() interrupt a sleep at once. */
+ * clock_nanosleep) is what lets stop() and srv__cron_job_stop() interrupt a sleep at once. */
 #include "timer/cron_sched.h"
 
 #include <errno.h>
@@ -22,11 +22,11 @@
 
 struct srv_cron_job {
     char name[SRV_CRON_NAME_MAX];
-    srv_cron_fn fn;
+    srv__cron_fn fn;
     void *arg;
     int64_t interval_ns; /* 0 for crontab jobs */
     bool immediate;
-    srv_cron_t cron;
+    srv__cron_t cron;
     int64_t max_wait_ms;
     clockid_t clock; /* CLOCK_MONOTONIC (interval) or CLOCK_REALTIME (crontab) */
 
@@ -35,17 +35,17 @@ struct srv_cron_job {
     pthread_mutex_t mu;  /* guards everything below */
     pthread_cond_t wake; /* on `clock`: sleeping until due, or told to stop */
     pthread_cond_t done; /* on CLOCK_MONOTONIC: a run ended or the thread left its loop */
-    bool stop_req;       /* srv_cron_job_stop() */
-    bool shutdown;       /* srv_cron_sched_stop() */
+    bool stop_req;       /* srv__cron_job_stop() */
+    bool shutdown;       /* srv__cron_sched_stop() */
     bool exited;
     bool running;
     int64_t due;     /* next (or, while running, current) due time on `clock`; -1 = none */
-    int64_t run_due; /* due time of the run in progress, for srv_cron_job_due_ns() */
+    int64_t run_due; /* due time of the run in progress, for srv__cron_job_due_ns() */
     uint64_t runs, skips;
     int64_t last_start_wall, last_duration, max_lateness;
 };
 
-struct srv_cron_sched {
+struct srv__cron_sched {
     srv_cron_job_t **jobs;
     size_t njobs, capjobs;
     bool started;
@@ -64,9 +64,9 @@ static struct timespec to_ts(int64_t ns)
     return ts;
 }
 
-int srv_cron_sched_create(srv_cron_sched_t **out)
+int srv__cron_sched_create(srv__cron_sched_t **out)
 {
-    srv_cron_sched_t *s = calloc(1, sizeof(*s));
+    srv__cron_sched_t *s = calloc(1, sizeof(*s));
     if (s == NULL)
         return -ENOMEM;
     *out = s;
@@ -86,7 +86,7 @@ static int cond_init(pthread_cond_t *c, clockid_t clk)
     return -rc;
 }
 
-int srv_cron_sched_add(srv_cron_sched_t *s, const srv_cron_job_def_t *def)
+int srv__cron_sched_add(srv__cron_sched_t *s, const srv__cron_job_def_t *def)
 {
     if (s->started)
         return -EBUSY;
@@ -96,7 +96,7 @@ int srv_cron_sched_add(srv_cron_sched_t *s, const srv_cron_job_def_t *def)
         return -EINVAL;
     if (def->schedule != NULL) {
         time_t next;
-        int rc = srv_cron_next(def->schedule, time(NULL), &next);
+        int rc = srv__cron_next(def->schedule, time(NULL), &next);
         if (rc < 0)
             return rc;
     }
@@ -145,7 +145,7 @@ fail:
 static int64_t cron_after(const srv_cron_job_t *job, int64_t after_ns)
 {
     time_t next;
-    if (srv_cron_next(&job->cron, (time_t)(after_ns / NS), &next) < 0)
+    if (srv__cron_next(&job->cron, (time_t)(after_ns / NS), &next) < 0)
         return -1;
     return (int64_t)next * NS;
 }
@@ -276,7 +276,7 @@ static void shutdown_job(srv_cron_job_t *job)
     pthread_mutex_unlock(&job->mu);
 }
 
-int srv_cron_sched_start(srv_cron_sched_t *s)
+int srv__cron_sched_start(srv__cron_sched_t *s)
 {
     if (s->started)
         return -EBUSY;
@@ -318,7 +318,7 @@ int srv_cron_sched_start(srv_cron_sched_t *s)
     return rc;
 }
 
-int srv_cron_sched_stop(srv_cron_sched_t *s, int64_t timeout_ms)
+int srv__cron_sched_stop(srv__cron_sched_t *s, int64_t timeout_ms)
 {
     int64_t begin = now_ns(CLOCK_MONOTONIC);
     for (size_t i = 0; i < s->njobs; i++)
@@ -344,7 +344,7 @@ int srv_cron_sched_stop(srv_cron_sched_t *s, int64_t timeout_ms)
     return stuck;
 }
 
-void srv_cron_sched_destroy(srv_cron_sched_t *s)
+void srv__cron_sched_destroy(srv__cron_sched_t *s)
 {
     if (s == NULL)
         return;
@@ -362,33 +362,33 @@ void srv_cron_sched_destroy(srv_cron_sched_t *s)
     free(s);
 }
 
-size_t srv_cron_sched_count(const srv_cron_sched_t *s)
+size_t srv__cron_sched_count(const srv__cron_sched_t *s)
 {
     return s->njobs;
 }
 
-srv_cron_job_t *srv_cron_sched_job(srv_cron_sched_t *s, size_t i)
+srv_cron_job_t *srv__cron_sched_job(srv__cron_sched_t *s, size_t i)
 {
     return i < s->njobs ? s->jobs[i] : NULL;
 }
 
-const char *srv_cron_job_name(const srv_cron_job_t *job)
+const char *srv__cron_job_name(const srv_cron_job_t *job)
 {
     return job->name;
 }
 
-void *srv_cron_job_arg(const srv_cron_job_t *job)
+void *srv__cron_job_arg(const srv_cron_job_t *job)
 {
     return job->arg;
 }
 
-int64_t srv_cron_job_due_ns(const srv_cron_job_t *job)
+int64_t srv__cron_job_due_ns(const srv_cron_job_t *job)
 {
     /* Written under mu before the handler is called, on the same thread that calls this. */
     return job->run_due;
 }
 
-void srv_cron_job_stop(srv_cron_job_t *job)
+void srv__cron_job_stop(srv_cron_job_t *job)
 {
     pthread_mutex_lock(&job->mu);
     job->stop_req = true;
@@ -396,7 +396,7 @@ void srv_cron_job_stop(srv_cron_job_t *job)
     pthread_mutex_unlock(&job->mu);
 }
 
-bool srv_cron_job_stopping(srv_cron_job_t *job)
+bool srv__cron_job_stopping(srv_cron_job_t *job)
 {
     pthread_mutex_lock(&job->mu);
     bool r = job->stop_req || job->shutdown;
@@ -404,7 +404,7 @@ bool srv_cron_job_stopping(srv_cron_job_t *job)
     return r;
 }
 
-void srv_cron_job_stats(srv_cron_job_t *job, srv_cron_stats_t *out)
+void srv__cron_job_stats(srv_cron_job_t *job, srv__cron_stats_t *out)
 {
     int64_t now_clock = now_ns(job->clock), now_wall = now_ns(CLOCK_REALTIME);
     pthread_mutex_lock(&job->mu);
@@ -449,7 +449,7 @@ static size_t json_escape(char *out, size_t cap, const char *s)
     return n;
 }
 
-int srv_cron_sched_info_json(srv_cron_sched_t *s, char *buf, size_t cap)
+int srv__cron_sched_info_json(srv__cron_sched_t *s, char *buf, size_t cap)
 {
     size_t n = 0;
 #define EMIT(...)                                                                                  \
@@ -462,8 +462,8 @@ int srv_cron_sched_info_json(srv_cron_sched_t *s, char *buf, size_t cap)
     EMIT("{\"jobs\":[");
     for (size_t i = 0; i < s->njobs; i++) {
         srv_cron_job_t *job = s->jobs[i];
-        srv_cron_stats_t st;
-        srv_cron_job_stats(job, &st);
+        srv__cron_stats_t st;
+        srv__cron_job_stats(job, &st);
         char name[SRV_CRON_NAME_MAX * 6 + 1];
         json_escape(name, sizeof(name), job->name);
         EMIT("%s{\"name\":\"%s\",\"kind\":\"%s\",\"interval_ms\":%" PRId64 ",\"runs\":%" PRIu64

@@ -1,5 +1,5 @@
 /* In-process timers: a binary min-heap of slot numbers ordered by (deadline, id), slot records
- * reused through a free list, and an open-addressing id -> slot map so srv_timers_clear() finds a
+ * reused through a free list, and an open-addressing id -> slot map so srv__timers_clear() finds a
  * timer in O(1) and removes it from the heap in O(log n). Ids come from a 64-bit counter and are
  * never reused, so a stale id can never cancel somebody else's timer. */
 #include "timer/timers.h"
@@ -17,33 +17,33 @@ struct srv__timer {
     int64_t when;   /* deadline, ns */
     int64_t period; /* ns between beats for a tick, 0 for a one-shot */
     uint64_t id;    /* 0 while the slot is free */
-    srv_timer_cb cb;
+    srv__timer_cb cb;
     void *arg;
     uint32_t heap_idx; /* position in the heap, NO_SLOT while being run */
     uint32_t next_free;
 };
 
-int64_t srv_timers_now_ns(void)
+int64_t srv__timers_now_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-int srv_timers_init(srv_timers_t *t)
+int srv__timers_init(srv__timers_t *t)
 {
     memset(t, 0, sizeof(*t));
     t->free_head = NO_SLOT;
     return 0;
 }
 
-void srv_timers_deinit(srv_timers_t *t)
+void srv__timers_deinit(srv__timers_t *t)
 {
     free(t->slots);
     free(t->heap);
     free(t->map);
     free(t->due);
-    srv_timers_init(t);
+    srv__timers_init(t);
 }
 
 /* ---- id -> slot map: linear probing over slot numbers only (the id is read from the slot, so a
@@ -55,7 +55,7 @@ static inline uint32_t map_hash(uint64_t id, uint32_t cap)
     return (uint32_t)((id * 0x9E3779B97F4A7C15ULL) >> 32) & (cap - 1);
 }
 
-static uint32_t map_find(const srv_timers_t *t, uint64_t id)
+static uint32_t map_find(const srv__timers_t *t, uint64_t id)
 {
     if (t->map_cap == 0 || id == 0)
         return NO_SLOT;
@@ -69,7 +69,7 @@ static uint32_t map_find(const srv_timers_t *t, uint64_t id)
     }
 }
 
-static void map_insert_nogrow(srv_timers_t *t, uint32_t slot)
+static void map_insert_nogrow(srv__timers_t *t, uint32_t slot)
 {
     uint32_t mask = t->map_cap - 1;
     uint32_t i = map_hash(t->slots[slot].id, t->map_cap);
@@ -79,7 +79,7 @@ static void map_insert_nogrow(srv_timers_t *t, uint32_t slot)
     t->map_len++;
 }
 
-static int map_reserve(srv_timers_t *t)
+static int map_reserve(srv__timers_t *t)
 {
     /* Keep the load at or below 1/2 so probe chains stay short. */
     if ((uint64_t)(t->map_len + 1) * 2 <= t->map_cap)
@@ -103,7 +103,7 @@ static int map_reserve(srv_timers_t *t)
     return 0;
 }
 
-static void map_remove(srv_timers_t *t, uint64_t id)
+static void map_remove(srv__timers_t *t, uint64_t id)
 {
     uint32_t mask = t->map_cap - 1;
     uint32_t i = map_hash(id, t->map_cap);
@@ -130,19 +130,19 @@ static void map_remove(srv_timers_t *t, uint64_t id)
 
 /* ---- heap ---- */
 
-static inline bool earlier(const srv_timers_t *t, uint32_t a, uint32_t b)
+static inline bool earlier(const srv__timers_t *t, uint32_t a, uint32_t b)
 {
     const struct srv__timer *x = &t->slots[a], *y = &t->slots[b];
     return x->when < y->when || (x->when == y->when && x->id < y->id);
 }
 
-static inline void heap_set(srv_timers_t *t, uint32_t pos, uint32_t slot)
+static inline void heap_set(srv__timers_t *t, uint32_t pos, uint32_t slot)
 {
     t->heap[pos] = slot;
     t->slots[slot].heap_idx = pos;
 }
 
-static void sift_up(srv_timers_t *t, uint32_t pos)
+static void sift_up(srv__timers_t *t, uint32_t pos)
 {
     uint32_t slot = t->heap[pos];
     while (pos > 0) {
@@ -155,7 +155,7 @@ static void sift_up(srv_timers_t *t, uint32_t pos)
     heap_set(t, pos, slot);
 }
 
-static void sift_down(srv_timers_t *t, uint32_t pos)
+static void sift_down(srv__timers_t *t, uint32_t pos)
 {
     uint32_t slot = t->heap[pos];
     for (;;) {
@@ -172,14 +172,14 @@ static void sift_down(srv_timers_t *t, uint32_t pos)
     heap_set(t, pos, slot);
 }
 
-static void heap_push(srv_timers_t *t, uint32_t slot)
+static void heap_push(srv__timers_t *t, uint32_t slot)
 {
-    /* Capacity is reserved by srv_timers_add(): the heap never holds more than nslots. */
+    /* Capacity is reserved by srv__timers_add(): the heap never holds more than nslots. */
     t->heap[t->nheap] = slot;
     sift_up(t, t->nheap++);
 }
 
-static void heap_remove(srv_timers_t *t, uint32_t pos)
+static void heap_remove(srv__timers_t *t, uint32_t pos)
 {
     uint32_t removed = t->heap[pos];
     t->slots[removed].heap_idx = NO_SLOT;
@@ -211,7 +211,7 @@ static int grow(void **p, uint32_t *cap, uint32_t need, size_t elem)
     return 0;
 }
 
-static void slot_free(srv_timers_t *t, uint32_t slot)
+static void slot_free(srv__timers_t *t, uint32_t slot)
 {
     struct srv__timer *tm = &t->slots[slot];
     map_remove(t, tm->id);
@@ -223,8 +223,8 @@ static void slot_free(srv_timers_t *t, uint32_t slot)
     t->count--;
 }
 
-uint64_t srv_timers_add(srv_timers_t *t, int64_t now_ns, uint64_t ms, bool repeat, srv_timer_cb cb,
-                        void *arg)
+uint64_t srv__timers_add(srv__timers_t *t, int64_t now_ns, uint64_t ms, bool repeat,
+                         srv__timer_cb cb, void *arg)
 {
     if (cb == NULL || (repeat && ms == 0) || ms > (uint64_t)(INT64_MAX / NS_PER_MS) / 2)
         return 0;
@@ -256,12 +256,12 @@ uint64_t srv_timers_add(srv_timers_t *t, int64_t now_ns, uint64_t ms, bool repea
     return tm->id;
 }
 
-int srv_timers_clear(srv_timers_t *t, uint64_t id)
+int srv__timers_clear(srv__timers_t *t, uint64_t id)
 {
     uint32_t slot = map_find(t, id);
     if (slot == NO_SLOT)
         return -ENOENT;
-    /* heap_idx is NO_SLOT while the timer waits in (or runs from) srv_timers_run()'s due list;
+    /* heap_idx is NO_SLOT while the timer waits in (or runs from) srv__timers_run()'s due list;
      * freeing the slot there is what tells the run loop to skip it or not re-arm it. */
     if (t->slots[slot].heap_idx != NO_SLOT)
         heap_remove(t, t->slots[slot].heap_idx);
@@ -269,16 +269,16 @@ int srv_timers_clear(srv_timers_t *t, uint64_t id)
     return 0;
 }
 
-int64_t srv_timers_next_deadline(const srv_timers_t *t)
+int64_t srv__timers_next_deadline(const srv__timers_t *t)
 {
     if (t->nheap == 0)
         return -1;
     return t->slots[t->heap[0]].when;
 }
 
-int srv_timers_timeout_ms(const srv_timers_t *t, int64_t now_ns)
+int srv__timers_timeout_ms(const srv__timers_t *t, int64_t now_ns)
 {
-    int64_t when = srv_timers_next_deadline(t);
+    int64_t when = srv__timers_next_deadline(t);
     if (when < 0)
         return -1;
     if (when <= now_ns)
@@ -287,7 +287,7 @@ int srv_timers_timeout_ms(const srv_timers_t *t, int64_t now_ns)
     return ms > INT_MAX ? INT_MAX : (int)ms;
 }
 
-int srv_timers_run(srv_timers_t *t, int64_t now_ns)
+int srv__timers_run(srv__timers_t *t, int64_t now_ns)
 {
     if (t->running)
         return -EBUSY;
@@ -314,7 +314,7 @@ int srv_timers_run(srv_timers_t *t, int64_t now_ns)
         if (slot == NO_SLOT)
             continue; /* cleared by an earlier callback of this run */
         struct srv__timer *tm = &t->slots[slot];
-        srv_timer_cb cb = tm->cb;
+        srv__timer_cb cb = tm->cb;
         void *arg = tm->arg;
         bool oneshot = tm->period == 0;
         if (oneshot) {
@@ -341,7 +341,7 @@ int srv_timers_run(srv_timers_t *t, int64_t now_ns)
     return ran;
 }
 
-size_t srv_timers_count(const srv_timers_t *t)
+size_t srv__timers_count(const srv__timers_t *t)
 {
     return t->count;
 }

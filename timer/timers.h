@@ -9,16 +9,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef struct srv_timers srv_timers_t;
+typedef struct srv__timers srv__timers_t;
 
-/* Called from srv_timers_run() on the owning thread. id is the timer's id; the callback may add
+/* Called from srv__timers_run() on the owning thread. id is the timer's id; the callback may add
  * or clear any timer, including id itself (clearing a tick inside its callback stops it). */
-typedef void (*srv_timer_cb)(srv_timers_t *t, uint64_t id, void *arg);
+typedef void (*srv__timer_cb)(srv__timers_t *t, uint64_t id, void *arg);
 
 struct srv__timer;
 
 /* Caller storage; the fields are private. Not thread-safe: one owner thread. */
-struct srv_timers {
+struct srv__timers {
     struct srv__timer *slots; /* timer records, indexed by slot */
     uint32_t nslots, capslots;
     uint32_t free_head; /* free-list of slots, UINT32_MAX when empty */
@@ -26,7 +26,7 @@ struct srv_timers {
     uint32_t nheap, capheap;
     uint32_t *map; /* open-addressing id -> slot (id read from the slot), UINT32_MAX = empty */
     uint32_t map_cap, map_len;
-    uint64_t *due; /* scratch list of ids for srv_timers_run() */
+    uint64_t *due; /* scratch list of ids for srv__timers_run() */
     uint32_t capdue;
     uint64_t last_id;
     size_t count;
@@ -34,38 +34,38 @@ struct srv_timers {
 };
 
 /* The monotonic clock (CLOCK_MONOTONIC) in nanoseconds: the clock every "now_ns" below uses. */
-int64_t srv_timers_now_ns(void);
+int64_t srv__timers_now_ns(void);
 
 /* Initialise t (no allocation until the first add). Returns 0. */
-int srv_timers_init(srv_timers_t *t);
+int srv__timers_init(srv__timers_t *t);
 /* Free every timer without calling any callback; t may be initialised again afterwards. */
-void srv_timers_deinit(srv_timers_t *t);
+void srv__timers_deinit(srv__timers_t *t);
 
 /* Fire cb(arg) ms milliseconds after now_ns; with repeat, every ms milliseconds until cleared
  * (a tick re-arms from its scheduled time, not from when it ran, so it does not drift; beats
  * missed because the loop was late are skipped, never run in a burst). ms may be 0 for a one-shot
- * (runs at the next srv_timers_run()). Returns the id (> 0, never reused by this t), or 0 when out
+ * (runs at the next srv__timers_run()). Returns the id (> 0, never reused by this t), or 0 when out
  * of memory or repeat with ms == 0. Callable inside a callback; a timer added there does not run
- * in the same srv_timers_run() call even if already due. */
-uint64_t srv_timers_add(srv_timers_t *t, int64_t now_ns, uint64_t ms, bool repeat, srv_timer_cb cb,
-                        void *arg);
+ * in the same srv__timers_run() call even if already due. */
+uint64_t srv__timers_add(srv__timers_t *t, int64_t now_ns, uint64_t ms, bool repeat,
+                         srv__timer_cb cb, void *arg);
 
 /* Cancel a timer: it will not fire again. Returns 0, or -ENOENT if id is unknown, already fired
  * (one-shot) or already cleared. Callable inside a callback, also for the running timer. */
-int srv_timers_clear(srv_timers_t *t, uint64_t id);
+int srv__timers_clear(srv__timers_t *t, uint64_t id);
 
 /* The earliest deadline in now_ns units, or -1 when no timer is live. */
-int64_t srv_timers_next_deadline(const srv_timers_t *t);
+int64_t srv__timers_next_deadline(const srv__timers_t *t);
 
 /* Milliseconds from now_ns until the next deadline, rounded up (for epoll_wait-style waits):
  * 0 when something is due, -1 when no timer is live. */
-int srv_timers_timeout_ms(const srv_timers_t *t, int64_t now_ns);
+int srv__timers_timeout_ms(const srv__timers_t *t, int64_t now_ns);
 
 /* Run every timer due at now_ns, earliest first (ties in add order). Returns how many callbacks
- * ran. Not reentrant: a callback must not call srv_timers_run() on the same t (-EBUSY). */
-int srv_timers_run(srv_timers_t *t, int64_t now_ns);
+ * ran. Not reentrant: a callback must not call srv__timers_run() on the same t (-EBUSY). */
+int srv__timers_run(srv__timers_t *t, int64_t now_ns);
 
 /* Live timers (one-shots not yet fired plus ticks not cleared). */
-size_t srv_timers_count(const srv_timers_t *t);
+size_t srv__timers_count(const srv__timers_t *t);
 
 #endif

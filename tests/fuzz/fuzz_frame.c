@@ -17,7 +17,7 @@ typedef struct {
     size_t nbytes;
     size_t nframes;
     uint64_t lens_hash; /* frame boundaries, so a different cut of the same bytes shows */
-    const srv_frame_opts_t *o;
+    const srv__frame_opts_t *o;
 } out_t;
 
 static int on_frame(void *arg, const char *frame, size_t len)
@@ -43,13 +43,13 @@ static int on_frame(void *arg, const char *frame, size_t len)
 }
 
 /* Feed stream[0..n), cut before every byte whose index is in the cut mask; returns rc. */
-static int run(const srv_frame_opts_t *o, const uint8_t *stream, size_t n, const uint8_t *cuts,
+static int run(const srv__frame_opts_t *o, const uint8_t *stream, size_t n, const uint8_t *cuts,
                size_t ncuts, out_t *out, size_t *buffered)
 {
-    srv_framer_t f;
+    srv__framer_t f;
     int rc = 0;
     size_t start = 0;
-    srv_framer_init(&f, o);
+    srv__framer_init(&f, o);
     for (size_t i = 1; i <= n && rc == 0; i++) {
         bool cut = i == n || (ncuts > 0 && (cuts[i % ncuts] & 1));
         if (!cut)
@@ -59,14 +59,14 @@ static int run(const srv_frame_opts_t *o, const uint8_t *stream, size_t n, const
         if (piece == NULL)
             abort();
         memcpy(piece, stream + start, i - start);
-        rc = srv_framer_feed(&f, piece, i - start, on_frame, out);
+        rc = srv__framer_feed(&f, piece, i - start, on_frame, out);
         free(piece);
-        if (o->mode != SRV_FRAME_NONE && srv_framer_buffered(&f) > o->max_length)
+        if (o->mode != SRV_FRAME_NONE && srv__framer_buffered(&f) > o->max_length)
             abort();
         start = i;
     }
-    *buffered = srv_framer_buffered(&f);
-    srv_framer_deinit(&f);
+    *buffered = srv__framer_buffered(&f);
+    srv__framer_deinit(&f);
     return rc;
 }
 
@@ -75,8 +75,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static const char types[] = "cCnNvV";
     if (size < 16)
         return 0;
-    srv_frame_opts_t o = {0};
-    o.mode = (srv_frame_mode_t)(data[0] % 3);
+    srv__frame_opts_t o = {0};
+    o.mode = (srv__frame_mode_t)(data[0] % 3);
     o.eof_len = 1 + data[1] % 8;
     memcpy(o.eof, data + 2, 8);
     o.eof_split = data[10] & 1;
@@ -84,7 +84,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     o.length_offset = data[12] % 8;
     o.body_offset = data[13] % 12;
     o.max_length = 1 + data[14] % 64 + (size_t)(data[15] & 0x3) * 300;
-    if (srv_frame_opts_check(&o, NULL) != 0)
+    if (srv__frame_opts_check(&o, NULL) != 0)
         return 0;
     size_t ncuts = data[10] >> 1 & 0x1f; /* bytes of cut mask taken from the stream's tail */
     data += 16;

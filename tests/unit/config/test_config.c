@@ -1,5 +1,5 @@
-/* srv_config: the demo files in both syntaxes, defaults of a minimal file, relative path
- * resolution, package_eof escapes, srv_config_equal and the error-free paths of the loader. */
+/* srv__config: the demo files in both syntaxes, defaults of a minimal file, relative path
+ * resolution, package_eof escapes, srv__config_equal and the error-free paths of the loader. */
 #include "config/config.h"
 
 #include <errno.h>
@@ -43,35 +43,35 @@ static void cleanup(void)
 }
 
 /* Load text as tmpdir/name, which must succeed. */
-static srv_config_t *load_ok(const char *name, const char *text)
+static srv__config_t *load_ok(const char *name, const char *text)
 {
     char path[512], buf[1024];
-    srv_config_error_t err;
-    srv_config_t *cfg = malloc(sizeof(*cfg));
+    srv__config_error_t err;
+    srv__config_t *cfg = malloc(sizeof(*cfg));
     CHECK(cfg != NULL);
     write_file(name, text, path, sizeof(path));
-    int rc = srv_config_load(path, cfg, &err);
+    int rc = srv__config_load(path, cfg, &err);
     if (rc != 0)
-        fprintf(stderr, "unexpected error: %s\n", srv_config_error_format(&err, buf, sizeof(buf)));
+        fprintf(stderr, "unexpected error: %s\n", srv__config_error_format(&err, buf, sizeof(buf)));
     CHECK_INT(rc, ==, 0);
     return cfg;
 }
 
 static void test_demo(void)
 {
-    srv_config_t *t = malloc(sizeof(*t)), *i = malloc(sizeof(*i));
-    srv_config_error_t err;
+    srv__config_t *t = malloc(sizeof(*t)), *i = malloc(sizeof(*i));
+    srv__config_error_t err;
     char buf[1024];
     CHECK(t != NULL && i != NULL);
-    int rc = srv_config_load(SRV_SOURCE_DIR "/examples/demo.toml", t, &err);
+    int rc = srv__config_load(SRV_SOURCE_DIR "/examples/demo.toml", t, &err);
     if (rc != 0)
-        fprintf(stderr, "%s\n", srv_config_error_format(&err, buf, sizeof(buf)));
+        fprintf(stderr, "%s\n", srv__config_error_format(&err, buf, sizeof(buf)));
     CHECK_INT(rc, ==, 0);
-    rc = srv_config_load(SRV_SOURCE_DIR "/examples/demo.ini", i, &err);
+    rc = srv__config_load(SRV_SOURCE_DIR "/examples/demo.ini", i, &err);
     if (rc != 0)
-        fprintf(stderr, "%s\n", srv_config_error_format(&err, buf, sizeof(buf)));
+        fprintf(stderr, "%s\n", srv__config_error_format(&err, buf, sizeof(buf)));
     CHECK_INT(rc, ==, 0);
-    CHECK(srv_config_equal(t, i));
+    CHECK(srv__config_equal(t, i));
 
     CHECK_STR(t->file, SRV_SOURCE_DIR "/examples/demo.toml");
     CHECK_STR(i->file, SRV_SOURCE_DIR "/examples/demo.ini");
@@ -130,20 +130,20 @@ static void test_demo(void)
     /* Equality ignores file and lines, and sees everything else. */
     i->listen[2].line = 999;
     i->table[0].line = 1;
-    CHECK(srv_config_equal(t, i));
+    CHECK(srv__config_equal(t, i));
     i->listen[1].package_eof_len = 1;
-    CHECK(!srv_config_equal(t, i));
+    CHECK(!srv__config_equal(t, i));
     i->listen[1].package_eof_len = 2;
     i->table[0].columns[1].type = SRV_COL_FLOAT;
-    CHECK(!srv_config_equal(t, i));
+    CHECK(!srv__config_equal(t, i));
     i->table[0].columns[1].type = SRV_COL_INT;
     i->cron[0].immediate = true;
-    CHECK(!srv_config_equal(t, i));
+    CHECK(!srv__config_equal(t, i));
     i->cron[0].immediate = false;
     snprintf(i->redis, sizeof(i->redis), "127.0.0.1:6379");
-    CHECK(!srv_config_equal(t, i));
+    CHECK(!srv__config_equal(t, i));
     i->redis[0] = '\0';
-    CHECK(srv_config_equal(t, i));
+    CHECK(srv__config_equal(t, i));
     free(t);
     free(i);
 }
@@ -151,9 +151,9 @@ static void test_demo(void)
 static void test_defaults(void)
 {
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    srv_config_t *d = malloc(sizeof(*d));
+    srv__config_t *d = malloc(sizeof(*d));
     CHECK(d != NULL);
-    srv_config_defaults(d);
+    srv__config_defaults(d);
     CHECK_INT(d->worker_num, ==, cpus > 1024 ? 1024 : cpus);
     CHECK_INT(d->reactor_num, ==, cpus > 64 ? 64 : cpus);
     CHECK_INT(d->mode, ==, SRV_MODE_PROCESS);
@@ -177,9 +177,9 @@ static void test_defaults(void)
     /* A minimal file: everything but app and the listener is the default. */
     const char *toml = "[server]\napp = \"app.so\"\n[[listen]]\nport = 8080\n";
     const char *ini = "[server]\napp = app.so\n[listen.listen0]\nport = 8080\n";
-    srv_config_t *t = load_ok("min.toml", toml);
-    srv_config_t *i = load_ok("min.ini", ini);
-    CHECK(srv_config_equal(t, i));
+    srv__config_t *t = load_ok("min.toml", toml);
+    srv__config_t *i = load_ok("min.ini", ini);
+    CHECK(srv__config_equal(t, i));
     char want[512];
     snprintf(want, sizeof(want), "%s/app.so", tmpdir);
     CHECK_STR(t->app, want);
@@ -189,8 +189,8 @@ static void test_defaults(void)
     snprintf(d->pid_file, sizeof(d->pid_file), "%s", t->pid_file);
     d->nlisten = 1;
     d->listen[0] = t->listen[0];
-    CHECK(srv_config_equal(d, t));
-    const srv_listen_config_t *l = &t->listen[0];
+    CHECK(srv__config_equal(d, t));
+    const srv__listen_config_t *l = &t->listen[0];
     CHECK_STR(l->name, "listen0");
     CHECK_INT(l->type, ==, SRV_LISTEN_HTTP);
     CHECK_STR(l->host, "127.0.0.1");
@@ -365,9 +365,9 @@ static void test_all_keys(void)
                       "num = 4\n"
                       "restart_interval = 0\n"
                       "pipe = false\n";
-    srv_config_t *t = load_ok("all.toml", toml);
-    srv_config_t *i = load_ok("all.ini", ini);
-    CHECK(srv_config_equal(t, i));
+    srv__config_t *t = load_ok("all.toml", toml);
+    srv__config_t *i = load_ok("all.ini", ini);
+    CHECK(srv__config_equal(t, i));
     char want[512];
     CHECK_INT(t->mode, ==, SRV_MODE_BASE);
     CHECK_INT(t->reactor_backend, ==, SRV_BACKEND_EPOLL);
@@ -394,26 +394,26 @@ static void test_all_keys(void)
     CHECK_INT(t->listen[1].socket_mode, ==, 0600);
     CHECK_INT(t->listen[0].socket_mode, ==, 0666);
     i->listen[1].socket_mode = 0660;
-    CHECK(!srv_config_equal(t, i));
+    CHECK(!srv__config_equal(t, i));
     i->listen[1].socket_mode = 0600;
     /* The framer gets what the keys say, package_max_length inherited when left at -1. */
-    srv_frame_opts_t o;
-    srv_config_frame_opts(t, 0, &o);
+    srv__frame_opts_t o;
+    srv__config_frame_opts(t, 0, &o);
     CHECK_INT(o.mode, ==, SRV_FRAME_NONE);
     CHECK_INT(o.max_length, ==, 4096);
-    srv_config_frame_opts(t, 1, &o);
+    srv__config_frame_opts(t, 1, &o);
     CHECK_INT(o.mode, ==, SRV_FRAME_EOF);
     CHECK(o.eof_split);
     CHECK_MEM(o.eof, o.eof_len, "\0\t\\A\xff", 5);
     CHECK_INT(o.max_length, ==, 65536);
-    CHECK_INT(srv_frame_opts_check(&o, NULL), ==, 0);
-    srv_config_frame_opts(t, 2, &o);
+    CHECK_INT(srv__frame_opts_check(&o, NULL), ==, 0);
+    srv__config_frame_opts(t, 2, &o);
     CHECK_INT(o.mode, ==, SRV_FRAME_LENGTH);
     CHECK_INT(o.length_type, ==, 'v');
     CHECK_INT(o.length_offset, ==, 2);
     CHECK_INT(o.body_offset, ==, 6);
     CHECK_INT(o.max_length, ==, 65536);
-    CHECK_INT(srv_frame_opts_check(&o, NULL), ==, 0);
+    CHECK_INT(srv__frame_opts_check(&o, NULL), ==, 0);
     CHECK_INT(t->table[0].ncolumns, ==, 3);
     CHECK_STR(t->table[0].columns[0].name, "f");
     CHECK_STR(t->table[0].columns[2].name, "s");
@@ -434,11 +434,11 @@ static void test_eof_and_relative_file(void)
     char text[512];
     /* TOML decodes "\r\n" itself; we decode the literal string's escapes. Both agree. */
     snprintf(text, sizeof(text), "%spackage_eof = \"\\r\\n\\t\"\n", base);
-    srv_config_t *a = load_ok("eof1.toml", text);
+    srv__config_t *a = load_ok("eof1.toml", text);
     snprintf(text, sizeof(text), "%spackage_eof = '\\r\\n\\t'\n", base);
-    srv_config_t *b = load_ok("eof2.toml", text);
+    srv__config_t *b = load_ok("eof2.toml", text);
     CHECK_MEM(a->listen[0].package_eof, a->listen[0].package_eof_len, "\r\n\t", 3);
-    CHECK(srv_config_equal(a, b));
+    CHECK(srv__config_equal(a, b));
     free(b);
     /* Exactly 8 bytes is the limit. */
     snprintf(text, sizeof(text), "%spackage_eof = '\\x00\\x01\\x02\\x03\\x04\\x05\\x06\\x07'\n",
@@ -451,17 +451,17 @@ static void test_eof_and_relative_file(void)
     char cwd[512];
     CHECK(getcwd(cwd, sizeof(cwd)) != NULL);
     CHECK_INT(chdir(tmpdir), ==, 0);
-    srv_config_error_t err;
+    srv__config_error_t err;
     b = malloc(sizeof(*b));
     CHECK(b != NULL);
-    CHECK_INT(srv_config_load("./eof1.toml", b, &err), ==, 0);
+    CHECK_INT(srv__config_load("./eof1.toml", b, &err), ==, 0);
     CHECK_INT(chdir(cwd), ==, 0);
     char want[512];
     snprintf(want, sizeof(want), "%s/eof1.toml", tmpdir);
     CHECK_STR(b->file, want);
     snprintf(want, sizeof(want), "%s/a.so", tmpdir);
     CHECK_STR(b->app, want);
-    CHECK(srv_config_equal(a, b));
+    CHECK(srv__config_equal(a, b));
     free(a);
     free(b);
 }
@@ -469,11 +469,11 @@ static void test_eof_and_relative_file(void)
 /* Extension-less names are sniffed; .conf is INI. */
 static void test_sniff(void)
 {
-    srv_config_t *a = load_ok("sniff_toml", "[server]\napp = \"a.so\"\n[[listen]]\nport = 1\n");
-    srv_config_t *b = load_ok("sniff_ini", "[server]\napp = a.so\n[listen.listen0]\nport = 1\n");
-    srv_config_t *c = load_ok("sniff.conf", "[server]\napp = a.so\n[listen.listen0]\nport = 1\n");
-    CHECK(srv_config_equal(a, b));
-    CHECK(srv_config_equal(a, c));
+    srv__config_t *a = load_ok("sniff_toml", "[server]\napp = \"a.so\"\n[[listen]]\nport = 1\n");
+    srv__config_t *b = load_ok("sniff_ini", "[server]\napp = a.so\n[listen.listen0]\nport = 1\n");
+    srv__config_t *c = load_ok("sniff.conf", "[server]\napp = a.so\n[listen.listen0]\nport = 1\n");
+    CHECK(srv__config_equal(a, b));
+    CHECK(srv__config_equal(a, c));
     free(a);
     free(b);
     free(c);
@@ -503,9 +503,9 @@ static void test_ini_syntax(void)
                       "[listen.web]\r\n"
                       "  host = \"::1\"\r\n"
                       "  port = 8080";
-    srv_config_t *t = load_ok("syntax.toml", toml);
-    srv_config_t *i = load_ok("syntax.ini", ini);
-    CHECK(srv_config_equal(t, i));
+    srv__config_t *t = load_ok("syntax.toml", toml);
+    srv__config_t *i = load_ok("syntax.ini", ini);
+    CHECK(srv__config_equal(t, i));
     CHECK_STR(i->pid_file, "/tmp/a;b.pid");
     CHECK_INT(i->listen[0].line, ==, 9);
     free(t);
@@ -532,9 +532,9 @@ static void test_ini_long_lines(void)
              "[server]\n; %s\napp = \"%s\" ; %.400s\n[listen.listen0]\ntype = tcp\nport = 1\n"
              "open_eof_check = true\npackage_eof = %s ; %.800s\n",
              comment, app, comment, eof, comment);
-    srv_config_t *t = load_ok("long.toml", toml);
-    srv_config_t *i = load_ok("long.ini", ini);
-    CHECK(srv_config_equal(t, i));
+    srv__config_t *t = load_ok("long.toml", toml);
+    srv__config_t *i = load_ok("long.ini", ini);
+    CHECK(srv__config_equal(t, i));
     CHECK_STR(i->app, app);
     CHECK_MEM(i->listen[0].package_eof, i->listen[0].package_eof_len, "\0\1\2\3\4\5\6\7", 8);
     free(t);
@@ -543,25 +543,25 @@ static void test_ini_long_lines(void)
 
 static void test_unreadable(void)
 {
-    srv_config_t *cfg = malloc(sizeof(*cfg));
-    srv_config_error_t err;
+    srv__config_t *cfg = malloc(sizeof(*cfg));
+    srv__config_error_t err;
     char path[512], buf[1024];
     CHECK(cfg != NULL);
     memset(cfg, 0xab, sizeof(*cfg));
     snprintf(path, sizeof(path), "%s/missing.toml", tmpdir);
-    CHECK_INT(srv_config_load(path, cfg, &err), ==, -ENOENT);
+    CHECK_INT(srv__config_load(path, cfg, &err), ==, -ENOENT);
     char want[1024];
     snprintf(want, sizeof(want), "%s: %s", path, strerror(ENOENT));
-    CHECK_STR(srv_config_error_format(&err, buf, sizeof(buf)), want);
-    CHECK_INT(srv_config_load(tmpdir, cfg, &err), ==, -EISDIR);
+    CHECK_STR(srv__config_error_format(&err, buf, sizeof(buf)), want);
+    CHECK_INT(srv__config_load(tmpdir, cfg, &err), ==, -EISDIR);
     /* A failed load leaves *cfg alone. */
     write_file("bad.toml", "[server]\nworker_num = 0\n", path, sizeof(path));
-    CHECK_INT(srv_config_load(path, cfg, &err), ==, -EINVAL);
+    CHECK_INT(srv__config_load(path, cfg, &err), ==, -EINVAL);
     unsigned char *p = (unsigned char *)cfg;
     for (size_t i = 0; i < sizeof(*cfg); i++)
         CHECK_INT(p[i], ==, 0xab);
     /* NULL err is allowed. */
-    CHECK_INT(srv_config_load(path, cfg, NULL), ==, -EINVAL);
+    CHECK_INT(srv__config_load(path, cfg, NULL), ==, -EINVAL);
     free(cfg);
 }
 

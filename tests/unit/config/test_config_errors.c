@@ -1,4 +1,4 @@
-/* srv_config errors: every class of problem (unknown key or section, wrong type, range, enum,
+/* srv__config errors: every class of problem (unknown key or section, wrong type, range, enum,
  * cross-key rules, duplicates, syntax) gives "file:line: key: message" with the right line, in
  * both syntaxes. */
 #include "config/config.h"
@@ -390,22 +390,22 @@ static void write_file(const char *path, const char *text)
     CHECK(fclose(f) == 0);
 }
 
-typedef int (*load_fn)(const char *, srv_config_t *, srv_config_error_t *);
+typedef int (*load_fn)(const char *, srv__config_t *, srv__config_error_t *);
 
 /* Load text from a file of that name with load and check the formatted error. */
 static void expect_with(load_fn load, const char *name, const char *text, const char *want,
                         int index)
 {
     char path[512], got[1024], full[1024];
-    srv_config_error_t err;
-    srv_config_t *cfg = malloc(sizeof(*cfg));
+    srv__config_error_t err;
+    srv__config_t *cfg = malloc(sizeof(*cfg));
     CHECK(cfg != NULL);
     snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
     write_file(path, text);
     int rc = load(path, cfg, &err);
     unlink(path);
     free(cfg);
-    srv_config_error_format(&err, got, sizeof(got));
+    srv__config_error_format(&err, got, sizeof(got));
     snprintf(full, sizeof(full), "%s%s", path, want);
     size_t n = strlen(full);
     bool ok = rc == -EINVAL &&
@@ -419,15 +419,15 @@ static void expect_with(load_fn load, const char *name, const char *text, const 
 
 static void expect(const char *name, const char *text, const char *want, int index)
 {
-    expect_with(srv_config_load, name, text, want, index);
+    expect_with(srv__config_load, name, text, want, index);
 }
 
 /* text loads with load; returns the config (freed by the caller). */
-static srv_config_t *expect_ok(load_fn load, const char *name, const char *text)
+static srv__config_t *expect_ok(load_fn load, const char *name, const char *text)
 {
     char path[512], buf[1024];
-    srv_config_error_t err;
-    srv_config_t *cfg = malloc(sizeof(*cfg));
+    srv__config_error_t err;
+    srv__config_t *cfg = malloc(sizeof(*cfg));
     CHECK(cfg != NULL);
     snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
     write_file(path, text);
@@ -435,7 +435,7 @@ static srv_config_t *expect_ok(load_fn load, const char *name, const char *text)
     unlink(path);
     if (rc != 0)
         fprintf(stderr, "--- text\n%s--- unexpected error\n%s\n", text,
-                srv_config_error_format(&err, buf, sizeof(buf)));
+                srv__config_error_format(&err, buf, sizeof(buf)));
     CHECK_INT(rc, ==, 0);
     return cfg;
 }
@@ -479,7 +479,7 @@ static void test_not_errors(void)
            "package_max_length = -1\nheartbeat_idle_time = -1\n",
         /* a unix listener (no port) */
         TB "[[listen]]\ntype = \"tcp\"\npath = \"/tmp/x.sock\"\n",
-        /* host names (resolved only by srv_config_check), a fully qualified one too */
+        /* host names (resolved only by srv__config_check), a fully qualified one too */
         TB "[[listen]]\nhost = \"localhost\"\nport = 2\n[[listen]]\nhost = \"a-1.example.\"\n"
            "port = 3\n",
         /* a header exactly as long as package_max_length; socket_mode on a unix socket */
@@ -491,23 +491,23 @@ static void test_not_errors(void)
     };
     char path[512], buf[1024];
     snprintf(path, sizeof(path), "%s/ok.toml", tmpdir);
-    srv_config_t *cfg = malloc(sizeof(*cfg));
+    srv__config_t *cfg = malloc(sizeof(*cfg));
     CHECK(cfg != NULL);
     for (size_t i = 0; i < sizeof(toml) / sizeof(toml[0]); i++) {
-        srv_config_error_t err;
+        srv__config_error_t err;
         write_file(path, toml[i]);
-        int rc = srv_config_load(path, cfg, &err);
+        int rc = srv__config_load(path, cfg, &err);
         if (rc != 0)
-            fprintf(stderr, "case %zu: %s\n", i, srv_config_error_format(&err, buf, sizeof(buf)));
+            fprintf(stderr, "case %zu: %s\n", i, srv__config_error_format(&err, buf, sizeof(buf)));
         CHECK_INT(rc, ==, 0);
     }
     unlink(path);
     free(cfg);
-    cfg = expect_ok(srv_config_load, "ok.toml", toml[2]);
+    cfg = expect_ok(srv__config_load, "ok.toml", toml[2]);
     CHECK_STR(cfg->listen[1].path, "/tmp/x.sock");
     CHECK_STR(cfg->listen[1].host, "");
     free(cfg);
-    cfg = expect_ok(srv_config_load, "ok.toml", toml[4]);
+    cfg = expect_ok(srv__config_load, "ok.toml", toml[4]);
     CHECK_INT(cfg->listen[2].socket_mode, ==, 0600);
     CHECK_INT(cfg->listen[1].socket_mode, ==, 0666);
     free(cfg);
@@ -547,12 +547,12 @@ static void test_table_memory(void)
                  TB "[[table]]\nname = \"a\"\nsize = %.0f\n"
                     "columns = [{name = \"s\", type = \"string\", size = 65535}]\n",
                  rows);
-        free(expect_ok(srv_config_load, "ok.toml", text));
+        free(expect_ok(srv__config_load, "ok.toml", text));
     }
 }
 
-/* issue 11: what only name resolution shows, found by srv_config_check() (`srv check`) and left
- * alone by srv_config_load() (stop, reload and info must work while DNS is down). */
+/* issue 11: what only name resolution shows, found by srv__config_check() (`srv check`) and left
+ * alone by srv__config_load() (stop, reload and info must work while DNS is down). */
 static void test_check_addresses(void)
 {
     static const struct {
@@ -574,35 +574,35 @@ static void test_check_addresses(void)
     snprintf(sub, sizeof(sub), "%s/sub", tmpdir);
     CHECK_INT(mkdir(sub, 0700), ==, 0);
     for (size_t i = 0; i < sizeof(checks) / sizeof(checks[0]); i++) {
-        expect_with(srv_config_check, "srv.toml", checks[i].toml, checks[i].want, (int)i);
-        free(expect_ok(srv_config_load, "ok.toml", checks[i].toml));
+        expect_with(srv__config_check, "srv.toml", checks[i].toml, checks[i].want, (int)i);
+        free(expect_ok(srv__config_load, "ok.toml", checks[i].toml));
     }
     rmdir(sub);
     /* udp and tcp on one name and port; a name on another port. */
-    free(expect_ok(srv_config_check, "ok.toml",
+    free(expect_ok(srv__config_check, "ok.toml",
                    TB "[[listen]]\ntype = \"udp\"\nhost = \"localhost\"\nport = 9501\n"
                       "[[listen]]\nhost = \"localhost\"\nport = 9502\n"));
 }
 
 static void test_format(void)
 {
-    srv_config_error_t err = {.file = "/x/srv.toml",
+    srv__config_error_t err = {.file = "/x/srv.toml",
                               .line = 7,
                               .key = "worker_num",
                               .msg = "must be between 1 and 1024, got 0"};
     char buf[1024];
-    CHECK_STR(srv_config_error_format(&err, buf, sizeof(buf)),
+    CHECK_STR(srv__config_error_format(&err, buf, sizeof(buf)),
               "/x/srv.toml:7: worker_num: must be between 1 and 1024, got 0");
     err.line = 0;
-    CHECK_STR(srv_config_error_format(&err, buf, sizeof(buf)),
+    CHECK_STR(srv__config_error_format(&err, buf, sizeof(buf)),
               "/x/srv.toml: worker_num: must be between 1 and 1024, got 0");
     err.key[0] = '\0';
-    CHECK_STR(srv_config_error_format(&err, buf, sizeof(buf)),
+    CHECK_STR(srv__config_error_format(&err, buf, sizeof(buf)),
               "/x/srv.toml: must be between 1 and 1024, got 0");
     err.line = 3;
-    CHECK_STR(srv_config_error_format(&err, buf, sizeof(buf)),
+    CHECK_STR(srv__config_error_format(&err, buf, sizeof(buf)),
               "/x/srv.toml:3: must be between 1 and 1024, got 0");
-    CHECK_STR(srv_config_error_format(&err, buf, 5), "/x/s");
+    CHECK_STR(srv__config_error_format(&err, buf, 5), "/x/s");
 }
 
 int main(void)

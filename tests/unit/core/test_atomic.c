@@ -131,15 +131,15 @@ int main(void)
     (void)check_failures_; /* check.h defines it for tests that count failures */
     srv_atomic_t *a;
     CHECK_INT(srv_atomic_find("a", &a), ==, -ENODEV);
-    srv_config_t *cfg = calloc(1, sizeof(*cfg));
+    srv__config_t *cfg = calloc(1, sizeof(*cfg));
     CHECK(cfg != NULL);
-    CHECK_INT(srv_shm_create(srv_tables_region_size(cfg)), ==, 0);
-    CHECK_INT(srv_tables_create(cfg), ==, 0);
+    CHECK_INT(srv__shm_create(srv__tables_region_size(cfg)), ==, 0);
+    CHECK_INT(srv__tables_create(cfg), ==, 0);
     test_ops();
     test_processes();
     test_wait();
     test_registry();
-    srv_shm_destroy();
+    srv__shm_destroy();
     CHECK_INT(srv_atomic_find("a", &a), ==, -ENODEV);
     free(cfg);
     return 0;

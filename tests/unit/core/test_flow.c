@@ -61,7 +61,7 @@ static void setup(void)
 {
     memset(&T, 0, sizeof(T));
     srv__flow_deinit();
-    srv__flow_init(&(srv_flow_transport_t){.put = put, .put_file = put_file}, WINDOW);
+    srv__flow_init(&(srv__flow_transport_t){.put = put, .put_file = put_file}, WINDOW);
 }
 
 static int calls;

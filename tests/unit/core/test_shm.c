@@ -18,57 +18,57 @@ static srv_table_t *table_named(const char *name)
 
 static void test_no_region(void)
 {
-    CHECK(srv_shm_base() == NULL);
-    CHECK(srv_shm_alloc(8, 8) == NULL);
-    CHECK_INT(srv_shm_used(), ==, 0);
-    CHECK_INT(srv_shm_size(), ==, 0);
-    srv_shm_destroy(); /* harmless without a region */
-    CHECK_INT(srv_shm_create(0), ==, -EINVAL);
+    CHECK(srv__shm_base() == NULL);
+    CHECK(srv__shm_alloc(8, 8) == NULL);
+    CHECK_INT(srv__shm_used(), ==, 0);
+    CHECK_INT(srv__shm_size(), ==, 0);
+    srv__shm_destroy(); /* harmless without a region */
+    CHECK_INT(srv__shm_create(0), ==, -EINVAL);
 }
 
 static void test_alloc(void)
 {
-    CHECK_INT(srv_shm_create(1 << 20), ==, 0);
-    CHECK_INT(srv_shm_create(1 << 20), ==, -EEXIST);
-    CHECK_INT(srv_shm_size(), >=, 1 << 20);
-    size_t used0 = srv_shm_used();
+    CHECK_INT(srv__shm_create(1 << 20), ==, 0);
+    CHECK_INT(srv__shm_create(1 << 20), ==, -EEXIST);
+    CHECK_INT(srv__shm_size(), >=, 1 << 20);
+    size_t used0 = srv__shm_used();
     CHECK_INT(used0, >, 0);
-    char *a = srv_shm_alloc(100, 64);
+    char *a = srv__shm_alloc(100, 64);
     CHECK(a != NULL);
     CHECK_INT((uintptr_t)a % 64, ==, 0);
     for (int i = 0; i < 100; i++)
         CHECK_INT(a[i], ==, 0);
-    char *b = srv_shm_alloc(1, 1);
+    char *b = srv__shm_alloc(1, 1);
     CHECK(b == a + 100);
-    char *c = srv_shm_alloc(8, 4096);
+    char *c = srv__shm_alloc(8, 4096);
     CHECK_INT((uintptr_t)c % 4096, ==, 0);
-    CHECK(srv_shm_alloc(8, 3) == NULL);
-    CHECK(srv_shm_alloc(8, 0) == NULL);
-    CHECK(srv_shm_alloc(8, 8192) == NULL);
-    CHECK(srv_shm_alloc(SIZE_MAX - 8, 8) == NULL);
-    CHECK(srv_shm_alloc(srv_shm_size(), 8) == NULL);
-    CHECK_INT(srv_shm_used(), >=, used0 + 109);
-    CHECK(srv_shm_ptr(srv_shm_off(c)) == c);
+    CHECK(srv__shm_alloc(8, 3) == NULL);
+    CHECK(srv__shm_alloc(8, 0) == NULL);
+    CHECK(srv__shm_alloc(8, 8192) == NULL);
+    CHECK(srv__shm_alloc(SIZE_MAX - 8, 8) == NULL);
+    CHECK(srv__shm_alloc(srv__shm_size(), 8) == NULL);
+    CHECK_INT(srv__shm_used(), >=, used0 + 109);
+    CHECK(srv__shm_ptr(srv__shm_off(c)) == c);
 
     /* Fill to the end: the last chunk fits exactly, the next fails. */
-    size_t left = srv_shm_size() - srv_shm_used();
-    CHECK(srv_shm_alloc(left, 1) != NULL);
-    CHECK(srv_shm_alloc(1, 1) == NULL);
-    srv_shm_destroy();
-    CHECK(srv_shm_base() == NULL);
+    size_t left = srv__shm_size() - srv__shm_used();
+    CHECK(srv__shm_alloc(left, 1) != NULL);
+    CHECK(srv__shm_alloc(1, 1) == NULL);
+    srv__shm_destroy();
+    CHECK(srv__shm_base() == NULL);
 }
 
 static void test_fork(void)
 {
-    CHECK_INT(srv_shm_create(1 << 16), ==, 0);
-    int64_t *v = srv_shm_alloc(sizeof(int64_t), 8);
+    CHECK_INT(srv__shm_create(1 << 16), ==, 0);
+    int64_t *v = srv__shm_alloc(sizeof(int64_t), 8);
     CHECK(v != NULL);
     pid_t pid = fork();
     CHECK(pid >= 0);
     if (pid == 0) {
         /* The child's chunk comes from the shared cursor and its pid is its own. */
-        int64_t *w = srv_shm_alloc(sizeof(int64_t), 8);
-        *v = w != NULL ? (int64_t)srv_shm_off(w) : -1;
+        int64_t *w = srv__shm_alloc(sizeof(int64_t), 8);
+        *v = w != NULL ? (int64_t)srv__shm_off(w) : -1;
         _exit(srv__shm_pid() == getpid() ? 0 : 2);
     }
     int st;
@@ -76,16 +76,16 @@ static void test_fork(void)
     CHECK(WIFEXITED(st));
     CHECK_INT(WEXITSTATUS(st), ==, 0);
     CHECK_INT(*v, >, 0);
-    int64_t *mine = srv_shm_alloc(sizeof(int64_t), 8);
+    int64_t *mine = srv__shm_alloc(sizeof(int64_t), 8);
     CHECK(mine != NULL);
-    CHECK_INT(srv_shm_off(mine), >, *v); /* never the child's chunk */
+    CHECK_INT(srv__shm_off(mine), >, *v); /* never the child's chunk */
     CHECK_INT(srv__shm_pid(), ==, getpid());
-    srv_shm_destroy();
+    srv__shm_destroy();
 }
 
 static void test_tables_size(void)
 {
-    srv_config_t *cfg = calloc(1, sizeof(*cfg));
+    srv__config_t *cfg = calloc(1, sizeof(*cfg));
     CHECK(cfg != NULL);
     cfg->ntable = 2;
     snprintf(cfg->table[0].name, sizeof(cfg->table[0].name), "a");
@@ -96,21 +96,21 @@ static void test_tables_size(void)
     cfg->table[0].columns[0].size = 1024;
     snprintf(cfg->table[1].name, sizeof(cfg->table[1].name), "b");
     cfg->table[1].size = 3;
-    size_t need = srv_tables_region_size(cfg);
+    size_t need = srv__tables_region_size(cfg);
     CHECK_INT(need, >, 1000 * 1024);
     /* Exactly the computed size is enough (the header rounds up to a page anyway). */
-    CHECK_INT(srv_shm_create(need), ==, 0);
-    CHECK_INT(srv_tables_create(cfg), ==, 0);
+    CHECK_INT(srv__shm_create(need), ==, 0);
+    CHECK_INT(srv__tables_create(cfg), ==, 0);
     CHECK(table_named("a") != NULL);
     CHECK(table_named("b") != NULL);
-    srv_shm_destroy();
+    srv__shm_destroy();
     CHECK(table_named("a") == NULL);
     /* Too small: the table that does not fit is refused. */
-    CHECK_INT(srv_shm_create(4096), ==, 0);
-    CHECK_INT(srv_tables_create(cfg), ==, -ENOMEM);
+    CHECK_INT(srv__shm_create(4096), ==, 0);
+    CHECK_INT(srv__tables_create(cfg), ==, -ENOMEM);
     CHECK(table_named("a") == NULL);
-    srv_shm_destroy();
-    CHECK_INT(srv_tables_create(cfg), ==, -ENODEV);
+    srv__shm_destroy();
+    CHECK_INT(srv__tables_create(cfg), ==, -ENODEV);
     free(cfg);
 }
 

@@ -20,20 +20,20 @@ static srv_table_t *table_named(const char *name)
     return srv_table_find(name, &t) == 0 ? t : NULL;
 }
 
-static srv_config_t *g_cfg;
+static srv__config_t *g_cfg;
 
-static srv_table_config_t *add_table(const char *name, int64_t size)
+static srv__table_config_t *add_table(const char *name, int64_t size)
 {
-    srv_table_config_t *t = &g_cfg->table[g_cfg->ntable++];
+    srv__table_config_t *t = &g_cfg->table[g_cfg->ntable++];
     memset(t, 0, sizeof(*t));
     snprintf(t->name, sizeof(t->name), "%s", name);
     t->size = size;
     return t;
 }
 
-static void add_col(srv_table_config_t *t, const char *name, srv_col_type_t type, int size)
+static void add_col(srv__table_config_t *t, const char *name, srv__col_type_t type, int size)
 {
-    srv_column_config_t *c = &t->columns[t->ncolumns++];
+    srv__column_config_t *c = &t->columns[t->ncolumns++];
     snprintf(c->name, sizeof(c->name), "%s", name);
     c->type = type;
     c->size = size;
@@ -46,14 +46,14 @@ static void setup(void)
     const char *names[] = {"kv", "big"};
     int64_t sizes[] = {8, 4096};
     for (int i = 0; i < 2; i++) {
-        srv_table_config_t *t = add_table(names[i], sizes[i]);
+        srv__table_config_t *t = add_table(names[i], sizes[i]);
         add_col(t, "n", SRV_COL_INT, 8);
         add_col(t, "f", SRV_COL_FLOAT, 8);
         add_col(t, "s", SRV_COL_STRING, 16);
     }
     add_table("bare", 4);
-    CHECK_INT(srv_shm_create(srv_tables_region_size(g_cfg)), ==, 0);
-    CHECK_INT(srv_tables_create(g_cfg), ==, 0);
+    CHECK_INT(srv__shm_create(srv__tables_region_size(g_cfg)), ==, 0);
+    CHECK_INT(srv__tables_create(g_cfg), ==, 0);
 }
 
 static void test_api(void)
@@ -166,7 +166,7 @@ static void test_api(void)
     CHECK_INT(srv_table_set(bare, "x", NULL, 0), ==, 0);
     CHECK_INT(srv_table_exists(bare, "x"), ==, 1);
     CHECK_INT(srv_table_row_size(bare), ==, 0);
-    srv_shm_destroy();
+    srv__shm_destroy();
 }
 
 static void test_hash(void)
@@ -255,7 +255,7 @@ static void test_collisions(void)
         CHECK_INT(srv_table_get_int(t, keys[i], 0, &v), ==, 0);
         CHECK_INT(v, ==, 10 + i);
     }
-    srv_shm_destroy();
+    srv__shm_destroy();
 }
 
 static void test_full_and_reuse(void)
@@ -275,14 +275,14 @@ static void test_full_and_reuse(void)
     CHECK_INT(srv_table_count(t), ==, 8);
 
     char json[512];
-    int n = srv_tables_info_json(json, sizeof(json));
+    int n = srv__tables_info_json(json, sizeof(json));
     CHECK_INT(n, >, 0);
     CHECK_INT(strlen(json), ==, n);
     CHECK(strstr(json, "{\"name\":\"kv\",\"rows\":8,\"capacity\":8,\"bytes\":") == json + 1);
     CHECK(strstr(json, "\"full_failures\":2}") != NULL);
     CHECK(strstr(json, "\"name\":\"big\",\"rows\":0,\"capacity\":4096") != NULL);
     CHECK_INT(json[n - 1], ==, ']');
-    CHECK_INT(srv_tables_info_json(json, 20), ==, -ENOSPC);
+    CHECK_INT(srv__tables_info_json(json, 20), ==, -ENOSPC);
 
     /* Deleted slots are reused, over and over, without leaking any. */
     for (int round = 0; round < 1000; round++) {
@@ -302,21 +302,21 @@ static void test_full_and_reuse(void)
     while (srv_table_iter_next(&it, NULL, 0) == 1)
         rows++;
     CHECK_INT(rows, ==, 8);
-    srv_shm_destroy();
+    srv__shm_destroy();
 }
 
 static void expect_create(int rc)
 {
-    size_t need = srv_tables_region_size(g_cfg);
-    CHECK_INT(srv_shm_create(need > 0 ? need : 4096), ==, 0);
-    CHECK_INT(srv_tables_create(g_cfg), ==, rc);
-    srv_shm_destroy();
+    size_t need = srv__tables_region_size(g_cfg);
+    CHECK_INT(srv__shm_create(need > 0 ? need : 4096), ==, 0);
+    CHECK_INT(srv__tables_create(g_cfg), ==, rc);
+    srv__shm_destroy();
 }
 
 static void test_config_refused(void)
 {
     memset(g_cfg, 0, sizeof(*g_cfg));
-    srv_table_config_t *t = add_table("a", 0);
+    srv__table_config_t *t = add_table("a", 0);
     expect_create(-EINVAL);
     t->size = 1;
     expect_create(0);
@@ -328,7 +328,7 @@ static void test_config_refused(void)
     expect_create(0);
     add_col(t, "s", SRV_COL_INT, 8);
     expect_create(-EINVAL);
-    t->columns[1].type = (srv_col_type_t)7;
+    t->columns[1].type = (srv__col_type_t)7;
     snprintf(t->columns[1].name, SRV_CONFIG_NAME_MAX, "i");
     expect_create(-EINVAL);
     t->ncolumns = 1;
@@ -368,7 +368,7 @@ static void test_iterate(void)
     }
     CHECK_INT(rc, ==, 0);
     CHECK_INT(n, ==, 50);
-    srv_shm_destroy();
+    srv__shm_destroy();
 }
 
 /* Writer child: rows keep n, f == 2n and s == "v<n>" together while they churn (updates,
@@ -377,7 +377,7 @@ static void test_iterate_concurrent(void)
 {
     setup();
     srv_table_t *t = table_named("big");
-    int64_t *stop = srv_shm_alloc(sizeof(int64_t), 8);
+    int64_t *stop = srv__shm_alloc(sizeof(int64_t), 8);
     CHECK(stop != NULL);
     pid_t pid = fork();
     CHECK(pid >= 0);
@@ -424,7 +424,7 @@ static void test_iterate_concurrent(void)
     CHECK(WIFEXITED(st));
     CHECK_INT(WEXITSTATUS(st), ==, 0);
     fprintf(stderr, "iterator checked %lld rows under concurrent writes\n", (long long)checked);
-    srv_shm_destroy();
+    srv__shm_destroy();
 }
 
 int main(void)

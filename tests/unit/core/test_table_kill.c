@@ -150,10 +150,10 @@ int main(void)
     const char *env = getenv("SRV_TABLE_KILL_ROUNDS");
     if (env != NULL && atoi(env) > 0)
         rounds = atoi(env);
-    srv_config_t *cfg = calloc(1, sizeof(*cfg));
+    srv__config_t *cfg = calloc(1, sizeof(*cfg));
     CHECK(cfg != NULL);
     cfg->ntable = 1;
-    srv_table_config_t *tc = &cfg->table[0];
+    srv__table_config_t *tc = &cfg->table[0];
     snprintf(tc->name, sizeof(tc->name), "k");
     tc->size = 64;
     tc->ncolumns = 2;
@@ -162,10 +162,10 @@ int main(void)
     snprintf(tc->columns[1].name, SRV_CONFIG_NAME_MAX, "s");
     tc->columns[1].type = SRV_COL_STRING;
     tc->columns[1].size = BIG;
-    CHECK_INT(srv_shm_create(srv_tables_region_size(cfg) + 4096), ==, 0);
-    CHECK_INT(srv_tables_create(cfg), ==, 0);
+    CHECK_INT(srv__shm_create(srv__tables_region_size(cfg) + 4096), ==, 0);
+    CHECK_INT(srv__tables_create(cfg), ==, 0);
     srv_table_t *t = table_named("k");
-    int64_t *progress = srv_shm_alloc(sizeof(int64_t) * WRITERS, 64);
+    int64_t *progress = srv__shm_alloc(sizeof(int64_t) * WRITERS, 64);
     CHECK(progress != NULL);
 
     test_dead_holder(t);
@@ -225,7 +225,7 @@ int main(void)
     fprintf(stderr, "%d kills: %llu locks taken over from dead writers, %lld rows, count %lld\n",
             rounds, (unsigned long long)(srv__table_steals(t) - steals0), (long long)rows,
             (long long)srv_table_count(t));
-    srv_shm_destroy();
+    srv__shm_destroy();
     free(cfg);
     return 0;
 }

@@ -142,24 +142,24 @@ int main(void)
     const char *env = getenv("SRV_TABLE_STRESS_SECONDS");
     if (env != NULL && atof(env) > 0)
         secs = atof(env);
-    srv_config_t *cfg = calloc(1, sizeof(*cfg));
+    srv__config_t *cfg = calloc(1, sizeof(*cfg));
     CHECK(cfg != NULL);
     cfg->ntable = 1;
-    srv_table_config_t *tc = &cfg->table[0];
+    srv__table_config_t *tc = &cfg->table[0];
     snprintf(tc->name, sizeof(tc->name), "stress");
     tc->size = 1024; /* small: long chains and constant slot reuse */
     const char *cols[] = {"a", "b", "s", "c"};
-    srv_col_type_t types[] = {SRV_COL_INT, SRV_COL_INT, SRV_COL_STRING, SRV_COL_INT};
+    srv__col_type_t types[] = {SRV_COL_INT, SRV_COL_INT, SRV_COL_STRING, SRV_COL_INT};
     for (int i = 0; i < 4; i++) {
         snprintf(tc->columns[i].name, SRV_CONFIG_NAME_MAX, "%s", cols[i]);
         tc->columns[i].type = types[i];
         tc->columns[i].size = types[i] == SRV_COL_STRING ? 48 : 8;
     }
     tc->ncolumns = 4;
-    CHECK_INT(srv_shm_create(srv_tables_region_size(cfg) + 4096), ==, 0);
-    CHECK_INT(srv_tables_create(cfg), ==, 0);
+    CHECK_INT(srv__shm_create(srv__tables_region_size(cfg) + 4096), ==, 0);
+    CHECK_INT(srv__tables_create(cfg), ==, 0);
     srv_table_t *t = table_named("stress");
-    results_t *r = srv_shm_alloc(sizeof(*r), 64);
+    results_t *r = srv__shm_alloc(sizeof(*r), 64);
     CHECK(r != NULL);
 
     double until = now_s() + secs;
@@ -212,7 +212,7 @@ int main(void)
     CHECK_INT(srv__table_steals(t), ==, 0);
     fprintf(stderr, "%.1f s: %lld increments per counter key, %lld checked reads\n", secs,
             (long long)total, (long long)reads);
-    srv_shm_destroy();
+    srv__shm_destroy();
     free(cfg);
     return 0;
 }

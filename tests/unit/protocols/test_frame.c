@@ -111,13 +111,13 @@ typedef struct {
 /* Feed input cut at cuts[0..ncuts) (increasing, inside (0, n)); stop at the first non-zero
  * return as a server would. Each read is copied to its own heap block so ASan catches a frame
  * pointer kept past its read. */
-static outcome_t feed_cuts(const srv_frame_opts_t *o, const char *in, size_t n, const size_t *cuts,
+static outcome_t feed_cuts(const srv__frame_opts_t *o, const char *in, size_t n, const size_t *cuts,
                            size_t ncuts, rec_t *r)
 {
-    srv_framer_t f;
+    srv__framer_t f;
     outcome_t out = {0, 0};
     size_t start = 0;
-    srv_framer_init(&f, o);
+    srv__framer_init(&f, o);
     rec_clear(r);
     for (size_t i = 0; i <= ncuts && out.rc == 0; i++) {
         size_t end = i < ncuts ? cuts[i] : n;
@@ -127,18 +127,18 @@ static outcome_t feed_cuts(const srv_frame_opts_t *o, const char *in, size_t n, 
         memcpy(piece, in + start, len);
         r->data = piece;
         r->dlen = len;
-        out.rc = srv_framer_feed(&f, piece, len, on_frame, r);
+        out.rc = srv__framer_feed(&f, piece, len, on_frame, r);
         r->data = NULL;
         free(piece);
-        CHECK(srv_framer_buffered(&f) <= (o->mode == SRV_FRAME_NONE ? 0 : o->max_length));
+        CHECK(srv__framer_buffered(&f) <= (o->mode == SRV_FRAME_NONE ? 0 : o->max_length));
         /* idle memory is zero: a buffer exists only under a partial frame */
-        CHECK((f.buf == NULL) == (srv_framer_buffered(&f) == 0));
+        CHECK((f.buf == NULL) == (srv__framer_buffered(&f) == 0));
         start = end;
     }
-    out.buffered = srv_framer_buffered(&f);
+    out.buffered = srv__framer_buffered(&f);
     if (out.rc != 0)
         CHECK_INT(out.buffered, ==, 0);
-    srv_framer_deinit(&f);
+    srv__framer_deinit(&f);
     return out;
 }
 
@@ -181,7 +181,7 @@ static void for_each_cut(size_t n, cut_fn fn, void *ctx, int random_iters)
 /* A stream with one right answer whatever the cuts (EOF split, LENGTH). */
 typedef struct {
     const char *name;
-    srv_frame_opts_t o;
+    srv__frame_opts_t o;
     const char *in;
     size_t n;
     rec_t want;
@@ -217,9 +217,9 @@ static void want_frame(split_case_t *c, const char *s)
     rec_add(&c->want, s, strlen(s));
 }
 
-static srv_frame_opts_t eof_opts(const char *eof, size_t eof_len, bool split, size_t max)
+static srv__frame_opts_t eof_opts(const char *eof, size_t eof_len, bool split, size_t max)
 {
-    srv_frame_opts_t o = {
+    srv__frame_opts_t o = {
         .mode = SRV_FRAME_EOF, .eof_len = (int)eof_len, .eof_split = split, .max_length = max};
     memcpy(o.eof, eof, eof_len);
     return o;
@@ -292,7 +292,7 @@ static void test_eof_split(void)
 /* ---- SRV_FRAME_EOF without split: a model of Swoole's rule, checked for every cut ---- */
 
 typedef struct {
-    srv_frame_opts_t o;
+    srv__frame_opts_t o;
     const char *in;
     size_t n;
     rec_t want, got;
@@ -335,7 +335,7 @@ static void whole_case(const char *eof, size_t max, const char *in)
 
 static void test_eof_whole(void)
 {
-    srv_frame_opts_t o = eof_opts("\r\n", 2, false, 64);
+    srv__frame_opts_t o = eof_opts("\r\n", 2, false, 64);
     rec_t r = {0};
     size_t cut;
 
@@ -369,7 +369,7 @@ static void test_eof_whole(void)
 /* ---- SRV_FRAME_NONE: every read as it came ---- */
 
 typedef struct {
-    srv_frame_opts_t o;
+    srv__frame_opts_t o;
     const char *in;
     size_t n;
     rec_t got;
@@ -398,29 +398,30 @@ static void test_none(void)
     for_each_cut(c.n, none_case_one, &c, 100);
     rec_free(&c.got);
 
-    srv_framer_t f;
+    srv__framer_t f;
     rec_t r = {0};
-    srv_framer_init(&f, &c.o);
-    CHECK_INT(srv_framer_feed(&f, "", 0, on_frame, &r), ==, 0);
+    srv__framer_init(&f, &c.o);
+    CHECK_INT(srv__framer_feed(&f, "", 0, on_frame, &r), ==, 0);
     CHECK_INT(r.nframes, ==, 0);
-    srv_framer_deinit(&f);
+    srv__framer_deinit(&f);
     rec_free(&r);
 }
 
 /* ---- SRV_FRAME_LENGTH ---- */
 
-static size_t header_end(const srv_frame_opts_t *o)
+static size_t header_end(const srv__frame_opts_t *o)
 {
-    return (size_t)o->length_offset + (size_t)srv_frame_length_size(o->length_type);
+    return (size_t)o->length_offset + (size_t)srv__frame_length_size(o->length_type);
 }
 
 /* Append a frame of total bytes (filled with a pattern) whose length field says value. */
-static void put_frame(char *out, size_t *n, const srv_frame_opts_t *o, size_t total, uint64_t value)
+static void put_frame(char *out, size_t *n, const srv__frame_opts_t *o, size_t total,
+                      uint64_t value)
 {
     for (size_t i = 0; i < total; i++)
         out[*n + i] = (char)('A' + (*n + i) % 23);
     char field[4];
-    int size = srv_frame_length_encode(o->length_type, value, field);
+    int size = srv__frame_length_encode(o->length_type, value, field);
     CHECK_INT(size, >, 0);
     if (total >= header_end(o))
         memcpy(out + *n + o->length_offset, field, (size_t)size);
@@ -428,11 +429,11 @@ static void put_frame(char *out, size_t *n, const srv_frame_opts_t *o, size_t to
 }
 
 /* Append a raw length field (any bit pattern, e.g. a negative int8) after length_offset bytes. */
-static void put_raw_header(char *out, size_t *n, const srv_frame_opts_t *o, const char *field)
+static void put_raw_header(char *out, size_t *n, const srv__frame_opts_t *o, const char *field)
 {
     for (int i = 0; i < o->length_offset; i++)
         out[(*n)++] = 'M';
-    size_t size = (size_t)srv_frame_length_size(o->length_type);
+    size_t size = (size_t)srv__frame_length_size(o->length_type);
     memcpy(out + *n, field, size);
     *n += size;
 }
@@ -441,14 +442,14 @@ static void length_cases(char type, int length_offset, int body_offset)
 {
     static char in[4096];
     char name[64];
-    srv_frame_opts_t o = {.mode = SRV_FRAME_LENGTH,
+    srv__frame_opts_t o = {.mode = SRV_FRAME_LENGTH,
                           .length_type = type,
                           .length_offset = length_offset,
                           .body_offset = body_offset};
     size_t hend = header_end(&o), bo = (size_t)body_offset;
     size_t hmin = hend > bo ? hend : bo; /* the shortest valid frame */
     o.max_length = bo + 100;             /* 100 fits every type, int8 included */
-    CHECK_INT(srv_frame_opts_check(&o, NULL), ==, 0);
+    CHECK_INT(srv__frame_opts_check(&o, NULL), ==, 0);
     snprintf(name, sizeof(name), "length %c lo=%d bo=%d", type, length_offset, body_offset);
 
     /* valid frames: the shortest, a few sizes, exactly max_length; then a partial one */
@@ -489,7 +490,7 @@ static void length_cases(char type, int length_offset, int body_offset)
                       : type == 'C'                  ? 255
                       : (type == 'n' || type == 'v') ? 65535
                                                      : 0xffffffffu;
-    CHECK_INT(srv_frame_length_encode(type, maxval, field), >, 0);
+    CHECK_INT(srv__frame_length_encode(type, maxval, field), >, 0);
     e = (split_case_t){.name = name, .o = o, .in = in, .want_rc = -EMSGSIZE};
     put_frame(in, &e.n, &o, hmin, hmin - bo);
     rec_add(&e.want, in, hmin);
@@ -513,7 +514,7 @@ static void length_cases(char type, int length_offset, int body_offset)
         e = (split_case_t){.name = name, .o = o, .in = in, .want_rc = -EPROTO};
         put_frame(in, &e.n, &o, hmin, hmin - bo);
         rec_add(&e.want, in, hmin);
-        CHECK_INT(srv_frame_length_encode(type, hend - 1 - bo, field), >, 0);
+        CHECK_INT(srv__frame_length_encode(type, hend - 1 - bo, field), >, 0);
         put_raw_header(in, &e.n, &o, field);
         split_case_run(&e);
     }
@@ -523,7 +524,7 @@ static void test_length(void)
 {
     const char *types = "cCnNvV";
     for (const char *t = types; *t; t++) {
-        int size = srv_frame_length_size(*t);
+        int size = srv__frame_length_size(*t);
         length_cases(*t, 0, size);         /* length, then body */
         length_cases(*t, 2, 2 + size + 3); /* 2-byte magic, length, 3-byte header, body */
         length_cases(*t, 0, 0);            /* the value counts the whole frame */
@@ -548,14 +549,14 @@ static void test_length_wire(void)
         {'V', "\x05\x00\x00\x00", 4},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        srv_frame_opts_t o = {.mode = SRV_FRAME_LENGTH,
+        srv__frame_opts_t o = {.mode = SRV_FRAME_LENGTH,
                               .length_type = cases[i].type,
                               .body_offset = (int)cases[i].hlen,
                               .max_length = 1024};
         char in[32], enc[4];
         memcpy(in, cases[i].hdr, cases[i].hlen);
         memcpy(in + cases[i].hlen, "hello", 5);
-        CHECK_INT(srv_frame_length_encode(cases[i].type, 5, enc), ==, cases[i].hlen);
+        CHECK_INT(srv__frame_length_encode(cases[i].type, 5, enc), ==, cases[i].hlen);
         CHECK_MEM(enc, cases[i].hlen, cases[i].hdr, cases[i].hlen);
         rec_t r = {0};
         outcome_t out = feed_cuts(&o, in, cases[i].hlen + 5, NULL, 0, &r);
@@ -566,24 +567,24 @@ static void test_length_wire(void)
     }
     /* 0x01020304 in both byte orders */
     char enc[4];
-    CHECK_INT(srv_frame_length_encode('N', 0x01020304, enc), ==, 4);
+    CHECK_INT(srv__frame_length_encode('N', 0x01020304, enc), ==, 4);
     CHECK_MEM(enc, 4, "\x01\x02\x03\x04", 4);
-    CHECK_INT(srv_frame_length_encode('V', 0x01020304, enc), ==, 4);
+    CHECK_INT(srv__frame_length_encode('V', 0x01020304, enc), ==, 4);
     CHECK_MEM(enc, 4, "\x04\x03\x02\x01", 4);
-    CHECK_INT(srv_frame_length_encode('n', 0x0102, enc), ==, 2);
+    CHECK_INT(srv__frame_length_encode('n', 0x0102, enc), ==, 2);
     CHECK_MEM(enc, 2, "\x01\x02", 2);
-    CHECK_INT(srv_frame_length_encode('v', 0x0102, enc), ==, 2);
+    CHECK_INT(srv__frame_length_encode('v', 0x0102, enc), ==, 2);
     CHECK_MEM(enc, 2, "\x02\x01", 2);
-    CHECK_INT(srv_frame_length_encode('c', 127, enc), ==, 1);
-    CHECK_INT(srv_frame_length_encode('c', 128, enc), ==, -ERANGE);
-    CHECK_INT(srv_frame_length_encode('C', 255, enc), ==, 1);
-    CHECK_INT(srv_frame_length_encode('C', 256, enc), ==, -ERANGE);
-    CHECK_INT(srv_frame_length_encode('n', 65536, enc), ==, -ERANGE);
-    CHECK_INT(srv_frame_length_encode('v', 65535, enc), ==, 2);
-    CHECK_INT(srv_frame_length_encode('N', 0x100000000ull, enc), ==, -ERANGE);
-    CHECK_INT(srv_frame_length_encode('V', 0xffffffffull, enc), ==, 4);
-    CHECK_INT(srv_frame_length_encode('s', 1, enc), ==, -EINVAL);
-    CHECK_INT(srv_frame_length_size('q'), ==, -EINVAL);
+    CHECK_INT(srv__frame_length_encode('c', 127, enc), ==, 1);
+    CHECK_INT(srv__frame_length_encode('c', 128, enc), ==, -ERANGE);
+    CHECK_INT(srv__frame_length_encode('C', 255, enc), ==, 1);
+    CHECK_INT(srv__frame_length_encode('C', 256, enc), ==, -ERANGE);
+    CHECK_INT(srv__frame_length_encode('n', 65536, enc), ==, -ERANGE);
+    CHECK_INT(srv__frame_length_encode('v', 65535, enc), ==, 2);
+    CHECK_INT(srv__frame_length_encode('N', 0x100000000ull, enc), ==, -ERANGE);
+    CHECK_INT(srv__frame_length_encode('V', 0xffffffffull, enc), ==, 4);
+    CHECK_INT(srv__frame_length_encode('s', 1, enc), ==, -EINVAL);
+    CHECK_INT(srv__frame_length_size('q'), ==, -EINVAL);
 }
 
 /* ---- options, stops, errors, memory ---- */
@@ -591,7 +592,7 @@ static void test_length_wire(void)
 static void test_opts_check(void)
 {
     const char *why = NULL;
-    srv_frame_opts_t ok[] = {
+    srv__frame_opts_t ok[] = {
         {.mode = SRV_FRAME_NONE},
         eof_opts("\r\n", 2, true, 2),
         eof_opts("12345678", 8, false, 100),
@@ -599,11 +600,11 @@ static void test_opts_check(void)
         {.mode = SRV_FRAME_LENGTH, .length_type = 'c', .length_offset = 9, .max_length = 10},
     };
     for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
-        CHECK_INT(srv_frame_opts_check(&ok[i], &why), ==, 0);
+        CHECK_INT(srv__frame_opts_check(&ok[i], &why), ==, 0);
         CHECK(why == NULL);
     }
-    srv_frame_opts_t bad[] = {
-        {.mode = (srv_frame_mode_t)7},
+    srv__frame_opts_t bad[] = {
+        {.mode = (srv__frame_mode_t)7},
         {.mode = SRV_FRAME_EOF, .eof_len = 0, .max_length = 10},
         {.mode = SRV_FRAME_EOF, .eof_len = 9, .max_length = 10},
         eof_opts("\r\n", 2, true, 1),
@@ -616,26 +617,26 @@ static void test_opts_check(void)
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         why = NULL;
-        CHECK_INT(srv_frame_opts_check(&bad[i], &why), ==, -EINVAL);
+        CHECK_INT(srv__frame_opts_check(&bad[i], &why), ==, -EINVAL);
         CHECK(why != NULL && why[0] != '\0');
-        CHECK_INT(srv_frame_opts_check(&bad[i], NULL), ==, -EINVAL);
+        CHECK_INT(srv__frame_opts_check(&bad[i], NULL), ==, -EINVAL);
         /* a framer given them refuses every read rather than misbehaving */
-        srv_framer_t f;
+        srv__framer_t f;
         rec_t r = {0};
-        srv_framer_init(&f, &bad[i]);
-        CHECK_INT(srv_framer_feed(&f, "abc\r\n", 5, on_frame, &r), ==, -EINVAL);
+        srv__framer_init(&f, &bad[i]);
+        CHECK_INT(srv__framer_feed(&f, "abc\r\n", 5, on_frame, &r), ==, -EINVAL);
         CHECK_INT(r.nframes, ==, 0);
-        srv_framer_deinit(&f);
+        srv__framer_deinit(&f);
     }
-    srv_framer_t f;
-    srv_framer_init(&f, NULL);
-    CHECK_INT(srv_framer_feed(&f, "x", 1, on_frame, NULL), ==, -EINVAL);
-    srv_framer_deinit(&f);
+    srv__framer_t f;
+    srv__framer_init(&f, NULL);
+    CHECK_INT(srv__framer_feed(&f, "x", 1, on_frame, NULL), ==, -EINVAL);
+    srv__framer_deinit(&f);
 }
 
 static void test_zero_copy(void)
 {
-    srv_frame_opts_t eo = eof_opts("\r\n", 2, true, 64);
+    srv__frame_opts_t eo = eof_opts("\r\n", 2, true, 64);
     rec_t r = {0};
     /* both frames lie in the read: handed up in place; the one across reads is not */
     size_t cut = 9;
@@ -644,7 +645,7 @@ static void test_zero_copy(void)
     CHECK_INT(r.nframes, ==, 3);
     CHECK_INT(r.in_place, ==, 2);
 
-    srv_frame_opts_t lo = {
+    srv__frame_opts_t lo = {
         .mode = SRV_FRAME_LENGTH, .length_type = 'C', .body_offset = 1, .max_length = 64};
     out = feed_cuts(&lo, "\x02xy\x01z\x03", 6, NULL, 0, &r);
     CHECK_INT(out.rc, ==, 0);
@@ -656,7 +657,7 @@ static void test_zero_copy(void)
 
 static void test_stop(void)
 {
-    srv_frame_opts_t opts[] = {
+    srv__frame_opts_t opts[] = {
         eof_opts("\n", 1, true, 64),
         {.mode = SRV_FRAME_LENGTH, .length_type = 'n', .body_offset = 2, .max_length = 64},
     };
@@ -666,52 +667,52 @@ static void test_stop(void)
                                       "c\x00"};
     size_t n[] = {7, 10};
     for (size_t m = 0; m < 2; m++) {
-        srv_framer_t f;
+        srv__framer_t f;
         rec_t r = {.stop_at = 2, .stop_rc = 5};
-        srv_framer_init(&f, &opts[m]);
+        srv__framer_init(&f, &opts[m]);
         /* stop on an in-place frame: the rest of the read is forgotten */
-        CHECK_INT(srv_framer_feed(&f, in[m], n[m], on_frame, &r), ==, 5);
+        CHECK_INT(srv__framer_feed(&f, in[m], n[m], on_frame, &r), ==, 5);
         CHECK_INT(r.nframes, ==, 2);
-        CHECK_INT(srv_framer_buffered(&f), ==, 0);
+        CHECK_INT(srv__framer_buffered(&f), ==, 0);
         CHECK(f.buf == NULL);
         /* not sticky: the framer starts clean */
         r.stop_at = 0;
-        CHECK_INT(srv_framer_feed(&f, in[m], n[m], on_frame, &r), ==, 0);
+        CHECK_INT(srv__framer_feed(&f, in[m], n[m], on_frame, &r), ==, 0);
         CHECK_INT(r.nframes, ==, 5);
-        CHECK_INT(srv_framer_buffered(&f), ==, 1);
-        srv_framer_deinit(&f);
+        CHECK_INT(srv__framer_buffered(&f), ==, 1);
+        srv__framer_deinit(&f);
 
         /* stop on a frame completed from the buffer, with a partial frame after it */
-        srv_framer_init(&f, &opts[m]);
+        srv__framer_init(&f, &opts[m]);
         rec_clear(&r);
         r.stop_at = 1;
-        CHECK_INT(srv_framer_feed(&f, in[m], 1, on_frame, &r), ==, 0);
-        CHECK_INT(srv_framer_feed(&f, in[m] + 1, n[m] - 1, on_frame, &r), ==, 5);
+        CHECK_INT(srv__framer_feed(&f, in[m], 1, on_frame, &r), ==, 0);
+        CHECK_INT(srv__framer_feed(&f, in[m] + 1, n[m] - 1, on_frame, &r), ==, 5);
         CHECK_INT(r.nframes, ==, 1);
-        CHECK_INT(srv_framer_buffered(&f), ==, 0);
+        CHECK_INT(srv__framer_buffered(&f), ==, 0);
         CHECK(f.buf == NULL);
-        srv_framer_deinit(&f);
+        srv__framer_deinit(&f);
         rec_free(&r);
     }
 }
 
 static void test_sticky_error(void)
 {
-    srv_frame_opts_t o = eof_opts("\n", 1, true, 4);
-    srv_framer_t f;
+    srv__frame_opts_t o = eof_opts("\n", 1, true, 4);
+    srv__framer_t f;
     rec_t r = {0};
-    srv_framer_init(&f, &o);
-    CHECK_INT(srv_framer_feed(&f, "ab\nabcd", 7, on_frame, &r), ==, -EMSGSIZE);
+    srv__framer_init(&f, &o);
+    CHECK_INT(srv__framer_feed(&f, "ab\nabcd", 7, on_frame, &r), ==, -EMSGSIZE);
     CHECK_INT(r.nframes, ==, 1);
     CHECK(f.buf == NULL);
-    CHECK_INT(srv_framer_feed(&f, "ok\n", 3, on_frame, &r), ==, -EMSGSIZE);
+    CHECK_INT(srv__framer_feed(&f, "ok\n", 3, on_frame, &r), ==, -EMSGSIZE);
     CHECK_INT(r.nframes, ==, 1);
     /* deinit + init starts over */
-    srv_framer_deinit(&f);
-    srv_framer_init(&f, &o);
-    CHECK_INT(srv_framer_feed(&f, "ok\n", 3, on_frame, &r), ==, 0);
+    srv__framer_deinit(&f);
+    srv__framer_init(&f, &o);
+    CHECK_INT(srv__framer_feed(&f, "ok\n", 3, on_frame, &r), ==, 0);
     CHECK_INT(r.nframes, ==, 2);
-    srv_framer_deinit(&f);
+    srv__framer_deinit(&f);
     rec_free(&r);
 }
 
@@ -719,25 +720,25 @@ static void test_sticky_error(void)
  * frees it (LeakSanitizer checks). */
 static void test_memory(void)
 {
-    srv_frame_opts_t o = {
+    srv__frame_opts_t o = {
         .mode = SRV_FRAME_LENGTH, .length_type = 'N', .body_offset = 4, .max_length = 1 << 20};
     char hdr[4];
-    CHECK_INT(srv_frame_length_encode('N', (1 << 20) - 4, hdr), ==, 4);
-    srv_framer_t f;
+    CHECK_INT(srv__frame_length_encode('N', (1 << 20) - 4, hdr), ==, 4);
+    srv__framer_t f;
     rec_t r = {0};
-    srv_framer_init(&f, &o);
-    CHECK_INT(srv_framer_feed(&f, hdr, 4, on_frame, &r), ==, 0);
-    CHECK_INT(srv_framer_feed(&f, "0123456789", 10, on_frame, &r), ==, 0);
-    CHECK_INT(srv_framer_buffered(&f), ==, 14);
+    srv__framer_init(&f, &o);
+    CHECK_INT(srv__framer_feed(&f, hdr, 4, on_frame, &r), ==, 0);
+    CHECK_INT(srv__framer_feed(&f, "0123456789", 10, on_frame, &r), ==, 0);
+    CHECK_INT(srv__framer_buffered(&f), ==, 14);
     CHECK_INT(f.cap, <=, 256);
-    srv_framer_deinit(&f);
+    srv__framer_deinit(&f);
     CHECK(f.buf == NULL);
-    CHECK_INT(srv_framer_buffered(&f), ==, 0);
+    CHECK_INT(srv__framer_buffered(&f), ==, 0);
 
-    srv_frame_opts_t eo = eof_opts("\r\n", 2, true, 1 << 20);
-    srv_framer_init(&f, &eo);
-    CHECK_INT(srv_framer_feed(&f, "partial", 7, on_frame, &r), ==, 0);
-    srv_framer_deinit(&f);
+    srv__frame_opts_t eo = eof_opts("\r\n", 2, true, 1 << 20);
+    srv__framer_init(&f, &eo);
+    CHECK_INT(srv__framer_feed(&f, "partial", 7, on_frame, &r), ==, 0);
+    srv__framer_deinit(&f);
     rec_free(&r);
 }
 
@@ -752,49 +753,49 @@ static void test_long_frames(void)
         big[i] = (char)(i % 13 == 0 ? '\r' : 'a' + i % 26); /* many delimiter prefixes */
     memcpy(big + TOTAL, "\r\n", 2);
 
-    srv_frame_opts_t eo = eof_opts("\r\n", 2, true, 32 << 20);
-    srv_framer_t f;
+    srv__frame_opts_t eo = eof_opts("\r\n", 2, true, 32 << 20);
+    srv__framer_t f;
     rec_t r = {0};
-    srv_framer_init(&f, &eo);
+    srv__framer_init(&f, &eo);
     for (size_t off = 0; off < TOTAL + 2; off += CHUNK) {
         size_t len = TOTAL + 2 - off < CHUNK ? TOTAL + 2 - off : CHUNK;
-        CHECK_INT(srv_framer_feed(&f, big + off, len, on_frame, &r), ==, 0);
+        CHECK_INT(srv__framer_feed(&f, big + off, len, on_frame, &r), ==, 0);
     }
     CHECK_INT(r.nframes, ==, 1);
     CHECK_MEM(r.bytes, r.nbytes, big, TOTAL + 2);
-    CHECK_INT(srv_framer_buffered(&f), ==, 0);
-    srv_framer_deinit(&f);
+    CHECK_INT(srv__framer_buffered(&f), ==, 0);
+    srv__framer_deinit(&f);
 
     /* the same bytes as one length-prefixed frame */
-    srv_frame_opts_t lo = {
+    srv__frame_opts_t lo = {
         .mode = SRV_FRAME_LENGTH, .length_type = 'V', .body_offset = 4, .max_length = 32 << 20};
     char hdr[4];
-    CHECK_INT(srv_frame_length_encode('V', TOTAL + 2, hdr), ==, 4);
+    CHECK_INT(srv__frame_length_encode('V', TOTAL + 2, hdr), ==, 4);
     rec_clear(&r);
-    srv_framer_init(&f, &lo);
-    CHECK_INT(srv_framer_feed(&f, hdr, 3, on_frame, &r), ==, 0);
-    CHECK_INT(srv_framer_feed(&f, hdr + 3, 1, on_frame, &r), ==, 0);
+    srv__framer_init(&f, &lo);
+    CHECK_INT(srv__framer_feed(&f, hdr, 3, on_frame, &r), ==, 0);
+    CHECK_INT(srv__framer_feed(&f, hdr + 3, 1, on_frame, &r), ==, 0);
     for (size_t off = 0; off < TOTAL + 2; off += CHUNK) {
         size_t len = TOTAL + 2 - off < CHUNK ? TOTAL + 2 - off : CHUNK;
-        CHECK_INT(srv_framer_feed(&f, big + off, len, on_frame, &r), ==, 0);
+        CHECK_INT(srv__framer_feed(&f, big + off, len, on_frame, &r), ==, 0);
     }
     CHECK_INT(r.nframes, ==, 1);
     CHECK_INT(r.nbytes, ==, TOTAL + 6);
     CHECK_MEM(r.bytes + 4, r.nbytes - 4, big, TOTAL + 2);
-    srv_framer_deinit(&f);
+    srv__framer_deinit(&f);
 
     /* a long run without the delimiter hits max_length, not memory exhaustion */
-    srv_frame_opts_t so = eof_opts("\r\n", 2, true, 1 << 20);
-    srv_framer_init(&f, &so);
+    srv__frame_opts_t so = eof_opts("\r\n", 2, true, 1 << 20);
+    srv__framer_init(&f, &so);
     int rc = 0;
     size_t off = 0;
     for (; off < TOTAL && rc == 0; off += CHUNK) {
-        rc = srv_framer_feed(&f, big + 1, CHUNK, on_frame, &r);
-        CHECK_INT(srv_framer_buffered(&f), <, 1 << 20);
+        rc = srv__framer_feed(&f, big + 1, CHUNK, on_frame, &r);
+        CHECK_INT(srv__framer_buffered(&f), <, 1 << 20);
     }
     CHECK_INT(rc, ==, -EMSGSIZE);
     CHECK_INT(off, ==, 1 << 20);
-    srv_framer_deinit(&f);
+    srv__framer_deinit(&f);
 
     rec_free(&r);
     free(big);

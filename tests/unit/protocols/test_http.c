@@ -58,16 +58,16 @@ static void log_request(struct log *l, const srv_request_t *r)
     CHECK(r->session == 0 && r->peer.len == 0 && r->peer_port == 0 && r->listener == 0);
 }
 
-static const srv_http_limits_t *limits;
+static const srv__http_limits_t *limits;
 
 /* Feed data in pieces cut at the given offsets, acting as a connection would: keep unconsumed
  * bytes, answer CONTINUE, release each request. After an upgrade request the bytes are the new
  * protocol's: collected and logged as rest. */
 static void run(const char *data, size_t n, const size_t *cuts, size_t ncuts, struct log *l)
 {
-    srv_http_parser_t *p;
-    CHECK_INT(srv_http_parser_create(&p, limits), ==, 0);
-    CHECK(srv_http_parser_idle(p));
+    srv__http_parser_t *p;
+    CHECK_INT(srv__http_parser_create(&p, limits), ==, 0);
+    CHECK(srv__http_parser_idle(p));
     char *pend = malloc(n + 1);
     size_t plen = 0, pos = 0;
     bool upgraded = false, done = false;
@@ -82,13 +82,13 @@ static void run(const char *data, size_t n, const size_t *cuts, size_t ncuts, st
             continue;
         for (;;) {
             size_t used = 12345;
-            srv_http_event_t ev = srv_http_parser_feed(p, pend, plen, &used);
+            srv__http_event_t ev = srv__http_parser_feed(p, pend, plen, &used);
             CHECK(used <= plen);
             memmove(pend, pend + used, plen - used);
             plen -= used;
             if (ev == SRV_HTTP_NEED_MORE) {
                 CHECK_INT(plen, ==, 0);
-                CHECK(srv_http_parser_request(p) == NULL);
+                CHECK(srv__http_parser_request(p) == NULL);
                 break;
             }
             if (ev == SRV_HTTP_CONTINUE) {
@@ -97,35 +97,35 @@ static void run(const char *data, size_t n, const size_t *cuts, size_t ncuts, st
             }
             if (ev == SRV_HTTP_ERROR) {
                 const char *why = NULL;
-                logf_(l, "ERR %d;", srv_http_parser_error(p, &why));
+                logf_(l, "ERR %d;", srv__http_parser_error(p, &why));
                 CHECK(why != NULL);
                 /* stays in error */
-                CHECK_INT(srv_http_parser_feed(p, "x", 1, &used), ==, SRV_HTTP_ERROR);
+                CHECK_INT(srv__http_parser_feed(p, "x", 1, &used), ==, SRV_HTTP_ERROR);
                 done = true;
                 break;
             }
             CHECK_INT(ev, ==, SRV_HTTP_REQUEST);
-            const srv_request_t *r = srv_http_parser_request(p);
+            const srv_request_t *r = srv__http_parser_request(p);
             CHECK(r != NULL);
             /* Paused: more feeding does not move until next(). */
-            CHECK_INT(srv_http_parser_feed(p, pend, plen, &used), ==, SRV_HTTP_REQUEST);
+            CHECK_INT(srv__http_parser_feed(p, pend, plen, &used), ==, SRV_HTTP_REQUEST);
             CHECK_INT(used, ==, 0);
-            CHECK(!srv_http_parser_idle(p));
+            CHECK(!srv__http_parser_idle(p));
             log_request(l, r);
             if (r->flags & SRV_REQ_UPGRADE) {
                 upgraded = true;
                 break;
             }
-            srv_http_parser_next(p);
-            CHECK(srv_http_parser_request(p) == NULL);
+            srv__http_parser_next(p);
+            CHECK(srv__http_parser_request(p) == NULL);
         }
     }
     if (upgraded)
         logf_(l, "rest=%.*s;", (int)plen, pend);
     else if (!done)
-        logf_(l, "%s", srv_http_parser_idle(p) ? "idle" : "partial");
+        logf_(l, "%s", srv__http_parser_idle(p) ? "idle" : "partial");
     free(pend);
-    srv_http_parser_destroy(p);
+    srv__http_parser_destroy(p);
 }
 
 /* The expected log, fed whole, split at every byte boundary and one byte at a time. */
@@ -250,19 +250,20 @@ static void test_upgrade_declined(void)
 {
     const char *in = "GET /ws HTTP/1.1\r\nHost: h\r\nConnection: upgrade\r\nUpgrade: x\r\n\r\n"
                      "GET /b HTTP/1.1\r\nHost: h\r\n\r\n";
-    srv_http_parser_t *p;
+    srv__http_parser_t *p;
     size_t used, n = strlen(in), off = 0;
-    CHECK_INT(srv_http_parser_create(&p, NULL), ==, 0);
-    CHECK_INT(srv_http_parser_feed(p, in, n, &used), ==, SRV_HTTP_REQUEST);
-    CHECK(srv_http_parser_request(p)->flags & SRV_REQ_UPGRADE);
+    CHECK_INT(srv__http_parser_create(&p, NULL), ==, 0);
+    CHECK_INT(srv__http_parser_feed(p, in, n, &used), ==, SRV_HTTP_REQUEST);
+    CHECK(srv__http_parser_request(p)->flags & SRV_REQ_UPGRADE);
     off += used;
-    srv_http_parser_next(p);
-    CHECK_INT(srv_http_parser_feed(p, in + off, n - off, &used), ==, SRV_HTTP_REQUEST);
+    srv__http_parser_next(p);
+    CHECK_INT(srv__http_parser_feed(p, in + off, n - off, &used), ==, SRV_HTTP_REQUEST);
     CHECK_INT(off + used, ==, n);
-    CHECK_MEM(srv_http_parser_request(p)->path.ptr, srv_http_parser_request(p)->path.len, "/b", 2);
-    srv_http_parser_next(p);
-    CHECK(srv_http_parser_idle(p));
-    srv_http_parser_destroy(p);
+    CHECK_MEM(srv__http_parser_request(p)->path.ptr, srv__http_parser_request(p)->path.len, "/b",
+              2);
+    srv__http_parser_next(p);
+    CHECK(srv__http_parser_idle(p));
+    srv__http_parser_destroy(p);
 }
 
 /* Timeouts: idle (keep-alive) → headers pending (header timeout) → headers done (body). */
@@ -271,20 +272,20 @@ static void test_timeout_states(void)
     const char *in =
         "PUT /f HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nab";
     size_t n = strlen(in), used;
-    srv_http_parser_t *p;
-    CHECK_INT(srv_http_parser_create(&p, NULL), ==, 0);
-    CHECK(srv_http_parser_idle(p) && !srv_http_parser_headers_done(p));
-    CHECK_INT(srv_http_parser_feed(p, in, 5, &used), ==, SRV_HTTP_NEED_MORE);
-    CHECK(!srv_http_parser_idle(p) && !srv_http_parser_headers_done(p));
-    CHECK_INT(srv_http_parser_feed(p, in + 5, n - 5 - 2, &used), ==, SRV_HTTP_CONTINUE);
-    CHECK(!srv_http_parser_idle(p) && srv_http_parser_headers_done(p));
-    CHECK_INT(srv_http_parser_feed(p, in + n - 2, 1, &used), ==, SRV_HTTP_NEED_MORE);
-    CHECK(!srv_http_parser_idle(p) && srv_http_parser_headers_done(p));
-    CHECK_INT(srv_http_parser_feed(p, in + n - 1, 1, &used), ==, SRV_HTTP_REQUEST);
-    CHECK(srv_http_parser_headers_done(p));
-    srv_http_parser_next(p);
-    CHECK(srv_http_parser_idle(p) && !srv_http_parser_headers_done(p));
-    srv_http_parser_destroy(p);
+    srv__http_parser_t *p;
+    CHECK_INT(srv__http_parser_create(&p, NULL), ==, 0);
+    CHECK(srv__http_parser_idle(p) && !srv__http_parser_headers_done(p));
+    CHECK_INT(srv__http_parser_feed(p, in, 5, &used), ==, SRV_HTTP_NEED_MORE);
+    CHECK(!srv__http_parser_idle(p) && !srv__http_parser_headers_done(p));
+    CHECK_INT(srv__http_parser_feed(p, in + 5, n - 5 - 2, &used), ==, SRV_HTTP_CONTINUE);
+    CHECK(!srv__http_parser_idle(p) && srv__http_parser_headers_done(p));
+    CHECK_INT(srv__http_parser_feed(p, in + n - 2, 1, &used), ==, SRV_HTTP_NEED_MORE);
+    CHECK(!srv__http_parser_idle(p) && srv__http_parser_headers_done(p));
+    CHECK_INT(srv__http_parser_feed(p, in + n - 1, 1, &used), ==, SRV_HTTP_REQUEST);
+    CHECK(srv__http_parser_headers_done(p));
+    srv__http_parser_next(p);
+    CHECK(srv__http_parser_idle(p) && !srv__http_parser_headers_done(p));
+    srv__http_parser_destroy(p);
 }
 
 static void test_malformed(void)
@@ -349,7 +350,7 @@ static void test_malformed(void)
 
 static void test_limits(void)
 {
-    srv_http_limits_t lim = {.header_max = 64, .body_max = 8, .max_headers = 3};
+    srv__http_limits_t lim = {.header_max = 64, .body_max = 8, .max_headers = 3};
     limits = &lim;
     /* exactly header_max bytes of head is fine: 64 bytes */
     const char *fit = "GET /0123456789012345 HTTP/1.1\r\nHost: h\r\nX: 0123456789012345\r\n\r\n";
@@ -513,7 +514,7 @@ static void test_issue11_host(void)
  * header fields beyond it stay 431. */
 static void test_issue11_long_target_414(void)
 {
-    srv_http_limits_t lim = {.header_max = 64};
+    srv__http_limits_t lim = {.header_max = 64};
     limits = &lim;
     char in[256];
     /* the limit reached in the target, then inside " HTTP/1.1" */
@@ -537,14 +538,14 @@ static void test_issue11_long_target_414(void)
     /* the default limit: 8192 */
     static char big[10000];
     snprintf(big, sizeof(big), "GET /%09000d HTTP/1.1\r\nHost: h\r\n\r\n", 0);
-    srv_http_parser_t *p;
+    srv__http_parser_t *p;
     size_t used;
-    CHECK_INT(srv_http_parser_create(&p, NULL), ==, 0);
-    CHECK_INT(srv_http_parser_feed(p, big, strlen(big), &used), ==, SRV_HTTP_ERROR);
+    CHECK_INT(srv__http_parser_create(&p, NULL), ==, 0);
+    CHECK_INT(srv__http_parser_feed(p, big, strlen(big), &used), ==, SRV_HTTP_ERROR);
     const char *why = NULL;
-    CHECK_INT(srv_http_parser_error(p, &why), ==, 414);
+    CHECK_INT(srv__http_parser_error(p, &why), ==, 414);
     CHECK_STR(why, "request target too long");
-    srv_http_parser_destroy(p);
+    srv__http_parser_destroy(p);
 }
 
 /* Issue 11.4: RFC 9110 6.2, HTTP/1.x with x > 1 is handled as HTTP/1.1 (Host required,
@@ -572,34 +573,34 @@ static void test_issue11_http_1x(void)
     expect("GET / HTTP/1.10\r\nHost: h\r\n\r\n", "ERR 400;");
     expect("GET / HTTP/1\r\nHost: h\r\n\r\n", "ERR 400;");
     /* the IPC encoding carries 1.1 */
-    srv_http_parser_t *p;
+    srv__http_parser_t *p;
     size_t used;
     const char *in = "GET / HTTP/1.4\r\nHost: h\r\n\r\n";
-    CHECK_INT(srv_http_parser_create(&p, NULL), ==, 0);
+    CHECK_INT(srv__http_parser_create(&p, NULL), ==, 0);
     /* and a reset parser (connection cache) keeps the version policy */
-    CHECK_INT(srv_http_parser_feed(p, "FOO", 3, &used), ==, SRV_HTTP_ERROR);
-    srv_http_parser_reset(p);
-    CHECK_INT(srv_http_parser_feed(p, in, strlen(in), &used), ==, SRV_HTTP_REQUEST);
-    const srv_request_t *r = srv_http_parser_request(p);
+    CHECK_INT(srv__http_parser_feed(p, "FOO", 3, &used), ==, SRV_HTTP_ERROR);
+    srv__http_parser_reset(p);
+    CHECK_INT(srv__http_parser_feed(p, in, strlen(in), &used), ==, SRV_HTTP_REQUEST);
+    const srv_request_t *r = srv__http_parser_request(p);
     CHECK_INT(r->http_major, ==, 1);
     CHECK_INT(r->http_minor, ==, 1);
-    size_t sz = srv_http_request_encoded_size(r);
+    size_t sz = srv__http_request_encoded_size(r);
     uint64_t *block = calloc(1, sz);
     CHECK(block != NULL);
-    CHECK_INT(srv_http_request_encode(r, block), ==, sz);
+    CHECK_INT(srv__http_request_encode(r, block), ==, sz);
     srv_request_t view;
-    CHECK_INT(srv_http_request_decode(block, sz, &view), ==, 0);
+    CHECK_INT(srv__http_request_decode(block, sz, &view), ==, 0);
     CHECK_INT(view.http_minor, ==, 1);
     free(block);
-    srv_http_parser_destroy(p);
+    srv__http_parser_destroy(p);
 }
 
 /* Buffers shrink after a big request; the parser reuses small ones otherwise. */
 static void test_memory(void)
 {
-    srv_http_limits_t lim = {.header_max = 65536, .body_max = 1 << 20, .max_headers = 1000};
-    srv_http_parser_t *p;
-    CHECK_INT(srv_http_parser_create(&p, &lim), ==, 0);
+    srv__http_limits_t lim = {.header_max = 65536, .body_max = 1 << 20, .max_headers = 1000};
+    srv__http_parser_t *p;
+    CHECK_INT(srv__http_parser_create(&p, &lim), ==, 0);
     size_t big = 300000;
     char *in = malloc(big + 20000);
     int n = snprintf(in, 20000, "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: %zu\r\n", big);
@@ -608,23 +609,23 @@ static void test_memory(void)
     n += snprintf(in + n, 20000 - (size_t)n, "\r\n");
     memset(in + n, 'b', big);
     size_t used, total = (size_t)n + big;
-    CHECK_INT(srv_http_parser_feed(p, in, total, &used), ==, SRV_HTTP_REQUEST);
+    CHECK_INT(srv__http_parser_feed(p, in, total, &used), ==, SRV_HTTP_REQUEST);
     CHECK_INT(used, ==, total);
-    const srv_request_t *r = srv_http_parser_request(p);
+    const srv_request_t *r = srv__http_parser_request(p);
     CHECK_INT(r->nheaders, ==, 502);
     CHECK_INT(r->body.len, ==, big);
     CHECK_STR(srv_request_header(r, "x-499").ptr[0] == '4' ? "ok" : "no", "ok");
-    srv_http_parser_next(p);
-    CHECK(srv_http_parser_idle(p));
-    srv_http_parser_shrink(p);
+    srv__http_parser_next(p);
+    CHECK(srv__http_parser_idle(p));
+    srv__http_parser_shrink(p);
     const char *g = "GET / HTTP/1.1\r\nHost: h\r\n\r\n";
-    CHECK_INT(srv_http_parser_feed(p, g, strlen(g), &used), ==, SRV_HTTP_REQUEST);
-    srv_http_parser_shrink(p); /* not idle: no-op, request stays valid */
-    CHECK_MEM(srv_http_parser_request(p)->url.ptr, 1, "/", 1);
-    srv_http_parser_next(p);
+    CHECK_INT(srv__http_parser_feed(p, g, strlen(g), &used), ==, SRV_HTTP_REQUEST);
+    srv__http_parser_shrink(p); /* not idle: no-op, request stays valid */
+    CHECK_MEM(srv__http_parser_request(p)->url.ptr, 1, "/", 1);
+    srv__http_parser_next(p);
     free(in);
-    srv_http_parser_destroy(p);
-    srv_http_parser_destroy(NULL);
+    srv__http_parser_destroy(p);
+    srv__http_parser_destroy(NULL);
 }
 
 static void test_header_lookup(void)
@@ -646,25 +647,25 @@ static void test_encode(void)
 {
     const char *in =
         "POST /p/a?x=1&y=2 HTTP/1.1\r\nHost: h\r\nA: b\r\nContent-Length: 3\r\n\r\nxyz";
-    srv_http_parser_t *p;
+    srv__http_parser_t *p;
     size_t used;
-    CHECK_INT(srv_http_parser_create(&p, NULL), ==, 0);
-    CHECK_INT(srv_http_parser_feed(p, in, strlen(in), &used), ==, SRV_HTTP_REQUEST);
-    srv_request_t r = *srv_http_parser_request(p);
+    CHECK_INT(srv__http_parser_create(&p, NULL), ==, 0);
+    CHECK_INT(srv__http_parser_feed(p, in, strlen(in), &used), ==, SRV_HTTP_REQUEST);
+    srv_request_t r = *srv__http_parser_request(p);
     r.session = 0x123456789abcULL;
     r.peer = (srv_str_t){"127.0.0.1", 9};
     r.peer_port = 5555;
     r.listener = 2;
-    size_t n = srv_http_request_encoded_size(&r);
+    size_t n = srv__http_request_encoded_size(&r);
     CHECK_INT(n % 8, ==, 0);
     uint64_t *block = malloc(n);
-    CHECK_INT(srv_http_request_encode(&r, block), ==, n);
-    srv_http_parser_next(p); /* the block is self-contained */
-    srv_http_parser_destroy(p);
+    CHECK_INT(srv__http_request_encode(&r, block), ==, n);
+    srv__http_parser_next(p); /* the block is self-contained */
+    srv__http_parser_destroy(p);
     srv_request_t v;
     for (int pass = 0; pass < 2; pass++) {
         memset(&v, 0xff, sizeof(v));
-        CHECK_INT(srv_http_request_decode(block, n, &v), ==, 0);
+        CHECK_INT(srv__http_request_decode(block, n, &v), ==, 0);
         struct log a;
         a.n = 0;
         v.session = 0;
@@ -679,19 +680,19 @@ static void test_encode(void)
         CHECK((const char *)v.path.ptr >= (const char *)block &&
               (const char *)v.body.ptr < (const char *)block + n);
     }
-    CHECK_INT(srv_http_request_decode(block, n, &v), ==, 0);
+    CHECK_INT(srv__http_request_decode(block, n, &v), ==, 0);
     CHECK_INT(v.session, ==, 0x123456789abcULL);
     CHECK_INT(v.peer_port, ==, 5555);
     CHECK_INT(v.listener, ==, 2);
     /* short and corrupt blocks */
     for (size_t k = 0; k < n; k += 8)
-        CHECK_INT(srv_http_request_decode(block, k, &v), ==, -EPROTO);
-    CHECK_INT(srv_http_request_decode((char *)block + 1, n - 1, &v), ==, -EPROTO);
+        CHECK_INT(srv__http_request_decode(block, k, &v), ==, -EPROTO);
+    CHECK_INT(srv__http_request_decode((char *)block + 1, n - 1, &v), ==, -EPROTO);
     uint64_t *bad = malloc(n);
     for (size_t w = 0; w < 16; w++) {
         memcpy(bad, block, n);
         bad[w] ^= 0x7f00000000ULL;
-        int rc = srv_http_request_decode(bad, n, &v);
+        int rc = srv__http_request_decode(bad, n, &v);
         CHECK(rc == 0 || rc == -EPROTO);
         if (rc == 0) { /* a flag or id changed: everything must still lie in the block */
             CHECK(v.body.ptr >= (const char *)bad && v.body.ptr + v.body.len <= (char *)bad + n);
@@ -702,19 +703,19 @@ static void test_encode(void)
     srv_request_t o = {
         .method = {"GET", 3}, .url = {"http://h", 8}, .path = {"/x", 2}, .query = {"q=1", 3}};
     uint64_t ob[64];
-    CHECK(srv_http_request_encoded_size(&o) <= sizeof(ob));
-    n = srv_http_request_encode(&o, ob);
-    CHECK_INT(n, ==, srv_http_request_encoded_size(&o));
-    CHECK_INT(srv_http_request_decode(ob, n, &v), ==, 0);
+    CHECK(srv__http_request_encoded_size(&o) <= sizeof(ob));
+    n = srv__http_request_encode(&o, ob);
+    CHECK_INT(n, ==, srv__http_request_encoded_size(&o));
+    CHECK_INT(srv__http_request_decode(ob, n, &v), ==, 0);
     CHECK_MEM(v.url.ptr, v.url.len, "http://h", 8);
     CHECK_MEM(v.path.ptr, v.path.len, "/x", 2);
     CHECK_MEM(v.query.ptr, v.query.len, "q=1", 3);
     /* a request with no headers, no body */
     srv_request_t e = {.method = {"GET", 3}, .url = {"/", 1}, .path = {"/", 1}};
     uint64_t eb[64];
-    CHECK(srv_http_request_encoded_size(&e) <= sizeof(eb));
-    n = srv_http_request_encode(&e, eb);
-    CHECK_INT(srv_http_request_decode(eb, n, &v), ==, 0);
+    CHECK(srv__http_request_encoded_size(&e) <= sizeof(eb));
+    n = srv__http_request_encode(&e, eb);
+    CHECK_INT(srv__http_request_decode(eb, n, &v), ==, 0);
     CHECK_INT(v.nheaders, ==, 0);
     CHECK_MEM(v.path.ptr, v.path.len, "/", 1);
     CHECK_INT(v.body.len, ==, 0);
@@ -735,40 +736,40 @@ static void test_response(void)
 {
     char buf[512];
     srv_str_t none = {NULL, 0};
-    int n = srv_http_response_head(buf, sizeof(buf), 200, 1, true, 5, none);
+    int n = srv__http_response_head(buf, sizeof(buf), 200, 1, true, 5, none);
     CHECK(n > 0);
     fix_date(buf, (size_t)n);
     const char *want = "HTTP/1.1 200 OK\r\nServer: srv\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n"
                        "Content-Length: 5\r\nConnection: keep-alive\r\n\r\n";
     CHECK_MEM(buf, n, want, strlen(want));
     srv_str_t extra = {"Content-Type: text/html\r\nX-A: b\r\n", 33};
-    n = srv_http_response_head(buf, sizeof(buf), 404, 1, false, 0, extra);
+    n = srv__http_response_head(buf, sizeof(buf), 404, 1, false, 0, extra);
     fix_date(buf, (size_t)n);
     want = "HTTP/1.1 404 Not Found\r\nServer: srv\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n"
            "Content-Type: text/html\r\nX-A: b\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
     CHECK_MEM(buf, n, want, strlen(want));
-    n = srv_http_response_head(buf, sizeof(buf), 200, 1, true, -1, none);
+    n = srv__http_response_head(buf, sizeof(buf), 200, 1, true, -1, none);
     fix_date(buf, (size_t)n);
     want = "HTTP/1.1 200 OK\r\nServer: srv\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n"
            "Transfer-Encoding: chunked\r\nConnection: keep-alive\r\n\r\n";
     CHECK_MEM(buf, n, want, strlen(want));
     /* HTTP/1.0 streaming: close-delimited */
-    n = srv_http_response_head(buf, sizeof(buf), 200, 0, true, -1, none);
+    n = srv__http_response_head(buf, sizeof(buf), 200, 0, true, -1, none);
     fix_date(buf, (size_t)n);
     want = "HTTP/1.1 200 OK\r\nServer: srv\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n"
            "Connection: close\r\n\r\n";
     CHECK_MEM(buf, n, want, strlen(want));
-    n = srv_http_response_head(buf, sizeof(buf), 200, 0, true, 12345678901LL, none);
+    n = srv__http_response_head(buf, sizeof(buf), 200, 0, true, 12345678901LL, none);
     fix_date(buf, (size_t)n);
     want = "HTTP/1.1 200 OK\r\nServer: srv\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n"
            "Content-Length: 12345678901\r\nConnection: keep-alive\r\n\r\n";
     CHECK_MEM(buf, n, want, strlen(want));
-    n = srv_http_response_head(buf, sizeof(buf), 204, 1, true, 0, none);
+    n = srv__http_response_head(buf, sizeof(buf), 204, 1, true, 0, none);
     fix_date(buf, (size_t)n);
     want = "HTTP/1.1 204 No Content\r\nServer: srv\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n"
            "Connection: keep-alive\r\n\r\n";
     CHECK_MEM(buf, n, want, strlen(want));
-    n = srv_http_response_head(buf, sizeof(buf), 101, 1, true, -1,
+    n = srv__http_response_head(buf, sizeof(buf), 101, 1, true, -1,
                                (srv_str_t){"Upgrade: websocket\r\n", 20});
     fix_date(buf, (size_t)n);
     want = "HTTP/1.1 101 Switching Protocols\r\nServer: srv\r\n"
@@ -778,20 +779,20 @@ static void test_response(void)
     /* every short buffer is refused, the exact one accepted */
     size_t full = strlen(want);
     for (size_t cap = 0; cap < full; cap++)
-        CHECK_INT(srv_http_response_head(buf, cap, 101, 1, true, -1,
+        CHECK_INT(srv__http_response_head(buf, cap, 101, 1, true, -1,
                                          (srv_str_t){"Upgrade: websocket\r\n", 20}),
                   ==, -ENOSPC);
-    CHECK_INT(srv_http_response_head(buf, full, 101, 1, true, -1,
+    CHECK_INT(srv__http_response_head(buf, full, 101, 1, true, -1,
                                      (srv_str_t){"Upgrade: websocket\r\n", 20}),
               ==, full);
 
-    n = srv_http_error_response(buf, sizeof(buf), 431, NULL, false);
+    n = srv__http_error_response(buf, sizeof(buf), 431, NULL, false);
     fix_date(buf, (size_t)n);
     want = "HTTP/1.1 431 Request Header Fields Too Large\r\nServer: srv\r\n"
            "Date: Sun, 06 Nov 1994 08:49:37 GMT\r\nContent-Type: text/plain; charset=utf-8\r\n"
            "Content-Length: 32\r\nConnection: close\r\n\r\nRequest Header Fields Too Large\n";
     CHECK_MEM(buf, n, want, strlen(want));
-    n = srv_http_error_response(buf, sizeof(buf), 400, "bad chunk", true);
+    n = srv__http_error_response(buf, sizeof(buf), 400, "bad chunk", true);
     fix_date(buf, (size_t)n);
     want = "HTTP/1.1 400 Bad Request\r\nServer: srv\r\n"
            "Date: Sun, 06 Nov 1994 08:49:37 GMT\r\nContent-Type: text/plain; charset=utf-8\r\n"
@@ -799,22 +800,22 @@ static void test_response(void)
     CHECK_MEM(buf, n, want, strlen(want));
     full = strlen(want);
     for (size_t cap = 0; cap < full; cap++)
-        CHECK_INT(srv_http_error_response(buf, cap, 400, "bad chunk", true), ==, -ENOSPC);
+        CHECK_INT(srv__http_error_response(buf, cap, 400, "bad chunk", true), ==, -ENOSPC);
 
-    CHECK_STR(srv_http_status_reason(200), "OK");
-    CHECK_STR(srv_http_status_reason(413), "Content Too Large");
-    CHECK_STR(srv_http_status_reason(416), "Range Not Satisfiable");
-    CHECK_STR(srv_http_status_reason(503), "Service Unavailable");
-    CHECK_STR(srv_http_status_reason(299), "Unknown");
-    CHECK_STR(srv_http_status_reason(-1), "Unknown");
+    CHECK_STR(srv__http_status_reason(200), "OK");
+    CHECK_STR(srv__http_status_reason(413), "Content Too Large");
+    CHECK_STR(srv__http_status_reason(416), "Range Not Satisfiable");
+    CHECK_STR(srv__http_status_reason(503), "Service Unavailable");
+    CHECK_STR(srv__http_status_reason(299), "Unknown");
+    CHECK_STR(srv__http_status_reason(-1), "Unknown");
 
-    CHECK_INT(srv_http_chunk_header(buf, sizeof(buf), 0), ==, 3);
+    CHECK_INT(srv__http_chunk_header(buf, sizeof(buf), 0), ==, 3);
     CHECK_MEM(buf, 3, "0\r\n", 3);
-    CHECK_INT(srv_http_chunk_header(buf, sizeof(buf), 0x1a2b), ==, 6);
+    CHECK_INT(srv__http_chunk_header(buf, sizeof(buf), 0x1a2b), ==, 6);
     CHECK_MEM(buf, 6, "1a2b\r\n", 6);
-    CHECK_INT(srv_http_chunk_header(buf, sizeof(buf), SIZE_MAX), ==, 18);
+    CHECK_INT(srv__http_chunk_header(buf, sizeof(buf), SIZE_MAX), ==, 18);
     CHECK_MEM(buf, 18, "ffffffffffffffff\r\n", 18);
-    CHECK_INT(srv_http_chunk_header(buf, 5, 0x1a2b), ==, -ENOSPC);
+    CHECK_INT(srv__http_chunk_header(buf, 5, 0x1a2b), ==, -ENOSPC);
 }
 
 static uint32_t rnd(uint32_t *s)
@@ -836,7 +837,7 @@ static void test_split_property(void)
         "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\nHEAD / HTTP/1.1\r\nHost: h\r\n\r\n",
     };
     static const char alphabet[] = "\r\n :;-0123456789aAfFxX\t\x01\x7f\x80";
-    srv_http_limits_t small = {.header_max = 48, .body_max = 4, .max_headers = 2};
+    srv__http_limits_t small = {.header_max = 48, .body_max = 4, .max_headers = 2};
     uint32_t seed = 20261122;
     struct log whole, split;
     char buf[256];
@@ -911,25 +912,25 @@ static void test_reset(void)
         (size_t)snprintf(big, sizeof(big), "GET /%0*d HTTP/1.1\r\nHost: h\r\n\r\n", 6000, 0);
     const char *good = "GET /fresh?q=1 HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nok";
     for (size_t i = 0; i <= sizeof(leave) / sizeof(leave[0]); i++) {
-        srv_http_parser_t *p;
+        srv__http_parser_t *p;
         size_t used;
-        CHECK_INT(srv_http_parser_create(&p, NULL), ==, 0);
+        CHECK_INT(srv__http_parser_create(&p, NULL), ==, 0);
         if (i < sizeof(leave) / sizeof(leave[0]))
-            srv_http_parser_feed(p, leave[i], strlen(leave[i]), &used);
+            srv__http_parser_feed(p, leave[i], strlen(leave[i]), &used);
         else
-            CHECK_INT(srv_http_parser_feed(p, big, bl, &used), ==, SRV_HTTP_REQUEST);
-        srv_http_parser_reset(p);
-        CHECK(srv_http_parser_idle(p));
-        CHECK(srv_http_parser_request(p) == NULL);
-        CHECK_INT(srv_http_parser_error(p, NULL), ==, 0);
-        CHECK_INT(srv_http_parser_feed(p, good, strlen(good), &used), ==, SRV_HTTP_REQUEST);
+            CHECK_INT(srv__http_parser_feed(p, big, bl, &used), ==, SRV_HTTP_REQUEST);
+        srv__http_parser_reset(p);
+        CHECK(srv__http_parser_idle(p));
+        CHECK(srv__http_parser_request(p) == NULL);
+        CHECK_INT(srv__http_parser_error(p, NULL), ==, 0);
+        CHECK_INT(srv__http_parser_feed(p, good, strlen(good), &used), ==, SRV_HTTP_REQUEST);
         CHECK_INT(used, ==, strlen(good));
-        const srv_request_t *r = srv_http_parser_request(p);
+        const srv_request_t *r = srv__http_parser_request(p);
         CHECK(r != NULL);
         CHECK_MEM(r->path.ptr, r->path.len, "/fresh", 6);
         CHECK_MEM(r->body.ptr, r->body.len, "ok", 2);
         CHECK(r->flags & SRV_REQ_KEEP_ALIVE);
-        srv_http_parser_destroy(p);
+        srv__http_parser_destroy(p);
     }
 }
 

@@ -53,7 +53,7 @@ typedef struct rec {
     size_t text_len;
 } rec_t;
 
-static int on_event(void *arg, const srv_ws_event_t *ev)
+static int on_event(void *arg, const srv__ws_event_t *ev)
 {
     rec_t *r = arg;
     switch (ev->type) {
@@ -91,10 +91,10 @@ static void rec_free(rec_t *r)
 }
 
 /* Take the next server frame off ws's output: opcode, rsv1, payload copied into buf. */
-static int next_out(srv_ws_t *ws, bool *rsv1, uint8_t *buf, size_t cap, size_t *len)
+static int next_out(srv__ws_t *ws, bool *rsv1, uint8_t *buf, size_t cap, size_t *len)
 {
     struct iovec iov;
-    CHECK_INT(srv_ws_output(ws, &iov, 1), ==, 1);
+    CHECK_INT(srv__ws_output(ws, &iov, 1), ==, 1);
     const uint8_t *p = iov.iov_base;
     CHECK(iov.iov_len >= 2);
     CHECK_INT(p[0] & 0x80, ==, 0x80); /* server frames are final */
@@ -116,14 +116,14 @@ static int next_out(srv_ws_t *ws, bool *rsv1, uint8_t *buf, size_t cap, size_t *
     if (rsv1)
         *rsv1 = p[0] & 0x40;
     int op = p[0] & 0x0f;
-    srv_ws_consumed(ws, at + n);
+    srv__ws_consumed(ws, at + n);
     return op;
 }
 
-static srv_ws_t *mk(size_t max, size_t limit)
+static srv__ws_t *mk(size_t max, size_t limit)
 {
-    srv_ws_options_t o = {.max_message_size = max, .output_limit = limit};
-    srv_ws_t *ws = srv_ws_create(&o);
+    srv__ws_options_t o = {.max_message_size = max, .output_limit = limit};
+    srv__ws_t *ws = srv__ws_create(&o);
     CHECK(ws != NULL);
     return ws;
 }
@@ -154,7 +154,7 @@ static srv_request_t req_of(const srv_header_t *h, size_t n)
 static void test_accept_key(void)
 {
     char out[SRV_WS_ACCEPT_LEN + 1];
-    CHECK_INT(srv_ws_accept_key("dGhlIHNhbXBsZSBub25jZQ==", 24, out), ==, 0);
+    CHECK_INT(srv__ws_accept_key("dGhlIHNhbXBsZSBub25jZQ==", 24, out), ==, 0);
     /* RFC 6455 1.3 (the value in the issue brief, "...JKFHI4VqWI0=", is not the RFC's). */
     CHECK_STR(out, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
 }
@@ -170,48 +170,48 @@ static void test_handshake(void)
         H("Sec-WebSocket-Version", "13"),
     };
     srv_request_t r = req_of(good, 5);
-    CHECK_INT(srv_ws_handshake_check(&r, &why), ==, 0);
+    CHECK_INT(srv__ws_handshake_check(&r, &why), ==, 0);
 
     /* No Upgrade header, or an upgrade to something else: plain HTTP. */
     r = req_of(good + 2, 3);
-    CHECK_INT(srv_ws_handshake_check(&r, &why), ==, -ENOENT);
+    CHECK_INT(srv__ws_handshake_check(&r, &why), ==, -ENOENT);
     srv_header_t h2c[] = {good[0], H("Upgrade", "h2c"), good[2], good[3], good[4]};
     r = req_of(h2c, 5);
-    CHECK_INT(srv_ws_handshake_check(&r, &why), ==, -ENOENT);
+    CHECK_INT(srv__ws_handshake_check(&r, &why), ==, -ENOENT);
 
     r = req_of(good, 5);
     r.method = (srv_str_t){"POST", 4};
-    CHECK_INT(srv_ws_handshake_check(&r, &why), ==, -EINVAL);
+    CHECK_INT(srv__ws_handshake_check(&r, &why), ==, -EINVAL);
     CHECK(strstr(why, "GET") != NULL);
 
     r = req_of(good, 5);
     r.http_minor = 0;
-    CHECK_INT(srv_ws_handshake_check(&r, &why), ==, -EINVAL);
+    CHECK_INT(srv__ws_handshake_check(&r, &why), ==, -EINVAL);
     CHECK(strstr(why, "HTTP/1.1") != NULL);
 
     srv_header_t noconn[] = {good[0], good[1], H("Connection", "keep-alive"), good[3], good[4]};
     r = req_of(noconn, 5);
-    CHECK_INT(srv_ws_handshake_check(&r, &why), ==, -EINVAL);
+    CHECK_INT(srv__ws_handshake_check(&r, &why), ==, -EINVAL);
     CHECK(strstr(why, "Connection") != NULL);
     r = req_of((srv_header_t[]){good[0], good[1], good[3], good[4]}, 4);
-    CHECK_INT(srv_ws_handshake_check(&r, &why), ==, -EINVAL);
+    CHECK_INT(srv__ws_handshake_check(&r, &why), ==, -EINVAL);
     /* Connection split over two headers still counts. */
     srv_header_t twoconn[] = {
         good[0], good[1], H("Connection", "keep-alive"), H("connection", "upgrade"),
         good[3], good[4]};
     r = req_of(twoconn, 6);
-    CHECK_INT(srv_ws_handshake_check(&r, &why), ==, 0);
+    CHECK_INT(srv__ws_handshake_check(&r, &why), ==, 0);
 
     srv_header_t v8[] = {good[0], good[1], good[2], good[3], H("Sec-WebSocket-Version", "8")};
     r = req_of(v8, 5);
-    CHECK_INT(srv_ws_handshake_check(&r, &why), ==, -EINVAL);
+    CHECK_INT(srv__ws_handshake_check(&r, &why), ==, -EINVAL);
     CHECK(strstr(why, "Version") != NULL);
     r = req_of(good, 4); /* no version */
-    CHECK_INT(srv_ws_handshake_check(&r, &why), ==, -EINVAL);
+    CHECK_INT(srv__ws_handshake_check(&r, &why), ==, -EINVAL);
 
     srv_header_t nokey[] = {good[0], good[1], good[2], good[4]};
     r = req_of(nokey, 4);
-    CHECK_INT(srv_ws_handshake_check(&r, &why), ==, -EINVAL);
+    CHECK_INT(srv__ws_handshake_check(&r, &why), ==, -EINVAL);
     CHECK(strstr(why, "Key") != NULL);
     const char *bad_keys[] = {
         "dGhlIHNhbXBsZSBub25jZQ",   "dGhlIHNhbXBsZSBub25jZQ=",  "dGhlIHNhbXBsZSBub25jZQ===",
@@ -223,11 +223,11 @@ static void test_handshake(void)
                              {{"Sec-WebSocket-Key", 17}, {bad_keys[i], strlen(bad_keys[i])}},
                              good[4]};
         r = req_of(bk, 5);
-        CHECK_INT(srv_ws_handshake_check(&r, &why), ==, -EINVAL);
+        CHECK_INT(srv__ws_handshake_check(&r, &why), ==, -EINVAL);
     }
     srv_header_t twokeys[] = {good[0], good[1], good[2], good[3], good[3], good[4]};
     r = req_of(twokeys, 6);
-    CHECK_INT(srv_ws_handshake_check(&r, &why), ==, -EINVAL);
+    CHECK_INT(srv__ws_handshake_check(&r, &why), ==, -EINVAL);
 }
 
 static void test_handshake_response(void)
@@ -241,9 +241,9 @@ static void test_handshake_response(void)
     };
     srv_request_t r = req_of(h, 5);
     char buf[512];
-    srv_ws_options_t o = {.max_message_size = 77};
+    srv__ws_options_t o = {.max_message_size = 77};
 
-    int n = srv_ws_handshake_response(&r, false, "chat", buf, sizeof(buf), &o);
+    int n = srv__ws_handshake_response(&r, false, "chat", buf, sizeof(buf), &o);
     CHECK_INT(n, >, 0);
     CHECK_INT(strlen(buf), ==, n);
     CHECK_STR(buf, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: "
@@ -252,7 +252,7 @@ static void test_handshake_response(void)
     CHECK(!o.deflate);
     CHECK_INT(o.max_message_size, ==, 77);
 
-    n = srv_ws_handshake_response(&r, true, NULL, buf, sizeof(buf), &o);
+    n = srv__ws_handshake_response(&r, true, NULL, buf, sizeof(buf), &o);
     CHECK_INT(n, >, 0);
     CHECK(strstr(buf, "\r\nSec-WebSocket-Extensions: permessage-deflate; "
                       "server_no_context_takeover; client_no_context_takeover\r\n\r\n") != NULL);
@@ -262,27 +262,28 @@ static void test_handshake_response(void)
 
     /* Without an offer: no extension even when allowed. */
     r = req_of(h, 4);
-    n = srv_ws_handshake_response(&r, true, NULL, buf, sizeof(buf), &o);
+    n = srv__ws_handshake_response(&r, true, NULL, buf, sizeof(buf), &o);
     CHECK_INT(n, >, 0);
     CHECK(strstr(buf, "Extensions") == NULL);
     CHECK(!o.deflate);
 
-    CHECK_INT(srv_ws_handshake_response(&r, false, NULL, buf, 40, &o), ==, -ENOSPC);
-    CHECK_INT(srv_ws_handshake_response(&r, false, "a\r\nX: y", buf, sizeof(buf), &o), ==, -EINVAL);
-    CHECK_INT(srv_ws_handshake_response(&r, false, "", buf, sizeof(buf), &o), ==, -EINVAL);
+    CHECK_INT(srv__ws_handshake_response(&r, false, NULL, buf, 40, &o), ==, -ENOSPC);
+    CHECK_INT(srv__ws_handshake_response(&r, false, "a\r\nX: y", buf, sizeof(buf), &o), ==,
+              -EINVAL);
+    CHECK_INT(srv__ws_handshake_response(&r, false, "", buf, sizeof(buf), &o), ==, -EINVAL);
 }
 
 /* ---- Framing ---------------------------------------------------------------------------- */
 
-static void feed_ok(srv_ws_t *ws, const uint8_t *p, size_t n, rec_t *r)
+static void feed_ok(srv__ws_t *ws, const uint8_t *p, size_t n, rec_t *r)
 {
-    CHECK_INT(srv_ws_feed(ws, (const char *)p, n, on_event, r), ==, 0);
+    CHECK_INT(srv__ws_feed(ws, (const char *)p, n, on_event, r), ==, 0);
 }
 
 static void check_one_message(const uint8_t *frame, size_t flen, int op, const uint8_t *payload,
                               size_t len, int mode, size_t split)
 {
-    srv_ws_t *ws = mk(2u << 20, 0);
+    srv__ws_t *ws = mk(2u << 20, 0);
     rec_t r = {0};
     if (mode == 0) {
         feed_ok(ws, frame, flen, &r);
@@ -299,10 +300,10 @@ static void check_one_message(const uint8_t *frame, size_t flen, int op, const u
     CHECK_INT(r.op, ==, op);
     CHECK_MEM(r.data, r.len, payload, len);
     CHECK_INT(r.errors, ==, 0);
-    CHECK_INT(srv_ws_pending(ws), ==, 0);
-    CHECK(!srv_ws_want_close(ws));
+    CHECK_INT(srv__ws_pending(ws), ==, 0);
+    CHECK(!srv__ws_want_close(ws));
     rec_free(&r);
-    srv_ws_destroy(ws);
+    srv__ws_destroy(ws);
 }
 
 static void test_sizes(void)
@@ -336,11 +337,11 @@ static void test_many_in_one_feed(void)
     size_t n = 0;
     for (int i = 0; i < 10; i++)
         n += cframe(buf + n, true, false, SRV_WS_BINARY, "0123456789", (size_t)i, true);
-    srv_ws_t *ws = mk(0, 0);
+    srv__ws_t *ws = mk(0, 0);
     rec_t r = {0};
     for (size_t k = 0; k <= n; k++) { /* every split of the whole stream */
         rec_free(&r);
-        srv_ws_destroy(ws);
+        srv__ws_destroy(ws);
         ws = mk(0, 0);
         feed_ok(ws, buf, k, &r);
         feed_ok(ws, buf + k, n - k, &r);
@@ -348,7 +349,7 @@ static void test_many_in_one_feed(void)
         CHECK_MEM(r.data, r.len, "012345678", 9);
     }
     rec_free(&r);
-    srv_ws_destroy(ws);
+    srv__ws_destroy(ws);
 }
 
 static void test_fragments_with_ping(void)
@@ -362,7 +363,7 @@ static void test_fragments_with_ping(void)
     n += cframe(buf + n, true, false, SRV_WS_PONG, "q", 1, true);
     n += cframe(buf + n, true, false, SRV_WS_CONT, "w\xc3\xb6rld", 6, true);
     for (size_t k = 0; k <= n; k++) {
-        srv_ws_t *ws = mk(0, 0);
+        srv__ws_t *ws = mk(0, 0);
         rec_t r = {0};
         feed_ok(ws, buf, k, &r);
         feed_ok(ws, buf + k, n - k, &r);
@@ -376,29 +377,29 @@ static void test_fragments_with_ping(void)
         bool rsv1;
         CHECK_INT(next_out(ws, &rsv1, p, sizeof(p), &plen), ==, SRV_WS_PONG);
         CHECK_MEM(p, plen, "p1", 2);
-        CHECK_INT(srv_ws_pending(ws), ==, 0);
+        CHECK_INT(srv__ws_pending(ws), ==, 0);
         rec_free(&r);
-        srv_ws_destroy(ws);
+        srv__ws_destroy(ws);
     }
 }
 
 /* Feed frames and expect an ERROR event with code, and our close frame with that code. */
 static void expect_error(const uint8_t *buf, size_t n, int code, size_t max, bool bytewise)
 {
-    srv_ws_t *ws = mk(max, 0);
+    srv__ws_t *ws = mk(max, 0);
     rec_t r = {0};
     int ret = 0;
     if (bytewise) {
         for (size_t i = 0; i < n && ret == 0; i++)
-            ret = srv_ws_feed(ws, (const char *)buf + i, 1, on_event, &r);
+            ret = srv__ws_feed(ws, (const char *)buf + i, 1, on_event, &r);
     } else {
-        ret = srv_ws_feed(ws, (const char *)buf, n, on_event, &r);
+        ret = srv__ws_feed(ws, (const char *)buf, n, on_event, &r);
     }
     CHECK_INT(ret, ==, -EPROTO);
     CHECK_INT(r.errors, ==, 1);
     CHECK_INT(r.code, ==, code);
     CHECK_INT(r.msgs, ==, 0);
-    CHECK(srv_ws_want_close(ws));
+    CHECK(srv__ws_want_close(ws));
     uint8_t p[200];
     size_t plen;
     CHECK_INT(next_out(ws, NULL, p, sizeof(p), &plen), ==, SRV_WS_CLOSE);
@@ -406,11 +407,11 @@ static void expect_error(const uint8_t *buf, size_t n, int code, size_t max, boo
     CHECK_INT(p[0] << 8 | p[1], ==, code);
     CHECK_MEM(p + 2, plen - 2, r.text, r.text_len);
     /* later input is ignored */
-    CHECK_INT(srv_ws_feed(ws, (const char *)buf, n, on_event, &r), ==, -EPROTO);
+    CHECK_INT(srv__ws_feed(ws, (const char *)buf, n, on_event, &r), ==, -EPROTO);
     CHECK_INT(r.errors, ==, 1);
-    CHECK_INT(srv_ws_send(ws, SRV_WS_TEXT, "x", 1), ==, -EPIPE);
+    CHECK_INT(srv__ws_send(ws, SRV_WS_TEXT, "x", 1), ==, -EPIPE);
     rec_free(&r);
-    srv_ws_destroy(ws);
+    srv__ws_destroy(ws);
 }
 
 static void expect_error_both(const uint8_t *buf, size_t n, int code, size_t max)
@@ -460,12 +461,12 @@ static void test_protocol_errors(void)
     expect_error_both(buf, n, 1009, 100);
     n = cframe(buf, true, false, SRV_WS_BINARY, big, 100, true);
     {
-        srv_ws_t *ws = mk(100, 0);
+        srv__ws_t *ws = mk(100, 0);
         rec_t r = {0};
         feed_ok(ws, buf, n, &r);
         CHECK_INT(r.msgs, ==, 1);
         rec_free(&r);
-        srv_ws_destroy(ws);
+        srv__ws_destroy(ws);
     }
     n = cframe(buf, false, false, SRV_WS_BINARY, big, 60, true);
     n += cframe(buf + n, true, false, SRV_WS_CONT, big, 41, true);
@@ -528,19 +529,19 @@ static void test_utf8(void)
     size_t n = cframe(buf, true, false, SRV_WS_BINARY, "\xff\xfe", 2, true);
     check_one_message(buf, n, SRV_WS_BINARY, (const uint8_t *)"\xff\xfe", 2, 0, 0);
     /* Invalid text fails at once, before the message is complete. */
-    srv_ws_t *ws = mk(0, 0);
+    srv__ws_t *ws = mk(0, 0);
     rec_t r = {0};
     n = cframe(buf, false, false, SRV_WS_TEXT, "a\xff", 2, true);
-    CHECK_INT(srv_ws_feed(ws, (const char *)buf, n, on_event, &r), ==, -EPROTO);
+    CHECK_INT(srv__ws_feed(ws, (const char *)buf, n, on_event, &r), ==, -EPROTO);
     CHECK_INT(r.code, ==, 1007);
     rec_free(&r);
-    srv_ws_destroy(ws);
+    srv__ws_destroy(ws);
     /* Sending invalid text is refused. */
     ws = mk(0, 0);
-    CHECK_INT(srv_ws_send(ws, SRV_WS_TEXT, "\xc0\xaf", 2), ==, -EINVAL);
-    CHECK_INT(srv_ws_send(ws, SRV_WS_PING, "", 0), ==, -EINVAL);
-    CHECK_INT(srv_ws_pending(ws), ==, 0);
-    srv_ws_destroy(ws);
+    CHECK_INT(srv__ws_send(ws, SRV_WS_TEXT, "\xc0\xaf", 2), ==, -EINVAL);
+    CHECK_INT(srv__ws_send(ws, SRV_WS_PING, "", 0), ==, -EINVAL);
+    CHECK_INT(srv__ws_pending(ws), ==, 0);
+    srv__ws_destroy(ws);
 }
 
 /* ---- Close handshake, ping, output ------------------------------------------------------ */
@@ -549,7 +550,7 @@ static void test_close_client_first(void)
 {
     uint8_t buf[256], p[200];
     size_t n, plen;
-    srv_ws_t *ws = mk(0, 0);
+    srv__ws_t *ws = mk(0, 0);
     rec_t r = {0};
 
     n = cframe(buf, true, false, SRV_WS_CLOSE, "\x0f\xa0going", 7, true); /* 4000 */
@@ -559,13 +560,13 @@ static void test_close_client_first(void)
     CHECK_INT(r.code, ==, 4000);
     CHECK_STR(r.text, "going");
     CHECK_INT(r.msgs, ==, 0);
-    CHECK(srv_ws_want_close(ws));
+    CHECK(srv__ws_want_close(ws));
     CHECK_INT(next_out(ws, NULL, p, sizeof(p), &plen), ==, SRV_WS_CLOSE);
     CHECK_MEM(p, plen, "\x0f\xa0going", 7); /* code and reason echoed */
-    CHECK_INT(srv_ws_send(ws, SRV_WS_TEXT, "x", 1), ==, -EPIPE);
-    CHECK_INT(srv_ws_close_frame(ws, 1000, NULL), ==, -EALREADY);
-    CHECK_INT(srv_ws_pending(ws), ==, 0);
-    srv_ws_destroy(ws);
+    CHECK_INT(srv__ws_send(ws, SRV_WS_TEXT, "x", 1), ==, -EPIPE);
+    CHECK_INT(srv__ws_close_frame(ws, 1000, NULL), ==, -EALREADY);
+    CHECK_INT(srv__ws_pending(ws), ==, 0);
+    srv__ws_destroy(ws);
 
     /* An empty close reports 1005 and is answered with an empty close. */
     ws = mk(0, 0);
@@ -576,30 +577,30 @@ static void test_close_client_first(void)
     CHECK_INT(r.code, ==, 1005);
     CHECK_INT(next_out(ws, NULL, p, sizeof(p), &plen), ==, SRV_WS_CLOSE);
     CHECK_INT(plen, ==, 0);
-    CHECK(srv_ws_want_close(ws));
+    CHECK(srv__ws_want_close(ws));
     rec_free(&r);
-    srv_ws_destroy(ws);
+    srv__ws_destroy(ws);
 }
 
 static void test_close_server_first(void)
 {
     uint8_t buf[256], p[200];
     size_t n, plen;
-    srv_ws_t *ws = mk(0, 0);
+    srv__ws_t *ws = mk(0, 0);
     rec_t r = {0};
 
-    CHECK_INT(srv_ws_close_frame(ws, 999, NULL), ==, -EINVAL);
-    CHECK_INT(srv_ws_close_frame(ws, 1005, NULL), ==, -EINVAL);
-    CHECK_INT(srv_ws_close_frame(ws, 1001, "bye"), ==, 0);
-    CHECK_INT(srv_ws_close_frame(ws, 1000, NULL), ==, -EALREADY);
-    CHECK(!srv_ws_want_close(ws));
+    CHECK_INT(srv__ws_close_frame(ws, 999, NULL), ==, -EINVAL);
+    CHECK_INT(srv__ws_close_frame(ws, 1005, NULL), ==, -EINVAL);
+    CHECK_INT(srv__ws_close_frame(ws, 1001, "bye"), ==, 0);
+    CHECK_INT(srv__ws_close_frame(ws, 1000, NULL), ==, -EALREADY);
+    CHECK(!srv__ws_want_close(ws));
     CHECK_INT(next_out(ws, NULL, p, sizeof(p), &plen), ==, SRV_WS_CLOSE);
     CHECK_MEM(p, plen,
               "\x03\xe9"
               "bye",
               5);
-    CHECK_INT(srv_ws_send(ws, SRV_WS_BINARY, "x", 1), ==, -EPIPE);
-    CHECK_INT(srv_ws_ping(ws), ==, -EPIPE);
+    CHECK_INT(srv__ws_send(ws, SRV_WS_BINARY, "x", 1), ==, -EPIPE);
+    CHECK_INT(srv__ws_ping(ws), ==, -EPIPE);
 
     /* The client's in-flight data and pings are dropped; its close ends the handshake. */
     n = cframe(buf, true, false, SRV_WS_TEXT, "in flight", 9, true);
@@ -609,10 +610,10 @@ static void test_close_server_first(void)
     CHECK_INT(r.msgs, ==, 0);
     CHECK_INT(r.closes, ==, 1);
     CHECK_INT(r.code, ==, 1001);
-    CHECK_INT(srv_ws_pending(ws), ==, 0); /* no second close, no pong */
-    CHECK(srv_ws_want_close(ws));
+    CHECK_INT(srv__ws_pending(ws), ==, 0); /* no second close, no pong */
+    CHECK(srv__ws_want_close(ws));
     rec_free(&r);
-    srv_ws_destroy(ws);
+    srv__ws_destroy(ws);
 
     /* A long reason is cut to 123 bytes on a character boundary. */
     char reason[200];
@@ -620,20 +621,20 @@ static void test_close_server_first(void)
     memcpy(reason + 122, "\xc3\xa9", 2);
     reason[199] = 0;
     ws = mk(0, 0);
-    CHECK_INT(srv_ws_close_frame(ws, 1000, reason), ==, 0);
+    CHECK_INT(srv__ws_close_frame(ws, 1000, reason), ==, 0);
     CHECK_INT(next_out(ws, NULL, p, sizeof(p), &plen), ==, SRV_WS_CLOSE);
     CHECK_INT(plen, ==, 2 + 122);
-    srv_ws_destroy(ws);
+    srv__ws_destroy(ws);
 }
 
 static void test_ping_pong(void)
 {
     uint8_t buf[256], p[200];
     size_t n, plen;
-    srv_ws_t *ws = mk(0, 0);
+    srv__ws_t *ws = mk(0, 0);
     rec_t r = {0};
 
-    CHECK_INT(srv_ws_ping(ws), ==, 0);
+    CHECK_INT(srv__ws_ping(ws), ==, 0);
     CHECK_INT(next_out(ws, NULL, p, sizeof(p), &plen), ==, SRV_WS_PING);
     CHECK_INT(plen, ==, 0);
     n = cframe(buf, true, false, SRV_WS_PONG, "", 0, true);
@@ -647,36 +648,36 @@ static void test_ping_pong(void)
     CHECK_INT(next_out(ws, NULL, p, sizeof(p), &plen), ==, SRV_WS_PONG);
     CHECK_MEM(p, plen, body, 125);
     rec_free(&r);
-    srv_ws_destroy(ws);
+    srv__ws_destroy(ws);
 }
 
 static void test_output_limit(void)
 {
     char big[1000];
     memset(big, 'b', sizeof(big));
-    srv_ws_t *ws = mk(0, 2500);
-    CHECK_INT(srv_ws_send(ws, SRV_WS_BINARY, big, 1000), ==, 0);
-    CHECK_INT(srv_ws_send(ws, SRV_WS_BINARY, big, 1000), ==, 0);
-    CHECK_INT(srv_ws_pending(ws), ==, 2008);
-    CHECK_INT(srv_ws_send(ws, SRV_WS_BINARY, big, 1000), ==, -ENOBUFS);
-    CHECK_INT(srv_ws_pending(ws), ==, 2008);
-    CHECK_INT(srv_ws_send(ws, SRV_WS_BINARY, big, 400), ==, 0);
+    srv__ws_t *ws = mk(0, 2500);
+    CHECK_INT(srv__ws_send(ws, SRV_WS_BINARY, big, 1000), ==, 0);
+    CHECK_INT(srv__ws_send(ws, SRV_WS_BINARY, big, 1000), ==, 0);
+    CHECK_INT(srv__ws_pending(ws), ==, 2008);
+    CHECK_INT(srv__ws_send(ws, SRV_WS_BINARY, big, 1000), ==, -ENOBUFS);
+    CHECK_INT(srv__ws_pending(ws), ==, 2008);
+    CHECK_INT(srv__ws_send(ws, SRV_WS_BINARY, big, 400), ==, 0);
     uint8_t frame[1100];
-    size_t fl = srv_ws_frame_encode(frame, sizeof(frame), SRV_WS_TEXT, big, 100);
-    CHECK_INT(srv_ws_send_frame(ws, frame, fl), ==, -ENOBUFS);
+    size_t fl = srv__ws_frame_encode(frame, sizeof(frame), SRV_WS_TEXT, big, 100);
+    CHECK_INT(srv__ws_send_frame(ws, frame, fl), ==, -ENOBUFS);
     /* Partial drain makes room again; iov points into the buffer without copying. */
     struct iovec iov, iovs[8];
-    int niov = srv_ws_output(ws, iovs, 8);
+    int niov = srv__ws_output(ws, iovs, 8);
     size_t total = 0;
     CHECK_INT(niov, >=, 1);
     for (int i = 0; i < niov; i++)
         total += iovs[i].iov_len;
     CHECK_INT(total, ==, 2412);
-    srv_ws_consumed(ws, 1004);
-    CHECK_INT(srv_ws_pending(ws), ==, 1408);
-    CHECK_INT(srv_ws_send_frame(ws, frame, fl), ==, 0);
-    CHECK_INT(srv_ws_send(ws, SRV_WS_BINARY, big, 900), ==, 0);
-    CHECK_INT(srv_ws_pending(ws), ==, 1408 + fl + 904);
+    srv__ws_consumed(ws, 1004);
+    CHECK_INT(srv__ws_pending(ws), ==, 1408);
+    CHECK_INT(srv__ws_send_frame(ws, frame, fl), ==, 0);
+    CHECK_INT(srv__ws_send(ws, SRV_WS_BINARY, big, 900), ==, 0);
+    CHECK_INT(srv__ws_pending(ws), ==, 1408 + fl + 904);
     bool rsv1;
     uint8_t p[1100];
     size_t plen;
@@ -688,68 +689,68 @@ static void test_output_limit(void)
     CHECK_MEM(p, plen, big, 100);
     CHECK_INT(next_out(ws, &rsv1, p, sizeof(p), &plen), ==, SRV_WS_BINARY);
     CHECK_INT(plen, ==, 900);
-    CHECK_INT(srv_ws_pending(ws), ==, 0);
-    CHECK_INT(srv_ws_output(ws, &iov, 1), ==, 0);
+    CHECK_INT(srv__ws_pending(ws), ==, 0);
+    CHECK_INT(srv__ws_output(ws, &iov, 1), ==, 0);
 
     /* A client that pings without reading is failed with 1008 once over the limit. */
     uint8_t buf[64];
     rec_t r = {0};
-    CHECK_INT(srv_ws_send(ws, SRV_WS_BINARY, big, 1000), ==, 0);
-    CHECK_INT(srv_ws_send(ws, SRV_WS_BINARY, big, 1000), ==, 0);
-    CHECK_INT(srv_ws_send(ws, SRV_WS_BINARY, big, 480), ==, 0);
+    CHECK_INT(srv__ws_send(ws, SRV_WS_BINARY, big, 1000), ==, 0);
+    CHECK_INT(srv__ws_send(ws, SRV_WS_BINARY, big, 1000), ==, 0);
+    CHECK_INT(srv__ws_send(ws, SRV_WS_BINARY, big, 480), ==, 0);
     size_t n = cframe(buf, true, false, SRV_WS_PING, big, 50, true);
-    CHECK_INT(srv_ws_feed(ws, (const char *)buf, n, on_event, &r), ==, -EPROTO);
+    CHECK_INT(srv__ws_feed(ws, (const char *)buf, n, on_event, &r), ==, -EPROTO);
     CHECK_INT(r.code, ==, 1008);
-    CHECK(srv_ws_want_close(ws));
+    CHECK(srv__ws_want_close(ws));
     rec_free(&r);
-    srv_ws_destroy(ws);
+    srv__ws_destroy(ws);
 }
 
-/* Bytes handed out by srv_ws_output() (to the kernel, say) stay put while more is queued and
+/* Bytes handed out by srv__ws_output() (to the kernel, say) stay put while more is queued and
  * while part of them is consumed; partial consumption walks the chunks in order. */
 static void test_output_stable(void)
 {
-    srv_ws_t *ws = mk(0, 0);
+    srv__ws_t *ws = mk(0, 0);
     char msg[3000];
     struct iovec iov[64];
     for (size_t i = 0; i < sizeof(msg); i++)
         msg[i] = (char)('A' + i % 23);
-    CHECK_INT(srv_ws_send(ws, SRV_WS_BINARY, msg, 100), ==, 0);
-    CHECK_INT(srv_ws_output(ws, iov, 64), ==, 1);
+    CHECK_INT(srv__ws_send(ws, SRV_WS_BINARY, msg, 100), ==, 0);
+    CHECK_INT(srv__ws_output(ws, iov, 64), ==, 1);
     const char *first = iov[0].iov_base;
     char copy[104];
     CHECK_INT(iov[0].iov_len, ==, 102);
     memcpy(copy, first, 102);
     for (int i = 0; i < 40; i++)
-        CHECK_INT(srv_ws_send(ws, SRV_WS_BINARY, msg, (size_t)(i * 71) % sizeof(msg)), ==, 0);
-    srv_ws_consumed(ws, 50);
+        CHECK_INT(srv__ws_send(ws, SRV_WS_BINARY, msg, (size_t)(i * 71) % sizeof(msg)), ==, 0);
+    srv__ws_consumed(ws, 50);
     CHECK_MEM(first + 50, 52, copy + 50, 52);
-    int n = srv_ws_output(ws, iov, 64);
+    int n = srv__ws_output(ws, iov, 64);
     CHECK_INT(n, >, 1);
     CHECK(iov[0].iov_base == first + 50);
     /* the whole stream, read back through the iovecs in small steps, is the frames in order */
-    size_t want = srv_ws_pending(ws), got = 0;
+    size_t want = srv__ws_pending(ws), got = 0;
     uint8_t *all = malloc(want), *exp = malloc(want + 64);
     CHECK(all && exp);
-    while (srv_ws_pending(ws)) {
-        n = srv_ws_output(ws, iov, 3);
+    while (srv__ws_pending(ws)) {
+        n = srv__ws_output(ws, iov, 3);
         CHECK_INT(n, >=, 1);
         size_t k = iov[0].iov_len < 777 ? iov[0].iov_len : 777;
         memcpy(all + got, iov[0].iov_base, k);
         got += k;
-        srv_ws_consumed(ws, k);
+        srv__ws_consumed(ws, k);
     }
     CHECK_INT(got, ==, want);
-    size_t e = srv_ws_frame_encode(exp, want + 64, SRV_WS_BINARY, msg, 100) - 50;
+    size_t e = srv__ws_frame_encode(exp, want + 64, SRV_WS_BINARY, msg, 100) - 50;
     memmove(exp, exp + 50, e);
     for (int i = 0; i < 40; i++)
-        e += srv_ws_frame_encode(exp + e, want + 64 - e, SRV_WS_BINARY, msg,
+        e += srv__ws_frame_encode(exp + e, want + 64 - e, SRV_WS_BINARY, msg,
                                  (size_t)(i * 71) % sizeof(msg));
     CHECK_MEM(all, got, exp, e);
-    CHECK_INT(srv_ws_output(ws, iov, 64), ==, 0);
+    CHECK_INT(srv__ws_output(ws, iov, 64), ==, 0);
     free(all);
     free(exp);
-    srv_ws_destroy(ws);
+    srv__ws_destroy(ws);
 }
 
 static void test_frame_encode(void)
@@ -758,33 +759,33 @@ static void test_frame_encode(void)
     for (size_t i = 0; i < sizeof(payload); i++)
         payload[i] = (uint8_t)i;
 
-    CHECK_INT(srv_ws_frame_encode(out, sizeof(out), SRV_WS_TEXT, "Hello", 5), ==, 7);
+    CHECK_INT(srv__ws_frame_encode(out, sizeof(out), SRV_WS_TEXT, "Hello", 5), ==, 7);
     CHECK_MEM(out, 7, "\x81\x05Hello", 7); /* RFC 6455 5.7 */
-    CHECK_INT(srv_ws_frame_encode(out, sizeof(out), SRV_WS_BINARY, NULL, 0), ==, 2);
+    CHECK_INT(srv__ws_frame_encode(out, sizeof(out), SRV_WS_BINARY, NULL, 0), ==, 2);
     CHECK_MEM(out, 2, "\x82\x00", 2);
-    CHECK_INT(srv_ws_frame_encode(out, sizeof(out), SRV_WS_BINARY, payload, 125), ==, 127);
+    CHECK_INT(srv__ws_frame_encode(out, sizeof(out), SRV_WS_BINARY, payload, 125), ==, 127);
     CHECK_MEM(out, 2, "\x82\x7d", 2);
-    CHECK_INT(srv_ws_frame_encode(out, sizeof(out), SRV_WS_BINARY, payload, 256), ==, 260);
+    CHECK_INT(srv__ws_frame_encode(out, sizeof(out), SRV_WS_BINARY, payload, 256), ==, 260);
     CHECK_MEM(out, 4, "\x82\x7e\x01\x00", 4); /* RFC 6455 5.7: 256 bytes */
     CHECK_MEM(out + 4, 256, payload, 256);
-    CHECK_INT(srv_ws_frame_encode(out, sizeof(out), SRV_WS_BINARY, payload, 65535), ==, 65539);
+    CHECK_INT(srv__ws_frame_encode(out, sizeof(out), SRV_WS_BINARY, payload, 65535), ==, 65539);
     CHECK_MEM(out, 4, "\x82\x7e\xff\xff", 4);
-    CHECK_INT(srv_ws_frame_encode(out, sizeof(out), SRV_WS_BINARY, payload, 65536), ==, 65546);
+    CHECK_INT(srv__ws_frame_encode(out, sizeof(out), SRV_WS_BINARY, payload, 65536), ==, 65546);
     CHECK_MEM(out, 10, "\x82\x7f\x00\x00\x00\x00\x00\x01\x00\x00", 10); /* 64 KiB */
     CHECK_MEM(out + 10, 65536, payload, 65536);
     uint8_t small[200];
-    CHECK_INT(srv_ws_frame_encode(small, 6, SRV_WS_TEXT, "Hello", 5), ==, 0);
-    CHECK_INT(srv_ws_frame_encode(small, sizeof(small), SRV_WS_PING, payload, 126), ==, 0);
-    CHECK_INT(srv_ws_frame_encode(small, sizeof(small), SRV_WS_PONG, "x", 1), ==, 3);
+    CHECK_INT(srv__ws_frame_encode(small, 6, SRV_WS_TEXT, "Hello", 5), ==, 0);
+    CHECK_INT(srv__ws_frame_encode(small, sizeof(small), SRV_WS_PING, payload, 126), ==, 0);
+    CHECK_INT(srv__ws_frame_encode(small, sizeof(small), SRV_WS_PONG, "x", 1), ==, 3);
     CHECK_MEM(small, 3, "\x8a\x01x", 3);
 
-    /* srv_ws_send() writes the same bytes as the encoder. */
-    srv_ws_t *ws = mk(0, 0);
-    CHECK_INT(srv_ws_send(ws, SRV_WS_BINARY, payload, 65536), ==, 0);
+    /* srv__ws_send() writes the same bytes as the encoder. */
+    srv__ws_t *ws = mk(0, 0);
+    CHECK_INT(srv__ws_send(ws, SRV_WS_BINARY, payload, 65536), ==, 0);
     struct iovec iov;
-    CHECK_INT(srv_ws_output(ws, &iov, 1), ==, 1);
+    CHECK_INT(srv__ws_output(ws, &iov, 1), ==, 1);
     CHECK_MEM(iov.iov_base, iov.iov_len, out, 65546);
-    srv_ws_destroy(ws);
+    srv__ws_destroy(ws);
 }
 
 #if defined(__has_feature)
@@ -810,18 +811,18 @@ static void test_idle_memory(void)
     /* The thread's own wslay contexts (a cached decoder and the encoder) are made once, on
      * first use, and shared by every connection: warm them up before counting. */
     {
-        srv_ws_t *w = mk(0, 0);
+        srv__ws_t *w = mk(0, 0);
         size_t n = cframe(buf, true, false, SRV_WS_TEXT, "abc", 3, true);
         feed_ok(w, buf, n, &r);
-        CHECK_INT(srv_ws_send(w, SRV_WS_TEXT, "abc", 3), ==, 0);
+        CHECK_INT(srv__ws_send(w, SRV_WS_TEXT, "abc", 3), ==, 0);
         rec_free(&r);
-        srv_ws_destroy(w);
+        srv__ws_destroy(w);
         memset(&r, 0, sizeof(r));
     }
     size_t before = mallinfo2().uordblks;
-    srv_ws_t *ws = mk(0, 0);
+    srv__ws_t *ws = mk(0, 0);
     size_t idle = mallinfo2().uordblks - before;
-    fprintf(stderr, "idle srv_ws_t: %zu heap bytes\n", idle);
+    fprintf(stderr, "idle srv__ws_t: %zu heap bytes\n", idle);
     CHECK_INT(idle, <=, 512);
     for (int i = 0; i < 3; i++) {
         size_t n = cframe(buf, false, false, SRV_WS_TEXT, "abc", 3, true);
@@ -830,9 +831,9 @@ static void test_idle_memory(void)
         feed_ok(ws, buf, n, &r);
         CHECK_INT(r.msgs, ==, 1);
         CHECK_INT(r.len, ==, 2003);
-        CHECK_INT(srv_ws_send(ws, SRV_WS_BINARY, text, 3000), ==, 0);
+        CHECK_INT(srv__ws_send(ws, SRV_WS_BINARY, text, 3000), ==, 0);
         rec_free(&r);
-        srv_ws_consumed(ws, srv_ws_pending(ws));
+        srv__ws_consumed(ws, srv__ws_pending(ws));
         CHECK_INT(mallinfo2().uordblks - before, ==, idle);
         /* Half a frame pending: the connection holds a wslay frame context (its 4 KiB input
          * buffer) until the frame is complete, then gives it back. */
@@ -845,7 +846,7 @@ static void test_idle_memory(void)
         CHECK_INT(r.msgs, ==, 0);
         CHECK_INT(mallinfo2().uordblks - before, ==, idle);
     }
-    srv_ws_destroy(ws);
+    srv__ws_destroy(ws);
 #endif
 }
 
@@ -855,11 +856,11 @@ static void test_garbage(void)
     uint32_t x = 42;
     uint8_t buf[512];
     for (int round = 0; round < 2000; round++) {
-        srv_ws_options_t o = {.max_message_size = 300,
+        srv__ws_options_t o = {.max_message_size = 300,
                               .output_limit = 1000,
                               .deflate = round & 1,
                               .deflate_window_bits = 15};
-        srv_ws_t *ws = srv_ws_create(&o);
+        srv__ws_t *ws = srv__ws_create(&o);
         rec_t r = {0};
         CHECK(ws != NULL);
         size_t n = 0;
@@ -882,12 +883,12 @@ static void test_garbage(void)
             size_t k = (x >> 16) % 64;
             if (k > n - at)
                 k = n - at;
-            ret = srv_ws_feed(ws, (const char *)buf + at, k, on_event, &r);
+            ret = srv__ws_feed(ws, (const char *)buf + at, k, on_event, &r);
             at += k;
         }
         CHECK(ret == 0 || ret == -EPROTO);
         rec_free(&r);
-        srv_ws_destroy(ws);
+        srv__ws_destroy(ws);
     }
 }
 
@@ -899,7 +900,7 @@ static void test_interleaved_connections(void)
     static uint8_t bufs[NC][140000];
     static char payload[NC][65600];
     size_t lens[NC], pos[NC] = {0};
-    srv_ws_t *ws[NC];
+    srv__ws_t *ws[NC];
     rec_t r[NC];
     memset(r, 0, sizeof(r));
     for (int c = 0; c < NC; c++) {
@@ -934,7 +935,7 @@ static void test_interleaved_connections(void)
         size_t plen = c == 0 ? 0 : c == 1 ? 5 : c == 2 ? 200 : c == 3 ? 4000 : 65600;
         CHECK_MEM(r[c].data ? r[c].data : "", r[c].len, payload[c], plen);
         rec_free(&r[c]);
-        srv_ws_destroy(ws[c]);
+        srv__ws_destroy(ws[c]);
     }
 }
 
@@ -945,16 +946,16 @@ static void *thread_echo(void *arg)
     (void)arg;
     uint8_t buf[512];
     for (int i = 0; i < 200; i++) {
-        srv_ws_t *ws = mk(0, 0);
+        srv__ws_t *ws = mk(0, 0);
         rec_t r = {0};
         size_t n = cframe(buf, true, false, SRV_WS_TEXT, "hello", 5, true);
         feed_ok(ws, buf, 3, &r); /* holds a context across the two feeds */
         feed_ok(ws, buf + 3, n - 3, &r);
         CHECK_INT(r.msgs, ==, 1);
-        CHECK_INT(srv_ws_send(ws, SRV_WS_TEXT, r.data, r.len), ==, 0);
-        CHECK_INT(srv_ws_pending(ws), ==, 7);
+        CHECK_INT(srv__ws_send(ws, SRV_WS_TEXT, r.data, r.len), ==, 0);
+        CHECK_INT(srv__ws_pending(ws), ==, 7);
         rec_free(&r);
-        srv_ws_destroy(ws);
+        srv__ws_destroy(ws);
     }
     return NULL;
 }

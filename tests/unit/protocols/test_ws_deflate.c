@@ -86,7 +86,7 @@ typedef struct rec {
     size_t len;
 } rec_t;
 
-static int on_event(void *arg, const srv_ws_event_t *ev)
+static int on_event(void *arg, const srv__ws_event_t *ev)
 {
     rec_t *r = arg;
     if (ev->type == SRV_WS_EV_MESSAGE) {
@@ -104,17 +104,18 @@ static int on_event(void *arg, const srv_ws_event_t *ev)
     return 0;
 }
 
-static srv_ws_t *mk(size_t max, uint8_t wbits)
+static srv__ws_t *mk(size_t max, uint8_t wbits)
 {
-    srv_ws_options_t o = {.max_message_size = max, .deflate = true, .deflate_window_bits = wbits};
-    srv_ws_t *ws = srv_ws_create(&o);
+    srv__ws_options_t o = {.max_message_size = max, .deflate = true, .deflate_window_bits = wbits};
+    srv__ws_t *ws = srv__ws_create(&o);
     CHECK(ws != NULL);
     return ws;
 }
 
 /* ---- Negotiation ------------------------------------------------------------------------ */
 
-static int negotiate(const char *ext1, const char *ext2, char *buf, size_t cap, srv_ws_options_t *o)
+static int negotiate(const char *ext1, const char *ext2, char *buf, size_t cap,
+                     srv__ws_options_t *o)
 {
     srv_header_t h[6] = {
         {{"Upgrade", 7}, {"websocket", 9}},
@@ -134,7 +135,7 @@ static int negotiate(const char *ext1, const char *ext2, char *buf, size_t cap, 
     r.headers = h;
     r.nheaders = n;
     memset(o, 0, sizeof(*o));
-    return srv_ws_handshake_response(&r, true, NULL, buf, cap, o);
+    return srv__ws_handshake_response(&r, true, NULL, buf, cap, o);
 }
 
 static const char *ext_of(const char *resp)
@@ -155,7 +156,7 @@ static const char *ext_of(const char *resp)
 static void test_negotiation(void)
 {
     char buf[1024];
-    srv_ws_options_t o;
+    srv__ws_options_t o;
 
     CHECK_INT(negotiate("permessage-deflate", NULL, buf, sizeof(buf), &o), >, 0);
     CHECK_STR(ext_of(buf), BOTH);
@@ -230,19 +231,19 @@ static void test_client_compressed(void)
         size_t zl = client_deflate(text, len, z, big + 1024);
         size_t fl = cframe(frame, true, true, SRV_WS_TEXT, z, zl);
         for (int mode = 0; mode < 2; mode++) {
-            srv_ws_t *ws = mk(0, 15);
+            srv__ws_t *ws = mk(0, 15);
             rec_t r = {0};
             if (mode == 0) {
-                CHECK_INT(srv_ws_feed(ws, (char *)frame, fl, on_event, &r), ==, 0);
+                CHECK_INT(srv__ws_feed(ws, (char *)frame, fl, on_event, &r), ==, 0);
             } else {
                 for (size_t i = 0; i < fl; i++)
-                    CHECK_INT(srv_ws_feed(ws, (char *)frame + i, 1, on_event, &r), ==, 0);
+                    CHECK_INT(srv__ws_feed(ws, (char *)frame + i, 1, on_event, &r), ==, 0);
             }
             CHECK_INT(r.msgs, ==, 1);
             CHECK_INT(r.op, ==, SRV_WS_TEXT);
             CHECK_MEM(r.data, r.len, text, len);
             free(r.data);
-            srv_ws_destroy(ws);
+            srv__ws_destroy(ws);
         }
     }
 
@@ -256,30 +257,30 @@ static void test_client_compressed(void)
     zl = client_deflate("second", 6, z, big);
     fl += cframe(frame + fl, true, true, SRV_WS_TEXT, z, zl);
     for (size_t k = 0; k <= fl; k++) {
-        srv_ws_t *ws = mk(0, 15);
+        srv__ws_t *ws = mk(0, 15);
         rec_t r = {0};
-        CHECK_INT(srv_ws_feed(ws, (char *)frame, k, on_event, &r), ==, 0);
+        CHECK_INT(srv__ws_feed(ws, (char *)frame, k, on_event, &r), ==, 0);
         if (r.msgs == 1) {
             CHECK_INT(r.op, ==, SRV_WS_BINARY);
             CHECK_MEM(r.data, r.len, text, 3000);
         }
-        CHECK_INT(srv_ws_feed(ws, (char *)frame + k, fl - k, on_event, &r), ==, 0);
+        CHECK_INT(srv__ws_feed(ws, (char *)frame + k, fl - k, on_event, &r), ==, 0);
         CHECK_INT(r.msgs, ==, 2);
         CHECK_INT(r.op, ==, SRV_WS_TEXT);
         CHECK_MEM(r.data, r.len, "second", 6);
-        CHECK_INT(srv_ws_pending(ws), ==, 2); /* the pong */
+        CHECK_INT(srv__ws_pending(ws), ==, 2); /* the pong */
         free(r.data);
-        srv_ws_destroy(ws);
+        srv__ws_destroy(ws);
     }
 
     /* Uncompressed messages still work on a deflate connection. */
-    srv_ws_t *ws = mk(0, 15);
+    srv__ws_t *ws = mk(0, 15);
     rec_t r = {0};
     fl = cframe(frame, true, false, SRV_WS_TEXT, "plain", 5);
-    CHECK_INT(srv_ws_feed(ws, (char *)frame, fl, on_event, &r), ==, 0);
+    CHECK_INT(srv__ws_feed(ws, (char *)frame, fl, on_event, &r), ==, 0);
     CHECK_MEM(r.data, r.len, "plain", 5);
     free(r.data);
-    srv_ws_destroy(ws);
+    srv__ws_destroy(ws);
 
     free(text);
     free(z);
@@ -288,14 +289,14 @@ static void test_client_compressed(void)
 
 static void expect_error(const uint8_t *frame, size_t fl, size_t max, int code)
 {
-    srv_ws_t *ws = mk(max, 15);
+    srv__ws_t *ws = mk(max, 15);
     rec_t r = {0};
-    CHECK_INT(srv_ws_feed(ws, (const char *)frame, fl, on_event, &r), ==, -EPROTO);
+    CHECK_INT(srv__ws_feed(ws, (const char *)frame, fl, on_event, &r), ==, -EPROTO);
     CHECK_INT(r.errors, ==, 1);
     CHECK_INT(r.code, ==, code);
     CHECK_INT(r.msgs, ==, 0);
-    CHECK(srv_ws_want_close(ws));
-    srv_ws_destroy(ws);
+    CHECK(srv__ws_want_close(ws));
+    srv__ws_destroy(ws);
 }
 
 static void test_client_errors(void)
@@ -313,12 +314,12 @@ static void test_client_errors(void)
     zl = client_deflate(zeros, 65536, z, big);
     fl = cframe(frame, true, true, SRV_WS_BINARY, z, zl);
     {
-        srv_ws_t *ws = mk(65536, 15);
+        srv__ws_t *ws = mk(65536, 15);
         rec_t r = {0};
-        CHECK_INT(srv_ws_feed(ws, (char *)frame, fl, on_event, &r), ==, 0);
+        CHECK_INT(srv__ws_feed(ws, (char *)frame, fl, on_event, &r), ==, 0);
         CHECK_INT(r.len, ==, 65536);
         free(r.data);
-        srv_ws_destroy(ws);
+        srv__ws_destroy(ws);
     }
 
     /* corrupt deflate data: 0xff starts a reserved block type */
@@ -341,10 +342,10 @@ static void test_client_errors(void)
 }
 
 /* Take one frame off the output: opcode, rsv1, payload pointer into the buffer. */
-static int out_frame(srv_ws_t *ws, bool *rsv1, const uint8_t **payload, size_t *len, size_t *total)
+static int out_frame(srv__ws_t *ws, bool *rsv1, const uint8_t **payload, size_t *len, size_t *total)
 {
     struct iovec iov;
-    CHECK_INT(srv_ws_output(ws, &iov, 1), ==, 1);
+    CHECK_INT(srv__ws_output(ws, &iov, 1), ==, 1);
     const uint8_t *p = iov.iov_base;
     size_t at = 2, n = p[1] & 0x7f;
     CHECK_INT(p[1] & 0x80, ==, 0);
@@ -378,61 +379,61 @@ static void test_server_compressed(void)
     const uint8_t wbits[] = {15, 9, 12};
     for (size_t w = 0; w < sizeof(wbits); w++) {
         for (size_t s = 0; s < sizeof(sizes) / sizeof(sizes[0]); s++) {
-            srv_ws_t *ws = mk(0, wbits[w]);
+            srv__ws_t *ws = mk(0, wbits[w]);
             bool rsv1;
             const uint8_t *p;
             size_t n, total;
-            CHECK_INT(srv_ws_send(ws, SRV_WS_TEXT, text, sizes[s]), ==, 0);
+            CHECK_INT(srv__ws_send(ws, SRV_WS_TEXT, text, sizes[s]), ==, 0);
             CHECK_INT(out_frame(ws, &rsv1, &p, &n, &total), ==, SRV_WS_TEXT);
             CHECK(rsv1);
             CHECK_INT(n, <, sizes[s]);
-            CHECK_INT(srv_ws_pending(ws), ==, total);
+            CHECK_INT(srv__ws_pending(ws), ==, total);
             CHECK_INT(client_inflate(p, n, plain, big), ==, sizes[s]);
             CHECK_MEM(plain, sizes[s], text, sizes[s]);
-            srv_ws_consumed(ws, total);
-            srv_ws_destroy(ws);
+            srv__ws_consumed(ws, total);
+            srv__ws_destroy(ws);
         }
     }
 
-    srv_ws_t *ws = mk(0, 15);
+    srv__ws_t *ws = mk(0, 15);
     bool rsv1;
     const uint8_t *p;
     size_t n, total;
     /* Short messages and data that does not shrink go out plain. */
-    CHECK_INT(srv_ws_send(ws, SRV_WS_BINARY, "short", 5), ==, 0);
+    CHECK_INT(srv__ws_send(ws, SRV_WS_BINARY, "short", 5), ==, 0);
     CHECK_INT(out_frame(ws, &rsv1, &p, &n, &total), ==, SRV_WS_BINARY);
     CHECK(!rsv1);
     CHECK_MEM(p, n, "short", 5);
-    srv_ws_consumed(ws, total);
+    srv__ws_consumed(ws, total);
     uint8_t noise[4096];
     uint32_t x = 12345;
     for (size_t i = 0; i < sizeof(noise); i++) {
         x = x * 1103515245u + 12345u;
         noise[i] = (uint8_t)(x >> 16);
     }
-    CHECK_INT(srv_ws_send(ws, SRV_WS_BINARY, noise, sizeof(noise)), ==, 0);
+    CHECK_INT(srv__ws_send(ws, SRV_WS_BINARY, noise, sizeof(noise)), ==, 0);
     CHECK_INT(out_frame(ws, &rsv1, &p, &n, &total), ==, SRV_WS_BINARY);
     CHECK(!rsv1);
     CHECK_MEM(p, n, noise, sizeof(noise));
-    srv_ws_consumed(ws, total);
-    srv_ws_destroy(ws);
+    srv__ws_consumed(ws, total);
+    srv__ws_destroy(ws);
 
     /* window bits 0 (the client asked for 8): never compress */
     ws = mk(0, 0);
-    CHECK_INT(srv_ws_send(ws, SRV_WS_TEXT, text, 1000), ==, 0);
+    CHECK_INT(srv__ws_send(ws, SRV_WS_TEXT, text, 1000), ==, 0);
     CHECK_INT(out_frame(ws, &rsv1, &p, &n, &total), ==, SRV_WS_TEXT);
     CHECK(!rsv1);
     CHECK_INT(n, ==, 1000);
-    srv_ws_destroy(ws);
+    srv__ws_destroy(ws);
 
     /* The output limit applies to the compressed size. */
-    srv_ws_options_t o = {.deflate = true, .deflate_window_bits = 15, .output_limit = 1000};
-    ws = srv_ws_create(&o);
+    srv__ws_options_t o = {.deflate = true, .deflate_window_bits = 15, .output_limit = 1000};
+    ws = srv__ws_create(&o);
     CHECK(ws != NULL);
-    CHECK_INT(srv_ws_send(ws, SRV_WS_TEXT, text, 100000), ==, 0); /* compresses well */
-    CHECK_INT(srv_ws_pending(ws), <, 1000);
-    CHECK_INT(srv_ws_send(ws, SRV_WS_BINARY, noise, 1000), ==, -ENOBUFS);
-    srv_ws_destroy(ws);
+    CHECK_INT(srv__ws_send(ws, SRV_WS_TEXT, text, 100000), ==, 0); /* compresses well */
+    CHECK_INT(srv__ws_pending(ws), <, 1000);
+    CHECK_INT(srv__ws_send(ws, SRV_WS_BINARY, noise, 1000), ==, -ENOBUFS);
+    srv__ws_destroy(ws);
 
     free(text);
     free(plain);

@@ -29,14 +29,14 @@ static void fmt_utc(time_t t, char *buf, size_t cap)
 
 static void expect_next(const char *expr, const char *after, const char *want)
 {
-    srv_cron_t c;
+    srv__cron_t c;
     char err[160];
-    int rc = srv_cron_parse(&c, expr, err, sizeof(err));
+    int rc = srv__cron_parse(&c, expr, err, sizeof(err));
     if (rc != 0)
         fprintf(stderr, "parse \"%s\": %s\n", expr, err);
     CHECK_INT(rc, ==, 0);
     time_t next = 0;
-    rc = srv_cron_next(&c, utc(after), &next);
+    rc = srv__cron_next(&c, utc(after), &next);
     if (rc != 0)
         fprintf(stderr, "next \"%s\" after %s: %d\n", expr, after, rc);
     CHECK_INT(rc, ==, 0);
@@ -111,47 +111,47 @@ static void test_next_utc(void)
 
 static void test_parse_bits(void)
 {
-    srv_cron_t c;
-    CHECK_INT(srv_cron_parse(&c, "* * * * *", NULL, 0), ==, 0);
+    srv__cron_t c;
+    CHECK_INT(srv__cron_parse(&c, "* * * * *", NULL, 0), ==, 0);
     CHECK(c.minute == (1ULL << 60) - 1);
     CHECK_INT(c.hour, ==, (1u << 24) - 1);
     CHECK_INT(c.dom, ==, ((1u << 31) - 1) << 1);
     CHECK_INT(c.month, ==, ((1u << 12) - 1) << 1);
     CHECK_INT(c.dow, ==, 0x7f);
     CHECK_INT(c.flags, ==, SRV_CRON_DOM_STAR | SRV_CRON_DOW_STAR);
-    CHECK_INT(srv_cron_parse(&c, "0 0 1 1 7", NULL, 0), ==, 0);
+    CHECK_INT(srv__cron_parse(&c, "0 0 1 1 7", NULL, 0), ==, 0);
     CHECK_INT(c.dow, ==, 1);
     CHECK_INT(c.flags, ==, 0);
-    CHECK_INT(srv_cron_parse(&c, "0 0 * * 1-7/2", NULL, 0), ==, 0);
+    CHECK_INT(srv__cron_parse(&c, "0 0 * * 1-7/2", NULL, 0), ==, 0);
     CHECK_INT(c.dow, ==, (1 << 1) | (1 << 3) | (1 << 5) | (1 << 0)); /* 1,3,5,7=0 */
 
     struct tm tm = {.tm_min = 0, .tm_hour = 0, .tm_mday = 7, .tm_mon = 0, .tm_wday = 0};
-    CHECK_INT(srv_cron_parse(&c, "0 0 * * sun", NULL, 0), ==, 0);
-    CHECK(srv_cron_match(&c, &tm));
+    CHECK_INT(srv__cron_parse(&c, "0 0 * * sun", NULL, 0), ==, 0);
+    CHECK(srv__cron_match(&c, &tm));
     tm.tm_wday = 1;
-    CHECK(!srv_cron_match(&c, &tm));
+    CHECK(!srv__cron_match(&c, &tm));
 }
 
 static void test_never(void)
 {
     const char *never[] = {"0 0 30 2 *", "0 0 31 4,6,9,11 *", "0 0 31 2,4 *", "0 0 30-31 feb *"};
     for (size_t i = 0; i < sizeof(never) / sizeof(never[0]); i++) {
-        srv_cron_t c;
-        CHECK_INT(srv_cron_parse(&c, never[i], NULL, 0), ==, 0);
+        srv__cron_t c;
+        CHECK_INT(srv__cron_parse(&c, never[i], NULL, 0), ==, 0);
         time_t next = 0;
-        CHECK_INT(srv_cron_next(&c, utc("2024-01-01 00:00"), &next), ==, -ERANGE);
+        CHECK_INT(srv__cron_next(&c, utc("2024-01-01 00:00"), &next), ==, -ERANGE);
     }
-    srv_cron_t zero;
+    srv__cron_t zero;
     memset(&zero, 0, sizeof(zero));
     time_t next;
-    CHECK_INT(srv_cron_next(&zero, 0, &next), ==, -ERANGE);
+    CHECK_INT(srv__cron_next(&zero, 0, &next), ==, -ERANGE);
 }
 
 static void expect_error(const char *expr, const char *msg)
 {
-    srv_cron_t c;
+    srv__cron_t c;
     char err[160];
-    int rc = srv_cron_parse(&c, expr, err, sizeof(err));
+    int rc = srv__cron_parse(&c, expr, err, sizeof(err));
     if (rc != -EINVAL)
         fprintf(stderr, "expected \"%s\" to fail\n", expr ? expr : "(null)");
     CHECK_INT(rc, ==, -EINVAL);
@@ -208,10 +208,10 @@ static void test_errors2(void)
     expect_error("@", "unknown shortcut '@' (use @yearly, @monthly, @weekly, @daily or @hourly)");
     expect_error("@daily 5", "unexpected text after @daily");
     /* err may be NULL or tiny: still -EINVAL, still terminated. */
-    srv_cron_t c;
-    CHECK_INT(srv_cron_parse(&c, "61 * * * *", NULL, 0), ==, -EINVAL);
+    srv__cron_t c;
+    CHECK_INT(srv__cron_parse(&c, "61 * * * *", NULL, 0), ==, -EINVAL);
     char tiny[8];
-    CHECK_INT(srv_cron_parse(&c, "61 * * * *", tiny, sizeof(tiny)), ==, -EINVAL);
+    CHECK_INT(srv__cron_parse(&c, "61 * * * *", tiny, sizeof(tiny)), ==, -EINVAL);
     CHECK_STR(tiny, "field 1");
 }
 
@@ -225,23 +225,23 @@ static void test_dst(void)
     }
     setenv("TZ", "America/New_York", 1);
     tzset();
-    srv_cron_t c;
+    srv__cron_t c;
     time_t next;
     /* Fall back: 01:30 exists twice; it fires once, at the first (EDT, 05:30Z). */
-    CHECK_INT(srv_cron_parse(&c, "30 1 * * *", NULL, 0), ==, 0);
-    CHECK_INT(srv_cron_next(&c, utc("2024-11-03 04:00"), &next), ==, 0);
+    CHECK_INT(srv__cron_parse(&c, "30 1 * * *", NULL, 0), ==, 0);
+    CHECK_INT(srv__cron_next(&c, utc("2024-11-03 04:00"), &next), ==, 0);
     CHECK_INT(next, ==, utc("2024-11-03 05:30"));
-    CHECK_INT(srv_cron_next(&c, next, &next), ==, 0);
+    CHECK_INT(srv__cron_next(&c, next, &next), ==, 0);
     CHECK_INT(next, ==, utc("2024-11-04 06:30")); /* next day, EST; not 06:30Z on Nov 3 */
-    CHECK_INT(srv_cron_parse(&c, "*/30 * * * *", NULL, 0), ==, 0);
-    CHECK_INT(srv_cron_next(&c, utc("2024-11-03 05:30"), &next), ==, 0);
+    CHECK_INT(srv__cron_parse(&c, "*/30 * * * *", NULL, 0), ==, 0);
+    CHECK_INT(srv__cron_next(&c, utc("2024-11-03 05:30"), &next), ==, 0);
     CHECK_INT(next, ==, utc("2024-11-03 07:00")); /* 02:00 EST; the repeated hour is skipped */
     /* Spring forward: 02:30 does not exist on Mar 10; it fires once that day, after 01:59 EST
      * (06:59Z) and before the next day, then normally. */
-    CHECK_INT(srv_cron_parse(&c, "30 2 * * *", NULL, 0), ==, 0);
-    CHECK_INT(srv_cron_next(&c, utc("2024-03-10 05:00"), &next), ==, 0);
+    CHECK_INT(srv__cron_parse(&c, "30 2 * * *", NULL, 0), ==, 0);
+    CHECK_INT(srv__cron_next(&c, utc("2024-03-10 05:00"), &next), ==, 0);
     CHECK(next > utc("2024-03-10 06:59") && next < utc("2024-03-11 00:00"));
-    CHECK_INT(srv_cron_next(&c, next, &next), ==, 0);
+    CHECK_INT(srv__cron_next(&c, next, &next), ==, 0);
     CHECK_INT(next, ==, utc("2024-03-11 06:30"));
     setenv("TZ", "UTC", 1);
     tzset();

@@ -26,19 +26,19 @@ static int dead_port(void)
 
 static void expect_error(const char *addr, const char *why)
 {
-    srv_cron_lock_t *l = srv_cron_lock_create(addr, "job", "host:1", 10000);
+    srv__cron_lock_t *l = srv__cron_lock_create(addr, "job", "host:1", 10000);
     CHECK(l != NULL);
     char err[256];
     for (int i = 1; i <= 2; i++) { /* and again: a failed connection is retried, not reused */
-        CHECK_INT(srv_cron_lock_claim(l, 42, 200, err, sizeof(err)), ==, -EIO);
+        CHECK_INT(srv__cron_lock_claim(l, 42, 200, err, sizeof(err)), ==, -EIO);
         CHECK(strstr(err, why) != NULL);
         CHECK(strstr(err, addr) != NULL);
-        srv_cron_lock_stats_t st;
-        srv_cron_lock_stats(l, &st);
+        srv__cron_lock_stats_t st;
+        srv__cron_lock_stats(l, &st);
         CHECK_INT(st.errors, ==, (uint64_t)i);
         CHECK_INT(st.won + st.lost, ==, 0);
     }
-    srv_cron_lock_destroy(l);
+    srv__cron_lock_destroy(l);
 }
 
 int main(void)
@@ -48,7 +48,7 @@ int main(void)
     expect_error(addr, "cannot connect");
     expect_error("/nonexistent/redis.sock", "cannot connect");
     expect_error("no-port-here", "not host:port");
-    srv_cron_lock_destroy(NULL);
+    srv__cron_lock_destroy(NULL);
     printf("test_cron_lock: ok\n");
     return check_failures_ ? 1 : 0;
 }
