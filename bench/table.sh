@@ -25,8 +25,8 @@ echo "machine: $NCPU CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 |
 echo
 
 $CC -O2 -std=gnu11 -D_GNU_SOURCE -I"$ROOT" -I"$ROOT/include" -o "$TMP/table_bench" \
-    "$ROOT/bench/table_bench.c" "$ROOT/core/shm.c" "$ROOT/core/table.c" "$ROOT/core/atomic.c" \
-    "$ROOT/core/log.c" -lpthread
+    "$ROOT/bench/table_bench.c" "$ROOT/core/shm/shm.c" "$ROOT/core/shm/table.c" "$ROOT/core/shm/atomic.c" \
+    "$ROOT/core/base/log.c" -lpthread
 echo "## srv tables (in-process, shared memory)"
 "$TMP/table_bench" "$SECS"
 echo

@@ -11,8 +11,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "core/shm.h"
-#include "core/table.h"
+#include "core/shm/shm.h"
+#include "core/shm/table.h"
 #include "srv/table.h"
 
 /* The table called name, or NULL. */

@@ -31,7 +31,7 @@ fi
 
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
-cc "${cflags[@]}" -o "$tmp/timer_bench" "$here/timer_bench.c" "$lib" -lpthread
+cc "${cflags[@]}" -o "$tmp/timer_bench" "$here/timer_bench.c" "$lib" "$build/config/libsrv_config.a" -lpthread
 
 load="$(cut -d' ' -f1-3 /proc/loadavg)"
 echo "timer.sh: ${runs} ticks of ${interval} ms on CPU ${cpu} (~$((runs * interval / 1000)) s)" >&2

@@ -3,7 +3,7 @@
  * relative paths against the file's folder, checks keys against each other, and reports the
  * first problem as "file:line: key: what is wrong". */
 #include "config/config.h"
-#include "timer/cron.h"
+#include "config/cron.h"
 #include "config/config_internal.h"
 
 #include <arpa/inet.h>

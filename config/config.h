@@ -9,6 +9,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/base/log.h"   /* srv__log_level_t */
+#include "core/loop/loop.h" /* srv__backend_t */
+
 #define SRV_CONFIG_MAX_LISTEN 32
 #define SRV_CONFIG_MAX_TABLE 32
 #define SRV_CONFIG_MAX_COLUMN 32
@@ -18,17 +21,8 @@
 #define SRV_CONFIG_PATH_MAX 512
 
 typedef enum { SRV_MODE_PROCESS = 0, SRV_MODE_BASE = 1 } srv__mode_t;
-typedef enum { SRV_BACKEND_AUTO = 0, SRV_BACKEND_URING = 1, SRV_BACKEND_EPOLL = 2 } srv__backend_t;
 typedef enum { SRV_LISTEN_HTTP = 0, SRV_LISTEN_TCP = 1, SRV_LISTEN_UDP = 2 } srv__listen_type_t;
 typedef enum { SRV_COL_INT = 0, SRV_COL_FLOAT = 1, SRV_COL_STRING = 2 } srv__col_type_t;
-/* Log levels, most severe first; log_level keeps lines at or above it. */
-typedef enum {
-    SRV_LOG_ERROR = 0,
-    SRV_LOG_WARN = 1,
-    SRV_LOG_NOTICE = 2,
-    SRV_LOG_INFO = 3,
-    SRV_LOG_DEBUG = 4
-} srv__log_level_t;
 
 /* One [[listen]] / [listen.NAME] entry. Integer options left at -1 inherit the server's. */
 typedef struct srv__listen_config {

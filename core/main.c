@@ -11,10 +11,10 @@
 #include <unistd.h>
 
 #include "config/config.h"
-#include "core/ctl.h"
-#include "core/log.h"
-#include "core/master.h"
-#include "core/server.h"
+#include "core/process/ctl.h"
+#include "core/base/log.h"
+#include "core/process/master.h"
+#include "core/server/server.h"
 
 static const char usage[] =
     "usage: srv <command> [-c FILE] [options]\n"

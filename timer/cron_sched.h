@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "timer/cron.h"
+#include "config/cron.h"
 
 #define SRV_CRON_NAME_MAX 64
 

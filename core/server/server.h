@@ -1,0 +1,108 @@
+/* Process-wide state of one srv instance and the shared statistics every process updates.
+ * The master fills srv__server before it forks; children inherit it. The stats block lives in
+ * the shared region so `srv info` can read every process's counters. */
+#ifndef SRV_SERVER_H
+#define SRV_SERVER_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "config/config.h"
+#include "core/base/util.h"
+#include "core/loop/loop.h"
+
+#define SRV_MAX_REACTORS 64
+#define SRV_MAX_WORKERS 1024
+
+/* Exit codes of the srv command (documented in the README and `srv help`). */
+enum {
+    SRV_EXIT_OK = 0,
+    SRV_EXIT_FAILURE = 1,
+    SRV_EXIT_USAGE = 2,
+    SRV_EXIT_CONFIG = 3,
+    SRV_EXIT_LISTEN = 4,
+    SRV_EXIT_RUNNING = 5, /* already running (start) or not running (stop/reload/info) */
+    SRV_EXIT_APP = 6,
+};
+
+typedef enum {
+    SRV_WSTATE_EMPTY = 0,
+    SRV_WSTATE_STARTING = 1, /* forked, loading the app */
+    SRV_WSTATE_READY = 2,    /* serving */
+    SRV_WSTATE_STOPPING = 3, /* finishing in-flight work before exit */
+    SRV_WSTATE_BACKOFF = 4,  /* died at start-up; respawn delayed */
+} srv__wstate_t;
+
+/* One worker slot (workers first, then task workers). Written by the manager and the worker. */
+typedef struct srv__worker_stat {
+    _Atomic int pid;
+    _Atomic int state;
+    _Atomic uint64_t requests; /* handled by the current process of this slot */
+    _Atomic uint64_t total_requests;
+    _Atomic uint64_t respawns;  /* unplanned deaths replaced */
+    _Atomic uint64_t recycles;  /* planned replacements (max_request, reload) */
+    _Atomic int64_t started_ms; /* wall clock */
+    _Atomic uint32_t generation;
+    _Atomic uint64_t udp_dropped; /* datagrams over their listener's package_max_length */
+} srv__worker_stat_t;
+
+typedef struct srv__reactor_stat {
+    _Atomic uint64_t connections; /* open now */
+    _Atomic uint64_t accepted;
+    _Atomic uint64_t requests;
+    _Atomic uint64_t errors_503;
+} srv__reactor_stat_t;
+
+typedef struct srv__stats {
+    int64_t start_ms;
+    _Atomic int master_pid;
+    _Atomic int manager_pid;
+    _Atomic uint64_t reloads;
+    srv__reactor_stat_t reactors[SRV_MAX_REACTORS]; /* base mode: one per worker, indexed by id */
+    int nworkers;                                  /* worker_num + task_worker_num */
+    srv__worker_stat_t workers[];
+} srv__stats_t;
+
+/* Worker slots: workers, task workers, the timer process (when there are cron jobs), then
+ * every custom process instance. Mailbox ids equal slot numbers; the task queue comes last. */
+typedef enum {
+    SRV_SLOT_WORKER = 0,
+    SRV_SLOT_TASK = 1,
+    SRV_SLOT_TIMER = 2,
+    SRV_SLOT_PROCESS = 3,
+} srv__slot_kind_t;
+
+typedef struct srv__server {
+    srv__config_t cfg;
+    int nslots;     /* every slot above */
+    int timer_slot; /* -1 without cron jobs */
+    int proc_base;  /* first custom process slot */
+    int taskq;      /* mailbox id of the task queue */
+    int nlisten;
+    int listen_fd[SRV_CONFIG_MAX_LISTEN];
+    srv__stats_t *stats;
+    int nreactors; /* process mode: reactor_num; base mode: 0 */
+    char ctl_path[SRV_CONFIG_PATH_MAX + 8];
+} srv__server_t;
+
+extern srv__server_t srv__server;
+
+/* Fill nslots, timer_slot, proc_base and taskq from cfg. */
+void srv__server_layout(srv__server_t *S);
+srv__slot_kind_t srv__slot_kind(int slot);
+/* For a custom-process slot: its [[process]] index and instance number. */
+int srv__slot_process(int slot, int *instance);
+const char *srv__slot_kind_name(int slot);
+/* The mailbox of the newest process in slot: each slot has two, one per generation parity, so
+ * an old process draining during a reload keeps its own and its replies never land in the new
+ * one's. */
+int srv__slot_box(int slot);
+
+/* Loop options for reactors and workers: the provided receive buffers are reused in ring
+ * order, so every one of them ends up resident; 256 x 4 KiB keeps that at 1 MiB a loop. */
+extern const srv__loop_opts_t srv__loop_opts;
+
+
+#endif

@@ -1,0 +1,905 @@
+/* Worker processes. Process mode: read request frames from one channel per reactor, run the
+ * app, write response frames back in one write per batch. Base mode: run an engine of our own
+ * on the inherited listeners and call the app in place, no IPC. Task workers (until task
+ * delivery exists) load the app and wait. */
+#include "core/worker/worker.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stddef.h>
+#include <sys/un.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/server/app.h"
+#include "core/net/conn.h"
+#include "core/net/conninfo.h"
+#include "core/worker/flow.h"
+#include "core/ipc/ipc.h"
+#include "core/base/log.h"
+#include "core/server/msg.h"
+#include "core/loop/loop.h"
+#include "core/worker/response.h"
+#include "core/server/server.h"
+#include "protocols/http.h"
+
+typedef struct wchan {
+    int fd;
+    int reactor;
+    srv__loop_op_t op;
+    bool armed;
+    bool eof;
+    srv__ipc_buf_t in;
+    srv__ipc_buf_t out;
+    srv__ipc_buf_t part; /* a request arriving in pieces (SRV_IPC_F_MORE) */
+    uint64_t part_session;
+} wchan_t;
+
+static struct {
+    int slot;
+    bool task;
+    int ctl_fd;
+    srv__loop_t *loop;
+    srv__engine_t *eng; /* base mode */
+    wchan_t *chans;
+    int nchans;
+    int open_chans;
+    const srv_handlers_t *handlers[SRV_CONFIG_MAX_LISTEN];
+    srv__worker_stat_t *stat;
+    uint64_t requests;
+    uint64_t recycle_at;
+    bool recycle_sent;
+    volatile sig_atomic_t stop;
+    volatile sig_atomic_t reopen;
+    srv__resp_sink_t sink;
+} W;
+
+static void on_signal(int sig)
+{
+    if (sig == SIGTERM || sig == SIGINT)
+        W.stop = 1;
+    else
+        W.reopen = 1;
+    if (W.loop)
+        srv__loop_wake(W.loop);
+}
+
+static void tell_manager(int type, const char *text)
+{
+    srv__ctl_msg_t m = {.type = (uint32_t)type, .slot = W.slot, .pid = getpid()};
+    if (text)
+        snprintf(m.text, sizeof(m.text), "%s", text);
+    srv__ctl_send(W.ctl_fd, &m, NULL, 0);
+}
+
+__attribute__((noreturn)) static void fail_start(const char *msg)
+{
+    srv__log(SRV_LOG_ERROR, "worker", 0, "%s", msg);
+    tell_manager(SRV_WMSG_FAIL, msg);
+    _exit(SRV_EXIT_APP);
+}
+
+/* Write all of b to the channel; the reactor always reads, so waiting here is bounded by its
+ * progress. A channel gone away (reactor shut down) drops the bytes: nobody can receive them. */
+static void chan_write_all(wchan_t *ch)
+{
+    size_t off = 0;
+    while (off < ch->out.len) {
+        ssize_t n = send(ch->fd, ch->out.data + off, ch->out.len - off, MSG_NOSIGNAL);
+        if (n > 0) {
+            off += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN) {
+            struct pollfd p = {.fd = ch->fd, .events = POLLOUT};
+            if (poll(&p, 1, 1000) < 0 && errno != EINTR)
+                break;
+            continue;
+        }
+        srv__log_debug("ipc", "channel to reactor %d: %s", ch->reactor,
+                      n < 0 ? strerror(errno) : "closed");
+        break;
+    }
+    srv__ipc_buf_consume(&ch->out, ch->out.len);
+}
+
+static void flush_all(void)
+{
+    for (int i = 0; i < W.nchans; i++)
+        if (W.chans[i].out.len > 0)
+            chan_write_all(&W.chans[i]);
+}
+
+/* Process-mode sink: frames into the channel of the reactor that owns the session. */
+static int chan_emit(void *arg, uint64_t session, const struct iovec *iov, int iovcnt,
+                     unsigned flags)
+{
+    int r = SRV_SESSION_ENGINE(session);
+    if (r < 0 || r >= W.nchans)
+        return -ENOENT;
+    wchan_t *ch = &W.chans[r];
+    size_t total = 0;
+    for (int i = 0; i < iovcnt; i++)
+        total += iov[i].iov_len;
+    if (total > SRV_IPC_MAX_PAYLOAD)
+        return -EMSGSIZE;
+    char *p =
+        srv__ipc_frame_begin(&ch->out, session, SRV_IPC_RESPONSE, (uint16_t)flags, (uint32_t)total);
+    if (p == NULL) {
+        chan_write_all(ch);
+        p = srv__ipc_frame_begin(&ch->out, session, SRV_IPC_RESPONSE, (uint16_t)flags,
+                                (uint32_t)total);
+        if (p == NULL)
+            return -ENOBUFS;
+    }
+    for (int i = 0; i < iovcnt; i++) {
+        memcpy(p, iov[i].iov_base, iov[i].iov_len);
+        p += iov[i].iov_len;
+    }
+    return 0;
+}
+
+static int chan_emit_file(void *arg, uint64_t session, int fd, const char *path, uint64_t off,
+                          uint64_t len, unsigned flags)
+{
+    close(fd); /* the reactor opens the path itself; we only checked it can be served */
+    int r = SRV_SESSION_ENGINE(session);
+    if (r < 0 || r >= W.nchans)
+        return -ENOENT;
+    wchan_t *ch = &W.chans[r];
+    size_t plen = strlen(path);
+    srv__ipc_file_t f = {.offset = off, .length = len};
+    char *p = srv__ipc_frame_begin(&ch->out, session, SRV_IPC_FILE, (uint16_t)flags,
+                                  (uint32_t)(sizeof(f) + plen));
+    if (p == NULL) {
+        chan_write_all(ch);
+        p = srv__ipc_frame_begin(&ch->out, session, SRV_IPC_FILE, (uint16_t)flags,
+                                (uint32_t)(sizeof(f) + plen));
+        if (p == NULL)
+            return -ENOBUFS;
+    }
+    memcpy(p, &f, sizeof(f));
+    memcpy(p + sizeof(f), path, plen);
+    return 0;
+}
+
+/* Base-mode transport: straight into our own engine's connection. */
+static int eng_emit(void *arg, uint64_t session, const struct iovec *iov, int iovcnt,
+                    unsigned flags)
+{
+    return srv__conn_respond(W.eng, session, iov, iovcnt, flags);
+}
+
+static int eng_emit_file(void *arg, uint64_t session, int fd, const char *path, uint64_t off,
+                         uint64_t len, unsigned flags)
+{
+    return srv__conn_respond_fd(W.eng, session, fd, off, len, flags);
+}
+
+/* The app's responses go through the flow layer, which bounds what each one has in flight. */
+static int sink_emit(void *arg, uint64_t session, const struct iovec *iov, int iovcnt,
+                     unsigned flags)
+{
+    return srv__flow_emit(session, iov, iovcnt, flags);
+}
+
+static int sink_emit_file(void *arg, uint64_t session, int fd, const char *path, uint64_t off,
+                          uint64_t len, unsigned flags)
+{
+    return srv__flow_emit_file(session, fd, path, off, len, flags);
+}
+
+static int sink_on_writable(void *arg, uint64_t session, void (*fn)(void *), void *fnarg)
+{
+    return srv__flow_on_writable(session, fn, fnarg);
+}
+
+static void count_request(void)
+{
+    W.requests++;
+    atomic_fetch_add_explicit(&W.stat->requests, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&W.stat->total_requests, 1, memory_order_relaxed);
+    if (W.recycle_at && W.requests >= W.recycle_at && !W.recycle_sent) {
+        W.recycle_sent = true;
+        tell_manager(SRV_WMSG_RECYCLE, NULL);
+    }
+}
+
+/* Run the app on one request. The response object is reused from request to request; one
+ * the app detaches stays where it is (the app holds its pointer) and the next request gets a
+ * new one. A detached response keeps its own copy of the request. */
+static srv_response_t *g_res;
+
+static void run_request(const srv_request_t *req, const void *block, size_t block_len)
+{
+    count_request();
+    const srv_handlers_t *h = W.handlers[req->listener];
+    if (g_res == NULL) {
+        g_res = calloc(1, sizeof(*g_res));
+        if (g_res == NULL) {
+            srv__log(SRV_LOG_ERROR, "worker", ENOMEM, "no memory for a response");
+            struct iovec v = {NULL, 0};
+            W.sink.emit(W.sink.arg, req->session, &v, 0, SRV_IPC_F_ERROR | SRV_IPC_F_FINAL);
+            return;
+        }
+    }
+    srv_response_t *res = g_res;
+    srv__response_init(res, req, &W.sink);
+    if (h == NULL || h->on_request == NULL) {
+        srv_response_status(res, 404);
+        srv_response_header(res, "Content-Type", "text/plain");
+        static const char msg[] = "no handler for this listener\n";
+        srv_response_send(res, msg, sizeof(msg) - 1);
+        return;
+    }
+    h->on_request(req, res);
+    if (!srv__response_after_handler(res))
+        return;
+    /* Detached: this object now belongs to the app until it finishes the response. */
+    g_res = NULL;
+    res->heap = true;
+    res->req_view = *req;
+    if (block) {
+        void *copy = malloc(block_len);
+        if (copy != NULL)
+            memcpy(copy, block, block_len);
+        if (copy == NULL || srv__http_request_decode(copy, block_len, &res->req_view) < 0) {
+            free(copy);
+            res->req_view = *req;
+            srv__log(SRV_LOG_ERROR, "worker", ENOMEM, "cannot keep a detached request");
+        } else {
+            res->req_view.session = req->session;
+            res->req_copy = copy;
+        }
+    }
+    res->req = &res->req_view;
+}
+
+static const srv_handlers_t *handlers_for(int listener)
+{
+    if (listener < 0 || listener >= srv__server.cfg.nlisten)
+        return NULL;
+    return W.handlers[listener];
+}
+
+/* on_ws_open decides; the answer goes back to whoever owns the connection. The app may pick a
+ * subprotocol meanwhile (srv_ws_select_protocol). */
+static bool g_in_ws_open;
+static char g_ws_proto[128];
+
+int srv_ws_select_protocol(const char *name)
+{
+    if (!g_in_ws_open)
+        return -EPERM;
+    size_t n = name ? strlen(name) : 0;
+    if (n == 0 || n >= sizeof(g_ws_proto))
+        return -EINVAL;
+    for (const char *p = name; *p; p++)
+        if (*p <= ' ' || *p >= 127 || strchr("()<>@,;:\\\"/[]?={}", *p))
+            return -EINVAL;
+    memcpy(g_ws_proto, name, n + 1);
+    return 0;
+}
+
+static int ws_open(const srv_request_t *req)
+{
+    const srv_handlers_t *h = handlers_for(req->listener);
+    int code = 0;
+    g_ws_proto[0] = '\0';
+    g_in_ws_open = true;
+    if (h && h->on_ws_open)
+        code = h->on_ws_open(req);
+    g_in_ws_open = false;
+    if (code != 0 && (code < 1000 || code > 4999))
+        code = SRV_WS_CLOSE_POLICY;
+    count_request();
+    return code;
+}
+
+/* A TCP or WebSocket event for the app; flags carry the listener in the high byte. */
+static void run_event(uint64_t session, uint16_t type, uint16_t flags, const char *data, size_t len)
+{
+    const srv_handlers_t *h = handlers_for(flags >> 8);
+    if (h == NULL)
+        return;
+    int op = flags & 0xff;
+    switch (type) {
+    case SRV_IPC_CONNECT:
+        if (h->on_connect) {
+            srv_conn_info_t info;
+            if (srv__conninfo_get(session, &info) == 0)
+                h->on_connect(session, &info);
+        }
+        break;
+    case SRV_IPC_RECEIVE:
+        count_request();
+        if (h->on_receive)
+            h->on_receive(session, data, len);
+        break;
+    case SRV_IPC_CLOSED:
+        if (h->on_close)
+            h->on_close(session);
+        break;
+    case SRV_IPC_WS_MESSAGE:
+        count_request();
+        if (h->on_ws_message)
+            h->on_ws_message(session, op, data, len);
+        break;
+    case SRV_IPC_WS_CLOSED:
+        if (h->on_ws_close && len >= 2) {
+            uint16_t code;
+            memcpy(&code, data, 2);
+            h->on_ws_close(session, code, data + 2, len - 2);
+        }
+        break;
+    default:
+        break;
+    }
+}
+
+/* A piece of a large request: collect it; returns the whole block once the last piece is in
+ * (valid until the next frame), else NULL. */
+static const char *collect_piece(wchan_t *ch, const srv__ipc_hdr_t *h, const char *payload,
+                                 size_t *len)
+{
+    if (ch->part.len > 0 && ch->part_session != h->session) {
+        /* The reactor sends one large request's pieces before the next one's. */
+        srv__log(SRV_LOG_ERROR, "ipc", EPROTO, "reactor %d: interleaved request pieces",
+                ch->reactor);
+        srv__ipc_buf_consume(&ch->part, ch->part.len);
+    }
+    ch->part_session = h->session;
+    char *p = srv__ipc_buf_reserve(&ch->part, h->len);
+    if (p == NULL) {
+        srv__log(SRV_LOG_ERROR, "ipc", ENOBUFS, "reactor %d: request larger than any limit",
+                ch->reactor);
+        srv__ipc_buf_consume(&ch->part, ch->part.len);
+        return NULL;
+    }
+    memcpy(p, payload, h->len);
+    ch->part.len += h->len;
+    if (h->flags & SRV_IPC_F_MORE)
+        return NULL;
+    *len = ch->part.len;
+    return ch->part.data;
+}
+
+static void on_frame(void *arg, const srv__ipc_hdr_t *h, const char *payload)
+{
+    wchan_t *ch = arg;
+    if (h->type == SRV_IPC_ACK) {
+        uint64_t written;
+        if (h->len >= sizeof(written)) {
+            memcpy(&written, payload, sizeof(written));
+            srv__flow_ack(h->session, written);
+        }
+        return;
+    }
+    if (h->type == SRV_IPC_GONE) {
+        srv__flow_gone(h->session);
+        return;
+    }
+    if (h->type == SRV_IPC_REQUEST || h->type == SRV_IPC_WS_OPEN) {
+        srv_request_t req;
+        size_t len = h->len;
+        /* Small requests of other sessions may come between the pieces of a large one. */
+        if ((h->flags & SRV_IPC_F_MORE) || (ch->part.len > 0 && ch->part_session == h->session)) {
+            payload = collect_piece(ch, h, payload, &len);
+            if (payload == NULL)
+                return;
+        }
+        bool whole = payload == ch->part.data;
+        if (srv__http_request_decode((void *)payload, len, &req) < 0) {
+            srv__log(SRV_LOG_ERROR, "ipc", EPROTO, "undecodable request frame");
+            return;
+        }
+        req.session = h->session;
+        if (h->type == SRV_IPC_REQUEST) {
+            run_request(&req, payload, len);
+        } else {
+            int code = ws_open(&req);
+            srv__worker_action(h->session, SRV_IPC_WS_ACCEPT, (uint16_t)code, g_ws_proto,
+                               code == 0 ? strlen(g_ws_proto) : 0);
+        }
+        if (whole) {
+            srv__ipc_buf_consume(&ch->part, ch->part.len);
+            if (ch->part.cap > (4u << 20)) { /* do not keep a large request's buffer */
+                srv__ipc_buf_deinit(&ch->part);
+                srv__ipc_buf_init(&ch->part, ch->part.max);
+            }
+        }
+        return;
+    }
+    run_event(h->session, h->type, h->flags, payload, h->len);
+}
+
+int srv__worker_action(uint64_t session, uint16_t type, uint16_t flags, const void *data,
+                       size_t len)
+{
+    int r = SRV_SESSION_ENGINE(session);
+    if (W.eng) {
+        /* Base mode: a connection belongs to the worker that accepted it; another worker's
+         * goes through that worker's mailbox, and a broadcast to every worker. */
+        if (type == SRV_IPC_WS_BROADCAST) {
+            srv__msg_t m = {.type = SRV_MSG_ACTION,
+                           .from = W.slot,
+                           .id = session,
+                           .flags = (uint32_t)type << 16 | flags,
+                           .len = (uint32_t)len};
+            for (int i = 0; i < srv__server.cfg.worker_num; i++)
+                if (i != W.slot)
+                    srv__mbox_put(srv__slot_box(i), &m, data);
+        } else if (r != W.slot) {
+            if (r < 0 || r >= srv__server.cfg.worker_num)
+                return -ENOENT;
+            srv__msg_t m = {.type = SRV_MSG_ACTION,
+                           .from = W.slot,
+                           .id = session,
+                           .flags = (uint32_t)type << 16 | flags,
+                           .len = (uint32_t)len};
+            return srv__mbox_put(srv__slot_box(r), &m, data);
+        }
+        uint16_t code;
+        switch (type) {
+        case SRV_IPC_SEND:
+            return srv__conn_send(W.eng, session, data, len);
+        case SRV_IPC_CLOSE:
+            return srv__conn_close_session(W.eng, session);
+        case SRV_IPC_WS_ACCEPT:
+            return srv__conn_ws_accept(W.eng, session, flags, data, len);
+        case SRV_IPC_WS_PUSH:
+            return srv__conn_ws_push(W.eng, session, flags, data, len);
+        case SRV_IPC_WS_CLOSE:
+            memcpy(&code, data, 2);
+            return srv__conn_ws_close(W.eng, session, code, (const char *)data + 2, len - 2);
+        case SRV_IPC_WS_BROADCAST:
+            return srv__engine_ws_broadcast(W.eng, (int)session - 1, flags, data, len);
+        case SRV_IPC_BIND: {
+            uint32_t uid;
+            memcpy(&uid, data, 4);
+            return srv__conn_bind(W.eng, session, uid);
+        }
+        default:
+            return -EINVAL;
+        }
+    }
+    if (W.nchans == 0)
+        return -ENOTSUP; /* task workers and other processes own no reactor channel */
+    if (type == SRV_IPC_WS_BROADCAST) {
+        for (int i = 0; i < W.nchans; i++) {
+            if (srv__ipc_frame_put(&W.chans[i].out, session, type, flags, data, (uint32_t)len) <
+                0) {
+                chan_write_all(&W.chans[i]);
+                if (srv__ipc_frame_put(&W.chans[i].out, session, type, flags, data, (uint32_t)len) <
+                    0)
+                    return -ENOBUFS;
+            }
+        }
+        return 0;
+    }
+    if (r < 0 || r >= W.nchans)
+        return -ENOENT;
+    wchan_t *ch = &W.chans[r];
+    if (srv__ipc_frame_put(&ch->out, session, type, flags, data, (uint32_t)len) < 0) {
+        chan_write_all(ch);
+        if (srv__ipc_frame_put(&ch->out, session, type, flags, data, (uint32_t)len) < 0)
+            return -ENOBUFS;
+    }
+    return 0;
+}
+
+/* ---- UDP: every worker reads the shared datagram sockets itself (no reactor hop) ---- */
+
+typedef struct udp {
+    int fd;
+    int listener;
+    size_t max; /* the listener's package_max_length: larger datagrams are dropped */
+    char *buf;
+    size_t cap;
+    int64_t last_log;
+    srv__loop_op_t op;
+} udp_t;
+
+static udp_t g_udp[SRV_CONFIG_MAX_LISTEN];
+static int g_nudp;
+
+/* Read one datagram whole into u->buf. Returns its length, -2 when it was dropped (larger
+ * than the listener allows: counted and logged), -1 when none is waiting. A unix datagram
+ * can be far larger than 64 KiB: while the buffer is smaller than the limit, the length is
+ * peeked first (MSG_TRUNC reports the real length), so nothing is ever cut short. */
+static ssize_t udp_read(udp_t *u, struct sockaddr_storage *ss, socklen_t *sl)
+{
+    ssize_t n;
+    if (u->max > u->cap) {
+        n = recv(u->fd, u->buf, 1, MSG_DONTWAIT | MSG_PEEK | MSG_TRUNC);
+        if (n < 0)
+            return -1;
+        if ((size_t)n > u->cap && (size_t)n <= u->max) {
+            char *p = realloc(u->buf, (size_t)n);
+            if (p != NULL) {
+                u->buf = p;
+                u->cap = (size_t)n;
+            }
+        }
+    }
+    *sl = sizeof(*ss);
+    n = recvfrom(u->fd, u->buf, u->cap, MSG_DONTWAIT | MSG_TRUNC, (struct sockaddr *)ss, sl);
+    if (n < 0)
+        return -1;
+    if ((size_t)n <= u->cap && (size_t)n <= u->max)
+        return n;
+    atomic_fetch_add_explicit(&W.stat->udp_dropped, 1, memory_order_relaxed);
+    int64_t now = srv__mono_ms();
+    if (now - u->last_log >= 1000) {
+        u->last_log = now;
+        srv__log(SRV_LOG_INFO, "udp", 0,
+                "listener %s: dropped a %zd-byte datagram (package_max_length %zu)",
+                srv__server.cfg.listen[u->listener].name, n, u->max);
+    }
+    return -2;
+}
+
+static void on_udp(srv__loop_t *loop, srv__loop_op_t *op, int res, const char *data, uint32_t flags)
+{
+    udp_t *u = op->data;
+    if (res == -ECANCELED || W.stop)
+        return;
+    const srv_handlers_t *h = handlers_for(u->listener);
+    for (int i = 0; i < 64; i++) {
+        struct sockaddr_storage ss;
+        socklen_t sl;
+        ssize_t n = udp_read(u, &ss, &sl);
+        if (n == -2)
+            continue;
+        if (n < 0)
+            break;
+        srv_packet_t pkt = {.listener = u->listener, .data = u->buf, .len = (size_t)n};
+        if (ss.ss_family == AF_INET) {
+            struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+            inet_ntop(AF_INET, &a->sin_addr, pkt.peer, sizeof(pkt.peer));
+            pkt.peer_port = ntohs(a->sin_port);
+        } else if (ss.ss_family == AF_INET6) {
+            struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+            inet_ntop(AF_INET6, &a->sin6_addr, pkt.peer, sizeof(pkt.peer));
+            pkt.peer_port = ntohs(a->sin6_port);
+        } else if (ss.ss_family == AF_UNIX && sl > offsetof(struct sockaddr_un, sun_path)) {
+            const char *path = ((struct sockaddr_un *)&ss)->sun_path;
+            size_t plen = strnlen(path, sl - offsetof(struct sockaddr_un, sun_path));
+            if (plen >= sizeof(pkt.peer))
+                plen = sizeof(pkt.peer) - 1;
+            memcpy(pkt.peer, path, plen);
+            pkt.peer[plen] = '\0';
+        }
+        count_request();
+        if (h && h->on_packet)
+            h->on_packet(&pkt);
+    }
+    srv__loop_poll(W.loop, &u->op, u->fd, POLLIN);
+}
+
+static void udp_start(void)
+{
+    const srv__config_t *cfg = &srv__server.cfg;
+    for (int i = 0; i < cfg->nlisten; i++) {
+        const srv__listen_config_t *l = &cfg->listen[i];
+        if (l->type != SRV_LISTEN_UDP)
+            continue;
+        udp_t *u = &g_udp[g_nudp++];
+        u->fd = srv__server.listen_fd[i];
+        u->listener = i;
+        u->max = (size_t)(l->package_max_length >= 0 ? l->package_max_length
+                                                     : cfg->package_max_length);
+        /* An IP datagram is at most 64 KiB; a unix one may be larger (peeked, then grown). */
+        u->cap = u->max < 65536 ? u->max : 65536;
+        u->buf = malloc(u->cap);
+        if (u->buf == NULL) {
+            srv__log(SRV_LOG_ERROR, "udp", ENOMEM, "listener %s", l->name);
+            g_nudp--;
+            continue;
+        }
+        u->op.cb = on_udp;
+        u->op.data = u;
+        srv__loop_poll(W.loop, &u->op, u->fd, POLLIN);
+    }
+}
+
+/* The largest frame a reactor sends us: a TCP frame or a WebSocket message whole (requests
+ * larger than a piece come in pieces), whichever listener allows the most. */
+static size_t frame_bound(const srv__config_t *cfg)
+{
+    int64_t m = cfg->package_max_length;
+    for (int i = 0; i < cfg->nlisten; i++) {
+        const srv__listen_config_t *l = &cfg->listen[i];
+        if (l->package_max_length > m)
+            m = l->package_max_length;
+        if (l->websocket && l->websocket_max_message_size > m)
+            m = l->websocket_max_message_size;
+    }
+    return (size_t)m + 2 * (size_t)cfg->http_header_max + (1u << 20);
+}
+
+static void on_chan_recv(srv__loop_t *loop, srv__loop_op_t *op, int res, const char *data,
+                         uint32_t flags)
+{
+    wchan_t *ch = op->data;
+    if (!(flags & SRV_LOOP_MORE))
+        ch->armed = false;
+    if (res > 0) {
+        if (srv__ipc_feed(&ch->in, data, (size_t)res, on_frame, ch) < 0) {
+            srv__log(SRV_LOG_ERROR, "ipc", EPROTO, "corrupt stream from reactor %d", ch->reactor);
+            res = -EPROTO;
+        } else {
+            if (!ch->armed && !ch->eof)
+                ch->armed = srv__loop_recv(loop, &ch->op, ch->fd) == 0;
+            return;
+        }
+    }
+    if (res == -ECANCELED && !W.stop)
+        return;
+    /* EOF: the reactor replaced us (reload) or is stopping; answer what we have and go. */
+    if (!ch->eof) {
+        ch->eof = true;
+        W.open_chans--;
+    }
+}
+
+static int base_dispatch(srv__engine_t *e, srv__conn_t *c, uint16_t type, const srv_request_t *req)
+{
+    if (type == SRV_IPC_WS_OPEN) {
+        int code = ws_open(req);
+        srv__conn_ws_accept(e, req->session, code, g_ws_proto, code == 0 ? strlen(g_ws_proto) : 0);
+        return 0;
+    }
+    run_request(req, NULL, 0);
+    return 0;
+}
+
+static int base_event(srv__engine_t *e, srv__conn_t *c, uint16_t type, uint16_t flags,
+                      const void *data, size_t len)
+{
+    run_event(srv__conn_session(c), type, flags, data, len);
+    return 0;
+}
+
+static void base_abandoned(srv__engine_t *e, srv__conn_t *c)
+{
+    srv__flow_gone(srv__conn_session(c));
+}
+
+static int base_progress(srv__engine_t *e, srv__conn_t *c, uint64_t written)
+{
+    srv__flow_ack(srv__conn_session(c), written);
+    return 0;
+}
+
+static void on_wake(srv__loop_t *loop, void *arg)
+{
+}
+
+/* Base mode: another worker asked us to act on one of our connections. */
+void srv__worker_mailbox_action(const srv__msg_t *m, const void *data)
+{
+    if (W.eng)
+        srv__worker_action(m->id, (uint16_t)(m->flags >> 16), (uint16_t)(m->flags & 0xffff), data,
+                           m->len);
+}
+
+/* Our mailbox (messages, task results) and, for task workers, the task queue. */
+static srv__loop_op_t g_mbox_op, g_taskq_op;
+static bool g_mbox_armed, g_taskq_armed;
+
+static void on_mbox(srv__loop_t *loop, srv__loop_op_t *op, int res, const char *data,
+                    uint32_t flags)
+{
+    if (op == &g_mbox_op) {
+        g_mbox_armed = false;
+        if (res >= 0)
+            srv__msg_dispatch();
+    } else {
+        g_taskq_armed = false;
+        if (res >= 0 && !W.stop)
+            srv__task_drain();
+    }
+}
+
+static void arm_mailboxes(void)
+{
+    if (!g_mbox_armed && !W.stop) {
+        g_mbox_op.cb = on_mbox;
+        g_mbox_armed =
+            srv__loop_poll(W.loop, &g_mbox_op, srv__mbox_fd(srv__msg_self()), POLLIN) == 0;
+    }
+    if (W.task && !g_taskq_armed && !W.stop) {
+        g_taskq_op.cb = on_mbox;
+        g_taskq_armed =
+            srv__loop_poll(W.loop, &g_taskq_op, srv__mbox_fd(srv__server.taskq), POLLIN) == 0;
+    }
+}
+
+void srv__worker_main(int slot, bool task, int ctl_fd, const int *chans, int nchans)
+{
+    srv__server_t *S = &srv__server;
+    const srv__config_t *cfg = &S->cfg;
+    memset(&W, 0, sizeof(W));
+    W.slot = slot;
+    W.task = srv__slot_kind(slot) == SRV_SLOT_TASK;
+    W.ctl_fd = ctl_fd;
+    if (srv__slot_kind(slot) == SRV_SLOT_TIMER)
+        srv__timer_main(slot, ctl_fd);
+    if (srv__slot_kind(slot) == SRV_SLOT_PROCESS)
+        srv__process_main(slot, ctl_fd);
+    task = W.task;
+    int id = task ? slot - cfg->worker_num : slot;
+    srv__log_set_role(task ? "task" : "worker", id);
+    char name[16];
+    snprintf(name, sizeof(name), "srv: %s %d", task ? "task" : "worker", id);
+    prctl(PR_SET_NAME, name);
+    /* If the manager dies, we go too: no orphans serving stale code. */
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() == 1)
+        _exit(1);
+    W.stat = &S->stats->workers[slot];
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGRTMIN, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    const srv_app_t *app;
+    char err[2048];
+    if (srv__app_load(cfg->app, &app, err, sizeof(err)) < 0)
+        fail_start(err);
+    srv__worker_set_self(id, task ? "task" : "worker", cfg->worker_num);
+    for (int i = 0; i < cfg->nlisten; i++) {
+        W.handlers[i] = srv__app_handlers(cfg->listen[i].handler);
+        if (W.handlers[i] == NULL) {
+            snprintf(err, sizeof(err), "app %s has no handler set '%s' (listener %s)", cfg->app,
+                     cfg->listen[i].handler, cfg->listen[i].name);
+            fail_start(err);
+        }
+    }
+    if (app->on_worker_start && app->on_worker_start(srv_worker_self()) != 0) {
+        snprintf(err, sizeof(err), "on_worker_start of %s refused to start", cfg->app);
+        fail_start(err);
+    }
+    if (cfg->max_request > 0 && !task) {
+        uint64_t grace = cfg->max_request_grace > 0 ? (uint64_t)cfg->max_request_grace : 0;
+        W.recycle_at =
+            (uint64_t)cfg->max_request + (grace ? (uint64_t)(getpid() * 7919u) % (grace + 1) : 0);
+    }
+    int rc = srv__loop_create(&W.loop, cfg->reactor_backend, &srv__loop_opts);
+    if (rc < 0) {
+        snprintf(err, sizeof(err), "cannot create event loop: %s", srv_strerror(rc));
+        fail_start(err);
+    }
+    srv__loop_set_wake(W.loop, on_wake, NULL);
+    const char *why = srv__loop_fallback_reason(W.loop);
+    if (S->nreactors == 0 && slot == 0) {
+        if (why && why[0])
+            srv__log(SRV_LOG_WARN, "loop", 0, "io_uring unavailable (%s); using epoll", why);
+        srv__log(SRV_LOG_NOTICE, "loop", 0, "workers on %s", srv__loop_backend_name(W.loop));
+    }
+
+    W.sink = (srv__resp_sink_t){
+        .emit = sink_emit, .emit_file = sink_emit_file, .on_writable = sink_on_writable};
+    if (!task && S->nreactors > 0) {
+        srv__flow_init(&(srv__flow_transport_t){.put = chan_emit, .put_file = chan_emit_file},
+                       (uint64_t)cfg->buffer_output_size);
+        W.chans = calloc((size_t)nchans, sizeof(wchan_t));
+        W.nchans = nchans;
+        for (int i = 0; i < nchans; i++) {
+            wchan_t *ch = &W.chans[i];
+            ch->fd = chans[i];
+            ch->reactor = i;
+            ch->op.cb = on_chan_recv;
+            ch->op.data = ch;
+            srv__ipc_buf_init(&ch->in, frame_bound(cfg));
+            srv__ipc_buf_init(&ch->part, frame_bound(cfg));
+            srv__ipc_buf_init(&ch->out, (size_t)cfg->ipc_buffer_size);
+            ch->armed = srv__loop_recv(W.loop, &ch->op, ch->fd) == 0;
+        }
+        W.open_chans = nchans;
+    } else if (!task) {
+        srv__flow_init(&(srv__flow_transport_t){.put = eng_emit, .put_file = eng_emit_file},
+                       (uint64_t)cfg->buffer_output_size);
+        srv__engine_opts_t o = {
+            .id = slot,
+            .loop = W.loop,
+            .cfg = cfg,
+            .listen_fds = S->listen_fd,
+            .accept = true,
+            .ops = {.dispatch = base_dispatch,
+                    .event = base_event,
+                    .abandoned = base_abandoned,
+                    .progress = base_progress},
+            .stat_conns = &S->stats->reactors[slot % SRV_MAX_REACTORS].connections,
+            .stat_accepted = &S->stats->reactors[slot % SRV_MAX_REACTORS].accepted,
+            .stat_requests = &S->stats->reactors[slot % SRV_MAX_REACTORS].requests,
+            .stat_503 = &S->stats->reactors[slot % SRV_MAX_REACTORS].errors_503,
+        };
+        rc = srv__engine_create(&W.eng, &o);
+        if (rc < 0) {
+            snprintf(err, sizeof(err), "cannot start serving: %s", srv_strerror(rc));
+            fail_start(err);
+        }
+    }
+    if (!task)
+        udp_start();
+    srv__msg_init(slot);
+    srv__msg_on_action(srv__worker_mailbox_action);
+    srv__msg_set_stop((volatile int *)&W.stop);
+    if (task && app->on_task == NULL) {
+        snprintf(err, sizeof(err), "task_worker_num is %d but the app %s has no on_task",
+                 cfg->task_worker_num, cfg->app);
+        fail_start(err);
+    }
+    arm_mailboxes();
+    tell_manager(SRV_WMSG_READY, NULL);
+    srv__log_debug("worker", "ready");
+
+    int64_t stop_deadline = 0;
+    for (;;) {
+        int timeout = srv__flow_due() ? 0 : srv__msg_timers_timeout();
+        if (W.stop && (timeout < 0 || timeout > 50))
+            timeout = 50;
+        rc = srv__loop_run(W.loop, timeout);
+        srv__flow_run();
+        srv__msg_timers_run();
+        arm_mailboxes();
+        if (rc < 0 && rc != -EINTR) {
+            srv__log(SRV_LOG_ERROR, "loop", rc, "worker loop");
+            break;
+        }
+        flush_all();
+        if (W.reopen) {
+            W.reopen = 0;
+            srv__log_reopen();
+        }
+        if (W.nchans > 0 && W.open_chans == 0)
+            break; /* every reactor closed its channel: we were replaced */
+        if (W.stop) {
+            if (stop_deadline == 0) {
+                stop_deadline = srv__mono_ms() + (int64_t)cfg->max_wait_time * 1000;
+                if (W.eng)
+                    srv__engine_drain(W.eng);
+            }
+            bool idle = W.eng == NULL || srv__engine_conns(W.eng) == 0;
+            if (idle || srv__mono_ms() >= stop_deadline)
+                break;
+        }
+    }
+    /* The slot may already belong to our replacement (reload): its state is not ours. */
+    if (atomic_load(&W.stat->pid) == getpid())
+        atomic_store(&W.stat->state, SRV_WSTATE_STOPPING);
+    if (app->on_worker_stop)
+        app->on_worker_stop(srv_worker_self());
+    if (W.eng) {
+        srv__engine_close_all(W.eng);
+        for (int i = 0; i < 100 && srv__engine_conns(W.eng) > 0; i++)
+            srv__loop_run(W.loop, 10);
+        srv__engine_destroy(W.eng);
+    }
+    flush_all();
+    for (int i = 0; i < W.nchans; i++) {
+        close(W.chans[i].fd);
+        srv__ipc_buf_deinit(&W.chans[i].in);
+        srv__ipc_buf_deinit(&W.chans[i].out);
+        srv__ipc_buf_deinit(&W.chans[i].part);
+    }
+    free(W.chans);
+    srv__flow_deinit();
+    for (int i = 0; i < g_nudp; i++)
+        free(g_udp[i].buf);
+    srv__loop_destroy(W.loop);
+    _exit(0);
+}
