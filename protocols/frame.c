@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/base/buf.h"
+
 /* First allocation for a partial frame: small frames split across reads are the common case,
  * and doubling from here keeps a big frame arriving in many reads at O(n) copies. */
 #define FRAME_BUF_MIN 256
@@ -143,18 +145,8 @@ size_t srv__framer_buffered(const srv__framer_t *f)
 static int buf_append(srv__framer_t *f, const char *data, size_t n, size_t limit)
 {
     size_t need = f->len + n;
-    if (need > f->cap) {
-        size_t cap = f->cap ? f->cap * 2 : FRAME_BUF_MIN;
-        if (cap < need)
-            cap = need;
-        if (cap > limit)
-            cap = limit;
-        char *p = realloc(f->buf, cap);
-        if (p == NULL)
-            return -ENOMEM;
-        f->buf = p;
-        f->cap = cap;
-    }
+    if (srv__grow(&f->buf, &f->cap, need, FRAME_BUF_MIN, limit) < 0)
+        return -ENOMEM;
     if (n > 0)
         memcpy(f->buf + f->len, data, n);
     f->len = need;

@@ -15,6 +15,7 @@
 
 #include <llhttp.h>
 
+#include "core/base/buf.h"
 #include "protocols/http_static.h"
 
 /* Buffers up to these sizes survive next(); bigger ones are freed after the request. */
@@ -119,16 +120,9 @@ static bool lower_eq(const char *a, size_t alen, const char *lit)
 
 static int head_append(srv__http_parser_t *p, const char *at, size_t len)
 {
-    if (p->head_len + len > p->head_cap) {
-        size_t cap = p->head_cap ? p->head_cap : HEAD_INITIAL;
-        while (cap < p->head_len + len)
-            cap *= 2;
-        char *nb = realloc(p->head, cap);
-        if (nb == NULL)
-            return -ENOMEM;
-        p->head = nb;
-        p->head_cap = cap;
-    }
+    int rc = srv__grow(&p->head, &p->head_cap, p->head_len + len, HEAD_INITIAL, SIZE_MAX);
+    if (rc < 0)
+        return rc;
     memcpy(p->head + p->head_len, at, len);
     p->head_len += len;
     return 0;
@@ -413,21 +407,11 @@ static int on_body(llhttp_t *ll, const char *at, size_t len)
     srv__http_parser_t *p = parser_of(ll);
     if (len > p->lim.body_max - p->body_len)
         return fail(p, 413, "body too large");
-    if (p->body_len + len > p->body_cap) {
-        size_t cap = p->body_cap ? p->body_cap : 1024;
-        while (cap < p->body_len + len)
-            cap *= 2;
-        /* Grow with the bytes that arrived, never straight to Content-Length: a client
-         * announcing a big body and sending nothing must not pin that much memory. */
-        size_t lim = p->body_expect ? p->body_expect : p->lim.body_max;
-        if (cap > lim)
-            cap = lim;
-        char *nb = realloc(p->body, cap);
-        if (nb == NULL)
-            return fail(p, 500, "out of memory");
-        p->body = nb;
-        p->body_cap = cap;
-    }
+    /* Grow with the bytes that arrived, never straight to Content-Length: a client announcing
+     * a big body and sending nothing must not pin that much memory. */
+    size_t lim = p->body_expect ? p->body_expect : p->lim.body_max;
+    if (srv__grow(&p->body, &p->body_cap, p->body_len + len, 1024, lim) < 0)
+        return fail(p, 500, "out of memory");
     memcpy(p->body + p->body_len, at, len);
     p->body_len += len;
     return 0;

@@ -18,6 +18,7 @@
 
 #include <wslay/wslay.h>
 
+#include "core/base/buf.h"
 #include "protocols/utf8.h"
 #include "protocols/ws_deflate.h"
 
@@ -548,23 +549,12 @@ static int payload(srv__ws_t *ws, const uint8_t *p, size_t n, srv__ws_event_cb c
     }
     if (ws->frame_drop || n == 0)
         return 0;
-    if (ws->msg_cap - ws->msg_len < n) {
-        /* Grow geometrically but never past this frame's end (or the message limit): a
-         * header announcing a huge frame does not get a huge buffer before its bytes come. */
-        size_t rest = (size_t)(ws->frame_len - ws->frame_off);
-        size_t ncap = ws->msg_cap * 2;
-        if (ncap < 256)
-            ncap = 256;
-        if (ncap > ws->msg_len + rest)
-            ncap = ws->msg_len + rest;
-        if (ncap < ws->msg_len + n)
-            ncap = ws->msg_len + n;
-        char *nb = realloc(ws->msg, ncap);
-        if (!nb)
-            return -ENOMEM;
-        ws->msg = nb;
-        ws->msg_cap = ncap;
-    }
+    /* Grow geometrically but never past this frame's end (or the message limit): a header
+     * announcing a huge frame does not get a huge buffer before its bytes come. */
+    size_t rest = (size_t)(ws->frame_len - ws->frame_off);
+    size_t lim = ws->msg_len + (rest > n ? rest : n);
+    if (srv__grow(&ws->msg, &ws->msg_cap, ws->msg_len + n, 256, lim) < 0)
+        return -ENOMEM;
     uint8_t *dst = (uint8_t *)ws->msg + ws->msg_len;
     memcpy(dst, p, n);
     ws->msg_len += n;
