@@ -12,14 +12,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-void srv__loader_error(srv__loader_t *ld, int line, const char *key, const char *fmt, ...)
+static void vnote(srv__loader_t *ld, int line, const char *key, const char *fmt, va_list ap)
 {
     char msg[sizeof(ld->diag.msg)];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    srv__doc_diag_note(&ld->diag, line, ld->pos, key, "%s", msg);
+}
+
+void srv__loader_error(srv__loader_t *ld, int line, const char *key, const char *fmt, ...)
+{
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    vnote(ld, line, key, fmt, ap);
     va_end(ap);
-    srv__doc_diag_note(&ld->diag, line, ld->pos, key, "%s", msg);
 }
 
 bool srv__loader_failed(const srv__loader_t *ld)
@@ -30,14 +35,13 @@ bool srv__loader_failed(const srv__loader_t *ld)
 static int fail(srv__loader_t *ld, int line, const char *key, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* srv__loader_error() for the paths that then give up. */
 static int fail(srv__loader_t *ld, int line, const char *key, const char *fmt, ...)
 {
-    char msg[sizeof(ld->diag.msg)];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    vnote(ld, line, key, fmt, ap);
     va_end(ap);
-    srv__doc_diag_note(&ld->diag, line, ld->pos, key, "%s", msg);
     return -EINVAL;
 }
 
@@ -101,9 +105,7 @@ static int set_key(srv__loader_t *ld, srv__sect_t kind, int entry, const srv__do
     if (lines[i] != 0)
         return fail(ld, k->line, k->name, "set twice (first at line %d)", lines[i]);
     lines[i] = k->line;
-    void *base =
-        kind == SRV__SECT_SERVER ? (void *)ld->cfg : srv__schema_entry(ld->cfg, kind, entry);
-    return store(ld, &sd->keys[i], base, &k->value, k->line);
+    return store(ld, &sd->keys[i], srv__schema_entry(ld->cfg, kind, entry), &k->value, k->line);
 }
 
 /* A key of column col of table entry table; problems name it by its label when it has one. */

@@ -114,7 +114,8 @@ const char *srv__schema_refused(srv__sect_t kind, const char *key);
 /* "http", "tcp" or "udp". */
 const char *srv__schema_listen_type_name(srv__listen_type_t t);
 
-/* Entry entry of repeated kind in cfg: its storage, the count of kind's entries, its line. */
+/* Entry entry of kind in cfg (for [server], cfg itself): its storage; for repeated kinds the
+ * count of their entries and an entry's line. */
 void *srv__schema_entry(srv__config_t *cfg, srv__sect_t kind, int entry);
 int *srv__schema_count(srv__config_t *cfg, srv__sect_t kind);
 int *srv__schema_entry_line(srv__config_t *cfg, srv__sect_t kind, int entry);
