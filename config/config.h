@@ -1,6 +1,7 @@
 /* srv__config: the one validated configuration both syntaxes (TOML, INI) load into.
  * Owned by whoever called srv__config_load(); plain data, no pointers, so it can be copied,
- * compared with srv__config_equal() and placed in the shared region. */
+ * compared with srv__config_equal() and placed in the shared region. The types, every key with
+ * its default, are in config_types.h; this header adds what other folders call. */
 #ifndef SRV_CONFIG_H
 #define SRV_CONFIG_H
 
