@@ -2,8 +2,8 @@
  * framer's own rules (protocols/frame.c), the tables' shared memory against what this machine can
  * map, and listener addresses once host names are resolved. Each finds what `srv start` would
  * otherwise refuse later, or accept and then fail on every connection (issue 11). */
+#include "config/config_check.h"
 #include "config/config.h"
-#include "config/config_internal.h"
 #include "protocols/frame.h"
 #include "srv/table.h"
 
@@ -57,14 +57,14 @@ void srv__config_check_frame(srv__loader_t *ld, const srv__config_t *cfg, int i)
     char key[64];
     size_t n = strcspn(why, " ");
     snprintf(key, sizeof(key), "%.*s", n < sizeof(key) ? (int)n : (int)sizeof(key) - 1, why);
-    int max_line = srv__config_key_line(ld, SRV__SECT_LISTEN, i, "package_max_length");
+    int max_line = srv__loader_key_line(ld, SRV__SECT_LISTEN, i, "package_max_length");
     int size = srv__frame_length_size(o.length_type);
     if (o.mode == SRV_FRAME_LENGTH && strcmp(key, "package_max_length") == 0 && size > 0) {
         /* Two keys disagree: blame the one set last, as for other pairs; the header key when
          * package_max_length is inherited from [server]. */
         bool body = o.body_offset >= o.length_offset + size;
         const char *hdr = body ? "package_body_offset" : "package_length_offset";
-        int hdr_line = srv__config_key_line(ld, SRV__SECT_LISTEN, i, hdr);
+        int hdr_line = srv__loader_key_line(ld, SRV__SECT_LISTEN, i, hdr);
         int line = later(max_line, hdr_line);
         char header[96];
         if (body)
@@ -72,15 +72,15 @@ void srv__config_check_frame(srv__loader_t *ld, const srv__config_t *cfg, int i)
         else
             snprintf(header, sizeof(header), "package_length_offset %d + a %d-byte length field",
                      o.length_offset, size);
-        srv__config_error(ld, line > 0 ? line : l->line, line == max_line ? key : hdr,
+        srv__loader_error(ld, line > 0 ? line : l->line, line == max_line ? key : hdr,
                           "package_max_length (%zu%s) is shorter than the frame header (%d bytes: "
                           "%s): every frame would be refused as malformed",
                           o.max_length, max_line > 0 ? "" : ", from [server]",
                           body ? o.body_offset : o.length_offset + size, header);
         return;
     }
-    int line = srv__config_key_line(ld, SRV__SECT_LISTEN, i, key);
-    srv__config_error(ld, line > 0 ? line : l->line, key, "%s", why);
+    int line = srv__loader_key_line(ld, SRV__SECT_LISTEN, i, key);
+    srv__loader_error(ld, line > 0 ? line : l->line, key, "%s", why);
 }
 
 /* Bytes the table takes in the shared region, as core/table.c lays it out: per row a header
@@ -139,16 +139,16 @@ void srv__config_check_tables(srv__loader_t *ld, const srv__config_t *cfg)
         if (total <= limit)
             continue;
         char need[32], have[32];
-        int line = srv__config_key_line(ld, SRV__SECT_TABLE, i, "size");
+        int line = srv__loader_key_line(ld, SRV__SECT_TABLE, i, "size");
         human(have, sizeof(have), limit > UINT64_MAX ? UINT64_MAX : (uint64_t)limit);
         if (total == bytes)
-            srv__config_error(ld, line > 0 ? line : t->line, "size",
+            srv__loader_error(ld, line > 0 ? line : t->line, "size",
                               "table \"%s\" needs %s of shared memory (%lld rows of %llu bytes), "
                               "more than this machine's RAM and swap (%s)",
                               t->name, human(need, sizeof(need), bytes), (long long)t->size,
                               (unsigned long long)row, have);
         else
-            srv__config_error(ld, line > 0 ? line : t->line, "size",
+            srv__loader_error(ld, line > 0 ? line : t->line, "size",
                               "the tables up to \"%s\" need %s of shared memory together, more "
                               "than this machine's RAM and swap (%s)",
                               t->name, human(need, sizeof(need), total), have);
@@ -255,17 +255,17 @@ void srv__config_check_addresses(srv__loader_t *ld, const srv__config_t *cfg)
     bound_t *b = calloc((size_t)cfg->nlisten + 1, sizeof(*b));
     char(*paths)[PATH_MAX] = calloc((size_t)cfg->nlisten + 1, sizeof(*paths));
     if (b == NULL || paths == NULL) {
-        srv__config_error(ld, 0, "", "%s", strerror(ENOMEM));
+        srv__loader_error(ld, 0, "", "%s", strerror(ENOMEM));
         goto out;
     }
     for (int i = 0; i < cfg->nlisten; i++) {
         const srv__listen_config_t *l = &cfg->listen[i];
         if (l->path[0] != '\0') {
             canonical_path(l->path, paths[i], sizeof(paths[i]));
-            int line = srv__config_key_line(ld, SRV__SECT_LISTEN, i, "path");
+            int line = srv__loader_key_line(ld, SRV__SECT_LISTEN, i, "path");
             for (int j = 0; j < i; j++) {
                 if (cfg->listen[j].path[0] != '\0' && strcmp(paths[i], paths[j]) == 0) {
-                    srv__config_error(ld, line > 0 ? line : l->line, "path",
+                    srv__loader_error(ld, line > 0 ? line : l->line, "path",
                                       "%s is the socket file of listener \"%s\" (line %d)", l->path,
                                       cfg->listen[j].name, cfg->listen[j].line);
                     goto out;
@@ -273,10 +273,10 @@ void srv__config_check_addresses(srv__loader_t *ld, const srv__config_t *cfg)
             }
             continue;
         }
-        int host_line = srv__config_key_line(ld, SRV__SECT_LISTEN, i, "host");
+        int host_line = srv__loader_key_line(ld, SRV__SECT_LISTEN, i, "host");
         int gai = resolve(l, &b[i]);
         if (gai != 0) {
-            srv__config_error(ld, host_line > 0 ? host_line : l->line, "host",
+            srv__loader_error(ld, host_line > 0 ? host_line : l->line, "host",
                               "cannot resolve \"%s\": %s", l->host,
                               gai == EAI_SYSTEM ? strerror(errno) : gai_strerror(gai));
             goto out;
@@ -300,8 +300,8 @@ void srv__config_check_addresses(srv__loader_t *ld, const srv__config_t *cfg)
                                  is_any(&b[i].addr[x]) ? theirs : mine);
                     else
                         snprintf(how, sizeof(how), "%s and %s are one address", mine, theirs);
-                    int line = srv__config_key_line(ld, SRV__SECT_LISTEN, i, "port");
-                    srv__config_error(
+                    int line = srv__loader_key_line(ld, SRV__SECT_LISTEN, i, "port");
+                    srv__loader_error(
                         ld, line > 0 ? line : l->line, "port",
                         "%s%s%s:%d (%s) already used by listener \"%s\" (line %d): %s",
                         strchr(l->host, ':') ? "[" : "", l->host, strchr(l->host, ':') ? "]" : "",

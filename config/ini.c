@@ -1,8 +1,9 @@
-/* INI reader: splits the file into [section] headers and `key = value` lines for the loader
- * (config.c), in inih's syntax: `;`/`#` comment lines, `;` after a blank starts an inline comment,
- * `key: value` too, blanks around keys and values dropped, indentation is no continuation. Our
- * own tokeniser, because inih's line buffer is fixed at 200 bytes when it is built (issue 11). */
-#include "config/config_internal.h"
+/* INI reader: turns the file's [section] headers and `key = value` lines into a neutral document
+ * (doc.h) for the validator, in inih's syntax: `;`/`#` comment lines, `;` after a blank starts an
+ * inline comment, `key: value` too, blanks around keys and values dropped, indentation is no
+ * continuation. Our own tokeniser, because inih's line buffer is fixed at 200 bytes when it is
+ * built (issue 11). */
+#include "config/ini.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -15,10 +16,10 @@
 #define BAD_SECTION (-1)
 
 typedef struct ini_state {
-    srv__loader_t *ld;
+    srv__doc_t *doc;
     int lineno;
-    int sect;  /* srv__sect_t, NO_SECTION before the first header, BAD_SECTION after a bad one */
-    int entry; /* entry index within sect */
+    int sect;         /* document section, NO_SECTION before the first header, BAD_SECTION */
+    srv__sect_t kind; /* its kind */
 } ini_state_t;
 
 static void trim(char **s, size_t *len)
@@ -37,7 +38,7 @@ static void open_section(ini_state_t *st, char *line)
     char *close = strchr(line, ']');
     st->sect = BAD_SECTION;
     if (close == NULL) {
-        srv__config_error(st->ld, st->lineno, "", "section header without ']'");
+        srv__doc_error(st->doc, st->lineno, "", "section header without ']'");
         return;
     }
     char *name = line + 1;
@@ -45,7 +46,7 @@ static void open_section(ini_state_t *st, char *line)
     trim(&name, &len);
     char buf[256];
     if (len >= sizeof(buf)) {
-        srv__config_error(st->ld, st->lineno, "", "section name too long");
+        srv__doc_error(st->doc, st->lineno, "", "section name too long");
         return;
     }
     memcpy(buf, name, len);
@@ -53,45 +54,52 @@ static void open_section(ini_state_t *st, char *line)
     char *dot = strchr(buf, '.');
     if (dot != NULL)
         *dot = '\0';
-    int sect = srv__config_sect_lookup(buf);
-    if (sect < 0) {
+    int kind = srv__doc_sect_lookup(buf);
+    if (kind < 0) {
         if (dot != NULL)
             *dot = '.';
-        srv__config_error(st->ld, st->lineno, buf, "unknown section");
+        srv__doc_error(st->doc, st->lineno, buf, "unknown section");
         return;
     }
-    if (sect == SRV__SECT_SERVER && dot != NULL) {
+    if (kind == SRV__SECT_SERVER && dot != NULL) {
         *dot = '.';
-        srv__config_error(st->ld, st->lineno, buf, "unknown section ([server] takes no name)");
+        srv__doc_error(st->doc, st->lineno, buf, "unknown section ([server] takes no name)");
         return;
     }
-    if (sect != SRV__SECT_SERVER && dot == NULL) {
-        srv__config_error(st->ld, st->lineno, buf, "needs a name: [%s.NAME]", buf);
+    if (kind != SRV__SECT_SERVER && dot == NULL) {
+        srv__doc_error(st->doc, st->lineno, buf, "needs a name: [%s.NAME]", buf);
         return;
     }
-    int entry = srv__config_open(st->ld, sect, dot != NULL ? dot + 1 : NULL, st->lineno);
-    if (entry < 0)
+    int sect = srv__doc_add_sect(st->doc, (srv__sect_t)kind, -1, st->lineno);
+    if (sect < 0)
         return;
+    /* The header's NAME is the section's name key, at the header's line. */
+    if (dot != NULL) {
+        srv__val_t v = {.kind = SRV__VAL_TEXT, .s = dot + 1, .len = strlen(dot + 1)};
+        if (srv__doc_add_key(st->doc, sect, "name", NULL, &v, st->lineno) < 0)
+            return;
+    }
     st->sect = sect;
-    st->entry = entry;
+    st->kind = (srv__sect_t)kind;
 }
 
-/* "column.NAME = int | float | string:SIZE" in a [table.X] section. */
+/* "column.NAME = int | float | string:SIZE" in a [table.X] section: a column section of its
+ * own, whose keys problems name as the line spells them (label). */
 static void column(ini_state_t *st, const char *name, const srv__val_t *value, const char *label)
 {
-    int c = srv__config_column_open(st->ld, st->entry, st->lineno);
+    int c = srv__doc_add_sect(st->doc, SRV__SECT_COLUMN, st->sect, st->lineno);
     if (c < 0)
         return;
-    srv__val_t v = {.kind = SRV__VAL_STRING, .s = name, .len = strlen(name)};
-    srv__config_column_set(st->ld, st->entry, c, "name", label, &v, st->lineno);
+    srv__val_t v = {.kind = SRV__VAL_TEXT, .s = name, .len = strlen(name)};
+    srv__doc_add_key(st->doc, c, "name", label, &v, st->lineno);
     const char *colon = memchr(value->s, ':', value->len);
     v.s = value->s;
     v.len = colon != NULL ? (size_t)(colon - value->s) : value->len;
-    srv__config_column_set(st->ld, st->entry, c, "type", label, &v, st->lineno);
+    srv__doc_add_key(st->doc, c, "type", label, &v, st->lineno);
     if (colon != NULL) {
         v.s = colon + 1;
         v.len = value->len - v.len - 1;
-        srv__config_column_set(st->ld, st->entry, c, "size", label, &v, st->lineno);
+        srv__doc_add_key(st->doc, c, "size", label, &v, st->lineno);
     }
 }
 
@@ -99,31 +107,33 @@ static void column(ini_state_t *st, const char *name, const srv__val_t *value, c
 static void key_value(ini_state_t *st, const char *name, const char *value)
 {
     if (st->sect == NO_SECTION) {
-        srv__config_error(st->ld, st->lineno, name, "must be inside a section such as [server]");
+        srv__doc_error(st->doc, st->lineno, name, "must be inside a section such as [server]");
         return;
     }
     if (st->sect == BAD_SECTION)
         return;
-    if (st->sect != SRV__SECT_SERVER && strcmp(name, "name") == 0) {
-        srv__config_error(st->ld, st->lineno, name, "comes from the section header [%s.NAME]",
-                          st->sect == SRV__SECT_LISTEN  ? "listen"
-                          : st->sect == SRV__SECT_TABLE ? "table"
-                          : st->sect == SRV__SECT_CRON  ? "cron"
-                                                        : "process");
+    if (st->kind != SRV__SECT_SERVER && strcmp(name, "name") == 0) {
+        srv__doc_error(st->doc, st->lineno, name, "comes from the section header [%s.NAME]",
+                       srv__doc_sect_name(st->kind));
         return;
     }
     /* Quotes are optional: they let a value keep blanks at its ends and let demo.ini read like
      * demo.toml. */
-    srv__val_t v = {.kind = SRV__VAL_STRING, .s = value, .len = strlen(value)};
+    srv__val_t v = {.kind = SRV__VAL_TEXT, .s = value, .len = strlen(value)};
     if (v.len >= 2 && (value[0] == '"' || value[0] == '\'') && value[v.len - 1] == value[0]) {
         v.s++;
         v.len -= 2;
     }
-    if (st->sect == SRV__SECT_TABLE && strncmp(name, "column.", 7) == 0) {
+    if (st->kind == SRV__SECT_TABLE && strncmp(name, "column.", 7) == 0) {
         column(st, name + 7, &v, name);
         return;
     }
-    srv__config_set(st->ld, st->sect, st->entry, name, &v, st->lineno);
+    if (st->kind == SRV__SECT_TABLE && strcmp(name, "columns") == 0) {
+        srv__doc_error(st->doc, st->lineno, name,
+                       "unknown key in [table] (INI declares columns as column.NAME = TYPE)");
+        return;
+    }
+    srv__doc_add_key(st->doc, st->sect, name, NULL, &v, st->lineno);
 }
 
 /* Where an inline comment or one of chars starts in s, or its end: inih's rule, a ';' counts
@@ -159,13 +169,13 @@ static bool parse_line(ini_state_t *st, const char *text, size_t len)
 {
     char buf[SRV__INI_LINE_MAX + 1];
     if (len > SRV__INI_LINE_MAX) {
-        srv__config_error(st->ld, st->lineno, "", "line too long (%zu bytes, max %d)", len,
-                          SRV__INI_LINE_MAX);
+        srv__doc_error(st->doc, st->lineno, "", "line too long (%zu bytes, max %d)", len,
+                       SRV__INI_LINE_MAX);
         st->sect = BAD_SECTION; /* the rest of its section would be misread */
         return true;
     }
     if (memchr(text, '\0', len) != NULL) {
-        srv__config_error(st->ld, st->lineno, "", "NUL byte in line");
+        srv__doc_error(st->doc, st->lineno, "", "NUL byte in line");
         st->sect = BAD_SECTION;
         return true;
     }
@@ -192,11 +202,10 @@ static bool parse_line(ini_state_t *st, const char *text, size_t len)
     return true;
 }
 
-int srv__ini_parse(srv__loader_t *ld, const char *text, size_t len)
+int srv__ini_read(srv__doc_t *doc, const char *text, size_t len)
 {
-    ini_state_t st = {.ld = ld, .sect = NO_SECTION};
+    ini_state_t st = {.doc = doc, .sect = NO_SECTION};
     const char *p = text, *end = text + len;
-    bool ok = true;
     /* A UTF-8 byte order mark, as editors on some systems write it. */
     if (len >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0)
         p += 3;
@@ -207,11 +216,9 @@ int srv__ini_parse(srv__loader_t *ld, const char *text, size_t len)
         if (n > 0 && p[n - 1] == '\r')
             n--;
         st.lineno++;
-        if (!parse_line(&st, p, n)) {
-            srv__config_error(ld, st.lineno, "", "expected 'key = value' or '[section]'");
-            ok = false;
-        }
+        if (!parse_line(&st, p, n))
+            srv__doc_error(doc, st.lineno, "", "expected 'key = value' or '[section]'");
         p = next;
     }
-    return ok ? 0 : -EINVAL;
+    return doc->nomem ? -ENOMEM : doc->diag.set ? -EINVAL : 0;
 }

@@ -1,12 +1,13 @@
-/* TOML reader: parses with toml++ and walks the document, handing each section and key to the
- * loader (config.c) with its line. The only C++ in srv; every exception stops here, because an
- * exception unwinding through C frames is undefined behaviour. */
-#include "config/config_internal.h"
+/* TOML reader: parses with toml++ and turns the tree into a neutral document (doc.h): each
+ * section and key with its line, keys in toml++'s order (by name). The only C++ in srv; every
+ * exception stops here, because an exception unwinding through C frames is undefined behaviour. */
+#include "config/toml.h"
 
 #include <cerrno>
 #include <new>
 #include <string>
 #include <toml++/toml.h>
+#include <vector>
 
 namespace
 {
@@ -16,7 +17,9 @@ int line_of(const toml::source_region &src)
     return src.begin.line > 0 ? static_cast<int>(src.begin.line) : 0;
 }
 
-srv__val_t value_of(const toml::node &node)
+/* node as a document value; its strings stay toml++'s (srv__doc_add_key copies them), list items
+ * go to items. */
+srv__val_t value_of(const toml::node &node, std::vector<srv__doc_str_t> &items)
 {
     srv__val_t v{};
     switch (node.type()) {
@@ -40,7 +43,18 @@ srv__val_t value_of(const toml::node &node)
         v.b = node.as_boolean()->get();
         break;
     case toml::node_type::array:
-        v.kind = SRV__VAL_ARRAY;
+        v.kind = SRV__VAL_LIST;
+        items.clear();
+        for (const toml::node &elem : *node.as_array()) {
+            if (!elem.is_string()) {
+                items.clear();
+                break;
+            }
+            const std::string &s = elem.as_string()->get();
+            items.push_back(srv__doc_str_t{s.data(), s.size()});
+        }
+        v.items = items.data();
+        v.nitems = items.size();
         break;
     case toml::node_type::table:
         v.kind = SRV__VAL_TABLE;
@@ -59,105 +73,106 @@ int key_line(const toml::key &k, const toml::node &v)
     return line > 0 ? line : line_of(v.source());
 }
 
-void walk_columns(srv__loader_t *ld, int table, const toml::node &node, int line)
+void add_keys(srv__doc_t *doc, int sect, const toml::table &tbl);
+
+/* A table's `columns = [{name = ..., type = ..., size = ...}, ...]`: a column section each. */
+void add_columns(srv__doc_t *doc, int table, const toml::node &node, int line)
 {
     const toml::array *cols = node.as_array();
     if (cols == nullptr) {
-        srv__config_error(ld, line, "columns",
-                          "must be an array of tables like {name = \"x\", "
-                          "type = \"int\"}");
+        srv__doc_error(doc, line, "columns",
+                       "must be an array of tables like {name = \"x\", "
+                       "type = \"int\"}");
         return;
     }
     for (const toml::node &elem : *cols) {
         const toml::table *col = elem.as_table();
         int col_line = line_of(elem.source());
         if (col == nullptr) {
-            srv__config_error(ld, col_line ? col_line : line, "columns",
-                              "each column must be a table like {name = \"x\", type = \"int\"}");
+            srv__doc_error(doc, col_line ? col_line : line, "columns",
+                           "each column must be a table like {name = \"x\", type = \"int\"}");
             continue;
         }
-        int c = srv__config_column_open(ld, table, col_line ? col_line : line);
-        if (c < 0)
-            continue;
-        for (auto &&[k, v] : *col) {
-            std::string key(k.str());
-            srv__val_t val = value_of(v);
-            srv__config_column_set(ld, table, c, key.c_str(), nullptr, &val, key_line(k, v));
-        }
+        int c = srv__doc_add_sect(doc, SRV__SECT_COLUMN, table, col_line ? col_line : line);
+        if (c >= 0)
+            add_keys(doc, c, *col);
     }
 }
 
-void walk_entry(srv__loader_t *ld, int sect, const toml::table &tbl, int line)
+void add_keys(srv__doc_t *doc, int sect, const toml::table &tbl)
 {
-    int entry = srv__config_open(ld, sect, nullptr, line);
-    if (entry < 0)
-        return;
+    std::vector<srv__doc_str_t> items;
     for (auto &&[k, v] : tbl) {
         std::string key(k.str());
         int kline = key_line(k, v);
-        if (sect == SRV__SECT_TABLE && key == "columns") {
-            walk_columns(ld, entry, v, kline);
+        if (doc->sects[sect].kind == SRV__SECT_TABLE && key == "columns") {
+            add_columns(doc, sect, v, kline);
             continue;
         }
-        srv__val_t val = value_of(v);
-        srv__config_set(ld, sect, entry, key.c_str(), &val, kline);
+        srv__val_t val = value_of(v, items);
+        srv__doc_add_key(doc, sect, key.c_str(), nullptr, &val, kline);
     }
 }
 
-void walk(srv__loader_t *ld, const toml::table &root)
+void add_section(srv__doc_t *doc, srv__sect_t kind, const toml::table &tbl, int line)
+{
+    int sect = srv__doc_add_sect(doc, kind, -1, line);
+    if (sect >= 0)
+        add_keys(doc, sect, tbl);
+}
+
+void walk(srv__doc_t *doc, const toml::table &root)
 {
     for (auto &&[k, v] : root) {
         std::string name(k.str());
         int line = key_line(k, v);
-        int sect = srv__config_sect_lookup(name.c_str());
-        if (sect < 0) {
+        int kind = srv__doc_sect_lookup(name.c_str());
+        if (kind < 0) {
             if (v.is_table() || v.is_array_of_tables())
-                srv__config_error(ld, line, name.c_str(), "unknown section");
+                srv__doc_error(doc, line, name.c_str(), "unknown section");
             else
-                srv__config_error(ld, line, name.c_str(),
-                                  "unknown section (server keys go under [server])");
+                srv__doc_error(doc, line, name.c_str(),
+                               "unknown section (server keys go under [server])");
             continue;
         }
-        if (sect == SRV__SECT_SERVER) {
+        if (kind == SRV__SECT_SERVER) {
             if (!v.is_table()) {
-                srv__config_error(ld, line, name.c_str(), "must be a table ([server])");
+                srv__doc_error(doc, line, name.c_str(), "must be a table ([server])");
                 continue;
             }
             int sline = line_of(v.source());
-            walk_entry(ld, sect, *v.as_table(), sline ? sline : line);
+            add_section(doc, SRV__SECT_SERVER, *v.as_table(), sline ? sline : line);
             continue;
         }
         if (!v.is_array_of_tables()) {
-            srv__config_error(ld, line, name.c_str(), "must be an array of tables ([[%s]])",
-                              name.c_str());
+            srv__doc_error(doc, line, name.c_str(), "must be an array of tables ([[%s]])",
+                           name.c_str());
             continue;
         }
         for (const toml::node &elem : *v.as_array()) {
             int eline = line_of(elem.source());
-            walk_entry(ld, sect, *elem.as_table(), eline ? eline : line);
+            add_section(doc, static_cast<srv__sect_t>(kind), *elem.as_table(),
+                        eline ? eline : line);
         }
     }
 }
 
 } // namespace
 
-extern "C" int srv__toml_parse(srv__loader_t *ld, const char *text, size_t len, const char *path)
+extern "C" int srv__toml_read(srv__doc_t *doc, const char *text, size_t len, const char *path)
 {
     try {
         toml::table root = toml::parse(std::string_view(text, len), std::string_view(path));
-        walk(ld, root);
-        return 0;
+        walk(doc, root);
     } catch (const toml::parse_error &e) {
         std::string desc(e.description());
-        srv__config_error(ld, line_of(e.source()), "", "%s", desc.c_str());
-        return -EINVAL;
+        srv__doc_error(doc, line_of(e.source()), "", "%s", desc.c_str());
     } catch (const std::bad_alloc &) {
         return -ENOMEM;
     } catch (const std::exception &e) {
-        srv__config_error(ld, 0, "", "TOML reader failed: %s", e.what());
-        return -EINVAL;
+        srv__doc_error(doc, 0, "", "TOML reader failed: %s", e.what());
     } catch (...) {
-        srv__config_error(ld, 0, "", "TOML reader failed");
-        return -EINVAL;
+        srv__doc_error(doc, 0, "", "TOML reader failed");
     }
+    return doc->nomem ? -ENOMEM : doc->diag.set ? -EINVAL : 0;
 }

@@ -1,0 +1,229 @@
+/* Cross-key rules of one file: what a key cannot tell alone (required keys, exclusive pairs,
+ * keys that only apply to one kind of listener, duplicate names and addresses), each blaming the
+ * line of the key set last. Runs once every key was stored without a problem. */
+#include "config/validate.h"
+#include "config/config_check.h"
+
+#include <arpa/inet.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+static void fail(srv__loader_t *ld, int line, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void fail(srv__loader_t *ld, int line, const char *key, const char *fmt, ...)
+{
+    char msg[sizeof(ld->diag.msg)];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    srv__loader_error(ld, line, key, "%s", msg);
+}
+
+static int later(int a, int b)
+{
+    return a > b ? a : b;
+}
+
+static int first_set(int a, int b)
+{
+    return a != 0 ? a : b;
+}
+
+/* Listeners a and b would fight over one address (or one socket file). */
+static bool same_address(const srv__listen_config_t *a, const srv__listen_config_t *b)
+{
+    if (a->path[0] != '\0' || b->path[0] != '\0')
+        return strcmp(a->path, b->path) == 0;
+    if (a->port != b->port || (a->type == SRV_LISTEN_UDP) != (b->type == SRV_LISTEN_UDP))
+        return false;
+    unsigned char x[16], y[16];
+    static const unsigned char any[16];
+    for (int family = AF_INET; family != 0; family = family == AF_INET ? AF_INET6 : 0) {
+        size_t len = family == AF_INET ? 4 : 16;
+        int px = inet_pton(family, a->host, x), py = inet_pton(family, b->host, y);
+        if (px == 1 && py == 1)
+            return memcmp(x, y, len) == 0 || memcmp(x, any, len) == 0 || memcmp(y, any, len) == 0;
+        if (px == 1 || py == 1)
+            return false;
+    }
+    return strcasecmp(a->host, b->host) == 0;
+}
+
+static void validate_listen(srv__loader_t *ld, int i)
+{
+    srv__config_t *cfg = ld->cfg;
+    srv__listen_config_t *l = &cfg->listen[i];
+    int *kl = ld->key_lines[SRV__SECT_LISTEN][i];
+    if (kl[SRV__L_NAME] == 0 && l->name[0] == '\0')
+        snprintf(l->name, sizeof(l->name), "listen%d", i);
+    for (int k = 0; k < srv__schema[SRV__SECT_LISTEN].nkeys; k++) {
+        int flags = srv__schema[SRV__SECT_LISTEN].keys[k].flags;
+        if (kl[k] == 0)
+            continue;
+        if ((flags & SRV__KF_HTTP) && l->type != SRV_LISTEN_HTTP)
+            fail(ld, kl[k], srv__schema[SRV__SECT_LISTEN].keys[k].name,
+                 "only valid on http listeners (this one is %s)",
+                 srv__schema_listen_type_name(l->type));
+        if ((flags & SRV__KF_TCP) && l->type != SRV_LISTEN_TCP)
+            fail(ld, kl[k], srv__schema[SRV__SECT_LISTEN].keys[k].name,
+                 "only valid on tcp listeners (this one is %s)",
+                 srv__schema_listen_type_name(l->type));
+    }
+    if (kl[SRV__L_PORT] != 0 && kl[SRV__L_PATH] != 0)
+        fail(ld, later(kl[SRV__L_PORT], kl[SRV__L_PATH]),
+             kl[SRV__L_PORT] > kl[SRV__L_PATH] ? "port" : "path",
+             "port and path are exclusive (one listener binds one address)");
+    else if (kl[SRV__L_PORT] == 0 && kl[SRV__L_PATH] == 0)
+        fail(ld, l->line, "port", "required (or path, for a unix socket)");
+    if (kl[SRV__L_PATH] != 0) {
+        if (kl[SRV__L_HOST] != 0)
+            fail(ld, kl[SRV__L_HOST], "host", "not allowed with path (a unix socket has no host)");
+        l->host[0] = '\0';
+    } else if (kl[SRV__L_SOCKET_MODE] != 0) {
+        fail(ld, kl[SRV__L_SOCKET_MODE], "socket_mode",
+             "only valid on unix-socket listeners (this one has no path)");
+    }
+    if (l->open_eof_split)
+        l->open_eof_check = true;
+    int eof_line = first_set(kl[SRV__L_OPEN_EOF_CHECK], kl[SRV__L_OPEN_EOF_SPLIT]);
+    bool framing = true; /* the framing keys agree, so the framer's own check means something */
+    if (l->open_eof_check && l->open_length_check) {
+        framing = false;
+        fail(ld, later(eof_line, kl[SRV__L_OPEN_LENGTH_CHECK]),
+             kl[SRV__L_OPEN_LENGTH_CHECK] > eof_line ? "open_length_check"
+             : kl[SRV__L_OPEN_EOF_CHECK] != 0        ? "open_eof_check"
+                                                     : "open_eof_split",
+             "open_eof_check and open_length_check are mutually exclusive");
+    }
+    if (l->open_eof_check && l->package_eof_len == 0) {
+        framing = false;
+        fail(ld, eof_line, "package_eof", "required when open_eof_check is set");
+    }
+    if (l->websocket_compression && !l->websocket)
+        fail(ld, kl[SRV__L_WEBSOCKET_COMPRESSION], "websocket_compression",
+             "needs websocket = true");
+    /* Options the framer refuses would close every connection as a malformed frame. */
+    if (framing)
+        srv__config_check_frame(ld, cfg, i);
+    for (int j = 0; j < i; j++) {
+        const srv__listen_config_t *o = &cfg->listen[j];
+        if (strcmp(o->name, l->name) == 0)
+            fail(ld, first_set(kl[SRV__L_NAME], l->line), "name",
+                 "duplicate listener name \"%s\" (first at line %d)", l->name, o->line);
+        if ((kl[SRV__L_PORT] != 0) != (kl[SRV__L_PATH] != 0) && same_address(l, o)) {
+            if (l->path[0] != '\0')
+                fail(ld, kl[SRV__L_PATH], "path", "%s already used by listener \"%s\" (line %d)",
+                     l->path, o->name, o->line);
+            else
+                fail(ld, kl[SRV__L_PORT], "port",
+                     "%s%s%s:%d (%s) already used by listener \"%s\" (line %d)",
+                     strchr(l->host, ':') ? "[" : "", l->host, strchr(l->host, ':') ? "]" : "",
+                     l->port, l->type == SRV_LISTEN_UDP ? "udp" : "tcp", o->name, o->line);
+        }
+    }
+}
+
+static void validate_table(srv__loader_t *ld, int i)
+{
+    srv__table_config_t *t = &ld->cfg->table[i];
+    int *kl = ld->key_lines[SRV__SECT_TABLE][i];
+    if (kl[SRV__T_NAME] == 0)
+        fail(ld, t->line, "name", "required");
+    if (kl[SRV__T_SIZE] == 0)
+        fail(ld, t->line, "size", "required (rows)");
+    if (t->ncolumns == 0)
+        fail(ld, t->line, "columns", "at least one column is required");
+    for (int c = 0; c < t->ncolumns; c++) {
+        srv__column_config_t *col = &t->columns[c];
+        int *cl = ld->col_key_lines[i][c];
+        int line = ld->col_lines[i][c];
+        if (cl[SRV__C_NAME] == 0) {
+            fail(ld, line, "columns", "column %d: name is required", c + 1);
+            continue;
+        }
+        if (cl[SRV__C_TYPE] == 0)
+            fail(ld, line, "columns", "column \"%s\": type is required", col->name);
+        else if (col->type == SRV_COL_STRING && cl[SRV__C_SIZE] == 0)
+            fail(ld, line, "columns", "column \"%s\": size is required for string columns",
+                 col->name);
+        else if (col->type != SRV_COL_STRING && cl[SRV__C_SIZE] != 0)
+            fail(ld, cl[SRV__C_SIZE], "columns",
+                 "column \"%s\": size only applies to string columns", col->name);
+        if (col->type != SRV_COL_STRING)
+            col->size = 8;
+        for (int d = 0; d < c; d++) {
+            if (strcmp(t->columns[d].name, col->name) == 0)
+                fail(ld, line, "columns", "duplicate column name \"%s\" (first at line %d)",
+                     col->name, ld->col_lines[i][d]);
+        }
+    }
+    for (int j = 0; j < i; j++) {
+        if (t->name[0] != '\0' && strcmp(ld->cfg->table[j].name, t->name) == 0)
+            fail(ld, first_set(kl[SRV__T_NAME], t->line), "name",
+                 "duplicate table name \"%s\" (first at line %d)", t->name, ld->cfg->table[j].line);
+    }
+}
+
+static void validate_cron(srv__loader_t *ld, int i)
+{
+    srv__cron_config_t *c = &ld->cfg->cron[i];
+    int *kl = ld->key_lines[SRV__SECT_CRON][i];
+    if (kl[SRV__CR_NAME] == 0)
+        fail(ld, c->line, "name", "required");
+    if (kl[SRV__CR_HANDLER] == 0)
+        fail(ld, c->line, "handler", "required (a function exported by the app)");
+    if (kl[SRV__CR_INTERVAL_MS] != 0 && kl[SRV__CR_SCHEDULE] != 0)
+        fail(ld, later(kl[SRV__CR_INTERVAL_MS], kl[SRV__CR_SCHEDULE]),
+             kl[SRV__CR_SCHEDULE] > kl[SRV__CR_INTERVAL_MS] ? "schedule" : "interval_ms",
+             "interval_ms and schedule are exclusive");
+    else if (kl[SRV__CR_INTERVAL_MS] == 0 && kl[SRV__CR_SCHEDULE] == 0)
+        fail(ld, c->line, "interval_ms", "required (or schedule)");
+    if (c->global_lock && ld->cfg->redis[0] == '\0')
+        fail(ld, kl[SRV__CR_LOCK], "global_lock", "needs redis set in [server]");
+    for (int j = 0; j < i; j++) {
+        if (c->name[0] != '\0' && strcmp(ld->cfg->cron[j].name, c->name) == 0)
+            fail(ld, first_set(kl[SRV__CR_NAME], c->line), "name",
+                 "duplicate cron name \"%s\" (first at line %d)", c->name, ld->cfg->cron[j].line);
+    }
+}
+
+static void validate_process(srv__loader_t *ld, int i)
+{
+    srv__process_config_t *p = &ld->cfg->process[i];
+    int *kl = ld->key_lines[SRV__SECT_PROCESS][i];
+    if (kl[SRV__P_NAME] == 0)
+        fail(ld, p->line, "name", "required");
+    if (kl[SRV__P_HANDLER] == 0)
+        fail(ld, p->line, "handler", "required (a function exported by the app)");
+    for (int j = 0; j < i; j++) {
+        if (p->name[0] != '\0' && strcmp(ld->cfg->process[j].name, p->name) == 0)
+            fail(ld, first_set(kl[SRV__P_NAME], p->line), "name",
+                 "duplicate process name \"%s\" (first at line %d)", p->name,
+                 ld->cfg->process[j].line);
+    }
+}
+
+void srv__validate(srv__loader_t *ld)
+{
+    srv__config_t *cfg = ld->cfg;
+    if (srv__loader_key_line(ld, SRV__SECT_SERVER, 0, "app") == 0)
+        fail(ld, ld->server_line, "app", "required");
+    if (srv__loader_key_line(ld, SRV__SECT_SERVER, 0, "max_request_grace") == 0)
+        cfg->max_request_grace = cfg->max_request / 2;
+    if (cfg->nlisten == 0)
+        fail(ld, ld->server_line, "listen", "at least one listener is required");
+    for (int i = 0; i < cfg->nlisten; i++)
+        validate_listen(ld, i);
+    for (int i = 0; i < cfg->ntable; i++)
+        validate_table(ld, i);
+    for (int i = 0; i < cfg->ncron; i++)
+        validate_cron(ld, i);
+    for (int i = 0; i < cfg->nprocess; i++)
+        validate_process(ld, i);
+    if (!srv__loader_failed(ld))
+        srv__config_check_tables(ld, cfg);
+}
