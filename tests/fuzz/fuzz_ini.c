@@ -5,7 +5,7 @@
  *   clang -D_GNU_SOURCE -g -fsanitize=fuzzer,address,undefined -I. -Iinclude \
  *       tests/fuzz/fuzz_ini.c config/ini.c config/doc.c config/loader.c config/value.c \
  *       config/schema.c config/validate.c config/config_check.c config/cron.c protocols/frame.c
- * Run: ./a.out tests/fuzz/corpus/ini (seed it with examples/demo.ini). */
+ * Run: ./a.out tests/fuzz/corpus/ini. ctest replays that corpus (tests/fuzz/CMakeLists.txt). */
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
