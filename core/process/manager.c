@@ -15,13 +15,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "core/ipc/ipc.h"
 #include "core/base/log.h"
+#include "core/base/signals.h"
 #include "core/server/msg.h"
 #include "core/server/server.h"
 #include "core/worker/worker.h"
@@ -567,6 +567,19 @@ static void run_deadlines(void)
     }
 }
 
+/* Stop on TERM and INT; pass RTMIN (reopen the log) on. SIGCHLD only wakes the loop, which
+ * reaps after every wake-up; USR1/USR2 go to the master, which asks us to reload. */
+static void on_signal(int sig, void *arg)
+{
+    (void)arg;
+    if (sig == SIGTERM || sig == SIGINT)
+        begin_stop();
+    else if (sig == SIGRTMIN) {
+        srv__log_reopen();
+        forward_signal(SIGRTMIN);
+    }
+}
+
 void srv__manager_main(int master_fd)
 {
     srv__server_t *S = &srv__server;
@@ -580,18 +593,10 @@ void srv__manager_main(int master_fd)
     M.replacing = -1;
     M.initial = true;
 
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGCHLD);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGUSR1);
-    sigaddset(&set, SIGUSR2);
-    sigaddset(&set, SIGRTMIN);
-    sigprocmask(SIG_BLOCK, &set, NULL);
-    M.sig_fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    int sigs[] = {SIGCHLD, SIGTERM, SIGINT, SIGUSR1, SIGUSR2, SIGRTMIN};
+    M.sig_fd = srv__signals_open(sigs, (int)(sizeof(sigs) / sizeof(sigs[0])));
     if (M.sig_fd < 0) {
-        srv__log(SRV_LOG_ERROR, "manager", errno, "signalfd");
+        srv__log(SRV_LOG_ERROR, "manager", M.sig_fd, "signalfd");
         _exit(1);
     }
 
@@ -633,19 +638,8 @@ void srv__manager_main(int master_fd)
             break;
         }
         if (rc > 0) {
-            if (pfd[0].revents) {
-                struct signalfd_siginfo si;
-                while (read(M.sig_fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
-                    int sig = (int)si.ssi_signo;
-                    if (sig == SIGTERM || sig == SIGINT)
-                        begin_stop();
-                    else if (sig == SIGRTMIN) {
-                        srv__log_reopen();
-                        forward_signal(SIGRTMIN);
-                    }
-                    /* SIGCHLD: reaped below; SIGUSR1/2 go to the master, which asks us. */
-                }
-            }
+            if (pfd[0].revents)
+                srv__signals_drain(M.sig_fd, on_signal, NULL);
             if (pfd[1].revents)
                 handle_master_msg();
             for (int i = 0; i < M.nslots; i++) {

@@ -13,7 +13,6 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/prctl.h>
-#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -26,6 +25,7 @@
 #include "core/ipc/ipc.h"
 #include "core/net/listen.h"
 #include "core/base/log.h"
+#include "core/base/signals.h"
 #include "core/process/manager.h"
 #include "core/ipc/mbox.h"
 #include "core/server/msg.h"
@@ -605,6 +605,24 @@ static int setup_stats(const srv__config_t *cfg)
     return srv__tables_create(cfg);
 }
 
+/* Stop on TERM, INT and HUP; reload on USR1 (workers) and USR2 (task workers); reopen the log
+ * on RTMIN (logrotate). SIGCHLD only wakes the loop, which then looks at the manager. */
+static void on_signal(int sig, void *arg)
+{
+    (void)arg;
+    if (sig == SIGTERM || sig == SIGINT || sig == SIGHUP)
+        master_begin_stop(strsignal(sig));
+    else if (sig == SIGUSR1 || sig == SIGUSR2) {
+        if (!G.reload_running && !G.stopping) {
+            G.reload_running = true;
+            send_mgr(SRV_CTL_RELOAD, sig == SIGUSR2);
+        }
+    } else if (sig == SIGRTMIN) {
+        srv__log_reopen();
+        send_mgr(SRV_CTL_REOPEN_LOG, 0);
+    }
+}
+
 int srv__master_run(const srv__config_t *cfg, bool daemon)
 {
     srv__server_t *S = &srv__server;
@@ -697,17 +715,13 @@ int srv__master_run(const srv__config_t *cfg, bool daemon)
     }
 
     /* Signals: blocked in every thread, read through a signalfd by the main loop. */
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGUSR1);
-    sigaddset(&set, SIGUSR2);
-    sigaddset(&set, SIGRTMIN);
-    sigaddset(&set, SIGCHLD);
-    sigaddset(&set, SIGHUP);
-    sigprocmask(SIG_BLOCK, &set, NULL);
+    int sigs[] = {SIGTERM, SIGINT, SIGUSR1, SIGUSR2, SIGRTMIN, SIGCHLD, SIGHUP};
+    G.sig_fd = srv__signals_open(sigs, (int)(sizeof(sigs) / sizeof(sigs[0])));
     signal(SIGPIPE, SIG_IGN);
+    if (G.sig_fd < 0) {
+        srv__log(SRV_LOG_ERROR, "master", -G.sig_fd, "signalfd");
+        goto out_ctl;
+    }
 
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
@@ -726,6 +740,7 @@ int srv__master_run(const srv__config_t *cfg, bool daemon)
         close(sv[0]);
         close(G.pid_fd);
         close(G.ctl_fd);
+        close(G.sig_fd);
         if (G.ready_fd >= 0)
             close(G.ready_fd);
         srv__manager_main(sv[1]);
@@ -733,7 +748,6 @@ int srv__master_run(const srv__config_t *cfg, bool daemon)
     close(sv[1]);
     G.mgr_fd = sv[0];
     fcntl(G.mgr_fd, F_SETFL, fcntl(G.mgr_fd, F_GETFL) | O_NONBLOCK);
-    G.sig_fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
     prctl(PR_SET_NAME, "srv: master");
     reserve_refill(); /* after the fork: only the master needs it */
 
@@ -775,23 +789,8 @@ int srv__master_run(const srv__config_t *cfg, bool daemon)
         if (prc < 0 && errno != EINTR)
             break;
         if (prc > 0) {
-            if (pfd[0].revents) {
-                struct signalfd_siginfo si;
-                while (read(G.sig_fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
-                    int sig = (int)si.ssi_signo;
-                    if (sig == SIGTERM || sig == SIGINT || sig == SIGHUP)
-                        master_begin_stop(strsignal(sig));
-                    else if (sig == SIGUSR1 || sig == SIGUSR2) {
-                        if (!G.reload_running && !G.stopping) {
-                            G.reload_running = true;
-                            send_mgr(SRV_CTL_RELOAD, sig == SIGUSR2);
-                        }
-                    } else if (sig == SIGRTMIN) {
-                        srv__log_reopen();
-                        send_mgr(SRV_CTL_REOPEN_LOG, 0);
-                    }
-                }
-            }
+            if (pfd[0].revents)
+                srv__signals_drain(G.sig_fd, on_signal, NULL);
             if (pfd[2].revents)
                 handle_mgr();
             /* Commands already in before new connections: accepting may drop the oldest
