@@ -31,6 +31,7 @@
 #include "core/server/msg.h"
 #include "core/process/reactor.h"
 #include "core/server/server.h"
+#include "core/shm/atomic.h"
 #include "core/shm/shm.h"
 #include "core/shm/table.h"
 
@@ -565,7 +566,8 @@ static int setup_stats(const srv__config_t *cfg)
     size_t boxes =
         (size_t)2 * srv__server.nslots * ((1u << 20) + 64) + (8u << 20) + 64 + (size_t)nbox * 128;
     size_t tasks = (size_t)cfg->task_worker_num * 2 * ((256u << 10) + 64) + 4096;
-    size_t bytes = stats + conninfo + boxes + tasks + srv__tables_region_size(cfg) + (2u << 20);
+    size_t bytes = stats + conninfo + boxes + tasks + srv__tables_region_size(cfg) +
+                   srv__atomics_region_size() + (2u << 20);
     int rc = srv__shm_create(bytes);
     if (rc < 0)
         return rc;
@@ -602,7 +604,10 @@ static int setup_stats(const srv__config_t *cfg)
     rc = srv__cron_info_create();
     if (rc < 0)
         return rc;
-    return srv__tables_create(cfg);
+    rc = srv__tables_create(cfg);
+    if (rc < 0)
+        return rc;
+    return srv__atomics_create();
 }
 
 /* Stop on TERM, INT and HUP; reload on USR1 (workers) and USR2 (task workers); reopen the log
