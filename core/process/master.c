@@ -19,21 +19,16 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "core/net/conn.h"
-#include "core/net/conninfo.h"
 #include "core/process/ctl.h"
 #include "core/ipc/ipc.h"
 #include "core/net/listen.h"
 #include "core/base/log.h"
 #include "core/base/signals.h"
 #include "core/process/manager.h"
-#include "core/ipc/mbox.h"
-#include "core/server/msg.h"
 #include "core/process/reactor.h"
+#include "core/process/region.h"
 #include "core/server/server.h"
-#include "core/shm/atomic.h"
 #include "core/shm/shm.h"
-#include "core/shm/table.h"
 
 /* Control connections served at once. More are accepted by dropping the oldest one still
  * waiting for its command (issue 11: a few idle ones must not lock `srv info` out). */
@@ -552,64 +547,6 @@ static void redirect_stdio_to_log(void)
     }
 }
 
-static int setup_stats(const srv__config_t *cfg)
-{
-    int nw = srv__server.nslots;
-    size_t stats = sizeof(srv__stats_t) + (size_t)nw * sizeof(srv__worker_stat_t);
-    int engines = cfg->mode == SRV_MODE_PROCESS ? cfg->reactor_num : cfg->worker_num;
-    uint32_t slots = (uint32_t)cfg->max_conn;
-    if (slots > (1u << SRV_SESSION_SLOT_BITS))
-        slots = 1u << SRV_SESSION_SLOT_BITS;
-    size_t conninfo = sizeof(srv__conninfo_t) * (size_t)engines * slots + 64;
-    /* Mailboxes: 1 MiB per process slot, the task queue 8 MiB; task run records. */
-    int nbox = 2 * srv__server.nslots + 1;
-    size_t boxes =
-        (size_t)2 * srv__server.nslots * ((1u << 20) + 64) + (8u << 20) + 64 + (size_t)nbox * 128;
-    size_t tasks = (size_t)cfg->task_worker_num * 2 * ((256u << 10) + 64) + 4096;
-    size_t bytes = stats + conninfo + boxes + tasks + srv__tables_region_size(cfg) +
-                   srv__atomics_region_size() + (2u << 20);
-    int rc = srv__shm_create(bytes);
-    if (rc < 0)
-        return rc;
-    srv__stats_t *st = srv__shm_alloc(stats, 64);
-    if (st == NULL)
-        return -ENOMEM;
-    memset(st, 0, stats);
-    st->nworkers = nw;
-    st->start_ms = srv__now_ms();
-    atomic_store(&st->master_pid, getpid());
-    srv__server.stats = st;
-    rc = srv__conninfo_create(engines, slots);
-    if (rc < 0)
-        return rc;
-    size_t *caps = calloc((size_t)nbox, sizeof(size_t));
-    uint32_t *maxm = calloc((size_t)nbox, sizeof(uint32_t));
-    if (caps == NULL || maxm == NULL) {
-        free(caps);
-        free(maxm);
-        return -ENOMEM;
-    }
-    for (int i = 0; i < nbox; i++)
-        caps[i] = 1u << 20;
-    caps[srv__server.taskq] = 8u << 20;
-    maxm[srv__server.taskq] = (uint32_t)cfg->task_max_queue;
-    rc = srv__mbox_create(nbox, caps, maxm);
-    free(caps);
-    free(maxm);
-    if (rc < 0)
-        return rc;
-    rc = srv__tasks_create(srv__server.nslots);
-    if (rc < 0)
-        return rc;
-    rc = srv__cron_info_create();
-    if (rc < 0)
-        return rc;
-    rc = srv__tables_create(cfg);
-    if (rc < 0)
-        return rc;
-    return srv__atomics_create();
-}
-
 /* Stop on TERM, INT and HUP; reload on USR1 (workers) and USR2 (task workers); reopen the log
  * on RTMIN (logrotate). SIGCHLD only wakes the loop, which then looks at the manager. */
 static void on_signal(int sig, void *arg)
@@ -628,7 +565,10 @@ static void on_signal(int sig, void *arg)
     }
 }
 
-int srv__master_run(const srv__config_t *cfg, bool daemon)
+/* ---- srv__master_run, step by step ---- */
+
+/* Fresh state; srv__server filled from cfg (children inherit it); the log set up. */
+static void master_init(const srv__config_t *cfg)
 {
     srv__server_t *S = &srv__server;
     memset(&G, 0, sizeof(G));
@@ -638,14 +578,20 @@ int srv__master_run(const srv__config_t *cfg, bool daemon)
     S->cfg = *cfg;
     srv__server_layout(S);
     S->nreactors = cfg->mode == SRV_MODE_PROCESS ? cfg->reactor_num : 0;
+    S->nlisten = 0;
     snprintf(S->ctl_path, sizeof(S->ctl_path), "%s.sock", cfg->pid_file);
     srv__log_set_role("master", -1);
     srv__log_set_level(cfg->log_level);
     const char *dbg = getenv("SRV_DEBUG");
     if (dbg)
         srv__log_set_debug(dbg);
+}
 
-    /* Refuse early (before daemonizing) when a live server holds the pid file. */
+/* Before anything is created: refuse when a live server holds the pid file (before
+ * daemonizing, so the caller hears it), open the log file, daemonize. Returns SRV_EXIT_OK to go
+ * on, else the exit code. */
+static int master_prepare(const srv__config_t *cfg, bool daemon)
+{
     if (srv__pidfile_locked(cfg->pid_file)) {
         start_err("srv: already running (pid file %s is locked)\n", cfg->pid_file);
         return SRV_EXIT_RUNNING;
@@ -668,78 +614,82 @@ int srv__master_run(const srv__config_t *cfg, bool daemon)
          * still reach the caller through the ready pipe. */
         redirect_stdio_to_log();
     }
-    int code = SRV_EXIT_FAILURE;
+    return SRV_EXIT_OK;
+}
+
+/* Lock the pid file into G.pid_fd. Returns SRV_EXIT_OK, else the exit code (error printed). */
+static int take_pidfile(const srv__config_t *cfg)
+{
     const char *why = "";
     G.pid_fd = srv__pidfile_lock(cfg->pid_file, &why);
-    if (G.pid_fd < 0) {
-        if (G.pid_fd == -EEXIST) {
-            start_err("srv: already running (pid file %s is locked)\n", cfg->pid_file);
-            code = SRV_EXIT_RUNNING;
-        } else if (G.pid_fd == -ELOOP || G.pid_fd == -EINVAL || G.pid_fd == -EPERM) {
-            /* Issue 11: a pid file we will not write (a link planted for root to overwrite
-             * its target, or a place anyone can swap it): the configuration must change. */
-            start_err("srv: refusing pid file %s: %s; choose another pid_file\n", cfg->pid_file,
-                      why);
-            code = SRV_EXIT_CONFIG;
-        } else
-            start_err("srv: cannot write pid file %s: %s: %s\n", cfg->pid_file, why,
-                      srv_strerror(G.pid_fd));
-        goto out;
+    if (G.pid_fd >= 0)
+        return SRV_EXIT_OK;
+    if (G.pid_fd == -EEXIST) {
+        start_err("srv: already running (pid file %s is locked)\n", cfg->pid_file);
+        return SRV_EXIT_RUNNING;
     }
-    int rc = setup_stats(cfg);
-    if (rc < 0) {
-        start_err("srv: cannot create the shared region: %s\n", srv_strerror(rc));
-        goto out_pid;
+    if (G.pid_fd == -ELOOP || G.pid_fd == -EINVAL || G.pid_fd == -EPERM) {
+        /* Issue 11: a pid file we will not write (a link planted for root to overwrite its
+         * target, or a place anyone can swap it): the configuration must change. */
+        start_err("srv: refusing pid file %s: %s; choose another pid_file\n", cfg->pid_file, why);
+        return SRV_EXIT_CONFIG;
     }
-    S->nlisten = 0;
+    start_err("srv: cannot write pid file %s: %s: %s\n", cfg->pid_file, why,
+              srv_strerror(G.pid_fd));
+    return SRV_EXIT_FAILURE;
+}
+
+static const char *listen_kind(const srv__listen_config_t *l)
+{
+    return l->type == SRV_LISTEN_HTTP ? "http" : l->type == SRV_LISTEN_TCP ? "tcp" : "udp";
+}
+
+/* Bind every listener into srv__server.listen_fd (nlisten counts those open, for the caller to
+ * close). Returns SRV_EXIT_OK, or SRV_EXIT_LISTEN (error printed). */
+static int open_listeners(const srv__config_t *cfg)
+{
+    srv__server_t *S = &srv__server;
     for (int i = 0; i < cfg->nlisten; i++) {
         const char *what = "";
         char desc[300];
         int fd = srv__listen_open(&cfg->listen[i], &what);
+        srv__listen_describe(&cfg->listen[i], desc, sizeof(desc));
         if (fd < 0) {
-            srv__log(SRV_LOG_ERROR, "master", fd, "cannot listen on %s (%s)",
-                    srv__listen_describe(&cfg->listen[i], desc, sizeof(desc)), what);
-            start_err("srv: cannot listen on %s: %s: %s\n",
-                      srv__listen_describe(&cfg->listen[i], desc, sizeof(desc)), what,
-                      srv_strerror(fd));
-            code = SRV_EXIT_LISTEN;
-            goto out_listen;
+            srv__log(SRV_LOG_ERROR, "master", fd, "cannot listen on %s (%s)", desc, what);
+            start_err("srv: cannot listen on %s: %s: %s\n", desc, what, srv_strerror(fd));
+            return SRV_EXIT_LISTEN;
         }
         S->listen_fd[S->nlisten++] = fd;
-        srv__log(SRV_LOG_NOTICE, "master", 0, "listening on %s (%s)",
-                srv__listen_describe(&cfg->listen[i], desc, sizeof(desc)),
-                cfg->listen[i].type == SRV_LISTEN_HTTP  ? "http"
-                : cfg->listen[i].type == SRV_LISTEN_TCP ? "tcp"
-                                                        : "udp");
+        srv__log(SRV_LOG_NOTICE, "master", 0, "listening on %s (%s)", desc,
+                 listen_kind(&cfg->listen[i]));
     }
-    G.ctl_fd = ctl_listen(S->ctl_path);
-    if (G.ctl_fd < 0) {
-        start_err("srv: cannot create control socket %s: %s\n", S->ctl_path,
-                  srv_strerror(G.ctl_fd));
-        goto out_listen;
-    }
+    return SRV_EXIT_OK;
+}
 
-    /* Signals: blocked in every thread, read through a signalfd by the main loop. */
+/* Block the signals we handle (in every thread and child to come) and open their signalfd,
+ * then fork the manager with its end of a control channel: before any reactor thread starts,
+ * since a threaded process must never fork. Returns 0 or -errno (logged). */
+static int start_manager(void)
+{
     int sigs[] = {SIGTERM, SIGINT, SIGUSR1, SIGUSR2, SIGRTMIN, SIGCHLD, SIGHUP};
     G.sig_fd = srv__signals_open(sigs, (int)(sizeof(sigs) / sizeof(sigs[0])));
     signal(SIGPIPE, SIG_IGN);
     if (G.sig_fd < 0) {
-        srv__log(SRV_LOG_ERROR, "master", -G.sig_fd, "signalfd");
-        goto out_ctl;
+        srv__log(SRV_LOG_ERROR, "master", G.sig_fd, "signalfd");
+        return G.sig_fd;
     }
-
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
         srv__log(SRV_LOG_ERROR, "master", errno, "socketpair");
-        goto out_ctl;
+        return -errno;
     }
-    /* Never fork a threaded process: the manager is forked before any reactor thread. */
     G.mgr_pid = fork();
     if (G.mgr_pid < 0) {
-        srv__log(SRV_LOG_ERROR, "master", errno, "fork manager");
+        int err = -errno;
+        srv__log(SRV_LOG_ERROR, "master", err, "fork manager");
         close(sv[0]);
         close(sv[1]);
-        goto out_ctl;
+        return err;
     }
     if (G.mgr_pid == 0) {
         close(sv[0]);
@@ -755,9 +705,14 @@ int srv__master_run(const srv__config_t *cfg, bool daemon)
     fcntl(G.mgr_fd, F_SETFL, fcntl(G.mgr_fd, F_GETFL) | O_NONBLOCK);
     prctl(PR_SET_NAME, "srv: master");
     reserve_refill(); /* after the fork: only the master needs it */
+    return 0;
+}
 
-    if (S->nreactors > 0) {
-        rc = srv__reactors_start();
+/* Process mode: the reactor threads (a failure stops the server through the loop). */
+static void start_reactors(const srv__config_t *cfg, bool daemon)
+{
+    if (srv__server.nreactors > 0) {
+        int rc = srv__reactors_start();
         if (rc < 0) {
             srv__log(SRV_LOG_ERROR, "master", rc, "cannot start reactor threads");
             G.exit_code = SRV_EXIT_FAILURE;
@@ -765,88 +720,122 @@ int srv__master_run(const srv__config_t *cfg, bool daemon)
         }
     }
     srv__log(SRV_LOG_NOTICE, "master", 0,
-            "srv %s started: mode %s, %d worker(s), %d task worker(s)%s", SRV_VERSION,
-            cfg->mode == SRV_MODE_BASE ? "base" : "process", cfg->worker_num, cfg->task_worker_num,
-            daemon ? ", daemonized" : "");
+             "srv %s started: mode %s, %d worker(s), %d task worker(s)%s", SRV_VERSION,
+             cfg->mode == SRV_MODE_BASE ? "base" : "process", cfg->worker_num, cfg->task_worker_num,
+             daemon ? ", daemonized" : "");
+}
 
+/* Where each descriptor sits in the loop's poll set. */
+enum { PFD_SIG, PFD_CTL, PFD_MGR, PFD_CLIENTS, PFD_COUNT = PFD_CLIENTS + MAX_CLIENTS };
+
+/* Fill the poll set; *timeout is when the next deadline falls (control connections, the
+ * control socket's back-off, stop supervision). Returns the number of entries. */
+static int poll_set(struct pollfd *pfd, int *timeout)
+{
+    int64_t now = srv__mono_ms();
+    int64_t wake = clients_expire(now);
+    if (G.ctl_backoff_until != 0 && now >= G.ctl_backoff_until)
+        G.ctl_backoff_until = 0;
+    if (G.ctl_backoff_until != 0 && G.ctl_backoff_until < wake)
+        wake = G.ctl_backoff_until;
+    if (G.stopping && now + 20 < wake)
+        wake = now + 20;
+    pfd[PFD_SIG] = (struct pollfd){.fd = G.sig_fd, .events = POLLIN};
+    /* A negative fd is skipped by poll: backing off (out of descriptors). */
+    pfd[PFD_CTL] = (struct pollfd){.fd = G.ctl_backoff_until ? -1 : G.ctl_fd, .events = POLLIN};
+    pfd[PFD_MGR] = (struct pollfd){.fd = G.mgr_fd, .events = POLLIN};
+    for (int i = 0; i < MAX_CLIENTS; i++) {
+        const client_t *c = &G.clients[i];
+        short events = c->out ? POLLOUT : c->hup_only ? 0 : POLLIN;
+        pfd[PFD_CLIENTS + i] = (struct pollfd){.fd = c->fd, .events = events};
+    }
+    *timeout = wake == INT64_MAX ? -1 : wake <= now ? 0 : (int)(wake - now);
+    return PFD_COUNT;
+}
+
+/* Act on what poll reported: signals, the manager, control connections, new ones. */
+static void poll_dispatch(const struct pollfd *pfd)
+{
+    if (pfd[PFD_SIG].revents)
+        srv__signals_drain(G.sig_fd, on_signal, NULL);
+    if (pfd[PFD_MGR].revents)
+        handle_mgr();
+    /* Commands already in before new connections: accepting may drop the oldest connection
+     * still without one. */
+    for (int i = 0; i < MAX_CLIENTS; i++) {
+        client_t *c = &G.clients[i];
+        const struct pollfd *p = &pfd[PFD_CLIENTS + i];
+        if (!p->revents || c->fd < 0 || c->fd != p->fd)
+            continue;
+        if (c->out != NULL)
+            client_flush(c);
+        else if (c->hup_only)
+            client_close(c); /* POLLHUP or POLLERR: nobody waits for the outcome */
+        else
+            client_read(c);
+    }
+    if (pfd[PFD_CTL].revents)
+        accept_clients();
+}
+
+/* Watch the manager. Running: its death stops the server. Stopping: tell it to stop once
+ * in-flight requests are done (or max_wait_time passed), and wait for it, killing it well
+ * after its own deadline. Returns true once it is gone: the loop is over. */
+static bool supervise_manager(const srv__config_t *cfg)
+{
+    int status;
+    if (!G.stopping) {
+        if (G.mgr_pid > 0 && waitpid(G.mgr_pid, &status, WNOHANG) == G.mgr_pid) {
+            G.mgr_pid = 0;
+            srv__log(SRV_LOG_ERROR, "master", 0, "the manager process died; stopping");
+            G.exit_code = SRV_EXIT_FAILURE;
+            master_begin_stop("manager died");
+        }
+        return false;
+    }
+    bool drained = srv__server.nreactors == 0 || srv__reactors_inflight() == 0;
+    if (!G.mgr_told_stop && (drained || srv__mono_ms() >= G.stop_deadline)) {
+        G.mgr_told_stop = true;
+        send_mgr(SRV_CTL_STOP, 0);
+    }
+    if (G.mgr_pid > 0 && waitpid(G.mgr_pid, &status, WNOHANG) == G.mgr_pid)
+        G.mgr_pid = 0;
+    if (G.mgr_pid == 0)
+        return true;
+    if (srv__mono_ms() > G.stop_deadline + (int64_t)cfg->max_wait_time * 1000 + 5000) {
+        srv__log(SRV_LOG_WARN, "master", 0, "manager did not stop; killing the tree");
+        kill(G.mgr_pid, SIGKILL);
+        waitpid(G.mgr_pid, &status, 0);
+        G.mgr_pid = 0;
+        return true;
+    }
+    return false;
+}
+
+/* The master's loop: until the manager is gone after a stop (or poll itself fails). */
+static void master_loop(const srv__config_t *cfg)
+{
     for (;;) {
-        int64_t now = srv__mono_ms();
-        int64_t wake = clients_expire(now);
-        if (G.ctl_backoff_until != 0 && now >= G.ctl_backoff_until)
-            G.ctl_backoff_until = 0;
-        if (G.ctl_backoff_until != 0 && G.ctl_backoff_until < wake)
-            wake = G.ctl_backoff_until;
-        if (G.stopping && now + 20 < wake)
-            wake = now + 20;
-        struct pollfd pfd[3 + MAX_CLIENTS];
-        int n = 0;
-        pfd[n++] = (struct pollfd){.fd = G.sig_fd, .events = POLLIN};
-        /* A negative fd is skipped by poll: backing off (out of descriptors). */
-        pfd[n++] = (struct pollfd){.fd = G.ctl_backoff_until ? -1 : G.ctl_fd, .events = POLLIN};
-        pfd[n++] = (struct pollfd){.fd = G.mgr_fd, .events = POLLIN};
-        for (int i = 0; i < MAX_CLIENTS; i++)
-            pfd[n++] = (struct pollfd){.fd = G.clients[i].fd,
-                                       .events = G.clients[i].out        ? POLLOUT
-                                                 : G.clients[i].hup_only ? 0
-                                                                         : POLLIN};
-        int timeout = wake == INT64_MAX ? -1 : wake <= now ? 0 : (int)(wake - now);
+        struct pollfd pfd[PFD_COUNT];
+        int timeout;
+        int n = poll_set(pfd, &timeout);
         int prc = poll(pfd, (nfds_t)n, timeout);
         if (prc < 0 && errno != EINTR)
             break;
-        if (prc > 0) {
-            if (pfd[0].revents)
-                srv__signals_drain(G.sig_fd, on_signal, NULL);
-            if (pfd[2].revents)
-                handle_mgr();
-            /* Commands already in before new connections: accepting may drop the oldest
-             * connection still without one. */
-            for (int i = 0; i < MAX_CLIENTS; i++) {
-                client_t *c = &G.clients[i];
-                if (!pfd[3 + i].revents || c->fd < 0 || c->fd != pfd[3 + i].fd)
-                    continue;
-                if (c->out != NULL)
-                    client_flush(c);
-                else if (c->hup_only)
-                    client_close(c); /* POLLHUP or POLLERR: nobody waits for the outcome */
-                else
-                    client_read(c);
-            }
-            if (pfd[1].revents)
-                accept_clients();
-        }
-        if (G.stopping) {
-            /* Let in-flight requests finish (up to max_wait_time) before workers go. */
-            bool drained = S->nreactors == 0 || srv__reactors_inflight() == 0;
-            if (!G.mgr_told_stop && (drained || srv__mono_ms() >= G.stop_deadline)) {
-                G.mgr_told_stop = true;
-                send_mgr(SRV_CTL_STOP, 0);
-            }
-            int status;
-            if (G.mgr_pid > 0 && waitpid(G.mgr_pid, &status, WNOHANG) == G.mgr_pid)
-                G.mgr_pid = 0;
-            if (G.mgr_pid == 0)
-                break;
-            /* A manager that does not stop gets killed well after its own deadline. */
-            if (srv__mono_ms() > G.stop_deadline + (int64_t)cfg->max_wait_time * 1000 + 5000) {
-                srv__log(SRV_LOG_WARN, "master", 0, "manager did not stop; killing the tree");
-                kill(G.mgr_pid, SIGKILL);
-                waitpid(G.mgr_pid, &status, 0);
-                G.mgr_pid = 0;
-                break;
-            }
-        } else if (G.mgr_pid > 0) {
-            int status;
-            if (waitpid(G.mgr_pid, &status, WNOHANG) == G.mgr_pid) {
-                G.mgr_pid = 0;
-                srv__log(SRV_LOG_ERROR, "master", 0, "the manager process died; stopping");
-                G.exit_code = SRV_EXIT_FAILURE;
-                master_begin_stop("manager died");
-            }
-        }
+        if (prc > 0)
+            poll_dispatch(pfd);
+        if (supervise_manager(cfg))
+            break;
     }
-    if (S->nreactors > 0)
+}
+
+/* After the loop: the reactors stop, the verdict goes to a waiting parent, the loop's own
+ * descriptors close. Returns the exit code. */
+static int master_finish(void)
+{
+    if (srv__server.nreactors > 0)
         srv__reactors_stop();
-    code = G.exit_code;
+    int code = G.exit_code;
     if (!G.started && code == SRV_EXIT_OK)
         code = SRV_EXIT_FAILURE;
     tell_parent(code);
@@ -858,9 +847,45 @@ int srv__master_run(const srv__config_t *cfg, bool daemon)
     G.reserve_fd = -1;
     if (G.mgr_fd >= 0)
         close(G.mgr_fd);
+    G.mgr_fd = -1;
+    return code;
+}
+
+int srv__master_run(const srv__config_t *cfg, bool daemon)
+{
+    srv__server_t *S = &srv__server;
+    master_init(cfg);
+    int code = master_prepare(cfg, daemon);
+    if (code != SRV_EXIT_OK)
+        return code;
+    code = take_pidfile(cfg);
+    if (code != SRV_EXIT_OK)
+        goto out;
+    /* Everything the children share exists before the first fork: region, listeners. */
+    code = SRV_EXIT_FAILURE;
+    int rc = srv__region_setup(cfg);
+    if (rc < 0) {
+        start_err("srv: cannot create the shared region: %s\n", srv_strerror(rc));
+        goto out_listen;
+    }
+    code = open_listeners(cfg);
+    if (code != SRV_EXIT_OK)
+        goto out_listen;
+    code = SRV_EXIT_FAILURE;
+    G.ctl_fd = ctl_listen(S->ctl_path);
+    if (G.ctl_fd < 0) {
+        start_err("srv: cannot create control socket %s: %s\n", S->ctl_path,
+                  srv_strerror(G.ctl_fd));
+        goto out_listen;
+    }
+    if (start_manager() < 0)
+        goto out_ctl;
+    start_reactors(cfg, daemon);
+    master_loop(cfg);
+    code = master_finish();
+out_ctl:
     if (G.sig_fd >= 0)
         close(G.sig_fd);
-out_ctl:
     close(G.ctl_fd);
     unlink(S->ctl_path);
 out_listen:
@@ -870,7 +895,6 @@ out_listen:
             unlink(cfg->listen[i].path);
     }
     srv__shm_destroy();
-out_pid:
     srv__pidfile_unlock(cfg->pid_file, G.pid_fd);
 out:
     tell_parent(code);
