@@ -815,20 +815,20 @@ int srv_table_exists(const srv_table_t *t, const char *key)
     return rc == 0 ? 1 : rc == -ENOENT ? 0 : rc;
 }
 
-int64_t srv_table_row_int(const srv_table_t *t, const void *row, int col)
+int srv_table_row_int(const srv_table_t *t, const void *row, int col, int64_t *out)
 {
-    int64_t v = 0;
-    if (typed_col(t, col, SRV_COL_INT) == 0)
-        memcpy(&v, (const char *)row + t->columns[col].offset, 8);
-    return v;
+    int rc = typed_col(t, col, SRV_COL_INT);
+    if (rc == 0)
+        memcpy(out, (const char *)row + t->columns[col].offset, 8);
+    return rc;
 }
 
-double srv_table_row_float(const srv_table_t *t, const void *row, int col)
+int srv_table_row_float(const srv_table_t *t, const void *row, int col, double *out)
 {
-    double v = 0;
-    if (typed_col(t, col, SRV_COL_FLOAT) == 0)
-        memcpy(&v, (const char *)row + t->columns[col].offset, 8);
-    return v;
+    int rc = typed_col(t, col, SRV_COL_FLOAT);
+    if (rc == 0)
+        memcpy(out, (const char *)row + t->columns[col].offset, 8);
+    return rc;
 }
 
 const char *srv_table_row_string(const srv_table_t *t, const void *row, int col, size_t *len)
