@@ -1,6 +1,6 @@
 /* Master: owns the pid file, the listeners and the shared region (all created before any fork
  * or thread), forks the manager, runs the reactor threads (process mode), turns signals and
- * control-socket commands into actions, and stops the tree gracefully. */
+ * control-socket commands (served by ctl_serve.c) into actions, and stops the tree gracefully. */
 #include "core/process/master.h"
 
 #include <errno.h>
@@ -11,15 +11,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "core/process/ctl.h"
+#include "core/process/ctl_serve.h"
 #include "core/ipc/ipc.h"
 #include "core/net/listen.h"
 #include "core/base/log.h"
@@ -30,44 +28,12 @@
 #include "core/server/server.h"
 #include "core/shm/shm.h"
 
-/* Control connections served at once. More are accepted by dropping the oldest one still
- * waiting for its command (issue 11: a few idle ones must not lock `srv info` out). */
-#define MAX_CLIENTS 16
-/* A control connection must deliver its command, and then take each part of the reply, within
- * this: our own CLI sends at once and reads at once, so only a stuck or hostile peer waits. */
-#define CTL_IDLE_MS 2000
-/* Out of descriptors with the reserve spent: how long the control socket leaves the poll set,
- * instead of waking us at once for a connection we cannot accept. */
-#define CTL_BACKOFF_MS 100
-/* Out of descriptors, a silent control connection older than this gives way to a new one. */
-#define CTL_MIN_AGE_MS 100
-
-typedef struct client {
-    int fd;
-    bool wants_reload; /* waiting for the manager's RELOAD_DONE */
-    bool hup_only;     /* the peer is done writing: only watch for it hanging up */
-    char in[SRV_CTL_CMD_MAX];
-    size_t in_len;
-    char *out; /* the reply being sent (owned), then the connection closes */
-    size_t out_len, out_off;
-    int64_t since;    /* monotonic ms: accepted */
-    int64_t deadline; /* monotonic ms: the command, or the reply's next part, is due */
-} client_t;
-
 static struct {
     int pid_fd;
-    int ctl_fd;
-    /* Issue 11: a descriptor held in reserve so that, with every descriptor taken (client
-     * connections up to RLIMIT_NOFILE), the control socket can still accept: close it, accept,
-     * and turn the connection's fd back into the reserve when it ends. -1 while spent. */
-    int reserve_fd;
-    int64_t ctl_backoff_until; /* monotonic ms; 0: the control socket is polled */
-    int64_t last_fd_warn;
     int mgr_fd;
     pid_t mgr_pid;
     int sig_fd;
     int ready_fd; /* daemonize: pipe to the waiting parent, -1 once told */
-    client_t clients[MAX_CLIENTS];
     bool started; /* every worker reported ready once */
     int ready_count;
     bool stopping;
@@ -104,104 +70,6 @@ static void tell_parent(int code)
     G.ready_fd = -1;
 }
 
-static int ctl_listen(const char *path)
-{
-    struct sockaddr_un sun = {.sun_family = AF_UNIX};
-    if (strlen(path) >= sizeof(sun.sun_path))
-        return -ENAMETOOLONG;
-    strcpy(sun.sun_path, path);
-    unlink(path); /* we hold the pid file lock: any socket file here is stale */
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
-    mode_t old = umask(0177); /* 0600: only the owner may stop or reload the server */
-    int rc = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
-    umask(old);
-    if (rc != 0 || listen(fd, 64) != 0) {
-        rc = -errno;
-        close(fd);
-        return rc;
-    }
-    return fd;
-}
-
-/* The reserve is spent: take a descriptor back for it, if one is free. */
-static void reserve_refill(void)
-{
-    if (G.reserve_fd < 0 && G.ctl_fd >= 0)
-        G.reserve_fd = fcntl(G.ctl_fd, F_DUPFD_CLOEXEC, 0);
-}
-
-/* Release a descriptor we no longer need. With the reserve spent it becomes the reserve in
- * one step (dup3 closes the old file and reuses the number), so a reactor thread accepting
- * in the same process cannot take the number in between. */
-static void fd_release(int fd)
-{
-    if (fd < 0)
-        return;
-    if (G.reserve_fd < 0 && G.ctl_fd >= 0 && dup3(G.ctl_fd, fd, O_CLOEXEC) == fd) {
-        G.reserve_fd = fd;
-        G.ctl_backoff_until = 0; /* we can accept again */
-        return;
-    }
-    close(fd);
-}
-
-static void client_close(client_t *c)
-{
-    fd_release(c->fd);
-    c->fd = -1;
-    c->wants_reload = false;
-    c->hup_only = false;
-    c->in_len = 0;
-    free(c->out);
-    c->out = NULL;
-    c->out_len = c->out_off = 0;
-}
-
-/* Send what the socket takes now; the rest when poll says it has room. Closes the connection
- * once the reply is out, or when the peer is gone. */
-static void client_flush(client_t *c)
-{
-    while (c->out_off < c->out_len) {
-        ssize_t n =
-            send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (n > 0) {
-            c->out_off += (size_t)n;
-            c->deadline = srv__mono_ms() + CTL_IDLE_MS;
-            continue;
-        }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && errno == EAGAIN)
-            return;
-        break;
-    }
-    client_close(c);
-}
-
-/* Reply with text (owned: freed with the connection) and close once it is sent. Never blocks:
- * a peer that does not read cannot hold the master up (issue 11). */
-static void client_send(client_t *c, char *text, size_t len)
-{
-    c->wants_reload = false;
-    c->out = text;
-    c->out_len = len;
-    c->out_off = 0;
-    c->deadline = srv__mono_ms() + CTL_IDLE_MS;
-    client_flush(c);
-}
-
-static void client_reply(client_t *c, const char *text)
-{
-    char *copy = strdup(text);
-    if (copy == NULL) {
-        client_close(c);
-        return;
-    }
-    client_send(c, copy, strlen(copy));
-}
-
 static void master_begin_stop(const char *why)
 {
     if (G.stopping)
@@ -220,96 +88,26 @@ static void send_mgr(uint32_t type, int code)
         srv__ctl_send(G.mgr_fd, &m, NULL, 0);
 }
 
-static void handle_command(client_t *c, const char *cmd)
+/* `srv stop` and `srv reload [tasks]` from the control socket. */
+static void ctl_stop(void)
 {
-    if (strcmp(cmd, "info") == 0 || strcmp(cmd, "info json") == 0) {
-        char *buf = malloc(1 << 20);
-        if (buf == NULL) {
-            client_reply(c, "error out of memory\n");
-            return;
-        }
-        if (strcmp(cmd, "info") == 0)
-            srv__info_text(buf, 1 << 20);
-        else
-            srv__info_json(buf, 1 << 20);
-        size_t len = strlen(buf);
-        char *fit = realloc(buf, len + 1); /* up to MAX_CLIENTS replies may be in flight */
-        client_send(c, fit ? fit : buf, len);
-    } else if (strcmp(cmd, "reload") == 0 || strcmp(cmd, "reload tasks") == 0) {
-        bool tasks = strcmp(cmd, "reload tasks") == 0;
-        if (G.stopping) {
-            client_reply(c, "error 1 the server is stopping\n");
-            return;
-        }
-        if (tasks && srv__server.cfg.task_worker_num == 0) {
-            client_reply(c, "ok no task workers to reload\n");
-            return;
-        }
-        if (G.reload_running) {
-            client_reply(c, "error 1 a reload is already running\n");
-            return;
-        }
-        G.reload_running = true;
-        c->wants_reload = true;
-        send_mgr(SRV_CTL_RELOAD, tasks ? 1 : 0);
-    } else if (strcmp(cmd, "stop") == 0) {
-        client_reply(c, "ok\n");
-        master_begin_stop("srv stop");
-    } else {
-        client_reply(c, "error 2 unknown command\n");
-    }
+    master_begin_stop("srv stop");
 }
 
-static void client_read(client_t *c)
+static const char *ctl_reload(bool tasks)
 {
-    if (c->out != NULL)
-        return;
-    if (c->wants_reload) {
-        /* The command is in; anything more is ignored. The peer may have shut down its side
-         * only and still wait for the outcome: from then on we watch for a hang-up alone. */
-        char sink[256];
-        ssize_t n = recv(c->fd, sink, sizeof(sink), MSG_DONTWAIT);
-        if (n == 0)
-            c->hup_only = true;
-        else if (n < 0 && errno != EAGAIN && errno != EINTR)
-            client_close(c);
-        return;
-    }
-    ssize_t n = recv(c->fd, c->in + c->in_len, sizeof(c->in) - 1 - c->in_len, MSG_DONTWAIT);
-    if (n < 0) {
-        if (errno != EAGAIN && errno != EINTR)
-            client_close(c);
-        return;
-    }
-    if (n == 0) {
-        /* The peer finished writing without a newline: answer what it sent, if anything. */
-        if (c->in_len > 0)
-            client_reply(c, "error 2 bad command (no newline)\n");
-        else
-            client_close(c);
-        return;
-    }
-    c->in_len += (size_t)n;
-    /* Issue 11: a command may come in several pieces; it ends at its newline. */
-    int used = srv__ctl_parse(c->in, c->in_len, sizeof(c->in));
-    if (used < 0)
-        client_reply(c, "error 2 command too long\n");
-    else if (used > 0)
-        handle_command(c, c->in);
+    if (G.stopping)
+        return "error 1 the server is stopping\n";
+    if (tasks && srv__server.cfg.task_worker_num == 0)
+        return "ok no task workers to reload\n";
+    if (G.reload_running)
+        return "error 1 a reload is already running\n";
+    G.reload_running = true;
+    send_mgr(SRV_CTL_RELOAD, tasks ? 1 : 0);
+    return NULL;
 }
 
-static void reload_done(int code, const char *text)
-{
-    G.reload_running = false;
-    char reply[600];
-    if (code == 0)
-        snprintf(reply, sizeof(reply), "ok\n");
-    else
-        snprintf(reply, sizeof(reply), "error %d %s\n", code, text);
-    for (int i = 0; i < MAX_CLIENTS; i++)
-        if (G.clients[i].fd >= 0 && G.clients[i].wants_reload)
-            client_reply(&G.clients[i], reply);
-}
+static const srv__ctl_serve_ops_t ctl_ops = {.stop = ctl_stop, .reload = ctl_reload};
 
 static void handle_mgr(void)
 {
@@ -359,130 +157,14 @@ static void handle_mgr(void)
             close(fds[i]);
         break;
     case SRV_CTL_RELOAD_DONE:
-        reload_done(m.code, m.text);
+        G.reload_running = false;
+        srv__ctl_serve_reload_done(m.code, m.text);
         break;
     default:
         for (uint32_t i = 0; i < m.nfds; i++)
             close(fds[i]);
         break;
     }
-}
-
-/* The connection accepted longest ago, before `before`, of those still waiting for their
- * command: the one to drop for a newcomer (it has had its chance). */
-static client_t *oldest_waiting(int64_t before)
-{
-    client_t *oldest = NULL;
-    for (int i = 0; i < MAX_CLIENTS; i++) {
-        client_t *c = &G.clients[i];
-        if (c->fd >= 0 && !c->wants_reload && c->out == NULL && c->since < before &&
-            (oldest == NULL || c->since < oldest->since))
-            oldest = c;
-    }
-    return oldest;
-}
-
-static void client_drop(client_t *c, const char *why)
-{
-    static const char busy[] = SRV_CTL_BUSY " (dropped for a newer control connection)\n";
-    srv__log(SRV_LOG_INFO, "master", 0,
-            "control socket: %s; dropping the oldest connection still without a command", why);
-    ssize_t rc = send(c->fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
-    (void)rc;
-    client_close(c);
-}
-
-/* A slot for a new control connection: a free one, else the oldest one still waiting for its
- * command, dropped; NULL when every one is busy with a reply or a reload. */
-static client_t *client_slot(void)
-{
-    for (int i = 0; i < MAX_CLIENTS; i++)
-        if (G.clients[i].fd < 0)
-            return &G.clients[i];
-    client_t *c = oldest_waiting(INT64_MAX);
-    if (c != NULL)
-        client_drop(c, "every connection slot taken");
-    return c;
-}
-
-static void accept_clients(void)
-{
-    /* Bounded per wake-up: a flood of connections cannot keep the loop from the rest. */
-    for (int k = 0; k < MAX_CLIENTS; k++) {
-        int fd = accept4(G.ctl_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        int err = fd < 0 ? errno : 0;
-        if (fd < 0 && (err == EMFILE || err == ENFILE)) {
-            /* Issue 11: every descriptor is taken (typically by client connections). With the
-             * reserve in use, the oldest control connection still silent after
-             * CTL_MIN_AGE_MS gives up its descriptor, which becomes the reserve (a younger
-             * one may just not have been read yet). */
-            if (G.reserve_fd < 0) {
-                client_t *old = oldest_waiting(srv__mono_ms() - CTL_MIN_AGE_MS);
-                if (old != NULL)
-                    client_drop(old, "out of descriptors");
-            }
-            /* Spend the reserve on this caller so `srv info` still answers. */
-            if (G.reserve_fd >= 0) {
-                close(G.reserve_fd);
-                G.reserve_fd = -1;
-                fd = accept4(G.ctl_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-                err = fd < 0 ? errno : 0;
-            }
-        }
-        if (fd < 0) {
-            if (err == EINTR || err == ECONNABORTED)
-                continue;
-            reserve_refill();
-            if (err == EAGAIN)
-                return;
-            /* Still nothing to accept with (out of descriptors, typically): the control socket
-             * would stay readable and poll would return at once (issue 11: 100 % CPU). Leave
-             * it alone a while; a connection of ours ending brings it back sooner
-             * (fd_release). */
-            int64_t now = srv__mono_ms();
-            G.ctl_backoff_until = now + CTL_BACKOFF_MS;
-            if (now - G.last_fd_warn > 10000) {
-                G.last_fd_warn = now;
-                bool fds = err == EMFILE || err == ENFILE;
-                srv__log(SRV_LOG_WARN, "master", err, "control socket: cannot accept%s",
-                        fds ? "; out of descriptors" : "");
-            }
-            return;
-        }
-        client_t *c = client_slot();
-        if (c == NULL) {
-            static const char busy[] = SRV_CTL_BUSY " (too many control connections)\n";
-            ssize_t rc = send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
-            (void)rc;
-            fd_release(fd);
-            continue;
-        }
-        c->fd = fd;
-        c->wants_reload = false;
-        c->in_len = 0;
-        c->since = srv__mono_ms();
-        c->deadline = c->since + CTL_IDLE_MS;
-    }
-}
-
-/* Close control connections past their deadline; returns the earliest deadline left. */
-static int64_t clients_expire(int64_t now)
-{
-    int64_t next = INT64_MAX;
-    for (int i = 0; i < MAX_CLIENTS; i++) {
-        client_t *c = &G.clients[i];
-        if (c->fd < 0 || c->wants_reload)
-            continue;
-        if (now >= c->deadline) {
-            srv__log(SRV_LOG_INFO, "master", 0, "control connection %s; closed",
-                    c->out ? "does not read its reply" : "sent no command in time");
-            client_close(c);
-            continue;
-        }
-        if (c->deadline < next)
-            next = c->deadline;
-    }
-    return next;
 }
 
 static int daemonize(void)
@@ -572,9 +254,7 @@ static void master_init(const srv__config_t *cfg)
 {
     srv__server_t *S = &srv__server;
     memset(&G, 0, sizeof(G));
-    G.pid_fd = G.ctl_fd = G.reserve_fd = G.mgr_fd = G.sig_fd = G.ready_fd = -1;
-    for (int i = 0; i < MAX_CLIENTS; i++)
-        G.clients[i].fd = -1;
+    G.pid_fd = G.mgr_fd = G.sig_fd = G.ready_fd = -1;
     S->cfg = *cfg;
     srv__server_layout(S);
     S->nreactors = cfg->mode == SRV_MODE_PROCESS ? cfg->reactor_num : 0;
@@ -694,7 +374,7 @@ static int start_manager(void)
     if (G.mgr_pid == 0) {
         close(sv[0]);
         close(G.pid_fd);
-        close(G.ctl_fd);
+        srv__ctl_serve_drop();
         close(G.sig_fd);
         if (G.ready_fd >= 0)
             close(G.ready_fd);
@@ -704,7 +384,7 @@ static int start_manager(void)
     G.mgr_fd = sv[0];
     fcntl(G.mgr_fd, F_SETFL, fcntl(G.mgr_fd, F_GETFL) | O_NONBLOCK);
     prctl(PR_SET_NAME, "srv: master");
-    reserve_refill(); /* after the fork: only the master needs it */
+    srv__ctl_serve_reserve(); /* after the fork: only the master needs it */
     return 0;
 }
 
@@ -726,56 +406,29 @@ static void start_reactors(const srv__config_t *cfg, bool daemon)
 }
 
 /* Where each descriptor sits in the loop's poll set. */
-enum { PFD_SIG, PFD_CTL, PFD_MGR, PFD_CLIENTS, PFD_COUNT = PFD_CLIENTS + MAX_CLIENTS };
+enum { PFD_SIG, PFD_MGR, PFD_CTL, PFD_COUNT = PFD_CTL + SRV_CTL_SERVE_NPOLL };
 
-/* Fill the poll set; *timeout is when the next deadline falls (control connections, the
- * control socket's back-off, stop supervision). Returns the number of entries. */
+/* Fill the poll set; *timeout is when the next deadline falls (the control socket's, stop
+ * supervision). Returns the number of entries. */
 static int poll_set(struct pollfd *pfd, int *timeout)
 {
     int64_t now = srv__mono_ms();
-    int64_t wake = clients_expire(now);
-    if (G.ctl_backoff_until != 0 && now >= G.ctl_backoff_until)
-        G.ctl_backoff_until = 0;
-    if (G.ctl_backoff_until != 0 && G.ctl_backoff_until < wake)
-        wake = G.ctl_backoff_until;
-    if (G.stopping && now + 20 < wake)
-        wake = now + 20;
+    int64_t wake = G.stopping ? now + 20 : INT64_MAX;
     pfd[PFD_SIG] = (struct pollfd){.fd = G.sig_fd, .events = POLLIN};
-    /* A negative fd is skipped by poll: backing off (out of descriptors). */
-    pfd[PFD_CTL] = (struct pollfd){.fd = G.ctl_backoff_until ? -1 : G.ctl_fd, .events = POLLIN};
     pfd[PFD_MGR] = (struct pollfd){.fd = G.mgr_fd, .events = POLLIN};
-    for (int i = 0; i < MAX_CLIENTS; i++) {
-        const client_t *c = &G.clients[i];
-        short events = c->out ? POLLOUT : c->hup_only ? 0 : POLLIN;
-        pfd[PFD_CLIENTS + i] = (struct pollfd){.fd = c->fd, .events = events};
-    }
+    srv__ctl_serve_poll(&pfd[PFD_CTL], now, &wake);
     *timeout = wake == INT64_MAX ? -1 : wake <= now ? 0 : (int)(wake - now);
     return PFD_COUNT;
 }
 
-/* Act on what poll reported: signals, the manager, control connections, new ones. */
+/* Act on what poll reported: signals, the manager, then the control socket. */
 static void poll_dispatch(const struct pollfd *pfd)
 {
     if (pfd[PFD_SIG].revents)
         srv__signals_drain(G.sig_fd, on_signal, NULL);
     if (pfd[PFD_MGR].revents)
         handle_mgr();
-    /* Commands already in before new connections: accepting may drop the oldest connection
-     * still without one. */
-    for (int i = 0; i < MAX_CLIENTS; i++) {
-        client_t *c = &G.clients[i];
-        const struct pollfd *p = &pfd[PFD_CLIENTS + i];
-        if (!p->revents || c->fd < 0 || c->fd != p->fd)
-            continue;
-        if (c->out != NULL)
-            client_flush(c);
-        else if (c->hup_only)
-            client_close(c); /* POLLHUP or POLLERR: nobody waits for the outcome */
-        else
-            client_read(c);
-    }
-    if (pfd[PFD_CTL].revents)
-        accept_clients();
+    srv__ctl_serve_dispatch(&pfd[PFD_CTL]);
 }
 
 /* Watch the manager. Running: its death stops the server. Stopping: tell it to stop once
@@ -840,11 +493,6 @@ static int master_finish(void)
         code = SRV_EXIT_FAILURE;
     tell_parent(code);
     srv__log(SRV_LOG_NOTICE, "master", 0, "stopped");
-    for (int i = 0; i < MAX_CLIENTS; i++)
-        client_close(&G.clients[i]);
-    if (G.reserve_fd >= 0)
-        close(G.reserve_fd);
-    G.reserve_fd = -1;
     if (G.mgr_fd >= 0)
         close(G.mgr_fd);
     G.mgr_fd = -1;
@@ -872,10 +520,9 @@ int srv__master_run(const srv__config_t *cfg, bool daemon)
     if (code != SRV_EXIT_OK)
         goto out_listen;
     code = SRV_EXIT_FAILURE;
-    G.ctl_fd = ctl_listen(S->ctl_path);
-    if (G.ctl_fd < 0) {
-        start_err("srv: cannot create control socket %s: %s\n", S->ctl_path,
-                  srv_strerror(G.ctl_fd));
+    rc = srv__ctl_serve_open(S->ctl_path, &ctl_ops);
+    if (rc < 0) {
+        start_err("srv: cannot create control socket %s: %s\n", S->ctl_path, srv_strerror(rc));
         goto out_listen;
     }
     if (start_manager() < 0)
@@ -886,8 +533,7 @@ int srv__master_run(const srv__config_t *cfg, bool daemon)
 out_ctl:
     if (G.sig_fd >= 0)
         close(G.sig_fd);
-    close(G.ctl_fd);
-    unlink(S->ctl_path);
+    srv__ctl_serve_close();
 out_listen:
     for (int i = 0; i < S->nlisten; i++) {
         close(S->listen_fd[i]);
