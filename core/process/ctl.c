@@ -256,14 +256,11 @@ static int place_new(const char *tmp, const char *path)
     return rc;
 }
 
-int srv__pidfile_lock(const char *path, const char **why)
+/* The folder of the pid file must be reachable, and not one where anyone can replace it.
+ * Returns 0 or -errno with *why set. */
+static int pidfile_folder_ok(const char *path, const char **why)
 {
-    static const char *none = "";
-    const char *dummy;
-    if (why == NULL)
-        why = &dummy;
-    *why = none;
-    char dir[PATH_MAX], tmp[PATH_MAX];
+    char dir[PATH_MAX];
     int rc = folder_of(path, dir, sizeof(dir));
     if (rc < 0) {
         *why = "path too long";
@@ -280,48 +277,69 @@ int srv__pidfile_lock(const char *path, const char **why)
         *why = "its folder is writable by everyone and not sticky";
         return -EPERM;
     }
-    for (int attempt = 0; attempt < 16; attempt++) {
-        /* Issue 11: the old file is only ever opened read-only and never through a symbolic
-         * link (O_NONBLOCK: a FIFO planted there must not hang us); we lock it to learn
-         * whether a live server owns it, and to keep a concurrent start out while we replace
-         * it. */
-        struct stat os;
-        int old = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-        if (old < 0) {
-            if (errno == ELOOP) {
-                *why = "it is a symbolic link";
-                return -ELOOP;
-            }
-            if (errno != ENOENT) {
-                *why = "cannot open it";
-                return -errno;
-            }
-        } else {
-            if (fstat(old, &os) != 0) {
-                rc = -errno;
-                close(old);
-                *why = "cannot stat it";
-                return rc;
-            }
-            if (!S_ISREG(os.st_mode)) {
-                close(old);
-                *why = "it is not a regular file";
-                return -EINVAL;
-            }
-            if (flock(old, LOCK_EX | LOCK_NB) != 0) {
-                rc = errno == EWOULDBLOCK ? -EEXIST : -errno;
-                close(old);
-                *why = rc == -EEXIST ? "locked by a running server" : "cannot lock it";
-                return rc;
-            }
-            /* Between open and flock the previous owner may have exited (unlinking it) or a
-             * concurrent start replaced it: the lock only counts on the file still there. */
-            struct stat now;
-            if (lstat(path, &now) != 0 || now.st_dev != os.st_dev || now.st_ino != os.st_ino) {
-                close(old);
-                continue;
-            }
+    return 0;
+}
+
+/* Open and lock the file already at path into *old (-1 when there is none). Issue 11: it is
+ * only ever opened read-only and never through a symbolic link (O_NONBLOCK: a FIFO planted
+ * there must not hang us); the lock tells whether a live server owns it, and keeps a
+ * concurrent start out while we replace it. Returns 0; 1 when the file changed between open
+ * and lock (look again); or -errno with *why set and nothing left open. */
+static int pidfile_lock_old(const char *path, int *old, const char **why)
+{
+    *old = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (*old < 0) {
+        if (errno == ELOOP) {
+            *why = "it is a symbolic link";
+            return -ELOOP;
         }
+        if (errno != ENOENT) {
+            *why = "cannot open it";
+            return -errno;
+        }
+        return 0;
+    }
+    struct stat os, now;
+    int rc = 0;
+    if (fstat(*old, &os) != 0) {
+        rc = -errno;
+        *why = "cannot stat it";
+    } else if (!S_ISREG(os.st_mode)) {
+        rc = -EINVAL;
+        *why = "it is not a regular file";
+    } else if (flock(*old, LOCK_EX | LOCK_NB) != 0) {
+        rc = errno == EWOULDBLOCK ? -EEXIST : -errno;
+        *why = rc == -EEXIST ? "locked by a running server" : "cannot lock it";
+    } else if (lstat(path, &now) != 0 || now.st_dev != os.st_dev || now.st_ino != os.st_ino) {
+        /* Between open and flock the previous owner may have exited (unlinking it) or a
+         * concurrent start replaced it: the lock only counts on the file still there. */
+        rc = 1;
+    }
+    if (rc != 0) {
+        close(*old);
+        *old = -1;
+    }
+    return rc;
+}
+
+int srv__pidfile_lock(const char *path, const char **why)
+{
+    static const char *none = "";
+    const char *dummy;
+    if (why == NULL)
+        why = &dummy;
+    *why = none;
+    int rc = pidfile_folder_ok(path, why);
+    if (rc < 0)
+        return rc;
+    char tmp[PATH_MAX];
+    for (int attempt = 0; attempt < 16; attempt++) {
+        int old;
+        rc = pidfile_lock_old(path, &old, why);
+        if (rc < 0)
+            return rc;
+        if (rc > 0)
+            continue;
         int fd = pidfile_create(path, tmp, sizeof(tmp), why);
         if (fd < 0) {
             if (old >= 0)

@@ -15,13 +15,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "core/ipc/ipc.h"
 #include "core/base/log.h"
+#include "core/base/signals.h"
 #include "core/server/msg.h"
 #include "core/server/server.h"
 #include "core/worker/worker.h"
@@ -93,26 +93,24 @@ static void send_master(uint32_t type, int slot, int pid, int code, uint32_t gen
         srv__log(SRV_LOG_ERROR, "manager", rc, "cannot reach the master");
 }
 
-/* Fork a new process for slot s into p. */
-static int spawn(slot_t *s, proc_t *p)
+static void close_chans(const int *ours, const int *theirs, int n)
 {
-    srv__server_t *S = &srv__server;
-    int sv[2];
-    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
-        return -errno;
-    int wchans[SRV_MAX_REACTORS];
-    int nchans = s->kind == SRV_SLOT_WORKER ? S->nreactors : 0;
-    proc_reset(p);
+    for (int r = 0; r < n; r++) {
+        close(theirs[r]);
+        close(ours[r]);
+    }
+}
+
+/* The reactor<->worker channels of a new worker, one per reactor: our ends in p->chans (handed
+ * to the master once it is ready), the worker's in wchans. Returns 0, or -errno with none of
+ * them left open. */
+static int open_chans(proc_t *p, int *wchans, int nchans)
+{
     for (int r = 0; r < nchans; r++) {
         int cv[2];
         if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, cv) != 0) {
             int err = -errno;
-            for (int k = 0; k < r; k++) {
-                close(wchans[k]);
-                close(p->chans[k]);
-            }
-            close(sv[0]);
-            close(sv[1]);
+            close_chans(p->chans, wchans, r);
             return err;
         }
         /* Big socket buffers let one write carry a large batch of requests or responses. */
@@ -124,15 +122,31 @@ static int spawn(slot_t *s, proc_t *p)
         p->chans[r] = cv[0];
         wchans[r] = cv[1];
     }
+    return 0;
+}
+
+/* Fork a new process for slot s into p. */
+static int spawn(slot_t *s, proc_t *p)
+{
+    srv__server_t *S = &srv__server;
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
+        return -errno;
+    int wchans[SRV_MAX_REACTORS];
+    int nchans = s->kind == SRV_SLOT_WORKER ? S->nreactors : 0;
+    proc_reset(p);
+    int rc = open_chans(p, wchans, nchans);
+    if (rc < 0) {
+        close(sv[0]);
+        close(sv[1]);
+        return rc;
+    }
     p->nchans = nchans;
     uint32_t gen = atomic_fetch_add(&S->stats->workers[s->id].generation, 1) + 1;
     pid_t pid = fork();
     if (pid < 0) {
         int err = -errno;
-        for (int r = 0; r < nchans; r++) {
-            close(wchans[r]);
-            close(p->chans[r]);
-        }
+        close_chans(p->chans, wchans, nchans);
         close(sv[0]);
         close(sv[1]);
         p->nchans = 0;
@@ -342,6 +356,102 @@ static void describe_status(int status, char *buf, size_t len)
         snprintf(buf, len, "ended (status 0x%x)", status);
 }
 
+/* The old process of slot s (the one being replaced) exited. */
+static void old_exited(slot_t *s, pid_t pid, const char *how)
+{
+    srv__log_debug("manager", "old worker #%d pid %d %s", s->id, pid, how);
+    if (s->kind == SRV_SLOT_TASK)
+        srv__task_orphaned(s->id, s->old.gen);
+    proc_close(&s->old);
+    proc_reset(&s->old);
+    s->old_kill_at = 0;
+    if (M.replacing == s->id)
+        M.replacing = -1;
+    start_next_replacement(); /* this slot may have a recycle waiting */
+}
+
+/* The replacement in slot s died before it was ready: the reload stops, the old process goes
+ * on serving as the slot's current one. (One that was ready already had the old one retired:
+ * it is respawned like any crashed worker.) */
+static void replacement_died(slot_t *s, const char *how)
+{
+    char why[200];
+    snprintf(why, sizeof(why), "replacement worker %s before it was ready", how);
+    if (!M.reload_failed)
+        fail_replacement(s, why);
+    s->cur = s->old;
+    proc_reset(&s->old);
+    s->old_kill_at = 0;
+    srv__worker_stat_t *st = &srv__server.stats->workers[s->id];
+    atomic_store(&st->pid, s->cur.pid);
+    atomic_store(&st->state, SRV_WSTATE_READY);
+    M.replacing = -1;
+    start_next_replacement();
+}
+
+/* The current process of slot s died unplanned: respawn it, at once or after a delay (during
+ * start-up, a custom process's restart_interval, or a back-off while it keeps dying before it
+ * is ready). */
+static void respawn_dead(slot_t *s, pid_t pid, const char *how, bool was_ready)
+{
+    srv__worker_stat_t *st = &srv__server.stats->workers[s->id];
+    atomic_fetch_add(&st->respawns, 1);
+    if (M.initial && !was_ready) {
+        /* START_FAILED was sent if it could not load; the master stops us. */
+        srv__log(SRV_LOG_ERROR, "manager", 0, "worker #%d pid %d %s during start-up", s->id, pid,
+                 how);
+        s->fails++;
+        s->respawn_at = srv__mono_ms() + 1000;
+        atomic_store(&st->state, SRV_WSTATE_BACKOFF);
+        return;
+    }
+    if (s->kind == SRV_SLOT_PROCESS && was_ready) {
+        int idx = srv__slot_process(s->id, NULL);
+        int64_t delay = (int64_t)srv__server.cfg.process[idx].restart_interval * 1000;
+        s->respawn_at = srv__mono_ms() + (delay > 0 ? delay : 1);
+        atomic_store(&st->state, SRV_WSTATE_BACKOFF);
+        srv__log(SRV_LOG_WARN, "manager", 0, "process %s #%d pid %d %s; restarting in %lld ms",
+                 srv__server.cfg.process[idx].name, s->id, pid, how, (long long)delay);
+        return;
+    }
+    if (was_ready) {
+        srv__log(SRV_LOG_WARN, "manager", 0, "worker #%d pid %d %s; respawning", s->id, pid, how);
+        spawn_or_backoff(s);
+        return;
+    }
+    s->fails++;
+    int64_t delay = 100LL << (s->fails < 7 ? s->fails : 7);
+    if (delay > 10000)
+        delay = 10000;
+    s->respawn_at = srv__mono_ms() + delay;
+    atomic_store(&st->state, SRV_WSTATE_BACKOFF);
+    srv__log(SRV_LOG_WARN, "manager", 0,
+             "worker #%d pid %d %s before it was ready (%d times in a row); "
+             "respawning in %lld ms",
+             s->id, pid, how, s->fails, (long long)delay);
+}
+
+/* The current process of slot s exited: tell the master, then (unless stopping) put the old
+ * process back or respawn. */
+static void cur_exited(slot_t *s, pid_t pid, int status, const char *how)
+{
+    bool was_ready = s->cur.ready;
+    if (s->kind == SRV_SLOT_TASK)
+        srv__task_orphaned(s->id, s->cur.gen);
+    proc_close(&s->cur);
+    proc_reset(&s->cur);
+    srv__worker_stat_t *st = &srv__server.stats->workers[s->id];
+    atomic_store(&st->pid, 0);
+    send_master(SRV_CTL_WORKER_EXIT, s->id, pid, status, 0, NULL, NULL, 0);
+    if (M.stopping)
+        atomic_store(&st->state, SRV_WSTATE_EMPTY);
+    else if (s->old.pid > 0 && !was_ready)
+        replacement_died(s, how);
+    else
+        respawn_dead(s, pid, how, was_ready);
+}
+
+/* Collect every child that exited (SIGCHLD only wakes the loop). */
 static void reap(void)
 {
     for (;;) {
@@ -354,87 +464,13 @@ static void reap(void)
         for (int i = 0; i < M.nslots; i++) {
             slot_t *s = &M.slots[i];
             if (s->old.pid == pid) {
-                srv__log_debug("manager", "old worker #%d pid %d %s", s->id, pid, how);
-                if (s->kind == SRV_SLOT_TASK)
-                    srv__task_orphaned(s->id, s->old.gen);
-                proc_close(&s->old);
-                proc_reset(&s->old);
-                s->old_kill_at = 0;
-                if (M.replacing == s->id)
-                    M.replacing = -1;
-                start_next_replacement(); /* this slot may have a recycle waiting */
+                old_exited(s, pid, how);
                 break;
             }
-            if (s->cur.pid != pid)
-                continue;
-            bool was_ready = s->cur.ready;
-            if (s->kind == SRV_SLOT_TASK)
-                srv__task_orphaned(s->id, s->cur.gen);
-            proc_close(&s->cur);
-            proc_reset(&s->cur);
-            srv__worker_stat_t *st = &srv__server.stats->workers[s->id];
-            atomic_store(&st->pid, 0);
-            send_master(SRV_CTL_WORKER_EXIT, s->id, pid, status, 0, NULL, NULL, 0);
-            if (M.stopping) {
-                atomic_store(&st->state, SRV_WSTATE_EMPTY);
+            if (s->cur.pid == pid) {
+                cur_exited(s, pid, status, how);
                 break;
             }
-            if (s->old.pid > 0 && !was_ready) {
-                /* The replacement died before it was ready: the reload stops, the old process
-                 * goes on serving as the slot's current one. (One that was ready already had
-                 * the old one retired: it is respawned below like any crashed worker.) */
-                char why[200];
-                snprintf(why, sizeof(why), "replacement worker %s before it was ready", how);
-                if (!M.reload_failed || M.replacing == s->id) {
-                    if (!M.reload_failed)
-                        fail_replacement(s, why);
-                }
-                s->cur = s->old;
-                proc_reset(&s->old);
-                s->old_kill_at = 0;
-                atomic_store(&st->pid, s->cur.pid);
-                atomic_store(&st->state, SRV_WSTATE_READY);
-                M.replacing = -1;
-                start_next_replacement();
-                break;
-            }
-            atomic_fetch_add(&st->respawns, 1);
-            if (M.initial && !was_ready) {
-                /* START_FAILED was sent if it could not load; the master stops us. */
-                srv__log(SRV_LOG_ERROR, "manager", 0, "worker #%d pid %d %s during start-up", s->id,
-                        pid, how);
-                s->fails++;
-                s->respawn_at = srv__mono_ms() + 1000;
-                atomic_store(&st->state, SRV_WSTATE_BACKOFF);
-                break;
-            }
-            if (s->kind == SRV_SLOT_PROCESS && was_ready) {
-                int idx = srv__slot_process(s->id, NULL);
-                int64_t delay = (int64_t)srv__server.cfg.process[idx].restart_interval * 1000;
-                s->respawn_at = srv__mono_ms() + (delay > 0 ? delay : 1);
-                atomic_store(&st->state, SRV_WSTATE_BACKOFF);
-                srv__log(SRV_LOG_WARN, "manager", 0,
-                        "process %s #%d pid %d %s; restarting in %lld ms",
-                        srv__server.cfg.process[idx].name, s->id, pid, how, (long long)delay);
-                break;
-            }
-            if (!was_ready) {
-                s->fails++;
-                int64_t delay = 100LL << (s->fails < 7 ? s->fails : 7);
-                if (delay > 10000)
-                    delay = 10000;
-                s->respawn_at = srv__mono_ms() + delay;
-                atomic_store(&st->state, SRV_WSTATE_BACKOFF);
-                srv__log(SRV_LOG_WARN, "manager", 0,
-                        "worker #%d pid %d %s before it was ready (%d times in a row); "
-                        "respawning in %lld ms",
-                        s->id, pid, how, s->fails, (long long)delay);
-            } else {
-                srv__log(SRV_LOG_WARN, "manager", 0, "worker #%d pid %d %s; respawning", s->id, pid,
-                        how);
-                spawn_or_backoff(s);
-            }
-            break;
         }
     }
 }
@@ -567,7 +603,22 @@ static void run_deadlines(void)
     }
 }
 
-void srv__manager_main(int master_fd)
+/* Stop on TERM and INT; pass RTMIN (reopen the log) on. SIGCHLD only wakes the loop, which
+ * reaps after every wake-up; USR1/USR2 go to the master, which asks us to reload. */
+static void on_signal(int sig, void *arg)
+{
+    (void)arg;
+    if (sig == SIGTERM || sig == SIGINT)
+        begin_stop();
+    else if (sig == SIGRTMIN) {
+        srv__log_reopen();
+        forward_signal(SIGRTMIN);
+    }
+}
+
+/* The manager's state, its signals and its slots (no process started yet). Exits the process
+ * when it cannot run. */
+static void manager_init(int master_fd)
 {
     srv__server_t *S = &srv__server;
     srv__log_set_role("manager", -1);
@@ -580,18 +631,10 @@ void srv__manager_main(int master_fd)
     M.replacing = -1;
     M.initial = true;
 
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGCHLD);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGUSR1);
-    sigaddset(&set, SIGUSR2);
-    sigaddset(&set, SIGRTMIN);
-    sigprocmask(SIG_BLOCK, &set, NULL);
-    M.sig_fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    int sigs[] = {SIGCHLD, SIGTERM, SIGINT, SIGUSR1, SIGUSR2, SIGRTMIN};
+    M.sig_fd = srv__signals_open(sigs, (int)(sizeof(sigs) / sizeof(sigs[0])));
     if (M.sig_fd < 0) {
-        srv__log(SRV_LOG_ERROR, "manager", errno, "signalfd");
+        srv__log(SRV_LOG_ERROR, "manager", M.sig_fd, "signalfd");
         _exit(1);
     }
 
@@ -605,57 +648,67 @@ void srv__manager_main(int master_fd)
         proc_reset(&M.slots[i].cur);
         proc_reset(&M.slots[i].old);
     }
+}
+
+/* Where each descriptor sits in the loop's poll set: then two per slot, current and old. */
+enum { PFD_SIG, PFD_MASTER, PFD_SLOTS };
+
+/* Fill the poll set (PFD_SLOTS + 2 * nslots entries); *timeout runs to the next deadline
+ * (respawn, kill), at most a minute. Returns the number of entries. */
+static int poll_set(struct pollfd *pfd, int *timeout)
+{
+    int n = 0;
+    pfd[n++] = (struct pollfd){.fd = M.sig_fd, .events = POLLIN};
+    pfd[n++] = (struct pollfd){.fd = M.master_fd, .events = POLLIN};
+    for (int i = 0; i < M.nslots; i++) {
+        pfd[n++] = (struct pollfd){.fd = M.slots[i].cur.ctl, .events = POLLIN};
+        pfd[n++] = (struct pollfd){.fd = M.slots[i].old.ctl, .events = POLLIN};
+    }
+    int64_t d = next_deadline();
+    *timeout = -1;
+    if (d >= 0) {
+        int64_t left = d - srv__mono_ms();
+        *timeout = left < 0 ? 0 : (int)(left > 60000 ? 60000 : left);
+    }
+    return n;
+}
+
+/* Act on what poll reported: signals, the master, the processes' status messages. */
+static void poll_dispatch(const struct pollfd *pfd)
+{
+    if (pfd[PFD_SIG].revents)
+        srv__signals_drain(M.sig_fd, on_signal, NULL);
+    if (pfd[PFD_MASTER].revents)
+        handle_master_msg();
+    for (int i = 0; i < M.nslots; i++) {
+        slot_t *s = &M.slots[i];
+        if (pfd[PFD_SLOTS + 2 * i].revents && s->cur.ctl >= 0)
+            handle_worker_msg(s, &s->cur);
+        if (pfd[PFD_SLOTS + 2 * i + 1].revents && s->old.ctl >= 0)
+            handle_worker_msg(s, &s->old);
+    }
+}
+
+void srv__manager_main(int master_fd)
+{
+    manager_init(master_fd);
     for (int i = 0; i < M.nslots; i++)
         spawn_or_backoff(&M.slots[i]);
-
-    struct pollfd *pfd = calloc((size_t)M.nslots * 2 + 2, sizeof(struct pollfd));
+    struct pollfd *pfd = calloc((size_t)M.nslots * 2 + PFD_SLOTS, sizeof(struct pollfd));
     if (pfd == NULL)
         _exit(1);
     for (;;) {
         if (M.stopping && all_gone())
             break;
-        int n = 0;
-        pfd[n++] = (struct pollfd){.fd = M.sig_fd, .events = POLLIN};
-        pfd[n++] = (struct pollfd){.fd = M.master_fd, .events = POLLIN};
-        for (int i = 0; i < M.nslots; i++) {
-            pfd[n++] = (struct pollfd){.fd = M.slots[i].cur.ctl, .events = POLLIN};
-            pfd[n++] = (struct pollfd){.fd = M.slots[i].old.ctl, .events = POLLIN};
-        }
-        int64_t d = next_deadline();
-        int timeout = -1;
-        if (d >= 0) {
-            int64_t left = d - srv__mono_ms();
-            timeout = left < 0 ? 0 : (int)(left > 60000 ? 60000 : left);
-        }
+        int timeout;
+        int n = poll_set(pfd, &timeout);
         int rc = poll(pfd, (nfds_t)n, timeout);
         if (rc < 0 && errno != EINTR) {
             srv__log(SRV_LOG_ERROR, "manager", errno, "poll");
             break;
         }
-        if (rc > 0) {
-            if (pfd[0].revents) {
-                struct signalfd_siginfo si;
-                while (read(M.sig_fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
-                    int sig = (int)si.ssi_signo;
-                    if (sig == SIGTERM || sig == SIGINT)
-                        begin_stop();
-                    else if (sig == SIGRTMIN) {
-                        srv__log_reopen();
-                        forward_signal(SIGRTMIN);
-                    }
-                    /* SIGCHLD: reaped below; SIGUSR1/2 go to the master, which asks us. */
-                }
-            }
-            if (pfd[1].revents)
-                handle_master_msg();
-            for (int i = 0; i < M.nslots; i++) {
-                slot_t *s = &M.slots[i];
-                if (pfd[2 + 2 * i].revents && s->cur.ctl >= 0)
-                    handle_worker_msg(s, &s->cur);
-                if (pfd[3 + 2 * i].revents && s->old.ctl >= 0)
-                    handle_worker_msg(s, &s->old);
-            }
-        }
+        if (rc > 0)
+            poll_dispatch(pfd);
         reap();
         run_deadlines();
     }

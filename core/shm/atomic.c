@@ -38,17 +38,21 @@ size_t srv__atomics_region_size(void)
     return sizeof(registry_t) + 64;
 }
 
+/* The region is going away: its forget hook. */
+static void atomics_forget(void)
+{
+    g_reg = NULL;
+}
+
 int srv__atomics_create(void)
 {
     if (srv__shm_base() == NULL)
         return -ENODEV;
+    int rc = srv__shm_on_forget(atomics_forget);
+    if (rc < 0)
+        return rc;
     g_reg = srv__shm_alloc(sizeof(registry_t), 64);
     return g_reg != NULL ? 0 : -ENOMEM;
-}
-
-void srv__atomics_forget(void)
-{
-    g_reg = NULL;
 }
 
 static srv_atomic_t *lookup(uint32_t n, const char *name)

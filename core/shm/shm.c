@@ -1,5 +1,5 @@
-/* The shared region and its bump allocator; see shm.h. The allocator's cursor lives in the
- * region's header so chunks taken after fork, from any process, never overlap. */
+/* The shared region, its bump allocator and its forget hooks; see shm.h. The allocator's cursor
+ * lives in the region's header so chunks taken after fork, from any process, never overlap. */
 #include "core/shm/shm.h"
 
 #include <errno.h>
@@ -10,9 +10,6 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
-
-#include "core/shm/atomic.h"
-#include "core/shm/table.h"
 
 #define SRV_SHM_MAGIC 0x73727673686d3031ull /* "srvshm01" */
 
@@ -27,6 +24,8 @@ static struct {
     size_t size;
     pid_t pid;
     bool atfork;
+    void (*hooks[SRV_SHM_MAX_HOOKS])(void); /* srv__shm_on_forget, in registration order */
+    int nhooks;
 } g_shm;
 
 static void shm_atfork_child(void)
@@ -133,12 +132,24 @@ void *srv__shm_alloc(size_t bytes, size_t align)
     }
 }
 
+int srv__shm_on_forget(void (*fn)(void))
+{
+    for (int i = 0; i < g_shm.nhooks; i++)
+        if (g_shm.hooks[i] == fn)
+            return 0;
+    if (g_shm.nhooks == SRV_SHM_MAX_HOOKS)
+        return -ENOSPC;
+    g_shm.hooks[g_shm.nhooks++] = fn;
+    return 0;
+}
+
 void srv__shm_destroy(void)
 {
     if (g_shm.hdr == NULL)
         return;
-    srv__tables_forget();
-    srv__atomics_forget();
+    /* Latest first, as atexit does: a subsystem built on another forgets before it. */
+    while (g_shm.nhooks > 0)
+        g_shm.hooks[--g_shm.nhooks]();
     munmap(g_shm.hdr, g_shm.size);
     g_shm.hdr = NULL;
     g_shm.size = 0;

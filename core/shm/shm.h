@@ -1,7 +1,9 @@
 /* The shared region: one MAP_SHARED|MAP_ANONYMOUS mapping the master creates before any fork, so
  * every process (manager, workers, task workers, timer, custom processes) sees it at the same
  * address. A bump allocator hands out aligned chunks that are never freed one by one; the whole
- * region goes away with srv__shm_destroy(). Data inside stores offsets, not pointers. */
+ * region goes away with srv__shm_destroy(). Data inside stores offsets, not pointers. Each
+ * subsystem declares the bytes it needs (srv__tables_region_size, ...) and registers a hook to
+ * forget its chunks; the region includes none of them. */
 #ifndef SRV_SHM_H
 #define SRV_SHM_H
 
@@ -20,9 +22,19 @@ int srv__shm_create(size_t bytes);
  * full, or align is not a power of two. Chunks are never freed individually. */
 void *srv__shm_alloc(size_t bytes, size_t align);
 
-/* Unmap the region in this process (the memory lives on in other processes that map it) and
- * forget every table and atomic that lived in it. Harmless when there is none. */
+/* Unmap the region in this process (the memory lives on in other processes that map it), after
+ * calling every hook registered with srv__shm_on_forget(). Harmless when there is none. */
 void srv__shm_destroy(void);
+
+/* Most forget hooks one process can hold. */
+#define SRV_SHM_MAX_HOOKS 16
+
+/* A subsystem that keeps pointers into the region (the tables, the atomics registry) registers
+ * fn to drop them: the region knows no subsystem, they register with it. srv__shm_destroy()
+ * calls each hook once, the latest registered first, then drops them all (a subsystem created
+ * in the next region registers again). Registering a hook already registered does nothing.
+ * Per process, like the mapping. Returns 0, or -ENOSPC when SRV_SHM_MAX_HOOKS are taken. */
+int srv__shm_on_forget(void (*fn)(void));
 
 /* Bytes handed out so far (including the region's own header and alignment padding). */
 size_t srv__shm_used(void);

@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "core/shm/atomic.h"
 #include "core/base/log.h"
 #include "core/shm/shm.h"
 
@@ -255,7 +254,7 @@ static int table_layout(const srv__table_config_t *tc, column_t *cols, layout_t 
 
 size_t srv__tables_region_size(const srv__config_t *cfg)
 {
-    size_t total = srv__atomics_region_size() + 64;
+    size_t total = 64;
     for (int i = 0; i < cfg->ntable && i < SRV_CONFIG_MAX_TABLE; i++) {
         layout_t lo;
         if (table_layout(&cfg->table[i], NULL, &lo) == 0)
@@ -264,7 +263,8 @@ size_t srv__tables_region_size(const srv__config_t *cfg)
     return total;
 }
 
-void srv__tables_forget(void)
+/* The region is going away (its forget hook), or creation starts over. */
+static void tables_forget(void)
 {
     memset(&g_tables, 0, sizeof(g_tables));
 }
@@ -275,8 +275,8 @@ int srv__tables_create(const srv__config_t *cfg)
         return -ENODEV;
     if (cfg->ntable < 0 || cfg->ntable > SRV_CONFIG_MAX_TABLE)
         return -EINVAL;
-    srv__tables_forget();
-    int rc = srv__atomics_create();
+    tables_forget();
+    int rc = srv__shm_on_forget(tables_forget);
     if (rc < 0)
         return rc;
     for (int i = 0; i < cfg->ntable; i++) {
@@ -319,7 +319,7 @@ int srv__tables_create(const srv__config_t *cfg)
     return 0;
 fail:
     /* Region chunks cannot be returned; the master exits on this error anyway. */
-    srv__tables_forget();
+    tables_forget();
     return rc;
 }
 
@@ -815,20 +815,20 @@ int srv_table_exists(const srv_table_t *t, const char *key)
     return rc == 0 ? 1 : rc == -ENOENT ? 0 : rc;
 }
 
-int64_t srv_table_row_int(const srv_table_t *t, const void *row, int col)
+int srv_table_row_int(const srv_table_t *t, const void *row, int col, int64_t *out)
 {
-    int64_t v = 0;
-    if (typed_col(t, col, SRV_COL_INT) == 0)
-        memcpy(&v, (const char *)row + t->columns[col].offset, 8);
-    return v;
+    int rc = typed_col(t, col, SRV_COL_INT);
+    if (rc == 0)
+        memcpy(out, (const char *)row + t->columns[col].offset, 8);
+    return rc;
 }
 
-double srv_table_row_float(const srv_table_t *t, const void *row, int col)
+int srv_table_row_float(const srv_table_t *t, const void *row, int col, double *out)
 {
-    double v = 0;
-    if (typed_col(t, col, SRV_COL_FLOAT) == 0)
-        memcpy(&v, (const char *)row + t->columns[col].offset, 8);
-    return v;
+    int rc = typed_col(t, col, SRV_COL_FLOAT);
+    if (rc == 0)
+        memcpy(out, (const char *)row + t->columns[col].offset, 8);
+    return rc;
 }
 
 const char *srv_table_row_string(const srv_table_t *t, const void *row, int col, size_t *len)

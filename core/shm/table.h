@@ -10,23 +10,21 @@
 #include "config/config.h"
 #include "srv/table.h"
 
-/* Bytes of shared region that srv__tables_create(cfg) takes (tables, their indexes, and the
- * atomics registry), padding included. Add it to what else the region must hold. */
+/* Bytes of shared region that srv__tables_create(cfg) takes (tables and their indexes), padding
+ * included. Add it to what else the region must hold. */
 size_t srv__tables_region_size(const srv__config_t *cfg);
 
-/* Create every [[table]] of cfg, and the atomics registry, in the shared region. Call in the
- * master after srv__shm_create() and before any fork; children inherit the registry that
- * srv_table_find() reads. Returns 0, -EINVAL (a table or column the config loader should have
- * refused: logged with its name), -ENOMEM (region too small), -ENODEV (no region). */
+/* Create every [[table]] of cfg in the shared region. Call in the master after srv__shm_create()
+ * and before any fork; children inherit the list that srv_table_find() reads. The list is
+ * forgotten with the region (a hook registered with srv__shm_on_forget). Returns 0, -EINVAL (a
+ * table or column the config loader should have refused: logged with its name), -ENOMEM
+ * (region too small), -ENODEV (no region), -ENOSPC (no room for the forget hook). */
 int srv__tables_create(const srv__config_t *cfg);
 
 /* Write a JSON array describing every table into buf:
  * [{"name":"kv","rows":3,"capacity":1024,"bytes":N,"full_failures":0}]
  * Returns the length written (NUL-terminated), or -ENOSPC when cap is too small. */
 int srv__tables_info_json(char *buf, size_t cap);
-
-/* Forget the tables (the region is going away): called by srv__shm_destroy(). */
-void srv__tables_forget(void);
 
 /* ---- for tests and benchmarks ---- */
 

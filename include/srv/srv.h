@@ -23,9 +23,10 @@
 extern "C" {
 #endif
 
-/* Bumped whenever srv_app_t or a callback signature changes; a module built for another value
- * is refused at load with a clear error. */
-#define SRV_ABI_VERSION 3
+/* Bumped whenever srv_app_t, a callback signature or an API function's signature changes; a
+ * module built for another value is refused at load with a clear error. (4: srv_table_row_int
+ * and srv_table_row_float return an error code and store the value through an out-parameter.) */
+#define SRV_ABI_VERSION 4
 
 /* A borrowed byte string; not NUL-terminated unless said otherwise. */
 typedef struct srv_str {

@@ -98,13 +98,13 @@ SRV_API size_t srv_table_row_size(const srv_table_t *t);
  * srv_table_row_size(), 8-byte aligned); read it with srv_table_row_*(). Returns 0, -ENOENT,
  * -ERANGE (cap too small), -ENAMETOOLONG, -EINVAL. */
 SRV_API int srv_table_get_row(const srv_table_t *t, const char *key, void *row, size_t cap);
-/* Columns of a row copy, for a col whose type the caller knows (srv_table_column() and
- * srv_table_column_type() check it once). Contract: the int/float ones return 0 for a bad index
- * or a column of another type, which a caller cannot tell from a stored 0, so validate col
- * first; the string one returns a pointer into row (not NUL-terminated) and its length in *len,
- * or NULL for a bad index or type. */
-SRV_API int64_t srv_table_row_int(const srv_table_t *t, const void *row, int col);
-SRV_API double srv_table_row_float(const srv_table_t *t, const void *row, int col);
+/* Columns of a row copy (from srv_table_get_row() or srv_table_iter_next() on the same table).
+ * The int and float ones store the value in *out and return 0, or return -EINVAL (bad index)
+ * or -EPROTOTYPE (col has another type) and leave *out alone, as srv_table_get_int() does.
+ * The string one returns a pointer into row (not NUL-terminated) and its length in *len, or
+ * NULL for a bad index or type. */
+SRV_API int srv_table_row_int(const srv_table_t *t, const void *row, int col, int64_t *out);
+SRV_API int srv_table_row_float(const srv_table_t *t, const void *row, int col, double *out);
 SRV_API const char *srv_table_row_string(const srv_table_t *t, const void *row, int col, size_t *len);
 
 /* One column of key's row. Return 0, -ENOENT (no such key), -EPROTOTYPE (col has another type),

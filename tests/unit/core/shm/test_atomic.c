@@ -9,7 +9,6 @@
 
 #include "check.h"
 #include "core/shm/shm.h"
-#include "core/shm/table.h"
 
 static double now_s(void)
 {
@@ -131,16 +130,23 @@ int main(void)
     (void)check_failures_; /* check.h defines it for tests that count failures */
     srv_atomic_t *a;
     CHECK_INT(srv_atomic_find("a", &a), ==, -ENODEV);
-    srv__config_t *cfg = calloc(1, sizeof(*cfg));
-    CHECK(cfg != NULL);
-    CHECK_INT(srv__shm_create(srv__tables_region_size(cfg)), ==, 0);
-    CHECK_INT(srv__tables_create(cfg), ==, 0);
+    CHECK_INT(srv__atomics_create(), ==, -ENODEV);
+    /* The registry declares its own size: exactly that is enough. */
+    CHECK_INT(srv__shm_create(srv__atomics_region_size()), ==, 0);
+    CHECK_INT(srv_atomic_find("a", &a), ==, -ENODEV);
+    CHECK_INT(srv__atomics_create(), ==, 0);
     test_ops();
     test_processes();
     test_wait();
     test_registry();
     srv__shm_destroy();
     CHECK_INT(srv_atomic_find("a", &a), ==, -ENODEV);
-    free(cfg);
+    /* A new region starts with an empty registry. */
+    CHECK_INT(srv__shm_create(srv__atomics_region_size()), ==, 0);
+    CHECK_INT(srv__atomics_create(), ==, 0);
+    CHECK_INT(srv_atomic_find("a", &a), ==, 0);
+    CHECK_INT(srv_atomic_get(a), ==, 0);
+    srv__shm_destroy();
+    CHECK_INT(srv_atomic_find("a", &a), ==, -ENODEV);
     return 0;
 }

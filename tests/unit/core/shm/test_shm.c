@@ -1,4 +1,5 @@
-/* Shared region: creation, aligned bump allocation, sharing across fork, sizing for tables. */
+/* Shared region: creation, aligned bump allocation, sharing across fork, forget hooks, sizing
+ * for tables. */
 #include "core/shm/shm.h"
 
 #include <errno.h>
@@ -114,12 +115,74 @@ static void test_tables_size(void)
     free(cfg);
 }
 
+static int g_order[SRV_SHM_MAX_HOOKS + 1];
+static int g_nhooks_run;
+
+/* Distinct hooks (the list keeps one of each): hook_N records N. */
+#define HOOK(n)                                                                                    \
+    static void hook_##n(void)                                                                     \
+    {                                                                                              \
+        g_order[g_nhooks_run++] = n;                                                               \
+    }
+HOOK(0)
+HOOK(1)
+HOOK(2)
+HOOK(3)
+HOOK(4)
+HOOK(5)
+HOOK(6)
+HOOK(7)
+HOOK(8)
+HOOK(9)
+HOOK(10)
+HOOK(11)
+HOOK(12)
+HOOK(13)
+HOOK(14)
+HOOK(15)
+HOOK(16)
+static void (*const g_hooks[])(void) = {hook_0,  hook_1,  hook_2,  hook_3,  hook_4,  hook_5,
+                                        hook_6,  hook_7,  hook_8,  hook_9,  hook_10, hook_11,
+                                        hook_12, hook_13, hook_14, hook_15, hook_16};
+_Static_assert(sizeof(g_hooks) / sizeof(g_hooks[0]) == SRV_SHM_MAX_HOOKS + 1, "one hook too many");
+
+/* Hooks run once each at destroy, latest first, and are dropped with the region. */
+static void test_forget_hooks(void)
+{
+    srv__shm_destroy();
+    CHECK_INT(srv__shm_create(4096), ==, 0);
+    CHECK_INT(srv__shm_on_forget(hook_1), ==, 0);
+    CHECK_INT(srv__shm_on_forget(hook_2), ==, 0);
+    CHECK_INT(srv__shm_on_forget(hook_1), ==, 0); /* already there: still once */
+    srv__shm_destroy();
+    CHECK_INT(g_nhooks_run, ==, 2);
+    CHECK_INT(g_order[0], ==, 2);
+    CHECK_INT(g_order[1], ==, 1);
+    srv__shm_destroy(); /* no region: no hook runs */
+    CHECK_INT(g_nhooks_run, ==, 2);
+    CHECK_INT(srv__shm_create(4096), ==, 0);
+    srv__shm_destroy(); /* the old registrations went with the old region */
+    CHECK_INT(g_nhooks_run, ==, 2);
+
+    /* A bounded list: the hook past the last slot is refused, the others all run. */
+    g_nhooks_run = 0;
+    CHECK_INT(srv__shm_create(4096), ==, 0);
+    for (int i = 0; i < SRV_SHM_MAX_HOOKS; i++)
+        CHECK_INT(srv__shm_on_forget(g_hooks[i]), ==, 0);
+    CHECK_INT(srv__shm_on_forget(g_hooks[SRV_SHM_MAX_HOOKS]), ==, -ENOSPC);
+    srv__shm_destroy();
+    CHECK_INT(g_nhooks_run, ==, SRV_SHM_MAX_HOOKS);
+    for (int i = 0; i < SRV_SHM_MAX_HOOKS; i++)
+        CHECK_INT(g_order[i], ==, SRV_SHM_MAX_HOOKS - 1 - i);
+}
+
 int main(void)
 {
     (void)check_failures_; /* check.h defines it for tests that count failures */
     test_no_region();
     test_alloc();
     test_fork();
+    test_forget_hooks();
     test_tables_size();
     return 0;
 }

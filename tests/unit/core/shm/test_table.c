@@ -130,13 +130,26 @@ static void test_api(void)
     uint64_t rowbuf[16];
     CHECK_INT(srv_table_get_row(t, "a", rowbuf, 4), ==, -ERANGE);
     CHECK_INT(srv_table_get_row(t, "a", rowbuf, sizeof(rowbuf)), ==, 0);
-    CHECK_INT(srv_table_row_int(t, rowbuf, 0), ==, 42);
-    CHECK(srv_table_row_float(t, rowbuf, 1) == 2.5);
+    int64_t ri = 0;
+    CHECK_INT(srv_table_row_int(t, rowbuf, 0, &ri), ==, 0);
+    CHECK_INT(ri, ==, 42);
+    double rf = 0;
+    CHECK_INT(srv_table_row_float(t, rowbuf, 1, &rf), ==, 0);
+    CHECK(rf == 2.5);
     size_t sl = 0;
     const char *sp = srv_table_row_string(t, rowbuf, 2, &sl);
     CHECK_MEM(sp, sl, "hello", 5);
     CHECK(srv_table_row_string(t, rowbuf, 0, &sl) == NULL);
-    CHECK_INT(srv_table_row_int(t, rowbuf, 1), ==, 0);
+    /* A bad column is an error, never a value (it used to read as a stored 0). */
+    ri = 7;
+    CHECK_INT(srv_table_row_int(t, rowbuf, 1, &ri), ==, -EPROTOTYPE);
+    CHECK_INT(srv_table_row_int(t, rowbuf, -1, &ri), ==, -EINVAL);
+    CHECK_INT(srv_table_row_int(t, rowbuf, 3, &ri), ==, -EINVAL);
+    CHECK_INT(ri, ==, 7);
+    rf = 7;
+    CHECK_INT(srv_table_row_float(t, rowbuf, 0, &rf), ==, -EPROTOTYPE);
+    CHECK_INT(srv_table_row_float(t, rowbuf, 99, &rf), ==, -EINVAL);
+    CHECK(rf == 7);
     CHECK_INT(srv_table_get_row(t, "zz", rowbuf, sizeof(rowbuf)), ==, -ENOENT);
 
     /* incr creates the row at 0; decr; float incr; wrap-around. */
@@ -362,7 +375,9 @@ static void test_iterate(void)
         CHECK_INT(i % 2, ==, 1);
         CHECK(!seen[i]);
         seen[i] = true;
-        CHECK_INT(srv_table_row_int(t, row, 0), ==, i);
+        int64_t v = -1;
+        CHECK_INT(srv_table_row_int(t, row, 0, &v), ==, 0);
+        CHECK_INT(v, ==, i);
         CHECK_INT(it.klen, ==, strlen(it.key));
         n++;
     }
@@ -406,8 +421,11 @@ static void test_iterate_concurrent(void)
         srv_table_iter_t it;
         srv_table_iter_init(&it, t);
         while (srv_table_iter_next(&it, row, sizeof(row)) == 1) {
-            int64_t n = srv_table_row_int(t, row, 0);
-            CHECK(srv_table_row_float(t, row, 1) == 2.0 * (double)n);
+            int64_t n = 0;
+            double f = 0;
+            CHECK_INT(srv_table_row_int(t, row, 0, &n), ==, 0);
+            CHECK_INT(srv_table_row_float(t, row, 1, &f), ==, 0);
+            CHECK(f == 2.0 * (double)n);
             char s[16];
             int l = snprintf(s, sizeof(s), "v%lld", (long long)n);
             size_t sl;

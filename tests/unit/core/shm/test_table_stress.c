@@ -60,7 +60,9 @@ static int set_shared(srv_table_t *t, const char *key, int64_t a)
 /* 0 when the row copy holds the invariant (or is a counter/private row: c != 0 or no s). */
 static int row_ok(srv_table_t *t, const void *row)
 {
-    int64_t a = srv_table_row_int(t, row, COL_A), b = srv_table_row_int(t, row, COL_B);
+    int64_t a = 0, b = 0;
+    if (srv_table_row_int(t, row, COL_A, &a) != 0 || srv_table_row_int(t, row, COL_B, &b) != 0)
+        return -1;
     size_t sl;
     const char *sp = srv_table_row_string(t, row, COL_S, &sl);
     if (sl == 0)

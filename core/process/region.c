@@ -1,0 +1,179 @@
+/* The shared region's layout, as nginx modules declare their zones: one entry per subsystem,
+ * each with the bytes it takes and the call that takes them. See region.h. */
+#include "core/process/region.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/base/log.h"
+#include "core/ipc/mbox.h"
+#include "core/net/conn.h"
+#include "core/net/conninfo.h"
+#include "core/server/msg.h"
+#include "core/server/server.h"
+#include "core/shm/atomic.h"
+#include "core/shm/shm.h"
+#include "core/shm/table.h"
+
+/* Room beyond the declared parts: the cron report (its size is private to the timer process's
+ * code) and the alignment padding of every chunk. */
+#define REGION_SLACK (2u << 20)
+/* Mailboxes: 1 MiB per process slot (two per slot, one per generation), the task queue 8 MiB. */
+#define MBOX_SLOT_CAP (1u << 20)
+#define MBOX_TASKQ_CAP (8u << 20)
+
+typedef struct zone {
+    const char *name;
+    size_t (*size)(const srv__config_t *cfg);
+    int (*create)(const srv__config_t *cfg);
+} zone_t;
+
+/* ---- stats: the master's and every slot's counters, read by srv info ---- */
+
+static size_t stats_size(const srv__config_t *cfg)
+{
+    (void)cfg;
+    return sizeof(srv__stats_t) + (size_t)srv__server.nslots * sizeof(srv__worker_stat_t);
+}
+
+static int stats_create(const srv__config_t *cfg)
+{
+    size_t bytes = stats_size(cfg);
+    srv__stats_t *st = srv__shm_alloc(bytes, 64);
+    if (st == NULL)
+        return -ENOMEM;
+    memset(st, 0, bytes);
+    st->nworkers = srv__server.nslots;
+    st->start_ms = srv__now_ms();
+    atomic_store(&st->master_pid, getpid());
+    srv__server.stats = st;
+    return 0;
+}
+
+/* ---- conninfo: one entry per connection slot of every engine (core/net has no size call
+ * yet, so it is computed here from what srv__conninfo_create allocates) ---- */
+
+static int conn_engines(const srv__config_t *cfg)
+{
+    return cfg->mode == SRV_MODE_PROCESS ? cfg->reactor_num : cfg->worker_num;
+}
+
+static uint32_t conn_slots(const srv__config_t *cfg)
+{
+    uint32_t slots = (uint32_t)cfg->max_conn;
+    return slots > (1u << SRV_SESSION_SLOT_BITS) ? 1u << SRV_SESSION_SLOT_BITS : slots;
+}
+
+static size_t conninfo_size(const srv__config_t *cfg)
+{
+    return sizeof(srv__conninfo_t) * (size_t)conn_engines(cfg) * conn_slots(cfg) + 64;
+}
+
+static int conninfo_create(const srv__config_t *cfg)
+{
+    return srv__conninfo_create(conn_engines(cfg), conn_slots(cfg));
+}
+
+/* ---- mailboxes: two per slot, then the task queue (core/ipc has no size call yet) ---- */
+
+static int mbox_count(void)
+{
+    return 2 * srv__server.nslots + 1;
+}
+
+static size_t mbox_size(const srv__config_t *cfg)
+{
+    (void)cfg;
+    return (size_t)2 * srv__server.nslots * (MBOX_SLOT_CAP + 64) + MBOX_TASKQ_CAP + 64 +
+           (size_t)mbox_count() * 128;
+}
+
+static int mbox_create(const srv__config_t *cfg)
+{
+    int nbox = mbox_count();
+    size_t *caps = calloc((size_t)nbox, sizeof(size_t));
+    uint32_t *maxm = calloc((size_t)nbox, sizeof(uint32_t));
+    int rc = -ENOMEM;
+    if (caps != NULL && maxm != NULL) {
+        for (int i = 0; i < nbox; i++)
+            caps[i] = MBOX_SLOT_CAP;
+        caps[srv__server.taskq] = MBOX_TASKQ_CAP;
+        maxm[srv__server.taskq] = (uint32_t)cfg->task_max_queue;
+        rc = srv__mbox_create(nbox, caps, maxm);
+    }
+    free(caps);
+    free(maxm);
+    return rc;
+}
+
+/* ---- tasks: two run records per task worker (tasks/ has no size call yet) ---- */
+
+static size_t tasks_size(const srv__config_t *cfg)
+{
+    return (size_t)cfg->task_worker_num * 2 * ((256u << 10) + 64) + 4096;
+}
+
+static int tasks_create(const srv__config_t *cfg)
+{
+    (void)cfg;
+    return srv__tasks_create(srv__server.nslots);
+}
+
+/* ---- the cron report, within REGION_SLACK; tables and atomics declare their own size ---- */
+
+static size_t cron_size(const srv__config_t *cfg)
+{
+    (void)cfg;
+    return 0;
+}
+
+static int cron_create(const srv__config_t *cfg)
+{
+    (void)cfg;
+    return srv__cron_info_create();
+}
+
+static size_t atomics_size(const srv__config_t *cfg)
+{
+    (void)cfg;
+    return srv__atomics_region_size();
+}
+
+static int atomics_create(const srv__config_t *cfg)
+{
+    (void)cfg;
+    return srv__atomics_create();
+}
+
+static const zone_t zones[] = {
+    {"stats", stats_size, stats_create},
+    {"connection table", conninfo_size, conninfo_create},
+    {"mailboxes", mbox_size, mbox_create},
+    {"task records", tasks_size, tasks_create},
+    {"cron report", cron_size, cron_create},
+    {"tables", srv__tables_region_size, srv__tables_create},
+    {"atomics", atomics_size, atomics_create},
+};
+
+#define NZONES (sizeof(zones) / sizeof(zones[0]))
+
+int srv__region_setup(const srv__config_t *cfg)
+{
+    size_t bytes = REGION_SLACK;
+    for (size_t i = 0; i < NZONES; i++)
+        bytes += zones[i].size(cfg);
+    int rc = srv__shm_create(bytes);
+    if (rc < 0)
+        return rc;
+    for (size_t i = 0; i < NZONES; i++) {
+        rc = zones[i].create(cfg);
+        if (rc < 0) {
+            srv__log(SRV_LOG_ERROR, "master", rc, "shared region: cannot create the %s",
+                     zones[i].name);
+            return rc;
+        }
+    }
+    return 0;
+}
