@@ -156,7 +156,7 @@ static int spawn(slot_t *s, proc_t *p)
         sigset_t all;
         sigemptyset(&all);
         sigprocmask(SIG_SETMASK, &all, NULL);
-        srv__worker_main(s->id, s->kind != SRV_SLOT_WORKER, sv[1], wchans, nchans);
+        srv__worker_main(s->id, sv[1], wchans, nchans);
     }
     close(sv[1]);
     for (int r = 0; r < nchans; r++)

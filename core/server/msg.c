@@ -31,12 +31,14 @@ static struct {
     kept_t *head, *tail;
     size_t kept_bytes;
     char *buf;
-    volatile int *stop;
+    volatile sig_atomic_t *stop;
     srv__timers_t timers;
     bool timers_init;
     uint32_t gen; /* this process's generation in its slot */
     srv__msg_action_fn on_action;
     int slot;     /* P.self is our mailbox */
+    srv__loop_op_t op; /* srv__msg_arm's watch */
+    bool armed;
 } P = {.self = -1};
 
 typedef struct task_run {
@@ -77,7 +79,7 @@ void srv__msg_on_action(srv__msg_action_fn fn)
     P.on_action = fn;
 }
 
-void srv__msg_set_stop(volatile int *flag)
+void srv__msg_set_stop(volatile sig_atomic_t *flag)
 {
     P.stop = flag;
 }
@@ -132,6 +134,22 @@ void srv__msg_dispatch(void)
                 dispatch_one(&m, P.buf);
         }
     }
+}
+
+static void on_mbox(srv__loop_t *loop, srv__loop_op_t *op, int res, const char *data,
+                    uint32_t flags)
+{
+    P.armed = false;
+    if (res >= 0)
+        srv__msg_dispatch();
+}
+
+void srv__msg_arm(srv__loop_t *loop)
+{
+    if (P.armed || P.self < 0 || (P.stop && *P.stop))
+        return;
+    P.op.cb = on_mbox;
+    P.armed = srv__loop_poll(loop, &P.op, srv__mbox_fd(P.self), POLLIN) == 0;
 }
 
 static int keep(const srv__msg_t *m, const char *data)

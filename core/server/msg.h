@@ -5,11 +5,13 @@
 #ifndef SRV_MSG_H
 #define SRV_MSG_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "core/ipc/mbox.h"
+#include "core/loop/loop.h"
 
 /* Set up for slot (its mailbox id). */
 void srv__msg_init(int slot);
@@ -26,7 +28,10 @@ int srv__msg_wait(uint32_t type, uint64_t id, void *buf, size_t cap, uint32_t *f
 typedef void (*srv__msg_action_fn)(const srv__msg_t *m, const void *data);
 void srv__msg_on_action(srv__msg_action_fn fn);
 /* Set by signal handlers: waits give up with -ECANCELED. */
-void srv__msg_set_stop(volatile int *flag);
+void srv__msg_set_stop(volatile sig_atomic_t *flag);
+/* Watch our mailbox on loop and dispatch what arrives. The watch is one-shot: call this again
+ * after every loop iteration (it does nothing while still armed, or once stopping). */
+void srv__msg_arm(srv__loop_t *loop);
 
 /* Timers of this process (srv_timer_*): ms until the next is due (-1 none), and run due ones. */
 int srv__msg_timers_timeout(void);

@@ -8,62 +8,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <unistd.h>
 
 #include "core/server/app.h"
+#include "core/server/child.h"
 #include "core/ipc/ipc.h"
 #include "core/base/log.h"
 #include "core/server/msg.h"
 #include "core/server/server.h"
 #include "core/shm/shm.h"
-#include "core/worker/worker.h"
 #include "config/cron.h"
 #include "timer/cron_lock.h"
 #include "timer/cron_sched.h"
 
-static volatile int g_stop;
-static volatile int g_reload;
-
-static void on_term(int sig)
-{
-    if (sig == SIGUSR1)
-        g_reload = 1; /* replaced by a reload (the manager's choice of signal) */
-    g_stop = 1;
-}
-
-static void tell(int ctl_fd, int slot, int type, const char *text)
-{
-    srv__ctl_msg_t m = {.type = (uint32_t)type, .slot = slot, .pid = getpid()};
-    if (text)
-        snprintf(m.text, sizeof(m.text), "%s", text);
-    srv__ctl_send(ctl_fd, &m, NULL, 0);
-}
-
-__attribute__((noreturn)) static void fail(int ctl_fd, int slot, const char *msg)
-{
-    srv__log(SRV_LOG_ERROR, "process", 0, "%s", msg);
-    tell(ctl_fd, slot, SRV_WMSG_FAIL, msg);
-    _exit(6);
-}
-
-static void common_start(int slot, const char *role, int id, const char *name)
-{
-    srv__log_set_role(role, id);
-    char pname[16];
-    snprintf(pname, sizeof(pname), "srv: %s", name);
-    prctl(PR_SET_NAME, pname);
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
-    struct sigaction sa = {.sa_handler = on_term};
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGUSR1, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
-    signal(SIGRTMIN, SIG_IGN);
-    srv__msg_init(slot);
-    srv__msg_set_stop(&g_stop);
-}
+static volatile sig_atomic_t g_stop;
+static volatile sig_atomic_t g_reload; /* replaced by a reload (the manager's SIGUSR1) */
 
 /* ---- cron ---- */
 
@@ -205,22 +164,20 @@ int srv__cron_info_json(char *buf, size_t cap)
 void srv__timer_main(int slot, int ctl_fd)
 {
     const srv__config_t *cfg = &srv__server.cfg;
-    common_start(slot, "timer", -1, "timer");
-    const srv_app_t *app;
+    srv__child_opts_t o = {
+        .role = "timer", .id = 0, .log_id = -1, .title = "timer", .stop = &g_stop};
+    srv__child_start(slot, ctl_fd, &o);
     char err[1024];
-    if (srv__app_load(cfg->app, &app, err, sizeof(err)) < 0)
-        fail(ctl_fd, slot, err);
-    srv__worker_set_self(0, "timer", cfg->worker_num);
     srv__cron_sched_t *s;
     if (srv__cron_sched_create(&s) < 0)
-        fail(ctl_fd, slot, "out of memory");
+        srv__child_fail("out of memory");
     for (int i = 0; i < cfg->ncron; i++) {
         const srv__cron_config_t *c = &cfg->cron[i];
         void *fn = srv__app_symbol(c->handler);
         if (fn == NULL) {
             snprintf(err, sizeof(err), "cron %s: the app exports no function %s", c->name,
                      c->handler);
-            fail(ctl_fd, slot, err);
+            srv__child_fail(err);
         }
         srv__cron_fn tramp = trampoline;
         void *arg = fn;
@@ -236,7 +193,7 @@ void srv__timer_main(int slot, int ctl_fd)
                 ttl = 10000;
             lj->lock = srv__cron_lock_create(cfg->redis, c->name, owner, ttl);
             if (lj->lock == NULL)
-                fail(ctl_fd, slot, "out of memory");
+                srv__child_fail("out of memory");
             lj->fn = (srv_cron_handler_t)fn;
             lj->name = c->name;
             lj->interval_ms = c->schedule[0] ? 0 : c->interval_ms;
@@ -255,7 +212,7 @@ void srv__timer_main(int slot, int ctl_fd)
             char why[200];
             if (srv__cron_parse(&tab, c->schedule, why, sizeof(why)) < 0) {
                 snprintf(err, sizeof(err), "cron %s: schedule: %s", c->name, why);
-                fail(ctl_fd, slot, err);
+                srv__child_fail(err);
             }
             def.schedule = &tab;
             def.interval_ms = 0;
@@ -263,12 +220,12 @@ void srv__timer_main(int slot, int ctl_fd)
         int rc = srv__cron_sched_add(s, &def);
         if (rc < 0) {
             snprintf(err, sizeof(err), "cron %s: %s", c->name, srv_strerror(rc));
-            fail(ctl_fd, slot, err);
+            srv__child_fail(err);
         }
     }
     if (srv__cron_sched_start(s) < 0)
-        fail(ctl_fd, slot, "cannot start cron threads");
-    tell(ctl_fd, slot, SRV_WMSG_READY, NULL);
+        srv__child_fail("cannot start cron threads");
+    srv__child_tell(SRV_WMSG_READY, NULL);
     srv__log(SRV_LOG_NOTICE, "timer", 0, "%d cron job(s) running", cfg->ncron);
     while (!g_stop) {
         /* Results of tasks the jobs delivered come back here; the jobs' counters go to the
@@ -446,20 +403,22 @@ void srv__process_main(int slot, int ctl_fd)
     srv_process_t p = {.slot = slot};
     p.index = srv__slot_process(slot, &p.instance);
     const srv__process_config_t *pc = &cfg->process[p.index];
-    common_start(slot, pc->name, p.instance, pc->name);
+    srv__child_opts_t o = {.role = pc->name,
+                           .id = p.instance,
+                           .log_id = p.instance,
+                           .title = pc->name,
+                           .stop = &g_stop,
+                           .reload = &g_reload};
+    srv__child_start(slot, ctl_fd, &o);
     p.box = srv__msg_self();
-    const srv_app_t *app;
     char err[1024];
-    if (srv__app_load(cfg->app, &app, err, sizeof(err)) < 0)
-        fail(ctl_fd, slot, err);
-    srv__worker_set_self(p.instance, pc->name, cfg->worker_num);
     srv_process_entry_t entry = (srv_process_entry_t)srv__app_symbol(pc->handler);
     if (entry == NULL) {
         snprintf(err, sizeof(err), "process %s: the app exports no function %s", pc->name,
                  pc->handler);
-        fail(ctl_fd, slot, err);
+        srv__child_fail(err);
     }
-    tell(ctl_fd, slot, SRV_WMSG_READY, NULL);
+    srv__child_tell(SRV_WMSG_READY, NULL);
     entry(&p);
     _exit(0);
 }
