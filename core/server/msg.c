@@ -1,4 +1,4 @@
-/* Messages, timers and tasks on this process's side; see msg.h. */
+/* Messages and tasks on this process's side; see msg.h. */
 #include "core/server/msg.h"
 
 #include <errno.h>
@@ -14,7 +14,6 @@
 #include "core/server/server.h"
 #include "core/shm/shm.h"
 #include "srv/srv.h"
-#include "timer/timers.h"
 
 #define TASK_MAX (256u << 10) /* largest task payload (it is kept for retries) */
 #define KEEP_MAX (4u << 20)   /* bytes of messages kept while waiting for one */
@@ -32,8 +31,6 @@ static struct {
     size_t kept_bytes;
     char *buf;
     volatile sig_atomic_t *stop;
-    srv__timers_t timers;
-    bool timers_init;
     uint32_t gen; /* this process's generation in its slot */
     srv__msg_action_fn on_action;
     int slot;     /* P.self is our mailbox */
@@ -222,105 +219,6 @@ int srv__msg_wait(uint32_t type, uint64_t id, void *buf, size_t cap, uint32_t *f
         struct pollfd pfd = {.fd = srv__mbox_fd(P.self), .events = POLLIN};
         poll(&pfd, 1, left > 100 ? 100 : (int)left);
     }
-}
-
-/* ---- timers ---- */
-
-/* Each app timer's callback and argument, found by id when it fires or is cleared. */
-typedef struct tctx {
-    struct tctx *next;
-    uint64_t id;
-    srv_timer_fn cb;
-    void *arg;
-    bool repeat;
-} tctx_t;
-
-#define TBUCKETS 4096
-static tctx_t *g_tctx[TBUCKETS];
-
-static tctx_t **tctx_find(uint64_t id)
-{
-    tctx_t **pp = &g_tctx[id % TBUCKETS];
-    while (*pp && (*pp)->id != id)
-        pp = &(*pp)->next;
-    return pp;
-}
-
-static void tctx_drop(uint64_t id)
-{
-    tctx_t **pp = tctx_find(id);
-    tctx_t *c = *pp;
-    if (c) {
-        *pp = c->next;
-        free(c);
-    }
-}
-
-static void timer_fire(srv__timers_t *t, uint64_t id, void *arg)
-{
-    tctx_t *c = *tctx_find(id);
-    if (c == NULL)
-        return;
-    srv_timer_fn cb = c->cb;
-    void *a = c->arg;
-    if (!c->repeat)
-        tctx_drop(id);
-    cb(id, a);
-}
-
-static int64_t timer_add(uint64_t ms, bool repeat, srv_timer_fn cb, void *arg)
-{
-    if (cb == NULL || (repeat && ms == 0) || ms > (uint64_t)(INT64_MAX / 1000000) / 2)
-        return -EINVAL;
-    if (!P.timers_init) {
-        srv__timers_init(&P.timers);
-        P.timers_init = true;
-    }
-    tctx_t *c = malloc(sizeof(*c));
-    if (c == NULL)
-        return -ENOMEM;
-    uint64_t id = srv__timers_add(&P.timers, srv__timers_now_ns(), ms, repeat, timer_fire, NULL);
-    if (id == 0) {
-        free(c);
-        return -ENOMEM;
-    }
-    *c = (tctx_t){.id = id, .cb = cb, .arg = arg, .repeat = repeat};
-    c->next = g_tctx[id % TBUCKETS];
-    g_tctx[id % TBUCKETS] = c;
-    return (int64_t)id;
-}
-
-int64_t srv_timer_after(uint64_t ms, srv_timer_fn cb, void *arg)
-{
-    return timer_add(ms, false, cb, arg);
-}
-
-int64_t srv_timer_tick(uint64_t ms, srv_timer_fn cb, void *arg)
-{
-    return timer_add(ms, true, cb, arg);
-}
-
-int srv_timer_clear(uint64_t id)
-{
-    if (!P.timers_init)
-        return -ENOENT;
-    int rc = srv__timers_clear(&P.timers, id);
-    if (rc == 0)
-        tctx_drop(id);
-    return rc;
-}
-
-int srv__msg_timers_timeout(void)
-{
-    if (!P.timers_init || srv__timers_count(&P.timers) == 0)
-        return -1;
-    return srv__timers_timeout_ms(&P.timers, srv__timers_now_ns());
-}
-
-void srv__msg_timers_run(void)
-{
-    if (P.timers_init)
-        srv__timers_run(&P.timers, srv__timers_now_ns());
 }
 
 /* ---- messages between workers ---- */

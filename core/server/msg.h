@@ -1,7 +1,6 @@
 /* This process's side of the mailboxes: reading its own mailbox, keeping messages that arrive
  * while it waits for a specific one (a task result, a custom process's reply), dispatching the
- * rest to the app; and the process's timers. Used by workers, task workers, the timer process
- * and custom processes. */
+ * rest to the app. Used by workers, task workers, the timer process and custom processes. */
 #ifndef SRV_MSG_H
 #define SRV_MSG_H
 
@@ -32,10 +31,6 @@ void srv__msg_set_stop(volatile sig_atomic_t *flag);
 /* Watch our mailbox on loop and dispatch what arrives. The watch is one-shot: call this again
  * after every loop iteration (it does nothing while still armed, or once stopping). */
 void srv__msg_arm(srv__loop_t *loop);
-
-/* Timers of this process (srv_timer_*): ms until the next is due (-1 none), and run due ones. */
-int srv__msg_timers_timeout(void);
-void srv__msg_timers_run(void);
 
 /* Task workers: run tasks from the queue until it is empty. */
 void srv__task_drain(void);

@@ -30,6 +30,7 @@
 #include "core/worker/response.h"
 #include "core/server/server.h"
 #include "protocols/http.h"
+#include "timer/timer.h"
 
 typedef struct wchan {
     int fd;
@@ -767,12 +768,12 @@ static void run(void)
 {
     int64_t stop_deadline = 0;
     for (;;) {
-        int timeout = srv__flow_due() ? 0 : srv__msg_timers_timeout();
+        int timeout = srv__flow_due() ? 0 : srv__timer_timeout();
         if (W.stop && (timeout < 0 || timeout > 50))
             timeout = 50;
         int rc = srv__loop_run(W.loop, timeout);
         srv__flow_run();
-        srv__msg_timers_run();
+        srv__timer_run();
         arm_mailboxes();
         if (rc < 0 && rc != -EINTR) {
             srv__log(SRV_LOG_ERROR, "loop", rc, "worker loop");
