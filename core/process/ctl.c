@@ -20,6 +20,7 @@
 
 #include "core/shm/atomic.h"
 #include "core/server/msg.h"
+#include "tasks/task.h"
 #include "core/process/reactor.h"
 #include "core/server/server.h"
 #include "core/shm/table.h"

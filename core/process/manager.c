@@ -23,6 +23,7 @@
 #include "core/ipc/ipc.h"
 #include "core/base/log.h"
 #include "core/server/msg.h"
+#include "tasks/task.h"
 #include "core/server/server.h"
 #include "core/worker/worker.h"
 

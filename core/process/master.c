@@ -29,6 +29,7 @@
 #include "core/process/manager.h"
 #include "core/ipc/mbox.h"
 #include "core/server/msg.h"
+#include "tasks/task.h"
 #include "core/process/reactor.h"
 #include "core/server/server.h"
 #include "core/shm/shm.h"
@@ -560,11 +561,11 @@ static int setup_stats(const srv__config_t *cfg)
     if (slots > (1u << SRV_SESSION_SLOT_BITS))
         slots = 1u << SRV_SESSION_SLOT_BITS;
     size_t conninfo = sizeof(srv__conninfo_t) * (size_t)engines * slots + 64;
-    /* Mailboxes: 1 MiB per process slot, the task queue 8 MiB; task run records. */
+    /* Mailboxes: 1 MiB per process slot, the task queue 8 MiB. */
     int nbox = 2 * srv__server.nslots + 1;
     size_t boxes =
         (size_t)2 * srv__server.nslots * ((1u << 20) + 64) + (8u << 20) + 64 + (size_t)nbox * 128;
-    size_t tasks = (size_t)cfg->task_worker_num * 2 * ((256u << 10) + 64) + 4096;
+    size_t tasks = srv__tasks_region_size(cfg->task_worker_num);
     size_t bytes = stats + conninfo + boxes + tasks + srv__tables_region_size(cfg) + (2u << 20);
     int rc = srv__shm_create(bytes);
     if (rc < 0)
@@ -596,7 +597,7 @@ static int setup_stats(const srv__config_t *cfg)
     free(maxm);
     if (rc < 0)
         return rc;
-    rc = srv__tasks_create(srv__server.nslots);
+    rc = srv__tasks_create(cfg->task_worker_num);
     if (rc < 0)
         return rc;
     rc = srv__cron_info_create();

@@ -32,17 +32,6 @@ void srv__msg_set_stop(volatile sig_atomic_t *flag);
  * after every loop iteration (it does nothing while still armed, or once stopping). */
 void srv__msg_arm(srv__loop_t *loop);
 
-/* Task workers: run tasks from the queue until it is empty. */
-void srv__task_drain(void);
-/* Manager: the task worker in slot (process generation gen) died; retry or fail the task it was
- * running. Old and new processes of a slot overlap during a reload, so each generation parity
- * has its own running record. */
-void srv__task_orphaned(int slot, uint32_t gen);
-/* Master, before fork: shared task state (running records, counters). */
-int srv__tasks_create(int nslots);
-/* For srv info: {"queued":..,"done":..,"failed":..,"retried":..} */
-int srv__tasks_info_json(char *buf, size_t cap);
-
 /* Cron stats for srv info: created by the master, published by the timer process. */
 int srv__cron_info_create(void);
 int srv__cron_info_json(char *buf, size_t cap);

@@ -1,7 +1,6 @@
 /* Worker processes. Process mode: read request frames from one channel per reactor, run the
  * app, write response frames back in one write per batch. Base mode: run an engine of our own
- * on the inherited listeners and call the app in place, no IPC. Task workers (until task
- * delivery exists) load the app and wait. */
+ * on the inherited listeners and call the app in place, no IPC. */
 #include "core/worker/worker.h"
 
 #include <arpa/inet.h>
@@ -30,6 +29,7 @@
 #include "core/worker/response.h"
 #include "core/server/server.h"
 #include "protocols/http.h"
+#include "tasks/task_worker.h"
 #include "timer/timer.h"
 
 typedef struct wchan {
@@ -46,7 +46,6 @@ typedef struct wchan {
 
 static struct {
     int slot;
-    bool task;
     srv__loop_t *loop;
     srv__engine_t *eng; /* base mode */
     wchan_t *chans;
@@ -665,30 +664,8 @@ void srv__worker_mailbox_action(const srv__msg_t *m, const void *data)
                            m->len);
 }
 
-/* The task queue, watched by task workers beside their own mailbox. */
-static srv__loop_op_t g_taskq_op;
-static bool g_taskq_armed;
-
-static void on_taskq(srv__loop_t *loop, srv__loop_op_t *op, int res, const char *data,
-                     uint32_t flags)
-{
-    g_taskq_armed = false;
-    if (res >= 0 && !W.stop)
-        srv__task_drain();
-}
-
-static void arm_mailboxes(void)
-{
-    srv__msg_arm(W.loop);
-    if (W.task && !g_taskq_armed && !W.stop) {
-        g_taskq_op.cb = on_taskq;
-        g_taskq_armed =
-            srv__loop_poll(W.loop, &g_taskq_op, srv__mbox_fd(srv__server.taskq), POLLIN) == 0;
-    }
-}
-
 /* The app is loaded: find each listener's handler set and let the app start. */
-static void start_app(const srv_app_t *app, bool task)
+static void start_app(const srv_app_t *app)
 {
     const srv__config_t *cfg = &srv__server.cfg;
     char err[2048];
@@ -704,7 +681,7 @@ static void start_app(const srv_app_t *app, bool task)
         snprintf(err, sizeof(err), "on_worker_start of %s refused to start", cfg->app);
         srv__child_fail(err);
     }
-    if (cfg->max_request > 0 && !task) {
+    if (cfg->max_request > 0) {
         uint64_t grace = cfg->max_request_grace > 0 ? (uint64_t)cfg->max_request_grace : 0;
         W.recycle_at =
             (uint64_t)cfg->max_request + (grace ? (uint64_t)(getpid() * 7919u) % (grace + 1) : 0);
@@ -774,7 +751,7 @@ static void run(void)
         int rc = srv__loop_run(W.loop, timeout);
         srv__flow_run();
         srv__timer_run();
-        arm_mailboxes();
+        srv__msg_arm(W.loop);
         if (rc < 0 && rc != -EINTR) {
             srv__log(SRV_LOG_ERROR, "loop", rc, "worker loop");
             break;
@@ -825,27 +802,25 @@ static void close_all(void)
 void srv__worker_main(int slot, int ctl_fd, const int *chans, int nchans)
 {
     srv__server_t *S = &srv__server;
-    const srv__config_t *cfg = &S->cfg;
+    if (srv__slot_kind(slot) == SRV_SLOT_TASK)
+        srv__task_worker_main(slot, ctl_fd, chans, nchans);
     if (srv__slot_kind(slot) == SRV_SLOT_TIMER)
         srv__timer_main(slot, ctl_fd);
     if (srv__slot_kind(slot) == SRV_SLOT_PROCESS)
         srv__process_main(slot, ctl_fd);
     memset(&W, 0, sizeof(W));
     W.slot = slot;
-    W.task = srv__slot_kind(slot) == SRV_SLOT_TASK;
-    bool task = W.task;
-    int id = task ? slot - cfg->worker_num : slot;
     char title[16];
-    snprintf(title, sizeof(title), "%s %d", task ? "task" : "worker", id);
-    srv__child_opts_t o = {.role = task ? "task" : "worker",
-                           .id = id,
-                           .log_id = id,
+    snprintf(title, sizeof(title), "worker %d", slot);
+    srv__child_opts_t o = {.role = "worker",
+                           .id = slot,
+                           .log_id = slot,
                            .title = title,
                            .stop = &W.stop,
                            .reopen = &W.reopen};
     const srv_app_t *app = srv__child_start(slot, ctl_fd, &o);
     W.stat = &S->stats->workers[slot];
-    start_app(app, task);
+    start_app(app);
     W.loop = srv__child_loop();
     const char *why = srv__loop_fallback_reason(W.loop);
     if (S->nreactors == 0 && slot == 0) {
@@ -855,20 +830,13 @@ void srv__worker_main(int slot, int ctl_fd, const int *chans, int nchans)
     }
     W.sink = (srv__resp_sink_t){
         .emit = sink_emit, .emit_file = sink_emit_file, .on_writable = sink_on_writable};
-    if (!task && S->nreactors > 0)
+    if (S->nreactors > 0)
         open_channels(chans, nchans);
-    else if (!task)
+    else
         open_engine();
-    if (!task)
-        udp_start();
+    udp_start();
     srv__msg_on_action(srv__worker_mailbox_action);
-    if (task && app->on_task == NULL) {
-        char err[1024];
-        snprintf(err, sizeof(err), "task_worker_num is %d but the app %s has no on_task",
-                 cfg->task_worker_num, cfg->app);
-        srv__child_fail(err);
-    }
-    arm_mailboxes();
+    srv__msg_arm(W.loop);
     srv__child_tell(SRV_WMSG_READY, NULL);
     srv__log_debug("worker", "ready");
     run();
