@@ -22,7 +22,6 @@
 
 #include "core/ipc/ipc.h"
 #include "core/base/log.h"
-#include "core/server/msg.h"
 #include "tasks/task.h"
 #include "core/server/server.h"
 #include "core/worker/worker.h"

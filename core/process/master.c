@@ -28,8 +28,8 @@
 #include "core/base/log.h"
 #include "core/process/manager.h"
 #include "core/ipc/mbox.h"
-#include "core/server/msg.h"
 #include "tasks/task.h"
+#include "timer/timer_process.h"
 #include "core/process/reactor.h"
 #include "core/server/server.h"
 #include "core/shm/shm.h"
@@ -566,7 +566,8 @@ static int setup_stats(const srv__config_t *cfg)
     size_t boxes =
         (size_t)2 * srv__server.nslots * ((1u << 20) + 64) + (8u << 20) + 64 + (size_t)nbox * 128;
     size_t tasks = srv__tasks_region_size(cfg->task_worker_num);
-    size_t bytes = stats + conninfo + boxes + tasks + srv__tables_region_size(cfg) + (2u << 20);
+    size_t bytes = stats + conninfo + boxes + tasks + srv__cron_info_region_size() +
+                   srv__tables_region_size(cfg) + (2u << 20);
     int rc = srv__shm_create(bytes);
     if (rc < 0)
         return rc;

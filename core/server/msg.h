@@ -32,14 +32,4 @@ void srv__msg_set_stop(volatile sig_atomic_t *flag);
  * after every loop iteration (it does nothing while still armed, or once stopping). */
 void srv__msg_arm(srv__loop_t *loop);
 
-/* Cron stats for srv info: created by the master, published by the timer process. */
-int srv__cron_info_create(void);
-int srv__cron_info_json(char *buf, size_t cap);
-struct srv__cron_sched;
-void srv__cron_publish(struct srv__cron_sched *s);
-
-/* Entry of the timer process and of a custom process (forked by the manager; never return). */
-__attribute__((noreturn)) void srv__timer_main(int slot, int ctl_fd);
-__attribute__((noreturn)) void srv__process_main(int slot, int ctl_fd);
-
 #endif
