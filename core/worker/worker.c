@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -22,7 +21,6 @@
 #include "core/net/conn.h"
 #include "core/net/conninfo.h"
 #include "core/worker/flow.h"
-#include "core/worker/proc.h"
 #include "core/ipc/ipc.h"
 #include "core/base/log.h"
 #include "core/server/msg.h"
@@ -30,8 +28,6 @@
 #include "core/worker/response.h"
 #include "core/server/server.h"
 #include "protocols/http.h"
-#include "tasks/task_worker.h"
-#include "timer/timer_process.h"
 #include "timer/timer.h"
 
 typedef struct wchan {
@@ -804,12 +800,6 @@ static void close_all(void)
 void srv__worker_main(int slot, int ctl_fd, const int *chans, int nchans)
 {
     srv__server_t *S = &srv__server;
-    if (srv__slot_kind(slot) == SRV_SLOT_TASK)
-        srv__task_worker_main(slot, ctl_fd, chans, nchans);
-    if (srv__slot_kind(slot) == SRV_SLOT_TIMER)
-        srv__timer_main(slot, ctl_fd, chans, nchans);
-    if (srv__slot_kind(slot) == SRV_SLOT_PROCESS)
-        srv__process_main(slot, ctl_fd, chans, nchans);
     memset(&W, 0, sizeof(W));
     W.slot = slot;
     char title[16];

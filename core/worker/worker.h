@@ -7,8 +7,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/server/child.h"
-
 /* Act on a session from app code in this worker: send/close/WebSocket frames (SRV_IPC_*
  * worker-to-reactor types). Process mode: a frame to the reactor that owns it; base mode: the
  * worker's own engine (-EXDEV for another worker's connection). */
@@ -19,8 +17,8 @@ struct srv__msg;
 /* Base mode: run an action another worker posted to our mailbox (SRV_MSG_ACTION). */
 void srv__worker_mailbox_action(const struct srv__msg *m, const void *data);
 
-/* Entry of a forked worker or task worker (a srv__child_main_fn); never returns. chans: this
- * worker's end of one channel per reactor (process mode), none in base mode. */
+/* Entry of a forked worker (a srv__child_main_fn); never returns. chans: this worker's end of
+ * one channel per reactor (process mode), none in base mode. */
 __attribute__((noreturn)) void srv__worker_main(int slot, int ctl_fd, const int *chans, int nchans);
 
 #endif
