@@ -19,7 +19,8 @@
 #include <unistd.h>
 
 #include "core/shm/atomic.h"
-#include "core/server/msg.h"
+#include "tasks/task.h"
+#include "timer/timer_process.h"
 #include "core/process/reactor.h"
 #include "core/server/server.h"
 #include "core/shm/table.h"

@@ -22,9 +22,9 @@
 #include "core/ipc/ipc.h"
 #include "core/base/log.h"
 #include "core/base/signals.h"
-#include "core/server/msg.h"
+#include "tasks/task.h"
 #include "core/server/server.h"
-#include "core/worker/worker.h"
+#include "core/worker/kinds.h"
 
 typedef struct proc {
     pid_t pid;
@@ -170,7 +170,7 @@ static int spawn(slot_t *s, proc_t *p)
         sigset_t all;
         sigemptyset(&all);
         sigprocmask(SIG_SETMASK, &all, NULL);
-        srv__worker_main(s->id, s->kind != SRV_SLOT_WORKER, sv[1], wchans, nchans);
+        srv__child_kinds[s->kind](s->id, sv[1], wchans, nchans);
     }
     close(sv[1]);
     for (int r = 0; r < nchans; r++)

@@ -11,14 +11,14 @@
 #include "core/ipc/mbox.h"
 #include "core/net/conn.h"
 #include "core/net/conninfo.h"
-#include "core/server/msg.h"
 #include "core/server/server.h"
 #include "core/shm/atomic.h"
 #include "core/shm/shm.h"
 #include "core/shm/table.h"
+#include "tasks/task.h"
+#include "timer/timer_process.h"
 
-/* Room beyond the declared parts: the cron report (its size is private to the timer process's
- * code) and the alignment padding of every chunk. */
+/* Room beyond the declared parts: the alignment padding of every chunk. */
 #define REGION_SLACK (2u << 20)
 /* Mailboxes: 1 MiB per process slot (two per slot, one per generation), the task queue 8 MiB. */
 #define MBOX_SLOT_CAP (1u << 20)
@@ -108,25 +108,22 @@ static int mbox_create(const srv__config_t *cfg)
     return rc;
 }
 
-/* ---- tasks: two run records per task worker (tasks/ has no size call yet) ---- */
+/* ---- tasks/ and timer/ declare their own sizes; so do tables and atomics ---- */
 
 static size_t tasks_size(const srv__config_t *cfg)
 {
-    return (size_t)cfg->task_worker_num * 2 * ((256u << 10) + 64) + 4096;
+    return srv__tasks_region_size(cfg->task_worker_num);
 }
 
 static int tasks_create(const srv__config_t *cfg)
 {
-    (void)cfg;
-    return srv__tasks_create(srv__server.nslots);
+    return srv__tasks_create(cfg->task_worker_num);
 }
-
-/* ---- the cron report, within REGION_SLACK; tables and atomics declare their own size ---- */
 
 static size_t cron_size(const srv__config_t *cfg)
 {
     (void)cfg;
-    return 0;
+    return srv__cron_info_region_size();
 }
 
 static int cron_create(const srv__config_t *cfg)

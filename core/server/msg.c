@@ -1,4 +1,4 @@
-/* Messages, timers and tasks on this process's side; see msg.h. */
+/* Messages on this process's side; see msg.h. */
 #include "core/server/msg.h"
 
 #include <errno.h>
@@ -14,9 +14,7 @@
 #include "core/server/server.h"
 #include "core/shm/shm.h"
 #include "srv/srv.h"
-#include "timer/timers.h"
 
-#define TASK_MAX (256u << 10) /* largest task payload (it is kept for retries) */
 #define KEEP_MAX (4u << 20)   /* bytes of messages kept while waiting for one */
 #define MSG_BUF (1u << 20)
 
@@ -31,30 +29,13 @@ static struct {
     kept_t *head, *tail;
     size_t kept_bytes;
     char *buf;
-    volatile int *stop;
-    srv__timers_t timers;
-    bool timers_init;
+    volatile sig_atomic_t *stop;
     uint32_t gen; /* this process's generation in its slot */
     srv__msg_action_fn on_action;
     int slot;     /* P.self is our mailbox */
+    srv__loop_op_t op; /* srv__msg_arm's watch */
+    bool armed;
 } P = {.self = -1};
-
-typedef struct task_run {
-    _Atomic uint64_t id; /* 0: idle */
-    int32_t from;
-    int32_t tries;
-    int32_t attempt;
-    uint32_t len;
-    char data[TASK_MAX];
-} task_run_t;
-
-typedef struct task_state {
-    _Atomic uint64_t next_id;
-    _Atomic uint64_t done, failed, retried;
-    task_run_t run[];
-} task_state_t;
-
-static task_state_t *g_tasks;
 
 void srv__msg_init(int slot)
 {
@@ -77,7 +58,7 @@ void srv__msg_on_action(srv__msg_action_fn fn)
     P.on_action = fn;
 }
 
-void srv__msg_set_stop(volatile int *flag)
+void srv__msg_set_stop(volatile sig_atomic_t *flag)
 {
     P.stop = flag;
 }
@@ -132,6 +113,22 @@ void srv__msg_dispatch(void)
                 dispatch_one(&m, P.buf);
         }
     }
+}
+
+static void on_mbox(srv__loop_t *loop, srv__loop_op_t *op, int res, const char *data,
+                    uint32_t flags)
+{
+    P.armed = false;
+    if (res >= 0)
+        srv__msg_dispatch();
+}
+
+void srv__msg_arm(srv__loop_t *loop)
+{
+    if (P.armed || P.self < 0 || (P.stop && *P.stop))
+        return;
+    P.op.cb = on_mbox;
+    P.armed = srv__loop_poll(loop, &P.op, srv__mbox_fd(P.self), POLLIN) == 0;
 }
 
 static int keep(const srv__msg_t *m, const char *data)
@@ -206,105 +203,6 @@ int srv__msg_wait(uint32_t type, uint64_t id, void *buf, size_t cap, uint32_t *f
     }
 }
 
-/* ---- timers ---- */
-
-/* Each app timer's callback and argument, found by id when it fires or is cleared. */
-typedef struct tctx {
-    struct tctx *next;
-    uint64_t id;
-    srv_timer_fn cb;
-    void *arg;
-    bool repeat;
-} tctx_t;
-
-#define TBUCKETS 4096
-static tctx_t *g_tctx[TBUCKETS];
-
-static tctx_t **tctx_find(uint64_t id)
-{
-    tctx_t **pp = &g_tctx[id % TBUCKETS];
-    while (*pp && (*pp)->id != id)
-        pp = &(*pp)->next;
-    return pp;
-}
-
-static void tctx_drop(uint64_t id)
-{
-    tctx_t **pp = tctx_find(id);
-    tctx_t *c = *pp;
-    if (c) {
-        *pp = c->next;
-        free(c);
-    }
-}
-
-static void timer_fire(srv__timers_t *t, uint64_t id, void *arg)
-{
-    tctx_t *c = *tctx_find(id);
-    if (c == NULL)
-        return;
-    srv_timer_fn cb = c->cb;
-    void *a = c->arg;
-    if (!c->repeat)
-        tctx_drop(id);
-    cb(id, a);
-}
-
-static int64_t timer_add(uint64_t ms, bool repeat, srv_timer_fn cb, void *arg)
-{
-    if (cb == NULL || (repeat && ms == 0) || ms > (uint64_t)(INT64_MAX / 1000000) / 2)
-        return -EINVAL;
-    if (!P.timers_init) {
-        srv__timers_init(&P.timers);
-        P.timers_init = true;
-    }
-    tctx_t *c = malloc(sizeof(*c));
-    if (c == NULL)
-        return -ENOMEM;
-    uint64_t id = srv__timers_add(&P.timers, srv__timers_now_ns(), ms, repeat, timer_fire, NULL);
-    if (id == 0) {
-        free(c);
-        return -ENOMEM;
-    }
-    *c = (tctx_t){.id = id, .cb = cb, .arg = arg, .repeat = repeat};
-    c->next = g_tctx[id % TBUCKETS];
-    g_tctx[id % TBUCKETS] = c;
-    return (int64_t)id;
-}
-
-int64_t srv_timer_after(uint64_t ms, srv_timer_fn cb, void *arg)
-{
-    return timer_add(ms, false, cb, arg);
-}
-
-int64_t srv_timer_tick(uint64_t ms, srv_timer_fn cb, void *arg)
-{
-    return timer_add(ms, true, cb, arg);
-}
-
-int srv_timer_clear(uint64_t id)
-{
-    if (!P.timers_init)
-        return -ENOENT;
-    int rc = srv__timers_clear(&P.timers, id);
-    if (rc == 0)
-        tctx_drop(id);
-    return rc;
-}
-
-int srv__msg_timers_timeout(void)
-{
-    if (!P.timers_init || srv__timers_count(&P.timers) == 0)
-        return -1;
-    return srv__timers_timeout_ms(&P.timers, srv__timers_now_ns());
-}
-
-void srv__msg_timers_run(void)
-{
-    if (P.timers_init)
-        srv__timers_run(&P.timers, srv__timers_now_ns());
-}
-
 /* ---- messages between workers ---- */
 
 int srv_send_message(int worker_id, const void *data, size_t len)
@@ -325,227 +223,4 @@ int srv_broadcast_message(const void *data, size_t len)
             n++;
     }
     return n;
-}
-
-/* ---- tasks ---- */
-
-int srv__tasks_create(int nslots)
-{
-    int t = srv__server.cfg.task_worker_num;
-    g_tasks = srv__shm_alloc(sizeof(task_state_t) + sizeof(task_run_t) * 2 * (size_t)t, 64);
-    return g_tasks ? 0 : -ENOMEM;
-}
-
-static int push_task(uint64_t id, int from, int tries, int attempt, const void *data, size_t len)
-{
-    srv__msg_t m = {.type = SRV_MSG_TASK,
-                   .from = from,
-                   .id = id,
-                   .flags = (uint32_t)tries << 16 | (uint32_t)attempt,
-                   .len = (uint32_t)len};
-    int rc = srv__mbox_put(srv__server.taskq, &m, data);
-    return rc == -ENOBUFS ? -EAGAIN : rc;
-}
-
-typedef struct delayed {
-    uint64_t id;
-    int from, tries;
-    size_t len;
-    char data[];
-} delayed_t;
-
-static void delayed_fire(uint64_t timer_id, void *arg)
-{
-    delayed_t *d = arg;
-    int rc = push_task(d->id, d->from, d->tries, 1, d->data, d->len);
-    if (rc < 0) {
-        srv__log(SRV_LOG_WARN, "task", rc, "delayed task %llu could not be queued",
-                (unsigned long long)d->id);
-        srv__msg_t m = {.type = SRV_MSG_FINISH, .from = d->from, .id = d->id, .flags = 1};
-        srv__mbox_put(d->from, &m, NULL);
-    }
-    free(d);
-}
-
-int64_t srv_task_deliver(const void *data, size_t len, const srv_task_opts_t *opts)
-{
-    if (srv__server.cfg.task_worker_num == 0 || g_tasks == NULL)
-        return -ENOTSUP;
-    if (P.self < 0)
-        return -ENOTSUP;
-    if (len > TASK_MAX)
-        return -EMSGSIZE;
-    int tries = opts && opts->tries > 1 ? opts->tries : 1;
-    if (tries > 1000)
-        tries = 1000;
-    uint64_t id = atomic_fetch_add(&g_tasks->next_id, 1) + 1;
-    if (opts && opts->delay_ms > 0) {
-        if (srv__mbox_pending(srv__server.taskq) >= (uint32_t)srv__server.cfg.task_max_queue)
-            return -EAGAIN;
-        delayed_t *d = malloc(sizeof(*d) + len);
-        if (d == NULL)
-            return -ENOMEM;
-        *d = (delayed_t){.id = id, .from = P.self, .tries = tries, .len = len};
-        memcpy(d->data, data, len);
-        if (srv_timer_after(opts->delay_ms, delayed_fire, d) < 0) {
-            free(d);
-            return -ENOTSUP; /* no event loop here to keep the delay (a cron thread) */
-        }
-        return (int64_t)id;
-    }
-    int rc = push_task(id, P.self, tries, 1, data, len);
-    return rc < 0 ? rc : (int64_t)id;
-}
-
-int srv_task_wait(uint64_t id, void *buf, size_t cap, int timeout_ms)
-{
-    uint32_t flags = 0;
-    int rc = srv__msg_wait(SRV_MSG_FINISH, id, buf, cap, &flags, timeout_ms);
-    if (rc >= 0 && flags)
-        return -EIO;
-    return rc;
-}
-
-int srv_task_wait_many(const uint64_t *ids, int n, void **bufs, const size_t *caps, int *results,
-                       size_t *lens, int timeout_ms)
-{
-    int64_t deadline = srv__mono_ms() + timeout_ms;
-    int done = 0;
-    for (int i = 0; i < n; i++) {
-        int64_t left = deadline - srv__mono_ms();
-        int rc = srv_task_wait(ids[i], bufs ? bufs[i] : NULL, caps ? caps[i] : 0,
-                               left > 0 ? (int)left : 0);
-        if (rc >= 0) {
-            results[i] = 0;
-            if (lens)
-                lens[i] = (size_t)rc;
-            done++;
-        } else {
-            results[i] = rc;
-            if (lens)
-                lens[i] = 0;
-            if (rc == -EIO)
-                done++;
-        }
-    }
-    return done;
-}
-
-typedef struct task_priv {
-    char *result;
-    size_t len;
-} task_priv_t;
-
-/* The task on_task is running in this task worker (one at a time) and where its result goes;
- * NULL outside on_task. Kept here so srv_task_t carries nothing private. */
-static const srv_task_t *g_task_running;
-static task_priv_t *g_task_priv;
-
-int srv_task_result(srv_task_t *task, const void *data, size_t len)
-{
-    task_priv_t *tp = g_task_priv;
-    if (task == NULL || task != g_task_running || tp == NULL)
-        return -EINVAL;
-    if (len > TASK_MAX)
-        return -EMSGSIZE;
-    char *p = realloc(tp->result, len ? len : 1);
-    if (p == NULL)
-        return -ENOMEM;
-    memcpy(p, data, len);
-    tp->result = p;
-    tp->len = len;
-    return 0;
-}
-
-/* One attempt ended (ok, or failed): finish it, or queue the next attempt. */
-static void task_settle(uint64_t id, int from, int tries, int attempt, const void *data, size_t len,
-                        bool ok, const void *result, size_t rlen)
-{
-    if (!ok && attempt < tries) {
-        atomic_fetch_add(&g_tasks->retried, 1);
-        if (push_task(id, from, tries, attempt + 1, data, len) == 0)
-            return;
-        srv__log(SRV_LOG_WARN, "task", 0, "task %llu: queue full, cannot retry",
-                (unsigned long long)id);
-    }
-    atomic_fetch_add(ok ? &g_tasks->done : &g_tasks->failed, 1);
-    srv__msg_t m = {.type = SRV_MSG_FINISH,
-                   .from = P.self,
-                   .id = id,
-                   .flags = ok ? 0 : 1,
-                   .len = ok ? (uint32_t)rlen : 0};
-    int rc = srv__mbox_put(from, &m, result);
-    if (rc < 0)
-        srv__log(SRV_LOG_WARN, "task", rc, "task %llu: cannot hand the result to #%d",
-                (unsigned long long)id, from);
-}
-
-void srv__task_drain(void)
-{
-    const srv_app_t *app = srv__app();
-    int k = P.slot - srv__server.cfg.worker_num;
-    task_run_t *run = &g_tasks->run[2 * k + (P.gen & 1)];
-    srv__mbox_ack(srv__server.taskq);
-    for (;;) {
-        if (P.stop && *P.stop)
-            return;
-        srv__msg_t m;
-        int rc = srv__mbox_get(srv__server.taskq, &m, run->data, TASK_MAX);
-        if (rc == 0)
-            return;
-        if (rc < 0)
-            continue;
-        /* Several task workers share the queue's eventfd and one of them reset it: if tasks
-         * are still waiting, wake another idle task worker before we get busy with this one. */
-        if (srv__mbox_pending(srv__server.taskq) > 0)
-            srv__mbox_kick(srv__server.taskq);
-        run->from = m.from;
-        run->tries = (int32_t)(m.flags >> 16);
-        run->attempt = (int32_t)(m.flags & 0xffff);
-        run->len = m.len;
-        atomic_store(&run->id, m.id); /* from here a crash makes the manager retry it */
-        task_priv_t tp = {0};
-        srv_task_t task = {.id = m.id,
-                           .from_worker = m.from,
-                           .attempt = run->attempt,
-                           .data = run->data,
-                           .len = m.len};
-        g_task_running = &task;
-        g_task_priv = &tp;
-        int ok = app && app->on_task ? app->on_task(&task) == 0 : 0;
-        g_task_running = NULL;
-        g_task_priv = NULL;
-        task_settle(m.id, m.from, run->tries, run->attempt, run->data, run->len, ok, tp.result,
-                    tp.len);
-        free(tp.result);
-        atomic_store(&run->id, 0);
-        atomic_fetch_add(&srv__server.stats->workers[P.slot].requests, 1);
-        atomic_fetch_add(&srv__server.stats->workers[P.slot].total_requests, 1);
-    }
-}
-
-void srv__task_orphaned(int slot, uint32_t gen)
-{
-    int k = slot - srv__server.cfg.worker_num;
-    if (g_tasks == NULL || k < 0 || k >= srv__server.cfg.task_worker_num)
-        return;
-    task_run_t *run = &g_tasks->run[2 * k + (gen & 1)];
-    uint64_t id = atomic_load(&run->id);
-    if (id == 0)
-        return;
-    srv__log(SRV_LOG_WARN, "task", 0, "task worker #%d died running task %llu (attempt %d of %d)",
-             k, (unsigned long long)id, run->attempt, run->tries);
-    task_settle(id, run->from, run->tries, run->attempt, run->data, run->len, false, NULL, 0);
-    atomic_store(&run->id, 0);
-}
-
-int srv__tasks_info_json(char *buf, size_t cap)
-{
-    if (g_tasks == NULL)
-        return snprintf(buf, cap, "{\"queued\":0,\"done\":0,\"failed\":0,\"retried\":0}");
-    return snprintf(buf, cap, "{\"queued\":%u,\"done\":%llu,\"failed\":%llu,\"retried\":%llu}",
-                    srv__mbox_pending(srv__server.taskq),
-                    (unsigned long long)atomic_load(&g_tasks->done),
-                    (unsigned long long)atomic_load(&g_tasks->failed),
-                    (unsigned long long)atomic_load(&g_tasks->retried));
 }

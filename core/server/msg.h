@@ -1,15 +1,16 @@
 /* This process's side of the mailboxes: reading its own mailbox, keeping messages that arrive
  * while it waits for a specific one (a task result, a custom process's reply), dispatching the
- * rest to the app; and the process's timers. Used by workers, task workers, the timer process
- * and custom processes. */
+ * rest to the app. Used by workers, task workers, the timer process and custom processes. */
 #ifndef SRV_MSG_H
 #define SRV_MSG_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "core/ipc/mbox.h"
+#include "core/loop/loop.h"
 
 /* Set up for slot (its mailbox id). */
 void srv__msg_init(int slot);
@@ -26,31 +27,9 @@ int srv__msg_wait(uint32_t type, uint64_t id, void *buf, size_t cap, uint32_t *f
 typedef void (*srv__msg_action_fn)(const srv__msg_t *m, const void *data);
 void srv__msg_on_action(srv__msg_action_fn fn);
 /* Set by signal handlers: waits give up with -ECANCELED. */
-void srv__msg_set_stop(volatile int *flag);
-
-/* Timers of this process (srv_timer_*): ms until the next is due (-1 none), and run due ones. */
-int srv__msg_timers_timeout(void);
-void srv__msg_timers_run(void);
-
-/* Task workers: run tasks from the queue until it is empty. */
-void srv__task_drain(void);
-/* Manager: the task worker in slot (process generation gen) died; retry or fail the task it was
- * running. Old and new processes of a slot overlap during a reload, so each generation parity
- * has its own running record. */
-void srv__task_orphaned(int slot, uint32_t gen);
-/* Master, before fork: shared task state (running records, counters). */
-int srv__tasks_create(int nslots);
-/* For srv info: {"queued":..,"done":..,"failed":..,"retried":..} */
-int srv__tasks_info_json(char *buf, size_t cap);
-
-/* Cron stats for srv info: created by the master, published by the timer process. */
-int srv__cron_info_create(void);
-int srv__cron_info_json(char *buf, size_t cap);
-struct srv__cron_sched;
-void srv__cron_publish(struct srv__cron_sched *s);
-
-/* Entry of the timer process and of a custom process (forked by the manager; never return). */
-__attribute__((noreturn)) void srv__timer_main(int slot, int ctl_fd);
-__attribute__((noreturn)) void srv__process_main(int slot, int ctl_fd);
+void srv__msg_set_stop(volatile sig_atomic_t *flag);
+/* Watch our mailbox on loop and dispatch what arrives. The watch is one-shot: call this again
+ * after every loop iteration (it does nothing while still armed, or once stopping). */
+void srv__msg_arm(srv__loop_t *loop);
 
 #endif

@@ -1,6 +1,7 @@
-/* The timer process (cron jobs from the config, each on its own thread) and custom processes
- * (a long-running entry function of the app with a mailbox for messages from workers). Both
- * are forked by the manager like workers, load the app themselves, and report ready. */
+/* Custom processes: a long-running entry function of the app with a mailbox for messages from
+ * workers, forked by the manager like workers (srv__child_start), restarted when they exit. */
+#include "core/worker/proc.h"
+
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
@@ -8,289 +9,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <unistd.h>
 
 #include "core/server/app.h"
+#include "core/server/child.h"
 #include "core/ipc/ipc.h"
 #include "core/base/log.h"
 #include "core/server/msg.h"
 #include "core/server/server.h"
 #include "core/shm/shm.h"
-#include "core/worker/worker.h"
-#include "config/cron.h"
-#include "timer/cron_lock.h"
-#include "timer/cron_sched.h"
 
-static volatile int g_stop;
-static volatile int g_reload;
-
-static void on_term(int sig)
-{
-    if (sig == SIGUSR1)
-        g_reload = 1; /* replaced by a reload (the manager's choice of signal) */
-    g_stop = 1;
-}
-
-static void tell(int ctl_fd, int slot, int type, const char *text)
-{
-    srv__ctl_msg_t m = {.type = (uint32_t)type, .slot = slot, .pid = getpid()};
-    if (text)
-        snprintf(m.text, sizeof(m.text), "%s", text);
-    srv__ctl_send(ctl_fd, &m, NULL, 0);
-}
-
-__attribute__((noreturn)) static void fail(int ctl_fd, int slot, const char *msg)
-{
-    srv__log(SRV_LOG_ERROR, "process", 0, "%s", msg);
-    tell(ctl_fd, slot, SRV_WMSG_FAIL, msg);
-    _exit(6);
-}
-
-static void common_start(int slot, const char *role, int id, const char *name)
-{
-    srv__log_set_role(role, id);
-    char pname[16];
-    snprintf(pname, sizeof(pname), "srv: %s", name);
-    prctl(PR_SET_NAME, pname);
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
-    struct sigaction sa = {.sa_handler = on_term};
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGUSR1, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
-    signal(SIGRTMIN, SIG_IGN);
-    srv__msg_init(slot);
-    srv__msg_set_stop(&g_stop);
-}
-
-/* ---- cron ---- */
-
-struct srv_cron_job; /* the scheduler's job, handed to the app as srv_cron_job_t */
-
-static void trampoline(srv_cron_job_t *job)
-{
-    srv_cron_handler_t fn = (srv_cron_handler_t)srv__cron_job_arg(job);
-    fn(job);
-}
-
-/* A job with global_lock = true: each beat first claims its slot in Redis (timer/cron_lock.h),
- * so across instances sharing that Redis every beat runs once. */
-#define CRON_LOCK_TIMEOUT_MS 500
-#define CRON_LOCK_LOG_EVERY_MS 10000
-
-typedef struct locked_job {
-    srv_cron_handler_t fn;
-    srv__cron_lock_t *lock;
-    const char *name;
-    int64_t interval_ms; /* 0: crontab job, slot = its scheduled minute */
-    int64_t last_log_ms;
-} locked_job_t;
-
-static locked_job_t g_locked[SRV_CONFIG_MAX_CRON];
-static int g_nlocked;
-
-static void locked_trampoline(srv_cron_job_t *job)
-{
-    locked_job_t *lj = srv__cron_job_arg(job);
-    /* Crontab beats are minutes every instance agrees on. Interval beats are slots of wall-clock
-     * time: instances started at different moments tick at different phases, and the first to
-     * reach a slot takes it. */
-    int64_t slot = lj->interval_ms > 0 ? srv__now_ms() / lj->interval_ms
-                                       : srv__cron_job_due_ns(job) / (60 * 1000000000LL);
-    char err[256];
-    int r = srv__cron_lock_claim(lj->lock, slot, CRON_LOCK_TIMEOUT_MS, err, sizeof(err));
-    if (r == 1) {
-        lj->fn(job);
-        return;
-    }
-    if (r < 0) {
-        int64_t now = srv__now_ms();
-        if (lj->last_log_ms == 0 || now - lj->last_log_ms >= CRON_LOCK_LOG_EVERY_MS) {
-            lj->last_log_ms = now;
-            srv__cron_lock_stats_t st;
-            srv__cron_lock_stats(lj->lock, &st);
-            srv__log(SRV_LOG_WARN, "timer", 0,
-                    "cron %s: global_lock: %s; beats are skipped until Redis answers (%llu so "
-                    "far)",
-                    lj->name, err, (unsigned long long)st.errors);
-        }
-    }
-}
-
-const char *srv_cron_name(srv_cron_job_t *job)
-{
-    return srv__cron_job_name(job);
-}
-
-void srv_cron_stop(srv_cron_job_t *job)
-{
-    srv__cron_job_stop(job);
-}
-
-bool srv_cron_stopping(srv_cron_job_t *job)
-{
-    return srv__cron_job_stopping(job);
-}
-
-/* The timer process writes its jobs' stats here (a seqlock'd JSON text) for srv info. */
-#define CRON_INFO_MAX 8192
-typedef struct cron_info {
-    _Atomic uint32_t seq;
-    char json[CRON_INFO_MAX];
-} cron_info_t;
-static cron_info_t *g_cron_info;
-
-int srv__cron_info_create(void)
-{
-    g_cron_info = srv__shm_alloc(sizeof(cron_info_t), 64);
-    if (g_cron_info == NULL)
-        return -ENOMEM;
-    strcpy(g_cron_info->json, "{\"jobs\":[]}");
-    return 0;
-}
-
-/* `,"locks":{"job":{"won":N,"lost":N,"errors":N},...}` before the closing brace of buf. */
-static void append_locks(char *buf, size_t cap)
-{
-    size_t n = strlen(buf);
-    if (g_nlocked == 0 || n == 0 || buf[n - 1] != '}')
-        return;
-    size_t at = n - 1;
-    int w = snprintf(buf + at, cap - at, ",\"locks\":{");
-    for (int i = 0; i < g_nlocked && w > 0 && (size_t)w < cap - at; i++) {
-        srv__cron_lock_stats_t st;
-        srv__cron_lock_stats(g_locked[i].lock, &st);
-        at += (size_t)w;
-        w = snprintf(buf + at, cap - at, "%s\"%s\":{\"won\":%llu,\"lost\":%llu,\"errors\":%llu}",
-                     i ? "," : "", g_locked[i].name, (unsigned long long)st.won,
-                     (unsigned long long)st.lost, (unsigned long long)st.errors);
-    }
-    if (w > 0 && (size_t)w < cap - at) {
-        at += (size_t)w;
-        if (snprintf(buf + at, cap - at, "}}") == 2)
-            return;
-    }
-    buf[n - 1] = '}'; /* did not fit: the jobs alone */
-    buf[n] = '\0';
-}
-
-void srv__cron_publish(srv__cron_sched_t *s)
-{
-    char buf[CRON_INFO_MAX];
-    if (g_cron_info == NULL || srv__cron_sched_info_json(s, buf, sizeof(buf)) < 0)
-        return;
-    append_locks(buf, sizeof(buf));
-    atomic_fetch_add(&g_cron_info->seq, 1);
-    memcpy(g_cron_info->json, buf, strlen(buf) + 1);
-    atomic_fetch_add(&g_cron_info->seq, 1);
-}
-
-int srv__cron_info_json(char *buf, size_t cap)
-{
-    if (g_cron_info == NULL)
-        return snprintf(buf, cap, "{\"jobs\":[]}");
-    for (int i = 0; i < 100; i++) {
-        uint32_t a = atomic_load(&g_cron_info->seq);
-        if (a & 1)
-            continue;
-        int n = snprintf(buf, cap, "%s", g_cron_info->json);
-        if (atomic_load(&g_cron_info->seq) == a)
-            return n;
-    }
-    return snprintf(buf, cap, "{\"jobs\":[]}");
-}
-
-void srv__timer_main(int slot, int ctl_fd)
-{
-    const srv__config_t *cfg = &srv__server.cfg;
-    common_start(slot, "timer", -1, "timer");
-    const srv_app_t *app;
-    char err[1024];
-    if (srv__app_load(cfg->app, &app, err, sizeof(err)) < 0)
-        fail(ctl_fd, slot, err);
-    srv__worker_set_self(0, "timer", cfg->worker_num);
-    srv__cron_sched_t *s;
-    if (srv__cron_sched_create(&s) < 0)
-        fail(ctl_fd, slot, "out of memory");
-    for (int i = 0; i < cfg->ncron; i++) {
-        const srv__cron_config_t *c = &cfg->cron[i];
-        void *fn = srv__app_symbol(c->handler);
-        if (fn == NULL) {
-            snprintf(err, sizeof(err), "cron %s: the app exports no function %s", c->name,
-                     c->handler);
-            fail(ctl_fd, slot, err);
-        }
-        srv__cron_fn tramp = trampoline;
-        void *arg = fn;
-        if (c->global_lock) {
-            locked_job_t *lj = &g_locked[g_nlocked];
-            char owner[128], host[64] = "?";
-            gethostname(host, sizeof(host) - 1);
-            snprintf(owner, sizeof(owner), "%s:%d", host,
-                     atomic_load(&srv__server.stats->master_pid));
-            /* A claim outlives its beat by enough to cover clock skew between instances. */
-            int64_t ttl = c->interval_ms > 0 ? 2 * c->interval_ms : 120000;
-            if (ttl < 10000)
-                ttl = 10000;
-            lj->lock = srv__cron_lock_create(cfg->redis, c->name, owner, ttl);
-            if (lj->lock == NULL)
-                fail(ctl_fd, slot, "out of memory");
-            lj->fn = (srv_cron_handler_t)fn;
-            lj->name = c->name;
-            lj->interval_ms = c->schedule[0] ? 0 : c->interval_ms;
-            g_nlocked++;
-            tramp = locked_trampoline;
-            arg = lj;
-        }
-        srv__cron_t tab;
-        srv__cron_job_def_t def = {.name = c->name,
-                                  .fn = tramp,
-                                  .arg = arg,
-                                  .interval_ms = c->interval_ms,
-                                  .immediate = c->immediate,
-                                  .max_wait_ms = (int64_t)c->max_wait_time * 1000};
-        if (c->schedule[0]) {
-            char why[200];
-            if (srv__cron_parse(&tab, c->schedule, why, sizeof(why)) < 0) {
-                snprintf(err, sizeof(err), "cron %s: schedule: %s", c->name, why);
-                fail(ctl_fd, slot, err);
-            }
-            def.schedule = &tab;
-            def.interval_ms = 0;
-        }
-        int rc = srv__cron_sched_add(s, &def);
-        if (rc < 0) {
-            snprintf(err, sizeof(err), "cron %s: %s", c->name, srv_strerror(rc));
-            fail(ctl_fd, slot, err);
-        }
-    }
-    if (srv__cron_sched_start(s) < 0)
-        fail(ctl_fd, slot, "cannot start cron threads");
-    tell(ctl_fd, slot, SRV_WMSG_READY, NULL);
-    srv__log(SRV_LOG_NOTICE, "timer", 0, "%d cron job(s) running", cfg->ncron);
-    while (!g_stop) {
-        /* Results of tasks the jobs delivered come back here; the jobs' counters go to the
-         * shared region for `srv info`. */
-        struct pollfd pfd = {.fd = srv__mbox_fd(srv__msg_self()), .events = POLLIN};
-        poll(&pfd, 1, 500);
-        srv__msg_dispatch();
-        srv__cron_publish(s);
-    }
-    int left = srv__cron_sched_stop(s, -1);
-    if (left > 0) {
-        srv__log(SRV_LOG_WARN, "timer", 0, "%d cron job(s) still running after max_wait_time",
-                 left);
-        _exit(1); /* the threads are stuck in app code; exiting ends them */
-    }
-    srv__cron_sched_destroy(s);
-    for (int i = 0; i < g_nlocked; i++)
-        srv__cron_lock_destroy(g_locked[i].lock);
-    _exit(0);
-}
-
-/* ---- custom processes ---- */
+static volatile sig_atomic_t g_stop;
+static volatile sig_atomic_t g_reload; /* replaced by a reload (the manager's SIGUSR1) */
 
 struct srv_process {
     int slot;
@@ -440,26 +170,28 @@ int srv_process_call(const char *name, const void *data, size_t len, void *reply
     return srv__msg_wait(SRV_MSG_PROC_REPLY, id, reply, cap, NULL, timeout_ms);
 }
 
-void srv__process_main(int slot, int ctl_fd)
+void srv__process_main(int slot, int ctl_fd, const int *chans, int nchans)
 {
     const srv__config_t *cfg = &srv__server.cfg;
     srv_process_t p = {.slot = slot};
     p.index = srv__slot_process(slot, &p.instance);
     const srv__process_config_t *pc = &cfg->process[p.index];
-    common_start(slot, pc->name, p.instance, pc->name);
+    srv__child_opts_t o = {.role = pc->name,
+                           .id = p.instance,
+                           .log_id = p.instance,
+                           .title = pc->name,
+                           .stop = &g_stop,
+                           .reload = &g_reload};
+    srv__child_start(slot, ctl_fd, &o);
     p.box = srv__msg_self();
-    const srv_app_t *app;
     char err[1024];
-    if (srv__app_load(cfg->app, &app, err, sizeof(err)) < 0)
-        fail(ctl_fd, slot, err);
-    srv__worker_set_self(p.instance, pc->name, cfg->worker_num);
     srv_process_entry_t entry = (srv_process_entry_t)srv__app_symbol(pc->handler);
     if (entry == NULL) {
         snprintf(err, sizeof(err), "process %s: the app exports no function %s", pc->name,
                  pc->handler);
-        fail(ctl_fd, slot, err);
+        srv__child_fail(err);
     }
-    tell(ctl_fd, slot, SRV_WMSG_READY, NULL);
+    srv__child_tell(SRV_WMSG_READY, NULL);
     entry(&p);
     _exit(0);
 }

@@ -1,7 +1,6 @@
 /* Worker processes. Process mode: read request frames from one channel per reactor, run the
  * app, write response frames back in one write per batch. Base mode: run an engine of our own
- * on the inherited listeners and call the app in place, no IPC. Task workers (until task
- * delivery exists) load the app and wait. */
+ * on the inherited listeners and call the app in place, no IPC. */
 #include "core/worker/worker.h"
 
 #include <arpa/inet.h>
@@ -14,11 +13,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "core/server/app.h"
+#include "core/server/child.h"
 #include "core/net/conn.h"
 #include "core/net/conninfo.h"
 #include "core/worker/flow.h"
@@ -29,6 +28,7 @@
 #include "core/worker/response.h"
 #include "core/server/server.h"
 #include "protocols/http.h"
+#include "timer/timer.h"
 
 typedef struct wchan {
     int fd;
@@ -44,8 +44,6 @@ typedef struct wchan {
 
 static struct {
     int slot;
-    bool task;
-    int ctl_fd;
     srv__loop_t *loop;
     srv__engine_t *eng; /* base mode */
     wchan_t *chans;
@@ -60,31 +58,6 @@ static struct {
     volatile sig_atomic_t reopen;
     srv__resp_sink_t sink;
 } W;
-
-static void on_signal(int sig)
-{
-    if (sig == SIGTERM || sig == SIGINT)
-        W.stop = 1;
-    else
-        W.reopen = 1;
-    if (W.loop)
-        srv__loop_wake(W.loop);
-}
-
-static void tell_manager(int type, const char *text)
-{
-    srv__ctl_msg_t m = {.type = (uint32_t)type, .slot = W.slot, .pid = getpid()};
-    if (text)
-        snprintf(m.text, sizeof(m.text), "%s", text);
-    srv__ctl_send(W.ctl_fd, &m, NULL, 0);
-}
-
-__attribute__((noreturn)) static void fail_start(const char *msg)
-{
-    srv__log(SRV_LOG_ERROR, "worker", 0, "%s", msg);
-    tell_manager(SRV_WMSG_FAIL, msg);
-    _exit(SRV_EXIT_APP);
-}
 
 /* Write all of b to the channel; the reactor always reads, so waiting here is bounded by its
  * progress. A channel gone away (reactor shut down) drops the bytes: nobody can receive them. */
@@ -210,7 +183,7 @@ static void count_request(void)
     atomic_fetch_add_explicit(&W.stat->total_requests, 1, memory_order_relaxed);
     if (W.recycle_at && W.requests >= W.recycle_at && !W.recycle_sent) {
         W.recycle_sent = true;
-        tell_manager(SRV_WMSG_RECYCLE, NULL);
+        srv__child_tell(SRV_WMSG_RECYCLE, NULL);
     }
 }
 
@@ -681,10 +654,6 @@ static int base_progress(srv__engine_t *e, srv__conn_t *c, uint64_t written)
     return 0;
 }
 
-static void on_wake(srv__loop_t *loop, void *arg)
-{
-}
-
 /* Base mode: another worker asked us to act on one of our connections. */
 void srv__worker_mailbox_action(const srv__msg_t *m, const void *data)
 {
@@ -693,169 +662,94 @@ void srv__worker_mailbox_action(const srv__msg_t *m, const void *data)
                            m->len);
 }
 
-/* Our mailbox (messages, task results) and, for task workers, the task queue. */
-static srv__loop_op_t g_mbox_op, g_taskq_op;
-static bool g_mbox_armed, g_taskq_armed;
-
-static void on_mbox(srv__loop_t *loop, srv__loop_op_t *op, int res, const char *data,
-                    uint32_t flags)
+/* The app is loaded: find each listener's handler set and let the app start. */
+static void start_app(const srv_app_t *app)
 {
-    if (op == &g_mbox_op) {
-        g_mbox_armed = false;
-        if (res >= 0)
-            srv__msg_dispatch();
-    } else {
-        g_taskq_armed = false;
-        if (res >= 0 && !W.stop)
-            srv__task_drain();
-    }
-}
-
-static void arm_mailboxes(void)
-{
-    if (!g_mbox_armed && !W.stop) {
-        g_mbox_op.cb = on_mbox;
-        g_mbox_armed =
-            srv__loop_poll(W.loop, &g_mbox_op, srv__mbox_fd(srv__msg_self()), POLLIN) == 0;
-    }
-    if (W.task && !g_taskq_armed && !W.stop) {
-        g_taskq_op.cb = on_mbox;
-        g_taskq_armed =
-            srv__loop_poll(W.loop, &g_taskq_op, srv__mbox_fd(srv__server.taskq), POLLIN) == 0;
-    }
-}
-
-void srv__worker_main(int slot, bool task, int ctl_fd, const int *chans, int nchans)
-{
-    srv__server_t *S = &srv__server;
-    const srv__config_t *cfg = &S->cfg;
-    memset(&W, 0, sizeof(W));
-    W.slot = slot;
-    W.task = srv__slot_kind(slot) == SRV_SLOT_TASK;
-    W.ctl_fd = ctl_fd;
-    if (srv__slot_kind(slot) == SRV_SLOT_TIMER)
-        srv__timer_main(slot, ctl_fd);
-    if (srv__slot_kind(slot) == SRV_SLOT_PROCESS)
-        srv__process_main(slot, ctl_fd);
-    task = W.task;
-    int id = task ? slot - cfg->worker_num : slot;
-    srv__log_set_role(task ? "task" : "worker", id);
-    char name[16];
-    snprintf(name, sizeof(name), "srv: %s %d", task ? "task" : "worker", id);
-    prctl(PR_SET_NAME, name);
-    /* If the manager dies, we go too: no orphans serving stale code. */
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
-    if (getppid() == 1)
-        _exit(1);
-    W.stat = &S->stats->workers[slot];
-    struct sigaction sa = {.sa_handler = on_signal};
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGRTMIN, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
-
-    const srv_app_t *app;
+    const srv__config_t *cfg = &srv__server.cfg;
     char err[2048];
-    if (srv__app_load(cfg->app, &app, err, sizeof(err)) < 0)
-        fail_start(err);
-    srv__worker_set_self(id, task ? "task" : "worker", cfg->worker_num);
     for (int i = 0; i < cfg->nlisten; i++) {
         W.handlers[i] = srv__app_handlers(cfg->listen[i].handler);
         if (W.handlers[i] == NULL) {
             snprintf(err, sizeof(err), "app %s has no handler set '%s' (listener %s)", cfg->app,
                      cfg->listen[i].handler, cfg->listen[i].name);
-            fail_start(err);
+            srv__child_fail(err);
         }
     }
     if (app->on_worker_start && app->on_worker_start(srv_worker_self()) != 0) {
         snprintf(err, sizeof(err), "on_worker_start of %s refused to start", cfg->app);
-        fail_start(err);
+        srv__child_fail(err);
     }
-    if (cfg->max_request > 0 && !task) {
+    if (cfg->max_request > 0) {
         uint64_t grace = cfg->max_request_grace > 0 ? (uint64_t)cfg->max_request_grace : 0;
         W.recycle_at =
             (uint64_t)cfg->max_request + (grace ? (uint64_t)(getpid() * 7919u) % (grace + 1) : 0);
     }
-    int rc = srv__loop_create(&W.loop, cfg->reactor_backend, &srv__loop_opts);
+}
+
+/* Process mode: responses go to the reactors' channels, requests come from them. */
+static void open_channels(const int *chans, int nchans)
+{
+    const srv__config_t *cfg = &srv__server.cfg;
+    srv__flow_init(&(srv__flow_transport_t){.put = chan_emit, .put_file = chan_emit_file},
+                   (uint64_t)cfg->buffer_output_size);
+    W.chans = calloc((size_t)nchans, sizeof(wchan_t));
+    W.nchans = nchans;
+    for (int i = 0; i < nchans; i++) {
+        wchan_t *ch = &W.chans[i];
+        ch->fd = chans[i];
+        ch->reactor = i;
+        ch->op.cb = on_chan_recv;
+        ch->op.data = ch;
+        srv__ipc_buf_init(&ch->in, frame_bound(cfg));
+        srv__ipc_buf_init(&ch->part, frame_bound(cfg));
+        srv__ipc_buf_init(&ch->out, (size_t)cfg->ipc_buffer_size);
+        ch->armed = srv__loop_recv(W.loop, &ch->op, ch->fd) == 0;
+    }
+    W.open_chans = nchans;
+}
+
+/* Base mode: an engine of our own accepts on the inherited listeners. */
+static void open_engine(void)
+{
+    srv__server_t *S = &srv__server;
+    int k = W.slot % SRV_MAX_REACTORS;
+    srv__flow_init(&(srv__flow_transport_t){.put = eng_emit, .put_file = eng_emit_file},
+                   (uint64_t)S->cfg.buffer_output_size);
+    srv__engine_opts_t o = {
+        .id = W.slot,
+        .loop = W.loop,
+        .cfg = &S->cfg,
+        .listen_fds = S->listen_fd,
+        .accept = true,
+        .ops = {.dispatch = base_dispatch,
+                .event = base_event,
+                .abandoned = base_abandoned,
+                .progress = base_progress},
+        .stat_conns = &S->stats->reactors[k].connections,
+        .stat_accepted = &S->stats->reactors[k].accepted,
+        .stat_requests = &S->stats->reactors[k].requests,
+        .stat_503 = &S->stats->reactors[k].errors_503,
+    };
+    int rc = srv__engine_create(&W.eng, &o);
     if (rc < 0) {
-        snprintf(err, sizeof(err), "cannot create event loop: %s", srv_strerror(rc));
-        fail_start(err);
+        char err[128];
+        snprintf(err, sizeof(err), "cannot start serving: %s", srv_strerror(rc));
+        srv__child_fail(err);
     }
-    srv__loop_set_wake(W.loop, on_wake, NULL);
-    const char *why = srv__loop_fallback_reason(W.loop);
-    if (S->nreactors == 0 && slot == 0) {
-        if (why && why[0])
-            srv__log(SRV_LOG_WARN, "loop", 0, "io_uring unavailable (%s); using epoll", why);
-        srv__log(SRV_LOG_NOTICE, "loop", 0, "workers on %s", srv__loop_backend_name(W.loop));
-    }
+}
 
-    W.sink = (srv__resp_sink_t){
-        .emit = sink_emit, .emit_file = sink_emit_file, .on_writable = sink_on_writable};
-    if (!task && S->nreactors > 0) {
-        srv__flow_init(&(srv__flow_transport_t){.put = chan_emit, .put_file = chan_emit_file},
-                       (uint64_t)cfg->buffer_output_size);
-        W.chans = calloc((size_t)nchans, sizeof(wchan_t));
-        W.nchans = nchans;
-        for (int i = 0; i < nchans; i++) {
-            wchan_t *ch = &W.chans[i];
-            ch->fd = chans[i];
-            ch->reactor = i;
-            ch->op.cb = on_chan_recv;
-            ch->op.data = ch;
-            srv__ipc_buf_init(&ch->in, frame_bound(cfg));
-            srv__ipc_buf_init(&ch->part, frame_bound(cfg));
-            srv__ipc_buf_init(&ch->out, (size_t)cfg->ipc_buffer_size);
-            ch->armed = srv__loop_recv(W.loop, &ch->op, ch->fd) == 0;
-        }
-        W.open_chans = nchans;
-    } else if (!task) {
-        srv__flow_init(&(srv__flow_transport_t){.put = eng_emit, .put_file = eng_emit_file},
-                       (uint64_t)cfg->buffer_output_size);
-        srv__engine_opts_t o = {
-            .id = slot,
-            .loop = W.loop,
-            .cfg = cfg,
-            .listen_fds = S->listen_fd,
-            .accept = true,
-            .ops = {.dispatch = base_dispatch,
-                    .event = base_event,
-                    .abandoned = base_abandoned,
-                    .progress = base_progress},
-            .stat_conns = &S->stats->reactors[slot % SRV_MAX_REACTORS].connections,
-            .stat_accepted = &S->stats->reactors[slot % SRV_MAX_REACTORS].accepted,
-            .stat_requests = &S->stats->reactors[slot % SRV_MAX_REACTORS].requests,
-            .stat_503 = &S->stats->reactors[slot % SRV_MAX_REACTORS].errors_503,
-        };
-        rc = srv__engine_create(&W.eng, &o);
-        if (rc < 0) {
-            snprintf(err, sizeof(err), "cannot start serving: %s", srv_strerror(rc));
-            fail_start(err);
-        }
-    }
-    if (!task)
-        udp_start();
-    srv__msg_init(slot);
-    srv__msg_on_action(srv__worker_mailbox_action);
-    srv__msg_set_stop((volatile int *)&W.stop);
-    if (task && app->on_task == NULL) {
-        snprintf(err, sizeof(err), "task_worker_num is %d but the app %s has no on_task",
-                 cfg->task_worker_num, cfg->app);
-        fail_start(err);
-    }
-    arm_mailboxes();
-    tell_manager(SRV_WMSG_READY, NULL);
-    srv__log_debug("worker", "ready");
-
+/* Serve until stopped (then drain for up to max_wait_time) or replaced. */
+static void run(void)
+{
     int64_t stop_deadline = 0;
     for (;;) {
-        int timeout = srv__flow_due() ? 0 : srv__msg_timers_timeout();
+        int timeout = srv__flow_due() ? 0 : srv__timer_timeout();
         if (W.stop && (timeout < 0 || timeout > 50))
             timeout = 50;
-        rc = srv__loop_run(W.loop, timeout);
+        int rc = srv__loop_run(W.loop, timeout);
         srv__flow_run();
-        srv__msg_timers_run();
-        arm_mailboxes();
+        srv__timer_run();
+        srv__msg_arm(W.loop);
         if (rc < 0 && rc != -EINTR) {
             srv__log(SRV_LOG_ERROR, "loop", rc, "worker loop");
             break;
@@ -869,7 +763,7 @@ void srv__worker_main(int slot, bool task, int ctl_fd, const int *chans, int nch
             break; /* every reactor closed its channel: we were replaced */
         if (W.stop) {
             if (stop_deadline == 0) {
-                stop_deadline = srv__mono_ms() + (int64_t)cfg->max_wait_time * 1000;
+                stop_deadline = srv__mono_ms() + (int64_t)srv__server.cfg.max_wait_time * 1000;
                 if (W.eng)
                     srv__engine_drain(W.eng);
             }
@@ -878,11 +772,11 @@ void srv__worker_main(int slot, bool task, int ctl_fd, const int *chans, int nch
                 break;
         }
     }
-    /* The slot may already belong to our replacement (reload): its state is not ours. */
-    if (atomic_load(&W.stat->pid) == getpid())
-        atomic_store(&W.stat->state, SRV_WSTATE_STOPPING);
-    if (app->on_worker_stop)
-        app->on_worker_stop(srv_worker_self());
+}
+
+/* Close what is still open, answer what can be answered, and free what we hold. */
+static void close_all(void)
+{
     if (W.eng) {
         srv__engine_close_all(W.eng);
         for (int i = 0; i < 100 && srv__engine_conns(W.eng) > 0; i++)
@@ -901,5 +795,44 @@ void srv__worker_main(int slot, bool task, int ctl_fd, const int *chans, int nch
     for (int i = 0; i < g_nudp; i++)
         free(g_udp[i].buf);
     srv__loop_destroy(W.loop);
+}
+
+void srv__worker_main(int slot, int ctl_fd, const int *chans, int nchans)
+{
+    srv__server_t *S = &srv__server;
+    memset(&W, 0, sizeof(W));
+    W.slot = slot;
+    char title[16];
+    snprintf(title, sizeof(title), "worker %d", slot);
+    srv__child_opts_t o = {.role = "worker",
+                           .id = slot,
+                           .log_id = slot,
+                           .title = title,
+                           .stop = &W.stop,
+                           .reopen = &W.reopen};
+    const srv_app_t *app = srv__child_start(slot, ctl_fd, &o);
+    W.stat = &S->stats->workers[slot];
+    start_app(app);
+    W.loop = srv__child_loop();
+    const char *why = srv__loop_fallback_reason(W.loop);
+    if (S->nreactors == 0 && slot == 0) {
+        if (why && why[0])
+            srv__log(SRV_LOG_WARN, "loop", 0, "io_uring unavailable (%s); using epoll", why);
+        srv__log(SRV_LOG_NOTICE, "loop", 0, "workers on %s", srv__loop_backend_name(W.loop));
+    }
+    W.sink = (srv__resp_sink_t){
+        .emit = sink_emit, .emit_file = sink_emit_file, .on_writable = sink_on_writable};
+    if (S->nreactors > 0)
+        open_channels(chans, nchans);
+    else
+        open_engine();
+    udp_start();
+    srv__msg_on_action(srv__worker_mailbox_action);
+    srv__msg_arm(W.loop);
+    srv__child_tell(SRV_WMSG_READY, NULL);
+    srv__log_debug("worker", "ready");
+    run();
+    srv__child_retire(app);
+    close_all();
     _exit(0);
 }

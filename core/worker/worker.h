@@ -7,13 +7,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Worker status messages to the manager travel on ctl_fd as srv__ctl_msg_t with these types. */
-enum {
-    SRV_WMSG_READY = 100,   /* app loaded, on_worker_start returned 0 */
-    SRV_WMSG_FAIL = 101,    /* could not start; text = why */
-    SRV_WMSG_RECYCLE = 102, /* max_request reached: replace me */
-};
-
 /* Act on a session from app code in this worker: send/close/WebSocket frames (SRV_IPC_*
  * worker-to-reactor types). Process mode: a frame to the reactor that owns it; base mode: the
  * worker's own engine (-EXDEV for another worker's connection). */
@@ -24,9 +17,8 @@ struct srv__msg;
 /* Base mode: run an action another worker posted to our mailbox (SRV_MSG_ACTION). */
 void srv__worker_mailbox_action(const struct srv__msg *m, const void *data);
 
-/* Entry of a forked worker or task worker; never returns. chans: this worker's end of one
- * channel per reactor (process mode), none in base mode. */
-__attribute__((noreturn)) void srv__worker_main(int slot, bool task, int ctl_fd, const int *chans,
-                                                int nchans);
+/* Entry of a forked worker (a srv__child_main_fn); never returns. chans: this worker's end of
+ * one channel per reactor (process mode), none in base mode. */
+__attribute__((noreturn)) void srv__worker_main(int slot, int ctl_fd, const int *chans, int nchans);
 
 #endif
