@@ -58,28 +58,39 @@ void srv__ipc_buf_consume(srv__ipc_buf_t *b, size_t n)
     b->len -= n;
 }
 
-char *srv__ipc_frame_begin(srv__ipc_buf_t *b, uint64_t session, uint16_t type, uint16_t flags,
-                          uint32_t plen)
+static char *frame_begin(srv__ipc_buf_t *b, const srv__ipc_hdr_t *h)
 {
-    size_t total = sizeof(srv__ipc_hdr_t) + SRV_IPC_ALIGN(plen);
+    size_t total = sizeof(*h) + SRV_IPC_ALIGN(h->len);
     char *p = srv__ipc_buf_reserve(b, total);
     if (p == NULL)
         return NULL;
-    srv__ipc_hdr_t h = {.session = session, .type = type, .flags = flags, .len = plen};
-    memcpy(p, &h, sizeof(h));
+    memcpy(p, h, sizeof(*h));
     b->len += total;
-    return p + sizeof(h);
+    return p + sizeof(*h);
+}
+
+char *srv__ipc_frame_begin(srv__ipc_buf_t *b, uint64_t session, uint16_t type, uint16_t flags,
+                           uint32_t plen)
+{
+    srv__ipc_hdr_t h = {.session = session, .type = (uint8_t)type, .flags = flags, .len = plen};
+    return frame_begin(b, &h);
+}
+
+int srv__ipc_frame_put_hdr(srv__ipc_buf_t *b, const srv__ipc_hdr_t *h, const void *payload)
+{
+    char *p = frame_begin(b, h);
+    if (p == NULL)
+        return -ENOBUFS;
+    if (h->len)
+        memcpy(p, payload, h->len);
+    return 0;
 }
 
 int srv__ipc_frame_put(srv__ipc_buf_t *b, uint64_t session, uint16_t type, uint16_t flags,
-                      const void *payload, uint32_t plen)
+                       const void *payload, uint32_t plen)
 {
-    char *p = srv__ipc_frame_begin(b, session, type, flags, plen);
-    if (p == NULL)
-        return -ENOBUFS;
-    if (plen)
-        memcpy(p, payload, plen);
-    return 0;
+    srv__ipc_hdr_t h = {.session = session, .type = (uint8_t)type, .flags = flags, .len = plen};
+    return srv__ipc_frame_put_hdr(b, &h, payload);
 }
 
 /* Deliver every whole frame in buf[0..len); returns bytes used or -EPROTO. */

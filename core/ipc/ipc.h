@@ -43,7 +43,10 @@ typedef enum {
 
 typedef struct srv__ipc_hdr {
     uint64_t session;
-    uint16_t type;
+    uint8_t type;
+    /* Reactor-to-worker events: the connection's listener, so the worker finds the handler
+     * set even after the connection (and its shared-table entry) is gone. */
+    uint8_t listener;
     uint16_t flags;
     uint32_t len; /* payload bytes, not counting this header or the padding after it */
 } srv__ipc_hdr_t;
@@ -78,6 +81,8 @@ char *srv__ipc_frame_begin(srv__ipc_buf_t *b, uint64_t session, uint16_t type, u
 /* Append a whole frame; returns 0 or -ENOBUFS. */
 int srv__ipc_frame_put(srv__ipc_buf_t *b, uint64_t session, uint16_t type, uint16_t flags,
                       const void *payload, uint32_t plen);
+/* The same with every header field given (h->len is the payload's length). */
+int srv__ipc_frame_put_hdr(srv__ipc_buf_t *b, const srv__ipc_hdr_t *h, const void *payload);
 
 /* Split a stream into frames. Each complete frame found in (buffered + data) is passed to cb
  * with a pointer to its 8-byte aligned payload; incomplete tails are kept in `pending` (whose

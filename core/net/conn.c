@@ -20,7 +20,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "core/ipc/ipc.h"
 #include "core/base/log.h"
 #include "core/net/static.h"
 #include "protocols/http.h"
@@ -162,7 +161,7 @@ static void conn_release(srv__conn_t *c)
     close(c->fd);
     out_clear(c);
     free(c->in);
-    uint32_t slot = (uint32_t)(c->session & ((1u << SRV_SESSION_SLOT_BITS) - 1));
+    uint32_t slot = SRV_SESSION_SLOT(c->session);
     e->slots[slot] = NULL;
     e->gens[slot]++;
     e->free_stack[e->nfree++] = slot;
@@ -468,7 +467,7 @@ static void dispatch(srv__conn_t *c, srv_request_t *req)
             return;
         }
         if (up > 0) {
-            if (e->ops.dispatch(e, c, SRV_IPC_WS_OPEN, req) < 0) {
+            if (e->ops.dispatch(e, c, SRV_ENGINE_EV_WS_OPEN, req) < 0) {
                 c->flags &= ~(uint32_t)F_INFLIGHT;
                 e->inflight--;
                 send_error(c, 503, "no worker available");
@@ -482,7 +481,7 @@ static void dispatch(srv__conn_t *c, srv_request_t *req)
         if (rc > 0)
             return; /* answered (request_done already called) */
     }
-    int rc = e->ops.dispatch(e, c, SRV_IPC_REQUEST, req);
+    int rc = e->ops.dispatch(e, c, SRV_ENGINE_EV_REQUEST, req);
     if (rc < 0) {
         srv__stat_add(e->stat_503, 1);
         srv__log(SRV_LOG_WARN, "conn", rc, "session %llx: cannot hand the request to a worker",
@@ -492,8 +491,8 @@ static void dispatch(srv__conn_t *c, srv_request_t *req)
                                         (req->flags & SRV_REQ_KEEP_ALIVE) != 0);
         struct iovec v = {.iov_base = buf, .iov_len = n > 0 ? (size_t)n : 0};
         srv__conn_respond(e, c->session, &v, 1,
-                          SRV_IPC_F_FINAL |
-                              ((req->flags & SRV_REQ_KEEP_ALIVE) ? 0 : SRV_IPC_F_CLOSE));
+                          SRV_ENGINE_F_FINAL |
+                              ((req->flags & SRV_REQ_KEEP_ALIVE) ? 0 : SRV_ENGINE_F_CLOSE));
     }
 }
 
@@ -691,12 +690,15 @@ static void on_recv(srv__loop_t *loop, srv__loop_op_t *op, int res, const char *
     srv__conn_close(c);
 }
 
-static uint64_t total_conns(void);
+static uint64_t total_conns(const srv__engine_t *e)
+{
+    return e->conns_total ? e->conns_total() : e->nconns;
+}
 
 static void new_conn(srv__engine_t *e, int li, int fd)
 {
     uint32_t slot;
-    if (total_conns() >= (uint64_t)e->cfg->max_conn ||
+    if (total_conns(e) >= (uint64_t)e->cfg->max_conn ||
         (e->nfree == 0 && e->used_slots >= e->max_slots)) {
         int64_t now = srv__engine_now_ms(e);
         if (now - e->last_limit_log > 1000) {
@@ -739,8 +741,7 @@ static void new_conn(srv__engine_t *e, int li, int fd)
         return;
     }
     slot = e->nfree ? e->free_stack[--e->nfree] : e->used_slots++;
-    /* Generation + 1: a session id is never 0, which the shared table reads as "free". */
-    c->session = ((uint64_t)e->id << 56) | (((e->gens[slot] + 1) & 0xFFFFFFFFFull) << 20) | slot;
+    c->session = SRV_SESSION_MAKE(e->id, e->gens[slot], slot);
     e->slots[slot] = c;
     c->eng = e;
     c->fd = fd;
@@ -910,19 +911,6 @@ static void on_tick(srv__loop_t *loop, srv__loop_op_t *op, int res, const char *
 
 /* ---- engine ---- */
 
-#include "core/server/server.h"
-
-static uint64_t total_conns(void)
-{
-    const srv__stats_t *st = srv__server.stats;
-    if (st == NULL)
-        return 0;
-    uint64_t n = 0;
-    for (int i = 0; i < SRV_MAX_REACTORS; i++)
-        n += atomic_load_explicit(&st->reactors[i].connections, memory_order_relaxed);
-    return n;
-}
-
 int srv__engine_create(srv__engine_t **out, const srv__engine_opts_t *o)
 {
     srv__engine_t *e = calloc(1, sizeof(*e));
@@ -937,6 +925,7 @@ int srv__engine_create(srv__engine_t **out, const srv__engine_opts_t *o)
     e->stat_accepted = o->stat_accepted;
     e->stat_requests = o->stat_requests;
     e->stat_503 = o->stat_503;
+    e->conns_total = o->conns_total;
     e->max_slots = (uint32_t)o->cfg->max_conn;
     if (e->max_slots > (1u << SRV_SESSION_SLOT_BITS))
         e->max_slots = 1u << SRV_SESSION_SLOT_BITS;
@@ -1075,7 +1064,7 @@ uint64_t srv__engine_inflight(const srv__engine_t *e)
 
 srv__conn_t *srv__conn_lookup(srv__engine_t *e, uint64_t session)
 {
-    uint32_t slot = (uint32_t)(session & ((1u << SRV_SESSION_SLOT_BITS) - 1));
+    uint32_t slot = SRV_SESSION_SLOT(session);
     if (slot >= e->used_slots)
         return NULL;
     srv__conn_t *c = e->slots[slot];
@@ -1092,7 +1081,7 @@ int srv__conn_respond(srv__engine_t *e, uint64_t session, const struct iovec *io
         return -ENOENT;
     if (!(c->flags & F_INFLIGHT))
         return -EPROTO;
-    if (flags & SRV_IPC_F_ERROR) {
+    if (flags & SRV_ENGINE_F_ERROR) {
         srv__conn_close(c);
         return 0;
     }
@@ -1103,7 +1092,7 @@ int srv__conn_respond(srv__engine_t *e, uint64_t session, const struct iovec *io
     size_t total = 0;
     for (int i = 0; i < iovcnt; i++)
         total += iov[i].iov_len;
-    if (flags & SRV_IPC_F_FLOW)
+    if (flags & SRV_ENGINE_F_FLOW)
         c->flow = true;
     int rc = out_append(c, iov, iovcnt, 2 * bound + (1u << 20));
     if (rc < 0) {
@@ -1114,9 +1103,9 @@ int srv__conn_respond(srv__engine_t *e, uint64_t session, const struct iovec *io
         return rc;
     }
     c->resp_bytes += total;
-    if (flags & SRV_IPC_F_CLOSE)
+    if (flags & SRV_ENGINE_F_CLOSE)
         c->flags |= F_CLOSE_AFTER;
-    if (flags & SRV_IPC_F_FINAL)
+    if (flags & SRV_ENGINE_F_FINAL)
         request_done(c);
     else if (!(c->flags & F_IN_PROCESS))
         srv__conn_flush(c); /* inside the app's handler (base mode) we send once it returns */
@@ -1150,9 +1139,9 @@ int srv__conn_respond_fd(srv__engine_t *e, uint64_t session, int fd, uint64_t of
         return -ENOENT;
     }
     c->resp_bytes += len;
-    if (flags & SRV_IPC_F_CLOSE)
+    if (flags & SRV_ENGINE_F_CLOSE)
         c->flags |= F_CLOSE_AFTER;
-    if (flags & SRV_IPC_F_FINAL)
+    if (flags & SRV_ENGINE_F_FINAL)
         request_done(c);
     else
         srv__conn_flush(c);
@@ -1175,7 +1164,7 @@ void srv__engine_fail_inflight(srv__engine_t *e, int tag)
                                         c->req_keepalive);
         struct iovec v = {.iov_base = buf, .iov_len = n > 0 ? (size_t)n : 0};
         srv__conn_respond(e, c->session, &v, 1,
-                          SRV_IPC_F_FINAL | (c->req_keepalive ? 0 : SRV_IPC_F_CLOSE));
+                          SRV_ENGINE_F_FINAL | (c->req_keepalive ? 0 : SRV_ENGINE_F_CLOSE));
     }
 }
 

@@ -66,7 +66,7 @@ struct srv__conn {
     /* Flow control of the response in flight: bytes ever queued and ever sent on this
      * connection, the first one of this response, and what was last reported as written. */
     uint64_t out_total, out_done, resp_start, acked;
-    bool flow; /* the producer wants progress reports (a frame carried SRV_IPC_F_FLOW) */
+    bool flow; /* the producer wants progress reports (a piece carried SRV_ENGINE_F_FLOW) */
     int64_t last_read, last_write, req_start, linger_until;
     uint32_t peer_hash;
     bool req_keepalive;
@@ -115,6 +115,7 @@ struct srv__engine {
     srv__http_limits_t limits[SRV_CONFIG_MAX_LISTEN]; /* per listener (package_max_length) */
     uint64_t ack_step; /* report progress at least every this many bytes written */
     _Atomic uint64_t *stat_conns, *stat_accepted, *stat_requests, *stat_503;
+    uint64_t (*conns_total)(void);
     int64_t last_limit_log;
     srv__static_t *statics[SRV_CONFIG_MAX_LISTEN];
     srv__frame_opts_t frame[SRV_CONFIG_MAX_LISTEN];
@@ -138,6 +139,26 @@ void srv__conn_close(srv__conn_t *c);
 void srv__conn_hold(srv__conn_t *c);
 bool srv__conn_unhold(srv__conn_t *c);
 srv__conn_t *srv__conn_lookup(srv__engine_t *e, uint64_t session);
+
+/* The actions behind srv__engine_action (action.c). */
+int srv__conn_respond(srv__engine_t *e, uint64_t session, const struct iovec *iov, int iovcnt,
+                      unsigned flags);
+int srv__conn_respond_file(srv__engine_t *e, uint64_t session, const char *path, uint64_t off,
+                           uint64_t len, unsigned flags);
+int srv__conn_respond_fd(srv__engine_t *e, uint64_t session, int fd, uint64_t off, uint64_t len,
+                         unsigned flags);
+int srv__conn_send(srv__engine_t *e, uint64_t session, const void *data, size_t len);
+int srv__conn_close_session(srv__engine_t *e, uint64_t session);
+/* After on_ws_open: code 0 accepts (101), else refuse (close frame with that code). */
+int srv__conn_ws_accept(srv__engine_t *e, uint64_t session, int code, const char *proto,
+                        size_t proto_len);
+int srv__conn_ws_push(srv__engine_t *e, uint64_t session, int opcode, const void *data, size_t len);
+int srv__conn_ws_close(srv__engine_t *e, uint64_t session, int code, const char *reason,
+                       size_t len);
+/* Push to every open WebSocket of this engine (listener < 0: all). Returns the count. */
+int srv__engine_ws_broadcast(srv__engine_t *e, int listener, int opcode, const void *data,
+                             size_t len);
+int srv__conn_bind(srv__engine_t *e, uint64_t session, uint32_t uid);
 
 /* conn_stream.c */
 int srv__stream_open(srv__conn_t *c); /* TCP accepted */

@@ -7,17 +7,15 @@
 #include <string.h>
 
 #include "core/net/conn_internal.h"
-#include "core/ipc/ipc.h"
 #include "core/base/log.h"
 
-static int app_event(srv__conn_t *c, uint16_t type, uint16_t flags, const void *data, size_t len)
+static int app_event(srv__conn_t *c, srv__engine_event_t ev, uint16_t arg, const void *data,
+                     size_t len)
 {
     srv__engine_t *e = c->eng;
     if (e->ops.event == NULL)
         return 0;
-    /* The listener rides in the high byte of flags: the worker needs it to find the handler
-     * set even after the connection (and its shared-table entry) is gone. */
-    int rc = e->ops.event(e, c, type, (uint16_t)(flags | (c->listener << 8)), data, len);
+    int rc = e->ops.event(e, c, ev, arg, data, len);
     if (rc < 0) {
         srv__log(SRV_LOG_WARN, "conn", rc,
                  "session %llx: cannot hand an event to a worker; closing",
@@ -33,7 +31,7 @@ int srv__stream_open(srv__conn_t *c)
 {
     c->proto = PROTO_TCP;
     srv__framer_init(&c->framer, &c->eng->frame[c->listener]);
-    return app_event(c, SRV_IPC_CONNECT, 0, NULL, 0);
+    return app_event(c, SRV_ENGINE_EV_CONNECT, 0, NULL, 0);
 }
 
 static int on_frame(void *arg, const char *frame, size_t len)
@@ -41,7 +39,7 @@ static int on_frame(void *arg, const char *frame, size_t len)
     srv__conn_t *c = arg;
     if (c->flags & F_CLOSING)
         return 1;
-    return app_event(c, SRV_IPC_RECEIVE, 0, frame, len) < 0 ? 1 : 0;
+    return app_event(c, SRV_ENGINE_EV_RECEIVE, 0, frame, len) < 0 ? 1 : 0;
 }
 
 /* ---- WebSocket ---- */
@@ -77,8 +75,9 @@ static int on_ws_event(void *arg, const srv__ws_event_t *ev)
     srv__conn_t *c = arg;
     switch (ev->type) {
     case SRV_WS_EV_MESSAGE:
-        return app_event(c, SRV_IPC_WS_MESSAGE, (uint16_t)ev->opcode, ev->data, ev->len) < 0 ? -1
-                                                                                             : 0;
+        return app_event(c, SRV_ENGINE_EV_WS_MESSAGE, (uint16_t)ev->opcode, ev->data, ev->len) < 0
+                   ? -1
+                   : 0;
     case SRV_WS_EV_CLOSE:
     case SRV_WS_EV_ERROR:
         c->ws_code = (uint16_t)ev->code;
@@ -138,7 +137,7 @@ void srv__stream_release(srv__conn_t *c)
 {
     if (c->proto == PROTO_TCP) {
         srv__framer_deinit(&c->framer);
-        app_event(c, SRV_IPC_CLOSED, 0, NULL, 0);
+        app_event(c, SRV_ENGINE_EV_CLOSED, 0, NULL, 0);
     } else if (c->proto == PROTO_WS) {
         if (c->ws && c->ws_refused) {
             srv__ws_destroy(c->ws);
@@ -151,7 +150,7 @@ void srv__stream_release(srv__conn_t *c)
             memcpy(buf, &code, 2);
             if (rl)
                 memcpy(buf + 2, c->ws_pending, rl);
-            app_event(c, SRV_IPC_WS_CLOSED, 0, buf, 2 + rl);
+            app_event(c, SRV_ENGINE_EV_WS_CLOSED, 0, buf, 2 + rl);
             srv__ws_destroy(c->ws);
             c->ws = NULL;
         }

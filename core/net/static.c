@@ -14,7 +14,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "core/ipc/ipc.h"
+#include "core/net/conn_internal.h"
 #include "core/base/log.h"
 #include "protocols/http.h"
 #include "protocols/http_static.h"
@@ -60,7 +60,8 @@ static int answer_error(srv__static_t *st, const srv_request_t *req, int status,
     bool ka = (req->flags & SRV_REQ_KEEP_ALIVE) != 0;
     int n = srv__http_error_response(buf, sizeof(buf), status, why, ka);
     struct iovec v = {.iov_base = buf, .iov_len = n > 0 ? (size_t)n : 0};
-    srv__conn_respond(st->eng, req->session, &v, 1, SRV_IPC_F_FINAL | (ka ? 0 : SRV_IPC_F_CLOSE));
+    srv__conn_respond(st->eng, req->session, &v, 1,
+                      SRV_ENGINE_F_FINAL | (ka ? 0 : SRV_ENGINE_F_CLOSE));
     return 1;
 }
 
@@ -141,7 +142,7 @@ int srv__static_serve(srv__static_t *st, const srv_request_t *req, srv__conn_t *
                                                (srv_str_t){cr, (size_t)cn});
                 struct iovec v = {.iov_base = buf, .iov_len = n > 0 ? (size_t)n : 0};
                 srv__conn_respond(st->eng, req->session, &v, 1,
-                                  SRV_IPC_F_FINAL | (ka ? 0 : SRV_IPC_F_CLOSE));
+                                  SRV_ENGINE_F_FINAL | (ka ? 0 : SRV_ENGINE_F_CLOSE));
                 return 1;
             }
         }
@@ -156,7 +157,7 @@ int srv__static_serve(srv__static_t *st, const srv_request_t *req, srv__conn_t *
         return answer_error(st, req, 500, "response head too large");
     }
     struct iovec v = {.iov_base = hbuf, .iov_len = (size_t)hn};
-    unsigned fin = SRV_IPC_F_FINAL | (ka ? 0 : SRV_IPC_F_CLOSE);
+    unsigned fin = SRV_ENGINE_F_FINAL | (ka ? 0 : SRV_ENGINE_F_CLOSE);
     if (head || len == 0) {
         close(fd);
         srv__conn_respond(st->eng, req->session, &v, 1, fin);

@@ -19,6 +19,7 @@
 #include "core/base/log.h"
 #include "core/loop/loop.h"
 #include "core/server/server.h"
+#include "core/worker/engine_ipc.h"
 #include "protocols/http.h"
 
 typedef struct reactor reactor_t;
@@ -63,6 +64,7 @@ typedef struct mail {
 
 struct reactor {
     int id;
+    const srv__config_t *cfg; /* the reactors' options: worker_num, dispatch_mode, bounds */
     pthread_t th;
     srv__loop_t *loop;
     srv__engine_t *eng;
@@ -135,66 +137,39 @@ static void chan_kill(chan_t *ch, const char *why)
     chan_free_if_done(ch);
 }
 
+/* A worker's frame: everything is an engine action; the reactor's own part is the count of
+ * requests each worker has (dispatch_mode 3) and telling a stream's producer its client left. */
 static void on_frame(void *arg, const srv__ipc_hdr_t *h, const char *payload)
 {
     chan_t *ch = arg;
     reactor_t *r = ch->r;
-    bool response = h->type == SRV_IPC_RESPONSE || h->type == SRV_IPC_FILE;
-    if (response && (h->flags & (SRV_IPC_F_FINAL | SRV_IPC_F_ERROR)) &&
-        r->inflight_per_worker[ch->slot] > 0 && r->cur[ch->slot] == ch)
+    srv__engine_action_t a = srv__ipc_to_action(h->type);
+    bool answer =
+        a == SRV_ENGINE_WS_ACCEPT || ((a == SRV_ENGINE_RESPOND || a == SRV_ENGINE_RESPOND_FILE) &&
+                                      (h->flags & (SRV_IPC_F_FINAL | SRV_IPC_F_ERROR)));
+    if (answer && r->inflight_per_worker[ch->slot] > 0 && r->cur[ch->slot] == ch)
         r->inflight_per_worker[ch->slot]--;
-    uint16_t code;
-    switch (h->type) {
-    case SRV_IPC_SEND:
-        srv__conn_send(r->eng, h->session, payload, h->len);
-        return;
-    case SRV_IPC_CLOSE:
-        srv__conn_close_session(r->eng, h->session);
-        return;
-    case SRV_IPC_WS_ACCEPT:
-        if (r->inflight_per_worker[ch->slot] > 0 && r->cur[ch->slot] == ch)
-            r->inflight_per_worker[ch->slot]--;
-        srv__conn_ws_accept(r->eng, h->session, h->flags, payload, h->len);
-        return;
-    case SRV_IPC_WS_PUSH:
-        srv__conn_ws_push(r->eng, h->session, h->flags, payload, h->len);
-        return;
-    case SRV_IPC_WS_CLOSE:
-        if (h->len >= 2) {
-            memcpy(&code, payload, 2);
-            srv__conn_ws_close(r->eng, h->session, code, payload + 2, h->len - 2);
-        }
-        return;
-    case SRV_IPC_WS_BROADCAST:
-        srv__engine_ws_broadcast(r->eng, (int)h->session - 1, h->flags, payload, h->len);
-        return;
-    case SRV_IPC_BIND:
-        if (h->len >= 4) {
-            uint32_t uid;
-            memcpy(&uid, payload, 4);
-            srv__conn_bind(r->eng, h->session, uid);
-        }
-        return;
-    default:
-        break;
-    }
-    if (h->type == SRV_IPC_RESPONSE) {
-        struct iovec v = {.iov_base = (void *)payload, .iov_len = h->len};
-        int rc = srv__conn_respond(r->eng, h->session, &v, 1, h->flags);
-        if ((rc == -ENOENT || rc == -EPROTO) && !(h->flags & SRV_IPC_F_FINAL)) {
-            /* A stream for a client that has gone: tell the worker, so the app stops. */
-            srv__ipc_frame_put(&ch->out, h->session, SRV_IPC_GONE, 0, NULL, 0);
-        }
-    } else if (h->type == SRV_IPC_FILE && h->len > sizeof(srv__ipc_file_t)) {
+    if (a == SRV_ENGINE_RESPOND_FILE) {
         srv__ipc_file_t f;
+        if (h->len <= sizeof(f))
+            return;
         memcpy(&f, payload, sizeof(f));
-        char path[SRV_CONFIG_PATH_MAX * 2];
-        size_t plen = h->len - sizeof(f);
-        if (plen >= sizeof(path))
-            plen = sizeof(path) - 1;
-        memcpy(path, payload + sizeof(f), plen);
-        path[plen] = '\0';
-        srv__conn_respond_file(r->eng, h->session, path, f.offset, f.length, h->flags);
+        srv__engine_file_t ef = {.fd = -1,
+                                 .path = payload + sizeof(f),
+                                 .path_len = h->len - sizeof(f),
+                                 .off = f.offset,
+                                 .len = f.length};
+        srv__engine_action(r->eng, h->session, a, (uint16_t)srv__ipc_to_resp_flags(h->flags), &ef,
+                           sizeof(ef));
+        return;
+    }
+    uint16_t arg16 =
+        a == SRV_ENGINE_RESPOND ? (uint16_t)srv__ipc_to_resp_flags(h->flags) : h->flags;
+    int rc = srv__engine_action(r->eng, h->session, a, arg16, payload, h->len);
+    if (a == SRV_ENGINE_RESPOND && (rc == -ENOENT || rc == -EPROTO) &&
+        !(h->flags & SRV_IPC_F_FINAL)) {
+        /* A stream for a client that has gone: tell the worker, so the app stops. */
+        srv__ipc_frame_put(&ch->out, h->session, SRV_IPC_GONE, 0, NULL, 0);
     }
 }
 
@@ -307,7 +282,7 @@ static void chan_flush(chan_t *ch)
  * modes 1 and 3) and keeps it, so on_close can never overtake an on_receive. */
 static chan_t *pick(reactor_t *r, srv__conn_t *c, bool request)
 {
-    const srv__config_t *cfg = &srv__server.cfg;
+    const srv__config_t *cfg = r->cfg;
     int n = cfg->worker_num;
     int w = -1;
     int mode = cfg->dispatch_mode;
@@ -355,11 +330,12 @@ static chan_t *pick(reactor_t *r, srv__conn_t *c, bool request)
     return NULL;
 }
 
-static int reactor_dispatch(srv__engine_t *e, srv__conn_t *c, uint16_t type,
+static int reactor_dispatch(srv__engine_t *e, srv__conn_t *c, srv__engine_event_t ev,
                             const srv_request_t *req)
 {
     reactor_t *r = srv__engine_data(e);
-    chan_t *ch = pick(r, c, type == SRV_IPC_REQUEST);
+    uint16_t type = srv__event_to_ipc(ev);
+    chan_t *ch = pick(r, c, ev == SRV_ENGINE_EV_REQUEST);
     if (ch == NULL)
         return -EAGAIN;
     size_t plen = srv__http_request_encoded_size(req);
@@ -415,14 +391,19 @@ static void reactor_abandoned(srv__engine_t *e, srv__conn_t *c)
         srv__ipc_frame_put(&ch->out, srv__conn_session(c), SRV_IPC_GONE, 0, NULL, 0);
 }
 
-static int reactor_event(srv__engine_t *e, srv__conn_t *c, uint16_t type, uint16_t flags,
+static int reactor_event(srv__engine_t *e, srv__conn_t *c, srv__engine_event_t ev, uint16_t arg,
                          const void *data, size_t len)
 {
     reactor_t *r = srv__engine_data(e);
     chan_t *ch = pick(r, c, false);
     if (ch == NULL)
-        return type == SRV_IPC_CLOSED || type == SRV_IPC_WS_CLOSED ? 0 : -EAGAIN;
-    return srv__ipc_frame_put(&ch->out, srv__conn_session(c), type, flags, data, (uint32_t)len);
+        return ev == SRV_ENGINE_EV_CLOSED || ev == SRV_ENGINE_EV_WS_CLOSED ? 0 : -EAGAIN;
+    srv__ipc_hdr_t h = {.session = srv__conn_session(c),
+                        .type = (uint8_t)srv__event_to_ipc(ev),
+                        .listener = (uint8_t)srv__conn_listener(c),
+                        .flags = arg,
+                        .len = (uint32_t)len};
+    return srv__ipc_frame_put_hdr(&ch->out, &h, data);
 }
 
 static void take_mail(reactor_t *r)
@@ -436,7 +417,7 @@ static void take_mail(reactor_t *r)
     memmove(r->mail, r->mail + n, sizeof(mail_t) * (size_t)(r->nmail - n));
     r->nmail -= n;
     pthread_mutex_unlock(&r->mu);
-    size_t bound = (size_t)srv__server.cfg.ipc_buffer_size;
+    size_t bound = (size_t)r->cfg->ipc_buffer_size;
     for (int i = 0; i < n; i++) {
         chan_t *ch = calloc(1, sizeof(*ch));
         if (ch == NULL) {
@@ -455,7 +436,7 @@ static void take_mail(reactor_t *r)
         srv__ipc_buf_init(&ch->out, bound);
         srv__ipc_buf_init(&ch->sending, bound);
         /* The largest frame a worker sends is a whole response: allow for the biggest. */
-        srv__ipc_buf_init(&ch->in, (size_t)srv__server.cfg.buffer_output_size + (1u << 20));
+        srv__ipc_buf_init(&ch->in, (size_t)r->cfg->buffer_output_size + (1u << 20));
         if (srv__loop_recv(r->loop, &ch->recv_op, ch->fd) != 0) {
             close(ch->fd);
             free(ch);
@@ -514,6 +495,7 @@ static int reactor_init(reactor_t *r)
         .stat_accepted = &S->stats->reactors[i].accepted,
         .stat_requests = &S->stats->reactors[i].requests,
         .stat_503 = &S->stats->reactors[i].errors_503,
+        .conns_total = srv__stats_connections,
     };
     return srv__engine_create(&r->eng, &o);
 }
@@ -569,6 +551,7 @@ int srv__reactors_start(void)
     for (int i = 0; i < g_nreactors; i++) {
         reactor_t *r = &g_reactors[i];
         r->id = i;
+        r->cfg = &S->cfg;
         pthread_mutex_init(&r->mu, NULL);
         pthread_cond_init(&r->cond, NULL);
         r->cur = calloc((size_t)S->cfg.worker_num, sizeof(chan_t *));

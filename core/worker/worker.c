@@ -21,6 +21,7 @@
 #include "core/server/app.h"
 #include "core/net/conn.h"
 #include "core/net/conninfo.h"
+#include "core/worker/engine_ipc.h"
 #include "core/worker/flow.h"
 #include "core/ipc/ipc.h"
 #include "core/base/log.h"
@@ -176,13 +177,15 @@ static int chan_emit_file(void *arg, uint64_t session, int fd, const char *path,
 static int eng_emit(void *arg, uint64_t session, const struct iovec *iov, int iovcnt,
                     unsigned flags)
 {
-    return srv__conn_respond(W.eng, session, iov, iovcnt, flags);
+    return srv__engine_respond(W.eng, session, iov, iovcnt, srv__ipc_to_resp_flags(flags));
 }
 
 static int eng_emit_file(void *arg, uint64_t session, int fd, const char *path, uint64_t off,
                          uint64_t len, unsigned flags)
 {
-    return srv__conn_respond_fd(W.eng, session, fd, off, len, flags);
+    srv__engine_file_t f = {.fd = fd, .off = off, .len = len};
+    return srv__engine_action(W.eng, session, SRV_ENGINE_RESPOND_FD,
+                              (uint16_t)srv__ipc_to_resp_flags(flags), &f, sizeof(f));
 }
 
 /* The app's responses go through the flow layer, which bounds what each one has in flight. */
@@ -305,36 +308,37 @@ static int ws_open(const srv_request_t *req)
     return code;
 }
 
-/* A TCP or WebSocket event for the app; flags carry the listener in the high byte. */
-static void run_event(uint64_t session, uint16_t type, uint16_t flags, const char *data, size_t len)
+/* A TCP or WebSocket event for the app, from the connection on listener. */
+static void run_event(uint64_t session, srv__engine_event_t ev, int listener, uint16_t arg,
+                      const char *data, size_t len)
 {
-    const srv_handlers_t *h = handlers_for(flags >> 8);
+    const srv_handlers_t *h = handlers_for(listener);
     if (h == NULL)
         return;
-    int op = flags & 0xff;
-    switch (type) {
-    case SRV_IPC_CONNECT:
+    int op = arg & 0xff;
+    switch (ev) {
+    case SRV_ENGINE_EV_CONNECT:
         if (h->on_connect) {
             srv_conn_info_t info;
             if (srv__conninfo_get(session, &info) == 0)
                 h->on_connect(session, &info);
         }
         break;
-    case SRV_IPC_RECEIVE:
+    case SRV_ENGINE_EV_RECEIVE:
         count_request();
         if (h->on_receive)
             h->on_receive(session, data, len);
         break;
-    case SRV_IPC_CLOSED:
+    case SRV_ENGINE_EV_CLOSED:
         if (h->on_close)
             h->on_close(session);
         break;
-    case SRV_IPC_WS_MESSAGE:
+    case SRV_ENGINE_EV_WS_MESSAGE:
         count_request();
         if (h->on_ws_message)
             h->on_ws_message(session, op, data, len);
         break;
-    case SRV_IPC_WS_CLOSED:
+    case SRV_ENGINE_EV_WS_CLOSED:
         if (h->on_ws_close && len >= 2) {
             uint16_t code;
             memcpy(&code, data, 2);
@@ -419,7 +423,7 @@ static void on_frame(void *arg, const srv__ipc_hdr_t *h, const char *payload)
         }
         return;
     }
-    run_event(h->session, h->type, h->flags, payload, h->len);
+    run_event(h->session, srv__ipc_to_event(h->type), h->listener, h->flags, payload, h->len);
 }
 
 int srv__worker_action(uint64_t session, uint16_t type, uint16_t flags, const void *data,
@@ -448,29 +452,7 @@ int srv__worker_action(uint64_t session, uint16_t type, uint16_t flags, const vo
                            .len = (uint32_t)len};
             return srv__mbox_put(srv__slot_box(r), &m, data);
         }
-        uint16_t code;
-        switch (type) {
-        case SRV_IPC_SEND:
-            return srv__conn_send(W.eng, session, data, len);
-        case SRV_IPC_CLOSE:
-            return srv__conn_close_session(W.eng, session);
-        case SRV_IPC_WS_ACCEPT:
-            return srv__conn_ws_accept(W.eng, session, flags, data, len);
-        case SRV_IPC_WS_PUSH:
-            return srv__conn_ws_push(W.eng, session, flags, data, len);
-        case SRV_IPC_WS_CLOSE:
-            memcpy(&code, data, 2);
-            return srv__conn_ws_close(W.eng, session, code, (const char *)data + 2, len - 2);
-        case SRV_IPC_WS_BROADCAST:
-            return srv__engine_ws_broadcast(W.eng, (int)session - 1, flags, data, len);
-        case SRV_IPC_BIND: {
-            uint32_t uid;
-            memcpy(&uid, data, 4);
-            return srv__conn_bind(W.eng, session, uid);
-        }
-        default:
-            return -EINVAL;
-        }
+        return srv__engine_action(W.eng, session, srv__ipc_to_action(type), flags, data, len);
     }
     if (W.nchans == 0)
         return -ENOTSUP; /* task workers and other processes own no reactor channel */
@@ -652,21 +634,23 @@ static void on_chan_recv(srv__loop_t *loop, srv__loop_op_t *op, int res, const c
     }
 }
 
-static int base_dispatch(srv__engine_t *e, srv__conn_t *c, uint16_t type, const srv_request_t *req)
+static int base_dispatch(srv__engine_t *e, srv__conn_t *c, srv__engine_event_t ev,
+                         const srv_request_t *req)
 {
-    if (type == SRV_IPC_WS_OPEN) {
+    if (ev == SRV_ENGINE_EV_WS_OPEN) {
         int code = ws_open(req);
-        srv__conn_ws_accept(e, req->session, code, g_ws_proto, code == 0 ? strlen(g_ws_proto) : 0);
+        srv__engine_action(e, req->session, SRV_ENGINE_WS_ACCEPT, (uint16_t)code, g_ws_proto,
+                           code == 0 ? strlen(g_ws_proto) : 0);
         return 0;
     }
     run_request(req, NULL, 0);
     return 0;
 }
 
-static int base_event(srv__engine_t *e, srv__conn_t *c, uint16_t type, uint16_t flags,
+static int base_event(srv__engine_t *e, srv__conn_t *c, srv__engine_event_t ev, uint16_t arg,
                       const void *data, size_t len)
 {
-    run_event(srv__conn_session(c), type, flags, data, len);
+    run_event(srv__conn_session(c), ev, srv__conn_listener(c), arg, data, len);
     return 0;
 }
 
@@ -826,6 +810,7 @@ void srv__worker_main(int slot, bool task, int ctl_fd, const int *chans, int nch
             .stat_accepted = &S->stats->reactors[slot % SRV_MAX_REACTORS].accepted,
             .stat_requests = &S->stats->reactors[slot % SRV_MAX_REACTORS].requests,
             .stat_503 = &S->stats->reactors[slot % SRV_MAX_REACTORS].errors_503,
+            .conns_total = srv__stats_connections,
         };
         rc = srv__engine_create(&W.eng, &o);
         if (rc < 0) {

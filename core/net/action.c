@@ -1,0 +1,75 @@
+/* srv__engine_action: the one place an engine's owner acts on a session, whatever carried the
+ * request (a reactor's channel frame, a base-mode worker's own call or its mailbox). */
+#include "core/net/conn.h"
+
+#include <errno.h>
+#include <unistd.h>
+#include <string.h>
+
+#include "core/net/conn_internal.h"
+
+static int respond_file(srv__engine_t *e, uint64_t session, srv__engine_action_t a, unsigned flags,
+                        const void *data, size_t len)
+{
+    srv__engine_file_t f;
+    if (len < sizeof(f)) {
+        if (a == SRV_ENGINE_RESPOND_FD && len >= sizeof(int)) {
+            memcpy(&f.fd, data, sizeof(int));
+            close(f.fd);
+        }
+        return -EINVAL;
+    }
+    memcpy(&f, data, sizeof(f));
+    if (a == SRV_ENGINE_RESPOND_FD)
+        return srv__conn_respond_fd(e, session, f.fd, f.off, f.len, flags);
+    char path[4096];
+    if (f.path == NULL || f.path_len >= sizeof(path))
+        return srv__conn_respond_file(e, session, "", f.off, f.len, flags); /* cannot open */
+    memcpy(path, f.path, f.path_len);
+    path[f.path_len] = '\0';
+    return srv__conn_respond_file(e, session, path, f.off, f.len, flags);
+}
+
+int srv__engine_action(srv__engine_t *e, uint64_t session, srv__engine_action_t a, uint16_t arg,
+                       const void *data, size_t len)
+{
+    const char *p = data;
+    uint16_t code;
+    uint32_t uid;
+    switch (a) {
+    case SRV_ENGINE_RESPOND: {
+        struct iovec v = {.iov_base = (void *)data, .iov_len = len};
+        return srv__conn_respond(e, session, &v, 1, arg);
+    }
+    case SRV_ENGINE_RESPOND_FILE:
+    case SRV_ENGINE_RESPOND_FD:
+        return respond_file(e, session, a, arg, data, len);
+    case SRV_ENGINE_SEND:
+        return srv__conn_send(e, session, data, len);
+    case SRV_ENGINE_CLOSE:
+        return srv__conn_close_session(e, session);
+    case SRV_ENGINE_WS_ACCEPT:
+        return srv__conn_ws_accept(e, session, arg, data, len);
+    case SRV_ENGINE_WS_PUSH:
+        return srv__conn_ws_push(e, session, arg, data, len);
+    case SRV_ENGINE_WS_CLOSE:
+        if (len < 2)
+            return -EINVAL;
+        memcpy(&code, p, 2);
+        return srv__conn_ws_close(e, session, code, p + 2, len - 2);
+    case SRV_ENGINE_WS_BROADCAST:
+        return srv__engine_ws_broadcast(e, (int)session - 1, arg, data, len);
+    case SRV_ENGINE_BIND:
+        if (len < sizeof(uid))
+            return -EINVAL;
+        memcpy(&uid, p, sizeof(uid));
+        return srv__conn_bind(e, session, uid);
+    }
+    return -EINVAL;
+}
+
+int srv__engine_respond(srv__engine_t *e, uint64_t session, const struct iovec *iov, int iovcnt,
+                        unsigned flags)
+{
+    return srv__conn_respond(e, session, iov, iovcnt, flags);
+}
