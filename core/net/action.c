@@ -8,6 +8,18 @@
 
 #include "core/net/conn_internal.h"
 
+int srv__conn_bind(srv__engine_t *e, uint64_t session, uint32_t uid)
+{
+    srv__conn_t *c = srv__conn_lookup(e, session);
+    if (c == NULL)
+        return -ENOENT;
+    if (e->cfg->dispatch_mode == 5)
+        c->worker = (int)(uid % (uint32_t)e->cfg->worker_num);
+    if (c->info)
+        atomic_store(&c->info->uid, uid);
+    return 0;
+}
+
 static int respond_file(srv__engine_t *e, uint64_t session, srv__engine_action_t a, unsigned flags,
                         const void *data, size_t len)
 {
