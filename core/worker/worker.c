@@ -38,7 +38,15 @@ typedef struct wchan {
     bool armed;
     bool eof;
     srv__ipc_buf_t in;
+    /* Frames go out through the loop: built in out while the kernel holds sending. Past soft
+     * bytes in out a send starts at once; out's max is the hard bound (-ENOBUFS). */
     srv__ipc_buf_t out;
+    srv__ipc_buf_t sending;
+    size_t sent, soft;
+    struct iovec iov;
+    srv__loop_op_t send_op;
+    bool send_armed;
+    bool dead;           /* the reactor is gone: frames for it are dropped */
     srv__ipc_buf_t part; /* a request arriving in pieces (SRV_IPC_F_MORE) */
     uint64_t part_session;
 } wchan_t;
@@ -87,37 +95,106 @@ __attribute__((noreturn)) static void fail_start(const char *msg)
     _exit(SRV_EXIT_APP);
 }
 
-/* Write all of b to the channel; the reactor always reads, so waiting here is bounded by its
- * progress. A channel gone away (reactor shut down) drops the bytes: nobody can receive them. */
-static void chan_write_all(wchan_t *ch)
+/* Start sending what is queued unless a send is in flight; the completion sends the rest.
+ * Nothing here waits: a slow reactor leaves frames queued, up to the channel's bound. */
+static void chan_flush(wchan_t *ch)
 {
-    size_t off = 0;
-    while (off < ch->out.len) {
-        ssize_t n = send(ch->fd, ch->out.data + off, ch->out.len - off, MSG_NOSIGNAL);
-        if (n > 0) {
-            off += (size_t)n;
-            continue;
-        }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && errno == EAGAIN) {
-            struct pollfd p = {.fd = ch->fd, .events = POLLOUT};
-            if (poll(&p, 1, 1000) < 0 && errno != EINTR)
-                break;
-            continue;
-        }
-        srv__log_debug("ipc", "channel to reactor %d: %s", ch->reactor,
-                      n < 0 ? strerror(errno) : "closed");
-        break;
+    if (ch->dead) {
+        srv__ipc_buf_consume(&ch->out, ch->out.len);
+        return;
     }
-    srv__ipc_buf_consume(&ch->out, ch->out.len);
+    if (ch->send_armed)
+        return;
+    if (ch->sending.len == 0 && ch->out.len > 0) {
+        srv__ipc_buf_t t = ch->sending;
+        ch->sending = ch->out;
+        ch->out = t;
+        ch->sent = 0;
+    }
+    if (ch->sending.len <= ch->sent)
+        return;
+    ch->iov.iov_base = ch->sending.data + ch->sent;
+    ch->iov.iov_len = ch->sending.len - ch->sent;
+    if (srv__loop_send(W.loop, &ch->send_op, ch->fd, &ch->iov, 1) == 0)
+        ch->send_armed = true;
+    else
+        ch->dead = true;
+}
+
+static void on_chan_send(srv__loop_t *loop, srv__loop_op_t *op, int res, const char *data,
+                         uint32_t flags)
+{
+    wchan_t *ch = op->data;
+    ch->send_armed = false;
+    if (res < 0 && res != -EAGAIN && res != -EINTR) {
+        /* The reactor shut down: nobody can receive these frames. */
+        srv__log_debug("ipc", "channel to reactor %d: %s", ch->reactor, srv_strerror(res));
+        ch->dead = true;
+        ch->sending.len = ch->sent = 0;
+    }
+    if (res > 0)
+        ch->sent += (size_t)res;
+    if (ch->sent >= ch->sending.len)
+        ch->sending.len = ch->sent = 0;
+    chan_flush(ch);
+}
+
+/* A frame of plen payload bytes for ch, or NULL when the channel is at its bound (the reactor
+ * that far behind). */
+static char *chan_frame(wchan_t *ch, uint64_t session, uint16_t type, uint16_t flags, size_t plen)
+{
+    /* Only before reserving: a send submitted after would cover bytes not written yet. */
+    if (ch->out.len >= ch->soft)
+        chan_flush(ch);
+    char *p = srv__ipc_frame_begin(&ch->out, session, type, flags, (uint32_t)plen);
+    if (p == NULL && ch->out.len > 0) {
+        chan_flush(ch); /* moves out to the kernel when nothing else is there */
+        p = srv__ipc_frame_begin(&ch->out, session, type, flags, (uint32_t)plen);
+    }
+    return p;
+}
+
+static int chan_put(wchan_t *ch, uint64_t session, uint16_t type, uint16_t flags, const void *data,
+                    size_t len)
+{
+    char *p = chan_frame(ch, session, type, flags, len);
+    if (p == NULL)
+        return -ENOBUFS;
+    if (len)
+        memcpy(p, data, len);
+    return 0;
+}
+
+/* Frames queue up to four times ipc_buffer_size while the reactor catches up. */
+static void chan_init_out(wchan_t *ch, size_t bound)
+{
+    ch->soft = bound;
+    srv__ipc_buf_init(&ch->out, 4 * bound);
+    srv__ipc_buf_init(&ch->sending, 4 * bound);
+    ch->send_op.cb = on_chan_send;
+    ch->send_op.data = ch;
 }
 
 static void flush_all(void)
 {
     for (int i = 0; i < W.nchans; i++)
         if (W.chans[i].out.len > 0)
-            chan_write_all(&W.chans[i]);
+            chan_flush(&W.chans[i]);
+}
+
+/* Leaving: give what is queued a bounded time to reach the reactors. */
+static void chans_finish(void)
+{
+    int64_t deadline = srv__mono_ms() + 2000;
+    for (;;) {
+        flush_all();
+        bool busy = false;
+        for (int i = 0; i < W.nchans; i++)
+            busy |= W.chans[i].send_armed;
+        if (!busy || srv__mono_ms() >= deadline)
+            break;
+        srv__loop_run(W.loop, 10);
+    }
 }
 
 /* Process-mode sink: frames into the channel of the reactor that owns the session. */
@@ -133,15 +210,9 @@ static int chan_emit(void *arg, uint64_t session, const struct iovec *iov, int i
         total += iov[i].iov_len;
     if (total > SRV_IPC_MAX_PAYLOAD)
         return -EMSGSIZE;
-    char *p =
-        srv__ipc_frame_begin(&ch->out, session, SRV_IPC_RESPONSE, (uint16_t)flags, (uint32_t)total);
-    if (p == NULL) {
-        chan_write_all(ch);
-        p = srv__ipc_frame_begin(&ch->out, session, SRV_IPC_RESPONSE, (uint16_t)flags,
-                                (uint32_t)total);
-        if (p == NULL)
-            return -ENOBUFS;
-    }
+    char *p = chan_frame(ch, session, SRV_IPC_RESPONSE, (uint16_t)flags, total);
+    if (p == NULL)
+        return -ENOBUFS;
     for (int i = 0; i < iovcnt; i++) {
         memcpy(p, iov[i].iov_base, iov[i].iov_len);
         p += iov[i].iov_len;
@@ -159,15 +230,9 @@ static int chan_emit_file(void *arg, uint64_t session, int fd, const char *path,
     wchan_t *ch = &W.chans[r];
     size_t plen = strlen(path);
     srv__ipc_file_t f = {.offset = off, .length = len};
-    char *p = srv__ipc_frame_begin(&ch->out, session, SRV_IPC_FILE, (uint16_t)flags,
-                                  (uint32_t)(sizeof(f) + plen));
-    if (p == NULL) {
-        chan_write_all(ch);
-        p = srv__ipc_frame_begin(&ch->out, session, SRV_IPC_FILE, (uint16_t)flags,
-                                (uint32_t)(sizeof(f) + plen));
-        if (p == NULL)
-            return -ENOBUFS;
-    }
+    char *p = chan_frame(ch, session, SRV_IPC_FILE, (uint16_t)flags, sizeof(f) + plen);
+    if (p == NULL)
+        return -ENOBUFS;
     memcpy(p, &f, sizeof(f));
     memcpy(p + sizeof(f), path, plen);
     return 0;
@@ -457,26 +522,14 @@ int srv__worker_action(uint64_t session, uint16_t type, uint16_t flags, const vo
     if (W.nchans == 0)
         return -ENOTSUP; /* task workers and other processes own no reactor channel */
     if (type == SRV_IPC_WS_BROADCAST) {
-        for (int i = 0; i < W.nchans; i++) {
-            if (srv__ipc_frame_put(&W.chans[i].out, session, type, flags, data, (uint32_t)len) <
-                0) {
-                chan_write_all(&W.chans[i]);
-                if (srv__ipc_frame_put(&W.chans[i].out, session, type, flags, data, (uint32_t)len) <
-                    0)
-                    return -ENOBUFS;
-            }
-        }
+        for (int i = 0; i < W.nchans; i++)
+            if (chan_put(&W.chans[i], session, type, flags, data, len) < 0)
+                return -ENOBUFS;
         return 0;
     }
     if (r < 0 || r >= W.nchans)
         return -ENOENT;
-    wchan_t *ch = &W.chans[r];
-    if (srv__ipc_frame_put(&ch->out, session, type, flags, data, (uint32_t)len) < 0) {
-        chan_write_all(ch);
-        if (srv__ipc_frame_put(&ch->out, session, type, flags, data, (uint32_t)len) < 0)
-            return -ENOBUFS;
-    }
-    return 0;
+    return chan_put(&W.chans[r], session, type, flags, data, len);
 }
 
 /* ---- UDP: every worker reads the shared datagram sockets itself (no reactor hop) ---- */
@@ -789,7 +842,7 @@ void srv__worker_main(int slot, bool task, int ctl_fd, const int *chans, int nch
             ch->op.data = ch;
             srv__ipc_buf_init(&ch->in, frame_bound(cfg));
             srv__ipc_buf_init(&ch->part, frame_bound(cfg));
-            srv__ipc_buf_init(&ch->out, (size_t)cfg->ipc_buffer_size);
+            chan_init_out(ch, (size_t)cfg->ipc_buffer_size);
             ch->armed = srv__loop_recv(W.loop, &ch->op, ch->fd) == 0;
         }
         W.open_chans = nchans;
@@ -874,11 +927,12 @@ void srv__worker_main(int slot, bool task, int ctl_fd, const int *chans, int nch
             srv__loop_run(W.loop, 10);
         srv__engine_destroy(W.eng);
     }
-    flush_all();
+    chans_finish();
     for (int i = 0; i < W.nchans; i++) {
         close(W.chans[i].fd);
         srv__ipc_buf_deinit(&W.chans[i].in);
         srv__ipc_buf_deinit(&W.chans[i].out);
+        srv__ipc_buf_deinit(&W.chans[i].sending);
         srv__ipc_buf_deinit(&W.chans[i].part);
     }
     free(W.chans);
