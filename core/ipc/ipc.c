@@ -138,9 +138,9 @@ int srv__ipc_feed(srv__ipc_buf_t *pending, const char *data, size_t len, srv__ip
 int srv__ctl_send(int sock, const srv__ctl_msg_t *m, const int *fds, int nfds)
 {
     struct iovec iov = {.iov_base = (void *)m, .iov_len = sizeof(*m)};
-    char cbuf[CMSG_SPACE(sizeof(int) * 64)];
+    char cbuf[CMSG_SPACE(sizeof(int) * SRV_CTL_MAX_FDS)];
     struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
-    if (nfds > 64)
+    if (nfds > SRV_CTL_MAX_FDS)
         return -EINVAL;
     if (nfds > 0) {
         memset(cbuf, 0, sizeof(cbuf));
@@ -165,7 +165,7 @@ int srv__ctl_send(int sock, const srv__ctl_msg_t *m, const int *fds, int nfds)
 int srv__ctl_recv(int sock, srv__ctl_msg_t *m, int *fds, int maxfds)
 {
     struct iovec iov = {.iov_base = m, .iov_len = sizeof(*m)};
-    char cbuf[CMSG_SPACE(sizeof(int) * 64)];
+    char cbuf[CMSG_SPACE(sizeof(int) * SRV_CTL_MAX_FDS)];
     struct msghdr mh = {
         .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf)};
     ssize_t n;
@@ -193,4 +193,48 @@ int srv__ctl_recv(int sock, srv__ctl_msg_t *m, int *fds, int maxfds)
     }
     m->nfds = (uint32_t)got;
     return 0;
+}
+
+int srv__ipc_fd_send(int sock, int fd)
+{
+    char byte = 'F';
+    struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+    char cbuf[CMSG_SPACE(sizeof(int))];
+    memset(cbuf, 0, sizeof(cbuf));
+    struct msghdr mh = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf)};
+    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &fd, sizeof(int));
+    ssize_t n;
+    do {
+        n = sendmsg(sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+    } while (n < 0 && errno == EINTR);
+    return n == 1 ? 0 : n < 0 ? -errno : -EIO;
+}
+
+int srv__ipc_fd_recv(int sock)
+{
+    char byte;
+    struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+    char cbuf[CMSG_SPACE(sizeof(int))];
+    struct msghdr mh = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf)};
+    ssize_t n;
+    do {
+        n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return -errno;
+    if (n == 0)
+        return -ECONNRESET;
+    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+    if (c == NULL || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS ||
+        c->cmsg_len != CMSG_LEN(sizeof(int)))
+        return -EPROTO;
+    int fd;
+    memcpy(&fd, CMSG_DATA(c), sizeof(int));
+    return fd;
 }

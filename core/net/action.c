@@ -3,7 +3,6 @@
 #include "core/net/conn.h"
 
 #include <errno.h>
-#include <unistd.h>
 #include <string.h>
 
 #include "core/net/conn_internal.h"
@@ -20,26 +19,14 @@ int srv__conn_bind(srv__engine_t *e, uint64_t session, uint32_t uid)
     return 0;
 }
 
-static int respond_file(srv__engine_t *e, uint64_t session, srv__engine_action_t a, unsigned flags,
-                        const void *data, size_t len)
+static int respond_fd(srv__engine_t *e, uint64_t session, unsigned flags, const void *data,
+                      size_t len)
 {
     srv__engine_file_t f;
-    if (len < sizeof(f)) {
-        if (a == SRV_ENGINE_RESPOND_FD && len >= sizeof(int)) {
-            memcpy(&f.fd, data, sizeof(int));
-            close(f.fd);
-        }
+    if (len < sizeof(f))
         return -EINVAL;
-    }
     memcpy(&f, data, sizeof(f));
-    if (a == SRV_ENGINE_RESPOND_FD)
-        return srv__conn_respond_fd(e, session, f.fd, f.off, f.len, flags);
-    char path[4096];
-    if (f.path == NULL || f.path_len >= sizeof(path))
-        return srv__conn_respond_file(e, session, "", f.off, f.len, flags); /* cannot open */
-    memcpy(path, f.path, f.path_len);
-    path[f.path_len] = '\0';
-    return srv__conn_respond_file(e, session, path, f.off, f.len, flags);
+    return srv__conn_respond_fd(e, session, f.fd, f.off, f.len, flags);
 }
 
 int srv__engine_action(srv__engine_t *e, uint64_t session, srv__engine_action_t a, uint16_t arg,
@@ -53,9 +40,8 @@ int srv__engine_action(srv__engine_t *e, uint64_t session, srv__engine_action_t 
         struct iovec v = {.iov_base = (void *)data, .iov_len = len};
         return srv__conn_respond(e, session, &v, 1, arg);
     }
-    case SRV_ENGINE_RESPOND_FILE:
     case SRV_ENGINE_RESPOND_FD:
-        return respond_file(e, session, a, arg, data, len);
+        return respond_fd(e, session, arg, data, len);
     case SRV_ENGINE_SEND:
         return srv__conn_send(e, session, data, len);
     case SRV_ENGINE_CLOSE:

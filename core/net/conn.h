@@ -38,8 +38,7 @@ typedef enum srv__engine_action {
     SRV_ENGINE_WS_BROADCAST, /* session: listener + 1 (0: all); arg: opcode; data: message */
     SRV_ENGINE_BIND,         /* data: uint32 uid */
     SRV_ENGINE_RESPOND,      /* arg: SRV_ENGINE_F_*; data: response bytes (copied) */
-    SRV_ENGINE_RESPOND_FILE, /* arg: SRV_ENGINE_F_*; data: srv__engine_file_t with a path */
-    SRV_ENGINE_RESPOND_FD,   /* arg: SRV_ENGINE_F_*; data: srv__engine_file_t with an fd */
+    SRV_ENGINE_RESPOND_FD,   /* arg: SRV_ENGINE_F_*; data: srv__engine_file_t */
 } srv__engine_action_t;
 
 /* Flags of a response piece. */
@@ -48,12 +47,10 @@ typedef enum srv__engine_action {
 #define SRV_ENGINE_F_ERROR 0x4u /* the producer failed mid-response: close without finishing */
 #define SRV_ENGINE_F_FLOW 0x8u  /* report progress through ops.progress */
 
-/* A file range as the body: fd (taken over, closed by the engine, also on failure) for
- * SRV_ENGINE_RESPOND_FD, or path (path_len bytes, not terminated) for _RESPOND_FILE. */
+/* A file range as the body: fd is taken over (closed by the engine, also on failure). The
+ * engine never opens a file: its owner did (the worker, off the reactor threads). */
 typedef struct srv__engine_file {
     int fd;
-    const char *path;
-    size_t path_len;
     uint64_t off, len;
 } srv__engine_file_t;
 

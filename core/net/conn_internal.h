@@ -240,8 +240,6 @@ void srv__req_report(srv__conn_t *c, bool force);
 /* The actions behind srv__engine_action. */
 int srv__conn_respond(srv__engine_t *e, uint64_t session, const struct iovec *iov, int iovcnt,
                       unsigned flags);
-int srv__conn_respond_file(srv__engine_t *e, uint64_t session, const char *path, uint64_t off,
-                           uint64_t len, unsigned flags);
 int srv__conn_respond_fd(srv__engine_t *e, uint64_t session, int fd, uint64_t off, uint64_t len,
                          unsigned flags);
 int srv__conn_send(srv__engine_t *e, uint64_t session, const void *data, size_t len);

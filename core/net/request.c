@@ -2,7 +2,6 @@
  * queued: response bytes (copied into the connection's queue) and files, flow-control reports
  * to the producer, and the answer for requests whose worker died. */
 #include <errno.h>
-#include <fcntl.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -100,22 +99,6 @@ int srv__conn_respond(srv__engine_t *e, uint64_t session, const struct iovec *io
     /* Inside the app's handler (base mode) we send once it returns. */
     piece_queued(c, total, flags, !(c->flags & F_IN_PROCESS));
     return 0;
-}
-
-int srv__conn_respond_file(srv__engine_t *e, uint64_t session, const char *path, uint64_t off,
-                           uint64_t len, unsigned flags)
-{
-    srv__conn_t *c = srv__conn_lookup(e, session);
-    if (c == NULL)
-        return -ENOENT;
-    if (c->req == NULL)
-        return -EPROTO;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        srv__conn_close(c); /* the head is already queued: the response cannot be completed */
-        return -EIO;
-    }
-    return srv__conn_respond_fd(e, session, fd, off, len, flags);
 }
 
 int srv__conn_respond_fd(srv__engine_t *e, uint64_t session, int fd, uint64_t off, uint64_t len,

@@ -29,7 +29,9 @@
 typedef struct proc {
     pid_t pid;
     int ctl;                     /* our end of its status socket, -1 once closed */
-    int chans[SRV_MAX_REACTORS]; /* reactor ends, handed to the master when it is ready */
+    /* Reactor ends, handed to the master when it is ready: the channels, then each channel's
+     * descriptor socket (file responses pass their fd there). */
+    int chans[2 * SRV_MAX_REACTORS];
     int nchans;
     bool ready;
     uint32_t gen;
@@ -100,16 +102,23 @@ static int spawn(slot_t *s, proc_t *p)
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
         return -errno;
-    int wchans[SRV_MAX_REACTORS];
+    int wchans[2 * SRV_MAX_REACTORS];
     int nchans = s->kind == SRV_SLOT_WORKER ? S->nreactors : 0;
     proc_reset(p);
     for (int r = 0; r < nchans; r++) {
-        int cv[2];
-        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, cv) != 0) {
+        int cv[2] = {-1, -1}, dv[2];
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, cv) != 0 ||
+            socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, dv) != 0) {
             int err = -errno;
+            if (cv[0] >= 0) {
+                close(cv[0]);
+                close(cv[1]);
+            }
             for (int k = 0; k < r; k++) {
                 close(wchans[k]);
                 close(p->chans[k]);
+                close(wchans[nchans + k]);
+                close(p->chans[nchans + k]);
             }
             close(sv[0]);
             close(sv[1]);
@@ -123,13 +132,15 @@ static int spawn(slot_t *s, proc_t *p)
         setsockopt(cv[1], SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
         p->chans[r] = cv[0];
         wchans[r] = cv[1];
+        p->chans[nchans + r] = dv[0];
+        wchans[nchans + r] = dv[1];
     }
-    p->nchans = nchans;
+    p->nchans = 2 * nchans;
     uint32_t gen = atomic_fetch_add(&S->stats->workers[s->id].generation, 1) + 1;
     pid_t pid = fork();
     if (pid < 0) {
         int err = -errno;
-        for (int r = 0; r < nchans; r++) {
+        for (int r = 0; r < 2 * nchans; r++) {
             close(wchans[r]);
             close(p->chans[r]);
         }
@@ -150,7 +161,7 @@ static int spawn(slot_t *s, proc_t *p)
             if (o->old.pid || o->old.ctl >= 0)
                 proc_close(&o->old);
         }
-        for (int r = 0; r < nchans; r++)
+        for (int r = 0; r < 2 * nchans; r++)
             close(p->chans[r]);
         close(sv[0]);
         sigset_t all;
@@ -159,7 +170,7 @@ static int spawn(slot_t *s, proc_t *p)
         srv__worker_main(s->id, s->kind != SRV_SLOT_WORKER, sv[1], wchans, nchans);
     }
     close(sv[1]);
-    for (int r = 0; r < nchans; r++)
+    for (int r = 0; r < 2 * nchans; r++)
         close(wchans[r]);
     p->pid = pid;
     p->ctl = sv[0];

@@ -27,6 +27,7 @@ typedef struct reactor reactor_t;
 typedef struct chan {
     reactor_t *r;
     int fd;
+    int fdsock; /* descriptors of file responses arrive here (SRV_IPC_F_FD) */
     int slot;
     uint32_t gen;
     int tag;
@@ -59,7 +60,7 @@ typedef struct big {
 typedef struct mail {
     int slot;
     uint32_t gen;
-    int fd;
+    int fd, fdsock;
 } mail_t;
 
 struct reactor {
@@ -103,6 +104,7 @@ static void chan_free_if_done(chan_t *ch)
         }
     }
     close(ch->fd);
+    close(ch->fdsock);
     while (ch->big) {
         big_t *b = ch->big;
         ch->big = b->next;
@@ -137,6 +139,29 @@ static void chan_kill(chan_t *ch, const char *why)
     chan_free_if_done(ch);
 }
 
+/* A file response: the worker opened the file and sent its descriptor ahead of the frame, so
+ * the reactor thread never opens (or blocks on) a file. */
+static void file_frame(chan_t *ch, const srv__ipc_hdr_t *h, const char *payload)
+{
+    reactor_t *r = ch->r;
+    srv__ipc_file_t f;
+    int fd = -1;
+    if ((h->flags & SRV_IPC_F_FD) && (fd = srv__ipc_fd_recv(ch->fdsock)) < 0)
+        srv__log(SRV_LOG_ERROR, "ipc", -fd, "reactor %d: no descriptor from worker #%d", r->id,
+                 ch->slot);
+    if (fd < 0 || h->len < sizeof(f)) {
+        if (fd >= 0)
+            close(fd);
+        /* The head is already queued: the response cannot be completed. */
+        srv__engine_action(r->eng, h->session, SRV_ENGINE_RESPOND, SRV_ENGINE_F_ERROR, NULL, 0);
+        return;
+    }
+    memcpy(&f, payload, sizeof(f));
+    srv__engine_file_t ef = {.fd = fd, .off = f.offset, .len = f.length};
+    srv__engine_action(r->eng, h->session, SRV_ENGINE_RESPOND_FD,
+                       (uint16_t)srv__ipc_to_resp_flags(h->flags), &ef, sizeof(ef));
+}
+
 /* A worker's frame: everything is an engine action; the reactor's own part is the count of
  * requests each worker has (dispatch_mode 3) and telling a stream's producer its client left. */
 static void on_frame(void *arg, const srv__ipc_hdr_t *h, const char *payload)
@@ -145,22 +170,12 @@ static void on_frame(void *arg, const srv__ipc_hdr_t *h, const char *payload)
     reactor_t *r = ch->r;
     srv__engine_action_t a = srv__ipc_to_action(h->type);
     bool answer =
-        a == SRV_ENGINE_WS_ACCEPT || ((a == SRV_ENGINE_RESPOND || a == SRV_ENGINE_RESPOND_FILE) &&
+        a == SRV_ENGINE_WS_ACCEPT || ((a == SRV_ENGINE_RESPOND || a == SRV_ENGINE_RESPOND_FD) &&
                                       (h->flags & (SRV_IPC_F_FINAL | SRV_IPC_F_ERROR)));
     if (answer && r->inflight_per_worker[ch->slot] > 0 && r->cur[ch->slot] == ch)
         r->inflight_per_worker[ch->slot]--;
-    if (a == SRV_ENGINE_RESPOND_FILE) {
-        srv__ipc_file_t f;
-        if (h->len <= sizeof(f))
-            return;
-        memcpy(&f, payload, sizeof(f));
-        srv__engine_file_t ef = {.fd = -1,
-                                 .path = payload + sizeof(f),
-                                 .path_len = h->len - sizeof(f),
-                                 .off = f.offset,
-                                 .len = f.length};
-        srv__engine_action(r->eng, h->session, a, (uint16_t)srv__ipc_to_resp_flags(h->flags), &ef,
-                           sizeof(ef));
+    if (a == SRV_ENGINE_RESPOND_FD) {
+        file_frame(ch, h, payload);
         return;
     }
     uint16_t arg16 =
@@ -422,10 +437,12 @@ static void take_mail(reactor_t *r)
         chan_t *ch = calloc(1, sizeof(*ch));
         if (ch == NULL) {
             close(local[i].fd);
+            close(local[i].fdsock);
             continue;
         }
         ch->r = r;
         ch->fd = local[i].fd;
+        ch->fdsock = local[i].fdsock;
         ch->slot = local[i].slot;
         ch->gen = local[i].gen;
         ch->tag = r->next_tag++;
@@ -439,6 +456,7 @@ static void take_mail(reactor_t *r)
         srv__ipc_buf_init(&ch->in, (size_t)r->cfg->buffer_output_size + (1u << 20));
         if (srv__loop_recv(r->loop, &ch->recv_op, ch->fd) != 0) {
             close(ch->fd);
+            close(ch->fdsock);
             free(ch);
             continue;
         }
@@ -578,11 +596,12 @@ int srv__reactors_start(void)
     return 0;
 }
 
-void srv__reactor_post_channel(int i, int slot, uint32_t gen, int fd)
+void srv__reactor_post_channel(int i, int slot, uint32_t gen, int fd, int fdsock)
 {
     reactor_t *r = &g_reactors[i];
     if (r->loop == NULL) { /* the reactor failed to start; the master is stopping */
         close(fd);
+        close(fdsock);
         return;
     }
     pthread_mutex_lock(&r->mu);
@@ -593,12 +612,13 @@ void srv__reactor_post_channel(int i, int slot, uint32_t gen, int fd)
             pthread_mutex_unlock(&r->mu);
             srv__log(SRV_LOG_ERROR, "ipc", ENOMEM, "cannot hand worker #%d to reactor %d", slot, i);
             close(fd);
+            close(fdsock);
             return;
         }
         r->mail = m;
         r->mail_cap = cap;
     }
-    r->mail[r->nmail++] = (mail_t){slot, gen, fd};
+    r->mail[r->nmail++] = (mail_t){slot, gen, fd, fdsock};
     pthread_mutex_unlock(&r->mu);
     srv__loop_wake(r->loop);
 }
@@ -633,8 +653,10 @@ void srv__reactors_stop(void)
             pthread_join(r->th, NULL);
         if (r->eng)
             srv__engine_destroy(r->eng);
-        for (int k = 0; k < r->nmail; k++)
+        for (int k = 0; k < r->nmail; k++) {
             close(r->mail[k].fd);
+            close(r->mail[k].fdsock);
+        }
         pthread_mutex_destroy(&r->mu);
         pthread_cond_destroy(&r->cond);
         free(r->cur);

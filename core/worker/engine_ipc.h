@@ -26,7 +26,7 @@ static inline srv__engine_action_t srv__ipc_to_action(uint16_t type)
     case SRV_IPC_RESPONSE:
         return SRV_ENGINE_RESPOND;
     case SRV_IPC_FILE:
-        return SRV_ENGINE_RESPOND_FILE;
+        return SRV_ENGINE_RESPOND_FD;
     case SRV_IPC_SEND:
         return SRV_ENGINE_SEND;
     case SRV_IPC_CLOSE:

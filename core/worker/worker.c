@@ -33,6 +33,7 @@
 
 typedef struct wchan {
     int fd;
+    int fdsock; /* file responses pass their descriptor here (SRV_IPC_F_FD) */
     int reactor;
     srv__loop_op_t op;
     bool armed;
@@ -223,18 +224,28 @@ static int chan_emit(void *arg, uint64_t session, const struct iovec *iov, int i
 static int chan_emit_file(void *arg, uint64_t session, int fd, const char *path, uint64_t off,
                           uint64_t len, unsigned flags)
 {
-    close(fd); /* the reactor opens the path itself; we only checked it can be served */
     int r = SRV_SESSION_ENGINE(session);
-    if (r < 0 || r >= W.nchans)
+    if (r < 0 || r >= W.nchans) {
+        close(fd);
         return -ENOENT;
+    }
     wchan_t *ch = &W.chans[r];
-    size_t plen = strlen(path);
     srv__ipc_file_t f = {.offset = off, .length = len};
-    char *p = chan_frame(ch, session, SRV_IPC_FILE, (uint16_t)flags, sizeof(f) + plen);
-    if (p == NULL)
+    char *p = chan_frame(ch, session, SRV_IPC_FILE, (uint16_t)(flags | SRV_IPC_F_FD), sizeof(f));
+    if (p == NULL) {
+        close(fd);
         return -ENOBUFS;
+    }
     memcpy(p, &f, sizeof(f));
-    memcpy(p + sizeof(f), path, plen);
+    /* The descriptor goes ahead of the frame (queued, sent later by the loop): the reactor
+     * finds it when the frame arrives. Without it the frame must not go at all. */
+    int rc = srv__ipc_fd_send(ch->fdsock, fd);
+    close(fd);
+    if (rc < 0) {
+        ch->out.len -= sizeof(srv__ipc_hdr_t) + SRV_IPC_ALIGN(sizeof(f));
+        srv__log(SRV_LOG_WARN, "ipc", -rc, "cannot pass a file to reactor %d", ch->reactor);
+        return rc == -EAGAIN ? -ENOBUFS : rc;
+    }
     return 0;
 }
 
@@ -837,6 +848,7 @@ void srv__worker_main(int slot, bool task, int ctl_fd, const int *chans, int nch
         for (int i = 0; i < nchans; i++) {
             wchan_t *ch = &W.chans[i];
             ch->fd = chans[i];
+            ch->fdsock = chans[nchans + i];
             ch->reactor = i;
             ch->op.cb = on_chan_recv;
             ch->op.data = ch;
@@ -930,6 +942,7 @@ void srv__worker_main(int slot, bool task, int ctl_fd, const int *chans, int nch
     chans_finish();
     for (int i = 0; i < W.nchans; i++) {
         close(W.chans[i].fd);
+        close(W.chans[i].fdsock);
         srv__ipc_buf_deinit(&W.chans[i].in);
         srv__ipc_buf_deinit(&W.chans[i].out);
         srv__ipc_buf_deinit(&W.chans[i].sending);
