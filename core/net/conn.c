@@ -639,8 +639,8 @@ static void on_tick(srv__loop_t *loop, srv__loop_op_t *op, int res, const char *
 {
     srv__engine_t *e = op->data;
     e->tick_armed = false;
-    if (e->destroying)
-        return;
+    if (e->destroying || res == -ECANCELED)
+        return; /* srv__engine_close_all: nothing of the engine stays armed */
     int64_t now = srv__engine_now_ms(e);
     const srv__config_t *cfg = e->cfg;
     for (uint32_t i = 0; i < e->used_slots; i++) {

@@ -158,8 +158,7 @@ static int listen_unix(struct sockaddr_un *sa, socklen_t *sl)
     CHECK(fd >= 0);
     memset(sa, 0, sizeof(*sa));
     sa->sun_family = AF_UNIX;
-    /* Abstract: nothing to clean up; a name per listener, as a cancelled accept may still
-     * hold the last one. */
+    /* Abstract: nothing to clean up. */
     static int seq;
     int n = snprintf(sa->sun_path + 1, sizeof(sa->sun_path) - 1, "srv-test-conn-%d-%d", getpid(),
                      seq++);
@@ -218,7 +217,8 @@ static srv__engine_t *mk_engine(srv__loop_t *loop, srv__config_t *cfg, int lfd, 
 static void teardown(srv__loop_t *loop, srv__engine_t *e)
 {
     srv__engine_close_all(e);
-    RUN_UNTIL(loop, srv__engine_conns(e) == 0);
+    /* The loop is reused: every operation of the engine must have completed first. */
+    RUN_UNTIL(loop, srv__engine_conns(e) == 0 && !e->tick_armed && !e->accept_armed[0]);
     srv__engine_destroy(e);
 }
 
