@@ -1,7 +1,9 @@
-/* Connections and the engine that drives them: accept, receive, protocol parsing, bounded
- * output queues, timeouts. One engine runs per reactor thread (process mode) or per worker
- * (base mode); its connections belong to it alone. Everyone else names a connection by its
- * session id: [engine:8][generation:36][slot:20], never reused. */
+/* The connection engine, as its owner sees it: accept, receive, protocols (HTTP, WebSocket, TCP
+ * framing), bounded output queues, timeouts. One engine runs per reactor thread (process mode)
+ * or per worker (base mode); its connections belong to it alone. Everyone else names a
+ * connection by its session id (session.h) and acts on it with srv__engine_action; the engine
+ * reports requests and events through srv__engine_ops_t. It speaks its own vocabulary: how an
+ * owner carries it (IPC frames) is the owner's business. */
 #ifndef SRV_CONN_H
 #define SRV_CONN_H
 
