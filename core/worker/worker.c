@@ -1,7 +1,7 @@
 /* Worker processes. Process mode: read request frames from one channel per reactor, run the
- * app, write response frames back through the loop, one send per batch. Base mode: run an engine of our own
- * on the inherited listeners and call the app in place, no IPC. Task workers (until task
- * delivery exists) load the app and wait. */
+ * app, write response frames back through the loop, one send per batch. Base mode: run an
+ * engine of our own on the inherited listeners and call the app in place, no IPC. Task workers
+ * (until task delivery exists) load the app and wait. */
 #include "core/worker/worker.h"
 
 #include <arpa/inet.h>
