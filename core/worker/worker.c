@@ -138,6 +138,19 @@ static void on_chan_send(srv__loop_t *loop, srv__loop_op_t *op, int res, const c
     if (ch->sent >= ch->sending.len)
         ch->sending.len = ch->sent = 0;
     chan_flush(ch);
+    if (ch->out.len < ch->soft)
+        srv__flow_kick(); /* responses that waited for room go on */
+}
+
+/* The flow layer's view: past its soft bound, with the kernel still holding the last batch, a
+ * channel takes no streamed bytes (srv_response_write gets -EAGAIN) until it drains. */
+static bool chan_busy(void *arg, uint64_t session)
+{
+    int r = SRV_SESSION_ENGINE(session);
+    if (r < 0 || r >= W.nchans)
+        return false;
+    const wchan_t *ch = &W.chans[r];
+    return ch->send_armed && ch->out.len >= ch->soft;
 }
 
 /* A frame of plen payload bytes for ch, or NULL when the channel is at its bound (the reactor
@@ -841,7 +854,9 @@ void srv__worker_main(int slot, bool task, int ctl_fd, const int *chans, int nch
     W.sink = (srv__resp_sink_t){
         .emit = sink_emit, .emit_file = sink_emit_file, .on_writable = sink_on_writable};
     if (!task && S->nreactors > 0) {
-        srv__flow_init(&(srv__flow_transport_t){.put = chan_emit, .put_file = chan_emit_file},
+        srv__flow_init(&(srv__flow_transport_t){.put = chan_emit,
+                                                .put_file = chan_emit_file,
+                                                .busy = chan_busy},
                        (uint64_t)cfg->buffer_output_size);
         W.chans = calloc((size_t)nchans, sizeof(wchan_t));
         W.nchans = nchans;
