@@ -21,8 +21,6 @@
 #include <unistd.h>
 
 #include "core/base/log.h"
-#include "core/net/static.h"
-#include "protocols/http.h"
 
 int64_t srv__engine_now_ms(srv__engine_t *e)
 {
