@@ -490,11 +490,7 @@ static srv__conn_t *conn_take(srv__engine_t *e)
     }
     e->conn_cache = c->next_free;
     e->ncached--;
-    srv__http_parser_t *http = c->http;
-    uint16_t http_listener = c->http_listener;
-    memset(c, 0, sizeof(*c));
-    c->http = http;
-    c->http_listener = http_listener;
+    e->conn_reset(c);
     return c;
 }
 

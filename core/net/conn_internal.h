@@ -173,7 +173,8 @@ struct srv__engine {
     uint32_t nfree;
     srv__conn_t *conn_cache;
     uint32_t ncached;
-    void (*conn_free)(srv__conn_t *c); /* frees what a cached connection kept, then c */
+    void (*conn_free)(srv__conn_t *c);  /* frees what a cached connection kept, then c */
+    void (*conn_reset)(srv__conn_t *c); /* clears a cached connection but for what it kept */
     uint64_t nconns;
     uint64_t inflight;
     srv__http_limits_t limits[SRV_CONFIG_MAX_LISTEN]; /* per listener (package_max_length) */

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/base/log.h"
 #include "core/net/conn_internal.h"
@@ -13,6 +14,16 @@ static void conn_free(srv__conn_t *c)
 {
     srv__http_parser_destroy(c->http);
     free(c);
+}
+
+/* A cached connection for reuse: all cleared but its HTTP parser (and the limits it has). */
+static void conn_reset(srv__conn_t *c)
+{
+    srv__http_parser_t *http = c->http;
+    uint16_t http_listener = c->http_listener;
+    memset(c, 0, sizeof(*c));
+    c->http = http;
+    c->http_listener = http_listener;
 }
 
 static int64_t heartbeat_ms(const srv__config_t *cfg, const srv__listen_config_t *l)
@@ -66,6 +77,7 @@ int srv__engine_create(srv__engine_t **out, const srv__engine_opts_t *o)
     e->stat_503 = o->stat_503;
     e->conns_total = o->conns_total;
     e->conn_free = conn_free;
+    e->conn_reset = conn_reset;
     e->max_slots = (uint32_t)o->cfg->max_conn;
     if (e->max_slots > (1u << SRV_SESSION_SLOT_BITS))
         e->max_slots = 1u << SRV_SESSION_SLOT_BITS;
