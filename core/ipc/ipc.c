@@ -58,28 +58,39 @@ void srv__ipc_buf_consume(srv__ipc_buf_t *b, size_t n)
     b->len -= n;
 }
 
-char *srv__ipc_frame_begin(srv__ipc_buf_t *b, uint64_t session, uint16_t type, uint16_t flags,
-                          uint32_t plen)
+static char *frame_begin(srv__ipc_buf_t *b, const srv__ipc_hdr_t *h)
 {
-    size_t total = sizeof(srv__ipc_hdr_t) + SRV_IPC_ALIGN(plen);
+    size_t total = sizeof(*h) + SRV_IPC_ALIGN(h->len);
     char *p = srv__ipc_buf_reserve(b, total);
     if (p == NULL)
         return NULL;
-    srv__ipc_hdr_t h = {.session = session, .type = type, .flags = flags, .len = plen};
-    memcpy(p, &h, sizeof(h));
+    memcpy(p, h, sizeof(*h));
     b->len += total;
-    return p + sizeof(h);
+    return p + sizeof(*h);
+}
+
+char *srv__ipc_frame_begin(srv__ipc_buf_t *b, uint64_t session, uint16_t type, uint16_t flags,
+                           uint32_t plen)
+{
+    srv__ipc_hdr_t h = {.session = session, .type = (uint8_t)type, .flags = flags, .len = plen};
+    return frame_begin(b, &h);
+}
+
+int srv__ipc_frame_put_hdr(srv__ipc_buf_t *b, const srv__ipc_hdr_t *h, const void *payload)
+{
+    char *p = frame_begin(b, h);
+    if (p == NULL)
+        return -ENOBUFS;
+    if (h->len)
+        memcpy(p, payload, h->len);
+    return 0;
 }
 
 int srv__ipc_frame_put(srv__ipc_buf_t *b, uint64_t session, uint16_t type, uint16_t flags,
-                      const void *payload, uint32_t plen)
+                       const void *payload, uint32_t plen)
 {
-    char *p = srv__ipc_frame_begin(b, session, type, flags, plen);
-    if (p == NULL)
-        return -ENOBUFS;
-    if (plen)
-        memcpy(p, payload, plen);
-    return 0;
+    srv__ipc_hdr_t h = {.session = session, .type = (uint8_t)type, .flags = flags, .len = plen};
+    return srv__ipc_frame_put_hdr(b, &h, payload);
 }
 
 /* Deliver every whole frame in buf[0..len); returns bytes used or -EPROTO. */
@@ -127,9 +138,9 @@ int srv__ipc_feed(srv__ipc_buf_t *pending, const char *data, size_t len, srv__ip
 int srv__ctl_send(int sock, const srv__ctl_msg_t *m, const int *fds, int nfds)
 {
     struct iovec iov = {.iov_base = (void *)m, .iov_len = sizeof(*m)};
-    char cbuf[CMSG_SPACE(sizeof(int) * 64)];
+    char cbuf[CMSG_SPACE(sizeof(int) * SRV_CTL_MAX_FDS)];
     struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
-    if (nfds > 64)
+    if (nfds > SRV_CTL_MAX_FDS)
         return -EINVAL;
     if (nfds > 0) {
         memset(cbuf, 0, sizeof(cbuf));
@@ -154,7 +165,7 @@ int srv__ctl_send(int sock, const srv__ctl_msg_t *m, const int *fds, int nfds)
 int srv__ctl_recv(int sock, srv__ctl_msg_t *m, int *fds, int maxfds)
 {
     struct iovec iov = {.iov_base = m, .iov_len = sizeof(*m)};
-    char cbuf[CMSG_SPACE(sizeof(int) * 64)];
+    char cbuf[CMSG_SPACE(sizeof(int) * SRV_CTL_MAX_FDS)];
     struct msghdr mh = {
         .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf)};
     ssize_t n;
@@ -182,4 +193,48 @@ int srv__ctl_recv(int sock, srv__ctl_msg_t *m, int *fds, int maxfds)
     }
     m->nfds = (uint32_t)got;
     return 0;
+}
+
+int srv__ipc_fd_send(int sock, int fd)
+{
+    char byte = 'F';
+    struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+    char cbuf[CMSG_SPACE(sizeof(int))];
+    memset(cbuf, 0, sizeof(cbuf));
+    struct msghdr mh = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf)};
+    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &fd, sizeof(int));
+    ssize_t n;
+    do {
+        n = sendmsg(sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+    } while (n < 0 && errno == EINTR);
+    return n == 1 ? 0 : n < 0 ? -errno : -EIO;
+}
+
+int srv__ipc_fd_recv(int sock)
+{
+    char byte;
+    struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+    char cbuf[CMSG_SPACE(sizeof(int))];
+    struct msghdr mh = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf)};
+    ssize_t n;
+    do {
+        n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return -errno;
+    if (n == 0)
+        return -ECONNRESET;
+    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+    if (c == NULL || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS ||
+        c->cmsg_len != CMSG_LEN(sizeof(int)))
+        return -EPROTO;
+    int fd;
+    memcpy(&fd, CMSG_DATA(c), sizeof(int));
+    return fd;
 }

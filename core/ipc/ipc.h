@@ -20,7 +20,7 @@ typedef enum {
     SRV_IPC_GONE = 9,       /* the client of the response in flight has gone */
     /* worker → reactor */
     SRV_IPC_RESPONSE = 16,     /* payload: response bytes for the wire; flags below */
-    SRV_IPC_FILE = 17,         /* payload: srv__ipc_file_t + path: send this file range */
+    SRV_IPC_FILE = 17,         /* payload: srv__ipc_file_t; the file: see SRV_IPC_F_FD */
     SRV_IPC_SEND = 18,         /* TCP bytes for session */
     SRV_IPC_CLOSE = 19,        /* close session after its queued output */
     SRV_IPC_WS_ACCEPT = 20,    /* flags: 0 accept, else the refusing close code */
@@ -38,12 +38,20 @@ typedef enum {
  * the same type and session; the last piece has no MORE. Pieces of one request are never
  * interleaved with another request's pieces on a channel. */
 #define SRV_IPC_F_MORE 0x10u
+/* SRV_IPC_FILE: the open file went ahead on the channel's descriptor socket (a SOCK_SEQPACKET
+ * pair beside the stream, one descriptor per message, in frame order): the sender's sendmsg
+ * completes before the frame is queued, so the receiver finds it there with a non-blocking
+ * recvmsg when the frame arrives. */
+#define SRV_IPC_F_FD 0x20u
 /* The largest frame payload either side writes; bigger things go in pieces. */
 #define SRV_IPC_PIECE (256u << 10)
 
 typedef struct srv__ipc_hdr {
     uint64_t session;
-    uint16_t type;
+    uint8_t type;
+    /* Reactor-to-worker events: the connection's listener, so the worker finds the handler
+     * set even after the connection (and its shared-table entry) is gone. */
+    uint8_t listener;
     uint16_t flags;
     uint32_t len; /* payload bytes, not counting this header or the padding after it */
 } srv__ipc_hdr_t;
@@ -78,6 +86,8 @@ char *srv__ipc_frame_begin(srv__ipc_buf_t *b, uint64_t session, uint16_t type, u
 /* Append a whole frame; returns 0 or -ENOBUFS. */
 int srv__ipc_frame_put(srv__ipc_buf_t *b, uint64_t session, uint16_t type, uint16_t flags,
                       const void *payload, uint32_t plen);
+/* The same with every header field given (h->len is the payload's length). */
+int srv__ipc_frame_put_hdr(srv__ipc_buf_t *b, const srv__ipc_hdr_t *h, const void *payload);
 
 /* Split a stream into frames. Each complete frame found in (buffered + data) is passed to cb
  * with a pointer to its 8-byte aligned payload; incomplete tails are kept in `pending` (whose
@@ -85,6 +95,12 @@ int srv__ipc_frame_put(srv__ipc_buf_t *b, uint64_t session, uint16_t type, uint1
 typedef void (*srv__ipc_frame_cb)(void *arg, const srv__ipc_hdr_t *h, const char *payload);
 int srv__ipc_feed(srv__ipc_buf_t *pending, const char *data, size_t len, srv__ipc_frame_cb cb,
                  void *arg);
+
+/* The descriptor socket of a channel: pass fd (the caller keeps its own copy), or take the
+ * next one (close-on-exec). Non-blocking; return 0 / the fd, or -errno (-EAGAIN: none there
+ * or no room). */
+int srv__ipc_fd_send(int sock, int fd);
+int srv__ipc_fd_recv(int sock);
 
 /* Manager <-> master messages (fixed size, SOCK_SEQPACKET). */
 typedef enum {
@@ -106,6 +122,10 @@ typedef struct srv__ctl_msg {
     uint32_t nfds;
     char text[480];
 } srv__ctl_msg_t;
+
+/* The most descriptors one control message carries: two per reactor (a channel and its
+ * descriptor socket), SRV_MAX_REACTORS reactors. */
+#define SRV_CTL_MAX_FDS 128
 
 /* Send/receive one control message with up to nfds descriptors. Return 0 / -errno (-EPIPE or
  * 0-length read → -ECONNRESET when the peer is gone). */

@@ -1,7 +1,9 @@
-/* Connections and the engine that drives them: accept, receive, protocol parsing, bounded
- * output queues, timeouts. One engine runs per reactor thread (process mode) or per worker
- * (base mode); its connections belong to it alone. Everyone else names a connection by its
- * session id: [engine:8][generation:36][slot:20], never reused. */
+/* The connection engine, as its owner sees it: accept, receive, protocols (HTTP, WebSocket, TCP
+ * framing), bounded output queues, timeouts. One engine runs per reactor thread (process mode)
+ * or per worker (base mode); its connections belong to it alone. Everyone else names a
+ * connection by its session id (session.h) and acts on it with srv__engine_action; the engine
+ * reports requests and events through srv__engine_ops_t. It speaks its own vocabulary: how an
+ * owner carries it (IPC frames) is the owner's business. */
 #ifndef SRV_CONN_H
 #define SRV_CONN_H
 
@@ -11,32 +13,69 @@
 
 #include "config/config.h"
 #include "core/loop/loop.h"
+#include "core/net/session.h"
 #include "srv/srv.h"
 
 typedef struct srv__engine srv__engine_t;
 typedef struct srv__conn srv__conn_t;
 
-#define SRV_SESSION_SLOT_BITS 20
-#define SRV_SESSION_ENGINE(s) ((int)((s) >> 56))
+/* What the engine tells its owner about a connection. */
+typedef enum srv__engine_event {
+    SRV_ENGINE_EV_REQUEST = 1, /* an HTTP request: answered with SRV_ENGINE_RESPOND* */
+    SRV_ENGINE_EV_WS_OPEN,     /* a WebSocket handshake: answered with SRV_ENGINE_WS_ACCEPT */
+    SRV_ENGINE_EV_CONNECT,     /* a TCP connection opened */
+    SRV_ENGINE_EV_RECEIVE,     /* data: one TCP frame */
+    SRV_ENGINE_EV_CLOSED,      /* a TCP connection closed */
+    SRV_ENGINE_EV_WS_MESSAGE,  /* arg: opcode; data: the whole message */
+    SRV_ENGINE_EV_WS_CLOSED,   /* data: uint16 code (host order) + reason */
+} srv__engine_event_t;
+
+/* What the engine's owner asks of a session (srv__engine_action). */
+typedef enum srv__engine_action {
+    SRV_ENGINE_SEND = 1,     /* TCP bytes */
+    SRV_ENGINE_CLOSE,        /* close after the queued output */
+    SRV_ENGINE_WS_ACCEPT,    /* arg: 0 accepts, else the refusing close code; data: subprotocol */
+    SRV_ENGINE_WS_PUSH,      /* arg: opcode; data: message */
+    SRV_ENGINE_WS_CLOSE,     /* data: uint16 code (host order) + reason */
+    SRV_ENGINE_WS_BROADCAST, /* session: listener + 1 (0: all); arg: opcode; data: message */
+    SRV_ENGINE_BIND,         /* data: uint32 uid */
+    SRV_ENGINE_RESPOND,      /* arg: SRV_ENGINE_F_*; data: response bytes (copied) */
+    SRV_ENGINE_RESPOND_FD,   /* arg: SRV_ENGINE_F_*; data: srv__engine_file_t */
+} srv__engine_action_t;
+
+/* Flags of a response piece. */
+#define SRV_ENGINE_F_FINAL 0x1u /* the last piece of the response */
+#define SRV_ENGINE_F_CLOSE 0x2u /* close the connection once the response is written */
+#define SRV_ENGINE_F_ERROR 0x4u /* the producer failed mid-response: close without finishing */
+#define SRV_ENGINE_F_FLOW 0x8u  /* report progress through ops.progress */
+
+/* A file range as the body: fd is taken over (closed by the engine, also on failure). The
+ * engine never opens a file: its owner did (the worker, off the reactor threads). */
+typedef struct srv__engine_file {
+    int fd;
+    uint64_t off, len;
+} srv__engine_file_t;
 
 /* What an engine does with a parsed request: hand it to a worker over IPC (process mode) or
  * call the app in place (base mode). */
 typedef struct srv__engine_ops {
-    /* Take the request (type SRV_IPC_REQUEST, answered later with srv__conn_respond) or the
-     * WebSocket handshake (SRV_IPC_WS_OPEN, answered with srv__conn_ws_accept). The request
-     * view is valid only during the call. Return 0, or -errno to have the engine answer 503. */
-    int (*dispatch)(srv__engine_t *e, srv__conn_t *c, uint16_t type, const srv_request_t *req);
-    /* A TCP or WebSocket event (SRV_IPC_CONNECT, _RECEIVE, _CLOSED, _WS_MESSAGE, _WS_CLOSED)
-     * for the app. Data is valid only during the call. Returns 0 or -errno (queue full: the
-     * engine closes the connection). */
-    int (*event)(srv__engine_t *e, srv__conn_t *c, uint16_t type, uint16_t flags, const void *data,
-                 size_t len);
+    /* Take the request (SRV_ENGINE_EV_REQUEST) or the WebSocket handshake (_EV_WS_OPEN). The
+     * request view is valid only during the call. Return 0, or -errno to have the engine
+     * answer 503. */
+    int (*dispatch)(srv__engine_t *e, srv__conn_t *c, srv__engine_event_t ev,
+                    const srv_request_t *req);
+    /* A TCP or WebSocket event for the app (srv__conn_listener(c) names its handler set).
+     * Data is valid only during the call. Returns 0 or -errno (queue full: the engine closes
+     * the connection). */
+    int (*event)(srv__engine_t *e, srv__conn_t *c, srv__engine_event_t ev, uint16_t arg,
+                 const void *data, size_t len);
     /* The connection is closing while a request is still with the app: its producer should
      * stop (srv_response_write then fails with -EPIPE). May be NULL. */
     void (*abandoned)(srv__engine_t *e, srv__conn_t *c);
     /* written bytes of the response in flight reached the socket (cumulative, counted from
-     * its first byte). Only for a response whose frames asked for it (SRV_IPC_F_FLOW). Returns
-     * 0, or -errno when the report could not be passed on (retried later). May be NULL. */
+     * its first byte). Only for a response whose pieces asked for it (SRV_ENGINE_F_FLOW).
+     * Returns 0, or -errno when the report could not be passed on (retried later). May be
+     * NULL. */
     int (*progress)(srv__engine_t *e, srv__conn_t *c, uint64_t written);
 } srv__engine_ops_t;
 
@@ -52,6 +91,8 @@ typedef struct srv__engine_opts {
     _Atomic uint64_t *stat_accepted;
     _Atomic uint64_t *stat_requests;
     _Atomic uint64_t *stat_503;
+    /* Connections open in every engine of the server, for max_conn; NULL: this engine's. */
+    uint64_t (*conns_total)(void);
 } srv__engine_opts_t;
 
 int srv__engine_create(srv__engine_t **out, const srv__engine_opts_t *o);
@@ -70,36 +111,20 @@ void srv__engine_close_all(srv__engine_t *e);
 uint64_t srv__engine_conns(const srv__engine_t *e);
 uint64_t srv__engine_inflight(const srv__engine_t *e);
 
-/* Response bytes for the request in flight on session (SRV_IPC_F_* flags: FINAL ends the
- * response, CLOSE closes after it, ERROR aborts the connection, FLOW asks for progress reports
- * through ops.progress). Bytes are copied. A stale session returns -ENOENT, a session with no
- * request in flight -EPROTO. The producer bounds what it sends ahead of those reports; a
- * connection whose queue passes twice buffer_output_size anyway is closed (-ENOBUFS). */
-int srv__conn_respond(srv__engine_t *e, uint64_t session, const struct iovec *iov, int iovcnt,
-                      unsigned flags);
-/* Queue a file range as the body (after bytes already queued); the engine opens path itself. */
-int srv__conn_respond_file(srv__engine_t *e, uint64_t session, const char *path, uint64_t off,
-                           uint64_t len, unsigned flags);
-/* Queue an already open file (taken over: closed by the engine). */
-int srv__conn_respond_fd(srv__engine_t *e, uint64_t session, int fd, uint64_t off, uint64_t len,
-                         unsigned flags);
+/* Act on session for its owner: one entry for both modes (the reactor maps IPC frames to it,
+ * a base-mode worker its app's calls). Data is borrowed for the call. Returns 0 (a count for
+ * SRV_ENGINE_WS_BROADCAST) or -errno: -ENOENT for a stale session, -EPROTO for a response to
+ * a session with no request in flight, -EINVAL for an action its protocol does not take. A
+ * response's producer bounds what it sends ahead of the progress reports; a connection whose
+ * queue passes twice buffer_output_size anyway is closed (-ENOBUFS). */
+int srv__engine_action(srv__engine_t *e, uint64_t session, srv__engine_action_t a, uint16_t arg,
+                       const void *data, size_t len);
+/* SRV_ENGINE_RESPOND from pieces, without gathering them first (base mode). */
+int srv__engine_respond(srv__engine_t *e, uint64_t session, const struct iovec *iov, int iovcnt,
+                        unsigned flags);
 /* Every connection with a request in flight whose tag == tag: answered 503 (nothing sent yet)
  * or closed (partly answered). For a dead worker channel. */
 void srv__engine_fail_inflight(srv__engine_t *e, int tag);
-
-/* Actions on a session from the app (through IPC in process mode). -ENOENT when gone. */
-int srv__conn_send(srv__engine_t *e, uint64_t session, const void *data, size_t len);
-int srv__conn_close_session(srv__engine_t *e, uint64_t session);
-/* After on_ws_open: code 0 accepts (101), else refuse (403, close). */
-int srv__conn_ws_accept(srv__engine_t *e, uint64_t session, int code, const char *proto,
-                        size_t proto_len);
-int srv__conn_ws_push(srv__engine_t *e, uint64_t session, int opcode, const void *data, size_t len);
-int srv__conn_ws_close(srv__engine_t *e, uint64_t session, int code, const char *reason,
-                       size_t len);
-/* Push to every open WebSocket of this engine (listener < 0: all). Returns the count. */
-int srv__engine_ws_broadcast(srv__engine_t *e, int listener, int opcode, const void *data,
-                             size_t len);
-int srv__conn_bind(srv__engine_t *e, uint64_t session, uint32_t uid);
 
 /* Per-connection fields the dispatcher may use. */
 uint64_t srv__conn_session(const srv__conn_t *c);

@@ -1,5 +1,7 @@
-/* Internals of the connection engine shared by conn.c (connections, output, HTTP) and
- * conn_stream.c (TCP framing and WebSocket). Nothing outside core/conn*.c includes this. */
+/* Internals of the connection engine, shared by its files: conn.c (connections, the transport,
+ * output queues, timeouts), request.c (the request in flight and its response), the protocols
+ * (conn_http.c, conn_ws.c, conn_tcp.c) and engine.c (engine set-up). Nothing outside core/net
+ * includes this. */
 #ifndef SRV_CONN_INTERNAL_H
 #define SRV_CONN_INTERNAL_H
 
@@ -23,13 +25,11 @@ enum {
     F_SEND = 1u << 1,        /* send or poll op armed */
     F_CLOSING = 1u << 2,     /* close requested: fd goes once no op is armed */
     F_EOF = 1u << 3,         /* peer sent FIN */
-    F_INFLIGHT = 1u << 4,    /* a request is with the app */
     F_CLOSE_AFTER = 1u << 5, /* close once the output queue is empty */
-    F_IN_PROCESS = 1u << 6,  /* inside process_input: defer parser release */
+    F_IN_PROCESS = 1u << 6,  /* inside the protocol's input: defer parser release */
     F_DONE_PENDING = 1u << 7,
     F_LINGER = 1u << 8,  /* output sent, write side shut, discarding input */
-    F_NO_READ = 1u << 9, /* stop feeding the parser (after an error) */
-    F_RECV_WANTED = 1u << 10,
+    F_NO_READ = 1u << 9, /* stop feeding the protocol (after an error) */
 };
 
 enum { SEG_MEM = 0, SEG_FILE = 1 };
@@ -42,11 +42,70 @@ typedef struct seg {
     uint64_t foff, fleft;
 } seg_t;
 
-enum { PROTO_HTTP = 0, PROTO_WS = 1, PROTO_TCP = 2 };
+/* A connection kind: what its bytes mean. The engine calls these; a protocol acts on the
+ * connection only through the engine's functions (srv__out_*, srv__conn_flush/close, the
+ * request's srv__req_*). Ops that may be NULL say so. */
+typedef struct srv__proto {
+    const char *name;
+    /* A connection of this kind was accepted. Returns 0, or -errno (c was closed). */
+    int (*open)(srv__conn_t *c);
+    /* Bytes from the peer, after the transport. */
+    void (*input)(srv__conn_t *c, const char *data, size_t len);
+    /* Output reached the socket (flow-control reports). May be NULL. */
+    void (*writable)(srv__conn_t *c);
+    /* Every TICK_MS, for a connection neither lingering nor past its send timeout. */
+    void (*tick)(srv__conn_t *c, int64_t now);
+    /* The peer sent FIN (F_EOF is set). */
+    void (*eof)(srv__conn_t *c);
+    /* c is about to be freed: release the protocol's state, tell the app. */
+    void (*close)(srv__conn_t *c);
+    /* The request in flight was answered in full (srv__req_finish). May be NULL. */
+    void (*done)(srv__conn_t *c);
+    /* The engine is stopping: wind down gracefully. May be NULL. */
+    void (*drain)(srv__conn_t *c);
+    /* Nothing of the peer's is half-read: once answered, close at once rather than linger.
+     * May be NULL (always linger). */
+    bool (*quiet)(const srv__conn_t *c);
+    /* Answer the request in flight, nothing of it sent yet, with an error status. */
+    void (*fail)(srv__conn_t *c, int status, const char *why);
+    /* Keep one small output buffer between responses instead of a malloc per response. */
+    bool keep_buffer;
+} srv__proto_t;
+
+/* Between the loop and the protocol: plain now; TLS (memory BIOs) next. */
+typedef struct srv__transport {
+    const char *name;
+    /* Bytes the socket received: the protocol's input after whatever the transport does. */
+    void (*input)(srv__conn_t *c, const char *data, size_t len);
+    /* Start sending iov (one send in flight per connection); completion comes to the engine
+     * as bytes of iov written. Returns 0 or -errno. */
+    int (*send)(srv__conn_t *c, const struct iovec *iov, int iovcnt);
+    /* File segments can go from the file to the socket directly (sendfile). */
+    bool sendfile;
+} srv__transport_t;
+
+extern const srv__transport_t srv__transport_plain;
+extern const srv__proto_t srv__proto_http, srv__proto_ws, srv__proto_tcp;
+
+/* A request on a connection: from dispatch to the last byte of its response queued. HTTP/1
+ * has at most one per connection (c->req points at c->req_store); its fields never live in
+ * the connection, so a protocol can hold many. */
+typedef struct srv__req {
+    int tag;             /* the dispatcher's (its worker channel), -1 none */
+    bool keepalive;      /* the request allows the connection to stay open */
+    bool flow;           /* the producer wants progress reports (SRV_ENGINE_F_FLOW) */
+    uint64_t resp_bytes; /* response bytes queued so far */
+    /* Flow control: the connection's out_total when the response began, and what was last
+     * reported written. */
+    uint64_t resp_start, acked;
+    int64_t start; /* when its first byte arrived (ms, the engine's clock) */
+} srv__req_t;
 
 struct srv__conn {
     uint64_t session;
     srv__engine_t *eng;
+    const srv__proto_t *proto;
+    const srv__transport_t *transport;
     int fd;
     uint16_t listener;
     uint32_t flags;
@@ -55,35 +114,38 @@ struct srv__conn {
     uint8_t sending_segs; /* memory segments the send in flight covers */
     srv__loop_op_t recv_op;
     srv__loop_op_t send_op;
-    srv__http_parser_t *http;
-    char *in;
+    char *in; /* input not consumed yet (pipelined requests, bytes after a handshake) */
     uint32_t in_len, in_cap;
     seg_t q[OUTQ_MAX];
     size_t qbytes;
     struct iovec iov[OUTQ_MAX];
-    int worker, tag;
-    uint64_t resp_bytes;
-    /* Flow control of the response in flight: bytes ever queued and ever sent on this
-     * connection, the first one of this response, and what was last reported as written. */
-    uint64_t out_total, out_done, resp_start, acked;
-    bool flow; /* the producer wants progress reports (a frame carried SRV_IPC_F_FLOW) */
-    int64_t last_read, last_write, req_start, linger_until;
+    int worker;
+    srv__req_t *req; /* the request with the app, NULL when none */
+    srv__req_t req_store;
+    /* Bytes ever queued and ever sent on this connection (flow control). */
+    uint64_t out_total, out_done;
+    int64_t last_read, last_write, linger_until;
     uint32_t peer_hash;
-    bool req_keepalive;
     uint16_t peer_port;
-    uint8_t proto;
-    bool ws_closing; /* we sent a close frame; waiting for the peer's */
-    bool ws_refused; /* upgraded only to carry the app's refusal (close code): not open */
     char peer[46];
-    srv__framer_t framer; /* TCP */
-    srv__ws_t *ws;        /* WebSocket, after the upgrade */
-    int64_t last_ping, close_deadline;
-    uint16_t ws_code; /* close code the peer sent (1006 if none arrived) */
-    char *ws_pending; /* 101 response (and later the close reason) while deciding */
-    uint32_t ws_pending_len;
-    srv__ws_options_t ws_opts;
     srv__conninfo_t *info; /* this connection's entry in the shared table */
     srv__conn_t *next_free;
+    /* HTTP: the parser (kept across connections of a cache), and when a request began. */
+    srv__http_parser_t *http;
+    uint16_t http_listener; /* the listener whose limits the parser was made with */
+    int64_t req_start;
+    /* TCP */
+    srv__framer_t framer;
+    int64_t close_deadline;
+    /* WebSocket: the upgrade being decided (ws_pending: 101 response, later the close
+     * reason), then the session. */
+    srv__ws_t *ws;
+    bool ws_refused;  /* upgraded only to carry the app's refusal (close code): not open */
+    uint16_t ws_code; /* close code the peer sent (1006 if none arrived) */
+    int64_t last_ping;
+    char *ws_pending;
+    uint32_t ws_pending_len;
+    srv__ws_options_t ws_opts;
 };
 
 struct srv__engine {
@@ -94,6 +156,7 @@ struct srv__engine {
     void *data;
     int nlisten;
     int listen_fd[SRV_CONFIG_MAX_LISTEN];
+    const srv__proto_t *listen_proto[SRV_CONFIG_MAX_LISTEN];
     srv__loop_op_t accept_op[SRV_CONFIG_MAX_LISTEN];
     bool accept_armed[SRV_CONFIG_MAX_LISTEN];
     bool accepting;
@@ -110,23 +173,32 @@ struct srv__engine {
     uint32_t nfree;
     srv__conn_t *conn_cache;
     uint32_t ncached;
+    void (*conn_free)(srv__conn_t *c);  /* frees what a cached connection kept, then c */
+    void (*conn_reset)(srv__conn_t *c); /* clears a cached connection but for what it kept */
     uint64_t nconns;
     uint64_t inflight;
     srv__http_limits_t limits[SRV_CONFIG_MAX_LISTEN]; /* per listener (package_max_length) */
+    size_t in_max[SRV_CONFIG_MAX_LISTEN]; /* unconsumed input past which reading pauses */
     uint64_t ack_step; /* report progress at least every this many bytes written */
     _Atomic uint64_t *stat_conns, *stat_accepted, *stat_requests, *stat_503;
+    uint64_t (*conns_total)(void);
     int64_t last_limit_log;
     srv__static_t *statics[SRV_CONFIG_MAX_LISTEN];
     srv__frame_opts_t frame[SRV_CONFIG_MAX_LISTEN];
     int64_t idle_ms[SRV_CONFIG_MAX_LISTEN]; /* heartbeat: close after this long silent; 0 off */
-    srv__conninfo_t *conninfo;               /* this engine's slots in the shared table */
+    srv__conninfo_t *conninfo;              /* this engine's slots in the shared table */
 };
 
+/* conn.c */
 int64_t srv__engine_now_ms(srv__engine_t *e);
 int64_t srv__engine_wall_ms(srv__engine_t *e); /* wall clock, for connection info */
 void srv__stat_add(_Atomic uint64_t *s, int64_t d);
+/* Queue bytes (copied); -ENOBUFS past limit bytes queued. */
+int srv__out_append(srv__conn_t *c, const struct iovec *iov, int iovcnt, size_t limit);
 /* Queue bytes (copied); -ENOBUFS past buffer_output_size. */
 int srv__out_write(srv__conn_t *c, const struct iovec *iov, int iovcnt);
+/* Queue a file range (fd taken over on success); -ENOBUFS when the queue is full. */
+int srv__out_file(srv__conn_t *c, int fd, uint64_t off, uint64_t len);
 bool srv__out_pending(const srv__conn_t *c);
 /* Start sending what is queued (no-op while a send is in flight). */
 void srv__conn_flush(srv__conn_t *c);
@@ -138,16 +210,56 @@ void srv__conn_close(srv__conn_t *c);
 void srv__conn_hold(srv__conn_t *c);
 bool srv__conn_unhold(srv__conn_t *c);
 srv__conn_t *srv__conn_lookup(srv__engine_t *e, uint64_t session);
+/* Receive again unless c is paused, closing, or has its input bound of unconsumed bytes. */
+void srv__conn_arm_recv(srv__conn_t *c);
+/* The unconsumed input (c->in): add to it (-ENOMEM), or drop its first n bytes. */
+int srv__conn_in_append(srv__conn_t *c, const char *data, size_t len);
+void srv__conn_in_consume(srv__conn_t *c, size_t n);
+/* Stop receiving while the unconsumed input is at its bound (re-armed once consumed). */
+void srv__conn_in_pause(srv__conn_t *c);
+/* Heartbeat: close c when silent longer than its listener's heartbeat_idle_time. Returns
+ * true when it did. */
+bool srv__conn_heartbeat(srv__conn_t *c, int64_t now);
+/* Hand an event to the app (ops.event); a refusal closes c. */
+int srv__conn_app_event(srv__conn_t *c, srv__engine_event_t ev, uint16_t arg, const void *data,
+                        size_t len);
+/* Arm accepting (when accept) and the tick of a new engine. */
+void srv__engine_start(srv__engine_t *e, bool accept);
+/* Free every connection now, whatever is in flight (engine destroy). */
+void srv__engine_free_conns(srv__engine_t *e);
 
-/* conn_stream.c */
-int srv__stream_open(srv__conn_t *c); /* TCP accepted */
-void srv__stream_input(srv__conn_t *c, const char *data, size_t len);
-void srv__stream_release(srv__conn_t *c);                      /* about to be freed */
-int srv__ws_upgrade(srv__conn_t *c, const srv_request_t *req); /* 1: taken over */
-void srv__stream_tick(srv__conn_t *c, int64_t now);
-void srv__stream_eof(srv__conn_t *c);
-int srv__ws_decided(srv__conn_t *c, int code, const char *proto, size_t proto_len, bool *accepted);
-/* Queue what the WebSocket state has for the peer and send it. */
-void srv__ws_flush(srv__conn_t *c);
+/* request.c: the request in flight on c. */
+srv__req_t *srv__req_begin(srv__conn_t *c, const srv_request_t *req);
+/* Undo srv__req_begin: the request never reached the app. */
+void srv__req_cancel(srv__conn_t *c);
+/* Its response is complete: forget it and let the protocol go on (proto->done). */
+void srv__req_finish(srv__conn_t *c);
+/* Report progress of the response in flight to its producer (at least every ack_step bytes,
+ * and whenever the queue ran dry; force: whatever changed). */
+void srv__req_report(srv__conn_t *c, bool force);
+
+/* The actions behind srv__engine_action. */
+int srv__conn_respond(srv__engine_t *e, uint64_t session, const struct iovec *iov, int iovcnt,
+                      unsigned flags);
+int srv__conn_respond_fd(srv__engine_t *e, uint64_t session, int fd, uint64_t off, uint64_t len,
+                         unsigned flags);
+int srv__conn_send(srv__engine_t *e, uint64_t session, const void *data, size_t len);
+int srv__conn_close_session(srv__engine_t *e, uint64_t session);
+/* After on_ws_open: code 0 accepts (101), else refuse (close frame with that code). */
+int srv__conn_ws_accept(srv__engine_t *e, uint64_t session, int code, const char *proto,
+                        size_t proto_len);
+int srv__conn_ws_push(srv__engine_t *e, uint64_t session, int opcode, const void *data, size_t len);
+int srv__conn_ws_close(srv__engine_t *e, uint64_t session, int code, const char *reason,
+                       size_t len);
+/* Push to every open WebSocket of this engine (listener < 0: all). Returns the count. */
+int srv__engine_ws_broadcast(srv__engine_t *e, int listener, int opcode, const void *data,
+                             size_t len);
+int srv__conn_bind(srv__engine_t *e, uint64_t session, uint32_t uid);
+
+/* conn_ws.c, for the HTTP upgrade: 1 taken over (decided later), 0 not an upgrade,
+ * -errno a bad handshake. */
+int srv__ws_upgrade(srv__conn_t *c, const srv_request_t *req);
+/* Close an open WebSocket with 1000 (the app's SRV_ENGINE_CLOSE). */
+int srv__ws_close_normal(srv__conn_t *c);
 
 #endif

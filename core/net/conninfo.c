@@ -4,7 +4,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "core/net/conn.h"
+#include "core/net/session.h"
 #include "core/shm/shm.h"
 
 static srv__conninfo_t *g_table;
@@ -31,7 +31,7 @@ srv__conninfo_t *srv__conninfo_engine(int id)
 static srv__conninfo_t *entry(uint64_t session)
 {
     int e = SRV_SESSION_ENGINE(session);
-    uint32_t slot = (uint32_t)(session & ((1u << SRV_SESSION_SLOT_BITS) - 1));
+    uint32_t slot = SRV_SESSION_SLOT(session);
     if (g_table == NULL || e >= g_engines || slot >= g_slots)
         return NULL;
     return g_table + (size_t)e * g_slots + slot;

@@ -29,7 +29,9 @@
 typedef struct proc {
     pid_t pid;
     int ctl;                     /* our end of its status socket, -1 once closed */
-    int chans[SRV_MAX_REACTORS]; /* reactor ends, handed to the master when it is ready */
+    /* Reactor ends, handed to the master when it is ready: the channels, then each channel's
+     * descriptor socket (file responses pass their fd there). */
+    int chans[2 * SRV_MAX_REACTORS];
     int nchans;
     bool ready;
     uint32_t gen;
@@ -93,24 +95,32 @@ static void send_master(uint32_t type, int slot, int pid, int code, uint32_t gen
         srv__log(SRV_LOG_ERROR, "manager", rc, "cannot reach the master");
 }
 
-static void close_chans(const int *ours, const int *theirs, int n)
+/* Close the first n channels (and their descriptor sockets, nchans further on) of both sides. */
+static void close_chans(const int *ours, const int *theirs, int n, int nchans)
 {
     for (int r = 0; r < n; r++) {
         close(theirs[r]);
         close(ours[r]);
+        close(theirs[nchans + r]);
+        close(ours[nchans + r]);
     }
 }
 
-/* The reactor<->worker channels of a new worker, one per reactor: our ends in p->chans (handed
- * to the master once it is ready), the worker's in wchans. Returns 0, or -errno with none of
- * them left open. */
+/* The reactor<->worker channels of a new worker, one per reactor, each with its descriptor
+ * socket (nchans further on): our ends in p->chans (handed to the master once it is ready), the
+ * worker's in wchans. Returns 0, or -errno with none of them left open. */
 static int open_chans(proc_t *p, int *wchans, int nchans)
 {
     for (int r = 0; r < nchans; r++) {
-        int cv[2];
-        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, cv) != 0) {
+        int cv[2] = {-1, -1}, dv[2];
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, cv) != 0 ||
+            socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, dv) != 0) {
             int err = -errno;
-            close_chans(p->chans, wchans, r);
+            if (cv[0] >= 0) {
+                close(cv[0]);
+                close(cv[1]);
+            }
+            close_chans(p->chans, wchans, r, nchans);
             return err;
         }
         /* Big socket buffers let one write carry a large batch of requests or responses. */
@@ -121,6 +131,8 @@ static int open_chans(proc_t *p, int *wchans, int nchans)
         setsockopt(cv[1], SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
         p->chans[r] = cv[0];
         wchans[r] = cv[1];
+        p->chans[nchans + r] = dv[0];
+        wchans[nchans + r] = dv[1];
     }
     return 0;
 }
@@ -132,7 +144,7 @@ static int spawn(slot_t *s, proc_t *p)
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
         return -errno;
-    int wchans[SRV_MAX_REACTORS];
+    int wchans[2 * SRV_MAX_REACTORS];
     int nchans = s->kind == SRV_SLOT_WORKER ? S->nreactors : 0;
     proc_reset(p);
     int rc = open_chans(p, wchans, nchans);
@@ -141,12 +153,12 @@ static int spawn(slot_t *s, proc_t *p)
         close(sv[1]);
         return rc;
     }
-    p->nchans = nchans;
+    p->nchans = 2 * nchans;
     uint32_t gen = atomic_fetch_add(&S->stats->workers[s->id].generation, 1) + 1;
     pid_t pid = fork();
     if (pid < 0) {
         int err = -errno;
-        close_chans(p->chans, wchans, nchans);
+        close_chans(p->chans, wchans, nchans, nchans);
         close(sv[0]);
         close(sv[1]);
         p->nchans = 0;
@@ -164,7 +176,7 @@ static int spawn(slot_t *s, proc_t *p)
             if (o->old.pid || o->old.ctl >= 0)
                 proc_close(&o->old);
         }
-        for (int r = 0; r < nchans; r++)
+        for (int r = 0; r < 2 * nchans; r++)
             close(p->chans[r]);
         close(sv[0]);
         sigset_t all;
@@ -173,7 +185,7 @@ static int spawn(slot_t *s, proc_t *p)
         srv__child_kinds[s->kind](s->id, sv[1], wchans, nchans);
     }
     close(sv[1]);
-    for (int r = 0; r < nchans; r++)
+    for (int r = 0; r < 2 * nchans; r++)
         close(wchans[r]);
     p->pid = pid;
     p->ctl = sv[0];

@@ -112,8 +112,8 @@ static const srv__ctl_serve_ops_t ctl_ops = {.stop = ctl_stop, .reload = ctl_rel
 static void handle_mgr(void)
 {
     srv__ctl_msg_t m;
-    int fds[SRV_MAX_REACTORS];
-    int rc = srv__ctl_recv(G.mgr_fd, &m, fds, SRV_MAX_REACTORS);
+    int fds[2 * SRV_MAX_REACTORS];
+    int rc = srv__ctl_recv(G.mgr_fd, &m, fds, 2 * SRV_MAX_REACTORS);
     if (rc == -EAGAIN)
         return;
     if (rc < 0) {
@@ -128,13 +128,18 @@ static void handle_mgr(void)
     }
     switch (m.type) {
     case SRV_CTL_WORKER_READY: {
-        int n = (int)m.nfds;
+        /* Each reactor's channel, then each channel's descriptor socket. */
+        int n = (int)m.nfds / 2;
         for (int r = 0; r < n; r++) {
-            if (r < srv__server.nreactors)
-                srv__reactor_post_channel(r, m.slot, m.generation, fds[r]);
-            else
+            if (r < srv__server.nreactors) {
+                srv__reactor_post_channel(r, m.slot, m.generation, fds[r], fds[n + r]);
+            } else {
                 close(fds[r]);
+                close(fds[n + r]);
+            }
         }
+        if (m.nfds % 2)
+            close(fds[m.nfds - 1]);
         if (!G.started) {
             G.ready_count++;
             int total = srv__server.nslots;

@@ -19,6 +19,7 @@
 #include "core/base/log.h"
 #include "core/loop/loop.h"
 #include "core/server/server.h"
+#include "core/worker/engine_ipc.h"
 #include "protocols/http.h"
 
 typedef struct reactor reactor_t;
@@ -26,6 +27,7 @@ typedef struct reactor reactor_t;
 typedef struct chan {
     reactor_t *r;
     int fd;
+    int fdsock; /* descriptors of file responses arrive here (SRV_IPC_F_FD) */
     int slot;
     uint32_t gen;
     int tag;
@@ -58,11 +60,12 @@ typedef struct big {
 typedef struct mail {
     int slot;
     uint32_t gen;
-    int fd;
+    int fd, fdsock;
 } mail_t;
 
 struct reactor {
     int id;
+    const srv__config_t *cfg; /* the reactors' options: worker_num, dispatch_mode, bounds */
     pthread_t th;
     srv__loop_t *loop;
     srv__engine_t *eng;
@@ -101,6 +104,7 @@ static void chan_free_if_done(chan_t *ch)
         }
     }
     close(ch->fd);
+    close(ch->fdsock);
     while (ch->big) {
         big_t *b = ch->big;
         ch->big = b->next;
@@ -135,66 +139,52 @@ static void chan_kill(chan_t *ch, const char *why)
     chan_free_if_done(ch);
 }
 
+/* A file response: the worker opened the file and sent its descriptor ahead of the frame, so
+ * the reactor thread never opens (or blocks on) a file. */
+static void file_frame(chan_t *ch, const srv__ipc_hdr_t *h, const char *payload)
+{
+    reactor_t *r = ch->r;
+    srv__ipc_file_t f;
+    int fd = -1;
+    if ((h->flags & SRV_IPC_F_FD) && (fd = srv__ipc_fd_recv(ch->fdsock)) < 0)
+        srv__log(SRV_LOG_ERROR, "ipc", -fd, "reactor %d: no descriptor from worker #%d", r->id,
+                 ch->slot);
+    if (fd < 0 || h->len < sizeof(f)) {
+        if (fd >= 0)
+            close(fd);
+        /* The head is already queued: the response cannot be completed. */
+        srv__engine_action(r->eng, h->session, SRV_ENGINE_RESPOND, SRV_ENGINE_F_ERROR, NULL, 0);
+        return;
+    }
+    memcpy(&f, payload, sizeof(f));
+    srv__engine_file_t ef = {.fd = fd, .off = f.offset, .len = f.length};
+    srv__engine_action(r->eng, h->session, SRV_ENGINE_RESPOND_FD,
+                       (uint16_t)srv__ipc_to_resp_flags(h->flags), &ef, sizeof(ef));
+}
+
+/* A worker's frame: everything is an engine action; the reactor's own part is the count of
+ * requests each worker has (dispatch_mode 3) and telling a stream's producer its client left. */
 static void on_frame(void *arg, const srv__ipc_hdr_t *h, const char *payload)
 {
     chan_t *ch = arg;
     reactor_t *r = ch->r;
-    bool response = h->type == SRV_IPC_RESPONSE || h->type == SRV_IPC_FILE;
-    if (response && (h->flags & (SRV_IPC_F_FINAL | SRV_IPC_F_ERROR)) &&
-        r->inflight_per_worker[ch->slot] > 0 && r->cur[ch->slot] == ch)
+    srv__engine_action_t a = srv__ipc_to_action(h->type);
+    bool answer =
+        a == SRV_ENGINE_WS_ACCEPT || ((a == SRV_ENGINE_RESPOND || a == SRV_ENGINE_RESPOND_FD) &&
+                                      (h->flags & (SRV_IPC_F_FINAL | SRV_IPC_F_ERROR)));
+    if (answer && r->inflight_per_worker[ch->slot] > 0 && r->cur[ch->slot] == ch)
         r->inflight_per_worker[ch->slot]--;
-    uint16_t code;
-    switch (h->type) {
-    case SRV_IPC_SEND:
-        srv__conn_send(r->eng, h->session, payload, h->len);
+    if (a == SRV_ENGINE_RESPOND_FD) {
+        file_frame(ch, h, payload);
         return;
-    case SRV_IPC_CLOSE:
-        srv__conn_close_session(r->eng, h->session);
-        return;
-    case SRV_IPC_WS_ACCEPT:
-        if (r->inflight_per_worker[ch->slot] > 0 && r->cur[ch->slot] == ch)
-            r->inflight_per_worker[ch->slot]--;
-        srv__conn_ws_accept(r->eng, h->session, h->flags, payload, h->len);
-        return;
-    case SRV_IPC_WS_PUSH:
-        srv__conn_ws_push(r->eng, h->session, h->flags, payload, h->len);
-        return;
-    case SRV_IPC_WS_CLOSE:
-        if (h->len >= 2) {
-            memcpy(&code, payload, 2);
-            srv__conn_ws_close(r->eng, h->session, code, payload + 2, h->len - 2);
-        }
-        return;
-    case SRV_IPC_WS_BROADCAST:
-        srv__engine_ws_broadcast(r->eng, (int)h->session - 1, h->flags, payload, h->len);
-        return;
-    case SRV_IPC_BIND:
-        if (h->len >= 4) {
-            uint32_t uid;
-            memcpy(&uid, payload, 4);
-            srv__conn_bind(r->eng, h->session, uid);
-        }
-        return;
-    default:
-        break;
     }
-    if (h->type == SRV_IPC_RESPONSE) {
-        struct iovec v = {.iov_base = (void *)payload, .iov_len = h->len};
-        int rc = srv__conn_respond(r->eng, h->session, &v, 1, h->flags);
-        if ((rc == -ENOENT || rc == -EPROTO) && !(h->flags & SRV_IPC_F_FINAL)) {
-            /* A stream for a client that has gone: tell the worker, so the app stops. */
-            srv__ipc_frame_put(&ch->out, h->session, SRV_IPC_GONE, 0, NULL, 0);
-        }
-    } else if (h->type == SRV_IPC_FILE && h->len > sizeof(srv__ipc_file_t)) {
-        srv__ipc_file_t f;
-        memcpy(&f, payload, sizeof(f));
-        char path[SRV_CONFIG_PATH_MAX * 2];
-        size_t plen = h->len - sizeof(f);
-        if (plen >= sizeof(path))
-            plen = sizeof(path) - 1;
-        memcpy(path, payload + sizeof(f), plen);
-        path[plen] = '\0';
-        srv__conn_respond_file(r->eng, h->session, path, f.offset, f.length, h->flags);
+    uint16_t arg16 =
+        a == SRV_ENGINE_RESPOND ? (uint16_t)srv__ipc_to_resp_flags(h->flags) : h->flags;
+    int rc = srv__engine_action(r->eng, h->session, a, arg16, payload, h->len);
+    if (a == SRV_ENGINE_RESPOND && (rc == -ENOENT || rc == -EPROTO) &&
+        !(h->flags & SRV_IPC_F_FINAL)) {
+        /* A stream for a client that has gone: tell the worker, so the app stops. */
+        srv__ipc_frame_put(&ch->out, h->session, SRV_IPC_GONE, 0, NULL, 0);
     }
 }
 
@@ -307,7 +297,7 @@ static void chan_flush(chan_t *ch)
  * modes 1 and 3) and keeps it, so on_close can never overtake an on_receive. */
 static chan_t *pick(reactor_t *r, srv__conn_t *c, bool request)
 {
-    const srv__config_t *cfg = &srv__server.cfg;
+    const srv__config_t *cfg = r->cfg;
     int n = cfg->worker_num;
     int w = -1;
     int mode = cfg->dispatch_mode;
@@ -355,11 +345,12 @@ static chan_t *pick(reactor_t *r, srv__conn_t *c, bool request)
     return NULL;
 }
 
-static int reactor_dispatch(srv__engine_t *e, srv__conn_t *c, uint16_t type,
+static int reactor_dispatch(srv__engine_t *e, srv__conn_t *c, srv__engine_event_t ev,
                             const srv_request_t *req)
 {
     reactor_t *r = srv__engine_data(e);
-    chan_t *ch = pick(r, c, type == SRV_IPC_REQUEST);
+    uint16_t type = srv__event_to_ipc(ev);
+    chan_t *ch = pick(r, c, ev == SRV_ENGINE_EV_REQUEST);
     if (ch == NULL)
         return -EAGAIN;
     size_t plen = srv__http_request_encoded_size(req);
@@ -415,14 +406,19 @@ static void reactor_abandoned(srv__engine_t *e, srv__conn_t *c)
         srv__ipc_frame_put(&ch->out, srv__conn_session(c), SRV_IPC_GONE, 0, NULL, 0);
 }
 
-static int reactor_event(srv__engine_t *e, srv__conn_t *c, uint16_t type, uint16_t flags,
+static int reactor_event(srv__engine_t *e, srv__conn_t *c, srv__engine_event_t ev, uint16_t arg,
                          const void *data, size_t len)
 {
     reactor_t *r = srv__engine_data(e);
     chan_t *ch = pick(r, c, false);
     if (ch == NULL)
-        return type == SRV_IPC_CLOSED || type == SRV_IPC_WS_CLOSED ? 0 : -EAGAIN;
-    return srv__ipc_frame_put(&ch->out, srv__conn_session(c), type, flags, data, (uint32_t)len);
+        return ev == SRV_ENGINE_EV_CLOSED || ev == SRV_ENGINE_EV_WS_CLOSED ? 0 : -EAGAIN;
+    srv__ipc_hdr_t h = {.session = srv__conn_session(c),
+                        .type = (uint8_t)srv__event_to_ipc(ev),
+                        .listener = (uint8_t)srv__conn_listener(c),
+                        .flags = arg,
+                        .len = (uint32_t)len};
+    return srv__ipc_frame_put_hdr(&ch->out, &h, data);
 }
 
 static void take_mail(reactor_t *r)
@@ -436,15 +432,17 @@ static void take_mail(reactor_t *r)
     memmove(r->mail, r->mail + n, sizeof(mail_t) * (size_t)(r->nmail - n));
     r->nmail -= n;
     pthread_mutex_unlock(&r->mu);
-    size_t bound = (size_t)srv__server.cfg.ipc_buffer_size;
+    size_t bound = (size_t)r->cfg->ipc_buffer_size;
     for (int i = 0; i < n; i++) {
         chan_t *ch = calloc(1, sizeof(*ch));
         if (ch == NULL) {
             close(local[i].fd);
+            close(local[i].fdsock);
             continue;
         }
         ch->r = r;
         ch->fd = local[i].fd;
+        ch->fdsock = local[i].fdsock;
         ch->slot = local[i].slot;
         ch->gen = local[i].gen;
         ch->tag = r->next_tag++;
@@ -455,9 +453,10 @@ static void take_mail(reactor_t *r)
         srv__ipc_buf_init(&ch->out, bound);
         srv__ipc_buf_init(&ch->sending, bound);
         /* The largest frame a worker sends is a whole response: allow for the biggest. */
-        srv__ipc_buf_init(&ch->in, (size_t)srv__server.cfg.buffer_output_size + (1u << 20));
+        srv__ipc_buf_init(&ch->in, (size_t)r->cfg->buffer_output_size + (1u << 20));
         if (srv__loop_recv(r->loop, &ch->recv_op, ch->fd) != 0) {
             close(ch->fd);
+            close(ch->fdsock);
             free(ch);
             continue;
         }
@@ -514,6 +513,7 @@ static int reactor_init(reactor_t *r)
         .stat_accepted = &S->stats->reactors[i].accepted,
         .stat_requests = &S->stats->reactors[i].requests,
         .stat_503 = &S->stats->reactors[i].errors_503,
+        .conns_total = srv__stats_connections,
     };
     return srv__engine_create(&r->eng, &o);
 }
@@ -569,6 +569,7 @@ int srv__reactors_start(void)
     for (int i = 0; i < g_nreactors; i++) {
         reactor_t *r = &g_reactors[i];
         r->id = i;
+        r->cfg = &S->cfg;
         pthread_mutex_init(&r->mu, NULL);
         pthread_cond_init(&r->cond, NULL);
         r->cur = calloc((size_t)S->cfg.worker_num, sizeof(chan_t *));
@@ -595,11 +596,12 @@ int srv__reactors_start(void)
     return 0;
 }
 
-void srv__reactor_post_channel(int i, int slot, uint32_t gen, int fd)
+void srv__reactor_post_channel(int i, int slot, uint32_t gen, int fd, int fdsock)
 {
     reactor_t *r = &g_reactors[i];
     if (r->loop == NULL) { /* the reactor failed to start; the master is stopping */
         close(fd);
+        close(fdsock);
         return;
     }
     pthread_mutex_lock(&r->mu);
@@ -610,12 +612,13 @@ void srv__reactor_post_channel(int i, int slot, uint32_t gen, int fd)
             pthread_mutex_unlock(&r->mu);
             srv__log(SRV_LOG_ERROR, "ipc", ENOMEM, "cannot hand worker #%d to reactor %d", slot, i);
             close(fd);
+            close(fdsock);
             return;
         }
         r->mail = m;
         r->mail_cap = cap;
     }
-    r->mail[r->nmail++] = (mail_t){slot, gen, fd};
+    r->mail[r->nmail++] = (mail_t){slot, gen, fd, fdsock};
     pthread_mutex_unlock(&r->mu);
     srv__loop_wake(r->loop);
 }
@@ -650,8 +653,10 @@ void srv__reactors_stop(void)
             pthread_join(r->th, NULL);
         if (r->eng)
             srv__engine_destroy(r->eng);
-        for (int k = 0; k < r->nmail; k++)
+        for (int k = 0; k < r->nmail; k++) {
             close(r->mail[k].fd);
+            close(r->mail[k].fdsock);
+        }
         pthread_mutex_destroy(&r->mu);
         pthread_cond_destroy(&r->cond);
         free(r->cur);

@@ -8,9 +8,10 @@
 
 /* Start S->nreactors threads. Called by the master after the manager was forked. */
 int srv__reactors_start(void);
-/* Hand reactor r its channel to the process now serving worker slot `slot` (master thread).
- * The reactor closes the previous channel's write side so the old process drains and exits. */
-void srv__reactor_post_channel(int r, int slot, uint32_t gen, int fd);
+/* Hand reactor r its channel (fd) and the channel's descriptor socket (fdsock) to the process
+ * now serving worker slot `slot` (master thread). The reactor closes the previous channel's
+ * write side so the old process drains and exits. */
+void srv__reactor_post_channel(int r, int slot, uint32_t gen, int fd, int fdsock);
 /* Stop accepting new connections (graceful stop, first step). */
 void srv__reactors_stop_accepting(void);
 /* Requests handed to workers and not answered yet, over all reactors. */

@@ -57,3 +57,14 @@ int srv__slot_box(int slot)
     uint32_t gen = st ? atomic_load(&st->workers[slot].generation) : 0;
     return 2 * slot + (int)(gen & 1);
 }
+
+uint64_t srv__stats_connections(void)
+{
+    const srv__stats_t *st = srv__server.stats;
+    if (st == NULL)
+        return 0;
+    uint64_t n = 0;
+    for (int i = 0; i < SRV_MAX_REACTORS; i++)
+        n += atomic_load_explicit(&st->reactors[i].connections, memory_order_relaxed);
+    return n;
+}

@@ -104,5 +104,7 @@ int srv__slot_box(int slot);
  * order, so every one of them ends up resident; 256 x 4 KiB keeps that at 1 MiB a loop. */
 extern const srv__loop_opts_t srv__loop_opts;
 
+/* Connections open in every reactor (or base-mode worker) of this instance: max_conn. */
+uint64_t srv__stats_connections(void);
 
 #endif

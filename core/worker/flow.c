@@ -33,6 +33,7 @@ static struct {
     flow_t **tab; /* open addressing, linear probing, power-of-two size */
     size_t cap, count;
     flow_t *due, *due_tail;
+    bool blocked; /* a response waits for the transport (busy): srv__flow_kick has work */
 } F;
 
 static size_t slot_of(uint64_t session, size_t cap)
@@ -236,6 +237,15 @@ static int64_t send_some(flow_t *f, const struct iovec *iov, int iovcnt, size_t 
     return (int64_t)done;
 }
 
+/* The transport is full for f: it waits for srv__flow_kick. */
+static bool busy(flow_t *f)
+{
+    if (F.t.busy == NULL || !F.t.busy(F.t.arg, f->session))
+        return false;
+    F.blocked = true;
+    return true;
+}
+
 static int keep_rest(flow_t *f, const struct iovec *iov, int iovcnt, size_t skip, unsigned flags)
 {
     size_t total = 0;
@@ -328,11 +338,12 @@ int srv__flow_emit(uint64_t session, const struct iovec *iov, int iovcnt, unsign
         return rc;
     }
     uint64_t inflight = in_flight(f);
-    if (!fin && inflight >= F.window) {
+    if (!fin && (inflight >= F.window || busy(f))) {
         f->want = true;
         return -EAGAIN;
     }
-    size_t room = inflight < F.window ? (size_t)(F.window - inflight) : 0;
+    /* A final send is never refused: while the transport is busy it waits here whole. */
+    size_t room = inflight < F.window && !busy(f) ? (size_t)(F.window - inflight) : 0;
     int64_t sent = 0;
     if (total == 0 || room > 0)
         sent = send_some(f, iov, iovcnt, room, flags);
@@ -424,6 +435,18 @@ void srv__flow_gone(uint64_t session)
     make_due(f);
 }
 
+void srv__flow_kick(void)
+{
+    if (!F.blocked)
+        return;
+    F.blocked = false;
+    for (size_t i = 0; i < F.cap; i++) {
+        flow_t *f = F.tab[i];
+        if (f && !f->gone && (f->want || f->plen > f->poff))
+            make_due(f);
+    }
+}
+
 bool srv__flow_due(void)
 {
     return F.due != NULL;
@@ -438,7 +461,7 @@ int srv__flow_count(void)
 static bool pump(flow_t *f)
 {
     uint64_t inflight = in_flight(f);
-    if (inflight >= F.window)
+    if (inflight >= F.window || busy(f))
         return true;
     struct iovec v = {f->pend + f->poff, f->plen - f->poff};
     int64_t sent = send_some(f, &v, 1, (size_t)(F.window - inflight), f->pflags);
@@ -476,7 +499,7 @@ void srv__flow_run(void)
         f->next_due = NULL;
         if (!f->gone && f->plen > f->poff && !pump(f))
             continue;
-        bool room = f->gone || (f->plen == f->poff && in_flight(f) <= F.window / 2);
+        bool room = f->gone || (f->plen == f->poff && in_flight(f) <= F.window / 2 && !busy(f));
         if (!f->want || !room || f->fn == NULL)
             continue;
         void (*fn)(void *) = f->fn;

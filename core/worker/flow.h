@@ -18,6 +18,9 @@ typedef struct srv__flow_transport {
     /* fd is taken over (closed by the transport, also on failure). */
     int (*put_file)(void *arg, uint64_t session, int fd, const char *path, uint64_t off,
                     uint64_t len, unsigned flags);
+    /* True while session's way out is full (the reactor channel past its soft bound): streamed
+     * writes are refused with -EAGAIN and rests wait, until srv__flow_kick(). May be NULL. */
+    bool (*busy)(void *arg, uint64_t session);
     void *arg;
 } srv__flow_transport_t;
 
@@ -40,6 +43,9 @@ int srv__flow_on_writable(uint64_t session, void (*fn)(void *arg), void *arg);
 void srv__flow_ack(uint64_t session, uint64_t written);
 /* From the connection's owner: session's client has gone. */
 void srv__flow_gone(uint64_t session);
+
+/* The transport has room again (busy turned false): responses waiting for it are due. */
+void srv__flow_kick(void);
 
 /* True when srv__flow_run() has work (the caller's loop should not block). */
 bool srv__flow_due(void);

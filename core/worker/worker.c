@@ -1,6 +1,6 @@
 /* Worker processes. Process mode: read request frames from one channel per reactor, run the
- * app, write response frames back in one write per batch. Base mode: run an engine of our own
- * on the inherited listeners and call the app in place, no IPC. */
+ * app, write response frames back through the loop, one send per batch. Base mode: run an
+ * engine of our own on the inherited listeners and call the app in place, no IPC. */
 #include "core/worker/worker.h"
 
 #include <arpa/inet.h>
@@ -20,6 +20,7 @@
 #include "core/server/child.h"
 #include "core/net/conn.h"
 #include "core/net/conninfo.h"
+#include "core/worker/engine_ipc.h"
 #include "core/worker/flow.h"
 #include "core/ipc/ipc.h"
 #include "core/base/log.h"
@@ -32,12 +33,21 @@
 
 typedef struct wchan {
     int fd;
+    int fdsock; /* file responses pass their descriptor here (SRV_IPC_F_FD) */
     int reactor;
     srv__loop_op_t op;
     bool armed;
     bool eof;
     srv__ipc_buf_t in;
+    /* Frames go out through the loop: built in out while the kernel holds sending. Past soft
+     * bytes in out a send starts at once; out's max is the hard bound (-ENOBUFS). */
     srv__ipc_buf_t out;
+    srv__ipc_buf_t sending;
+    size_t sent, soft;
+    struct iovec iov;
+    srv__loop_op_t send_op;
+    bool send_armed;
+    bool dead;           /* the reactor is gone: frames for it are dropped */
     srv__ipc_buf_t part; /* a request arriving in pieces (SRV_IPC_F_MORE) */
     uint64_t part_session;
 } wchan_t;
@@ -59,37 +69,119 @@ static struct {
     srv__resp_sink_t sink;
 } W;
 
-/* Write all of b to the channel; the reactor always reads, so waiting here is bounded by its
- * progress. A channel gone away (reactor shut down) drops the bytes: nobody can receive them. */
-static void chan_write_all(wchan_t *ch)
+/* Start sending what is queued unless a send is in flight; the completion sends the rest.
+ * Nothing here waits: a slow reactor leaves frames queued, up to the channel's bound. */
+static void chan_flush(wchan_t *ch)
 {
-    size_t off = 0;
-    while (off < ch->out.len) {
-        ssize_t n = send(ch->fd, ch->out.data + off, ch->out.len - off, MSG_NOSIGNAL);
-        if (n > 0) {
-            off += (size_t)n;
-            continue;
-        }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && errno == EAGAIN) {
-            struct pollfd p = {.fd = ch->fd, .events = POLLOUT};
-            if (poll(&p, 1, 1000) < 0 && errno != EINTR)
-                break;
-            continue;
-        }
-        srv__log_debug("ipc", "channel to reactor %d: %s", ch->reactor,
-                      n < 0 ? strerror(errno) : "closed");
-        break;
+    if (ch->dead) {
+        srv__ipc_buf_consume(&ch->out, ch->out.len);
+        return;
     }
-    srv__ipc_buf_consume(&ch->out, ch->out.len);
+    if (ch->send_armed)
+        return;
+    if (ch->sending.len == 0 && ch->out.len > 0) {
+        srv__ipc_buf_t t = ch->sending;
+        ch->sending = ch->out;
+        ch->out = t;
+        ch->sent = 0;
+    }
+    if (ch->sending.len <= ch->sent)
+        return;
+    ch->iov.iov_base = ch->sending.data + ch->sent;
+    ch->iov.iov_len = ch->sending.len - ch->sent;
+    if (srv__loop_send(W.loop, &ch->send_op, ch->fd, &ch->iov, 1) == 0)
+        ch->send_armed = true;
+    else
+        ch->dead = true;
+}
+
+static void on_chan_send(srv__loop_t *loop, srv__loop_op_t *op, int res, const char *data,
+                         uint32_t flags)
+{
+    wchan_t *ch = op->data;
+    ch->send_armed = false;
+    if (res < 0 && res != -EAGAIN && res != -EINTR) {
+        /* The reactor shut down: nobody can receive these frames. */
+        srv__log_debug("ipc", "channel to reactor %d: %s", ch->reactor, srv_strerror(res));
+        ch->dead = true;
+        ch->sending.len = ch->sent = 0;
+    }
+    if (res > 0)
+        ch->sent += (size_t)res;
+    if (ch->sent >= ch->sending.len)
+        ch->sending.len = ch->sent = 0;
+    chan_flush(ch);
+    if (ch->out.len < ch->soft)
+        srv__flow_kick(); /* responses that waited for room go on */
+}
+
+/* The flow layer's view: past its soft bound, with the kernel still holding the last batch, a
+ * channel takes no streamed bytes (srv_response_write gets -EAGAIN) until it drains. */
+static bool chan_busy(void *arg, uint64_t session)
+{
+    int r = SRV_SESSION_ENGINE(session);
+    if (r < 0 || r >= W.nchans)
+        return false;
+    const wchan_t *ch = &W.chans[r];
+    return ch->send_armed && ch->out.len >= ch->soft;
+}
+
+/* A frame of plen payload bytes for ch, or NULL when the channel is at its bound (the reactor
+ * that far behind). */
+static char *chan_frame(wchan_t *ch, uint64_t session, uint16_t type, uint16_t flags, size_t plen)
+{
+    /* Only before reserving: a send submitted after would cover bytes not written yet. */
+    if (ch->out.len >= ch->soft)
+        chan_flush(ch);
+    char *p = srv__ipc_frame_begin(&ch->out, session, type, flags, (uint32_t)plen);
+    if (p == NULL && ch->out.len > 0) {
+        chan_flush(ch); /* moves out to the kernel when nothing else is there */
+        p = srv__ipc_frame_begin(&ch->out, session, type, flags, (uint32_t)plen);
+    }
+    return p;
+}
+
+static int chan_put(wchan_t *ch, uint64_t session, uint16_t type, uint16_t flags, const void *data,
+                    size_t len)
+{
+    char *p = chan_frame(ch, session, type, flags, len);
+    if (p == NULL)
+        return -ENOBUFS;
+    if (len)
+        memcpy(p, data, len);
+    return 0;
+}
+
+/* Frames queue up to four times ipc_buffer_size while the reactor catches up. */
+static void chan_init_out(wchan_t *ch, size_t bound)
+{
+    ch->soft = bound;
+    srv__ipc_buf_init(&ch->out, 4 * bound);
+    srv__ipc_buf_init(&ch->sending, 4 * bound);
+    ch->send_op.cb = on_chan_send;
+    ch->send_op.data = ch;
 }
 
 static void flush_all(void)
 {
     for (int i = 0; i < W.nchans; i++)
         if (W.chans[i].out.len > 0)
-            chan_write_all(&W.chans[i]);
+            chan_flush(&W.chans[i]);
+}
+
+/* Leaving: give what is queued a bounded time to reach the reactors. */
+static void chans_finish(void)
+{
+    int64_t deadline = srv__mono_ms() + 2000;
+    for (;;) {
+        flush_all();
+        bool busy = false;
+        for (int i = 0; i < W.nchans; i++)
+            busy |= W.chans[i].send_armed;
+        if (!busy || srv__mono_ms() >= deadline)
+            break;
+        srv__loop_run(W.loop, 10);
+    }
 }
 
 /* Process-mode sink: frames into the channel of the reactor that owns the session. */
@@ -105,15 +197,9 @@ static int chan_emit(void *arg, uint64_t session, const struct iovec *iov, int i
         total += iov[i].iov_len;
     if (total > SRV_IPC_MAX_PAYLOAD)
         return -EMSGSIZE;
-    char *p =
-        srv__ipc_frame_begin(&ch->out, session, SRV_IPC_RESPONSE, (uint16_t)flags, (uint32_t)total);
-    if (p == NULL) {
-        chan_write_all(ch);
-        p = srv__ipc_frame_begin(&ch->out, session, SRV_IPC_RESPONSE, (uint16_t)flags,
-                                (uint32_t)total);
-        if (p == NULL)
-            return -ENOBUFS;
-    }
+    char *p = chan_frame(ch, session, SRV_IPC_RESPONSE, (uint16_t)flags, total);
+    if (p == NULL)
+        return -ENOBUFS;
     for (int i = 0; i < iovcnt; i++) {
         memcpy(p, iov[i].iov_base, iov[i].iov_len);
         p += iov[i].iov_len;
@@ -124,24 +210,28 @@ static int chan_emit(void *arg, uint64_t session, const struct iovec *iov, int i
 static int chan_emit_file(void *arg, uint64_t session, int fd, const char *path, uint64_t off,
                           uint64_t len, unsigned flags)
 {
-    close(fd); /* the reactor opens the path itself; we only checked it can be served */
     int r = SRV_SESSION_ENGINE(session);
-    if (r < 0 || r >= W.nchans)
+    if (r < 0 || r >= W.nchans) {
+        close(fd);
         return -ENOENT;
+    }
     wchan_t *ch = &W.chans[r];
-    size_t plen = strlen(path);
     srv__ipc_file_t f = {.offset = off, .length = len};
-    char *p = srv__ipc_frame_begin(&ch->out, session, SRV_IPC_FILE, (uint16_t)flags,
-                                  (uint32_t)(sizeof(f) + plen));
+    char *p = chan_frame(ch, session, SRV_IPC_FILE, (uint16_t)(flags | SRV_IPC_F_FD), sizeof(f));
     if (p == NULL) {
-        chan_write_all(ch);
-        p = srv__ipc_frame_begin(&ch->out, session, SRV_IPC_FILE, (uint16_t)flags,
-                                (uint32_t)(sizeof(f) + plen));
-        if (p == NULL)
-            return -ENOBUFS;
+        close(fd);
+        return -ENOBUFS;
     }
     memcpy(p, &f, sizeof(f));
-    memcpy(p + sizeof(f), path, plen);
+    /* The descriptor goes ahead of the frame (queued, sent later by the loop): the reactor
+     * finds it when the frame arrives. Without it the frame must not go at all. */
+    int rc = srv__ipc_fd_send(ch->fdsock, fd);
+    close(fd);
+    if (rc < 0) {
+        ch->out.len -= sizeof(srv__ipc_hdr_t) + SRV_IPC_ALIGN(sizeof(f));
+        srv__log(SRV_LOG_WARN, "ipc", -rc, "cannot pass a file to reactor %d", ch->reactor);
+        return rc == -EAGAIN ? -ENOBUFS : rc;
+    }
     return 0;
 }
 
@@ -149,13 +239,15 @@ static int chan_emit_file(void *arg, uint64_t session, int fd, const char *path,
 static int eng_emit(void *arg, uint64_t session, const struct iovec *iov, int iovcnt,
                     unsigned flags)
 {
-    return srv__conn_respond(W.eng, session, iov, iovcnt, flags);
+    return srv__engine_respond(W.eng, session, iov, iovcnt, srv__ipc_to_resp_flags(flags));
 }
 
 static int eng_emit_file(void *arg, uint64_t session, int fd, const char *path, uint64_t off,
                          uint64_t len, unsigned flags)
 {
-    return srv__conn_respond_fd(W.eng, session, fd, off, len, flags);
+    srv__engine_file_t f = {.fd = fd, .off = off, .len = len};
+    return srv__engine_action(W.eng, session, SRV_ENGINE_RESPOND_FD,
+                              (uint16_t)srv__ipc_to_resp_flags(flags), &f, sizeof(f));
 }
 
 /* The app's responses go through the flow layer, which bounds what each one has in flight. */
@@ -278,36 +370,37 @@ static int ws_open(const srv_request_t *req)
     return code;
 }
 
-/* A TCP or WebSocket event for the app; flags carry the listener in the high byte. */
-static void run_event(uint64_t session, uint16_t type, uint16_t flags, const char *data, size_t len)
+/* A TCP or WebSocket event for the app, from the connection on listener. */
+static void run_event(uint64_t session, srv__engine_event_t ev, int listener, uint16_t arg,
+                      const char *data, size_t len)
 {
-    const srv_handlers_t *h = handlers_for(flags >> 8);
+    const srv_handlers_t *h = handlers_for(listener);
     if (h == NULL)
         return;
-    int op = flags & 0xff;
-    switch (type) {
-    case SRV_IPC_CONNECT:
+    int op = arg & 0xff;
+    switch (ev) {
+    case SRV_ENGINE_EV_CONNECT:
         if (h->on_connect) {
             srv_conn_info_t info;
             if (srv__conninfo_get(session, &info) == 0)
                 h->on_connect(session, &info);
         }
         break;
-    case SRV_IPC_RECEIVE:
+    case SRV_ENGINE_EV_RECEIVE:
         count_request();
         if (h->on_receive)
             h->on_receive(session, data, len);
         break;
-    case SRV_IPC_CLOSED:
+    case SRV_ENGINE_EV_CLOSED:
         if (h->on_close)
             h->on_close(session);
         break;
-    case SRV_IPC_WS_MESSAGE:
+    case SRV_ENGINE_EV_WS_MESSAGE:
         count_request();
         if (h->on_ws_message)
             h->on_ws_message(session, op, data, len);
         break;
-    case SRV_IPC_WS_CLOSED:
+    case SRV_ENGINE_EV_WS_CLOSED:
         if (h->on_ws_close && len >= 2) {
             uint16_t code;
             memcpy(&code, data, 2);
@@ -392,7 +485,7 @@ static void on_frame(void *arg, const srv__ipc_hdr_t *h, const char *payload)
         }
         return;
     }
-    run_event(h->session, h->type, h->flags, payload, h->len);
+    run_event(h->session, srv__ipc_to_event(h->type), h->listener, h->flags, payload, h->len);
 }
 
 int srv__worker_action(uint64_t session, uint16_t type, uint16_t flags, const void *data,
@@ -421,53 +514,19 @@ int srv__worker_action(uint64_t session, uint16_t type, uint16_t flags, const vo
                            .len = (uint32_t)len};
             return srv__mbox_put(srv__slot_box(r), &m, data);
         }
-        uint16_t code;
-        switch (type) {
-        case SRV_IPC_SEND:
-            return srv__conn_send(W.eng, session, data, len);
-        case SRV_IPC_CLOSE:
-            return srv__conn_close_session(W.eng, session);
-        case SRV_IPC_WS_ACCEPT:
-            return srv__conn_ws_accept(W.eng, session, flags, data, len);
-        case SRV_IPC_WS_PUSH:
-            return srv__conn_ws_push(W.eng, session, flags, data, len);
-        case SRV_IPC_WS_CLOSE:
-            memcpy(&code, data, 2);
-            return srv__conn_ws_close(W.eng, session, code, (const char *)data + 2, len - 2);
-        case SRV_IPC_WS_BROADCAST:
-            return srv__engine_ws_broadcast(W.eng, (int)session - 1, flags, data, len);
-        case SRV_IPC_BIND: {
-            uint32_t uid;
-            memcpy(&uid, data, 4);
-            return srv__conn_bind(W.eng, session, uid);
-        }
-        default:
-            return -EINVAL;
-        }
+        return srv__engine_action(W.eng, session, srv__ipc_to_action(type), flags, data, len);
     }
     if (W.nchans == 0)
         return -ENOTSUP; /* task workers and other processes own no reactor channel */
     if (type == SRV_IPC_WS_BROADCAST) {
-        for (int i = 0; i < W.nchans; i++) {
-            if (srv__ipc_frame_put(&W.chans[i].out, session, type, flags, data, (uint32_t)len) <
-                0) {
-                chan_write_all(&W.chans[i]);
-                if (srv__ipc_frame_put(&W.chans[i].out, session, type, flags, data, (uint32_t)len) <
-                    0)
-                    return -ENOBUFS;
-            }
-        }
+        for (int i = 0; i < W.nchans; i++)
+            if (chan_put(&W.chans[i], session, type, flags, data, len) < 0)
+                return -ENOBUFS;
         return 0;
     }
     if (r < 0 || r >= W.nchans)
         return -ENOENT;
-    wchan_t *ch = &W.chans[r];
-    if (srv__ipc_frame_put(&ch->out, session, type, flags, data, (uint32_t)len) < 0) {
-        chan_write_all(ch);
-        if (srv__ipc_frame_put(&ch->out, session, type, flags, data, (uint32_t)len) < 0)
-            return -ENOBUFS;
-    }
-    return 0;
+    return chan_put(&W.chans[r], session, type, flags, data, len);
 }
 
 /* ---- UDP: every worker reads the shared datagram sockets itself (no reactor hop) ---- */
@@ -625,21 +684,23 @@ static void on_chan_recv(srv__loop_t *loop, srv__loop_op_t *op, int res, const c
     }
 }
 
-static int base_dispatch(srv__engine_t *e, srv__conn_t *c, uint16_t type, const srv_request_t *req)
+static int base_dispatch(srv__engine_t *e, srv__conn_t *c, srv__engine_event_t ev,
+                         const srv_request_t *req)
 {
-    if (type == SRV_IPC_WS_OPEN) {
+    if (ev == SRV_ENGINE_EV_WS_OPEN) {
         int code = ws_open(req);
-        srv__conn_ws_accept(e, req->session, code, g_ws_proto, code == 0 ? strlen(g_ws_proto) : 0);
+        srv__engine_action(e, req->session, SRV_ENGINE_WS_ACCEPT, (uint16_t)code, g_ws_proto,
+                           code == 0 ? strlen(g_ws_proto) : 0);
         return 0;
     }
     run_request(req, NULL, 0);
     return 0;
 }
 
-static int base_event(srv__engine_t *e, srv__conn_t *c, uint16_t type, uint16_t flags,
+static int base_event(srv__engine_t *e, srv__conn_t *c, srv__engine_event_t ev, uint16_t arg,
                       const void *data, size_t len)
 {
-    run_event(srv__conn_session(c), type, flags, data, len);
+    run_event(srv__conn_session(c), ev, srv__conn_listener(c), arg, data, len);
     return 0;
 }
 
@@ -690,19 +751,22 @@ static void start_app(const srv_app_t *app)
 static void open_channels(const int *chans, int nchans)
 {
     const srv__config_t *cfg = &srv__server.cfg;
-    srv__flow_init(&(srv__flow_transport_t){.put = chan_emit, .put_file = chan_emit_file},
+    srv__flow_init(&(srv__flow_transport_t){.put = chan_emit,
+                                            .put_file = chan_emit_file,
+                                            .busy = chan_busy},
                    (uint64_t)cfg->buffer_output_size);
     W.chans = calloc((size_t)nchans, sizeof(wchan_t));
     W.nchans = nchans;
     for (int i = 0; i < nchans; i++) {
         wchan_t *ch = &W.chans[i];
         ch->fd = chans[i];
+        ch->fdsock = chans[nchans + i];
         ch->reactor = i;
         ch->op.cb = on_chan_recv;
         ch->op.data = ch;
         srv__ipc_buf_init(&ch->in, frame_bound(cfg));
         srv__ipc_buf_init(&ch->part, frame_bound(cfg));
-        srv__ipc_buf_init(&ch->out, (size_t)cfg->ipc_buffer_size);
+        chan_init_out(ch, (size_t)cfg->ipc_buffer_size);
         ch->armed = srv__loop_recv(W.loop, &ch->op, ch->fd) == 0;
     }
     W.open_chans = nchans;
@@ -729,6 +793,7 @@ static void open_engine(void)
         .stat_accepted = &S->stats->reactors[k].accepted,
         .stat_requests = &S->stats->reactors[k].requests,
         .stat_503 = &S->stats->reactors[k].errors_503,
+        .conns_total = srv__stats_connections,
     };
     int rc = srv__engine_create(&W.eng, &o);
     if (rc < 0) {
@@ -783,11 +848,13 @@ static void close_all(void)
             srv__loop_run(W.loop, 10);
         srv__engine_destroy(W.eng);
     }
-    flush_all();
+    chans_finish();
     for (int i = 0; i < W.nchans; i++) {
         close(W.chans[i].fd);
+        close(W.chans[i].fdsock);
         srv__ipc_buf_deinit(&W.chans[i].in);
         srv__ipc_buf_deinit(&W.chans[i].out);
+        srv__ipc_buf_deinit(&W.chans[i].sending);
         srv__ipc_buf_deinit(&W.chans[i].part);
     }
     free(W.chans);

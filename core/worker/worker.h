@@ -18,7 +18,8 @@ struct srv__msg;
 void srv__worker_mailbox_action(const struct srv__msg *m, const void *data);
 
 /* Entry of a forked worker (a srv__child_main_fn); never returns. chans: this worker's end of
- * one channel per reactor (process mode), none in base mode. */
+ * one channel per reactor (process mode), none in base mode, followed by as many descriptor
+ * sockets (chans[nchans + r] belongs to channel r). */
 __attribute__((noreturn)) void srv__worker_main(int slot, int ctl_fd, const int *chans, int nchans);
 
 #endif

@@ -18,6 +18,7 @@ static struct {
     int frames, finals, flows;
     size_t biggest;
     int fail; /* next put returns this */
+    bool busy;                          /* the transport is full */
     void (*on_final)(uint64_t session); /* run inside a FINAL put (base mode's next request) */
 } T;
 
@@ -57,11 +58,18 @@ static int put_file(void *arg, uint64_t session, int fd, const char *path, uint6
     return 0;
 }
 
+static bool busy(void *arg, uint64_t session)
+{
+    (void)arg, (void)session;
+    return T.busy;
+}
+
 static void setup(void)
 {
     memset(&T, 0, sizeof(T));
     srv__flow_deinit();
-    srv__flow_init(&(srv__flow_transport_t){.put = put, .put_file = put_file}, WINDOW);
+    srv__flow_init(&(srv__flow_transport_t){.put = put, .put_file = put_file, .busy = busy},
+                   WINDOW);
 }
 
 static int calls;
@@ -118,6 +126,40 @@ static void test_stream_backpressure(void)
     CHECK_INT(calls, ==, 1); /* once */
     CHECK_INT(write_n(s, 65536, 0), ==, 0);
     CHECK_INT(write_n(s, 0, SRV_IPC_F_FINAL), ==, 0);
+    CHECK_INT(T.last_flags[s] & SRV_IPC_F_FINAL, ==, SRV_IPC_F_FINAL);
+    CHECK_INT(srv__flow_count(), ==, 0);
+}
+
+/* A full transport (the reactor channel) refuses streamed writes and holds a final send's rest
+ * until it has room again: nothing waits on the loop thread, nothing is lost. */
+static void test_busy_transport(void)
+{
+    setup();
+    calls = 0;
+    uint64_t s = 4;
+    CHECK_INT(write_n(s, 1000, 0), ==, 0);
+    T.busy = true;
+    CHECK_INT(write_n(s, 1000, 0), ==, -EAGAIN);
+    CHECK_INT(T.bytes[s], ==, 1000);
+    CHECK_INT(srv__flow_on_writable(s, on_writable, NULL), ==, 0);
+    srv__flow_run();
+    CHECK_INT(calls, ==, 0); /* still busy */
+    srv__flow_kick();
+    T.busy = false;
+    srv__flow_kick();
+    CHECK(srv__flow_due());
+    srv__flow_run();
+    CHECK_INT(calls, ==, 1);
+    /* A final send while busy is taken whole and sent once there is room. */
+    T.busy = true;
+    CHECK_INT(write_n(s, 5000, SRV_IPC_F_FINAL), ==, 0);
+    CHECK_INT(T.bytes[s], ==, 1000);
+    srv__flow_run();
+    CHECK_INT(T.bytes[s], ==, 1000);
+    T.busy = false;
+    srv__flow_kick();
+    srv__flow_run();
+    CHECK_INT(T.bytes[s], ==, 6000);
     CHECK_INT(T.last_flags[s] & SRV_IPC_F_FINAL, ==, SRV_IPC_F_FINAL);
     CHECK_INT(srv__flow_count(), ==, 0);
 }
@@ -260,6 +302,7 @@ int main(void)
 {
     test_small_final_is_not_tracked();
     test_stream_backpressure();
+    test_busy_transport();
     test_large_final_is_kept_and_pumped();
     test_gone();
     test_transport_failure_aborts();

@@ -1,0 +1,119 @@
+/* An engine's set-up and teardown: session slots, each listener's protocol and limits
+ * (HTTP parser limits, TCP framing, heartbeat, static files), the shared table's entries. */
+#include "core/net/conn.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/base/log.h"
+#include "core/net/conn_internal.h"
+
+/* What a cached connection kept (an HTTP parser), then the connection. */
+static void conn_free(srv__conn_t *c)
+{
+    srv__http_parser_destroy(c->http);
+    free(c);
+}
+
+/* A cached connection for reuse: all cleared but its HTTP parser (and the limits it has). */
+static void conn_reset(srv__conn_t *c)
+{
+    srv__http_parser_t *http = c->http;
+    uint16_t http_listener = c->http_listener;
+    memset(c, 0, sizeof(*c));
+    c->http = http;
+    c->http_listener = http_listener;
+}
+
+static int64_t heartbeat_ms(const srv__config_t *cfg, const srv__listen_config_t *l)
+{
+    int idle = l->heartbeat_idle_time >= 0 ? l->heartbeat_idle_time : cfg->heartbeat_idle_time;
+    int interval = l->heartbeat_check_interval >= 0 ? l->heartbeat_check_interval
+                                                    : cfg->heartbeat_check_interval;
+    if (idle <= 0 && interval > 0)
+        idle = 2 * interval; /* Swoole's default: twice the check interval */
+    return (int64_t)idle * 1000;
+}
+
+static int listener_init(srv__engine_t *e, const srv__engine_opts_t *o, int i)
+{
+    const srv__config_t *cfg = o->cfg;
+    const srv__listen_config_t *l = &cfg->listen[i];
+    e->limits[i].header_max = (size_t)cfg->http_header_max;
+    e->limits[i].body_max =
+        (size_t)(l->package_max_length >= 0 ? l->package_max_length : cfg->package_max_length);
+    e->limits[i].max_headers = 100;
+    /* Unconsumed input (pipelined requests) past this pauses reading. */
+    e->in_max[i] = e->limits[i].header_max + (64u << 10);
+    /* Stream listeners (HTTP, TCP) here; UDP sockets are read by the workers themselves. */
+    e->listen_fd[i] = l->type != SRV_LISTEN_UDP && o->listen_fds ? o->listen_fds[i] : -1;
+    e->listen_proto[i] = l->type == SRV_LISTEN_TCP ? &srv__proto_tcp : &srv__proto_http;
+    srv__config_frame_opts(cfg, i, &e->frame[i]);
+    e->idle_ms[i] = heartbeat_ms(cfg, l);
+    if (l->type == SRV_LISTEN_HTTP && l->document_root[0]) {
+        int rc = srv__static_create(&e->statics[i], l->document_root);
+        if (rc < 0) {
+            srv__log(SRV_LOG_ERROR, "http", rc, "document_root %s", l->document_root);
+            return rc;
+        }
+    }
+    return 0;
+}
+
+int srv__engine_create(srv__engine_t **out, const srv__engine_opts_t *o)
+{
+    srv__engine_t *e = calloc(1, sizeof(*e));
+    if (e == NULL)
+        return -ENOMEM;
+    e->id = o->id;
+    e->loop = o->loop;
+    e->cfg = o->cfg;
+    e->ops = o->ops;
+    e->data = o->data;
+    e->stat_conns = o->stat_conns;
+    e->stat_accepted = o->stat_accepted;
+    e->stat_requests = o->stat_requests;
+    e->stat_503 = o->stat_503;
+    e->conns_total = o->conns_total;
+    e->conn_free = conn_free;
+    e->conn_reset = conn_reset;
+    e->max_slots = (uint32_t)o->cfg->max_conn;
+    if (e->max_slots > (1u << SRV_SESSION_SLOT_BITS))
+        e->max_slots = 1u << SRV_SESSION_SLOT_BITS;
+    e->slots = calloc(e->max_slots, sizeof(*e->slots));
+    e->gens = calloc(e->max_slots, sizeof(*e->gens));
+    e->free_stack = calloc(e->max_slots, sizeof(*e->free_stack));
+    if (e->slots == NULL || e->gens == NULL || e->free_stack == NULL) {
+        srv__engine_destroy(e);
+        return -ENOMEM;
+    }
+    e->ack_step = (uint64_t)o->cfg->buffer_output_size / 4;
+    e->nlisten = o->cfg->nlisten;
+    for (int i = 0; i < e->nlisten; i++) {
+        int rc = listener_init(e, o, i);
+        if (rc < 0) {
+            srv__engine_destroy(e);
+            return rc;
+        }
+    }
+    e->conninfo = srv__conninfo_engine(e->id);
+    srv__engine_start(e, o->accept);
+    *out = e;
+    return 0;
+}
+
+void srv__engine_destroy(srv__engine_t *e)
+{
+    if (e == NULL)
+        return;
+    e->destroying = true;
+    srv__engine_free_conns(e);
+    for (int i = 0; i < e->nlisten; i++)
+        if (e->statics[i])
+            srv__static_destroy(e->statics[i]);
+    free(e->slots);
+    free(e->gens);
+    free(e->free_stack);
+    free(e);
+}
