@@ -75,16 +75,23 @@ def test_concurrent_processes_never_share():
     assert all(k.returncode == 0 for k in kids), [k.returncode for k in kids]
 
 
-def lock_free(port):
-    """True when nobody holds port's lock (takes and drops it)."""
+def lock(port):
+    """Take port's lock (an fd to close), or None when someone holds it."""
     fd = os.open(os.path.join(PORT_DIR, f"{port}.lock"), os.O_RDONLY | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return True
+        return fd
     except BlockingIOError:
-        return False
-    finally:
         os.close(fd)
+        return None
+
+
+def lock_free(port):
+    """True when nobody holds port's lock (takes and drops it)."""
+    fd = lock(port)
+    if fd is not None:
+        os.close(fd)
+    return fd is not None
 
 
 def test_held_for_the_holders_life():
@@ -106,19 +113,23 @@ def test_held_for_the_holders_life():
 
 
 def test_skips_a_port_bound_elsewhere():
-    """A socket bound by someone who does not take locks (any other program) is skipped."""
+    """A socket bound by someone who takes no lock (any other program) is skipped. The port is
+    locked while it is bound here, so no other test gets it in between."""
     first, end = port_range()
     for p in range(first + (end - first) // 4, end):
-        if p in srvtest._held:
+        fd = None if p in srvtest._held else lock(p)
+        if fd is None:
             continue
         s = socket.socket()
         try:
             s.bind(("127.0.0.1", p))
+            s.listen(1)
         except OSError:
             s.close()
+            os.close(fd)
             continue
         try:
-            s.listen(1)
+            os.close(fd)  # the socket alone now says taken
             srvtest._cursor = p
             got = free_port()
             assert got != p, p
