@@ -1,6 +1,8 @@
-"""Black-box test harness: runs the real srv binary on free loopback ports with its own pid file
-and temp folder, talks to it with real clients, and checks that every process it started is gone
+"""Black-box test harness: runs the real srv binary on loopback ports of its own (free_port) with
+its own pid file and temp folder, talks to it with real clients, and checks that every process it started is gone
 at the end. Every wait polls a condition with a deadline; nothing sleeps as synchronisation."""
+import errno
+import fcntl
 import http.client
 import json
 import os
@@ -22,12 +24,90 @@ SOURCE_DIR = os.path.abspath(os.path.join(os.path.dirname(__file__), "../.."))
 SLOW = float(os.environ.get("SRV_TEST_SLOW", "3" if os.environ.get("SRV_ASAN") else "1"))
 
 
-def free_port(kind=socket.SOCK_STREAM, family=socket.AF_INET, host="127.0.0.1"):
-    s = socket.socket(family, kind)
-    s.bind((host, 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+# -- ports --
+# Tests run side by side (ctest -j2, other checkouts on the same machine). A port found by binding
+# port 0 and closing is free only until someone else binds it: another test picking the same way,
+# or any outgoing connection, which the kernel numbers from that same ephemeral range. So test
+# ports come from outside the ephemeral range (the kernel never hands those out by itself), and
+# each one is claimed with an flock on PORT_DIR/<port>.lock held until this process exits (the
+# kernel drops it even when the test is killed). Every test picks through free_port(), so two
+# running tests never get the same number; a probe bind skips numbers held by anything else.
+PORT_DIR = "/tmp/srv-test-ports"
+PORT_SPAN = 8192  # numbers to use, next to the ephemeral range
+_held = {}  # port -> fd of its lock file, open for this process's life
+_cursor = None  # the next number to try (starts at a pid-derived place in port_range())
+
+
+def port_range():
+    """[first, end) of the test ports: the larger room below or above the ephemeral range."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            lo, hi = map(int, f.read().split())
+    except (OSError, ValueError):
+        lo, hi = 32768, 60999
+    below = (max(1024, lo - PORT_SPAN), lo)
+    above = (hi + 1, min(65536, hi + 1 + PORT_SPAN))
+    return max(below, above, key=lambda r: r[1] - r[0])
+
+
+def _lock_port(port):
+    """Take port's lock file without waiting; True when this process now holds it."""
+    try:
+        fd = os.open(os.path.join(PORT_DIR, f"{port}.lock"), os.O_RDONLY | os.O_CREAT, 0o644)
+    except OSError:  # another user's file we cannot open: theirs
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return False
+    _held[port] = fd
+    return True
+
+
+def _bindable(port):
+    """No socket of any kind holds port: TCP and UDP binds on both wildcards succeed (without
+    SO_REUSEADDR, so a connection still in TIME_WAIT on it counts as taken too)."""
+    for family, host in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):
+        for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+            try:
+                s = socket.socket(family, kind)
+            except OSError:  # no IPv6 here
+                continue
+            try:
+                if family == socket.AF_INET6:
+                    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                s.bind((host, port))
+            except OSError as e:
+                if family == socket.AF_INET6 and e.errno == errno.EADDRNOTAVAIL:
+                    continue
+                return False
+            finally:
+                s.close()
+    return True
+
+
+def free_port():
+    """A port number no other test holds and nothing is bound to, for TCP and UDP on any
+    address. It stays this process's until the process exits."""
+    global _cursor
+    first, end = port_range()
+    if _cursor is None:
+        _cursor = first + (os.getpid() * 7919) % (end - first)
+    os.makedirs(PORT_DIR, exist_ok=True)
+    try:
+        os.chmod(PORT_DIR, 0o1777)  # shared by every user's test runs
+    except OSError:
+        pass
+    for _ in range(end - first):
+        port = _cursor
+        _cursor = first + (_cursor + 1 - first) % (end - first)
+        if port in _held or not _lock_port(port):
+            continue
+        if _bindable(port):
+            return port
+        os.close(_held.pop(port))
+    raise AssertionError(f"no free test port in [{first}, {end})")
 
 
 class Fatal(AssertionError):
@@ -99,9 +179,7 @@ class Server:
         self.listeners = listeners if listeners is not None else [{"name": "http", "type": "http"}]
         for l in self.listeners:
             if "port" not in l and "path" not in l:
-                kind = socket.SOCK_DGRAM if l.get("type") == "udp" else socket.SOCK_STREAM
-                fam = socket.AF_INET6 if ":" in l.get("host", "") else socket.AF_INET
-                l["port"] = free_port(kind, fam, l.get("host", "127.0.0.1"))
+                l["port"] = free_port()
         self.server = {"app": app or DEMO, "worker_num": 2, "reactor_num": 1,
                        "pid_file": self.pid_file, "log_file": self.log_file,
                        "log_level": "info", "max_wait_time": 3}

@@ -6,7 +6,7 @@ import socket
 import subprocess
 import tempfile
 
-from srvtest import UNIX, SLOW, SockClient, listener, run, running, typed_server
+from srvtest import UNIX, SLOW, SockClient, free_port, listener, run, running, typed_server
 
 def udp_server(mode, name, listeners, server=None):
     return typed_server("udp", mode, name, listeners, server)
@@ -114,27 +114,9 @@ def test_udp_empty_datagram():
             assert c.recv()[0] == b"after"
 
 
-def port_free_for_both():
-    """A port number free for TCP and for UDP on 127.0.0.1 (a few tries)."""
-    for _ in range(50):
-        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        u.bind(("127.0.0.1", 0))
-        port = u.getsockname()[1]
-        t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            t.bind(("127.0.0.1", port))
-            return port
-        except OSError:
-            continue
-        finally:
-            u.close()
-            t.close()
-    raise AssertionError("no port number free for both TCP and UDP")
-
-
 def test_udp_beside_tcp():
     """UDP and TCP listeners on the same port number are different sockets."""
-    port = port_free_for_both()
+    port = free_port()  # free for TCP and UDP alike
     srv = udp_server("process", "udptcp", [("udp4", {"port": port})])
     srv.listeners.append({"name": "lines", "type": "tcp", "handler": "lines", "port": port,
                           "host": "127.0.0.1", "open_eof_check": True, "open_eof_split": True,
