@@ -7,6 +7,7 @@
 #include <stdatomic.h>
 
 #include <stdbool.h>
+#include <time.h>
 
 #include "core/loop/loop.h"
 
@@ -54,7 +55,12 @@ int srv__loop_base_init(srv__loop_t *loop, const srv__loop_backend_t *be,
 void srv__loop_base_fini(srv__loop_t *loop);
 
 /* Fresh CLOCK_MONOTONIC in nanoseconds (vDSO, no syscall). */
-int64_t srv__loop_clock(void);
+static inline int64_t srv__loop_clock(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
 
 static inline void srv__loop_update_now(srv__loop_t *loop)
 {

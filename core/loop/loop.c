@@ -14,14 +14,6 @@
 
 #include "core/loop/backend.h"
 
-int64_t srv__loop_clock(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 int srv__loop_base_init(srv__loop_t *loop, const srv__loop_backend_t *be,
                         const srv__loop_opts_t *opts)
 {
