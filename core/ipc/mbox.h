@@ -53,4 +53,8 @@ uint32_t srv__mbox_pending(int i);
 /* The largest payload mailbox i accepts. */
 size_t srv__mbox_max_payload(int i);
 
+/* Tests only: die (_exit) holding mailbox i's lock right after a producer's tail moved and
+ * before its count did, as a process killed there would. */
+__attribute__((noreturn)) void srv__mbox_test_die_holding(int i);
+
 #endif

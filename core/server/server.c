@@ -34,6 +34,8 @@ int srv__slot_process(int slot, int *instance)
 {
     const srv__server_t *S = &srv__server;
     int k = slot - S->proc_base;
+    if (k < 0)
+        return -1;
     for (int i = 0; i < S->cfg.nprocess; i++) {
         if (k < S->cfg.process[i].num) {
             if (instance)

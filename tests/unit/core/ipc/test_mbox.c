@@ -295,6 +295,29 @@ static void test_across_fork(void)
     CHECK_INT(srv__mbox_pending(0), ==, 0);
 }
 
+/* A process dies holding the lock with the count one off: the next one to lock repairs it. */
+static void test_dead_holder(void)
+{
+    make(1, 4096, 0);
+    for (uint64_t k = 0; k < 3; k++)
+        CHECK_INT(put_seq(0, k, 10, 1), ==, 0);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0)
+        srv__mbox_test_die_holding(0);
+    int status;
+    CHECK_INT(waitpid(pid, &status, 0), ==, pid);
+    CHECK_INT(srv__mbox_pending(0), ==, 2); /* wrong until someone takes the lock */
+    CHECK_INT(put_seq(0, 3, 10, 1), ==, 0); /* takes the lock over and recounts */
+    CHECK_INT(srv__mbox_pending(0), ==, 4);
+    for (uint64_t k = 0; k < 4; k++)
+        get_seq(0, k, 10, 1);
+    srv__msg_t m;
+    char buf[64];
+    CHECK_INT(srv__mbox_get(0, &m, buf, sizeof(buf)), ==, 0);
+    CHECK_INT(srv__mbox_pending(0), ==, 0);
+}
+
 int main(void)
 {
     CHECK_INT(srv__shm_create(8 << 20), ==, 0);
@@ -305,6 +328,7 @@ int main(void)
     test_small_buffer();
     test_signalling();
     test_owner();
+    test_dead_holder();
     test_across_fork();
     srv__shm_destroy();
     return 0;
