@@ -8,6 +8,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "core/base/buf.h"
+
 void srv__ipc_buf_init(srv__ipc_buf_t *b, size_t max)
 {
     b->data = NULL;
@@ -27,18 +29,8 @@ char *srv__ipc_buf_reserve(srv__ipc_buf_t *b, size_t n)
 {
     if (b->len + n > b->max)
         return NULL;
-    if (b->len + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + n)
-            cap *= 2;
-        if (cap > b->max)
-            cap = b->max;
-        char *p = realloc(b->data, cap);
-        if (p == NULL)
-            return NULL;
-        b->data = p;
-        b->cap = cap;
-    }
+    if (srv__grow(&b->data, &b->cap, b->len + n, 4096, b->max) < 0)
+        return NULL;
     return b->data + b->len;
 }
 

@@ -2,6 +2,7 @@
  * the connection's transport, bounded output queues with sendfile, timeouts, lingering close.
  * What the bytes mean is the protocol's (c->proto: conn_http.c, conn_ws.c, conn_tcp.c). */
 #include "core/net/conn.h"
+#include "core/base/buf.h"
 #include "core/net/conn_internal.h"
 
 #include <arpa/inet.h>
@@ -46,14 +47,8 @@ static seg_t *seg_tail_mem(srv__conn_t *c, size_t need)
         if (t->kind == SEG_MEM && t->cap - t->len >= need)
             return t;
         if (t->kind == SEG_MEM && !busy && t->off == 0 && c->qn >= OUTQ_MAX - 1) {
-            size_t cap = t->cap * 2;
-            while (cap - t->len < need)
-                cap *= 2;
-            char *p = realloc(t->buf, cap);
-            if (p == NULL)
+            if (srv__grow(&t->buf, &t->cap, t->len + need, SEG_MIN, SIZE_MAX) < 0)
                 return NULL;
-            t->buf = p;
-            t->cap = cap;
             return t;
         }
     }
@@ -375,16 +370,10 @@ bool srv__out_pending(const srv__conn_t *c)
  * protocol consumed it. */
 int srv__conn_in_append(srv__conn_t *c, const char *data, size_t len)
 {
-    if (c->in_len + len > c->in_cap) {
-        size_t cap = c->in_cap ? c->in_cap : 1024;
-        while (cap < c->in_len + len)
-            cap *= 2;
-        char *p = realloc(c->in, cap);
-        if (p == NULL)
-            return -ENOMEM;
-        c->in = p;
-        c->in_cap = (uint32_t)cap;
-    }
+    size_t cap = c->in_cap;
+    if (srv__grow(&c->in, &cap, (size_t)c->in_len + len, 1024, UINT32_MAX) < 0)
+        return -ENOMEM;
+    c->in_cap = (uint32_t)cap;
     memcpy(c->in + c->in_len, data, len);
     c->in_len += (uint32_t)len;
     return 0;

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/base/buf.h"
 #include "core/ipc/ipc.h"
 
 typedef struct flow {
@@ -257,13 +258,8 @@ static int keep_rest(flow_t *f, const struct iovec *iov, int iovcnt, size_t skip
         f->plen -= f->poff;
         f->poff = 0;
     }
-    if (need > f->pcap) {
-        char *p = realloc(f->pend, need);
-        if (p == NULL)
-            return -ENOMEM;
-        f->pend = p;
-        f->pcap = need;
-    }
+    if (srv__grow(&f->pend, &f->pcap, need, need, need) < 0) /* exactly what is kept */
+        return -ENOMEM;
     for (int i = 0; i < iovcnt; i++) {
         size_t l = iov[i].iov_len;
         const char *b = iov[i].iov_base;

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/base/buf.h"
 #include "core/ipc/ipc.h"
 #include "core/base/log.h"
 #include "protocols/http.h"
@@ -102,16 +103,8 @@ int srv_response_header(srv_response_t *res, const char *name, const char *value
     size_t nl = strlen(name), vl = strlen(value), need = nl + vl + 4;
     if (res->hdr_len + need > HDR_MAX)
         return -EMSGSIZE;
-    if (res->hdr_len + need > res->hdr_cap) {
-        size_t cap = res->hdr_cap ? res->hdr_cap * 2 : 512;
-        while (cap < res->hdr_len + need)
-            cap *= 2;
-        char *p = realloc(res->hdr, cap);
-        if (p == NULL)
-            return -ENOMEM;
-        res->hdr = p;
-        res->hdr_cap = cap;
-    }
+    if (srv__grow(&res->hdr, &res->hdr_cap, res->hdr_len + need, 512, HDR_MAX) < 0)
+        return -ENOMEM;
     char *p = res->hdr + res->hdr_len;
     memcpy(p, name, nl);
     p[nl] = ':';
