@@ -34,6 +34,14 @@ static size_t rec_size(size_t len)
     return (sizeof(srv__msg_t) + len + 7u) & ~(size_t)7u;
 }
 
+size_t srv__mbox_region_size(int n, const size_t *cap)
+{
+    size_t bytes = sizeof(box_t) * (size_t)n + 64 + sizeof(int) * (size_t)n + 8;
+    for (int i = 0; i < n; i++)
+        bytes += ((cap[i] + 7u) & ~(size_t)7u) + 64;
+    return bytes;
+}
+
 int srv__mbox_create(int n, const size_t *cap, const uint32_t *max_msgs)
 {
     g_boxes = srv__shm_alloc(sizeof(box_t) * (size_t)n, 64);

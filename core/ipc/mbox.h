@@ -31,6 +31,8 @@ typedef struct srv__msg {
 /* Master, before fork: n mailboxes; mailbox i holds up to cap[i] bytes and max_msgs[i]
  * messages (0 = no count bound). Returns 0 or -errno. */
 int srv__mbox_create(int n, const size_t *cap, const uint32_t *max_msgs);
+/* Bytes of the shared region srv__mbox_create(n, cap, ...) takes, alignment included. */
+size_t srv__mbox_region_size(int n, const size_t *cap);
 int srv__mbox_count(void);
 /* The eventfd to poll for mailbox i (readable when messages may be waiting). */
 int srv__mbox_fd(int i);

@@ -11,6 +11,11 @@ static srv__conninfo_t *g_table;
 static int g_engines;
 static uint32_t g_slots;
 
+size_t srv__conninfo_region_size(int nengines, uint32_t slots)
+{
+    return sizeof(srv__conninfo_t) * (size_t)nengines * slots + 64;
+}
+
 int srv__conninfo_create(int nengines, uint32_t slots)
 {
     g_table = srv__shm_alloc(sizeof(srv__conninfo_t) * (size_t)nengines * slots, 64);

@@ -25,6 +25,8 @@ typedef struct srv__conninfo {
 
 /* Master, before fork: room for nengines x slots entries. Returns 0 or -ENOMEM. */
 int srv__conninfo_create(int nengines, uint32_t slots);
+/* Bytes of the shared region srv__conninfo_create(nengines, slots) takes, alignment included. */
+size_t srv__conninfo_region_size(int nengines, uint32_t slots);
 /* The entries of engine id (NULL when the table was not created: unit tests). */
 srv__conninfo_t *srv__conninfo_engine(int id);
 /* Copy a live session's entry; -ENOENT when it is gone. */

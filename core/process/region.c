@@ -52,8 +52,7 @@ static int stats_create(const srv__config_t *cfg)
     return 0;
 }
 
-/* ---- conninfo: one entry per connection slot of every engine (core/net has no size call
- * yet, so it is computed here from what srv__conninfo_create allocates) ---- */
+/* ---- conninfo: one entry per connection slot of every engine ---- */
 
 static int conn_engines(const srv__config_t *cfg)
 {
@@ -68,7 +67,7 @@ static uint32_t conn_slots(const srv__config_t *cfg)
 
 static size_t conninfo_size(const srv__config_t *cfg)
 {
-    return sizeof(srv__conninfo_t) * (size_t)conn_engines(cfg) * conn_slots(cfg) + 64;
+    return srv__conninfo_region_size(conn_engines(cfg), conn_slots(cfg));
 }
 
 static int conninfo_create(const srv__config_t *cfg)
@@ -76,33 +75,50 @@ static int conninfo_create(const srv__config_t *cfg)
     return srv__conninfo_create(conn_engines(cfg), conn_slots(cfg));
 }
 
-/* ---- mailboxes: two per slot, then the task queue (core/ipc has no size call yet) ---- */
+/* ---- mailboxes: two per slot (one per generation), then the task queue ---- */
 
 static int mbox_count(void)
 {
     return 2 * srv__server.nslots + 1;
 }
 
+/* Every mailbox's capacity and message bound; NULL when out of memory. */
+static size_t *mbox_caps(const srv__config_t *cfg, uint32_t **maxm)
+{
+    int nbox = mbox_count();
+    size_t *caps = calloc((size_t)nbox, sizeof(size_t));
+    *maxm = calloc((size_t)nbox, sizeof(uint32_t));
+    if (caps == NULL || *maxm == NULL) {
+        free(caps);
+        free(*maxm);
+        return NULL;
+    }
+    for (int i = 0; i < nbox; i++)
+        caps[i] = MBOX_SLOT_CAP;
+    caps[srv__server.taskq] = MBOX_TASKQ_CAP;
+    (*maxm)[srv__server.taskq] = (uint32_t)cfg->task_max_queue;
+    return caps;
+}
+
 static size_t mbox_size(const srv__config_t *cfg)
 {
-    (void)cfg;
-    return (size_t)2 * srv__server.nslots * (MBOX_SLOT_CAP + 64) + MBOX_TASKQ_CAP + 64 +
-           (size_t)mbox_count() * 128;
+    uint32_t *maxm;
+    size_t *caps = mbox_caps(cfg, &maxm);
+    if (caps == NULL)
+        return 0; /* the create step fails the same way */
+    size_t bytes = srv__mbox_region_size(mbox_count(), caps);
+    free(caps);
+    free(maxm);
+    return bytes;
 }
 
 static int mbox_create(const srv__config_t *cfg)
 {
-    int nbox = mbox_count();
-    size_t *caps = calloc((size_t)nbox, sizeof(size_t));
-    uint32_t *maxm = calloc((size_t)nbox, sizeof(uint32_t));
-    int rc = -ENOMEM;
-    if (caps != NULL && maxm != NULL) {
-        for (int i = 0; i < nbox; i++)
-            caps[i] = MBOX_SLOT_CAP;
-        caps[srv__server.taskq] = MBOX_TASKQ_CAP;
-        maxm[srv__server.taskq] = (uint32_t)cfg->task_max_queue;
-        rc = srv__mbox_create(nbox, caps, maxm);
-    }
+    uint32_t *maxm;
+    size_t *caps = mbox_caps(cfg, &maxm);
+    if (caps == NULL)
+        return -ENOMEM;
+    int rc = srv__mbox_create(mbox_count(), caps, maxm);
     free(caps);
     free(maxm);
     return rc;
