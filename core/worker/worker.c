@@ -551,17 +551,15 @@ static int g_nudp;
 static ssize_t udp_read(udp_t *u, struct sockaddr_storage *ss, socklen_t *sl)
 {
     ssize_t n;
+    /* A unix datagram may be larger than 64 KiB. Every worker reads the shared socket, so a
+     * peeked size may belong to a datagram another worker takes first: the buffer holds the
+     * largest datagram the listener accepts (package_max_length), grown on first use. */
     if (u->max > u->cap) {
-        n = recv(u->fd, u->buf, 1, MSG_DONTWAIT | MSG_PEEK | MSG_TRUNC);
-        if (n < 0)
+        char *p = realloc(u->buf, u->max);
+        if (p == NULL)
             return -1;
-        if ((size_t)n > u->cap && (size_t)n <= u->max) {
-            char *p = realloc(u->buf, (size_t)n);
-            if (p != NULL) {
-                u->buf = p;
-                u->cap = (size_t)n;
-            }
-        }
+        u->buf = p;
+        u->cap = u->max;
     }
     *sl = sizeof(*ss);
     n = recvfrom(u->fd, u->buf, u->cap, MSG_DONTWAIT | MSG_TRUNC, (struct sockaddr *)ss, sl);
@@ -630,7 +628,7 @@ static void udp_start(void)
         u->listener = i;
         u->max = (size_t)(l->package_max_length >= 0 ? l->package_max_length
                                                      : cfg->package_max_length);
-        /* An IP datagram is at most 64 KiB; a unix one may be larger (peeked, then grown). */
+        /* An IP datagram is at most 64 KiB; a unix one may be larger (grown on first use). */
         u->cap = u->max < 65536 ? u->max : 65536;
         u->buf = malloc(u->cap);
         if (u->buf == NULL) {
