@@ -127,9 +127,11 @@ int srv__ipc_feed(srv__ipc_buf_t *pending, const char *data, size_t len, srv__ip
     return 0;
 }
 
-int srv__ctl_send(int sock, const srv__ctl_msg_t *m, const int *fds, int nfds)
+/* One message of len bytes carrying nfds descriptors (SCM_RIGHTS). Returns the bytes sent or
+ * -errno; EINTR is retried. */
+static ssize_t send_fds(int sock, const void *buf, size_t len, const int *fds, int nfds, int flags)
 {
-    struct iovec iov = {.iov_base = (void *)m, .iov_len = sizeof(*m)};
+    struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
     char cbuf[CMSG_SPACE(sizeof(int) * SRV_CTL_MAX_FDS)];
     struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
     if (nfds > SRV_CTL_MAX_FDS)
@@ -144,19 +146,19 @@ int srv__ctl_send(int sock, const srv__ctl_msg_t *m, const int *fds, int nfds)
         c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
         memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)nfds);
     }
-    for (;;) {
-        ssize_t n = sendmsg(sock, &mh, MSG_NOSIGNAL);
-        if (n == (ssize_t)sizeof(*m))
-            return 0;
-        if (n < 0 && errno == EINTR)
-            continue;
-        return n < 0 ? -errno : -EIO;
-    }
+    ssize_t n;
+    do {
+        n = sendmsg(sock, &mh, MSG_NOSIGNAL | flags);
+    } while (n < 0 && errno == EINTR);
+    return n < 0 ? -errno : n;
 }
 
-int srv__ctl_recv(int sock, srv__ctl_msg_t *m, int *fds, int maxfds)
+/* One message into buf (without waiting), its descriptors (close-on-exec) into fds: at most
+ * maxfds, any more are closed. Returns the bytes received (0: the peer closed) or -errno, with
+ * *nfds set. */
+static ssize_t recv_fds(int sock, void *buf, size_t len, int *fds, int maxfds, int *nfds)
 {
-    struct iovec iov = {.iov_base = m, .iov_len = sizeof(*m)};
+    struct iovec iov = {.iov_base = buf, .iov_len = len};
     char cbuf[CMSG_SPACE(sizeof(int) * SRV_CTL_MAX_FDS)];
     struct msghdr mh = {
         .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf)};
@@ -164,24 +166,42 @@ int srv__ctl_recv(int sock, srv__ctl_msg_t *m, int *fds, int maxfds)
     do {
         n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
     } while (n < 0 && errno == EINTR);
+    *nfds = 0;
     if (n < 0)
         return -errno;
-    if (n == 0)
-        return -ECONNRESET;
-    if (n != (ssize_t)sizeof(*m))
-        return -EPROTO;
-    int got = 0;
     for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c != NULL; c = CMSG_NXTHDR(&mh, c)) {
         if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
             continue;
         int k = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
         int *in = (int *)(void *)CMSG_DATA(c);
         for (int i = 0; i < k; i++) {
-            if (got < maxfds)
-                fds[got++] = in[i];
+            if (*nfds < maxfds)
+                fds[(*nfds)++] = in[i];
             else
                 close(in[i]);
         }
+    }
+    return n;
+}
+
+int srv__ctl_send(int sock, const srv__ctl_msg_t *m, const int *fds, int nfds)
+{
+    ssize_t n = send_fds(sock, m, sizeof(*m), fds, nfds, 0);
+    return n == (ssize_t)sizeof(*m) ? 0 : n < 0 ? (int)n : -EIO;
+}
+
+int srv__ctl_recv(int sock, srv__ctl_msg_t *m, int *fds, int maxfds)
+{
+    int got;
+    ssize_t n = recv_fds(sock, m, sizeof(*m), fds, maxfds, &got);
+    if (n < 0)
+        return (int)n;
+    if (n == 0)
+        return -ECONNRESET;
+    if (n != (ssize_t)sizeof(*m)) {
+        while (got > 0)
+            close(fds[--got]);
+        return -EPROTO;
     }
     m->nfds = (uint32_t)got;
     return 0;
@@ -189,44 +209,18 @@ int srv__ctl_recv(int sock, srv__ctl_msg_t *m, int *fds, int maxfds)
 
 int srv__ipc_fd_send(int sock, int fd)
 {
-    char byte = 'F';
-    struct iovec iov = {.iov_base = &byte, .iov_len = 1};
-    char cbuf[CMSG_SPACE(sizeof(int))];
-    memset(cbuf, 0, sizeof(cbuf));
-    struct msghdr mh = {
-        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf)};
-    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(c), &fd, sizeof(int));
-    ssize_t n;
-    do {
-        n = sendmsg(sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
-    } while (n < 0 && errno == EINTR);
-    return n == 1 ? 0 : n < 0 ? -errno : -EIO;
+    ssize_t n = send_fds(sock, "F", 1, &fd, 1, MSG_DONTWAIT);
+    return n == 1 ? 0 : n < 0 ? (int)n : -EIO;
 }
 
 int srv__ipc_fd_recv(int sock)
 {
     char byte;
-    struct iovec iov = {.iov_base = &byte, .iov_len = 1};
-    char cbuf[CMSG_SPACE(sizeof(int))];
-    struct msghdr mh = {
-        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf)};
-    ssize_t n;
-    do {
-        n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
-    } while (n < 0 && errno == EINTR);
+    int fd, got;
+    ssize_t n = recv_fds(sock, &byte, 1, &fd, 1, &got);
     if (n < 0)
-        return -errno;
+        return (int)n;
     if (n == 0)
         return -ECONNRESET;
-    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-    if (c == NULL || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS ||
-        c->cmsg_len != CMSG_LEN(sizeof(int)))
-        return -EPROTO;
-    int fd;
-    memcpy(&fd, CMSG_DATA(c), sizeof(int));
-    return fd;
+    return got == 1 ? fd : -EPROTO;
 }
