@@ -63,6 +63,21 @@ typedef struct out {
     size_t cap, len;
 } out_t;
 
+__attribute__((format(printf, 2, 3))) static void put(out_t *o, const char *fmt, ...);
+
+/* ,"key": then what fn writes (a subsystem's JSON), or empty when it writes nothing. */
+static void put_part(out_t *o, const char *key, int (*fn)(char *, size_t), const char *empty)
+{
+    put(o, ",\"%s\":", key);
+    if (o->len >= o->cap)
+        return;
+    int n = fn(o->buf + o->len, o->cap - o->len);
+    if (n > 0)
+        o->len += (size_t)n;
+    else if (empty)
+        put(o, "%s", empty);
+}
+
 __attribute__((format(printf, 2, 3))) static void put(out_t *o, const char *fmt, ...)
 {
     if (o->len >= o->cap)
@@ -119,34 +134,11 @@ void srv__info_json(char *buf, size_t cap)
             (unsigned long long)atomic_load(&w->recycles), atomic_load(&w->generation),
             (unsigned long long)atomic_load(&w->udp_dropped));
     }
-    put(&o, "],\"tasks\":");
-    if (o.len < o.cap) {
-        int n = srv__tasks_info_json(o.buf + o.len, o.cap - o.len);
-        if (n > 0)
-            o.len += (size_t)n;
-    }
-    put(&o, ",\"cron\":");
-    if (o.len < o.cap) {
-        int n = srv__cron_info_json(o.buf + o.len, o.cap - o.len);
-        if (n > 0)
-            o.len += (size_t)n;
-    }
-    put(&o, ",\"atomics\":");
-    if (o.len < o.cap) {
-        int n = srv__atomics_info_json(o.buf + o.len, o.cap - o.len);
-        if (n > 0)
-            o.len += (size_t)n;
-        else
-            put(&o, "[]");
-    }
-    put(&o, ",\"tables\":");
-    if (o.len < o.cap) {
-        int n = srv__tables_info_json(o.buf + o.len, o.cap - o.len);
-        if (n > 0)
-            o.len += (size_t)n;
-        else
-            put(&o, "[]");
-    }
+    put(&o, "]");
+    put_part(&o, "tasks", srv__tasks_info_json, NULL);
+    put_part(&o, "cron", srv__cron_info_json, NULL);
+    put_part(&o, "atomics", srv__atomics_info_json, "[]");
+    put_part(&o, "tables", srv__tables_info_json, "[]");
     put(&o, "}\n");
 }
 
