@@ -19,6 +19,7 @@
 #define SRV_CONFIG_MAX_PROCESS 32
 #define SRV_CONFIG_NAME_MAX 64
 #define SRV_CONFIG_PATH_MAX 512
+#define SRV_CONFIG_MAX_SNI 64 /* SNI certificates, all listeners together */
 
 typedef enum { SRV_MODE_PROCESS = 0, SRV_MODE_BASE = 1 } srv__mode_t;
 typedef enum { SRV_LISTEN_HTTP = 0, SRV_LISTEN_TCP = 1, SRV_LISTEN_UDP = 2 } srv__listen_type_t;
@@ -53,8 +54,30 @@ typedef struct srv__listen_config {
     int64_t package_max_length;
     int heartbeat_idle_time;      /* seconds */
     int heartbeat_check_interval; /* seconds */
-    int line;                     /* where it was declared, for later diagnostics */
+    /* TLS (http and tcp listeners; Swoole's names) */
+    bool ssl;
+    char ssl_cert_file[SRV_CONFIG_PATH_MAX]; /* PEM, chain after the leaf; absolute */
+    char ssl_key_file[SRV_CONFIG_PATH_MAX];
+    unsigned ssl_protocols;      /* SRV__TLS_V* bits (protocols/tls.h); default 1.2 and 1.3 */
+    char ssl_ciphers[512];       /* TLS 1.2 cipher list; "" = OpenSSL's default */
+    char ssl_ciphersuites[256];  /* TLS 1.3 suites; "" = OpenSSL's default */
+    bool ssl_verify_peer;        /* ask for a client certificate (mutual TLS) */
+    bool ssl_verify_optional;    /* with verify_peer: ask, but do not require one */
+    char ssl_client_cert_file[SRV_CONFIG_PATH_MAX]; /* CA bundle for client certificates */
+    bool ssl_session_tickets;                       /* default true */
+    int ssl_handshake_timeout;                      /* seconds, default 10 */
+    char ssl_alpn[128]; /* tcp: space-separated protocols to offer; "" = none */
+    int line;           /* where it was declared, for later diagnostics */
 } srv__listen_config_t;
+
+/* One SNI certificate of a TLS listener ([[listen.sni]] / [listen.NAME.sni.HOST]). */
+typedef struct srv__sni_config {
+    int listener; /* index into listen[] */
+    char host[256]; /* exact name, or "*.example.org" */
+    char ssl_cert_file[SRV_CONFIG_PATH_MAX];
+    char ssl_key_file[SRV_CONFIG_PATH_MAX];
+    int line;
+} srv__sni_config_t;
 
 typedef struct srv__column_config {
     char name[SRV_CONFIG_NAME_MAX];
@@ -129,6 +152,8 @@ typedef struct srv__config {
     srv__cron_config_t cron[SRV_CONFIG_MAX_CRON];
     int nprocess;
     srv__process_config_t process[SRV_CONFIG_MAX_PROCESS];
+    int nsni;
+    srv__sni_config_t sni[SRV_CONFIG_MAX_SNI];
 } srv__config_t;
 
 /* The first problem found while loading, as "file:line: key: what is wrong". */

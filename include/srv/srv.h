@@ -24,9 +24,9 @@ extern "C" {
 #endif
 
 /* Bumped whenever srv_app_t, a callback signature or an API function's signature changes; a
- * module built for another value is refused at load with a clear error. (4: srv_table_row_int
- * and srv_table_row_float return an error code and store the value through an out-parameter.) */
-#define SRV_ABI_VERSION 4
+ * module built for another value is refused at load with a clear error. (5: TLS, srv_tls_t in
+ * srv_request_t and srv_conn_info_t.) */
+#define SRV_ABI_VERSION 5
 
 /* A borrowed byte string; not NUL-terminated unless said otherwise. */
 typedef struct srv_str {
@@ -38,6 +38,16 @@ typedef struct srv_header {
     srv_str_t name;
     srv_str_t value;
 } srv_header_t;
+
+/* What a connection negotiated over TLS; every string is NUL-terminated, "" on a plain
+ * connection. */
+typedef struct srv_tls {
+    bool on;                  /* the connection is TLS */
+    char version[16];         /* "TLSv1.3" */
+    char cipher[64];          /* OpenSSL's name: "TLS_AES_256_GCM_SHA384" */
+    char sni[256];            /* the server name the client asked for */
+    char client_subject[256]; /* mutual TLS: the verified client certificate's subject */
+} srv_tls_t;
 
 /* Request flags. */
 #define SRV_REQ_KEEP_ALIVE 0x01u      /* the connection stays open after the response */
@@ -64,6 +74,7 @@ typedef struct srv_request {
     srv_str_t peer; /* client address text: "127.0.0.1", "::1", "unix" */
     int peer_port;  /* 0 for unix sockets */
     int listener;   /* index of the [[listen]] entry it came in on */
+    const srv_tls_t *tls; /* TLS details; NULL on a plain connection */
 } srv_request_t;
 
 /* Case-insensitive header lookup: the first value of name, or {NULL, 0}. */
@@ -129,6 +140,7 @@ typedef struct srv_conn_info {
     int64_t last_time;    /* last byte received, wall clock ms */
     bool websocket;       /* an upgraded WebSocket connection */
     uint32_t uid;         /* srv_bind() value, 0 when unbound */
+    srv_tls_t tls;        /* TLS details (tls.on false on a plain connection) */
 } srv_conn_info_t;
 
 /* A UDP datagram. Valid during on_packet only. */
