@@ -206,7 +206,7 @@ static int cmd_reload(const srv__config_t *cfg, bool tasks)
     if (sscanf(buf, "error %d %1023[^\n]", &code, msg) < 1)
         snprintf(msg, sizeof(msg), "%s", buf);
     fprintf(stderr, "srv: reload failed: %s\n", msg);
-    return code == SRV_EXIT_APP ? SRV_EXIT_APP : SRV_EXIT_FAILURE;
+    return code == SRV_EXIT_APP || code == SRV_EXIT_CONFIG ? code : SRV_EXIT_FAILURE;
 }
 
 static int cmd_info(const srv__config_t *cfg, bool json)
