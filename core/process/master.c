@@ -21,6 +21,7 @@
 #include "core/ipc/ipc.h"
 #include "core/net/listen.h"
 #include "core/net/tls_listen.h"
+#include "core/net/tls_keys.h"
 #include "core/base/log.h"
 #include "core/base/signals.h"
 #include "core/process/manager.h"
@@ -105,7 +106,7 @@ static const char *tls_reload(void)
     if (!srv__tls_listen_any(cfg))
         return NULL;
     char err[512];
-    if (srv__tls_listen_load(cfg, NULL /* ticket keys: merged next */, err, sizeof(err)) < 0) {
+    if (srv__tls_listen_load(cfg, srv__tls_keys(), err, sizeof(err)) < 0) {
         srv__log(SRV_LOG_ERROR, "master", 0, "reload refused, certificates kept: %s", err);
         snprintf(reply, sizeof(reply), "error %d %s\n", SRV_EXIT_CONFIG, err);
         return reply;
@@ -423,7 +424,7 @@ static int tls_load(const srv__config_t *cfg)
     if (!srv__tls_listen_any(cfg))
         return SRV_EXIT_OK;
     char err[512];
-    if (srv__tls_listen_load(cfg, NULL /* ticket keys: merged next */, err, sizeof(err)) < 0) {
+    if (srv__tls_listen_load(cfg, srv__tls_keys(), err, sizeof(err)) < 0) {
         start_err("srv: %s\n", err);
         return SRV_EXIT_CONFIG;
     }
@@ -452,11 +453,13 @@ static void start_reactors(const srv__config_t *cfg, bool daemon)
 enum { PFD_SIG, PFD_MGR, PFD_CTL, PFD_COUNT = PFD_CTL + SRV_CTL_SERVE_NPOLL };
 
 /* Fill the poll set; *timeout is when the next deadline falls (the control socket's, stop
- * supervision). Returns the number of entries. */
+ * supervision, the next ticket key). Returns the number of entries. */
 static int poll_set(struct pollfd *pfd, int *timeout)
 {
     int64_t now = srv__mono_ms();
     int64_t wake = G.stopping ? now + 20 : INT64_MAX;
+    if (srv__tls_keys_next_ms() < wake)
+        wake = srv__tls_keys_next_ms();
     pfd[PFD_SIG] = (struct pollfd){.fd = G.sig_fd, .events = POLLIN};
     pfd[PFD_MGR] = (struct pollfd){.fd = G.mgr_fd, .events = POLLIN};
     srv__ctl_serve_poll(&pfd[PFD_CTL], now, &wake);
@@ -520,6 +523,7 @@ static void master_loop(const srv__config_t *cfg)
             break;
         if (prc > 0)
             poll_dispatch(pfd);
+        srv__tls_keys_tick(srv__mono_ms());
         if (supervise_manager(cfg))
             break;
     }

@@ -12,6 +12,7 @@
 #include "core/net/conn.h"
 #include "core/net/conninfo.h"
 #include "core/net/tls_listen.h"
+#include "core/net/tls_keys.h"
 #include "core/server/server.h"
 #include "core/shm/atomic.h"
 #include "core/shm/shm.h"
@@ -164,6 +165,7 @@ static int atomics_create(const srv__config_t *cfg)
 static const zone_t zones[] = {
     {"stats", stats_size, stats_create},
     {"connection table", conninfo_size, conninfo_create},
+    {"TLS session ticket keys", srv__tls_keys_region_size, srv__tls_keys_create},
     {"mailboxes", mbox_size, mbox_create},
     {"task records", tasks_size, tasks_create},
     {"cron report", cron_size, cron_create},

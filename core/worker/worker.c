@@ -19,6 +19,7 @@
 #include "core/server/app.h"
 #include "core/server/child.h"
 #include "core/net/conn.h"
+#include "core/net/tls_keys.h"
 #include "core/net/tls_listen.h"
 #include "core/net/conninfo.h"
 #include "core/worker/engine_ipc.h"
@@ -786,7 +787,7 @@ static void open_engine(void)
     /* TLS: the certificates as they are on disk now (a reload starts new workers). */
     char terr[512];
     if (srv__tls_listen_any(&S->cfg) &&
-        srv__tls_listen_load(&S->cfg, NULL /* ticket keys: merged next */, terr, sizeof(terr)) < 0)
+        srv__tls_listen_load(&S->cfg, srv__tls_keys(), terr, sizeof(terr)) < 0)
         srv__child_fail(terr);
     srv__flow_init(&(srv__flow_transport_t){.put = eng_emit, .put_file = eng_emit_file},
                    (uint64_t)S->cfg.buffer_output_size);
