@@ -516,7 +516,7 @@ static void on_recv(srv__loop_t *loop, srv__loop_op_t *op, int res, const char *
     }
     if (res == 0) {
         c->flags |= F_EOF;
-        if (c->flags & F_PRE_OPEN)
+        if ((c->flags & F_PRE_OPEN) && c->transport->start)
             srv__log(SRV_LOG_INFO, "conn", 0, "session %llx from %s: closed during the %s handshake",
                      (unsigned long long)c->session, c->peer, c->transport->name);
         if (c->flags & (F_LINGER | F_PRE_OPEN))

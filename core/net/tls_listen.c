@@ -21,43 +21,13 @@ bool srv__tls_listen_any(const srv__config_t *cfg)
     return false;
 }
 
-/* Listener li's options as protocols/tls.c takes them; sni (room for SRV_CONFIG_MAX_SNI) gets
- * its SNI certificates and map[k] the index in cfg->sni of sni[k]. */
-static void conf_of(const srv__config_t *cfg, int li, srv__tls_conf_t *conf,
-                    srv__tls_cert_conf_t *sni, int *map)
-{
-    const srv__listen_config_t *l = &cfg->listen[li];
-    int n = 0;
-    for (int i = 0; i < cfg->nsni; i++) {
-        if (cfg->sni[i].listener != li)
-            continue;
-        sni[n] = (srv__tls_cert_conf_t){cfg->sni[i].host, cfg->sni[i].ssl_cert_file,
-                                        cfg->sni[i].ssl_key_file};
-        map[n++] = i;
-    }
-    *conf = (srv__tls_conf_t){
-        .cert = {NULL, l->ssl_cert_file, l->ssl_key_file},
-        .sni = sni,
-        .nsni = n,
-        .protocols = l->ssl_protocols,
-        .ciphers = l->ssl_ciphers,
-        .ciphersuites = l->ssl_ciphersuites,
-        .verify_peer = l->ssl_verify_peer,
-        .verify_optional = l->ssl_verify_optional,
-        .client_cert_file = l->ssl_client_cert_file,
-        .session_tickets = l->ssl_session_tickets,
-        /* HTTP/1.1 is what an HTTP listener speaks (h2 joins with HTTP/2). */
-        .alpn = l->type == SRV_LISTEN_HTTP ? "http/1.1" : l->ssl_alpn,
-    };
-}
-
 static srv__tls_ctx_t *build(const srv__config_t *cfg, int li, const srv__tls_keyring_t *ring,
                              char *err, size_t errlen)
 {
     srv__tls_cert_conf_t sni[SRV_CONFIG_MAX_SNI];
     int map[SRV_CONFIG_MAX_SNI];
     srv__tls_conf_t conf;
-    conf_of(cfg, li, &conf, sni, map);
+    srv__config_tls_conf(cfg, li, &conf, sni, map);
     conf.keyring = ring;
     srv__tls_problem_t why;
     memset(&why, 0, sizeof(why));
@@ -147,33 +117,54 @@ typedef struct warn_arg {
     const srv__config_t *cfg;
     int li;
     const int *map;
+    void (*emit)(void *arg, const char *msg);
+    void *arg;
 } warn_arg_t;
 
 static void warn_one(void *arg, int sni, const char *file, long days_left)
 {
     const warn_arg_t *w = arg;
     int line = sni >= 0 ? w->cfg->sni[w->map[sni]].line : w->cfg->listen[w->li].line;
+    char msg[1024];
     if (days_left < 0)
-        srv__log(SRV_LOG_WARN, "tls", 0, "%s:%d: ssl_cert_file: certificate %s has expired",
+        snprintf(msg, sizeof(msg), "%s:%d: ssl_cert_file: warning: certificate %s has expired",
                  w->cfg->file, line, file);
     else
-        srv__log(SRV_LOG_WARN, "tls", 0,
-                 "%s:%d: ssl_cert_file: certificate %s expires in %ld days", w->cfg->file, line,
-                 file, days_left);
+        snprintf(msg, sizeof(msg),
+                 "%s:%d: ssl_cert_file: warning: certificate %s expires in %ld day%s",
+                 w->cfg->file, line, file, days_left, days_left == 1 ? "" : "s");
+    w->emit(w->arg, msg);
 }
 
-void srv__tls_listen_warn_expiry(const srv__config_t *cfg, int days)
+int srv__tls_listen_expiring(const srv__config_t *cfg, int days,
+                             void (*emit)(void *arg, const char *msg), void *arg)
 {
+    int n = 0;
     for (int i = 0; i < cfg->nlisten; i++) {
-        srv__tls_ctx_t *ctx = srv__tls_listen_get(i);
-        if (ctx == NULL)
+        if (!cfg->listen[i].ssl)
             continue;
         srv__tls_cert_conf_t sni[SRV_CONFIG_MAX_SNI];
         int map[SRV_CONFIG_MAX_SNI];
         srv__tls_conf_t conf;
-        conf_of(cfg, i, &conf, sni, map);
-        warn_arg_t w = {cfg, i, map};
-        srv__tls_ctx_expiring(ctx, days, warn_one, &w);
+        srv__config_tls_conf(cfg, i, &conf, sni, map);
+        srv__tls_problem_t why;
+        srv__tls_ctx_t *ctx = srv__tls_ctx_new(&conf, &why);
+        if (ctx == NULL)
+            continue; /* (refused elsewhere, with its reason) */
+        warn_arg_t w = {cfg, i, map, emit, arg};
+        n += srv__tls_ctx_expiring(ctx, days, warn_one, &w);
         srv__tls_ctx_unref(ctx);
     }
+    return n;
+}
+
+static void log_warning(void *arg, const char *msg)
+{
+    (void)arg;
+    srv__log(SRV_LOG_WARN, "tls", 0, "%s", msg);
+}
+
+void srv__tls_listen_warn_expiry(const srv__config_t *cfg, int days)
+{
+    srv__tls_listen_expiring(cfg, days, log_warning, NULL);
 }

@@ -23,7 +23,11 @@ int srv__tls_listen_load(const srv__config_t *cfg, const srv__tls_keyring_t *rin
                          size_t errlen);
 /* Only check that srv__tls_listen_load() would succeed (nothing is kept). */
 int srv__tls_listen_check(const srv__config_t *cfg, char *err, size_t errlen);
-/* Log a warning for each certificate of cfg that has expired or expires within days. */
+/* For each certificate of cfg that has expired or expires within days, emit(arg, "file:line:
+ * ssl_cert_file: warning: ..."). Returns how many. */
+int srv__tls_listen_expiring(const srv__config_t *cfg, int days,
+                             void (*emit)(void *arg, const char *msg), void *arg);
+/* The same, as warnings in the log. */
 void srv__tls_listen_warn_expiry(const srv__config_t *cfg, int days);
 /* Listener li's current contexts, referenced (srv__tls_ctx_unref when done); NULL if none. */
 srv__tls_ctx_t *srv__tls_listen_get(int li);
