@@ -79,9 +79,8 @@ def test_plain_http_to_tls_port(mode):
             with connect(s.port()) as sock:
                 sock.sendall(req)
                 out = read_to_close(sock)
-            head, _, body = out.partition(b"\r\n\r\n")
-            assert re.match(rb"HTTP/1\.[01] 400 ", head), out[:300]
-            assert re.search(rb"TLS|HTTPS|SSL", body, re.I), out[:300]
+            assert re.match(rb"HTTP/1\.[01] 400 ", out), out[:300]
+            assert re.search(rb"TLS|HTTPS|SSL", out, re.I), out[:300]
             assert not out.startswith(b"\x15") and b"Hello" not in out, out[:300]
         still_fine(c, s.port())
         c.close()
@@ -201,7 +200,8 @@ def test_missing_client_cert(mode):
                 with tls_socket(s.port(), client_ctx(cc)) as t:
                     t.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
                     got = t.recv(65536)
-                    raise AssertionError(f"served without a client certificate: {got[:80]!r}")
+                    if got:  # b"": closed (an EOF without an alert), not served
+                        raise AssertionError(f"served without a client certificate: {got[:80]!r}")
             except (ssl.SSLError, ConnectionError):
                 pass
             r = curl_https(s.port(), "/", cc)
