@@ -83,7 +83,7 @@ def test_verify_optional(mode):
     c = certs("rsa")
     with running(mtls_server(mode, "mtls-opt", c, optional=True)) as s:
         port = s.port()
-        info = tls_info(port)
+        info = tls_info(port, client_ctx(c))
         assert info["tls"] is True and info["client_subject"] == "", info
         r = curl_https(port, "/tls", c)
         assert r.returncode == 0 and json.loads(r.stdout)["client_subject"] == "", r
@@ -93,7 +93,7 @@ def test_verify_optional(mode):
         check_subject(tls_info(port, client_ctx(c, cert=c.client, key=c.client_key)))
         # optional is not "anything goes": a certificate that does not verify is refused
         handshake_fails(port, client_ctx(c, cert=c.stranger, key=c.stranger_key))
-        assert tls_info(port)["tls"] is True
+        assert tls_info(port, client_ctx(c))["tls"] is True
 
 
 def test_no_verify_ignores_client_cert():

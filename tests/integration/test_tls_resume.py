@@ -67,7 +67,7 @@ def test_resume_across_workers_base_mode():
 
 
 def test_resume_process_mode():
-    c = certs("rsa")
+    c = certs()
     with running(tls_server("process", "resume-p", c, server={"reactor_num": 2})) as s:
         for args in ([], ["-tls1_2"]):
             sess = os.path.join(s.dir, f"sess{len(args)}.pem")

@@ -39,7 +39,7 @@ def check_sni(s, c):
     r = curl_https(port, "/", c, "-k", host="unknown.test")
     assert r.returncode == 0 and r.stdout == b"Hello, World!", r
     # Python: SNI from server_hostname; none for an IP address
-    assert tls_info(port, server_hostname="second.test")["sni"] == "second.test"
+    assert tls_info(port, client_ctx(c), server_hostname="second.test")["sni"] == "second.test"
     info = tls_info(port, client_ctx(c, check_hostname=False), server_hostname=None)
     assert info["sni"] == "" and info["tls"] is True, info
 
