@@ -111,10 +111,11 @@ def test_truncated_handshake(mode):
     hello = client_hello()
     with running(tls_server(mode, "trunc", ssl_handshake_timeout=2)) as s:
         c = keepalive(s.port())
+        before = len(s.log())
         for cut in (1, 5, len(hello) // 2, len(hello) - 1):
             with connect(s.port()) as sock:
                 sock.sendall(hello[:cut])
-            # and one that stays open, stalled: the handshake timeout ends it
+        # and one that stays open, stalled: the handshake timeout ends it
         with connect(s.port()) as stalled:
             stalled.sendall(hello[:len(hello) // 2])
             t0 = time.monotonic()
@@ -122,6 +123,8 @@ def test_truncated_handshake(mode):
             assert time.monotonic() - t0 < 6 * SLOW
         still_fine(c, s.port())
         c.close()
+        wait_for(lambda: re.search(r"tls|ssl|handshake", s.log()[before:], re.I), 10,
+                 "an info line about the truncated handshakes")
 
 
 def open_count(socks):
