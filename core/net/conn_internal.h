@@ -249,7 +249,8 @@ int srv__conn_app_event(srv__conn_t *c, srv__engine_event_t ev, uint16_t arg, co
 /* Open the protocol of a connection its transport set up (F_PRE_OPEN); closes c on failure. */
 int srv__conn_open(srv__conn_t *c);
 /* Submit a send of iov on the socket with the engine's completion (on_send -> transport->sent)
- * and no transport in between: for transports sending their own bytes. */
+ * and no transport in between: for transports sending their own bytes. The loop keeps the iov
+ * pointer until the send completes (epoll retries with it): pass c->iov, never a local. */
 int srv__conn_send_raw(srv__conn_t *c, const struct iovec *iov, int iovcnt);
 /* Arm accepting (when accept) and the tick of a new engine. */
 void srv__engine_start(srv__engine_t *e, bool accept);

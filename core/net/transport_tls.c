@@ -45,12 +45,13 @@ static void submit(srv__conn_t *c, bool own)
 {
     const char *p;
     size_t n = srv__tls_out(c->tls, &p);
-    struct iovec iov = {(void *)p, n};
+    /* The loop keeps the iovec until the send completes: the connection's, not the stack's. */
+    c->iov[0] = (struct iovec){(void *)p, n};
     if (own)
         c->tls_plain = SIZE_MAX; /* marks the send as the transport's own */
     c->flags |= F_SEND;
     c->refs++;
-    if (srv__conn_send_raw(c, &iov, 1) < 0) {
+    if (srv__conn_send_raw(c, c->iov, 1) < 0) {
         c->flags &= ~(uint32_t)F_SEND;
         c->refs--;
         srv__conn_close(c);
@@ -100,9 +101,10 @@ static int tls_send(srv__conn_t *c, const struct iovec *iov, int iovcnt)
     /* (srv__conn_flush set F_SEND and the reference before calling us.) */
     const char *p;
     size_t n = srv__tls_out(c->tls, &p);
-    struct iovec out = {(void *)p, n};
+    /* iov (the plaintext) is taken; the loop keeps c->iov until the send completes. */
+    c->iov[0] = (struct iovec){(void *)p, n};
     c->tls_plain = plain;
-    return srv__conn_send_raw(c, &out, 1);
+    return srv__conn_send_raw(c, c->iov, 1);
 }
 
 static int tls_sent(srv__conn_t *c, int res)
