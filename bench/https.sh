@@ -79,7 +79,7 @@ for c in $certs; do
     rsa) kopt=(-newkey rsa:2048) ;;
     *) echo "https.sh: unknown certificate $c (ecdsa, rsa)" >&2; exit 2 ;;
     esac
-    openssl req -x509 "${kopt[@]}" -nodes -days 2 -subj /CN=localhost \
+    openssl req -x509 "${kopt[@]}" -nodes -days 30 -subj /CN=localhost \
         -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
         -keyout "$tmp/certs/$c.key" -out "$tmp/certs/$c.crt" 2>/dev/null
 done
