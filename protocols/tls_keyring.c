@@ -4,8 +4,10 @@
  * Three slots. Only the master writes, and only the slot after current, which no reader is
  * using unless it has been stalled over two whole rotations: a reader copies its slot, then
  * checks that current has not moved far enough for that slot to have been rewritten (the
- * seqlock pattern, with current as the sequence). Key bytes are copied as relaxed atomics so
- * the race the check resolves is a defined one. */
+ * seqlock pattern, with current as the sequence). Key bytes are stored with release and loaded
+ * with acquire, byte by byte: a reader that sees any byte of a rewrite also sees the move of
+ * current that came before it, without fences (which ThreadSanitizer cannot follow), and the
+ * race the check resolves is a defined one. */
 #include "protocols/tls_keyring.h"
 
 #include <errno.h>
@@ -19,7 +21,7 @@ static void key_store(srv__tls_ticket_key_t *dst, const srv__tls_ticket_key_t *s
     uint8_t *d = (uint8_t *)dst;
     const uint8_t *s = (const uint8_t *)src;
     for (size_t i = 0; i < sizeof(*dst); i++)
-        __atomic_store_n(&d[i], s[i], __ATOMIC_RELAXED);
+        __atomic_store_n(&d[i], s[i], __ATOMIC_RELEASE);
 }
 
 static void key_load(srv__tls_ticket_key_t *dst, const srv__tls_ticket_key_t *src)
@@ -27,7 +29,7 @@ static void key_load(srv__tls_ticket_key_t *dst, const srv__tls_ticket_key_t *sr
     uint8_t *d = (uint8_t *)dst;
     const uint8_t *s = (const uint8_t *)src;
     for (size_t i = 0; i < sizeof(*dst); i++)
-        d[i] = __atomic_load_n(&s[i], __ATOMIC_RELAXED);
+        d[i] = __atomic_load_n(&s[i], __ATOMIC_ACQUIRE);
 }
 
 static int key_fresh(srv__tls_ticket_key_t *k)
@@ -54,9 +56,6 @@ int srv__tls_keyring_rotate(srv__tls_keyring_t *ring)
     uint32_t c = atomic_load_explicit(&ring->current, memory_order_relaxed);
     if (key_fresh(&k) < 0)
         return -EIO;
-    /* Orders the earlier stores of current before the key bytes: a reader that sees any new
-     * byte of this slot then sees current far enough ahead to throw its copy away. */
-    atomic_thread_fence(memory_order_release);
     key_store(&ring->key[(c + 1) % 3], &k);
     OPENSSL_cleanse(&k, sizeof(k));
     atomic_store_explicit(&ring->current, c + 1, memory_order_release);
@@ -68,7 +67,6 @@ uint32_t srv__tls_keyring_current(const srv__tls_keyring_t *ring, srv__tls_ticke
     for (;;) {
         uint32_t c = atomic_load_explicit(&ring->current, memory_order_acquire);
         key_load(out, &ring->key[c % 3]);
-        atomic_thread_fence(memory_order_acquire);
         /* Slot c % 3 is rewritten only once current has reached c + 2. */
         if (atomic_load_explicit(&ring->current, memory_order_relaxed) - c < 2)
             return c;
@@ -83,7 +81,6 @@ int srv__tls_keyring_find(const srv__tls_keyring_t *ring, const uint8_t name[16]
         uint32_t c = atomic_load_explicit(&ring->current, memory_order_acquire);
         key_load(&cur, &ring->key[c % 3]);
         key_load(&old, &ring->key[(c + 2) % 3]); /* the one before c, without unsigned wrap */
-        atomic_thread_fence(memory_order_acquire);
         /* The old slot is rewritten as soon as current moves once: then look again. */
         if (atomic_load_explicit(&ring->current, memory_order_relaxed) != c)
             continue;
