@@ -207,6 +207,11 @@ static void begin_linger(srv__conn_t *c)
         srv__conn_close(c);
         return;
     }
+    if (c->transport->finish && !(c->flags & F_FINISHED)) {
+        c->flags |= F_FINISHED;
+        if (!c->transport->finish(c))
+            return; /* its goodbye is on its way: srv__conn_flush brings us back */
+    }
     /* Unless nothing more is coming from the peer (proto->quiet): then there is nothing to
      * reset and it closes at once. */
     if (c->proto->quiet && !(c->flags & F_PRE_OPEN) && c->proto->quiet(c)) {

@@ -33,6 +33,7 @@ enum {
     F_PRE_OPEN = 1u << 10, /* the transport is still setting up (TLS handshake): the protocol
                             * has not been opened and hears nothing */
     F_SEND_FILE = 1u << 11, /* the send in flight carries a file segment read into memory */
+    F_FINISHED = 1u << 12,  /* the transport's closing bytes (close_notify) were queued */
 };
 
 enum { SEG_MEM = 0, SEG_FILE = 1 };
@@ -95,6 +96,10 @@ typedef struct srv__transport {
     void (*tick)(srv__conn_t *c, int64_t now);
     /* c is about to be freed. May be NULL. */
     void (*release)(srv__conn_t *c);
+    /* The last byte of output went and the write side is to be shut: queue the transport's
+     * own goodbye (TLS close_notify). Returns true when nothing is on its way, false when its
+     * bytes are being sent (the engine comes back through srv__conn_flush). May be NULL. */
+    bool (*finish)(srv__conn_t *c);
     /* File segments can go from the file to the socket directly (sendfile). */
     bool sendfile;
     bool copies;

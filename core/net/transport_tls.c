@@ -237,6 +237,17 @@ static void tls_tick(srv__conn_t *c, int64_t now)
     srv__conn_close(c);
 }
 
+/* close_notify before the FIN, as nginx does: a client reading to the end of the stream (an
+ * HTTP/1.0 body without a length) can tell the end from a truncation. */
+static bool tls_finish(srv__conn_t *c)
+{
+    if (c->tls == NULL || !srv__tls_established(c->tls))
+        return true;
+    srv__tls_shutdown(c->tls);
+    push(c);
+    return !(c->flags & F_SEND);
+}
+
 static void tls_release(srv__conn_t *c)
 {
     srv__tls_free(c->tls);
@@ -254,6 +265,7 @@ const srv__transport_t srv__transport_tls = {
     .sent = tls_sent,
     .tick = tls_tick,
     .release = tls_release,
+    .finish = tls_finish,
     .sendfile = false,
     .copies = true,
 };

@@ -2,7 +2,7 @@
  * real loop (each backend) serving HTTP over TLS on a unix listener to an OpenSSL client in the
  * same thread (non-blocking, pumped with the loop): handshake and what it negotiated, keep-alive,
  * a response far larger than one send, a file body read through the transport, plain HTTP on
- * the TLS port (a 400 in plain text), garbage, a handshake that never comes (timeout).
+ * the TLS port (a 400 in plain text), close_notify before the FIN, garbage, a handshake that never comes (timeout).
  * Certificates are made at test time with the openssl command. */
 #include "core/net/conn.h"
 
@@ -66,8 +66,10 @@ static int on_dispatch(srv__engine_t *e, srv__conn_t *c, srv__engine_event_t ev,
     size_t len = small ? 2 : BIG;
     int n = snprintf(head, sizeof(head), "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n", len);
     CHECK_INT(srv__engine_action(e, req->session, SRV_ENGINE_RESPOND, 0, head, (size_t)n), ==, 0);
+    unsigned close = (req->flags & SRV_REQ_KEEP_ALIVE) ? 0 : SRV_ENGINE_F_CLOSE;
     if (small)
-        return srv__engine_action(e, req->session, SRV_ENGINE_RESPOND, SRV_ENGINE_F_FINAL, "ok", 2);
+        return srv__engine_action(e, req->session, SRV_ENGINE_RESPOND,
+                                  SRV_ENGINE_F_FINAL | close, "ok", 2);
     if (!file)
         return srv__engine_action(e, req->session, SRV_ENGINE_RESPOND, SRV_ENGINE_F_FINAL, g_big,
                                   BIG);
@@ -230,7 +232,22 @@ static void test_requests(srv__loop_t *loop, srv__engine_t *e, SSL_CTX *cctx,
     memset(body, 0, BIG);
     CHECK_INT(client_response(&cl, body, sizeof(body)), ==, BIG);
     CHECK(memcmp(body, g_big, BIG) == 0);
-    CHECK_INT(T.requests, ==, 5);
+    /* Connection: close: the response, then close_notify before the FIN (a clean end). */
+    client_write(&cl, "GET /small HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    CHECK_INT(client_response(&cl, body, sizeof(body)), ==, 2);
+    int64_t dl = now_ms() + 10000;
+    for (;;) {
+        size_t k = 0;
+        int r = SSL_read_ex(cl.ssl, body, 16, &k);
+        CHECK_INT(r, ==, 0);
+        int err = SSL_get_error(cl.ssl, r);
+        if (err == SSL_ERROR_ZERO_RETURN)
+            break;
+        CHECK(err == SSL_ERROR_WANT_READ); /* not an EOF without close_notify */
+        srv__loop_run(loop, 1);
+        CHECK(now_ms() < dl);
+    }
+    CHECK_INT(T.requests, ==, 6);
     client_close(&cl);
     RUN_LOOP_UNTIL(loop, srv__engine_conns(e) == 0);
 }
@@ -262,7 +279,7 @@ static void test_bad_input(srv__loop_t *loop, srv__engine_t *e, const struct soc
     CHECK(took >= 900);
     close(fd);
     RUN_LOOP_UNTIL(loop, srv__engine_conns(e) == 0);
-    CHECK_INT(T.requests, ==, 5); /* none of them reached the app */
+    CHECK_INT(T.requests, ==, 6); /* none of them reached the app */
 }
 
 static void run_suite(srv__backend_t be, srv__config_t *cfg, SSL_CTX *cctx)
