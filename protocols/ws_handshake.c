@@ -1,11 +1,14 @@
 /* WebSocket opening handshake (RFC 6455 4.2): validating the client's request and writing the
- * 101 response with Sec-WebSocket-Accept, the app's subprotocol and permessage-deflate. */
+ * 101 response with Sec-WebSocket-Accept (OpenSSL's SHA-1 and base64), the app's subprotocol
+ * and permessage-deflate. */
 #include "protocols/ws.h"
-#include "protocols/sha1.h"
 
 #include <errno.h>
 #include <string.h>
 #include <strings.h>
+
+#include <openssl/evp.h>
+#include <openssl/sha.h>
 
 #include "protocols/ws_deflate.h"
 
@@ -114,14 +117,16 @@ int srv__ws_handshake_check(const srv_request_t *req, const char **reason)
 int srv__ws_accept_key(const char *key, size_t key_len, char out[SRV_WS_ACCEPT_LEN + 1])
 {
     char in[64 + sizeof(WS_GUID)];
-    uint8_t md[20];
+    unsigned char md[SHA_DIGEST_LENGTH];
 
     if (key_len > 64)
         return -EINVAL;
     memcpy(in, key, key_len);
     memcpy(in + key_len, WS_GUID, sizeof(WS_GUID) - 1);
-    srv__sha1(in, key_len + sizeof(WS_GUID) - 1, md);
-    if (srv__base64(md, 20, out) != SRV_WS_ACCEPT_LEN)
+    if (SHA1((const unsigned char *)in, key_len + sizeof(WS_GUID) - 1, md) == NULL)
+        return -EIO;
+    /* EVP_EncodeBlock writes the padded base64 and its NUL: 28 + 1 bytes for 20. */
+    if (EVP_EncodeBlock((unsigned char *)out, md, SHA_DIGEST_LENGTH) != SRV_WS_ACCEPT_LEN)
         return -EIO;
     return 0;
 }

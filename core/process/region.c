@@ -11,6 +11,8 @@
 #include "core/ipc/mbox.h"
 #include "core/net/conn.h"
 #include "core/net/conninfo.h"
+#include "core/net/tls_listen.h"
+#include "core/net/tls_keys.h"
 #include "core/server/server.h"
 #include "core/shm/atomic.h"
 #include "core/shm/shm.h"
@@ -67,12 +69,12 @@ static uint32_t conn_slots(const srv__config_t *cfg)
 
 static size_t conninfo_size(const srv__config_t *cfg)
 {
-    return srv__conninfo_region_size(conn_engines(cfg), conn_slots(cfg));
+    return srv__conninfo_region_size(conn_engines(cfg), conn_slots(cfg), srv__tls_listen_any(cfg));
 }
 
 static int conninfo_create(const srv__config_t *cfg)
 {
-    return srv__conninfo_create(conn_engines(cfg), conn_slots(cfg));
+    return srv__conninfo_create(conn_engines(cfg), conn_slots(cfg), srv__tls_listen_any(cfg));
 }
 
 /* ---- mailboxes: two per slot (one per generation), then the task queue ---- */
@@ -163,6 +165,7 @@ static int atomics_create(const srv__config_t *cfg)
 static const zone_t zones[] = {
     {"stats", stats_size, stats_create},
     {"connection table", conninfo_size, conninfo_create},
+    {"TLS session ticket keys", srv__tls_keys_region_size, srv__tls_keys_create},
     {"mailboxes", mbox_size, mbox_create},
     {"task records", tasks_size, tasks_create},
     {"cron report", cron_size, cron_create},

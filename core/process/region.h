@@ -6,9 +6,10 @@
 #include "config/config.h"
 
 /* Create the shared region for cfg and every subsystem's part of it (stats, connection table,
- * mailboxes, task records, cron report, tables, atomics), in that order. Call in the master
- * after srv__server_layout() and before any fork or thread. Sets srv__server.stats. Returns 0
- * or -errno (-ENOMEM: a part did not fit; the failing part is logged). */
+ * TLS session ticket keys, mailboxes, task records, cron report, tables, atomics), in that
+ * order. Call in the master after srv__server_layout() and before any fork or thread. Sets
+ * srv__server.stats. Returns 0 or -errno (-ENOMEM: a part did not fit; the failing part is
+ * logged). */
 int srv__region_setup(const srv__config_t *cfg);
 
 #endif
