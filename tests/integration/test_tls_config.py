@@ -4,15 +4,15 @@ certificate file, an unreadable key, a key that does not match its certificate, 
 ssl_verify_peer without ssl_client_cert_file, ssl_* keys without ssl = true, an unknown
 ssl_protocols name, and each in INI too: exit code 3 and `file:line: key: problem` on stderr, the
 same from `srv start` (foreground and -d). An expired certificate and one that expires in 7 days
-pass the check with a warning naming the certificate file; valid TOML list and string forms of
-ssl_protocols pass."""
+pass the check with a warning naming the certificate file, and srv starts with them, logging
+the same warning; valid TOML list and string forms of ssl_protocols pass."""
 import os
 import re
 import shutil
 
-from srvtest import DEMO, free_port, run
+from srvtest import DEMO, free_port, run, running, wait_for
 from test_cli import TempDir, line_of, srv, write
-from tlscerts import certs
+from tlscerts import certs, client_ctx, tls_info, tls_server
 
 
 LISTEN = "the listener's header"
@@ -180,6 +180,17 @@ def test_valid_and_warnings():
                 assert re.search(r"expire", out, re.I), (cert, out)
 
 
+def test_start_warns_in_log():
+    """srv starts with an expired or soon-expiring certificate, and logs a warning naming it."""
+    c = certs()
+    for cert, key in ((c.soon, c.soon_key), (c.expired, c.expired_key)):
+        with running(tls_server("process", "warnlog", c, cert=cert, key=key)) as s:
+            wait_for(lambda: cert in s.log() and re.search(r"expire", s.log(), re.I), 10,
+                     "a warning naming the certificate in the log")
+            if cert == c.soon:  # still valid: served
+                assert tls_info(s.port(), client_ctx(c))["tls"] is True
+
+
 if __name__ == "__main__":
     run([test_check_errors_toml, test_check_errors_ini, test_start_refuses_the_same,
-         test_valid_and_warnings])
+         test_valid_and_warnings, test_start_warns_in_log])

@@ -1,7 +1,8 @@
 """HTTPS on an http listener with ssl = true, with curl (--cacert, keep-alive, bodies over 1 MiB
 both ways, --tlsv1.2 --tls-max 1.2) and Python's http.client over ssl: the demo's /tls JSON
 (version, cipher, SNI; false and empty strings on a plain listener beside it), ssl_protocols
-refusing a client below it (string and TOML list forms), ALPN http/1.1, and a 20 MiB static
+refusing a client below it (string and TOML list forms), ssl_ciphers / ssl_ciphersuites
+choosing the cipher, ALPN http/1.1, and a 20 MiB static
 file from document_root arriving intact. Process and base mode; ECDSA and RSA certificates."""
 import hashlib
 import json
@@ -111,6 +112,25 @@ def test_protocols_refuse_older_clients():
         assert tls_info(s.port())["tls"] is True
 
 
+def test_ciphers_and_ciphersuites():
+    c = certs()
+    with running(https_and_plain("process", "ciphers", c,
+                                 ssl_ciphers="ECDHE-ECDSA-AES128-GCM-SHA256",
+                                 ssl_ciphersuites="TLS_CHACHA20_POLY1305_SHA256")) as s:
+        info = tls_info(s.port(), client_ctx(c))
+        assert info["cipher"] == "TLS_CHACHA20_POLY1305_SHA256", info
+        r = curl_https(s.port(), "/tls", c, "--tlsv1.2", "--tls-max", "1.2")
+        assert r.returncode == 0, r.stderr
+        info = json.loads(r.stdout)
+        assert info["cipher"] == "ECDHE-ECDSA-AES128-GCM-SHA256", info
+        # a client that offers none of them is refused
+        r = curl_https(s.port(), "/", c, "--tlsv1.2", "--tls-max", "1.2", "--ciphers",
+                       "ECDHE-ECDSA-AES256-GCM-SHA384")
+        assert r.returncode != 0, r
+        rc, out = s_client(s.port(), "-ciphersuites", "TLS_AES_256_GCM_SHA384", c=c, input=b"")
+        assert rc != 0 and "New, (NONE)" in out, out[-2000:]
+
+
 @each_mode
 def test_python_http_client(mode):
     c = certs("rsa")
@@ -212,4 +232,5 @@ def test_static_file_over_tls(mode):
 
 if __name__ == "__main__":
     run([test_curl_https, test_tls_json_and_versions, test_protocols_refuse_older_clients,
-         test_python_http_client, test_alpn_http11, test_static_file_over_tls])
+         test_ciphers_and_ciphersuites, test_python_http_client, test_alpn_http11,
+         test_static_file_over_tls])
