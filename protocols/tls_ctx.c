@@ -227,7 +227,12 @@ static int load_cert(SSL_CTX *x, const srv__tls_cert_conf_t *cc, int sni, srv__t
         return -1;
     }
     if (SSL_CTX_use_PrivateKey_file(x, cc->key_file, SSL_FILETYPE_PEM) != 1) {
-        problem(why, sni, "ssl_key_file", "no PEM private key in %s", cc->key_file);
+        /* OpenSSL checks the pair as it loads the key. */
+        if (ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH)
+            problem(why, sni, "ssl_key_file", "the key in %s does not match the certificate in %s",
+                    cc->key_file, cc->cert_file);
+        else
+            problem(why, sni, "ssl_key_file", "no PEM private key in %s", cc->key_file);
         return -1;
     }
     if (SSL_CTX_check_private_key(x) != 1) {
@@ -266,9 +271,10 @@ static int sessions(SSL_CTX *x, srv__tls_ctx_t *c, const srv__tls_conf_t *conf)
     SSL_CTX_set_session_id_context(x, sid, sizeof(sid) - 1);
     SSL_CTX_set_timeout(x, TICKET_LIFETIME_S);
     if (!conf->session_tickets) {
-        /* Session ids then, resumable in this process only. */
+        /* No resumption at all, as nginx's default cache ("none"): a per-process cache would
+         * resume on one process of N, which clients would see as chance. */
         SSL_CTX_set_options(x, SSL_OP_NO_TICKET);
-        SSL_CTX_set_session_cache_mode(x, SSL_SESS_CACHE_SERVER);
+        SSL_CTX_set_session_cache_mode(x, SSL_SESS_CACHE_OFF);
         return 0;
     }
     SSL_CTX_set_num_tickets(x, 1);
