@@ -67,6 +67,7 @@ typedef struct srv__listen_config {
     bool ssl_session_tickets;                       /* default true */
     int ssl_handshake_timeout;                      /* seconds, default 10 */
     char ssl_alpn[128]; /* tcp: space-separated protocols to offer; "" = none */
+    int ssl_cert_line;  /* where ssl_cert_file was set (certificate warnings) */
     int line;           /* where it was declared, for later diagnostics */
 } srv__listen_config_t;
 
@@ -76,6 +77,7 @@ typedef struct srv__sni_config {
     char host[256]; /* exact name, or "*.example.org" */
     char ssl_cert_file[SRV_CONFIG_PATH_MAX];
     char ssl_key_file[SRV_CONFIG_PATH_MAX];
+    int ssl_cert_line; /* where ssl_cert_file was set (certificate warnings) */
     int line;
 } srv__sni_config_t;
 

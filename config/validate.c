@@ -58,6 +58,7 @@ static void validate_ssl(srv__loader_t *ld, int i)
 {
     srv__listen_config_t *l = &ld->cfg->listen[i];
     int *kl = ld->key_lines[SRV__SECT_LISTEN][i];
+    l->ssl_cert_line = kl[SRV__L_SSL_CERT_FILE];
     if (kl[SRV__L_SSL_CERT_FILE] == 0)
         fail(ld, kl[SRV__L_SSL], "ssl_cert_file", "required with ssl = true");
     if (kl[SRV__L_SSL_KEY_FILE] == 0)
@@ -85,6 +86,7 @@ static void validate_sni(srv__loader_t *ld, int k)
     const srv__listen_config_t *l = &cfg->listen[s->listener];
     if (kl[SRV__S_HOST] == 0)
         fail(ld, s->line, "host", "required (the server name this certificate is for)");
+    s->ssl_cert_line = kl[SRV__S_CERT];
     if (kl[SRV__S_CERT] == 0)
         fail(ld, s->line, "ssl_cert_file", "required");
     if (kl[SRV__S_KEY] == 0)

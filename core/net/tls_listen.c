@@ -124,7 +124,8 @@ typedef struct warn_arg {
 static void warn_one(void *arg, int sni, const char *file, long days_left)
 {
     const warn_arg_t *w = arg;
-    int line = sni >= 0 ? w->cfg->sni[w->map[sni]].line : w->cfg->listen[w->li].line;
+    int line = sni >= 0 ? w->cfg->sni[w->map[sni]].ssl_cert_line
+                        : w->cfg->listen[w->li].ssl_cert_line;
     char msg[1024];
     if (days_left < 0)
         snprintf(msg, sizeof(msg), "%s:%d: ssl_cert_file: warning: certificate %s has expired",
