@@ -213,6 +213,9 @@ static int load(const char *path, srv__config_t *cfg, srv__config_error_t *err, 
         srv__validate(ld);
     if (!srv__loader_failed(ld) && resolve)
         srv__config_check_addresses(ld, tmp);
+    /* Certificates are read as start reads them; stop, reload and info do not need them. */
+    if (!srv__loader_failed(ld) && resolve)
+        srv__config_check_tls(ld, tmp);
     rc = srv__loader_failed(ld) ? -EINVAL : 0;
     if (rc == 0)
         memcpy(cfg, tmp, sizeof(*cfg));

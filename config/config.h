@@ -35,6 +35,13 @@ int srv__config_check(const char *path, srv__config_t *cfg, srv__config_error_t 
 struct srv__frame_opts;
 void srv__config_frame_opts(const srv__config_t *cfg, int i, struct srv__frame_opts *o);
 
+/* Listener li's TLS options as protocols/tls.c takes them: sni (room for SRV_CONFIG_MAX_SNI)
+ * gets its SNI certificates and map[k] the index in cfg->sni of sni[k]. conf->keyring is NULL. */
+struct srv__tls_conf;
+struct srv__tls_cert_conf;
+void srv__config_tls_conf(const srv__config_t *cfg, int li, struct srv__tls_conf *conf,
+                          struct srv__tls_cert_conf *sni, int *map);
+
 /* Format err as "file:line: key: msg" (or "file: msg") into buf; returns buf. */
 const char *srv__config_error_format(const srv__config_error_t *err, char *buf, size_t len);
 

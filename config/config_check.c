@@ -5,6 +5,7 @@
 #include "config/config_check.h"
 #include "config/config.h"
 #include "protocols/frame.h"
+#include "protocols/tls.h"
 #include "srv/table.h"
 
 #include <arpa/inet.h>
@@ -314,4 +315,61 @@ void srv__config_check_addresses(srv__loader_t *ld, const srv__config_t *cfg)
 out:
     free(b);
     free(paths);
+}
+
+/* ---- TLS ---- */
+
+void srv__config_tls_conf(const srv__config_t *cfg, int li, srv__tls_conf_t *conf,
+                          srv__tls_cert_conf_t *sni, int *map)
+{
+    const srv__listen_config_t *l = &cfg->listen[li];
+    int n = 0;
+    for (int i = 0; i < cfg->nsni; i++) {
+        if (cfg->sni[i].listener != li)
+            continue;
+        sni[n] = (srv__tls_cert_conf_t){cfg->sni[i].host, cfg->sni[i].ssl_cert_file,
+                                        cfg->sni[i].ssl_key_file};
+        map[n++] = i;
+    }
+    *conf = (srv__tls_conf_t){
+        .cert = {NULL, l->ssl_cert_file, l->ssl_key_file},
+        .sni = sni,
+        .nsni = n,
+        .protocols = l->ssl_protocols,
+        .ciphers = l->ssl_ciphers,
+        .ciphersuites = l->ssl_ciphersuites,
+        .verify_peer = l->ssl_verify_peer,
+        .verify_optional = l->ssl_verify_optional,
+        .client_cert_file = l->ssl_client_cert_file,
+        .session_tickets = l->ssl_session_tickets,
+        /* HTTP/1.1 is what an HTTP listener speaks (h2 joins with HTTP/2). */
+        .alpn = l->type == SRV_LISTEN_HTTP ? "http/1.1" : l->ssl_alpn,
+    };
+}
+
+void srv__config_check_tls(srv__loader_t *ld, const srv__config_t *cfg)
+{
+    for (int li = 0; li < cfg->nlisten; li++) {
+        if (!cfg->listen[li].ssl)
+            continue;
+        srv__tls_cert_conf_t sni[SRV_CONFIG_MAX_SNI];
+        int map[SRV_CONFIG_MAX_SNI];
+        srv__tls_conf_t conf;
+        srv__config_tls_conf(cfg, li, &conf, sni, map);
+        srv__tls_problem_t why;
+        srv__tls_ctx_t *ctx = srv__tls_ctx_new(&conf, &why);
+        if (ctx != NULL) {
+            srv__tls_ctx_unref(ctx);
+            continue;
+        }
+        /* Blame the line of the key at fault, else its section's. */
+        bool in_sni = why.sni >= 0 && why.sni < conf.nsni;
+        srv__sect_t kind = in_sni ? SRV__SECT_SNI : SRV__SECT_LISTEN;
+        int entry = in_sni ? map[why.sni] : li;
+        int line = srv__loader_key_line(ld, kind, entry, why.key);
+        if (line == 0)
+            line = in_sni ? cfg->sni[entry].line : cfg->listen[li].line;
+        srv__loader_error(ld, line, why.key, "%s", why.msg);
+        return;
+    }
 }

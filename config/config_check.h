@@ -13,5 +13,7 @@ void srv__config_check_frame(srv__loader_t *ld, const srv__config_t *cfg, int i)
 void srv__config_check_tables(srv__loader_t *ld, const srv__config_t *cfg);
 /* Host names resolved as start resolves them; listeners binding the same address afterwards. */
 void srv__config_check_addresses(srv__loader_t *ld, const srv__config_t *cfg);
+/* TLS listeners' contexts built as start builds them: files readable, PEM, keys matching. */
+void srv__config_check_tls(srv__loader_t *ld, const srv__config_t *cfg);
 
 #endif

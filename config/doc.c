@@ -19,13 +19,14 @@ struct srv__doc_block {
 
 static const char *const sect_names[SRV__SECT_COUNT] = {
     [SRV__SECT_SERVER] = "server", [SRV__SECT_LISTEN] = "listen",   [SRV__SECT_TABLE] = "table",
-    [SRV__SECT_CRON] = "cron",     [SRV__SECT_PROCESS] = "process", [SRV__SECT_COLUMN] = "column",
+    [SRV__SECT_CRON] = "cron",     [SRV__SECT_PROCESS] = "process", [SRV__SECT_SNI] = "sni",
+    [SRV__SECT_COLUMN] = "column",
 };
 
 int srv__doc_sect_lookup(const char *name)
 {
     for (int i = 0; i < SRV__SECT_COUNT; i++) {
-        if (i != SRV__SECT_COLUMN && strcmp(sect_names[i], name) == 0)
+        if (i != SRV__SECT_COLUMN && i != SRV__SECT_SNI && strcmp(sect_names[i], name) == 0)
             return i;
     }
     return -1;
@@ -158,7 +159,7 @@ int srv__doc_add_sect(srv__doc_t *doc, srv__sect_t kind, int parent, int line)
         return -ENOMEM;
     srv__doc_sect_t *s = &doc->sects[doc->nsects];
     s->kind = kind;
-    s->parent = kind == SRV__SECT_COLUMN ? parent : -1;
+    s->parent = kind == SRV__SECT_COLUMN || kind == SRV__SECT_SNI ? parent : -1;
     s->line = line;
     s->seq = doc->nsects + doc->nkeys;
     return doc->nsects++;

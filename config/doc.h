@@ -16,19 +16,22 @@ extern "C" {
 #endif
 
 /* Section kinds. SERVER is the one top-level section; the others repeat ([[listen]] in TOML,
- * [listen.NAME] in INI); a COLUMN belongs to the TABLE section named by its parent. */
+ * [listen.NAME] in INI); an SNI entry belongs to the LISTEN section named by its parent
+ * ([[listen.sni]], [listen.NAME.sni.HOST]), a COLUMN to the TABLE section named by its parent.
+ * The kinds before COLUMN are entries of srv__config_t itself. */
 typedef enum {
     SRV__SECT_SERVER = 0,
     SRV__SECT_LISTEN = 1,
     SRV__SECT_TABLE = 2,
     SRV__SECT_CRON = 3,
     SRV__SECT_PROCESS = 4,
-    SRV__SECT_COLUMN = 5,
-    SRV__SECT_COUNT = 6
+    SRV__SECT_SNI = 5,
+    SRV__SECT_COLUMN = 6,
+    SRV__SECT_COUNT = 7
 } srv__sect_t;
 
 /* The kind a file names "server", "listen", "table", "cron" or "process"; -1 for any other
- * (columns are not named by a header). */
+ * (SNI entries and columns are not named by a header of their own). */
 int srv__doc_sect_lookup(const char *name);
 /* The name of kind ("column" for SRV__SECT_COLUMN). */
 const char *srv__doc_sect_name(srv__sect_t kind);
@@ -67,7 +70,7 @@ typedef struct srv__val {
  * both. It breaks ties between problems on one line as the order of reading would. */
 typedef struct srv__doc_sect {
     srv__sect_t kind;
-    int parent; /* COLUMN: index of its TABLE section; -1 otherwise */
+    int parent; /* COLUMN: index of its TABLE section, SNI: of its LISTEN section; else -1 */
     int line;
     int seq;
 } srv__doc_sect_t;

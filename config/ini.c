@@ -32,6 +32,38 @@ static void trim(char **s, size_t *len)
         (*len)--;
 }
 
+/* The listener section named name declared so far, or -1. */
+static int listen_section(const srv__doc_t *doc, const char *name)
+{
+    for (int k = doc->nkeys - 1; k >= 0; k--) {
+        const srv__doc_key_t *key = &doc->keys[k];
+        if (doc->sects[key->sect].kind == SRV__SECT_LISTEN && strcmp(key->name, "name") == 0 &&
+            key->value.len == strlen(name) && memcmp(key->value.s, name, key->value.len) == 0)
+            return key->sect;
+    }
+    return -1;
+}
+
+/* "[listen.NAME.sni.HOST]": an SNI certificate of listener NAME, declared above it. */
+static void open_sni(ini_state_t *st, const char *listener, const char *host)
+{
+    int parent = listen_section(st->doc, listener);
+    if (parent < 0) {
+        srv__doc_error(st->doc, st->lineno, "sni",
+                       "[listen.%s.sni.%s] must follow the section of listener \"%s\"", listener,
+                       host, listener);
+        return;
+    }
+    int sect = srv__doc_add_sect(st->doc, SRV__SECT_SNI, parent, st->lineno);
+    if (sect < 0)
+        return;
+    srv__val_t v = {.kind = SRV__VAL_TEXT, .s = host, .len = strlen(host)};
+    if (srv__doc_add_key(st->doc, sect, "host", NULL, &v, st->lineno) < 0)
+        return;
+    st->sect = sect;
+    st->kind = SRV__SECT_SNI;
+}
+
 /* A header line "[kind]" or "[kind.NAME]": open the section it names. */
 static void open_section(ini_state_t *st, char *line)
 {
@@ -68,6 +100,12 @@ static void open_section(ini_state_t *st, char *line)
     }
     if (kind != SRV__SECT_SERVER && dot == NULL) {
         srv__doc_error(st->doc, st->lineno, buf, "needs a name: [%s.NAME]", buf);
+        return;
+    }
+    char *sni = kind == SRV__SECT_LISTEN ? strstr(dot + 1, ".sni.") : NULL;
+    if (sni != NULL) {
+        *sni = '\0';
+        open_sni(st, dot + 1, sni + 5);
         return;
     }
     int sect = srv__doc_add_sect(st->doc, (srv__sect_t)kind, -1, st->lineno);
@@ -112,7 +150,12 @@ static void key_value(ini_state_t *st, const char *name, const char *value)
     }
     if (st->sect == BAD_SECTION)
         return;
-    if (st->kind != SRV__SECT_SERVER && strcmp(name, "name") == 0) {
+    if (st->kind == SRV__SECT_SNI && strcmp(name, "host") == 0) {
+        srv__doc_error(st->doc, st->lineno, name, "comes from the section header "
+                                                  "[listen.NAME.sni.HOST]");
+        return;
+    }
+    if (st->kind != SRV__SECT_SERVER && st->kind != SRV__SECT_SNI && strcmp(name, "name") == 0) {
         srv__doc_error(st->doc, st->lineno, name, "comes from the section header [%s.NAME]",
                        srv__doc_sect_name(st->kind));
         return;

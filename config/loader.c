@@ -137,7 +137,12 @@ int srv__loader_apply(srv__loader_t *ld, const srv__doc_t *doc)
     for (int i = 0; i < doc->nsects; i++) {
         const srv__doc_sect_t *s = &doc->sects[i];
         ld->pos = s->seq;
-        if (s->kind != SRV__SECT_COLUMN)
+        if (s->kind == SRV__SECT_SNI) {
+            /* An SNI certificate belongs to the listener whose section holds it. */
+            entry[i] = entry[s->parent] >= 0 ? open_entry(ld, s->kind, s->line) : -1;
+            if (entry[i] >= 0)
+                ld->cfg->sni[entry[i]].listener = entry[s->parent];
+        } else if (s->kind != SRV__SECT_COLUMN)
             entry[i] = open_entry(ld, s->kind, s->line);
         else
             entry[i] = entry[s->parent] >= 0 ? open_column(ld, entry[s->parent], s->line) : -1;

@@ -3,6 +3,7 @@
  * tables list. The loader (loader.c, value.c) reads it; it calls no one in config/. */
 #include "config/schema.h"
 #include "config/config.h"
+#include "protocols/tls.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -21,6 +22,8 @@ static const char *const col_type_names[] = {"int", "float", "string", NULL};
 #define CO(field) F(srv__column_config_t, field)
 #define CR(field) F(srv__cron_config_t, field)
 #define PR(field) F(srv__process_config_t, field)
+#define SN(field) F(srv__sni_config_t, field)
+#define SSL_KF (SRV__KF_STREAM | SRV__KF_SSL)
 
 static const srv__key_desc_t server_keys[] = {
     {"mode", SRV__KT_ENUM, SV(mode), 0, 0, mode_names, 0},
@@ -92,6 +95,33 @@ static const srv__key_desc_t listen_keys[] = {
                                          LI(heartbeat_check_interval), 0, 86400, NULL,
                                          SRV__KF_NEG1},
     [SRV__L_SOCKET_MODE] = {"socket_mode", SRV__KT_MODE, LI(socket_mode), 0, 0777, NULL, 0},
+    [SRV__L_SSL] = {"ssl", SRV__KT_BOOL, LI(ssl), 0, 0, NULL, SRV__KF_STREAM},
+    [SRV__L_SSL_CERT_FILE] = {"ssl_cert_file", SRV__KT_PATH, LI(ssl_cert_file), 0, 0, NULL, SSL_KF},
+    [SRV__L_SSL_KEY_FILE] = {"ssl_key_file", SRV__KT_PATH, LI(ssl_key_file), 0, 0, NULL, SSL_KF},
+    [SRV__L_SSL_PROTOCOLS] = {"ssl_protocols", SRV__KT_TLSVER, LI(ssl_protocols), 0, 0, NULL,
+                              SSL_KF},
+    [SRV__L_SSL_CIPHERS] = {"ssl_ciphers", SRV__KT_STR, LI(ssl_ciphers), 0, 0, NULL,
+                            SSL_KF | SRV__KF_EMPTY_OK},
+    [SRV__L_SSL_CIPHERSUITES] = {"ssl_ciphersuites", SRV__KT_STR, LI(ssl_ciphersuites), 0, 0,
+                                 NULL, SSL_KF | SRV__KF_EMPTY_OK},
+    [SRV__L_SSL_VERIFY_PEER] = {"ssl_verify_peer", SRV__KT_BOOL, LI(ssl_verify_peer), 0, 0, NULL,
+                                SSL_KF},
+    [SRV__L_SSL_VERIFY_OPTIONAL] = {"ssl_verify_optional", SRV__KT_BOOL, LI(ssl_verify_optional),
+                                    0, 0, NULL, SSL_KF},
+    [SRV__L_SSL_CLIENT_CERT_FILE] = {"ssl_client_cert_file", SRV__KT_PATH,
+                                     LI(ssl_client_cert_file), 0, 0, NULL, SSL_KF},
+    [SRV__L_SSL_SESSION_TICKETS] = {"ssl_session_tickets", SRV__KT_BOOL, LI(ssl_session_tickets),
+                                    0, 0, NULL, SSL_KF},
+    [SRV__L_SSL_HANDSHAKE_TIMEOUT] = {"ssl_handshake_timeout", SRV__KT_INT,
+                                      LI(ssl_handshake_timeout), 1, 3600, NULL, SSL_KF},
+    [SRV__L_SSL_ALPN] = {"ssl_alpn", SRV__KT_WORDS, LI(ssl_alpn), 0, 0, NULL,
+                         SSL_KF | SRV__KF_TCP},
+};
+
+static const srv__key_desc_t sni_keys[] = {
+    [SRV__S_HOST] = {"host", SRV__KT_SNIHOST, SN(host), 0, 0, NULL, 0},
+    [SRV__S_CERT] = {"ssl_cert_file", SRV__KT_PATH, SN(ssl_cert_file), 0, 0, NULL, 0},
+    [SRV__S_KEY] = {"ssl_key_file", SRV__KT_PATH, SN(ssl_key_file), 0, 0, NULL, 0},
 };
 
 static const srv__key_desc_t table_keys[] = {
@@ -153,6 +183,9 @@ const srv__sect_desc_t srv__schema[SRV__SECT_COUNT] = {
     [SRV__SECT_PROCESS] = {"process", "process", process_keys, NKEYS(process_keys),
                            offsetof(srv__config_t, process), sizeof(srv__process_config_t),
                            offsetof(srv__config_t, nprocess), SRV_CONFIG_MAX_PROCESS},
+    [SRV__SECT_SNI] = {"sni", "SNI certificate", sni_keys, NKEYS(sni_keys),
+                       offsetof(srv__config_t, sni), sizeof(srv__sni_config_t),
+                       offsetof(srv__config_t, nsni), SRV_CONFIG_MAX_SNI},
     [SRV__SECT_COLUMN] = {"column", "column", column_keys, NKEYS(column_keys),
                           offsetof(srv__table_config_t, columns), sizeof(srv__column_config_t),
                           offsetof(srv__table_config_t, ncolumns), SRV_CONFIG_MAX_COLUMN},
@@ -160,7 +193,8 @@ const srv__sect_desc_t srv__schema[SRV__SECT_COUNT] = {
 
 _Static_assert(NKEYS(server_keys) <= SRV__KEYS_MAX && NKEYS(listen_keys) <= SRV__KEYS_MAX,
                "SRV__KEYS_MAX");
-_Static_assert(SRV_CONFIG_MAX_CRON <= SRV__ENTRIES_MAX && SRV_CONFIG_MAX_LISTEN <= SRV__ENTRIES_MAX,
+_Static_assert(SRV_CONFIG_MAX_CRON <= SRV__ENTRIES_MAX && SRV_CONFIG_MAX_LISTEN <= SRV__ENTRIES_MAX &&
+                   SRV_CONFIG_MAX_SNI <= SRV__ENTRIES_MAX,
                "SRV__ENTRIES_MAX");
 
 void *srv__schema_entry(srv__config_t *cfg, srv__sect_t kind, int entry)
@@ -183,6 +217,8 @@ int *srv__schema_entry_line(srv__config_t *cfg, srv__sect_t kind, int entry)
         return &cfg->table[entry].line;
     case SRV__SECT_CRON:
         return &cfg->cron[entry].line;
+    case SRV__SECT_SNI:
+        return &cfg->sni[entry].line;
     default:
         return &cfg->process[entry].line;
     }
@@ -223,6 +259,9 @@ static void listen_defaults(srv__listen_config_t *l)
     l->package_max_length = -1;
     l->heartbeat_idle_time = -1;
     l->heartbeat_check_interval = -1;
+    l->ssl_protocols = SRV__TLS_DEFAULT_PROTOCOLS;
+    l->ssl_session_tickets = true;
+    l->ssl_handshake_timeout = 10;
 }
 
 void srv__schema_entry_defaults(srv__config_t *cfg, srv__sect_t kind, int entry)
@@ -284,6 +323,10 @@ static bool keys_equal(const srv__key_desc_t *keys, int nkeys, const void *a, co
     for (int k = 0; k < nkeys; k++) {
         const char *x = (const char *)a + keys[k].off, *y = (const char *)b + keys[k].off;
         switch (keys[k].type) {
+        case SRV__KT_TLSVER:
+            if (*(const unsigned *)x != *(const unsigned *)y)
+                return false;
+            break;
         case SRV__KT_INT:
         case SRV__KT_ENUM:
         case SRV__KT_MODE:
@@ -340,6 +383,13 @@ bool srv__config_equal(const srv__config_t *a, const srv__config_t *b)
     }
     for (int i = 0; i < a->nprocess; i++) {
         if (!keys_equal(process_keys, NKEYS(process_keys), &a->process[i], &b->process[i]))
+            return false;
+    }
+    if (a->nsni != b->nsni)
+        return false;
+    for (int i = 0; i < a->nsni; i++) {
+        if (a->sni[i].listener != b->sni[i].listener ||
+            !keys_equal(sni_keys, NKEYS(sni_keys), &a->sni[i], &b->sni[i]))
             return false;
     }
     return true;

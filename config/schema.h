@@ -16,7 +16,7 @@
 #define SRV__GiB (SRV__MiB * 1024)
 
 /* Most keys of one section, most entries of one repeated section (the loader's line tables). */
-#define SRV__KEYS_MAX 32
+#define SRV__KEYS_MAX 40
 #define SRV__ENTRIES_MAX 64
 
 typedef enum {
@@ -34,6 +34,9 @@ typedef enum {
     SRV__KT_SCHED,   /* char[size], five crontab fields */
     SRV__KT_REDIS,   /* char[size], "host:port" or a unix socket path */
     SRV__KT_MODE,    /* int, file permission bits written as an octal string ("0660") */
+    SRV__KT_TLSVER,  /* unsigned, SRV__TLS_V* bits from "TLSv1.2 TLSv1.3" or a list of names */
+    SRV__KT_WORDS,   /* char[size], words from "a b" or a list, kept space-separated */
+    SRV__KT_SNIHOST, /* char[size], a host name or "*.domain", kept in lower case */
 } srv__ktype_t;
 
 enum {
@@ -41,6 +44,8 @@ enum {
     SRV__KF_HTTP = 2,     /* only on http listeners */
     SRV__KF_TCP = 4,      /* only on tcp listeners */
     SRV__KF_EMPTY_OK = 8, /* "" is allowed (means "none") */
+    SRV__KF_STREAM = 16,  /* only on http and tcp listeners */
+    SRV__KF_SSL = 32,     /* only with ssl = true */
 };
 
 typedef struct srv__key_desc {
@@ -91,7 +96,20 @@ enum {
     SRV__L_HEARTBEAT_IDLE_TIME,
     SRV__L_HEARTBEAT_CHECK_INTERVAL,
     SRV__L_SOCKET_MODE,
+    SRV__L_SSL,
+    SRV__L_SSL_CERT_FILE,
+    SRV__L_SSL_KEY_FILE,
+    SRV__L_SSL_PROTOCOLS,
+    SRV__L_SSL_CIPHERS,
+    SRV__L_SSL_CIPHERSUITES,
+    SRV__L_SSL_VERIFY_PEER,
+    SRV__L_SSL_VERIFY_OPTIONAL,
+    SRV__L_SSL_CLIENT_CERT_FILE,
+    SRV__L_SSL_SESSION_TICKETS,
+    SRV__L_SSL_HANDSHAKE_TIMEOUT,
+    SRV__L_SSL_ALPN,
 };
+enum { SRV__S_HOST, SRV__S_CERT, SRV__S_KEY };
 enum { SRV__T_NAME, SRV__T_SIZE };
 enum { SRV__C_NAME, SRV__C_TYPE, SRV__C_SIZE };
 enum {

@@ -99,6 +99,21 @@ void add_columns(srv__doc_t *doc, int table, const toml::node &node, int line)
     }
 }
 
+/* A listener's `[[listen.sni]]` tables: an SNI section each, under the listener. */
+void add_sni(srv__doc_t *doc, int listen, const toml::node &node, int line)
+{
+    if (!node.is_array_of_tables()) {
+        srv__doc_error(doc, line, "sni", "must be an array of tables ([[listen.sni]])");
+        return;
+    }
+    for (const toml::node &elem : *node.as_array()) {
+        int eline = line_of(elem.source());
+        int s = srv__doc_add_sect(doc, SRV__SECT_SNI, listen, eline ? eline : line);
+        if (s >= 0)
+            add_keys(doc, s, *elem.as_table());
+    }
+}
+
 void add_keys(srv__doc_t *doc, int sect, const toml::table &tbl)
 {
     std::vector<srv__doc_str_t> items;
@@ -107,6 +122,10 @@ void add_keys(srv__doc_t *doc, int sect, const toml::table &tbl)
         int kline = key_line(k, v);
         if (doc->sects[sect].kind == SRV__SECT_TABLE && key == "columns") {
             add_columns(doc, sect, v, kline);
+            continue;
+        }
+        if (doc->sects[sect].kind == SRV__SECT_LISTEN && key == "sni") {
+            add_sni(doc, sect, v, kline);
             continue;
         }
         srv__val_t val = value_of(v, items);

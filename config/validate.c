@@ -53,6 +53,53 @@ static bool same_address(const srv__listen_config_t *a, const srv__listen_config
     return strcasecmp(a->host, b->host) == 0;
 }
 
+/* A TLS listener: its certificate, and client verification that can work. */
+static void validate_ssl(srv__loader_t *ld, int i)
+{
+    srv__listen_config_t *l = &ld->cfg->listen[i];
+    int *kl = ld->key_lines[SRV__SECT_LISTEN][i];
+    if (kl[SRV__L_SSL_CERT_FILE] == 0)
+        fail(ld, kl[SRV__L_SSL], "ssl_cert_file", "required with ssl = true");
+    if (kl[SRV__L_SSL_KEY_FILE] == 0)
+        fail(ld, kl[SRV__L_SSL], "ssl_key_file", "required with ssl = true");
+    if (l->ssl_protocols == 0)
+        fail(ld, kl[SRV__L_SSL_PROTOCOLS], "ssl_protocols", "names no protocol");
+    if (l->ssl_verify_optional && !l->ssl_verify_peer)
+        fail(ld, kl[SRV__L_SSL_VERIFY_OPTIONAL], "ssl_verify_optional",
+             "needs ssl_verify_peer = true");
+    if (l->ssl_verify_peer && l->ssl_client_cert_file[0] == '\0')
+        fail(ld, kl[SRV__L_SSL_VERIFY_PEER], "ssl_client_cert_file",
+             "required with ssl_verify_peer = true (the CA bundle client certificates must "
+             "chain to)");
+    if (!l->ssl_verify_peer && kl[SRV__L_SSL_CLIENT_CERT_FILE] != 0)
+        fail(ld, kl[SRV__L_SSL_CLIENT_CERT_FILE], "ssl_client_cert_file",
+             "needs ssl_verify_peer = true");
+}
+
+/* An SNI certificate: complete, on a TLS listener, one per host name. */
+static void validate_sni(srv__loader_t *ld, int k)
+{
+    srv__config_t *cfg = ld->cfg;
+    srv__sni_config_t *s = &cfg->sni[k];
+    int *kl = ld->key_lines[SRV__SECT_SNI][k];
+    const srv__listen_config_t *l = &cfg->listen[s->listener];
+    if (kl[SRV__S_HOST] == 0)
+        fail(ld, s->line, "host", "required (the server name this certificate is for)");
+    if (kl[SRV__S_CERT] == 0)
+        fail(ld, s->line, "ssl_cert_file", "required");
+    if (kl[SRV__S_KEY] == 0)
+        fail(ld, s->line, "ssl_key_file", "required");
+    if (!l->ssl)
+        fail(ld, s->line, "sni", "listener \"%s\" has no ssl = true", l->name);
+    for (int j = 0; j < k; j++) {
+        if (cfg->sni[j].listener == s->listener && s->host[0] != '\0' &&
+            strcmp(cfg->sni[j].host, s->host) == 0)
+            fail(ld, first_set(kl[SRV__S_HOST], s->line), "host",
+                 "duplicate SNI host \"%s\" on listener \"%s\" (first at line %d)", s->host,
+                 l->name, cfg->sni[j].line);
+    }
+}
+
 static void validate_listen(srv__loader_t *ld, int i)
 {
     srv__config_t *cfg = ld->cfg;
@@ -72,7 +119,14 @@ static void validate_listen(srv__loader_t *ld, int i)
             fail(ld, kl[k], srv__schema[SRV__SECT_LISTEN].keys[k].name,
                  "only valid on tcp listeners (this one is %s)",
                  srv__schema_listen_type_name(l->type));
+        if ((flags & SRV__KF_STREAM) && l->type == SRV_LISTEN_UDP)
+            fail(ld, kl[k], srv__schema[SRV__SECT_LISTEN].keys[k].name,
+                 "only valid on http and tcp listeners (this one is udp)");
+        else if ((flags & SRV__KF_SSL) && !l->ssl)
+            fail(ld, kl[k], srv__schema[SRV__SECT_LISTEN].keys[k].name, "needs ssl = true");
     }
+    if (l->ssl && l->type != SRV_LISTEN_UDP)
+        validate_ssl(ld, i);
     if (kl[SRV__L_PORT] != 0 && kl[SRV__L_PATH] != 0)
         fail(ld, later(kl[SRV__L_PORT], kl[SRV__L_PATH]),
              kl[SRV__L_PORT] > kl[SRV__L_PATH] ? "port" : "path",
@@ -224,6 +278,9 @@ void srv__validate(srv__loader_t *ld)
         validate_cron(ld, i);
     for (int i = 0; i < cfg->nprocess; i++)
         validate_process(ld, i);
+    for (int k = 0; k < cfg->nsni; k++)
+        validate_sni(ld, k);
     if (!srv__loader_failed(ld))
         srv__config_check_tables(ld, cfg);
+
 }

@@ -3,6 +3,7 @@
  * must already have that type. Every refusal is "must be ..., got ..." against the key. */
 #include "config/value.h"
 #include "config/cron.h"
+#include "protocols/tls.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -482,6 +483,104 @@ static int store_string(const srv__value_ctx_t *ctx, const srv__key_desc_t *kd, 
     return 0;
 }
 
+/* A list of words: a string of blank-separated words, or (TOML) a list of strings, each a word.
+ * Calls each(word, len, arg) per word; a non-zero return stops with that value. */
+static int words(const srv__value_ctx_t *ctx, const srv__key_desc_t *kd, const srv__val_t *v,
+                 int line, int (*each)(const char *w, size_t len, void *arg), void *arg)
+{
+    if (v->kind == SRV__VAL_LIST) {
+        if (v->nitems == 0)
+            return fail(ctx, line, kd->name, "must be a non-empty list of strings");
+        for (size_t i = 0; i < v->nitems; i++) {
+            const char *w = v->items[i].s;
+            size_t n = v->items[i].len;
+            if (n == 0 || strcspn(w, " \t") < n || memchr(w, '\0', n))
+                return fail(ctx, line, kd->name, "list items must be single words");
+            int rc = each(w, n, arg);
+            if (rc != 0)
+                return rc;
+        }
+        return 0;
+    }
+    if (!is_text(v))
+        return fail(ctx, line, kd->name, "must be a string or a list of strings, got %s",
+                    kind_name(v->kind));
+    int count = 0;
+    for (size_t i = 0; i < v->len;) {
+        while (i < v->len && (v->s[i] == ' ' || v->s[i] == '\t'))
+            i++;
+        size_t n = 0;
+        while (i + n < v->len && v->s[i + n] != ' ' && v->s[i + n] != '\t')
+            n++;
+        if (n == 0)
+            break;
+        int rc = each(v->s + i, n, arg);
+        if (rc != 0)
+            return rc;
+        count++;
+        i += n;
+    }
+    return count > 0 ? 0 : fail(ctx, line, kd->name, "must not be empty");
+}
+
+typedef struct word_acc {
+    const srv__value_ctx_t *ctx;
+    const srv__key_desc_t *kd;
+    int line;
+    unsigned bits;
+    char *out;
+    size_t len, size;
+} word_acc_t;
+
+static int tls_version_word(const char *w, size_t len, void *arg)
+{
+    word_acc_t *a = arg;
+    char buf[96];
+    unsigned bit = srv__tls_protocol_bit(w, len);
+    if (bit == 0)
+        return fail(a->ctx, a->line, a->kd->name,
+                    "unknown protocol %s (TLSv1, TLSv1.1, TLSv1.2, TLSv1.3)",
+                    srv__value_quote(buf, sizeof(buf), w, len));
+    a->bits |= bit;
+    return 0;
+}
+
+static int plain_word(const char *w, size_t len, void *arg)
+{
+    word_acc_t *a = arg;
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)w[i] <= 0x20 || (unsigned char)w[i] >= 0x7f)
+            return fail(a->ctx, a->line, a->kd->name, "must be printable ASCII words");
+    if (len > 255 || a->len + (a->len > 0) + len >= a->size)
+        return fail(a->ctx, a->line, a->kd->name, "too long (max %zu bytes)", a->size - 1);
+    if (a->len > 0)
+        a->out[a->len++] = ' ';
+    memcpy(a->out + a->len, w, len);
+    a->len += len;
+    a->out[a->len] = '\0';
+    return 0;
+}
+
+/* A host name an SNI certificate serves: letters, digits, '-' and '.', or "*." before one. */
+static int store_sni_host(const srv__value_ctx_t *ctx, const srv__key_desc_t *kd, char *field,
+                          const srv__val_t *v, int line)
+{
+    char s[256], buf[96];
+    if (get_str(ctx, kd->name, v, line, s, sizeof(s)) < 0)
+        return -EINVAL;
+    const char *p = strncmp(s, "*.", 2) == 0 ? s + 2 : s;
+    bool ok = *p != '\0' && *p != '.' && s[strlen(s) - 1] != '.' && strstr(p, "..") == NULL;
+    for (const char *q = p; ok && *q; q++)
+        ok = isalnum((unsigned char)*q) || *q == '-' || *q == '.';
+    if (!ok)
+        return fail(ctx, line, kd->name, "must be a host name or *.domain, got %s",
+                    srv__value_quote(buf, sizeof(buf), s, strlen(s)));
+    for (char *q = s; *q; q++)
+        *q = (char)tolower((unsigned char)*q);
+    memcpy(field, s, strlen(s) + 1);
+    return 0;
+}
+
 int srv__value_store(const srv__value_ctx_t *ctx, const srv__key_desc_t *kd, void *base,
                      const srv__val_t *v, int line)
 {
@@ -504,6 +603,24 @@ int srv__value_store(const srv__value_ctx_t *ctx, const srv__key_desc_t *kd, voi
         return parse_mode(ctx, kd, v, line, (int *)field);
     case SRV__KT_LENTYPE:
         return store_lentype(ctx, kd, field, v, line);
+    case SRV__KT_TLSVER: {
+        word_acc_t a = {.ctx = ctx, .kd = kd, .line = line};
+        if (words(ctx, kd, v, line, tls_version_word, &a) != 0)
+            return -EINVAL;
+        *(unsigned *)field = a.bits;
+        return 0;
+    }
+    case SRV__KT_WORDS: {
+        char out[256];
+        word_acc_t a = {.ctx = ctx, .kd = kd, .line = line, .out = out, .size = kd->size};
+        out[0] = '\0';
+        if (kd->size > sizeof(out) || words(ctx, kd, v, line, plain_word, &a) != 0)
+            return -EINVAL;
+        memcpy(field, out, a.len + 1);
+        return 0;
+    }
+    case SRV__KT_SNIHOST:
+        return store_sni_host(ctx, kd, field, v, line);
     default:
         return store_string(ctx, kd, field, v, line);
     }

@@ -13,6 +13,7 @@
 #include "config/config.h"
 #include "core/process/ctl.h"
 #include "core/base/log.h"
+#include "core/net/tls_listen.h"
 #include "core/process/master.h"
 #include "core/server/server.h"
 
@@ -51,6 +52,12 @@ static int load(const char *file, srv__config_t *cfg, bool resolve)
     return 0;
 }
 
+static void print_warning(void *arg, const char *msg)
+{
+    (void)arg;
+    printf("%s\n", msg);
+}
+
 /* srv check: what start would refuse, with file:line; unlike the other commands it also resolves
  * listener host names (srv__config_check). */
 static int cmd_check(const char *file)
@@ -68,6 +75,7 @@ static int cmd_check(const char *file)
         free(cfg);
         return SRV_EXIT_CONFIG;
     }
+    srv__tls_listen_expiring(cfg, SRV__TLS_WARN_DAYS, print_warning, NULL);
     printf("%s: ok\n", cfg->file);
     free(cfg);
     return SRV_EXIT_OK;
@@ -206,7 +214,7 @@ static int cmd_reload(const srv__config_t *cfg, bool tasks)
     if (sscanf(buf, "error %d %1023[^\n]", &code, msg) < 1)
         snprintf(msg, sizeof(msg), "%s", buf);
     fprintf(stderr, "srv: reload failed: %s\n", msg);
-    return code == SRV_EXIT_APP ? SRV_EXIT_APP : SRV_EXIT_FAILURE;
+    return code == SRV_EXIT_APP || code == SRV_EXIT_CONFIG ? code : SRV_EXIT_FAILURE;
 }
 
 static int cmd_info(const srv__config_t *cfg, bool json)

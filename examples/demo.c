@@ -12,13 +12,16 @@
  *   GET /headers          the request headers, one per line (X-Forwarded-For, X-Real-IP, ...)
  *   GET /peer             the peer address as the worker sees it
  *   GET /file?name=N      /tmp/srv-demo-files/N through srv_response_file (sendfile)
+ *   GET /tls              {"tls":B,"version":"","cipher":"","sni":"","client_subject":""}
+ *                         from req->tls (false and empty strings on a plain listener)
  *   GET /table/set?key=&value=, /table/get?key=, /table/incr?key=   the shared "kv" table
  * WebSocket (listener with websocket = true):
  *   /ws    echoes every message back
  *   /chat  broadcasts every text message to every /chat client as "#<session>: <text>"
  *          (the sessions live in the shared table "chat" so every worker finds them all)
- * TCP: handler set "lines" echoes each line (package_eof), "quit" closes; "frames" echoes each
- * length-prefixed frame whole. UDP: every datagram is echoed to its sender.
+ * TCP: handler set "lines" echoes each line (package_eof), "quit" closes, "tls" answers the
+ * /tls JSON line for the session; "frames" echoes each length-prefixed frame whole. UDP: every
+ * datagram is echoed to its sender.
  * Tasks, timers, messages, custom processes:
  *   GET /task?ms=N        delivers a task that sleeps N ms, waits for it, answers its result
  *   GET /task/async       delivers a task and answers at once with its id; on_finish counts it
@@ -100,6 +103,40 @@ static void text(srv_response_t *res, int status, const char *body)
     srv_response_status(res, status);
     srv_response_header(res, "Content-Type", "text/plain");
     srv_response_send(res, body, strlen(body));
+}
+
+/* Append s to out as a JSON string body (quotes, backslashes and controls escaped). */
+static size_t json_str(char *out, size_t n, size_t at, const char *s)
+{
+    for (; *s && at + 7 < n; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            at += (size_t)snprintf(out + at, n - at, "\\%c", c);
+        else if (c < 0x20)
+            at += (size_t)snprintf(out + at, n - at, "\\u%04x", c);
+        else
+            out[at++] = (char)c;
+    }
+    out[at] = '\0';
+    return at;
+}
+
+/* The /tls JSON of t (NULL: a plain connection) into out; returns its length. */
+static size_t tls_json(const srv_tls_t *t, char *out, size_t n)
+{
+    static const srv_tls_t plain;
+    const char *names[] = {"version", "cipher", "sni", "client_subject"};
+    if (t == NULL)
+        t = &plain;
+    const char *values[] = {t->version, t->cipher, t->sni, t->client_subject};
+    size_t at = (size_t)snprintf(out, n, "{\"tls\":%s", t->on ? "true" : "false");
+    for (int i = 0; i < 4 && at + 16 + strlen(names[i]) < n; i++) {
+        at += (size_t)snprintf(out + at, n - at, ",\"%s\":\"", names[i]);
+        at = json_str(out, n - 3, at, values[i]);
+        at += (size_t)snprintf(out + at, n - at, "\"");
+    }
+    at += (size_t)snprintf(out + at, n - at, "}");
+    return at < n ? at : n - 1;
 }
 
 static long query_long(const srv_request_t *req, const char *name, long dflt)
@@ -264,6 +301,11 @@ static void on_request(const srv_request_t *req, srv_response_t *res)
             snprintf(buf, sizeof(buf), "%s: %s\n", name, srv_strerror(rc));
             text(res, rc == -ENOENT ? 404 : 403, buf);
         }
+    } else if (path_is(req, "/tls")) {
+        char json[2048];
+        size_t n = tls_json(req->tls, json, sizeof(json));
+        srv_response_header(res, "Content-Type", "application/json");
+        srv_response_send(res, json, n);
     } else if (path_is(req, "/peer")) {
         int n = snprintf(buf, sizeof(buf), "%.*s %d\n", (int)req->peer.len, req->peer.ptr,
                          req->peer_port);
@@ -623,6 +665,16 @@ static void lines_receive(uint64_t session, const void *data, size_t len)
         (len == 4 || ((const char *)data)[4] == '\r' || ((const char *)data)[4] == '\n')) {
         srv_send(session, "bye\r\n", 5);
         srv_close(session);
+        return;
+    }
+    if (len >= 3 && memcmp(data, "tls", 3) == 0 &&
+        (len == 3 || ((const char *)data)[3] == '\r' || ((const char *)data)[3] == '\n')) {
+        char json[2048];
+        srv_conn_info_t info = {0};
+        int rc = srv_conn_info(session, &info);
+        size_t n = tls_json(rc == 0 && info.tls.on ? &info.tls : NULL, json, sizeof(json) - 2);
+        memcpy(json + n, "\r\n", 2);
+        srv_send(session, json, n + 2);
         return;
     }
     srv_send(session, data, len);

@@ -21,6 +21,7 @@ struct enc_head {
     int32_t http_major, http_minor, peer_port, listener;
     uint32_t pad;
     struct enc_str method, url, path, query, body, peer;
+    uint64_t tls; /* offset of the srv_tls_t (8-aligned), 0 on a plain connection */
 };
 
 _Static_assert(sizeof(struct enc_head) % 8 == 0, "header entries must stay 8-byte aligned");
@@ -52,6 +53,8 @@ size_t srv__http_request_encoded_size(const srv_request_t *req)
         n += req->query.len;
     for (size_t i = 0; i < req->nheaders; i++)
         n += req->headers[i].name.len + req->headers[i].value.len;
+    if (req->tls)
+        n = align8(n) + sizeof(srv_tls_t);
     return align8(n);
 }
 
@@ -98,6 +101,13 @@ size_t srv__http_request_encode(const srv_request_t *req, void *out)
     }
     h->body = put(base, &pos, req->body);
     h->peer = put(base, &pos, req->peer);
+    if (req->tls) {
+        size_t at = align8(pos);
+        memset(base + pos, 0, at - pos);
+        memcpy(base + at, req->tls, sizeof(srv_tls_t));
+        h->tls = at;
+        pos = at + sizeof(srv_tls_t);
+    }
     size_t total = align8(pos);
     memset(base + pos, 0, total - pos);
     h->total = total;
@@ -144,6 +154,15 @@ int srv__http_request_decode(void *block, size_t len, srv_request_t *view)
     r.http_minor = h->http_minor;
     r.peer_port = h->peer_port;
     r.listener = h->listener;
+    if (h->tls != 0) {
+        if (h->tls < lo || h->tls > len || len - h->tls < sizeof(srv_tls_t))
+            return -EPROTO;
+        srv_tls_t *tls = (srv_tls_t *)(void *)((char *)block + h->tls);
+        /* Its strings end within their arrays, whoever wrote the block. */
+        tls->version[sizeof(tls->version) - 1] = tls->cipher[sizeof(tls->cipher) - 1] = '\0';
+        tls->sni[sizeof(tls->sni) - 1] = tls->client_subject[sizeof(tls->client_subject) - 1] = '\0';
+        r.tls = tls;
+    }
     r.headers = h->nheaders ? hdrs : NULL;
     r.nheaders = h->nheaders;
     *view = r;

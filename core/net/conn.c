@@ -137,7 +137,10 @@ static void out_clear(srv__conn_t *c)
 static void conn_release(srv__conn_t *c)
 {
     srv__engine_t *e = c->eng;
-    c->proto->close(c);
+    if (!(c->flags & F_PRE_OPEN))
+        c->proto->close(c);
+    if (c->transport->release)
+        c->transport->release(c);
     if (c->info)
         atomic_store_explicit(&c->info->session, 0, memory_order_release);
     close(c->fd);
@@ -204,9 +207,14 @@ static void begin_linger(srv__conn_t *c)
         srv__conn_close(c);
         return;
     }
+    if (c->transport->finish && !(c->flags & F_FINISHED)) {
+        c->flags |= F_FINISHED;
+        if (!c->transport->finish(c))
+            return; /* its goodbye is on its way: srv__conn_flush brings us back */
+    }
     /* Unless nothing more is coming from the peer (proto->quiet): then there is nothing to
      * reset and it closes at once. */
-    if (c->proto->quiet && c->proto->quiet(c)) {
+    if (c->proto->quiet && !(c->flags & F_PRE_OPEN) && c->proto->quiet(c)) {
         /* The fd is closed once the recv in flight is cancelled, which may wait behind the
          * other callbacks of this run (a long handler in base mode): send the FIN now. */
         shutdown(c->fd, SHUT_WR);
@@ -218,6 +226,58 @@ static void begin_linger(srv__conn_t *c)
     c->linger_until = srv__engine_now_ms(c->eng) + LINGER_MS;
     if (!(c->flags & F_RECV))
         srv__conn_close(c);
+}
+
+/* One piece of file segment s through a transport that copies what it sends (TLS): read into
+ * a buffer of this thread, which the transport is done with when send() returns. */
+static void file_send_copy(srv__conn_t *c, seg_t *s)
+{
+    static _Thread_local char *buf;
+    enum { PIECE = 64 * 1024 };
+    if (buf == NULL && (buf = malloc(PIECE)) == NULL) {
+        srv__conn_close(c);
+        return;
+    }
+    size_t want = s->fleft > PIECE ? PIECE : (size_t)s->fleft;
+    ssize_t n;
+    do
+        n = pread(s->file_fd, buf, want, (off_t)s->foff);
+    while (n < 0 && errno == EINTR);
+    if (n <= 0) { /* the file shrank under us or cannot be read: the response is broken */
+        srv__log_debug("conn", "session %llx: file read: %s", (unsigned long long)c->session,
+                       n < 0 ? strerror(errno) : "end of file");
+        srv__conn_close(c);
+        return;
+    }
+    struct iovec iov = {buf, (size_t)n};
+    c->flags |= F_SEND | F_SEND_FILE;
+    c->refs++;
+    c->sending_segs = 0;
+    if (c->transport->send(c, &iov, 1) < 0) {
+        c->flags &= ~(uint32_t)(F_SEND | F_SEND_FILE);
+        c->refs--;
+        srv__conn_close(c);
+    }
+}
+
+/* A file piece went (file_send_copy): advance the segment, drop it when done. */
+static void file_sent(srv__conn_t *c, size_t n)
+{
+    seg_t *s = &c->q[c->qh];
+    s->foff += n;
+    s->fleft -= n < s->fleft ? n : s->fleft;
+    c->out_done += n;
+    c->last_write = srv__engine_now_ms(c->eng);
+    if (c->proto->writable)
+        c->proto->writable(c);
+    if (c->flags & F_CLOSING)
+        return;
+    if (s->fleft == 0) {
+        seg_free(s);
+        c->qh = (uint8_t)((c->qh + 1) % OUTQ_MAX);
+        c->qn--;
+    }
+    srv__conn_flush(c);
 }
 
 void srv__conn_flush(srv__conn_t *c)
@@ -247,10 +307,11 @@ void srv__conn_flush(srv__conn_t *c)
             }
             return;
         }
-        /* A file: sendfile in place while the socket takes it; wait for POLLOUT otherwise. */
+        /* A file: sendfile in place while the socket takes it; wait for POLLOUT otherwise. A
+         * transport that must see the bytes (TLS) gets them read into memory, a piece at a
+         * time. */
         if (!c->transport->sendfile) {
-            /* TODO(issue 13): read file segments into memory for transports without it. */
-            srv__conn_close(c);
+            file_send_copy(c, s);
             return;
         }
         while (s->fleft > 0) {
@@ -296,11 +357,24 @@ static void on_send(srv__loop_t *loop, srv__loop_op_t *op, int res, const char *
                     uint32_t flags)
 {
     srv__conn_t *c = op->data;
-    c->flags &= ~(uint32_t)F_SEND;
+    bool file = (c->flags & F_SEND_FILE) != 0;
+    c->flags &= ~(uint32_t)(F_SEND | F_SEND_FILE);
     c->sending_segs = 0;
     c->refs--;
     if (c->flags & F_CLOSING) {
         maybe_release(c);
+        return;
+    }
+    if (c->transport->sent) {
+        res = c->transport->sent(c, res);
+        if (res == -EINPROGRESS) {
+            if (file && (c->flags & F_SEND))
+                c->flags |= F_SEND_FILE; /* still the same piece */
+            return;
+        }
+    }
+    if (file && res >= 0) {
+        file_sent(c, (size_t)res);
         return;
     }
     if (res < 0) {
@@ -447,7 +521,10 @@ static void on_recv(srv__loop_t *loop, srv__loop_op_t *op, int res, const char *
     }
     if (res == 0) {
         c->flags |= F_EOF;
-        if (c->flags & F_LINGER)
+        if ((c->flags & F_PRE_OPEN) && c->transport->start)
+            srv__log(SRV_LOG_INFO, "conn", 0, "session %llx from %s: closed during the %s handshake",
+                     (unsigned long long)c->session, c->peer, c->transport->name);
+        if (c->flags & (F_LINGER | F_PRE_OPEN))
             srv__conn_close(c);
         else
             c->proto->eof(c);
@@ -516,6 +593,7 @@ static void info_fill(srv__conn_t *c, srv__conninfo_t *ci)
     atomic_store(&ci->last_ms, ci->connect_ms);
     atomic_store(&ci->uid, 0);
     atomic_store(&ci->websocket, 0);
+    atomic_store(&ci->tls, 0);
     atomic_store_explicit(&ci->session, c->session, memory_order_release);
 }
 
@@ -544,7 +622,7 @@ static void new_conn(srv__engine_t *e, int li, int fd)
     c->fd = fd;
     c->listener = (uint16_t)li;
     c->proto = e->listen_proto[li];
-    c->transport = &srv__transport_plain;
+    c->transport = e->listen_transport[li];
     c->worker = -1;
     c->recv_op.cb = on_recv;
     c->recv_op.data = c;
@@ -557,11 +635,31 @@ static void new_conn(srv__engine_t *e, int li, int fd)
     srv__stat_add(e->stat_accepted, 1);
     if (e->conninfo)
         info_fill(c, &e->conninfo[slot]);
-    if (c->proto->open(c) < 0) {
+    if (c->transport->start) {
+        if (c->transport->start(c) < 0) {
+            srv__conn_close(c);
+            return;
+        }
+    }
+    if (!(c->flags & F_PRE_OPEN) && c->proto->open(c) < 0) {
         srv__conn_close(c); /* (a refused event already did) */
         return;
     }
     srv__conn_arm_recv(c);
+}
+
+int srv__conn_open(srv__conn_t *c)
+{
+    c->flags &= ~(uint32_t)F_PRE_OPEN;
+    int rc = c->proto->open(c);
+    if (rc < 0)
+        srv__conn_close(c); /* (a refused event already did) */
+    return rc;
+}
+
+int srv__conn_send_raw(srv__conn_t *c, const struct iovec *iov, int iovcnt)
+{
+    return srv__loop_send(c->eng->loop, &c->send_op, c->fd, iov, iovcnt);
 }
 
 static void arm_accept(srv__engine_t *e, int i);
@@ -643,6 +741,11 @@ static void on_tick(srv__loop_t *loop, srv__loop_op_t *op, int res, const char *
             srv__conn_close(c);
             continue;
         }
+        if (c->flags & F_PRE_OPEN) {
+            if (c->transport->tick)
+                c->transport->tick(c, now);
+            continue;
+        }
         c->proto->tick(c, now);
     }
     for (int i = 0; i < e->nlisten; i++)
@@ -709,7 +812,8 @@ void srv__engine_drain(srv__engine_t *e)
      * gently (its tick), so a reload resets no client. */
     for (uint32_t i = 0; i < e->used_slots; i++) {
         srv__conn_t *c = e->slots[i];
-        if (c == NULL || (c->flags & F_CLOSING) || c->req || c->proto->drain == NULL)
+        if (c == NULL || (c->flags & (F_CLOSING | F_PRE_OPEN)) || c->req ||
+            c->proto->drain == NULL)
             continue;
         c->proto->drain(c);
     }

@@ -100,6 +100,7 @@ static void dispatch(srv__conn_t *c, srv_request_t *req)
     req->peer.len = strlen(c->peer);
     req->peer_port = c->peer_port;
     req->listener = c->listener;
+    req->tls = c->tls_info;
     if (e->draining)
         req->flags &= ~(uint32_t)SRV_REQ_KEEP_ALIVE;
     srv__req_begin(c, req);

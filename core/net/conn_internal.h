@@ -30,6 +30,10 @@ enum {
     F_DONE_PENDING = 1u << 7,
     F_LINGER = 1u << 8,  /* output sent, write side shut, discarding input */
     F_NO_READ = 1u << 9, /* stop feeding the protocol (after an error) */
+    F_PRE_OPEN = 1u << 10, /* the transport is still setting up (TLS handshake): the protocol
+                            * has not been opened and hears nothing */
+    F_SEND_FILE = 1u << 11, /* the send in flight carries a file segment read into memory */
+    F_FINISHED = 1u << 12,  /* the transport's closing bytes (close_notify) were queued */
 };
 
 enum { SEG_MEM = 0, SEG_FILE = 1 };
@@ -72,19 +76,36 @@ typedef struct srv__proto {
     bool keep_buffer;
 } srv__proto_t;
 
-/* Between the loop and the protocol: plain now; TLS (memory BIOs) next. */
+/* Between the loop and the protocol: plain (conn.c) or TLS (transport_tls.c). */
 typedef struct srv__transport {
     const char *name;
+    /* A connection was accepted on it. 0 with F_PRE_OPEN set when the protocol is to be opened
+     * later (srv__conn_open), or -errno. May be NULL: the protocol opens at once. */
+    int (*start)(srv__conn_t *c);
     /* Bytes the socket received: the protocol's input after whatever the transport does. */
     void (*input)(srv__conn_t *c, const char *data, size_t len);
     /* Start sending iov (one send in flight per connection); completion comes to the engine
-     * as bytes of iov written. Returns 0 or -errno. */
+     * as bytes of iov written. Returns 0 or -errno. The iov's memory is the caller's again
+     * once it returns when copies is set (the transport keeps its own bytes). */
     int (*send)(srv__conn_t *c, const struct iovec *iov, int iovcnt);
+    /* The send in flight completed with res: returns what the engine sees (bytes of the iov
+     * written, or -errno), or -EINPROGRESS when the transport is still sending or the send was
+     * its own. May be NULL (res as is). */
+    int (*sent)(srv__conn_t *c, int res);
+    /* Every TICK_MS while F_PRE_OPEN (a handshake timeout). May be NULL. */
+    void (*tick)(srv__conn_t *c, int64_t now);
+    /* c is about to be freed. May be NULL. */
+    void (*release)(srv__conn_t *c);
+    /* The last byte of output went and the write side is to be shut: queue the transport's
+     * own goodbye (TLS close_notify). Returns true when nothing is on its way, false when its
+     * bytes are being sent (the engine comes back through srv__conn_flush). May be NULL. */
+    bool (*finish)(srv__conn_t *c);
     /* File segments can go from the file to the socket directly (sendfile). */
     bool sendfile;
+    bool copies;
 } srv__transport_t;
 
-extern const srv__transport_t srv__transport_plain;
+extern const srv__transport_t srv__transport_plain, srv__transport_tls;
 extern const srv__proto_t srv__proto_http, srv__proto_ws, srv__proto_tcp;
 
 /* A request on a connection: from dispatch to the last byte of its response queued. HTTP/1
@@ -146,6 +167,12 @@ struct srv__conn {
     char *ws_pending;
     uint32_t ws_pending_len;
     srv__ws_options_t ws_opts;
+    /* TLS (transport_tls.c): the session, the plaintext bytes the send in flight carries, the
+     * handshake's deadline, and what it negotiated (for requests and srv_conn_info). */
+    struct srv__tls *tls;
+    size_t tls_plain;
+    int64_t tls_deadline;
+    srv_tls_t *tls_info;
 };
 
 struct srv__engine {
@@ -157,6 +184,7 @@ struct srv__engine {
     int nlisten;
     int listen_fd[SRV_CONFIG_MAX_LISTEN];
     const srv__proto_t *listen_proto[SRV_CONFIG_MAX_LISTEN];
+    const srv__transport_t *listen_transport[SRV_CONFIG_MAX_LISTEN];
     srv__loop_op_t accept_op[SRV_CONFIG_MAX_LISTEN];
     bool accept_armed[SRV_CONFIG_MAX_LISTEN];
     bool accepting;
@@ -223,6 +251,12 @@ bool srv__conn_heartbeat(srv__conn_t *c, int64_t now);
 /* Hand an event to the app (ops.event); a refusal closes c. */
 int srv__conn_app_event(srv__conn_t *c, srv__engine_event_t ev, uint16_t arg, const void *data,
                         size_t len);
+/* Open the protocol of a connection its transport set up (F_PRE_OPEN); closes c on failure. */
+int srv__conn_open(srv__conn_t *c);
+/* Submit a send of iov on the socket with the engine's completion (on_send -> transport->sent)
+ * and no transport in between: for transports sending their own bytes. The loop keeps the iov
+ * pointer until the send completes (epoll retries with it): pass c->iov, never a local. */
+int srv__conn_send_raw(srv__conn_t *c, const struct iovec *iov, int iovcnt);
 /* Arm accepting (when accept) and the tick of a new engine. */
 void srv__engine_start(srv__engine_t *e, bool accept);
 /* Free every connection now, whatever is in flight (engine destroy). */

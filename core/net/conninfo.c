@@ -8,22 +8,35 @@
 #include "core/shm/shm.h"
 
 static srv__conninfo_t *g_table;
+static srv_tls_t *g_tls; /* parallel to g_table when some listener has TLS */
 static int g_engines;
 static uint32_t g_slots;
 
-size_t srv__conninfo_region_size(int nengines, uint32_t slots)
+size_t srv__conninfo_region_size(int nengines, uint32_t slots, bool tls)
 {
-    return sizeof(srv__conninfo_t) * (size_t)nengines * slots + 64;
+    size_t n = (size_t)nengines * slots;
+    return sizeof(srv__conninfo_t) * n + 64 + (tls ? sizeof(srv_tls_t) * n + 64 : 0);
 }
 
-int srv__conninfo_create(int nengines, uint32_t slots)
+int srv__conninfo_create(int nengines, uint32_t slots, bool tls)
 {
-    g_table = srv__shm_alloc(sizeof(srv__conninfo_t) * (size_t)nengines * slots, 64);
+    size_t n = (size_t)nengines * slots;
+    g_table = srv__shm_alloc(sizeof(srv__conninfo_t) * n, 64);
     if (g_table == NULL)
+        return -ENOMEM;
+    if (tls && (g_tls = srv__shm_alloc(sizeof(srv_tls_t) * n, 64)) == NULL)
         return -ENOMEM;
     g_engines = nengines;
     g_slots = slots;
     return 0;
+}
+
+void srv__conninfo_set_tls(srv__conninfo_t *ci, const srv_tls_t *tls)
+{
+    if (g_tls == NULL || ci == NULL)
+        return;
+    g_tls[ci - g_table] = *tls;
+    atomic_store_explicit(&ci->tls, 1, memory_order_release);
 }
 
 srv__conninfo_t *srv__conninfo_engine(int id)
@@ -56,6 +69,9 @@ int srv__conninfo_get(uint64_t session, srv_conn_info_t *out)
     out->last_time = atomic_load(&ci->last_ms);
     out->websocket = atomic_load(&ci->websocket) != 0;
     out->uid = atomic_load(&ci->uid);
+    memset(&out->tls, 0, sizeof(out->tls));
+    if (g_tls && atomic_load_explicit(&ci->tls, memory_order_acquire))
+        out->tls = g_tls[ci - g_table];
     /* The slot may have been reused while we copied: then the connection is gone. */
     return atomic_load(&ci->session) == session ? 0 : -ENOENT;
 }

@@ -49,6 +49,7 @@ static int listener_init(srv__engine_t *e, const srv__engine_opts_t *o, int i)
     /* Stream listeners (HTTP, TCP) here; UDP sockets are read by the workers themselves. */
     e->listen_fd[i] = l->type != SRV_LISTEN_UDP && o->listen_fds ? o->listen_fds[i] : -1;
     e->listen_proto[i] = l->type == SRV_LISTEN_TCP ? &srv__proto_tcp : &srv__proto_http;
+    e->listen_transport[i] = l->ssl ? &srv__transport_tls : &srv__transport_plain;
     srv__config_frame_opts(cfg, i, &e->frame[i]);
     e->idle_ms[i] = heartbeat_ms(cfg, l);
     if (l->type == SRV_LISTEN_HTTP && l->document_root[0]) {

@@ -20,6 +20,7 @@
 #include "core/process/ctl_serve.h"
 #include "core/ipc/ipc.h"
 #include "core/net/listen.h"
+#include "core/net/tls_listen.h"
 #include "core/net/tls_keys.h"
 #include "core/base/log.h"
 #include "core/base/signals.h"
@@ -95,6 +96,25 @@ static void ctl_stop(void)
     master_begin_stop("srv stop");
 }
 
+/* The TLS certificates are read again at each reload: the new ones serve new handshakes
+ * (process mode: here, at once; base mode: in each new worker). Problems leave the old ones
+ * serving and refuse the reload. Returns NULL, or the control socket's error reply. */
+static const char *tls_reload(void)
+{
+    static char reply[640];
+    const srv__config_t *cfg = &srv__server.cfg;
+    if (!srv__tls_listen_any(cfg))
+        return NULL;
+    char err[512];
+    if (srv__tls_listen_load(cfg, srv__tls_keys(), err, sizeof(err)) < 0) {
+        srv__log(SRV_LOG_ERROR, "master", 0, "reload refused, certificates kept: %s", err);
+        snprintf(reply, sizeof(reply), "error %d %s\n", SRV_EXIT_CONFIG, err);
+        return reply;
+    }
+    srv__tls_listen_warn_expiry(cfg, SRV__TLS_WARN_DAYS);
+    return NULL;
+}
+
 static const char *ctl_reload(bool tasks)
 {
     if (G.stopping)
@@ -103,6 +123,9 @@ static const char *ctl_reload(bool tasks)
         return "ok no task workers to reload\n";
     if (G.reload_running)
         return "error 1 a reload is already running\n";
+    const char *refused = tasks ? NULL : tls_reload();
+    if (refused)
+        return refused;
     G.reload_running = true;
     send_mgr(SRV_CTL_RELOAD, tasks ? 1 : 0);
     return NULL;
@@ -243,7 +266,7 @@ static void on_signal(int sig, void *arg)
     if (sig == SIGTERM || sig == SIGINT || sig == SIGHUP)
         master_begin_stop(strsignal(sig));
     else if (sig == SIGUSR1 || sig == SIGUSR2) {
-        if (!G.reload_running && !G.stopping) {
+        if (!G.reload_running && !G.stopping && (sig == SIGUSR2 || tls_reload() == NULL)) {
             G.reload_running = true;
             send_mgr(SRV_CTL_RELOAD, sig == SIGUSR2);
         }
@@ -394,6 +417,21 @@ static int start_manager(void)
     return 0;
 }
 
+/* The TLS contexts (the reactor threads serve with them; base-mode workers build their own at
+ * start but inherit these until then), and the certificate warnings. */
+static int tls_load(const srv__config_t *cfg)
+{
+    if (!srv__tls_listen_any(cfg))
+        return SRV_EXIT_OK;
+    char err[512];
+    if (srv__tls_listen_load(cfg, srv__tls_keys(), err, sizeof(err)) < 0) {
+        start_err("srv: %s\n", err);
+        return SRV_EXIT_CONFIG;
+    }
+    srv__tls_listen_warn_expiry(cfg, SRV__TLS_WARN_DAYS);
+    return SRV_EXIT_OK;
+}
+
 /* Process mode: the reactor threads (a failure stops the server through the loop). */
 static void start_reactors(const srv__config_t *cfg, bool daemon)
 {
@@ -528,6 +566,9 @@ int srv__master_run(const srv__config_t *cfg, bool daemon)
     code = open_listeners(cfg);
     if (code != SRV_EXIT_OK)
         goto out_listen;
+    code = tls_load(cfg);
+    if (code != SRV_EXIT_OK)
+        goto out_listen;
     code = SRV_EXIT_FAILURE;
     rc = srv__ctl_serve_open(S->ctl_path, &ctl_ops);
     if (rc < 0) {
@@ -549,6 +590,7 @@ out_listen:
         if (cfg->listen[i].path[0])
             unlink(cfg->listen[i].path);
     }
+    srv__tls_listen_unload();
     srv__shm_destroy();
     srv__pidfile_unlock(cfg->pid_file, G.pid_fd);
 out:

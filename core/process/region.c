@@ -11,6 +11,7 @@
 #include "core/ipc/mbox.h"
 #include "core/net/conn.h"
 #include "core/net/conninfo.h"
+#include "core/net/tls_listen.h"
 #include "core/net/tls_keys.h"
 #include "core/server/server.h"
 #include "core/shm/atomic.h"
@@ -68,12 +69,12 @@ static uint32_t conn_slots(const srv__config_t *cfg)
 
 static size_t conninfo_size(const srv__config_t *cfg)
 {
-    return srv__conninfo_region_size(conn_engines(cfg), conn_slots(cfg));
+    return srv__conninfo_region_size(conn_engines(cfg), conn_slots(cfg), srv__tls_listen_any(cfg));
 }
 
 static int conninfo_create(const srv__config_t *cfg)
 {
-    return srv__conninfo_create(conn_engines(cfg), conn_slots(cfg));
+    return srv__conninfo_create(conn_engines(cfg), conn_slots(cfg), srv__tls_listen_any(cfg));
 }
 
 /* ---- mailboxes: two per slot (one per generation), then the task queue ---- */

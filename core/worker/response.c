@@ -32,6 +32,7 @@ void srv__response_init(srv_response_t *res, const srv_request_t *req, const srv
     res->keep_alive = (req->flags & SRV_REQ_KEEP_ALIVE) != 0;
     res->hdr_len = 0;
     res->req_copy = NULL;
+    res->tls_copy = NULL;
     res->wcb = NULL;
     res->warg = NULL;
 }
@@ -43,6 +44,8 @@ void srv__response_deinit(srv_response_t *res)
     res->hdr_cap = res->hdr_len = 0;
     free(res->req_copy);
     res->req_copy = NULL;
+    free(res->tls_copy);
+    res->tls_copy = NULL;
 }
 
 static void finished(srv_response_t *res)

@@ -36,7 +36,8 @@ struct srv_response {
     bool keep_alive;
     char *hdr; /* extra header lines */
     size_t hdr_len, hdr_cap;
-    void *req_copy; /* detached in process mode: the request block we own */
+    void *req_copy;       /* detached in process mode: the request block we own */
+    srv_tls_t *tls_copy;  /* detached in base mode: the request's TLS details we own */
     void (*wcb)(srv_response_t *res, void *arg); /* srv_response_on_writable */
     void *warg;
     srv_request_t req_view;

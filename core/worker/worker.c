@@ -19,6 +19,8 @@
 #include "core/server/app.h"
 #include "core/server/child.h"
 #include "core/net/conn.h"
+#include "core/net/tls_keys.h"
+#include "core/net/tls_listen.h"
 #include "core/net/conninfo.h"
 #include "core/worker/engine_ipc.h"
 #include "core/worker/flow.h"
@@ -320,11 +322,18 @@ static void run_request(const srv_request_t *req, const void *block, size_t bloc
         if (copy == NULL || srv__http_request_decode(copy, block_len, &res->req_view) < 0) {
             free(copy);
             res->req_view = *req;
+            res->req_view.tls = NULL;
             srv__log(SRV_LOG_ERROR, "worker", ENOMEM, "cannot keep a detached request");
         } else {
             res->req_view.session = req->session;
             res->req_copy = copy;
         }
+    } else if (req->tls) {
+        /* Base mode: the connection's TLS details go with it; the response keeps its own. */
+        res->tls_copy = malloc(sizeof(*res->tls_copy));
+        if (res->tls_copy)
+            *res->tls_copy = *req->tls;
+        res->req_view.tls = res->tls_copy;
     }
     res->req = &res->req_view;
 }
@@ -775,6 +784,11 @@ static void open_engine(void)
 {
     srv__server_t *S = &srv__server;
     int k = W.slot % SRV_MAX_REACTORS;
+    /* TLS: the certificates as they are on disk now (a reload starts new workers). */
+    char terr[512];
+    if (srv__tls_listen_any(&S->cfg) &&
+        srv__tls_listen_load(&S->cfg, srv__tls_keys(), terr, sizeof(terr)) < 0)
+        srv__child_fail(terr);
     srv__flow_init(&(srv__flow_transport_t){.put = eng_emit, .put_file = eng_emit_file},
                    (uint64_t)S->cfg.buffer_output_size);
     srv__engine_opts_t o = {

@@ -1,7 +1,10 @@
 // A second, independent WebSocket client for srv's black-box tests: Node's `ws` package.
-// Usage: node ws_client.mjs <scenario> <base url ws://host:port>. Prints "ok <check>" per check
-// and "PASS" at the end; any failure prints "FAIL <why>" and exits 1. test_ws_node.py drives it.
+// Usage: node ws_client.mjs <scenario> <base url ws://host:port or wss://host:port> [CA file]
+// (wss: the server certificate must verify against the CA file, for the name "localhost").
+// Prints "ok <check>" per check and "PASS" at the end; any failure prints "FAIL <why>" and exits
+// 1. test_ws_node.py and test_tls_ws.py drive it.
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
@@ -13,11 +16,19 @@ try {
   process.exit(2);
 }
 
-const [scenario, base] = process.argv.slice(2);
+const [scenario, base, caFile] = process.argv.slice(2);
+const tlsOpts = base.startsWith('wss:')
+  ? { ca: caFile ? readFileSync(caFile) : undefined, servername: 'localhost' }
+  : {};
 
 function open(path, opts = {}) {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(base + path, { perMessageDeflate: false, maxPayload: 0, ...opts });
+    const ws = new WebSocket(base + path, {
+      perMessageDeflate: false,
+      maxPayload: 0,
+      ...tlsOpts,
+      ...opts,
+    });
     ws.queue = [];
     ws.waiters = [];
     ws.on('message', (data, isBinary) => {
@@ -182,6 +193,12 @@ const scenarios = {
     console.log(`ok chat ${n}`);
     clients.forEach((ws) => ws.close());
     await Promise.all(clients.map(closed));
+  },
+
+  // wss:// without the test CA: the client refuses the server's certificate.
+  async untrusted() {
+    await assert.rejects(open('/ws', { ca: undefined }), /certificate|self.signed|verify/i);
+    console.log('ok untrusted certificate refused');
   },
 
   // Connects, then waits for the server to close (the test stops the server).

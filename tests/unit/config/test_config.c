@@ -12,7 +12,7 @@
 #include "protocols/frame.h"
 
 static char tmpdir[256];
-static char names[16][64];
+static char names[32][64];
 static int nnames;
 
 /* Write text to tmpdir/name; path gets the full name. Removed by cleanup(). */
@@ -27,7 +27,7 @@ static void write_file(const char *name, const char *text, char *path, size_t si
         if (strcmp(names[i], name) == 0)
             return;
     }
-    CHECK(nnames < 16);
+    CHECK(nnames < 32);
     snprintf(names[nnames++], sizeof(names[0]), "%s", name);
 }
 
@@ -565,6 +565,55 @@ static void test_unreadable(void)
     free(cfg);
 }
 
+/* TLS keys and SNI entries in both syntaxes: the same configuration, lists or strings alike. */
+static void test_tls(void)
+{
+    static const char toml[] =
+        "[server]\napp = \"app.so\"\n"
+        "[[listen]]\nname = \"plain\"\nport = 9500\n"
+        "[[listen]]\nname = \"s\"\nport = 9501\nssl = true\nssl_cert_file = \"c.pem\"\n"
+        "ssl_key_file = \"k.pem\"\nssl_protocols = [\"TLSv1.3\"]\nssl_ciphers = \"HIGH\"\n"
+        "ssl_verify_peer = true\nssl_verify_optional = true\nssl_client_cert_file = \"ca.pem\"\n"
+        "ssl_session_tickets = false\nssl_handshake_timeout = 3\n"
+        "[[listen.sni]]\nhost = \"*.Example.org\"\nssl_cert_file = \"e.pem\"\n"
+        "ssl_key_file = \"e.key\"\n"
+        "[[listen.sni]]\nhost = \"b.test\"\nssl_cert_file = \"b.pem\"\nssl_key_file = \"b.key\"\n"
+        "[[listen]]\nname = \"t\"\ntype = \"tcp\"\nport = 9502\nssl = true\n"
+        "ssl_cert_file = \"c.pem\"\nssl_key_file = \"k.pem\"\nssl_alpn = [\"a\", \"bb\"]\n";
+    static const char ini[] =
+        "[server]\napp = app.so\n"
+        "[listen.plain]\nport = 9500\n"
+        "[listen.s]\nport = 9501\nssl = true\nssl_cert_file = c.pem\n"
+        "ssl_key_file = k.pem\nssl_protocols = TLSv1.3\nssl_ciphers = HIGH\n"
+        "ssl_verify_peer = true\nssl_verify_optional = true\nssl_client_cert_file = ca.pem\n"
+        "ssl_session_tickets = false\nssl_handshake_timeout = 3\n"
+        "[listen.t]\ntype = tcp\nport = 9502\nssl = true\n"
+        "ssl_cert_file = c.pem\nssl_key_file = k.pem\nssl_alpn = a  bb\n"
+        "[listen.s.sni.*.example.org]\nssl_cert_file = e.pem\nssl_key_file = e.key\n"
+        "[listen.s.sni.b.test]\nssl_cert_file = b.pem\nssl_key_file = b.key\n";
+    srv__config_t *t = load_ok("tls.toml", toml), *i = load_ok("tls.ini", ini);
+    CHECK(srv__config_equal(t, i));
+    const srv__listen_config_t *l = &t->listen[1];
+    CHECK(!t->listen[0].ssl && l->ssl && t->listen[2].ssl);
+    CHECK_INT(l->ssl_protocols, ==, 1u << 3);
+    CHECK_INT(t->listen[0].ssl_protocols, ==, (1u << 2) | (1u << 3));
+    CHECK(l->ssl_verify_peer && l->ssl_verify_optional && !l->ssl_session_tickets);
+    CHECK_INT(l->ssl_handshake_timeout, ==, 3);
+    CHECK_STR(l->ssl_ciphers, "HIGH");
+    char want[600];
+    snprintf(want, sizeof(want), "%s/ca.pem", tmpdir);
+    CHECK_STR(l->ssl_client_cert_file, want);
+    CHECK_STR(t->listen[2].ssl_alpn, "a bb");
+    CHECK_INT(t->nsni, ==, 2);
+    CHECK_STR(t->sni[0].host, "*.example.org");
+    CHECK_INT(t->sni[0].listener, ==, 1);
+    CHECK_STR(t->sni[1].host, "b.test");
+    snprintf(want, sizeof(want), "%s/b.key", tmpdir);
+    CHECK_STR(i->sni[1].ssl_key_file, want);
+    free(t);
+    free(i);
+}
+
 int main(void)
 {
     (void)check_failures_;
@@ -579,5 +628,6 @@ int main(void)
     test_ini_syntax();
     test_ini_long_lines();
     test_unreadable();
+    test_tls();
     return 0;
 }

@@ -365,6 +365,61 @@ static const err_case_t cases[] = {
     {NULL, IB "[server\n", ":5: section header without ']'", NULL},
     {NULL, IB "[listen.b]\nname = c\nport = 3\n",
      ":6: name: comes from the section header [listen.NAME]", NULL},
+    /* TLS (the files are read by srv check and start, not by load: see test_tls_config.py) */
+    {TB "[[listen]]\nport = 9502\nssl_cert_file = \"c.pem\"\n",
+     IB "[listen.b]\nport = 9502\nssl_cert_file = c.pem\n", ":7: ssl_cert_file: needs ssl = true",
+     NULL},
+    {TB "[[listen]]\ntype = \"udp\"\nport = 9502\nssl = true\n",
+     IB "[listen.b]\ntype = udp\nport = 9502\nssl = true\n",
+     ":8: ssl: only valid on http and tcp listeners (this one is udp)", NULL},
+    {TB "[[listen]]\nport = 9502\nssl = true\n", IB "[listen.b]\nport = 9502\nssl = true\n",
+     ":7: ssl_cert_file: required with ssl = true", NULL},
+    {TB "[[listen]]\nport = 9502\nssl = true\nssl_cert_file = \"c\"\nssl_key_file = \"k\"\n"
+        "ssl_protocols = \"TLSv1.2 SSLv3\"\n",
+     IB "[listen.b]\nport = 9502\nssl = true\nssl_cert_file = c\nssl_key_file = k\n"
+        "ssl_protocols = TLSv1.2 SSLv3\n",
+     ":10: ssl_protocols: unknown protocol \"SSLv3\" (TLSv1, TLSv1.1, TLSv1.2, TLSv1.3)", NULL},
+    {TB "[[listen]]\nport = 9502\nssl = true\nssl_cert_file = \"c\"\nssl_key_file = \"k\"\n"
+        "ssl_protocols = [\"TLSv1.3\", 1]\n",
+     NULL, ":10: ssl_protocols: must be a non-empty list of strings", NULL},
+    {TB "[[listen]]\nport = 9502\nssl = true\nssl_cert_file = \"c\"\nssl_key_file = \"k\"\n"
+        "ssl_verify_optional = true\n",
+     IB "[listen.b]\nport = 9502\nssl = true\nssl_cert_file = c\nssl_key_file = k\n"
+        "ssl_verify_optional = true\n",
+     ":10: ssl_verify_optional: needs ssl_verify_peer = true", NULL},
+    {TB "[[listen]]\nport = 9502\nssl = true\nssl_cert_file = \"c\"\nssl_key_file = \"k\"\n"
+        "ssl_verify_peer = true\n",
+     IB "[listen.b]\nport = 9502\nssl = true\nssl_cert_file = c\nssl_key_file = k\n"
+        "ssl_verify_peer = true\n",
+     ":10: ssl_client_cert_file: required with ssl_verify_peer = true*", NULL},
+    {TB "[[listen]]\nport = 9502\nssl = true\nssl_cert_file = \"c\"\nssl_key_file = \"k\"\n"
+        "ssl_alpn = \"x\"\n",
+     IB "[listen.b]\nport = 9502\nssl = true\nssl_cert_file = c\nssl_key_file = k\n"
+        "ssl_alpn = x\n",
+     ":10: ssl_alpn: only valid on tcp listeners (this one is http)", NULL},
+    {TB "[[listen.sni]]\nhost = \"a.test\"\nssl_cert_file = \"c\"\nssl_key_file = \"k\"\n",
+     IB "[listen.listen0.sni.a.test]\nssl_cert_file = c\nssl_key_file = k\n",
+     ":5: sni: listener \"listen0\" has no ssl = true", NULL},
+    {NULL, IB "[listen.zz.sni.a.test]\nssl_cert_file = c\nssl_key_file = k\n",
+     ":5: sni: [listen.zz.sni.a.test] must follow the section of listener \"zz\"", NULL},
+    {TB "[[listen]]\nport = 9502\nssl = true\nssl_cert_file = \"c\"\nssl_key_file = \"k\"\n"
+        "[[listen.sni]]\nhost = \"a..b\"\nssl_cert_file = \"c\"\nssl_key_file = \"k\"\n",
+     IB "[listen.b]\nport = 9502\nssl = true\nssl_cert_file = c\nssl_key_file = k\n"
+        "[listen.b.sni.a..b]\nssl_cert_file = c\nssl_key_file = k\n",
+     ":11: host: must be a host name or *.domain, got \"a..b\"", ":10:*"},
+    {TB "[[listen]]\nport = 9502\nssl = true\nssl_cert_file = \"c\"\nssl_key_file = \"k\"\n"
+        "[[listen.sni]]\nhost = \"a.test\"\nssl_cert_file = \"c\"\n",
+     IB "[listen.b]\nport = 9502\nssl = true\nssl_cert_file = c\nssl_key_file = k\n"
+        "[listen.b.sni.a.test]\nssl_cert_file = c\n",
+     ":10: ssl_key_file: required", NULL},
+    {TB "[[listen]]\nport = 9502\nssl = true\nssl_cert_file = \"c\"\nssl_key_file = \"k\"\n"
+        "[[listen.sni]]\nhost = \"A.test\"\nssl_cert_file = \"c\"\nssl_key_file = \"k\"\n"
+        "[[listen.sni]]\nhost = \"a.TEST\"\nssl_cert_file = \"c\"\nssl_key_file = \"k\"\n",
+     IB "[listen.b]\nport = 9502\nssl = true\nssl_cert_file = c\nssl_key_file = k\n"
+        "[listen.b.sni.A.test]\nssl_cert_file = c\nssl_key_file = k\n"
+        "[listen.b.sni.a.TEST]\nssl_cert_file = c\nssl_key_file = k\n",
+     ":15: host: duplicate SNI host \"a.test\" on listener \"listen1\" (first at line 10)",
+     ":13: host: duplicate SNI host \"a.test\" on listener \"b\" (first at line 10)"},
 };
 
 /* Runs on every exit, so a failing case leaves no files behind either. */

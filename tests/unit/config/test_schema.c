@@ -21,8 +21,8 @@ static void test_tables(void)
         CHECK_STR(sd->name, srv__doc_sect_name((srv__sect_t)s));
         CHECK_INT(sd->nkeys, <=, SRV__KEYS_MAX);
         CHECK_INT(sd->max, <=, SRV__ENTRIES_MAX);
-        if (s != SRV__SECT_SERVER)
-            CHECK_STR(sd->keys[0].name, "name");
+        if (s != SRV__SECT_SERVER) /* an SNI entry is named by its host */
+            CHECK_STR(sd->keys[0].name, s == SRV__SECT_SNI ? "host" : "name");
         for (int k = 0; k < sd->nkeys; k++) {
             CHECK_INT(sd->keys[k].off + sd->keys[k].size, <=, entry_size((srv__sect_t)s));
             CHECK_INT(srv__schema_find_key(sd, sd->keys[k].name), ==, k);
@@ -52,6 +52,12 @@ static void test_entries(void)
     CHECK(cfg->process[3].pipe);
     CHECK_INT(cfg->process[3].num, ==, 1);
     CHECK(srv__schema_count(cfg, SRV__SECT_CRON) == &cfg->ncron);
+    CHECK(srv__schema_count(cfg, SRV__SECT_SNI) == &cfg->nsni);
+    CHECK(srv__schema_entry(cfg, SRV__SECT_SNI, 2) == &cfg->sni[2]);
+    CHECK(srv__schema_entry_line(cfg, SRV__SECT_SNI, 2) == &cfg->sni[2].line);
+    CHECK(cfg->listen[0].ssl_session_tickets);
+    CHECK_INT(cfg->listen[0].ssl_handshake_timeout, ==, 10);
+    CHECK_INT(cfg->listen[0].ssl_protocols, ==, (1u << 2) | (1u << 3));
     free(cfg);
 }
 
