@@ -22,7 +22,8 @@
 #      CONNS (64: ka and wss), HS_CONNS (32: full and resume), SIZE (64: wss message bytes),
 #      WSS_BACKEND (base: srv's mode behind nginx for wss), SERVER_CPU (0), CLIENT_CPU (1),
 #      NGINX (/usr/sbin/nginx), QUIET_PCT / QUIET_WAIT / NOISE_PCT / TRIES / BUSY_WAIT as in
-#      bench/http.sh, KEEP=1 keeps the temp dir (configs, certificates, logs).
+#      bench/http.sh, KEEP=1 keeps the temp dir (configs, certificates, logs), REPORT_FROM=<kept
+#      dir> only re-reports its results.
 #      The figures go to bench/RESULTS.md by hand (the "## HTTPS" section).
 set -euo pipefail
 
@@ -261,7 +262,12 @@ load_avg="$(cut -d' ' -f1-3 /proc/loadavg)"
 total=$((rounds * $(wc -w <<<"$certs") * $(wc -w <<<"$loads") * $(wc -w <<<"$servers") * (duration + warmup + 2)))
 echo "https.sh: $rounds round(s) x certs [$certs] x loads [$loads] x servers [$servers], ${duration}s each" \
     "(~${total}s); servers on CPU $scpu, load on CPU $ccpu; load average $load_avg" >&2
-: >"$tmp/results"
+if [[ -n "${REPORT_FROM:-}" ]]; then # only re-report a kept run (also one stopped early)
+    cp "$REPORT_FROM/results" "$tmp/results"
+    rounds=0
+else
+    : >"$tmp/results"
+fi
 for ((r = 1; r <= rounds; r++)); do
     for c in $certs; do
         for l in $loads; do
