@@ -4,7 +4,7 @@
 set -euo pipefail
 
 build_pkgs=(cmake make gcc g++ pkg-config liburing-dev libwslay-dev node-llhttp libssl-dev
-            libhiredis-dev libtomlplusplus-dev zlib1g-dev)
+            libhiredis-dev libtomlplusplus-dev zlib1g-dev libnghttp2-dev)
 test_pkgs=(curl openssl python3 python3-websockets nginx-light redis-server netcat-openbsd wrk procps)
 # Node.js may come from elsewhere than Debian (the machine image ships its own node and npm,
 # which Debian's npm package conflicts with): only ask apt for it when there is none.

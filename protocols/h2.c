@@ -1,0 +1,445 @@
+/* HTTP/2 server sessions over libnghttp2; see h2.h. nghttp2 does the framing, HPACK, flow
+ * control and the message checks (pseudo-headers, content-length); this file keeps each
+ * stream's request (headers and body, within their limits) until it is whole, and each
+ * response's body until the peer's window takes it. */
+#include "protocols/h2.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <nghttp2/nghttp2.h>
+
+#include "core/base/buf.h"
+
+#define OUT_BATCH (64u * 1024) /* frames gathered per srv__h2_out */
+
+typedef struct hdr_ref {
+    uint32_t name_off, name_len, value_off, value_len;
+} hdr_ref_t;
+
+typedef struct h2_stream {
+    int32_t id;
+    srv__buf_t strings; /* header names and values */
+    hdr_ref_t *hdrs;
+    size_t nhdrs, cap_hdrs;
+    hdr_ref_t method, path, authority;
+    size_t header_bytes; /* as SETTINGS_MAX_HEADER_LIST_SIZE counts them */
+    bool headers_too_large, body_too_large, has_host;
+    bool dispatched; /* the request went to the caller */
+    srv__buf_t body;
+    /* the response */
+    bool answered, ended, deferred;
+    srv__buf_t out;
+    size_t out_off;
+    bool out_final;
+} h2_stream_t;
+
+struct srv__h2 {
+    nghttp2_session *s;
+    srv__h2_opts_t o;
+    srv__h2_ops_t ops;
+    srv__buf_t out;
+    size_t out_off;
+    bool failed;
+};
+
+/* ---- request side ---- */
+
+static h2_stream_t *stream_of(nghttp2_session *s, int32_t id)
+{
+    return nghttp2_session_get_stream_user_data(s, id);
+}
+
+static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *f, void *ud)
+{
+    (void)ud;
+    if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
+        return 0;
+    h2_stream_t *st = calloc(1, sizeof(*st));
+    if (st == NULL)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    st->id = f->hd.stream_id;
+    nghttp2_session_set_stream_user_data(s, st->id, st);
+    return 0;
+}
+
+static int keep_string(h2_stream_t *st, const uint8_t *p, size_t n, uint32_t *off)
+{
+    *off = (uint32_t)st->strings.len;
+    return srv__buf_append(&st->strings, p, n, 256, UINT32_MAX);
+}
+
+static int add_header(h2_stream_t *st, const uint8_t *name, size_t nl, const uint8_t *value,
+                      size_t vl)
+{
+    hdr_ref_t r = {.name_len = (uint32_t)nl, .value_len = (uint32_t)vl};
+    if (keep_string(st, name, nl, &r.name_off) < 0 || keep_string(st, value, vl, &r.value_off) < 0)
+        return -1;
+    if (nl == 7 && memcmp(name, ":method", 7) == 0)
+        st->method = r;
+    else if (nl == 5 && memcmp(name, ":path", 5) == 0)
+        st->path = r;
+    else if (nl == 10 && memcmp(name, ":authority", 10) == 0)
+        st->authority = r;
+    else if (nl > 0 && name[0] == ':')
+        return 0; /* :scheme, :protocol: nothing the app reads */
+    else {
+        if (st->nhdrs == st->cap_hdrs) {
+            size_t cap = st->cap_hdrs ? 2 * st->cap_hdrs : 16;
+            hdr_ref_t *h = realloc(st->hdrs, cap * sizeof(*h));
+            if (h == NULL)
+                return -1;
+            st->hdrs = h;
+            st->cap_hdrs = cap;
+        }
+        st->hdrs[st->nhdrs++] = r;
+        if (nl == 4 && memcmp(name, "host", 4) == 0)
+            st->has_host = true;
+    }
+    return 0;
+}
+
+static int on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *name, size_t nl,
+                     const uint8_t *value, size_t vl, uint8_t flags, void *ud)
+{
+    (void)flags;
+    srv__h2_t *h = ud;
+    h2_stream_t *st = stream_of(s, f->hd.stream_id);
+    if (st == NULL || f->hd.type != NGHTTP2_HEADERS)
+        return 0; /* trailers of a request are not kept */
+    st->header_bytes += nl + vl + 32;
+    if (st->header_bytes > h->o.max_header_list_size)
+        st->headers_too_large = true; /* answered 431 once the headers are complete */
+    if (st->headers_too_large || f->headers.cat != NGHTTP2_HCAT_REQUEST)
+        return 0;
+    return add_header(st, name, nl, value, vl) < 0 ? NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE : 0;
+}
+
+/* A limit's answer, from here (the caller never sees the request). */
+static int answer_error(srv__h2_t *h, h2_stream_t *st, int status)
+{
+    srv_header_t cl = {{"content-length", 14}, {"0", 1}};
+    return srv__h2_respond(h, st->id, status, &cl, 1, true);
+}
+
+static int on_data(nghttp2_session *s, uint8_t flags, int32_t id, const uint8_t *data, size_t len,
+                   void *ud)
+{
+    (void)flags;
+    srv__h2_t *h = ud;
+    h2_stream_t *st = stream_of(s, id);
+    if (st == NULL || st->body_too_large || st->headers_too_large)
+        return 0;
+    if (st->body.len + len > h->o.body_max) {
+        /* 413 now, then RST_STREAM(NO_ERROR) once it went (on_frame_send): the rest of the body
+         * is not wanted. */
+        st->body_too_large = true;
+        answer_error(h, st, 413);
+        return 0;
+    }
+    if (srv__buf_append(&st->body, data, len, 1024, SIZE_MAX) < 0)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    return 0;
+}
+
+static srv_str_t str_at(const h2_stream_t *st, uint32_t off, uint32_t len)
+{
+    return (srv_str_t){st->strings.data + off, len};
+}
+
+/* The whole request of st, to the caller. */
+static void dispatch(srv__h2_t *h, h2_stream_t *st)
+{
+    size_t n = st->nhdrs + (st->has_host || st->authority.value_len == 0 ? 0 : 1);
+    srv_header_t *hv = calloc(n ? n : 1, sizeof(*hv));
+    if (hv == NULL) {
+        nghttp2_submit_rst_stream(h->s, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
+        return;
+    }
+    for (size_t i = 0; i < st->nhdrs; i++) {
+        hv[i].name = str_at(st, st->hdrs[i].name_off, st->hdrs[i].name_len);
+        hv[i].value = str_at(st, st->hdrs[i].value_off, st->hdrs[i].value_len);
+    }
+    if (n > st->nhdrs) { /* HTTP/2's :authority is HTTP/1's Host */
+        hv[n - 1].name = (srv_str_t){"host", 4};
+        hv[n - 1].value = str_at(st, st->authority.value_off, st->authority.value_len);
+    }
+    srv_request_t r;
+    memset(&r, 0, sizeof(r));
+    r.method = str_at(st, st->method.value_off, st->method.value_len);
+    r.url = str_at(st, st->path.value_off, st->path.value_len);
+    const char *q = memchr(r.url.ptr, '?', r.url.len);
+    r.path = (srv_str_t){r.url.ptr, q ? (size_t)(q - r.url.ptr) : r.url.len};
+    if (q)
+        r.query = (srv_str_t){q + 1, r.url.len - r.path.len - 1};
+    r.http_major = 2;
+    r.flags = SRV_REQ_KEEP_ALIVE;
+    if (r.method.len == 4 && memcmp(r.method.ptr, "HEAD", 4) == 0)
+        r.flags |= SRV_REQ_HEAD;
+    r.headers = hv;
+    r.nheaders = n;
+    r.body = (srv_str_t){st->body.data, st->body.len};
+    st->dispatched = true;
+    h->ops.request(h->ops.arg, st->id, &r);
+    free(hv);
+    /* The request is the caller's now (it copied what it keeps): drop ours. */
+    srv__buf_free(&st->body);
+}
+
+static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud)
+{
+    srv__h2_t *h = ud;
+    if ((f->hd.type != NGHTTP2_HEADERS && f->hd.type != NGHTTP2_DATA) ||
+        !(f->hd.flags & NGHTTP2_FLAG_END_STREAM))
+        return 0;
+    h2_stream_t *st = stream_of(s, f->hd.stream_id);
+    if (st == NULL || st->answered)
+        return 0;
+    if (st->headers_too_large)
+        answer_error(h, st, 431);
+    else
+        dispatch(h, st);
+    return 0;
+}
+
+static int on_frame_send(nghttp2_session *s, const nghttp2_frame *f, void *ud)
+{
+    (void)ud;
+    h2_stream_t *st = stream_of(s, f->hd.stream_id);
+    if (st && st->body_too_large && (f->hd.flags & NGHTTP2_FLAG_END_STREAM) &&
+        (f->hd.type == NGHTTP2_HEADERS || f->hd.type == NGHTTP2_DATA))
+        nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_NO_ERROR);
+    return 0;
+}
+
+static void stream_free(h2_stream_t *st)
+{
+    srv__buf_free(&st->strings);
+    srv__buf_free(&st->body);
+    srv__buf_free(&st->out);
+    free(st->hdrs);
+    free(st);
+}
+
+static int on_stream_close(nghttp2_session *s, int32_t id, uint32_t code, void *ud)
+{
+    srv__h2_t *h = ud;
+    h2_stream_t *st = stream_of(s, id);
+    if (st == NULL)
+        return 0;
+    nghttp2_session_set_stream_user_data(s, id, NULL);
+    /* A request with the caller whose response did not end: its producer should stop. */
+    if (st->dispatched && !st->ended && h->ops.reset)
+        h->ops.reset(h->ops.arg, id, code);
+    stream_free(st);
+    return 0;
+}
+
+/* ---- response side ---- */
+
+static ssize_t read_body(nghttp2_session *s, int32_t id, uint8_t *buf, size_t length,
+                         uint32_t *flags, nghttp2_data_source *src, void *ud)
+{
+    (void)s;
+    (void)id;
+    (void)ud;
+    h2_stream_t *st = src->ptr;
+    size_t avail = st->out.len - st->out_off;
+    if (avail == 0 && !st->out_final) {
+        st->deferred = true;
+        return NGHTTP2_ERR_DEFERRED;
+    }
+    size_t n = avail < length ? avail : length;
+    memcpy(buf, st->out.data + st->out_off, n);
+    st->out_off += n;
+    if (st->out_off == st->out.len) {
+        st->out_off = st->out.len = 0;
+        if (st->out_final) {
+            *flags |= NGHTTP2_DATA_FLAG_EOF;
+            st->ended = true;
+        }
+    }
+    return (ssize_t)n;
+}
+
+/* HTTP/1 header names HTTP/2 forbids (RFC 9113 8.2.2). */
+static bool connection_specific(srv_str_t n)
+{
+    static const char *const names[] = {"connection", "keep-alive", "proxy-connection",
+                                        "transfer-encoding", "upgrade"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (n.len == strlen(names[i]) && strncasecmp(n.ptr, names[i], n.len) == 0)
+            return true;
+    return false;
+}
+
+int srv__h2_respond(srv__h2_t *h, int32_t stream, int status, const srv_header_t *headers,
+                    size_t nheaders, bool end)
+{
+    h2_stream_t *st = stream_of(h->s, stream);
+    if (st == NULL)
+        return -ENOENT;
+    if (st->answered)
+        return -EALREADY;
+    if (status < 100 || status > 999)
+        return -EINVAL;
+    nghttp2_nv *nv = calloc(nheaders + 1, sizeof(*nv));
+    srv__buf_t lower = {0};
+    size_t total = 0;
+    for (size_t i = 0; i < nheaders; i++)
+        total += headers[i].name.len;
+    if (nv == NULL || (total > 0 && srv__buf_reserve(&lower, total, total, total) == NULL)) {
+        free(nv);
+        return -ENOMEM;
+    }
+    char code[4] = {(char)('0' + status / 100), (char)('0' + status / 10 % 10),
+                    (char)('0' + status % 10), '\0'};
+    nv[0] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)code, 7, 3, NGHTTP2_NV_FLAG_NONE};
+    size_t n = 1, at = 0;
+    for (size_t i = 0; i < nheaders; i++) {
+        if (connection_specific(headers[i].name))
+            continue;
+        uint8_t *name = (uint8_t *)lower.data + at;
+        for (size_t k = 0; k < headers[i].name.len; k++)
+            name[k] = (uint8_t)tolower((unsigned char)headers[i].name.ptr[k]);
+        at += headers[i].name.len;
+        nv[n++] = (nghttp2_nv){name, (uint8_t *)headers[i].value.ptr, headers[i].name.len,
+                               headers[i].value.len, NGHTTP2_NV_FLAG_NONE};
+    }
+    nghttp2_data_provider dp = {.source.ptr = st, .read_callback = read_body};
+    int rv = nghttp2_submit_response(h->s, stream, nv, n, end ? NULL : &dp);
+    free(nv);
+    srv__buf_free(&lower);
+    if (rv != 0)
+        return -EPROTO;
+    st->answered = true;
+    st->ended = end;
+    return 0;
+}
+
+int srv__h2_data(srv__h2_t *h, int32_t stream, const void *data, size_t len, bool final)
+{
+    h2_stream_t *st = stream_of(h->s, stream);
+    if (st == NULL)
+        return -ENOENT;
+    if (!st->answered || st->ended || st->out_final)
+        return -EPROTO;
+    if (len > 0 && srv__buf_append(&st->out, data, len, 4096, SIZE_MAX) < 0)
+        return -ENOMEM;
+    st->out_final = final;
+    if (st->deferred) {
+        st->deferred = false;
+        nghttp2_session_resume_data(h->s, stream);
+    }
+    return 0;
+}
+
+size_t srv__h2_pending(const srv__h2_t *h, int32_t stream)
+{
+    const h2_stream_t *st = stream_of(h->s, stream);
+    return st ? st->out.len - st->out_off : 0;
+}
+
+/* ---- the session ---- */
+
+int srv__h2_create(srv__h2_t **out, const srv__h2_opts_t *o, const srv__h2_ops_t *ops)
+{
+    srv__h2_t *h = calloc(1, sizeof(*h));
+    nghttp2_session_callbacks *cb = NULL;
+    if (h == NULL || nghttp2_session_callbacks_new(&cb) != 0) {
+        free(h);
+        return -ENOMEM;
+    }
+    h->o = *o;
+    h->ops = *ops;
+    nghttp2_session_callbacks_set_on_begin_headers_callback(cb, on_begin_headers);
+    nghttp2_session_callbacks_set_on_header_callback(cb, on_header);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, on_data);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame_recv);
+    nghttp2_session_callbacks_set_on_frame_send_callback(cb, on_frame_send);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_stream_close);
+    int rv = nghttp2_session_server_new(&h->s, cb, h);
+    nghttp2_session_callbacks_del(cb);
+    if (rv != 0) {
+        free(h);
+        return -ENOMEM;
+    }
+    nghttp2_settings_entry iv[] = {
+        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, o->max_concurrent_streams},
+        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, o->initial_window_size},
+        {NGHTTP2_SETTINGS_MAX_FRAME_SIZE, o->max_frame_size},
+        {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, o->max_header_list_size},
+        {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+    };
+    if (nghttp2_submit_settings(h->s, NGHTTP2_FLAG_NONE, iv, sizeof(iv) / sizeof(iv[0])) != 0) {
+        srv__h2_destroy(h);
+        return -EINVAL;
+    }
+    *out = h;
+    return 0;
+}
+
+void srv__h2_destroy(srv__h2_t *h)
+{
+    if (h == NULL)
+        return;
+    nghttp2_session_del(h->s); /* closes the streams: on_stream_close frees them */
+    srv__buf_free(&h->out);
+    free(h);
+}
+
+int srv__h2_feed(srv__h2_t *h, const char *data, size_t len)
+{
+    if (h->failed)
+        return -EPROTO;
+    ssize_t rv = nghttp2_session_mem_recv(h->s, (const uint8_t *)data, len);
+    if (rv >= 0)
+        return 0;
+    /* A broken preface or frame: say so with a GOAWAY, then the caller closes. */
+    h->failed = true;
+    nghttp2_session_terminate_session(
+        h->s, rv == NGHTTP2_ERR_FLOODED ? NGHTTP2_ENHANCE_YOUR_CALM : NGHTTP2_PROTOCOL_ERROR);
+    return -EPROTO;
+}
+
+void srv__h2_goaway(srv__h2_t *h)
+{
+    nghttp2_submit_goaway(h->s, NGHTTP2_FLAG_NONE,
+                          nghttp2_session_get_last_proc_stream_id(h->s), NGHTTP2_NO_ERROR, NULL, 0);
+}
+
+size_t srv__h2_out(srv__h2_t *h, const char **p)
+{
+    if (h->out_off == h->out.len) {
+        h->out_off = h->out.len = 0;
+        while (h->out.len < OUT_BATCH) {
+            const uint8_t *d = NULL;
+            ssize_t n = nghttp2_session_mem_send(h->s, &d);
+            if (n <= 0)
+                break; /* (an error leaves the session done: srv__h2_done) */
+            if (srv__buf_append(&h->out, d, (size_t)n, 4096, SIZE_MAX) < 0)
+                break;
+        }
+    }
+    *p = h->out.data + h->out_off;
+    return h->out.len - h->out_off;
+}
+
+void srv__h2_out_consume(srv__h2_t *h, size_t n)
+{
+    h->out_off += n;
+    if (h->out_off >= h->out.len && h->out.cap > 4 * OUT_BATCH) {
+        srv__buf_free(&h->out);
+        h->out_off = 0;
+    }
+}
+
+bool srv__h2_done(const srv__h2_t *h)
+{
+    return h->out_off == h->out.len && !nghttp2_session_want_read(h->s) &&
+           !nghttp2_session_want_write(h->s);
+}
