@@ -67,6 +67,15 @@ typedef struct srv__listen_config {
     bool ssl_session_tickets;                       /* default true */
     int ssl_handshake_timeout;                      /* seconds, default 10 */
     char ssl_alpn[128]; /* tcp: space-separated protocols to offer; "" = none */
+    /* HTTP/2 (http listeners; Swoole's open_http2_protocol): with ssl, ALPN offers h2 then
+     * http/1.1; without, h2c by prior knowledge and by Upgrade. The http2_* settings are -1 to
+     * inherit [server]'s. */
+    bool open_http2_protocol;
+    int64_t http2_max_concurrent_streams;
+    int64_t http2_initial_window_size; /* bytes */
+    int64_t http2_max_frame_size;      /* bytes */
+    int64_t http2_max_header_list_size; /* bytes, as HTTP/2 counts them (name + value + 32) */
+    int64_t http2_idle_timeout;         /* seconds without a stream before GOAWAY */
     int ssl_cert_line;  /* where ssl_cert_file was set (certificate warnings) */
     int line;           /* where it was declared, for later diagnostics */
 } srv__listen_config_t;
@@ -142,6 +151,12 @@ typedef struct srv__config {
     int http_keepalive_timeout; /* ms idle between requests, default 60000 */
     int http_body_timeout;      /* ms between body reads, default 30000 */
     int send_timeout;           /* ms a client may leave output unread, default 60000 */
+    /* HTTP/2 defaults for listeners with open_http2_protocol (nginx's where it has one) */
+    int64_t http2_max_concurrent_streams; /* default 128 */
+    int64_t http2_initial_window_size;    /* default 65536 */
+    int64_t http2_max_frame_size;         /* default 16384 */
+    int64_t http2_max_header_list_size;   /* default 32768 */
+    int64_t http2_idle_timeout;           /* seconds, default 180 */
     int64_t task_max_queue;     /* default 65536 */
     int ipc_buffer_size;        /* bytes per reactor-worker channel, default 4 MiB */
     char redis[256];            /* "host:port" or unix path; "" = no Redis */

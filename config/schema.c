@@ -262,6 +262,11 @@ static void listen_defaults(srv__listen_config_t *l)
     l->ssl_protocols = SRV__TLS_DEFAULT_PROTOCOLS;
     l->ssl_session_tickets = true;
     l->ssl_handshake_timeout = 10;
+    l->http2_max_concurrent_streams = -1;
+    l->http2_initial_window_size = -1;
+    l->http2_max_frame_size = -1;
+    l->http2_max_header_list_size = -1;
+    l->http2_idle_timeout = -1;
 }
 
 void srv__schema_entry_defaults(srv__config_t *cfg, srv__sect_t kind, int entry)
@@ -308,6 +313,11 @@ void srv__config_defaults(srv__config_t *cfg)
     cfg->http_keepalive_timeout = 60000;
     cfg->http_body_timeout = 30000;
     cfg->send_timeout = 60000;
+    cfg->http2_max_concurrent_streams = 128;
+    cfg->http2_initial_window_size = 65536;
+    cfg->http2_max_frame_size = 16384;
+    cfg->http2_max_header_list_size = 32768;
+    cfg->http2_idle_timeout = 180;
     cfg->task_max_queue = 65536;
     cfg->ipc_buffer_size = (int)(4 * SRV__MiB);
     char cwd[SRV_CONFIG_PATH_MAX - sizeof("/srv.pid")];
