@@ -11,6 +11,8 @@
  *   GET /stream?chunks=N  a chunked response of N chunks
  *   GET /headers          the request headers, one per line (X-Forwarded-For, X-Real-IP, ...)
  *   GET /peer             the peer address as the worker sees it
+ *   GET /proto            the protocol the request came with: "HTTP/1.1", "HTTP/1.0" or
+ *                         "HTTP/2"
  *   GET /file?name=N      /tmp/srv-demo-files/N through srv_response_file (sendfile)
  *   GET /tls              {"tls":B,"version":"","cipher":"","sni":"","client_subject":""}
  *                         from req->tls (false and empty strings on a plain listener)
@@ -306,6 +308,12 @@ static void on_request(const srv_request_t *req, srv_response_t *res)
         size_t n = tls_json(req->tls, json, sizeof(json));
         srv_response_header(res, "Content-Type", "application/json");
         srv_response_send(res, json, n);
+    } else if (path_is(req, "/proto")) {
+        if (req->http_major == 2)
+            snprintf(buf, sizeof(buf), "HTTP/2\n");
+        else
+            snprintf(buf, sizeof(buf), "HTTP/1.%d\n", req->http_minor);
+        text(res, 200, buf);
     } else if (path_is(req, "/peer")) {
         int n = snprintf(buf, sizeof(buf), "%.*s %d\n", (int)req->peer.len, req->peer.ptr,
                          req->peer_port);
