@@ -1,7 +1,8 @@
 /* HTTP/2 server sessions over libnghttp2; see h2.h. nghttp2 does the framing, HPACK, flow
  * control and the message checks (pseudo-headers, content-length); this file keeps each
  * stream's request (headers and body, within their limits) until it is whole, and each
- * response's body until the peer's window takes it. */
+ * response's body (bytes, then maybe a file) until the peer's window takes it; h2_guard.c
+ * counts what nghttp2 does not limit. */
 #include "protocols/h2.h"
 
 #include <ctype.h>
@@ -10,10 +11,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <nghttp2/nghttp2.h>
 
 #include "core/base/buf.h"
+#include "protocols/h2_guard.h"
 
 #define OUT_BATCH (64u * 1024) /* frames gathered per srv__h2_out */
 
@@ -23,18 +27,23 @@ typedef struct hdr_ref {
 
 typedef struct h2_stream {
     int32_t id;
+    struct h2_stream *prev, *next; /* every stream of the session */
+    void *user;
     srv__buf_t strings; /* header names and values */
     hdr_ref_t *hdrs;
     size_t nhdrs, cap_hdrs;
     hdr_ref_t method, path, authority;
     size_t header_bytes; /* as SETTINGS_MAX_HEADER_LIST_SIZE counts them */
-    bool headers_too_large, body_too_large, has_host;
+    size_t h1_bytes;     /* as the same head would take in HTTP/1.1 */
+    bool headers_too_large, body_too_large, has_host, expect_continue;
     bool dispatched; /* the request went to the caller */
     srv__buf_t body;
     /* the response */
     bool answered, ended, deferred;
     srv__buf_t out;
     size_t out_off;
+    int file_fd; /* after out: a file range, read as the window allows */
+    uint64_t foff, fleft;
     bool out_final;
 } h2_stream_t;
 
@@ -44,8 +53,35 @@ struct srv__h2 {
     srv__h2_ops_t ops;
     srv__buf_t out;
     size_t out_off;
+    h2_stream_t *streams;
+    uint32_t nstreams;
+    int32_t last_stream;
+    bool settings_acked;
     bool failed;
+    uint32_t fail_code;
+    const char *fail_why;
+    srv__h2_guard_t guard;
+    uint64_t pending;      /* body bytes queued on every stream, not framed yet */
+    int64_t last_progress; /* ms: when body bytes last went into frames (or began to wait) */
 };
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A limit or a protocol error ends the session (the GOAWAY is queued by the caller). */
+static int fail(srv__h2_t *h, uint32_t code, const char *why)
+{
+    if (!h->failed) {
+        h->failed = true;
+        h->fail_code = code;
+        h->fail_why = why;
+    }
+    return NGHTTP2_ERR_CALLBACK_FAILURE;
+}
 
 /* ---- request side ---- */
 
@@ -54,17 +90,68 @@ static h2_stream_t *stream_of(nghttp2_session *s, int32_t id)
     return nghttp2_session_get_stream_user_data(s, id);
 }
 
-static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *f, void *ud)
+static h2_stream_t *stream_new(srv__h2_t *h, int32_t id)
 {
-    (void)ud;
-    if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
-        return 0;
     h2_stream_t *st = calloc(1, sizeof(*st));
     if (st == NULL)
-        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-    st->id = f->hd.stream_id;
-    nghttp2_session_set_stream_user_data(s, st->id, st);
+        return NULL;
+    st->id = id;
+    st->file_fd = -1;
+    st->next = h->streams;
+    if (h->streams)
+        h->streams->prev = st;
+    h->streams = st;
+    h->nstreams++;
+    nghttp2_session_set_stream_user_data(h->s, id, st);
+    return st;
+}
+
+static void stream_free(srv__h2_t *h, h2_stream_t *st)
+{
+    if (st->prev)
+        st->prev->next = st->next;
+    else
+        h->streams = st->next;
+    if (st->next)
+        st->next->prev = st->prev;
+    h->nstreams--;
+    uint64_t left = st->out.len - st->out_off + st->fleft;
+    h->pending -= left < h->pending ? left : h->pending;
+    if (st->file_fd >= 0)
+        close(st->file_fd);
+    srv__buf_free(&st->strings);
+    srv__buf_free(&st->body);
+    srv__buf_free(&st->out);
+    free(st->hdrs);
+    free(st);
+}
+
+/* Every frame header from the peer, CONTINUATIONs included: the flood limits, and streams
+ * beyond the advertised limit once the peer has it. */
+static int on_begin_frame(nghttp2_session *s, const nghttp2_frame_hd *hd, void *ud)
+{
+    srv__h2_t *h = ud;
+    const char *why = NULL;
+    uint32_t code = srv__h2_guard_frame(&h->guard, hd->type, hd->flags, hd->length, now_ms(), &why);
+    if (code)
+        return fail(h, code, why);
+    if (hd->type == NGHTTP2_HEADERS && hd->stream_id > h->last_stream &&
+        nghttp2_session_find_stream(s, hd->stream_id) == NULL && h->settings_acked &&
+        h->nstreams >= h->o.max_concurrent_streams)
+        return fail(h, SRV__H2_PROTOCOL_ERROR, "streams over http2_max_concurrent_streams");
     return 0;
+}
+
+static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *f, void *ud)
+{
+    (void)s;
+    srv__h2_t *h = ud;
+    if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
+        return 0;
+    if (f->hd.stream_id > h->last_stream)
+        h->last_stream = f->hd.stream_id;
+    srv__h2_guard_stream(&h->guard, now_ms());
+    return stream_new(h, f->hd.stream_id) ? 0 : NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
 }
 
 static int keep_string(h2_stream_t *st, const uint8_t *p, size_t n, uint32_t *off)
@@ -99,6 +186,9 @@ static int add_header(h2_stream_t *st, const uint8_t *name, size_t nl, const uin
         st->hdrs[st->nhdrs++] = r;
         if (nl == 4 && memcmp(name, "host", 4) == 0)
             st->has_host = true;
+        if (nl == 6 && memcmp(name, "expect", 6) == 0 && vl == 12 &&
+            strncasecmp((const char *)value, "100-continue", 12) == 0)
+            st->expect_continue = true;
     }
     return 0;
 }
@@ -110,12 +200,16 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *
     srv__h2_t *h = ud;
     h2_stream_t *st = stream_of(s, f->hd.stream_id);
     if (st == NULL || f->hd.type != NGHTTP2_HEADERS)
-        return 0; /* trailers of a request are not kept */
+        return 0;
     st->header_bytes += nl + vl + 32;
-    if (st->header_bytes > h->o.max_header_list_size)
+    st->h1_bytes += nl + vl + 4;
+    /* Far past the limit, from a block that small on the wire: a decompression bomb. */
+    if (st->header_bytes > 4 * (size_t)h->o.max_header_list_size)
+        return fail(h, SRV__H2_ENHANCE_YOUR_CALM, "HPACK bomb");
+    if (st->header_bytes > h->o.max_header_list_size || st->h1_bytes > h->o.header_max)
         st->headers_too_large = true; /* answered 431 once the headers are complete */
     if (st->headers_too_large || f->headers.cat != NGHTTP2_HCAT_REQUEST)
-        return 0;
+        return 0; /* trailers of a request are read, not kept */
     return add_header(st, name, nl, value, vl) < 0 ? NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE : 0;
 }
 
@@ -132,7 +226,7 @@ static int on_data(nghttp2_session *s, uint8_t flags, int32_t id, const uint8_t 
     (void)flags;
     srv__h2_t *h = ud;
     h2_stream_t *st = stream_of(s, id);
-    if (st == NULL || st->body_too_large || st->headers_too_large)
+    if (st == NULL || st->body_too_large || st->headers_too_large || st->dispatched)
         return 0;
     if (st->body.len + len > h->o.body_max) {
         /* 413 now, then RST_STREAM(NO_ERROR) once it went (on_frame_send): the rest of the body
@@ -149,6 +243,24 @@ static int on_data(nghttp2_session *s, uint8_t flags, int32_t id, const uint8_t 
 static srv_str_t str_at(const h2_stream_t *st, uint32_t off, uint32_t len)
 {
     return (srv_str_t){st->strings.data + off, len};
+}
+
+static void url_split(srv_request_t *r)
+{
+    const char *q = memchr(r->url.ptr, '?', r->url.len);
+    r->path = (srv_str_t){r->url.ptr, q ? (size_t)(q - r->url.ptr) : r->url.len};
+    r->query = q ? (srv_str_t){q + 1, r->url.len - r->path.len - 1} : (srv_str_t){NULL, 0};
+}
+
+static void hand_over(srv__h2_t *h, h2_stream_t *st, srv_request_t *r)
+{
+    r->http_major = 2;
+    r->http_minor = 0;
+    r->flags = SRV_REQ_KEEP_ALIVE;
+    if (r->method.len == 4 && memcmp(r->method.ptr, "HEAD", 4) == 0)
+        r->flags |= SRV_REQ_HEAD;
+    st->dispatched = true;
+    st->user = h->ops.request(h->ops.arg, st->id, r);
 }
 
 /* The whole request of st, to the caller. */
@@ -172,32 +284,32 @@ static void dispatch(srv__h2_t *h, h2_stream_t *st)
     memset(&r, 0, sizeof(r));
     r.method = str_at(st, st->method.value_off, st->method.value_len);
     r.url = str_at(st, st->path.value_off, st->path.value_len);
-    const char *q = memchr(r.url.ptr, '?', r.url.len);
-    r.path = (srv_str_t){r.url.ptr, q ? (size_t)(q - r.url.ptr) : r.url.len};
-    if (q)
-        r.query = (srv_str_t){q + 1, r.url.len - r.path.len - 1};
-    r.http_major = 2;
-    r.flags = SRV_REQ_KEEP_ALIVE;
-    if (r.method.len == 4 && memcmp(r.method.ptr, "HEAD", 4) == 0)
-        r.flags |= SRV_REQ_HEAD;
+    url_split(&r);
     r.headers = hv;
     r.nheaders = n;
     r.body = (srv_str_t){st->body.data, st->body.len};
-    st->dispatched = true;
-    h->ops.request(h->ops.arg, st->id, &r);
+    hand_over(h, st, &r);
     free(hv);
     /* The request is the caller's now (it copied what it keeps): drop ours. */
     srv__buf_free(&st->body);
+    srv__buf_free(&st->strings);
+    free(st->hdrs);
+    st->hdrs = NULL;
+    st->nhdrs = st->cap_hdrs = 0;
 }
 
-static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud)
+static int on_request_frame(srv__h2_t *h, const nghttp2_frame *f, h2_stream_t *st)
 {
-    srv__h2_t *h = ud;
-    if ((f->hd.type != NGHTTP2_HEADERS && f->hd.type != NGHTTP2_DATA) ||
-        !(f->hd.flags & NGHTTP2_FLAG_END_STREAM))
+    if (!(f->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
+        /* Headers with a body to come: the client may wait for 100 before sending it. */
+        if (f->hd.type == NGHTTP2_HEADERS && st->expect_continue && !st->headers_too_large) {
+            st->expect_continue = false;
+            nghttp2_nv nv = {(uint8_t *)":status", (uint8_t *)"100", 7, 3, NGHTTP2_NV_FLAG_NONE};
+            nghttp2_submit_headers(h->s, NGHTTP2_FLAG_NONE, st->id, NULL, &nv, 1, NULL);
+        }
         return 0;
-    h2_stream_t *st = stream_of(s, f->hd.stream_id);
-    if (st == NULL || st->answered)
+    }
+    if (st->answered || st->dispatched)
         return 0;
     if (st->headers_too_large)
         answer_error(h, st, 431);
@@ -206,23 +318,41 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud)
     return 0;
 }
 
+static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud)
+{
+    srv__h2_t *h = ud;
+    if (f->hd.type == NGHTTP2_SETTINGS && (f->hd.flags & NGHTTP2_FLAG_ACK)) {
+        h->settings_acked = true;
+        return 0;
+    }
+    h2_stream_t *st = f->hd.stream_id ? stream_of(s, f->hd.stream_id) : NULL;
+    if (st == NULL)
+        return 0;
+    if (f->hd.type == NGHTTP2_RST_STREAM) {
+        /* A stream reset before its response was complete: work asked for and thrown away. */
+        const char *why = NULL;
+        uint32_t code = st->ended ? 0 : srv__h2_guard_reset(&h->guard, now_ms(), &why);
+        return code ? fail(h, code, why) : 0;
+    }
+    if (f->hd.type == NGHTTP2_HEADERS || f->hd.type == NGHTTP2_DATA)
+        return on_request_frame(h, f, st);
+    return 0;
+}
+
 static int on_frame_send(nghttp2_session *s, const nghttp2_frame *f, void *ud)
 {
-    (void)ud;
+    srv__h2_t *h = ud;
+    if (f->hd.type == NGHTTP2_DATA)
+        srv__h2_guard_data_sent(&h->guard, now_ms());
+    if (f->hd.type == NGHTTP2_GOAWAY && f->goaway.error_code != NGHTTP2_NO_ERROR && !h->failed) {
+        /* nghttp2 ended the session itself (a malformed frame, a flow-control error). */
+        fail(h, f->goaway.error_code, "protocol error");
+    }
     h2_stream_t *st = stream_of(s, f->hd.stream_id);
     if (st && st->body_too_large && (f->hd.flags & NGHTTP2_FLAG_END_STREAM) &&
         (f->hd.type == NGHTTP2_HEADERS || f->hd.type == NGHTTP2_DATA))
         nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_NO_ERROR);
     return 0;
-}
-
-static void stream_free(h2_stream_t *st)
-{
-    srv__buf_free(&st->strings);
-    srv__buf_free(&st->body);
-    srv__buf_free(&st->out);
-    free(st->hdrs);
-    free(st);
 }
 
 static int on_stream_close(nghttp2_session *s, int32_t id, uint32_t code, void *ud)
@@ -233,44 +363,77 @@ static int on_stream_close(nghttp2_session *s, int32_t id, uint32_t code, void *
         return 0;
     nghttp2_session_set_stream_user_data(s, id, NULL);
     /* A request with the caller whose response did not end: its producer should stop. */
-    if (st->dispatched && !st->ended && h->ops.reset)
-        h->ops.reset(h->ops.arg, id, code);
-    stream_free(st);
+    void *user = st->user;
+    st->user = NULL;
+    if (user && !st->ended && h->ops.reset)
+        h->ops.reset(h->ops.arg, id, user, code);
+    stream_free(h, st);
     return 0;
 }
 
 /* ---- response side ---- */
+
+static void took(srv__h2_t *h, size_t n)
+{
+    h->pending -= n < h->pending ? n : h->pending;
+    h->last_progress = now_ms();
+}
+
+static ssize_t read_file(srv__h2_t *h, h2_stream_t *st, uint8_t *buf, size_t length)
+{
+    size_t want = st->fleft < length ? (size_t)st->fleft : length;
+    ssize_t n;
+    do
+        n = pread(st->file_fd, buf, want, (off_t)st->foff);
+    while (n < 0 && errno == EINTR);
+    if (n <= 0) /* the file shrank or cannot be read: the response is broken */
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    st->foff += (uint64_t)n;
+    st->fleft -= (uint64_t)n;
+    took(h, (size_t)n);
+    if (st->fleft == 0) {
+        close(st->file_fd);
+        st->file_fd = -1;
+    }
+    return n;
+}
 
 static ssize_t read_body(nghttp2_session *s, int32_t id, uint8_t *buf, size_t length,
                          uint32_t *flags, nghttp2_data_source *src, void *ud)
 {
     (void)s;
     (void)id;
-    (void)ud;
+    srv__h2_t *h = ud;
     h2_stream_t *st = src->ptr;
     size_t avail = st->out.len - st->out_off;
-    if (avail == 0 && !st->out_final) {
+    ssize_t n = 0;
+    if (avail > 0) {
+        n = (ssize_t)(avail < length ? avail : length);
+        memcpy(buf, st->out.data + st->out_off, (size_t)n);
+        st->out_off += (size_t)n;
+        took(h, (size_t)n);
+        if (st->out_off == st->out.len)
+            st->out_off = st->out.len = 0;
+    } else if (st->fleft > 0) {
+        n = read_file(h, st, buf, length);
+        if (n < 0)
+            return n;
+    } else if (!st->out_final) {
         st->deferred = true;
         return NGHTTP2_ERR_DEFERRED;
     }
-    size_t n = avail < length ? avail : length;
-    memcpy(buf, st->out.data + st->out_off, n);
-    st->out_off += n;
-    if (st->out_off == st->out.len) {
-        st->out_off = st->out.len = 0;
-        if (st->out_final) {
-            *flags |= NGHTTP2_DATA_FLAG_EOF;
-            st->ended = true;
-        }
+    if (st->out_final && st->out.len == st->out_off && st->fleft == 0) {
+        *flags |= NGHTTP2_DATA_FLAG_EOF;
+        st->ended = true;
     }
-    return (ssize_t)n;
+    return n;
 }
 
 /* HTTP/1 header names HTTP/2 forbids (RFC 9113 8.2.2). */
 static bool connection_specific(srv_str_t n)
 {
-    static const char *const names[] = {"connection", "keep-alive", "proxy-connection",
-                                        "transfer-encoding", "upgrade"};
+    static const char *const names[] = {"connection", "keep-alive",     "proxy-connection",
+                                        "transfer-encoding", "upgrade", "http2-settings"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         if (n.len == strlen(names[i]) && strncasecmp(n.ptr, names[i], n.len) == 0)
             return true;
@@ -321,30 +484,83 @@ int srv__h2_respond(srv__h2_t *h, int32_t stream, int status, const srv_header_t
     return 0;
 }
 
+static void more_body(srv__h2_t *h, h2_stream_t *st, uint64_t len, bool final)
+{
+    if (len > 0 && h->pending == 0)
+        h->last_progress = now_ms(); /* the wait for the window starts now */
+    h->pending += len;
+    st->out_final = final;
+    if (st->deferred) {
+        st->deferred = false;
+        nghttp2_session_resume_data(h->s, st->id);
+    }
+}
+
 int srv__h2_data(srv__h2_t *h, int32_t stream, const void *data, size_t len, bool final)
 {
     h2_stream_t *st = stream_of(h->s, stream);
     if (st == NULL)
         return -ENOENT;
-    if (!st->answered || st->ended || st->out_final)
+    if (!st->answered || st->ended || st->out_final || st->fleft > 0)
         return -EPROTO;
     if (len > 0 && srv__buf_append(&st->out, data, len, 4096, SIZE_MAX) < 0)
         return -ENOMEM;
-    st->out_final = final;
-    if (st->deferred) {
-        st->deferred = false;
-        nghttp2_session_resume_data(h->s, stream);
-    }
+    more_body(h, st, len, final);
     return 0;
 }
 
-size_t srv__h2_pending(const srv__h2_t *h, int32_t stream)
+int srv__h2_file(srv__h2_t *h, int32_t stream, int fd, uint64_t off, uint64_t len, bool final)
+{
+    h2_stream_t *st = stream_of(h->s, stream);
+    int rc = st == NULL ? -ENOENT : (!st->answered || st->ended || st->out_final) ? -EPROTO : 0;
+    if (rc < 0 || len == 0) {
+        close(fd);
+        if (rc == 0)
+            more_body(h, st, 0, final);
+        return rc;
+    }
+    if (st->file_fd >= 0) /* (one file per response: the worker sends one) */
+        close(st->file_fd);
+    st->file_fd = fd;
+    st->foff = off;
+    st->fleft = len;
+    more_body(h, st, len, final);
+    return 0;
+}
+
+uint64_t srv__h2_pending(const srv__h2_t *h, int32_t stream)
 {
     const h2_stream_t *st = stream_of(h->s, stream);
-    return st ? st->out.len - st->out_off : 0;
+    return st ? st->out.len - st->out_off + st->fleft : 0;
+}
+
+void srv__h2_set_user(srv__h2_t *h, int32_t stream, void *user)
+{
+    h2_stream_t *st = stream_of(h->s, stream);
+    if (st)
+        st->user = user;
+}
+
+void srv__h2_reset(srv__h2_t *h, int32_t stream, uint32_t code)
+{
+    h2_stream_t *st = stream_of(h->s, stream);
+    if (st)
+        st->user = NULL;
+    nghttp2_submit_rst_stream(h->s, NGHTTP2_FLAG_NONE, stream, code);
 }
 
 /* ---- the session ---- */
+
+static void set_callbacks(nghttp2_session_callbacks *cb)
+{
+    nghttp2_session_callbacks_set_on_begin_frame_callback(cb, on_begin_frame);
+    nghttp2_session_callbacks_set_on_begin_headers_callback(cb, on_begin_headers);
+    nghttp2_session_callbacks_set_on_header_callback(cb, on_header);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, on_data);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame_recv);
+    nghttp2_session_callbacks_set_on_frame_send_callback(cb, on_frame_send);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_stream_close);
+}
 
 int srv__h2_create(srv__h2_t **out, const srv__h2_opts_t *o, const srv__h2_ops_t *ops)
 {
@@ -356,12 +572,8 @@ int srv__h2_create(srv__h2_t **out, const srv__h2_opts_t *o, const srv__h2_ops_t
     }
     h->o = *o;
     h->ops = *ops;
-    nghttp2_session_callbacks_set_on_begin_headers_callback(cb, on_begin_headers);
-    nghttp2_session_callbacks_set_on_header_callback(cb, on_header);
-    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, on_data);
-    nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame_recv);
-    nghttp2_session_callbacks_set_on_frame_send_callback(cb, on_frame_send);
-    nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_stream_close);
+    srv__h2_guard_init(&h->guard, o->max_concurrent_streams, o->max_header_list_size, now_ms());
+    set_callbacks(cb);
     int rv = nghttp2_session_server_new(&h->s, cb, h);
     nghttp2_session_callbacks_del(cb);
     if (rv != 0) {
@@ -379,6 +591,13 @@ int srv__h2_create(srv__h2_t **out, const srv__h2_opts_t *o, const srv__h2_ops_t
         srv__h2_destroy(h);
         return -EINVAL;
     }
+    /* The connection's window: room for every stream's, so one slow stream cannot hold the
+     * others' uploads (nghttp2 gives it back as the bodies are read). */
+    uint64_t conn = (uint64_t)o->initial_window_size * o->max_concurrent_streams;
+    if (conn > (1u << 30))
+        conn = 1u << 30;
+    if (conn > 65535)
+        nghttp2_session_set_local_window_size(h->s, NGHTTP2_FLAG_NONE, 0, (int32_t)conn);
     *out = h;
     return 0;
 }
@@ -387,7 +606,17 @@ void srv__h2_destroy(srv__h2_t *h)
 {
     if (h == NULL)
         return;
-    nghttp2_session_del(h->s); /* closes the streams: on_stream_close frees them */
+    /* nghttp2_session_del frees its streams without a callback: ours go here. */
+    while (h->streams) {
+        h2_stream_t *st = h->streams;
+        nghttp2_session_set_stream_user_data(h->s, st->id, NULL);
+        void *user = st->user;
+        st->user = NULL;
+        if (user && !st->ended && h->ops.reset)
+            h->ops.reset(h->ops.arg, st->id, user, NGHTTP2_CANCEL);
+        stream_free(h, st);
+    }
+    nghttp2_session_del(h->s);
     srv__buf_free(&h->out);
     free(h);
 }
@@ -397,19 +626,109 @@ int srv__h2_feed(srv__h2_t *h, const char *data, size_t len)
     if (h->failed)
         return -EPROTO;
     ssize_t rv = nghttp2_session_mem_recv(h->s, (const uint8_t *)data, len);
-    if (rv >= 0)
+    if (rv >= 0 && !h->failed)
         return 0;
-    /* A broken preface or frame: say so with a GOAWAY, then the caller closes. */
-    h->failed = true;
-    nghttp2_session_terminate_session(
-        h->s, rv == NGHTTP2_ERR_FLOODED ? NGHTTP2_ENHANCE_YOUR_CALM : NGHTTP2_PROTOCOL_ERROR);
+    if (!h->failed) {
+        bool flood = rv == NGHTTP2_ERR_FLOODED;
+        fail(h, flood ? SRV__H2_ENHANCE_YOUR_CALM : SRV__H2_PROTOCOL_ERROR,
+             rv == NGHTTP2_ERR_BAD_CLIENT_MAGIC ? "invalid preface"
+             : flood                            ? "flood of frames to answer"
+                                                : nghttp2_strerror((int)rv));
+    }
+    /* Say why with a GOAWAY (unless nghttp2 already did), then the caller closes. */
+    nghttp2_session_terminate_session(h->s, h->fail_code);
     return -EPROTO;
+}
+
+/* base64url (RFC 4648 section 5, unpadded) as HTTP2-Settings carries it. */
+static ssize_t b64url_decode(srv_str_t in, uint8_t *out, size_t cap)
+{
+    uint32_t acc = 0;
+    int bits = 0;
+    size_t n = 0;
+    for (size_t i = 0; i < in.len; i++) {
+        int c = (unsigned char)in.ptr[i], v;
+        if (c >= 'A' && c <= 'Z')
+            v = c - 'A';
+        else if (c >= 'a' && c <= 'z')
+            v = c - 'a' + 26;
+        else if (c >= '0' && c <= '9')
+            v = c - '0' + 52;
+        else if (c == '-' || c == '+')
+            v = 62;
+        else if (c == '_' || c == '/')
+            v = 63;
+        else if (c == '=')
+            break;
+        else
+            return -1;
+        acc = (acc << 6) | (uint32_t)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            if (n == cap)
+                return -1;
+            out[n++] = (uint8_t)(acc >> bits);
+        }
+    }
+    return (ssize_t)n;
+}
+
+int srv__h2_upgrade(srv__h2_t *h, srv_str_t settings, const srv_request_t *req)
+{
+    uint8_t payload[256]; /* six settings of six bytes each, and room for more */
+    ssize_t n = b64url_decode(settings, payload, sizeof(payload));
+    if (n < 0 || n % 6 != 0)
+        return -EINVAL;
+    bool head = req->method.len == 4 && memcmp(req->method.ptr, "HEAD", 4) == 0;
+    if (nghttp2_session_upgrade2(h->s, payload, (size_t)n, head, NULL) != 0)
+        return -EINVAL;
+    h2_stream_t *st = stream_new(h, 1);
+    if (st == NULL)
+        return -ENOMEM;
+    h->last_stream = 1;
+    srv_request_t r = *req;
+    srv_header_t *hv = calloc(req->nheaders ? req->nheaders : 1, sizeof(*hv));
+    if (hv == NULL)
+        return -ENOMEM;
+    size_t k = 0;
+    for (size_t i = 0; i < req->nheaders; i++)
+        if (!connection_specific(req->headers[i].name))
+            hv[k++] = req->headers[i];
+    r.headers = hv;
+    r.nheaders = k;
+    hand_over(h, st, &r);
+    free(hv);
+    return 0;
 }
 
 void srv__h2_goaway(srv__h2_t *h)
 {
     nghttp2_submit_goaway(h->s, NGHTTP2_FLAG_NONE,
                           nghttp2_session_get_last_proc_stream_id(h->s), NGHTTP2_NO_ERROR, NULL, 0);
+}
+
+void srv__h2_terminate(srv__h2_t *h, uint32_t code, const char *why)
+{
+    fail(h, code, why);
+    nghttp2_session_terminate_session(h->s, code);
+}
+
+const char *srv__h2_error(const srv__h2_t *h, uint32_t *code)
+{
+    if (code)
+        *code = h->fail_code;
+    return h->failed ? h->fail_why : NULL;
+}
+
+uint32_t srv__h2_streams(const srv__h2_t *h)
+{
+    return h->nstreams;
+}
+
+int64_t srv__h2_stalled_ms(const srv__h2_t *h)
+{
+    return h->pending > 0 ? now_ms() - h->last_progress : 0;
 }
 
 size_t srv__h2_out(srv__h2_t *h, const char **p)

@@ -191,7 +191,7 @@ void srv__conn_close(srv__conn_t *c)
         return;
     c->flags |= F_CLOSING;
     if (c->req && c->eng->ops.abandoned)
-        c->eng->ops.abandoned(c->eng, c);
+        c->eng->ops.abandoned(c->eng, c->req->id, c->req->tag);
     if (c->flags & F_RECV)
         srv__loop_cancel(c->eng->loop, &c->recv_op);
     if (c->flags & F_SEND)
@@ -853,6 +853,11 @@ srv__conn_t *srv__conn_lookup(srv__engine_t *e, uint64_t session)
 uint64_t srv__conn_session(const srv__conn_t *c)
 {
     return c->session;
+}
+
+uint64_t srv__conn_request_id(const srv__conn_t *c)
+{
+    return c->req ? c->req->id : c->session;
 }
 
 int srv__conn_listener(const srv__conn_t *c)

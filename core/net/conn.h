@@ -69,14 +69,15 @@ typedef struct srv__engine_ops {
      * the connection). */
     int (*event)(srv__engine_t *e, srv__conn_t *c, srv__engine_event_t ev, uint16_t arg,
                  const void *data, size_t len);
-    /* The connection is closing while a request is still with the app: its producer should
-     * stop (srv_response_write then fails with -EPIPE). May be NULL. */
-    void (*abandoned)(srv__engine_t *e, srv__conn_t *c);
-    /* written bytes of the response in flight reached the socket (cumulative, counted from
+    /* Request id (srv__conn_request_id at dispatch; tag: srv__conn_set_tag's) is still with the
+     * app while its client has gone (connection closed, HTTP/2 stream reset): its producer
+     * should stop (srv_response_write then fails with -EPIPE). May be NULL. */
+    void (*abandoned)(srv__engine_t *e, uint64_t id, int tag);
+    /* written bytes of request id's response reached the client (cumulative, counted from
      * its first byte). Only for a response whose pieces asked for it (SRV_ENGINE_F_FLOW).
      * Returns 0, or -errno when the report could not be passed on (retried later). May be
      * NULL. */
-    int (*progress)(srv__engine_t *e, srv__conn_t *c, uint64_t written);
+    int (*progress)(srv__engine_t *e, uint64_t id, int tag, uint64_t written);
 } srv__engine_ops_t;
 
 typedef struct srv__engine_opts {
@@ -91,6 +92,8 @@ typedef struct srv__engine_opts {
     _Atomic uint64_t *stat_accepted;
     _Atomic uint64_t *stat_requests;
     _Atomic uint64_t *stat_503;
+    _Atomic uint64_t *stat_h2_conns;   /* HTTP/2 connections open */
+    _Atomic uint64_t *stat_h2_streams; /* HTTP/2 streams handed to the app */
     /* Connections open in every engine of the server, for max_conn; NULL: this engine's. */
     uint64_t (*conns_total)(void);
 } srv__engine_opts_t;
@@ -128,6 +131,9 @@ void srv__engine_fail_inflight(srv__engine_t *e, int tag);
 
 /* Per-connection fields the dispatcher may use. */
 uint64_t srv__conn_session(const srv__conn_t *c);
+/* In ops.dispatch: the id the request's response names (engine actions, IPC frames): the
+ * session for HTTP/1.1, a request id of its own for an HTTP/2 stream. */
+uint64_t srv__conn_request_id(const srv__conn_t *c);
 int srv__conn_listener(const srv__conn_t *c);
 /* A small integer the dispatcher stores (chosen worker, channel): -1 initially. */
 int srv__conn_get_worker(const srv__conn_t *c);

@@ -1,13 +1,19 @@
 /* HTTP/1.1 on the engine: parsing, one request in flight per connection (pipelined requests
  * wait, parsed in order, so responses go out in request order whatever worker answers),
- * static files, the upgrade to WebSocket, request and keep-alive timeouts. */
+ * static files, the upgrades to WebSocket and to HTTP/2 (Upgrade: h2c, the preface of a client
+ * with prior knowledge, ALPN h2), request and keep-alive timeouts. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "core/base/log.h"
 #include "core/net/conn_internal.h"
+#include "protocols/tls.h"
+
+static const char h2_preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+#define H2_PREFACE_LEN 24
 
 static void process_input(srv__conn_t *c, const char *data, size_t len);
 
@@ -92,9 +98,30 @@ static bool dispatch_upgrade(srv__conn_t *c, const srv_request_t *req)
     return true;
 }
 
+/* Upgrade: h2c with HTTP2-Settings on a cleartext HTTP/2 listener (RFC 7540 3.2): the
+ * settings, or {NULL, 0} when the request asks for no such thing. */
+static srv_str_t h2c_settings(const srv__conn_t *c, const srv_request_t *req)
+{
+    srv_str_t none = {NULL, 0};
+    if (!(req->flags & SRV_REQ_UPGRADE) || c->tls != NULL ||
+        !c->eng->cfg->listen[c->listener].open_http2_protocol || c->eng->draining)
+        return none;
+    srv_str_t up = srv_request_header(req, "Upgrade");
+    srv_str_t settings = srv_request_header(req, "HTTP2-Settings");
+    if (up.ptr == NULL || settings.ptr == NULL || up.len != 3 || strncasecmp(up.ptr, "h2c", 3))
+        return none;
+    return settings;
+}
+
 static void dispatch(srv__conn_t *c, srv_request_t *req)
 {
     srv__engine_t *e = c->eng;
+    srv_str_t h2c = h2c_settings(c, req);
+    if (h2c.ptr != NULL) {
+        req->session = c->session;
+        srv__h2c_upgrade(c, req, h2c); /* the request is stream 1 of the new connection */
+        return;
+    }
     req->session = c->session;
     req->peer.ptr = c->peer;
     req->peer.len = strlen(c->peer);
@@ -212,8 +239,41 @@ static void process_input(srv__conn_t *c, const char *data, size_t len)
     srv__conn_flush(c);
 }
 
+/* A cleartext connection of an HTTP/2 listener opens with HTTP/1.1 or with the HTTP/2
+ * preface (prior knowledge). Returns true when the bytes were taken: kept until they tell, or
+ * handed to HTTP/2. */
+static bool h2_sniff(srv__conn_t *c, const char *data, size_t len)
+{
+    size_t have = c->in_len, k = have + len < H2_PREFACE_LEN ? have + len : H2_PREFACE_LEN;
+    char head[H2_PREFACE_LEN];
+    size_t from_in = have < k ? have : k;
+    memcpy(head, c->in, from_in);
+    memcpy(head + from_in, data, k - from_in);
+    if (memcmp(head, h2_preface, k) != 0) {
+        c->h2_sniff = false;
+        return false;
+    }
+    if (srv__conn_in_append(c, data, len) < 0) {
+        srv__conn_close(c);
+        return true;
+    }
+    if (c->in_len < H2_PREFACE_LEN)
+        return true;
+    c->h2_sniff = false;
+    char *all = c->in;
+    size_t n = c->in_len;
+    c->in = NULL;
+    c->in_len = c->in_cap = 0;
+    if (srv__h2c_start(c) == 0)
+        c->proto->input(c, all, n);
+    free(all);
+    return true;
+}
+
 static void http_input(srv__conn_t *c, const char *data, size_t len)
 {
+    if (c->h2_sniff && h2_sniff(c, data, len))
+        return;
     process_input(c, data, len);
 }
 
@@ -289,6 +349,12 @@ static int http_open(srv__conn_t *c)
     if (c->http == NULL && srv__http_parser_create(&c->http, now) < 0)
         return -ENOMEM;
     c->http_listener = c->listener;
+    if (e->cfg->listen[c->listener].open_http2_protocol) {
+        if (c->tls == NULL)
+            c->h2_sniff = true;
+        else if (strcmp(srv__tls_alpn(c->tls), "h2") == 0)
+            return srv__h2c_start(c); /* ALPN chose HTTP/2 */
+    }
     return 0;
 }
 

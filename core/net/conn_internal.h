@@ -11,6 +11,7 @@
 #include "core/net/conninfo.h"
 #include "core/net/static.h"
 #include "protocols/frame.h"
+#include "protocols/h2.h"
 #include "protocols/http.h"
 #include "protocols/ws.h"
 
@@ -106,12 +107,15 @@ typedef struct srv__transport {
 } srv__transport_t;
 
 extern const srv__transport_t srv__transport_plain, srv__transport_tls;
-extern const srv__proto_t srv__proto_http, srv__proto_ws, srv__proto_tcp;
+extern const srv__proto_t srv__proto_http, srv__proto_ws, srv__proto_tcp, srv__proto_h2;
 
 /* A request on a connection: from dispatch to the last byte of its response queued. HTTP/1
- * has at most one per connection (c->req points at c->req_store); its fields never live in
- * the connection, so a protocol can hold many. */
+ * has at most one per connection (c->req points at c->req_store, and its id is the session's);
+ * HTTP/2 has one per stream with the app, each with an id of its own from the engine's request
+ * table (srv__req_add), which is what the worker answers to. */
 typedef struct srv__req {
+    uint64_t id;         /* what responses name: the session (HTTP/1) or a request id */
+    srv__conn_t *conn;
     int tag;             /* the dispatcher's (its worker channel), -1 none */
     bool keepalive;      /* the request allows the connection to stay open */
     bool flow;           /* the producer wants progress reports (SRV_ENGINE_F_FLOW) */
@@ -173,6 +177,14 @@ struct srv__conn {
     size_t tls_plain;
     int64_t tls_deadline;
     srv_tls_t *tls_info;
+    /* HTTP/2 (conn_h2.c): the session, its requests with the app, and since when it has had
+     * no stream (the idle timeout). h2_sniff: a cleartext HTTP/1.1 connection that may yet
+     * open with the HTTP/2 preface. */
+    srv__h2_t *h2;
+    struct h2_req *h2_reqs, *h2_cur;
+    uint32_t h2_nreq;
+    int64_t h2_idle_since;
+    bool h2_sniff, h2_goaway;
 };
 
 struct srv__engine {
@@ -215,6 +227,14 @@ struct srv__engine {
     srv__frame_opts_t frame[SRV_CONFIG_MAX_LISTEN];
     int64_t idle_ms[SRV_CONFIG_MAX_LISTEN]; /* heartbeat: close after this long silent; 0 off */
     srv__conninfo_t *conninfo;              /* this engine's slots in the shared table */
+    /* HTTP/2: each listener's settings, and the request table (ids of streams with the app) */
+    srv__h2_opts_t h2opts[SRV_CONFIG_MAX_LISTEN];
+    int64_t h2_idle_ms[SRV_CONFIG_MAX_LISTEN];
+    srv__req_t **reqs;
+    uint64_t *req_gens;
+    uint32_t *req_free;
+    uint32_t req_nfree, req_used, req_max;
+    _Atomic uint64_t *stat_h2_conns, *stat_h2_streams;
 };
 
 /* conn.c */
@@ -268,6 +288,10 @@ srv__req_t *srv__req_begin(srv__conn_t *c, const srv_request_t *req);
 void srv__req_cancel(srv__conn_t *c);
 /* Its response is complete: forget it and let the protocol go on (proto->done). */
 void srv__req_finish(srv__conn_t *c);
+/* The request table: give r an id (-EAGAIN when full), take it back, find one by id. */
+int srv__req_add(srv__engine_t *e, srv__req_t *r);
+void srv__req_del(srv__engine_t *e, srv__req_t *r);
+srv__req_t *srv__req_find(srv__engine_t *e, uint64_t id);
 /* Report progress of the response in flight to its producer (at least every ack_step bytes,
  * and whenever the queue ran dry; force: whatever changed). */
 void srv__req_report(srv__conn_t *c, bool force);
@@ -289,6 +313,16 @@ int srv__conn_ws_close(srv__engine_t *e, uint64_t session, int code, const char 
 int srv__engine_ws_broadcast(srv__engine_t *e, int listener, int opcode, const void *data,
                              size_t len);
 int srv__conn_bind(srv__engine_t *e, uint64_t session, uint32_t uid);
+
+/* conn_h2.c: the actions on a request of an HTTP/2 stream (id from the request table). */
+int srv__h2c_respond(srv__req_t *r, const struct iovec *iov, int iovcnt, unsigned flags);
+int srv__h2c_respond_fd(srv__req_t *r, int fd, uint64_t off, uint64_t len, unsigned flags);
+/* Its worker died: 503 when nothing was answered yet, else the stream is reset. */
+void srv__h2c_fail(srv__req_t *r);
+/* conn_http.c hands a connection over: the preface arrived (prior knowledge, or ALPN h2), or
+ * an HTTP/1.1 request asked for Upgrade: h2c (req; 101 sent here). 0, or -errno (closed). */
+int srv__h2c_start(srv__conn_t *c);
+int srv__h2c_upgrade(srv__conn_t *c, const srv_request_t *req, srv_str_t settings);
 
 /* conn_ws.c, for the HTTP upgrade: 1 taken over (decided later), 0 not an upgrade,
  * -errno a bad handshake. */

@@ -36,6 +36,38 @@ static int64_t heartbeat_ms(const srv__config_t *cfg, const srv__listen_config_t
     return (int64_t)idle * 1000;
 }
 
+/* A listener's HTTP/2 settings: its own, else [server]'s. */
+static int64_t h2_value(int64_t own, int64_t server)
+{
+    return own >= 0 ? own : server;
+}
+
+static void h2_init(srv__engine_t *e, const srv__config_t *cfg, int i)
+{
+    const srv__listen_config_t *l = &cfg->listen[i];
+    srv__h2_opts_t *o = &e->h2opts[i];
+    o->max_concurrent_streams =
+        (uint32_t)h2_value(l->http2_max_concurrent_streams, cfg->http2_max_concurrent_streams);
+    o->initial_window_size =
+        (uint32_t)h2_value(l->http2_initial_window_size, cfg->http2_initial_window_size);
+    o->max_frame_size = (uint32_t)h2_value(l->http2_max_frame_size, cfg->http2_max_frame_size);
+    o->max_header_list_size =
+        (uint32_t)h2_value(l->http2_max_header_list_size, cfg->http2_max_header_list_size);
+    o->header_max = e->limits[i].header_max;
+    o->body_max = e->limits[i].body_max;
+    e->h2_idle_ms[i] = 1000 * h2_value(l->http2_idle_timeout, cfg->http2_idle_timeout);
+}
+
+/* The request table of HTTP/2 streams with the app: as many as connections. */
+static int req_table(srv__engine_t *e)
+{
+    e->req_max = e->max_slots;
+    e->reqs = calloc(e->req_max, sizeof(*e->reqs));
+    e->req_gens = calloc(e->req_max, sizeof(*e->req_gens));
+    e->req_free = calloc(e->req_max, sizeof(*e->req_free));
+    return e->reqs && e->req_gens && e->req_free ? 0 : -ENOMEM;
+}
+
 static int listener_init(srv__engine_t *e, const srv__engine_opts_t *o, int i)
 {
     const srv__config_t *cfg = o->cfg;
@@ -52,6 +84,8 @@ static int listener_init(srv__engine_t *e, const srv__engine_opts_t *o, int i)
     e->listen_transport[i] = l->ssl ? &srv__transport_tls : &srv__transport_plain;
     srv__config_frame_opts(cfg, i, &e->frame[i]);
     e->idle_ms[i] = heartbeat_ms(cfg, l);
+    if (l->type == SRV_LISTEN_HTTP && l->open_http2_protocol)
+        h2_init(e, cfg, i);
     if (l->type == SRV_LISTEN_HTTP && l->document_root[0]) {
         int rc = srv__static_create(&e->statics[i], l->document_root);
         if (rc < 0) {
@@ -76,6 +110,8 @@ int srv__engine_create(srv__engine_t **out, const srv__engine_opts_t *o)
     e->stat_accepted = o->stat_accepted;
     e->stat_requests = o->stat_requests;
     e->stat_503 = o->stat_503;
+    e->stat_h2_conns = o->stat_h2_conns;
+    e->stat_h2_streams = o->stat_h2_streams;
     e->conns_total = o->conns_total;
     e->conn_free = conn_free;
     e->conn_reset = conn_reset;
@@ -98,6 +134,11 @@ int srv__engine_create(srv__engine_t **out, const srv__engine_opts_t *o)
             return rc;
         }
     }
+    for (int i = 0; i < e->nlisten; i++)
+        if (e->h2opts[i].max_concurrent_streams && e->reqs == NULL && req_table(e) < 0) {
+            srv__engine_destroy(e);
+            return -ENOMEM;
+        }
     e->conninfo = srv__conninfo_engine(e->id);
     srv__engine_start(e, o->accept);
     *out = e;
@@ -116,5 +157,8 @@ void srv__engine_destroy(srv__engine_t *e)
     free(e->slots);
     free(e->gens);
     free(e->free_stack);
+    free(e->reqs);
+    free(e->req_gens);
+    free(e->req_free);
     free(e);
 }

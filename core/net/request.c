@@ -1,6 +1,7 @@
 /* The request in flight on a connection, from dispatch to the last byte of its response
  * queued: response bytes (copied into the connection's queue) and files, flow-control reports
- * to the producer, and the answer for requests whose worker died. */
+ * to the producer, and the answer for requests whose worker died. Also the engine's request
+ * table, which gives HTTP/2 streams ids of their own (their actions go to conn_h2.c). */
 #include <errno.h>
 #include <string.h>
 #include <unistd.h>
@@ -12,7 +13,9 @@ srv__req_t *srv__req_begin(srv__conn_t *c, const srv_request_t *req)
 {
     srv__engine_t *e = c->eng;
     srv__req_t *r = &c->req_store;
-    *r = (srv__req_t){.tag = -1,
+    *r = (srv__req_t){.id = c->session,
+                      .conn = c,
+                      .tag = -1,
                       .keepalive = (req->flags & SRV_REQ_KEEP_ALIVE) != 0,
                       .resp_start = c->out_total,
                       .start = c->req_start};
@@ -51,8 +54,37 @@ void srv__req_report(srv__conn_t *c, bool force)
         return;
     if (!force && w - r->acked < e->ack_step && srv__out_pending(c))
         return;
-    if (e->ops.progress(e, c, w) == 0)
+    if (e->ops.progress(e, r->id, r->tag, w) == 0)
         r->acked = w;
+}
+
+int srv__req_add(srv__engine_t *e, srv__req_t *r)
+{
+    if (e->req_nfree == 0 && e->req_used >= e->req_max)
+        return -EAGAIN;
+    uint32_t slot = e->req_nfree ? e->req_free[--e->req_nfree] : e->req_used++;
+    r->id = SRV_SESSION_MAKE_REQ(e->id, e->req_gens[slot], slot);
+    e->reqs[slot] = r;
+    return 0;
+}
+
+void srv__req_del(srv__engine_t *e, srv__req_t *r)
+{
+    uint32_t slot = SRV_SESSION_SLOT(r->id);
+    if (slot >= e->req_used || e->reqs[slot] != r)
+        return;
+    e->reqs[slot] = NULL;
+    e->req_gens[slot]++;
+    e->req_free[e->req_nfree++] = slot;
+}
+
+srv__req_t *srv__req_find(srv__engine_t *e, uint64_t id)
+{
+    uint32_t slot = SRV_SESSION_SLOT(id);
+    if (!SRV_SESSION_IS_REQ(id) || slot >= e->req_used)
+        return NULL;
+    srv__req_t *r = e->reqs[slot];
+    return r && r->id == id ? r : NULL;
 }
 
 /* After a piece of the response was queued. */
@@ -70,6 +102,10 @@ static void piece_queued(srv__conn_t *c, uint64_t bytes, unsigned flags, bool fl
 int srv__conn_respond(srv__engine_t *e, uint64_t session, const struct iovec *iov, int iovcnt,
                       unsigned flags)
 {
+    if (SRV_SESSION_IS_REQ(session)) {
+        srv__req_t *r = srv__req_find(e, session);
+        return r ? srv__h2c_respond(r, iov, iovcnt, flags) : -ENOENT;
+    }
     srv__conn_t *c = srv__conn_lookup(e, session);
     if (c == NULL)
         return -ENOENT;
@@ -104,6 +140,14 @@ int srv__conn_respond(srv__engine_t *e, uint64_t session, const struct iovec *io
 int srv__conn_respond_fd(srv__engine_t *e, uint64_t session, int fd, uint64_t off, uint64_t len,
                          unsigned flags)
 {
+    if (SRV_SESSION_IS_REQ(session)) {
+        srv__req_t *r = srv__req_find(e, session);
+        if (r == NULL) {
+            close(fd);
+            return -ENOENT;
+        }
+        return srv__h2c_respond_fd(r, fd, off, len, flags);
+    }
     srv__conn_t *c = srv__conn_lookup(e, session);
     if (c == NULL || c->req == NULL || srv__out_file(c, fd, off, len) < 0) {
         close(fd);
@@ -127,5 +171,10 @@ void srv__engine_fail_inflight(srv__engine_t *e, int tag)
         }
         srv__stat_add(e->stat_503, 1);
         c->proto->fail(c, 503, "the worker handling it died");
+    }
+    for (uint32_t i = 0; i < e->req_used; i++) {
+        srv__req_t *r = e->reqs[i];
+        if (r != NULL && r->tag == tag)
+            srv__h2c_fail(r); /* (may free r and its slot: the loop reads the slot again) */
     }
 }

@@ -12,4 +12,11 @@
 #define SRV_SESSION_MAKE(engine, gen, slot)                                                        \
     (((uint64_t)(engine) << 56) | ((((uint64_t)(gen) + 1) & 0xFFFFFFFFFull) << 20) | (slot))
 
+/* HTTP/2 streams with the app have request ids of their own: the same layout (the engine in
+ * the top byte) with this bit set, from a table of their own. */
+#define SRV_SESSION_REQ_BIT (1ull << 55)
+#define SRV_SESSION_IS_REQ(s) (((s)&SRV_SESSION_REQ_BIT) != 0)
+#define SRV_SESSION_MAKE_REQ(engine, gen, slot)                                                    \
+    (SRV_SESSION_MAKE(engine, (gen)&0x3FFFFFFFFull, slot) | SRV_SESSION_REQ_BIT)
+
 #endif

@@ -92,6 +92,16 @@ __attribute__((format(printf, 2, 3))) static void put(out_t *o, const char *fmt,
         o->len = o->cap - 1;
 }
 
+static void h2_totals(uint64_t *conns, uint64_t *streams)
+{
+    const srv__stats_t *st = srv__server.stats;
+    *conns = *streams = 0;
+    for (int i = 0; i < SRV_MAX_REACTORS; i++) {
+        *conns += atomic_load(&st->reactors[i].h2_connections);
+        *streams += atomic_load(&st->reactors[i].h2_streams);
+    }
+}
+
 static void totals(uint64_t *conns, uint64_t *accepted, uint64_t *requests, uint64_t *e503)
 {
     const srv__stats_t *st = srv__server.stats;
@@ -111,16 +121,20 @@ void srv__info_json(char *buf, size_t cap)
     out_t o = {buf, cap, 0};
     uint64_t conns, accepted, requests, e503;
     totals(&conns, &accepted, &requests, &e503);
+    uint64_t h2c, h2s;
+    h2_totals(&h2c, &h2s);
     const char *backend = S->nreactors > 0 ? srv__reactors_backend() : "";
     put(&o,
         "{\"version\":\"%s\",\"pid\":%d,\"manager_pid\":%d,\"mode\":\"%s\",\"backend\":\"%s\","
         "\"uptime\":%.3f,\"reactors\":%d,\"reloads\":%llu,\"connections\":%llu,"
-        "\"accepted\":%llu,\"requests\":%llu,\"errors_503\":%llu,\"workers\":[",
+        "\"accepted\":%llu,\"requests\":%llu,\"errors_503\":%llu,\"h2_connections\":%llu,"
+        "\"h2_streams\":%llu,\"workers\":[",
         SRV_VERSION, atomic_load(&st->master_pid), atomic_load(&st->manager_pid),
         S->cfg.mode == SRV_MODE_BASE ? "base" : "process", backend,
         (double)(srv__now_ms() - st->start_ms) / 1000.0, S->nreactors,
         (unsigned long long)atomic_load(&st->reloads), (unsigned long long)conns,
-        (unsigned long long)accepted, (unsigned long long)requests, (unsigned long long)e503);
+        (unsigned long long)accepted, (unsigned long long)requests, (unsigned long long)e503,
+        (unsigned long long)h2c, (unsigned long long)h2s);
     for (int i = 0; i < st->nworkers; i++) {
         const srv__worker_stat_t *w = &st->workers[i];
         put(&o,
@@ -160,6 +174,11 @@ void srv__info_text(char *buf, size_t cap)
     put(&o, "connections %llu open, %llu accepted; requests %llu; 503 answers %llu\n",
         (unsigned long long)conns, (unsigned long long)accepted, (unsigned long long)requests,
         (unsigned long long)e503);
+    uint64_t h2c, h2s;
+    h2_totals(&h2c, &h2s);
+    if (h2c > 0 || h2s > 0)
+        put(&o, "HTTP/2: %llu connections open; %llu streams\n", (unsigned long long)h2c,
+            (unsigned long long)h2s);
     put(&o, "%-7s %-4s %-8s %-9s %12s %12s %9s %9s\n", "type", "id", "pid", "state", "requests",
         "total", "respawns", "recycles");
     for (int i = 0; i < st->nworkers; i++) {

@@ -353,6 +353,7 @@ static int reactor_dispatch(srv__engine_t *e, srv__conn_t *c, srv__engine_event_
     chan_t *ch = pick(r, c, ev == SRV_ENGINE_EV_REQUEST);
     if (ch == NULL)
         return -EAGAIN;
+    uint64_t id = srv__conn_request_id(c); /* what the worker's answer names */
     size_t plen = srv__http_request_encoded_size(req);
     if (plen > SRV_IPC_PIECE) {
         /* Too large for one frame (a body up to package_max_length): encoded once, sent in
@@ -365,14 +366,14 @@ static int reactor_dispatch(srv__engine_t *e, srv__conn_t *c, srv__engine_event_
             return -ENOMEM;
         }
         srv__http_request_encode(req, data);
-        *b = (big_t){.session = req->session, .type = type, .data = data, .len = plen};
+        *b = (big_t){.session = id, .type = type, .data = data, .len = plen};
         if (ch->big_tail)
             ch->big_tail->next = b;
         else
             ch->big = b;
         ch->big_tail = b;
     } else {
-        char *p = srv__ipc_frame_begin(&ch->out, req->session, type, 0, (uint32_t)plen);
+        char *p = srv__ipc_frame_begin(&ch->out, id, type, 0, (uint32_t)plen);
         if (p == NULL)
             return -ENOBUFS; /* the worker is that far behind: 503 rather than queue more */
         srv__http_request_encode(req, p);
@@ -390,20 +391,19 @@ static chan_t *chan_of_tag(reactor_t *r, int tag)
     return NULL;
 }
 
-static int reactor_progress(srv__engine_t *e, srv__conn_t *c, uint64_t written)
+static int reactor_progress(srv__engine_t *e, uint64_t id, int tag, uint64_t written)
 {
-    chan_t *ch = chan_of_tag(srv__engine_data(e), srv__conn_get_tag(c));
+    chan_t *ch = chan_of_tag(srv__engine_data(e), tag);
     if (ch == NULL)
         return 0; /* the worker is gone: nobody to tell */
-    return srv__ipc_frame_put(&ch->out, srv__conn_session(c), SRV_IPC_ACK, 0, &written,
-                             sizeof(written));
+    return srv__ipc_frame_put(&ch->out, id, SRV_IPC_ACK, 0, &written, sizeof(written));
 }
 
-static void reactor_abandoned(srv__engine_t *e, srv__conn_t *c)
+static void reactor_abandoned(srv__engine_t *e, uint64_t id, int tag)
 {
-    chan_t *ch = chan_of_tag(srv__engine_data(e), srv__conn_get_tag(c));
+    chan_t *ch = chan_of_tag(srv__engine_data(e), tag);
     if (ch)
-        srv__ipc_frame_put(&ch->out, srv__conn_session(c), SRV_IPC_GONE, 0, NULL, 0);
+        srv__ipc_frame_put(&ch->out, id, SRV_IPC_GONE, 0, NULL, 0);
 }
 
 static int reactor_event(srv__engine_t *e, srv__conn_t *c, srv__engine_event_t ev, uint16_t arg,
@@ -513,6 +513,8 @@ static int reactor_init(reactor_t *r)
         .stat_accepted = &S->stats->reactors[i].accepted,
         .stat_requests = &S->stats->reactors[i].requests,
         .stat_503 = &S->stats->reactors[i].errors_503,
+        .stat_h2_conns = &S->stats->reactors[i].h2_connections,
+        .stat_h2_streams = &S->stats->reactors[i].h2_streams,
         .conns_total = srv__stats_connections,
     };
     return srv__engine_create(&r->eng, &o);

@@ -53,6 +53,8 @@ typedef struct srv__reactor_stat {
     _Atomic uint64_t accepted;
     _Atomic uint64_t requests;
     _Atomic uint64_t errors_503;
+    _Atomic uint64_t h2_connections; /* HTTP/2 connections open now */
+    _Atomic uint64_t h2_streams;     /* HTTP/2 streams handed to the app */
 } srv__reactor_stat_t;
 
 typedef struct srv__stats {

@@ -215,9 +215,16 @@ int srv_response_file(srv_response_t *res, const char *path)
     return rc;
 }
 
+/* HTTP/2 frames the body itself (DATA frames): the engine takes the head this file writes and
+ * the body bytes as they are, never chunked, and the stream (not the connection) ends. */
+static bool h2(const srv_response_t *res)
+{
+    return res->req->http_major == 2;
+}
+
 static bool chunked(const srv_response_t *res)
 {
-    return res->req->http_minor >= 1 || res->req->http_major > 1;
+    return res->req->http_major == 1 && res->req->http_minor >= 1;
 }
 
 int srv_response_write(srv_response_t *res, const void *chunk, size_t len)
@@ -229,7 +236,7 @@ int srv_response_write(srv_response_t *res, const void *chunk, size_t len)
     int cnt = 0;
     bool first = res->state == SRV_RESP_NEW;
     if (first) {
-        if (!chunked(res)) {
+        if (!chunked(res) && !h2(res)) {
             /* HTTP/1.0 has no chunked encoding: the body ends when we close. */
             res->keep_alive = false;
         }

@@ -286,7 +286,10 @@ static void count_request(void)
  * new one. A detached response keeps its own copy of the request. */
 static srv_response_t *g_res;
 
-static void run_request(const srv_request_t *req, const void *block, size_t block_len)
+/* rid: what the response names (the session for HTTP/1.1, the stream's request id for
+ * HTTP/2); req->session stays the connection's, for the app. */
+static void run_request(const srv_request_t *req, uint64_t rid, const void *block,
+                        size_t block_len)
 {
     count_request();
     const srv_handlers_t *h = W.handlers[req->listener];
@@ -295,12 +298,13 @@ static void run_request(const srv_request_t *req, const void *block, size_t bloc
         if (g_res == NULL) {
             srv__log(SRV_LOG_ERROR, "worker", ENOMEM, "no memory for a response");
             struct iovec v = {NULL, 0};
-            W.sink.emit(W.sink.arg, req->session, &v, 0, SRV_IPC_F_ERROR | SRV_IPC_F_FINAL);
+            W.sink.emit(W.sink.arg, rid, &v, 0, SRV_IPC_F_ERROR | SRV_IPC_F_FINAL);
             return;
         }
     }
     srv_response_t *res = g_res;
     srv__response_init(res, req, &W.sink);
+    res->session = rid;
     if (h == NULL || h->on_request == NULL) {
         srv_response_status(res, 404);
         srv_response_header(res, "Content-Type", "text/plain");
@@ -477,9 +481,8 @@ static void on_frame(void *arg, const srv__ipc_hdr_t *h, const char *payload)
             srv__log(SRV_LOG_ERROR, "ipc", EPROTO, "undecodable request frame");
             return;
         }
-        req.session = h->session;
         if (h->type == SRV_IPC_REQUEST) {
-            run_request(&req, payload, len);
+            run_request(&req, h->session, payload, len);
         } else {
             int code = ws_open(&req);
             srv__worker_action(h->session, SRV_IPC_WS_ACCEPT, (uint16_t)code, g_ws_proto,
@@ -700,7 +703,7 @@ static int base_dispatch(srv__engine_t *e, srv__conn_t *c, srv__engine_event_t e
                            code == 0 ? strlen(g_ws_proto) : 0);
         return 0;
     }
-    run_request(req, NULL, 0);
+    run_request(req, srv__conn_request_id(c), NULL, 0);
     return 0;
 }
 
@@ -711,14 +714,14 @@ static int base_event(srv__engine_t *e, srv__conn_t *c, srv__engine_event_t ev, 
     return 0;
 }
 
-static void base_abandoned(srv__engine_t *e, srv__conn_t *c)
+static void base_abandoned(srv__engine_t *e, uint64_t id, int tag)
 {
-    srv__flow_gone(srv__conn_session(c));
+    srv__flow_gone(id);
 }
 
-static int base_progress(srv__engine_t *e, srv__conn_t *c, uint64_t written)
+static int base_progress(srv__engine_t *e, uint64_t id, int tag, uint64_t written)
 {
-    srv__flow_ack(srv__conn_session(c), written);
+    srv__flow_ack(id, written);
     return 0;
 }
 
@@ -805,6 +808,8 @@ static void open_engine(void)
         .stat_accepted = &S->stats->reactors[k].accepted,
         .stat_requests = &S->stats->reactors[k].requests,
         .stat_503 = &S->stats->reactors[k].errors_503,
+        .stat_h2_conns = &S->stats->reactors[k].h2_connections,
+        .stat_h2_streams = &S->stats->reactors[k].h2_streams,
         .conns_total = srv__stats_connections,
     };
     int rc = srv__engine_create(&W.eng, &o);

@@ -27,7 +27,7 @@ static struct {
     char *echo;
 } S;
 
-static void on_request(void *arg, int32_t stream, const srv_request_t *req)
+static void *on_request(void *arg, int32_t stream, const srv_request_t *req)
 {
     (void)arg;
     S.requests++;
@@ -41,7 +41,7 @@ static void on_request(void *arg, int32_t stream, const srv_request_t *req)
     S.body_len = req->body.len;
     S.head = (req->flags & SRV_REQ_HEAD) != 0;
     if (S.defer)
-        return;
+        return &S;
     srv_header_t hv[] = {{{"Content-Type", 12}, {"text/plain", 10}},
                          {{"Connection", 10}, {"keep-alive", 10}}};
     if (req->body.len > 0) { /* echo it, in two pieces */
@@ -50,17 +50,19 @@ static void on_request(void *arg, int32_t stream, const srv_request_t *req)
         CHECK_INT(srv__h2_data(S.h, stream, req->body.ptr, half, false), ==, 0);
         CHECK_INT(srv__h2_data(S.h, stream, req->body.ptr + half, req->body.len - half, true), ==,
                   0);
-        return;
+        return &S;
     }
     CHECK_INT(srv__h2_respond(S.h, stream, 200, hv, 2, false), ==, 0);
     CHECK_INT(srv__h2_respond(S.h, stream, 200, hv, 2, false), ==, -EALREADY);
     CHECK_INT(srv__h2_data(S.h, stream, "hello ", 6, false), ==, 0);
     CHECK_INT(srv__h2_data(S.h, stream, "world", 5, true), ==, 0);
+    return &S;
 }
 
-static void on_reset(void *arg, int32_t stream, uint32_t code)
+static void on_reset(void *arg, int32_t stream, void *user, uint32_t code)
 {
     (void)arg;
+    CHECK(user == &S);
     (void)code;
     S.resets++;
     S.last_stream = stream;
@@ -140,6 +142,7 @@ static void server_new(size_t body_max, uint32_t header_max)
                         .initial_window_size = 65535,
                         .max_frame_size = 16384,
                         .max_header_list_size = header_max,
+                        .header_max = 1u << 20,
                         .body_max = body_max};
     srv__h2_ops_t ops = {.request = on_request, .reset = on_reset};
     CHECK_INT(srv__h2_create(&S.h, &o, &ops), ==, 0);
