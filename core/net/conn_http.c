@@ -247,7 +247,8 @@ static bool h2_sniff(srv__conn_t *c, const char *data, size_t len)
     size_t have = c->in_len, k = have + len < H2_PREFACE_LEN ? have + len : H2_PREFACE_LEN;
     char head[H2_PREFACE_LEN];
     size_t from_in = have < k ? have : k;
-    memcpy(head, c->in, from_in);
+    if (from_in > 0)
+        memcpy(head, c->in, from_in);
     memcpy(head + from_in, data, k - from_in);
     if (memcmp(head, h2_preface, k) != 0) {
         c->h2_sniff = false;
