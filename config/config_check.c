@@ -343,7 +343,7 @@ void srv__config_tls_conf(const srv__config_t *cfg, int li, srv__tls_conf_t *con
         .client_cert_file = l->ssl_client_cert_file,
         .session_tickets = l->ssl_session_tickets,
         /* HTTP/1.1 is what an HTTP listener speaks (h2 joins with HTTP/2). */
-        .alpn = l->type == SRV_LISTEN_HTTP ? "http/1.1" : l->ssl_alpn,
+        .alpn = l->type == SRV_LISTEN_HTTP ? (l->open_http2_protocol ? "h2 http/1.1" : "http/1.1") : l->ssl_alpn,
     };
 }
 

@@ -116,6 +116,7 @@ static const srv__key_desc_t listen_keys[] = {
                                       LI(ssl_handshake_timeout), 1, 3600, NULL, SSL_KF},
     [SRV__L_SSL_ALPN] = {"ssl_alpn", SRV__KT_WORDS, LI(ssl_alpn), 0, 0, NULL,
                          SSL_KF | SRV__KF_TCP},
+    [SRV__L_OPEN_HTTP2_PROTOCOL] = {"open_http2_protocol", SRV__KT_BOOL, LI(open_http2_protocol), 0, 0, NULL, SRV__KF_HTTP},
 };
 
 static const srv__key_desc_t sni_keys[] = {

@@ -574,7 +574,16 @@ int srv__h2_create(srv__h2_t **out, const srv__h2_opts_t *o, const srv__h2_ops_t
     h->ops = *ops;
     srv__h2_guard_init(&h->guard, o->max_concurrent_streams, o->max_header_list_size, now_ms());
     set_callbacks(cb);
-    int rv = nghttp2_session_server_new(&h->s, cb, h);
+    /* nghttp2's own limits (where it has them) stay behind ours, so the log and the GOAWAY say
+     * the same thing whatever the library's version. */
+    nghttp2_option *opt = NULL;
+    int rv = nghttp2_option_new(&opt);
+    if (rv == 0) {
+        nghttp2_option_set_max_continuations(opt, 2 * SRV__H2_MAX_CONTINUATION);
+        nghttp2_option_set_stream_reset_rate_limit(opt, UINT32_MAX, UINT32_MAX);
+        rv = nghttp2_session_server_new2(&h->s, cb, h, opt);
+        nghttp2_option_del(opt);
+    }
     nghttp2_session_callbacks_del(cb);
     if (rv != 0) {
         free(h);
@@ -629,10 +638,11 @@ int srv__h2_feed(srv__h2_t *h, const char *data, size_t len)
     if (rv >= 0 && !h->failed)
         return 0;
     if (!h->failed) {
-        bool flood = rv == NGHTTP2_ERR_FLOODED;
-        fail(h, flood ? SRV__H2_ENHANCE_YOUR_CALM : SRV__H2_PROTOCOL_ERROR,
+        bool flood = rv == NGHTTP2_ERR_FLOODED, cont = rv == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS;
+        fail(h, flood || cont ? SRV__H2_ENHANCE_YOUR_CALM : SRV__H2_PROTOCOL_ERROR,
              rv == NGHTTP2_ERR_BAD_CLIENT_MAGIC ? "invalid preface"
              : flood                            ? "flood of frames to answer"
+             : cont                             ? "CONTINUATION flood"
                                                 : nghttp2_strerror((int)rv));
     }
     /* Say why with a GOAWAY (unless nghttp2 already did), then the caller closes. */
