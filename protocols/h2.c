@@ -35,7 +35,9 @@ typedef struct h2_stream {
     hdr_ref_t method, path, authority;
     size_t header_bytes; /* as SETTINGS_MAX_HEADER_LIST_SIZE counts them */
     size_t h1_bytes;     /* as the same head would take in HTTP/1.1 */
-    bool headers_too_large, body_too_large, has_host, expect_continue;
+    bool headers_too_large, has_host, expect_continue;
+    bool refuse_rest; /* answered from here (413, 408): the rest of the request is not read */
+    int64_t last_recv; /* ms: when the request last made progress */
     bool dispatched; /* the request went to the caller */
     srv__buf_t body;
     /* the response */
@@ -57,6 +59,7 @@ struct srv__h2 {
     uint32_t nstreams;
     int32_t last_stream;
     bool settings_acked;
+    bool in_block; /* a header block has begun and not ended (END_HEADERS) */
     bool failed;
     uint32_t fail_code;
     const char *fail_why;
@@ -97,6 +100,7 @@ static h2_stream_t *stream_new(srv__h2_t *h, int32_t id)
         return NULL;
     st->id = id;
     st->file_fd = -1;
+    st->last_recv = now_ms();
     st->next = h->streams;
     if (h->streams)
         h->streams->prev = st;
@@ -135,6 +139,8 @@ static int on_begin_frame(nghttp2_session *s, const nghttp2_frame_hd *hd, void *
     uint32_t code = srv__h2_guard_frame(&h->guard, hd->type, hd->flags, hd->length, now_ms(), &why);
     if (code)
         return fail(h, code, why);
+    if (hd->type == NGHTTP2_HEADERS || hd->type == NGHTTP2_CONTINUATION)
+        h->in_block = !(hd->flags & NGHTTP2_FLAG_END_HEADERS);
     if (hd->type == NGHTTP2_HEADERS && hd->stream_id > h->last_stream &&
         nghttp2_session_find_stream(s, hd->stream_id) == NULL && h->settings_acked &&
         h->nstreams >= h->o.max_concurrent_streams)
@@ -226,12 +232,13 @@ static int on_data(nghttp2_session *s, uint8_t flags, int32_t id, const uint8_t 
     (void)flags;
     srv__h2_t *h = ud;
     h2_stream_t *st = stream_of(s, id);
-    if (st == NULL || st->body_too_large || st->headers_too_large || st->dispatched)
+    if (st == NULL || st->refuse_rest || st->headers_too_large || st->dispatched)
         return 0;
+    st->last_recv = now_ms();
     if (st->body.len + len > h->o.body_max) {
         /* 413 now, then RST_STREAM(NO_ERROR) once it went (on_frame_send): the rest of the body
          * is not wanted. */
-        st->body_too_large = true;
+        st->refuse_rest = true;
         answer_error(h, st, 413);
         return 0;
     }
@@ -349,7 +356,7 @@ static int on_frame_send(nghttp2_session *s, const nghttp2_frame *f, void *ud)
         fail(h, f->goaway.error_code, "protocol error");
     }
     h2_stream_t *st = stream_of(s, f->hd.stream_id);
-    if (st && st->body_too_large && (f->hd.flags & NGHTTP2_FLAG_END_STREAM) &&
+    if (st && st->refuse_rest && (f->hd.flags & NGHTTP2_FLAG_END_STREAM) &&
         (f->hd.type == NGHTTP2_HEADERS || f->hd.type == NGHTTP2_DATA))
         nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_NO_ERROR);
     return 0;
@@ -729,6 +736,26 @@ const char *srv__h2_error(const srv__h2_t *h, uint32_t *code)
     if (code)
         *code = h->fail_code;
     return h->failed ? h->fail_why : NULL;
+}
+
+int srv__h2_expire(srv__h2_t *h, int64_t idle_ms)
+{
+    int64_t now = now_ms();
+    int n = 0;
+    for (h2_stream_t *st = h->streams; st; st = st->next) {
+        if (st->dispatched || st->answered || now - st->last_recv <= idle_ms)
+            continue;
+        n++;
+        if (h->in_block) {
+            /* A header block left unfinished holds the whole connection (slowloris). */
+            srv__h2_terminate(h, SRV__H2_ENHANCE_YOUR_CALM, "request timeout");
+            return n;
+        }
+        /* 408, then RST_STREAM(NO_ERROR) once it went: the rest is not waited for. */
+        st->refuse_rest = true;
+        answer_error(h, st, 408);
+    }
+    return n;
 }
 
 uint32_t srv__h2_streams(const srv__h2_t *h)

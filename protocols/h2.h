@@ -74,6 +74,9 @@ void srv__h2_goaway(srv__h2_t *h);
 void srv__h2_terminate(srv__h2_t *h, uint32_t code, const char *why);
 /* Why the session ended (NULL while it has not) and the GOAWAY code it sent. */
 const char *srv__h2_error(const srv__h2_t *h, uint32_t *code);
+/* Requests that made no progress for idle_ms before they were whole: answered 408 and reset
+ * (or, when the client stopped inside a header block, the session ends). Returns how many. */
+int srv__h2_expire(srv__h2_t *h, int64_t idle_ms);
 /* Streams open now (the peer's, request not yet answered in full or closed). */
 uint32_t srv__h2_streams(const srv__h2_t *h);
 /* How long body bytes have waited for the peer's window without any going (0: none wait). */

@@ -401,6 +401,13 @@ static void h2_tick(srv__conn_t *c, int64_t now)
     report(c, true);
     if (srv__h2_error(c->h2, NULL) != NULL)
         return;
+    /* A request must keep arriving (http_body_timeout), as over HTTP/1.1 (slowloris). */
+    if (srv__h2_expire(c->h2, e->cfg->http_body_timeout) > 0) {
+        srv__log(SRV_LOG_INFO, "h2", 0, "session %llx from %s: request timeout",
+                 (unsigned long long)c->session, c->peer);
+        pump(c);
+        return;
+    }
     int64_t stalled = srv__h2_stalled_ms(c->h2);
     if (stalled > e->cfg->send_timeout) {
         srv__h2_terminate(c->h2, SRV__H2_ENHANCE_YOUR_CALM, "stalled window");
