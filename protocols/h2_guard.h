@@ -26,8 +26,11 @@ enum {
 #define SRV__H2_FLAG_ACK 0x1u
 #define SRV__H2_FLAG_END_HEADERS 0x4u
 
-/* The GOAWAY codes the guard answers with. */
+/* Error codes (RFC 9113 section 7): the GOAWAY codes the guard answers with, and the resets
+ * of streams. */
 #define SRV__H2_PROTOCOL_ERROR 0x1u
+#define SRV__H2_INTERNAL_ERROR 0x2u
+#define SRV__H2_REFUSED_STREAM 0x7u
 #define SRV__H2_ENHANCE_YOUR_CALM 0xbu
 
 /* Per second, per connection. */

@@ -183,6 +183,17 @@ static int respond_pieces(srv__conn_t *c, h2_req_t *q, const struct iovec *iov, 
     return rc == -ENOMEM ? rc : 0; /* (-EPROTO: the head ended the stream) */
 }
 
+/* After a piece of q's response: the last one ends the request; frames go out (unless inside
+ * the session's input, which sends them once it returns). */
+static int piece_done(srv__conn_t *c, h2_req_t *q, unsigned flags)
+{
+    if (flags & (SRV_ENGINE_F_FINAL | SRV_ENGINE_F_ERROR))
+        req_done(q);
+    if (!(c->flags & F_IN_PROCESS))
+        pump(c);
+    return 0;
+}
+
 int srv__h2c_respond(srv__req_t *r, const struct iovec *iov, int iovcnt, unsigned flags)
 {
     h2_req_t *q = (h2_req_t *)r;
@@ -194,20 +205,16 @@ int srv__h2c_respond(srv__req_t *r, const struct iovec *iov, int iovcnt, unsigne
     int rc = 0;
     if (flags & SRV_ENGINE_F_ERROR) {
         if (!q->gone)
-            srv__h2_reset(c->h2, q->stream, 2 /* INTERNAL_ERROR */);
+            srv__h2_reset(c->h2, q->stream, SRV__H2_INTERNAL_ERROR);
     } else if (!q->gone) {
         rc = respond_pieces(c, q, iov, iovcnt, flags);
         if (rc < 0) {
             srv__log(SRV_LOG_WARN, "h2", rc, "session %llx stream %d: bad response from the app",
                      (unsigned long long)c->session, q->stream);
-            srv__h2_reset(c->h2, q->stream, 2);
+            srv__h2_reset(c->h2, q->stream, SRV__H2_INTERNAL_ERROR);
         }
     }
-    if (flags & (SRV_ENGINE_F_FINAL | SRV_ENGINE_F_ERROR))
-        req_done(q);
-    if (!(c->flags & F_IN_PROCESS))
-        pump(c);
-    return 0;
+    return piece_done(c, q, flags);
 }
 
 int srv__h2c_respond_fd(srv__req_t *r, int fd, uint64_t off, uint64_t len, unsigned flags)
@@ -218,12 +225,8 @@ int srv__h2c_respond_fd(srv__req_t *r, int fd, uint64_t off, uint64_t len, unsig
     if (q->gone || !q->head_done)
         close(fd);
     else if (srv__h2_file(c->h2, q->stream, fd, off, len, (flags & SRV_ENGINE_F_FINAL) != 0) < 0)
-        srv__h2_reset(c->h2, q->stream, 2);
-    if (flags & (SRV_ENGINE_F_FINAL | SRV_ENGINE_F_ERROR))
-        req_done(q);
-    if (!(c->flags & F_IN_PROCESS))
-        pump(c);
-    return 0;
+        srv__h2_reset(c->h2, q->stream, SRV__H2_INTERNAL_ERROR);
+    return piece_done(c, q, flags);
 }
 
 /* An answer from here (503, a static file's head): as the worker would give it. */
@@ -239,7 +242,7 @@ void srv__h2c_fail(srv__req_t *r)
     srv__conn_t *c = r->conn;
     if (q->gone || q->r.resp_bytes > 0) {
         if (!q->gone)
-            srv__h2_reset(c->h2, q->stream, 2);
+            srv__h2_reset(c->h2, q->stream, SRV__H2_INTERNAL_ERROR);
         req_done(q);
         pump(c);
         return;
@@ -299,7 +302,7 @@ static void *on_request(void *arg, int32_t stream, const srv_request_t *rq)
     h2_req_t *q = calloc(1, sizeof(*q));
     if (q == NULL || srv__req_add(e, &q->r) < 0) {
         free(q);
-        srv__h2_reset(c->h2, stream, 7 /* REFUSED_STREAM */);
+        srv__h2_reset(c->h2, stream, SRV__H2_REFUSED_STREAM);
         return NULL;
     }
     q->stream = stream;
