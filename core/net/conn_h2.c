@@ -368,8 +368,7 @@ static void pull(srv__conn_t *c)
                 ((c->flags & F_EOF) && c->h2_nreq == 0);
     if (over) {
         goaway_log(c);
-        const char *p;
-        if (srv__h2_out(c->h2, &p) == 0)
+        if (!srv__h2_want_write(c->h2))
             c->flags |= F_CLOSE_AFTER | F_NO_READ;
     }
 }
