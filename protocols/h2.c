@@ -776,7 +776,7 @@ size_t srv__h2_out(srv__h2_t *h, const char **p)
         h->out_len = n > 0 ? (size_t)n : 0; /* (an error leaves the session done) */
         h->out_off = 0;
     }
-    *p = h->out_data + h->out_off;
+    *p = h->out_len > 0 ? h->out_data + h->out_off : "";
     return h->out_len - h->out_off;
 }
 
