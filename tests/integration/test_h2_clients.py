@@ -112,7 +112,8 @@ def node(s, tls, scenario="many", timeout=90):
     r = subprocess.run([exe, CLIENT, scenario, url(s, tls, "")], capture_output=True, text=True,
                        timeout=timeout * SLOW + 10, env=env)
     out = r.stdout + r.stderr
-    assert r.returncode == 0 and "PASS" in r.stdout, f"node {scenario} exited {r.returncode}:\n{out}"
+    assert r.returncode == 0 and "PASS" in r.stdout, \
+        f"node {scenario} exited {r.returncode}:\n{out}"
     return out
 
 
