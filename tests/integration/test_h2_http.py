@@ -385,6 +385,37 @@ def test_431_header_list_size():
             check_431(s, True, 6000)
 
 
+def remote_settings(c):
+    """The server's SETTINGS as the client applied them (after the first exchange)."""
+    assert c.get("/").status == 200  # the server's SETTINGS come before any answer
+    rs = c.conn.remote_settings
+    return (rs.max_concurrent_streams, rs.initial_window_size, rs.max_frame_size,
+            rs.max_header_list_size)
+
+
+def test_settings_from_config():
+    """http2_* on a listener, else from [server], else the defaults, in the server's SETTINGS;
+    DATA frames up to the advertised http2_max_frame_size are taken."""
+    own = {"http2_max_concurrent_streams": 7, "http2_initial_window_size": 100000,
+           "http2_max_frame_size": 32768, "http2_max_header_list_size": 9000}
+    inherited = {"http2_max_concurrent_streams": 9, "http2_initial_window_size": 50000,
+                 "http2_max_frame_size": 20000, "http2_max_header_list_size": 10000}
+    for mode in MODES:
+        with running(h2_server(mode, "h2-set")) as s, H2Client(s.port()) as c:
+            assert remote_settings(c) == (128, 65536, 16384, 32768), remote_settings(c)
+        with running(h2_server(mode, "h2-set", server=inherited, listeners=[
+                {"name": "inherits", "type": "http", "open_http2_protocol": True}], **own)) as s:
+            with H2Client(s.port()) as c:
+                assert remote_settings(c) == (7, 100000, 32768, 9000), remote_settings(c)
+                body = pattern(200000, 4)
+                sid = c.request("POST", "/echo", end=False)
+                c.send_body(sid, body)  # frames of 32768 bytes within the windows
+                st = c.response(sid)
+                assert st.status == 200 and bytes(st.data) == body, st.status
+            with H2Client(s.port(1)) as c:
+                assert remote_settings(c) == (9, 50000, 20000, 10000), remote_settings(c)
+
+
 # ---------------------------------------------------------------- large bodies, small windows
 
 def test_upload_16mib_small_server_window():
@@ -534,7 +565,7 @@ def test_info_counts():
 if __name__ == "__main__":
     run([test_endpoints, test_head_and_headers, test_many_streams_one_connection,
          test_expect_100_continue, test_request_trailers, test_413_then_rst_no_error,
-         test_413_declared_content_length, test_431_header_list_size,
+         test_413_declared_content_length, test_431_header_list_size, test_settings_from_config,
          test_upload_16mib_small_server_window, test_download_16mib_small_client_window,
          test_stop_goaway, test_reload_base_goaway, test_reload_process_keeps_connection,
          test_idle_timeout_goaway, test_info_counts])
