@@ -94,13 +94,23 @@ def test_h2load(mode, tls):
 
 
 def test_h2load_small_max_concurrent_streams():
-    """A client asking for more streams than http2_max_concurrent_streams keeps to the limit
-    the server advertised: nothing fails."""
+    """http2_max_concurrent_streams = 4 is advertised; clients within it are all served; h2load
+    asking for 20 streams sends its first 20 before the server's SETTINGS arrive: only streams
+    of that first burst beyond the limit may be refused (REFUSED_STREAM), every other request
+    succeeds and no connection is lost."""
     for tls in (False, True):
         with running(h2_server("process", "h2-mcs", tls, http2_max_concurrent_streams=4)) as s:
             rc, out = nghttp("-nv", url(s, tls))
             assert "[SETTINGS_MAX_CONCURRENT_STREAMS(0x03):4]" in settings_received(out), out
-            h2load(s, tls, n=2000, c=4, m=20)
+            h2load(s, tls, n=2000, c=4, m=4)
+            rc, out = tool("h2load", "-n", "2000", "-c", "4", "-m", "20", "-T",
+                           str(int(30 * SLOW)), url(s, tls), timeout=180)
+            m = re.search(r"requests: 2000 total, 2000 started, 2000 done, (\d+) succeeded, "
+                          r"(\d+) failed, (\d+) errored, 0 timeout", out)
+            assert rc == 0 and m, out
+            ok, failed, errored = map(int, m.groups())
+            assert ok + failed == 2000 and failed == errored <= 4 * (20 - 4), out
+            assert f"status codes: {ok} 2xx" in out, out
 
 
 # ---------------------------------------------------------------- node
