@@ -1,8 +1,9 @@
 """HTTP/2 through the demo app with Python's h2 library (Debian python3-h2) as the client: every
 endpoint over h2c (prior knowledge) and h2 over TLS (ALPN), HEAD, Expect: 100-continue, request
-trailers, 413 + RST_STREAM(NO_ERROR) with the connection still usable, 431, 16 MiB bodies both
-ways through small windows, GOAWAY on reload and stop with the stream in flight finished,
-http2_idle_timeout, and the HTTP/2 counters of `srv info`. The other test_h2_*.py import
+trailers, Upgrade: h2c with a request body, 413 + RST_STREAM(NO_ERROR) with the connection still
+usable, 431, the http2_* settings as advertised, 16 MiB bodies both ways through small windows,
+GOAWAY on stop and (base mode) reload with the stream in flight finished, http2_idle_timeout, and
+the HTTP/2 counters of `srv info`. Process and base mode. The other test_h2_*.py import
 H2Client and h2_server from here."""
 import json
 import os
@@ -68,7 +69,7 @@ class H2Client:
     settings: the client's own SETTINGS (h2.settings.SettingCodes -> value). Data received is
     acknowledged (WINDOW_UPDATE) as it is read. Every wait has a deadline."""
 
-    def __init__(self, port, tls=False, settings=None, timeout=20):
+    def __init__(self, port, tls=False, settings=None, timeout=20, upgrade=None):
         self.port, self.tls, self.timeout = port, tls, timeout * SLOW
         raw = socket.create_connection(("127.0.0.1", port), timeout=self.timeout)
         raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -85,10 +86,33 @@ class H2Client:
         self.conn = _Conn(h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
         if settings:
             self.conn.local_settings = h2.settings.Settings(client=True, initial_values=settings)
-        self.conn.initiate_connection()
         self.streams = {}
         self.goaways = []  # ConnectionTerminated events
         self.eof = False
+        if upgrade:
+            self._upgrade(*upgrade)
+        else:
+            self.conn.initiate_connection()
+            self.flush()
+
+    def _upgrade(self, method, path, body=b""):
+        """h2c by Upgrade: the HTTP/1.1 request (with its body) becomes stream 1."""
+        token = self.conn.initiate_upgrade_connection().decode()
+        head = (f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n"
+                f"Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
+                f"HTTP2-Settings: {token}\r\nContent-Length: {len(body)}\r\n\r\n")
+        self.sock.sendall(head.encode() + body)
+        got = b""
+        while b"\r\n\r\n" not in got:
+            more = self.sock.recv(65536)
+            assert more, f"closed before the 101: {got!r}"
+            got += more
+        head, _, rest = got.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 101 "), head
+        self.streams[1] = Stream()
+        self.flush()  # the preface, now
+        for ev in self.conn.receive_data(rest):
+            self._event(ev)
         self.flush()
 
     def close(self):
@@ -318,6 +342,23 @@ def test_request_trailers(mode, tls):
         assert st.status == 200 and bytes(st.data) == body, (st.status, len(st.data))
         st = c.get("/proto")  # the connection goes on
         assert bytes(st.data) == b"HTTP/2\n"
+
+
+def test_upgrade_h2c_with_body():
+    """Upgrade: h2c from an HTTP/1.1 request with a body: the body is stream 1's, its answer
+    comes as HTTP/2, and the connection goes on with more streams."""
+    for mode in MODES:
+        with running(h2_server(mode, "h2-upgrade")) as s:
+            body = pattern(300000, 11)
+            with H2Client(s.port(), upgrade=("POST", "/echo", body)) as c:
+                st = c.response(1)
+                assert st.status == 200 and bytes(st.data) == body, (st.status, len(st.data))
+                assert bytes(c.get("/proto").data) == b"HTTP/2\n"
+            with H2Client(s.port(), upgrade=("GET", "/proto")) as c:
+                st = c.response(1)
+                assert st.status == 200 and bytes(st.data) == b"HTTP/2\n", st.data
+                st = c.get("/echo", "POST", body=body)
+                assert st.status == 200 and bytes(st.data) == body, st.status
 
 
 # ---------------------------------------------------------------- limits
@@ -566,8 +607,9 @@ def test_info_counts():
 
 if __name__ == "__main__":
     run([test_endpoints, test_head_and_headers, test_many_streams_one_connection,
-         test_expect_100_continue, test_request_trailers, test_413_then_rst_no_error,
-         test_413_declared_content_length, test_431_header_list_size, test_settings_from_config,
+         test_expect_100_continue, test_request_trailers, test_upgrade_h2c_with_body,
+         test_413_then_rst_no_error, test_413_declared_content_length,
+         test_431_header_list_size, test_settings_from_config,
          test_upload_16mib_small_server_window, test_download_16mib_small_client_window,
          test_stop_goaway, test_reload_base_goaway, test_reload_process_keeps_connection,
          test_idle_timeout_goaway, test_info_counts])
