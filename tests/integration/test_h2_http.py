@@ -7,8 +7,11 @@ the HTTP/2 counters of `srv info`. Process and base mode. The other test_h2_*.py
 H2Client and h2_server from here."""
 import json
 import os
+import shutil
 import socket
 import ssl
+import subprocess
+import tempfile
 import time
 
 import h2.config
@@ -17,8 +20,6 @@ import h2.events
 import h2.settings
 from h2.connection import ConnectionState
 from h2.errors import ErrorCodes
-
-import subprocess
 
 from srvtest import SLOW, SRV, run, running, wait_for
 from tlscerts import certs, tls_server
@@ -464,15 +465,31 @@ def test_upload_16mib_small_server_window():
 
 
 def test_download_16mib_small_client_window():
+    """A client whose INITIAL_WINDOW_SIZE is 16 KiB, acknowledging as it reads: 16 MiB from
+    /big (detached, back-pressured), a 6 MiB file by srv_response_file and the same file
+    from document_root, every byte checked."""
     big = 16 << 20
     small = {h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 16384}
-    for mode, tls in (("process", False), ("base", True)):
-        with running(h2_server(mode, "h2-down", tls)) as s, \
-                H2Client(s.port(), tls, settings=small, timeout=120) as c:
-            st = c.get(f"/big?bytes={big}")
-            assert st.status == 200 and len(st.data) == big, (st.status, len(st.data))
-            assert st.data.count(b"x") == big
-            assert c.get("/").status == 200
+    data = os.urandom(6 << 20)
+    name = demo_file("down", data)
+    root = tempfile.mkdtemp(prefix="srvtest-h2-down-")
+    try:
+        with open(os.path.join(root, "six.bin"), "wb") as f:
+            f.write(data)
+        for mode, tls in (("process", False), ("base", True)):
+            with running(h2_server(mode, "h2-down", tls, document_root=root)) as s, \
+                    H2Client(s.port(), tls, settings=small, timeout=120) as c:
+                st = c.get(f"/big?bytes={big}")
+                assert st.status == 200 and len(st.data) == big, (st.status, len(st.data))
+                assert st.data.count(b"x") == big
+                for path in (f"/file?name={name}", "/six.bin"):
+                    st = c.get(path)
+                    assert st.status == 200 and bytes(st.data) == data, \
+                        (path, st.status, len(st.data))
+                assert bytes(c.get("/proto").data) == b"HTTP/2\n"
+    finally:
+        os.unlink(os.path.join(FILES, name))
+        shutil.rmtree(root, ignore_errors=True)
 
 
 # ---------------------------------------------------------------- GOAWAY
