@@ -131,7 +131,47 @@ def test_empty_data_flood(mode):
         attacked(s, attack, ENHANCE_YOUR_CALM, "empty DATA flood")
 
 
+def at_limit(r, kind):
+    """Frames of kind up to (not over) their limit, in one burst."""
+    if kind == "settings":
+        return [r.settings_frame({4: 65535}) for _ in range(9)]  # + the one after the preface
+    if kind == "ping":
+        return [r.ping_frame(i.to_bytes(8, "big")) for i in range(100)]
+    if kind == "window":
+        return [r.window_frame(0, 1) for _ in range(100)]
+    if kind == "empty":
+        sid = r.new_stream()
+        return ([r.headers_frame(sid, r.block("/echo", "POST"), end_stream=False)] +
+                [r.data_frame(sid, b"") for _ in range(100)] +
+                [r.data_frame(sid, b"hello", end_stream=True)])
+    sid = r.new_stream()  # a header block in 64 CONTINUATIONs, within http_header_max (8 KiB)
+    block = r.block("/", extra=[(f"x-h{i}", "v" * 80) for i in range(64)])
+    step = len(block) // 65 + 1
+    pieces = [block[i:i + step] for i in range(0, len(block), step)]
+    assert len(pieces) == 65, len(pieces)
+    return ([r.headers_frame(sid, pieces[0], end_headers=False)] +
+            [r.continuation_frame(sid, p, end_headers=i == 63) for i, p in enumerate(pieces[1:])])
+
+
+@each_mode
+def test_at_limits_not_cut(mode):
+    with running(h2_server(mode, "atlimit")) as s:
+        for kind in ("settings", "ping", "window", "empty", "continuation"):
+            with Raw(s.port()) as r:
+                r.send(b"".join(at_limit(r, kind)))
+                if kind in ("empty", "continuation"):
+                    status, body = r.response(r.max_id)
+                    assert status == 200, f"{kind}: {status} {r.goaway_text()}"
+                    assert kind != "empty" or body == b"hello", body[:100]
+                try:
+                    status, body = r.response(r.request("/"))
+                except AssertionError as e:
+                    raise AssertionError(f"{kind}: {e}") from e
+                assert status == 200 and body == b"Hello, World!", (kind, status, body[:100])
+                assert r.goaway is None and not r.closed, f"{kind}: {r.goaway_text()}"
+
+
 if __name__ == "__main__":
     run([test_continuation_flood, test_hpack_bomb, test_header_list_just_over_limit_is_431,
          test_settings_flood, test_ping_flood, test_ping_flood_tls, test_window_update_flood,
-         test_empty_data_flood])
+         test_empty_data_flood, test_at_limits_not_cut])
