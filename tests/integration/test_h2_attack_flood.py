@@ -169,6 +169,10 @@ def test_at_limits_not_cut(mode):
                     raise AssertionError(f"{kind}: {e}") from e
                 assert status == 200 and body == b"Hello, World!", (kind, status, body[:100])
                 assert r.goaway is None and not r.closed, f"{kind}: {r.goaway_text()}"
+        with Raw(s.port()) as r:  # two WINDOW_UPDATEs per DATA frame, as clients do: earned
+            status, body = r.response(r.request("/big?bytes=4194304"), timeout=30)
+            assert status == 200 and len(body) == 4194304, (status, len(body))
+            assert r.goaway is None and not r.closed, r.goaway_text()
 
 
 if __name__ == "__main__":
