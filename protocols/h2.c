@@ -19,8 +19,6 @@
 #include "core/base/buf.h"
 #include "protocols/h2_guard.h"
 
-#define OUT_BATCH (64u * 1024) /* frames gathered per srv__h2_out */
-
 typedef struct hdr_ref {
     uint32_t name_off, name_len, value_off, value_len;
 } hdr_ref_t;
@@ -36,9 +34,9 @@ typedef struct h2_stream {
     size_t header_bytes; /* as SETTINGS_MAX_HEADER_LIST_SIZE counts them */
     size_t h1_bytes;     /* as the same head would take in HTTP/1.1 */
     bool headers_too_large, has_host, expect_continue;
-    bool refuse_rest; /* answered from here (413, 408): the rest of the request is not read */
+    bool refuse_rest;  /* answered from here (413, 408): the rest of the request is not read */
     int64_t last_recv; /* ms: when the request last made progress */
-    bool dispatched; /* the request went to the caller */
+    bool dispatched;   /* the request went to the caller */
     srv__buf_t body;
     /* the response */
     bool answered, ended, deferred;
@@ -53,8 +51,8 @@ struct srv__h2 {
     nghttp2_session *s;
     srv__h2_opts_t o;
     srv__h2_ops_t ops;
-    srv__buf_t out;
-    size_t out_off;
+    const char *out_data; /* the frame nghttp2 gave last, valid until it gives the next */
+    size_t out_len, out_off;
     h2_stream_t *streams;
     uint32_t nstreams;
     int32_t last_stream;
@@ -439,8 +437,8 @@ static ssize_t read_body(nghttp2_session *s, int32_t id, uint8_t *buf, size_t le
 /* HTTP/1 header names HTTP/2 forbids (RFC 9113 8.2.2). */
 static bool connection_specific(srv_str_t n)
 {
-    static const char *const names[] = {"connection", "keep-alive",     "proxy-connection",
-                                        "transfer-encoding", "upgrade", "http2-settings"};
+    static const char *const names[] = {"connection",        "keep-alive", "proxy-connection",
+                                        "transfer-encoding", "upgrade",    "http2-settings"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         if (n.len == strlen(names[i]) && strncasecmp(n.ptr, names[i], n.len) == 0)
             return true;
@@ -633,7 +631,6 @@ void srv__h2_destroy(srv__h2_t *h)
         stream_free(h, st);
     }
     nghttp2_session_del(h->s);
-    srv__buf_free(&h->out);
     free(h);
 }
 
@@ -721,8 +718,8 @@ int srv__h2_upgrade(srv__h2_t *h, srv_str_t settings, const srv_request_t *req)
 
 void srv__h2_goaway(srv__h2_t *h)
 {
-    nghttp2_submit_goaway(h->s, NGHTTP2_FLAG_NONE,
-                          nghttp2_session_get_last_proc_stream_id(h->s), NGHTTP2_NO_ERROR, NULL, 0);
+    nghttp2_submit_goaway(h->s, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(h->s),
+                          NGHTTP2_NO_ERROR, NULL, 0);
 }
 
 void srv__h2_terminate(srv__h2_t *h, uint32_t code, const char *why)
@@ -770,32 +767,31 @@ int64_t srv__h2_stalled_ms(const srv__h2_t *h)
 
 size_t srv__h2_out(srv__h2_t *h, const char **p)
 {
-    if (h->out_off == h->out.len) {
-        h->out_off = h->out.len = 0;
-        while (h->out.len < OUT_BATCH) {
-            const uint8_t *d = NULL;
-            ssize_t n = nghttp2_session_mem_send(h->s, &d);
-            if (n <= 0)
-                break; /* (an error leaves the session done: srv__h2_done) */
-            if (srv__buf_append(&h->out, d, (size_t)n, 4096, SIZE_MAX) < 0)
-                break;
-        }
+    /* One frame (or its rest) at a time, straight from nghttp2's buffer: no copy here, and an
+     * idle connection keeps no output buffer of its own. */
+    if (h->out_off == h->out_len) {
+        const uint8_t *d = NULL;
+        ssize_t n = nghttp2_session_mem_send(h->s, &d);
+        h->out_data = n > 0 ? (const char *)d : NULL;
+        h->out_len = n > 0 ? (size_t)n : 0; /* (an error leaves the session done) */
+        h->out_off = 0;
     }
-    *p = h->out.data + h->out_off;
-    return h->out.len - h->out_off;
+    *p = h->out_len > 0 ? h->out_data + h->out_off : "";
+    return h->out_len - h->out_off;
 }
 
 void srv__h2_out_consume(srv__h2_t *h, size_t n)
 {
-    h->out_off += n;
-    if (h->out_off >= h->out.len && h->out.cap > 4 * OUT_BATCH) {
-        srv__buf_free(&h->out);
-        h->out_off = 0;
-    }
+    h->out_off += n < h->out_len - h->out_off ? n : h->out_len - h->out_off;
+}
+
+bool srv__h2_want_write(const srv__h2_t *h)
+{
+    return h->out_off < h->out_len || nghttp2_session_want_write(h->s);
 }
 
 bool srv__h2_done(const srv__h2_t *h)
 {
-    return h->out_off == h->out.len && !nghttp2_session_want_read(h->s) &&
+    return h->out_off == h->out_len && !nghttp2_session_want_read(h->s) &&
            !nghttp2_session_want_write(h->s);
 }

@@ -82,10 +82,13 @@ uint32_t srv__h2_streams(const srv__h2_t *h);
 /* How long body bytes have waited for the peer's window without any going (0: none wait). */
 int64_t srv__h2_stalled_ms(const srv__h2_t *h);
 
-/* Frames waiting to be sent: their bytes at *p, valid until the next call on h. */
+/* Frames waiting to be sent: the bytes of the next one (or of its rest) at *p, valid until
+ * the next call on h; 0 when none waits. */
 size_t srv__h2_out(srv__h2_t *h, const char **p);
 void srv__h2_out_consume(srv__h2_t *h, size_t n);
 
+/* Frames wait to be sent (srv__h2_out would give one). */
+bool srv__h2_want_write(const srv__h2_t *h);
 /* Nothing more will be read or written: close once the output has gone. */
 bool srv__h2_done(const srv__h2_t *h);
 

@@ -61,6 +61,8 @@ static void req_done(h2_req_t *q)
     if (q->next)
         q->next->prev = q->prev;
     c->h2_nreq--;
+    if (q->r.flow)
+        c->h2_nflow--;
     if (c->h2_cur == q)
         c->h2_cur = NULL;
     e->inflight--;
@@ -81,7 +83,7 @@ static uint64_t req_written(srv__conn_t *c, h2_req_t *q)
 static void report(srv__conn_t *c, bool force)
 {
     srv__engine_t *e = c->eng;
-    if (e->ops.progress == NULL)
+    if (e->ops.progress == NULL || c->h2_nflow == 0)
         return;
     for (h2_req_t *q = c->h2_reqs; q; q = q->next) {
         if (!q->r.flow || q->gone)
@@ -198,8 +200,10 @@ int srv__h2c_respond(srv__req_t *r, const struct iovec *iov, int iovcnt, unsigne
 {
     h2_req_t *q = (h2_req_t *)r;
     srv__conn_t *c = r->conn;
-    if (flags & SRV_ENGINE_F_FLOW)
+    if ((flags & SRV_ENGINE_F_FLOW) && !r->flow) {
         r->flow = true;
+        c->h2_nflow++;
+    }
     for (int i = 0; i < iovcnt; i++)
         r->resp_bytes += iov[i].iov_len;
     int rc = 0;
@@ -368,8 +372,7 @@ static void pull(srv__conn_t *c)
                 ((c->flags & F_EOF) && c->h2_nreq == 0);
     if (over) {
         goaway_log(c);
-        const char *p;
-        if (srv__h2_out(c->h2, &p) == 0)
+        if (!srv__h2_want_write(c->h2))
             c->flags |= F_CLOSE_AFTER | F_NO_READ;
     }
 }

@@ -298,17 +298,19 @@ static void test_reset_and_preface(void)
     static const char req[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
     CHECK_INT(srv__h2_feed(S.h, req, sizeof(req) - 1), ==, -EPROTO);
     const char *p;
-    size_t n = srv__h2_out(S.h, &p);
+    size_t n;
     bool goaway = false;
-    for (size_t off = 0; off + 9 <= n;) { /* frames: 3 bytes length, type, flags, stream */
-        size_t len = ((size_t)(uint8_t)p[off] << 16) | ((size_t)(uint8_t)p[off + 1] << 8) |
-                     (uint8_t)p[off + 2];
-        if (p[off + 3] == NGHTTP2_GOAWAY)
-            goaway = true;
-        off += 9 + len;
+    while ((n = srv__h2_out(S.h, &p)) > 0) { /* frame by frame: 3 bytes length, type, ... */
+        for (size_t off = 0; off + 9 <= n;) {
+            size_t len = ((size_t)(uint8_t)p[off] << 16) | ((size_t)(uint8_t)p[off + 1] << 8) |
+                         (uint8_t)p[off + 2];
+            if (p[off + 3] == NGHTTP2_GOAWAY)
+                goaway = true;
+            off += 9 + len;
+        }
+        srv__h2_out_consume(S.h, n);
     }
     CHECK(goaway);
-    srv__h2_out_consume(S.h, n);
     CHECK(srv__h2_done(S.h));
     srv__h2_destroy(S.h);
 }
