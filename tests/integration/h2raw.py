@@ -14,12 +14,11 @@ import time
 import h2.config
 import h2.connection
 import h2.events
-import h2.settings
 import hpack
 from hyperframe.frame import (ContinuationFrame, DataFrame, Frame, GoAwayFrame, HeadersFrame,
                               PingFrame, RstStreamFrame, SettingsFrame, WindowUpdateFrame)
 
-from srvtest import SLOW, children_of, wait_for
+from srvtest import SLOW, Server, children_of, wait_for
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 PROTOCOL_ERROR = 0x1
@@ -403,7 +402,6 @@ def expect_log(s, reason, since=0, timeout=10):
 
 def h2_server(mode, name, server=None, **listen):
     """A server with one h2c-capable HTTP listener (extra listener keys in listen)."""
-    from srvtest import Server
     opts = {"mode": mode}
     opts.update(server or {})
     l = {"name": "h2", "type": "http", "open_http2_protocol": True}
@@ -425,7 +423,7 @@ def attacked(s, attack, code, reason, memory=True, raw=None, good_ctx=None, time
             g = r.expect_goaway(code, timeout=timeout)
         expect_log(s, reason, since)
         good.check(3)
-        assert good.served >= 5, f"the good connection was not used during the attack"
+        assert good.served >= 5, "the good connection was not used during the attack"
         if memory:
             expect_rss_bounded(s, rss)
     with Good(s.port(), good_ctx) as fresh:
