@@ -72,10 +72,11 @@ def open_streams(n, path):
         r.pump_until(lambda: r.settings_seen, 10, "the server's SETTINGS")
         got = r.server_settings.get(3)
         assert got == 4, f"SETTINGS_MAX_CONCURRENT_STREAMS: expected 4, got {got}"
-        for _ in range(n):  # SETTINGS ACK went out before these (Raw acks on reading)
-            r.request(path)
+        # The SETTINGS ACK went out on reading; n + 1 requests in one write, so that none of
+        # the first n can be answered (and closed) before the server reads the last.
+        frames = [r.headers_frame(r.new_stream(), r.block(path)) for _ in range(n + 1)]
+        r.send(b"".join(frames))
         good.check()
-        r.request(path)
     return attack
 
 
@@ -83,8 +84,9 @@ def open_streams(n, path):
 def test_streams_over_limit(mode):
     server = {"http2_max_concurrent_streams": 4, "worker_num": 6}
     with running(h2_server(mode, "maxstreams", server=server)) as s:
+        # timeout: base mode runs the 4 handlers (8 s) before it reads the 5th HEADERS
         g, r = attacked(s, open_streams(4, "/sleep?ms=2000"), PROTOCOL_ERROR,
-                        "streams over http2_max_concurrent_streams", memory=False)
+                        "streams over http2_max_concurrent_streams", memory=False, timeout=20)
         assert g.last_stream_id <= 7, r.goaway_text()
 
 
