@@ -82,13 +82,14 @@ def test_schedule():
     """A crontab schedule: kind "cron", next due at the next matching minute."""
     extra = cron_job("every5", schedule="*/5 * * * *") + cron_job("daily", schedule="30 4 * * *")
     with running(Server(extra=extra)) as s:
+        now = time.time()  # before the answer: a slot boundary may pass while it is made
         j = jobs(s)
         assert set(j) == {"every5", "daily"}, j
-        now = time.time()
         for name, period in (("every5", 300), ("daily", 86400)):
             assert j[name]["kind"] == "cron", j[name]
             due = j[name]["next_due_ms"] / 1000
-            assert now < due <= now + period + 1, (name, due, now)
+            # (a run due right now that the timer process has not started yet shows as due)
+            assert now - 2 * SLOW < due <= now + period + 1, (name, due, now)
             t = datetime.datetime.fromtimestamp(due)  # local time, as crontab reads it
             assert t.second == 0 and t.microsecond == 0, (name, t)
             if name == "every5":
