@@ -61,6 +61,7 @@ static void req_done(h2_req_t *q)
     if (q->next)
         q->next->prev = q->prev;
     c->h2_nreq--;
+    c->h2_idle_since = 0; /* idle from the next tick on: the loop's clock may be old here */
     if (q->r.flow)
         c->h2_nflow--;
     if (c->h2_cur == q)
