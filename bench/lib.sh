@@ -24,7 +24,7 @@ cpu_busy() { awk -v c="cpu$scpu" '$1 == c {print $2 + $3 + $4 + $7 + $8}' /proc/
 wait_quiet() {
     local deadline a b pct busy_until=$((SECONDS + ${BUSY_WAIT:-900}))
     local others
-    others="$(printf '%s\n' http tcp ws task table timer | grep -vx "$bench_self" | paste -sd'|')"
+    others="$(printf '%s\n' http https h2 tcp ws task table timer | grep -vx "$bench_self" | paste -sd'|')"
     while pgrep -f "($others)\\.sh" >/dev/null && ((SECONDS < busy_until)); do
         sleep 5
     done

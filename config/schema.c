@@ -24,6 +24,7 @@ static const char *const col_type_names[] = {"int", "float", "string", NULL};
 #define PR(field) F(srv__process_config_t, field)
 #define SN(field) F(srv__sni_config_t, field)
 #define SSL_KF (SRV__KF_STREAM | SRV__KF_SSL)
+#define H2_KF (SRV__KF_HTTP | SRV__KF_NEG1 | SRV__KF_H2)
 
 static const srv__key_desc_t server_keys[] = {
     {"mode", SRV__KT_ENUM, SV(mode), 0, 0, mode_names, 0},
@@ -53,6 +54,16 @@ static const srv__key_desc_t server_keys[] = {
     {"task_max_queue", SRV__KT_I64, SV(task_max_queue), 1, 100000000, NULL, 0},
     {"ipc_buffer_size", SRV__KT_INT, SV(ipc_buffer_size), 64 * SRV__KiB, SRV__GiB, NULL, 0},
     {"redis", SRV__KT_REDIS, SV(redis), 0, 0, NULL, SRV__KF_EMPTY_OK},
+    /* defaults for listeners with open_http2_protocol (refused when none has it) */
+    {"http2_max_concurrent_streams", SRV__KT_I64, SV(http2_max_concurrent_streams), 1, SRV__MiB,
+     NULL, SRV__KF_H2},
+    {"http2_initial_window_size", SRV__KT_I64, SV(http2_initial_window_size), 1, INT32_MAX, NULL,
+     SRV__KF_H2},
+    {"http2_max_frame_size", SRV__KT_I64, SV(http2_max_frame_size), 16384, 16777215, NULL,
+     SRV__KF_H2},
+    {"http2_max_header_list_size", SRV__KT_I64, SV(http2_max_header_list_size), 1024,
+     16 * SRV__MiB, NULL, SRV__KF_H2},
+    {"http2_idle_timeout", SRV__KT_I64, SV(http2_idle_timeout), 1, 86400, NULL, SRV__KF_H2},
 };
 
 static const srv__key_desc_t listen_keys[] = {
@@ -116,7 +127,20 @@ static const srv__key_desc_t listen_keys[] = {
                                       LI(ssl_handshake_timeout), 1, 3600, NULL, SSL_KF},
     [SRV__L_SSL_ALPN] = {"ssl_alpn", SRV__KT_WORDS, LI(ssl_alpn), 0, 0, NULL,
                          SSL_KF | SRV__KF_TCP},
-    [SRV__L_OPEN_HTTP2_PROTOCOL] = {"open_http2_protocol", SRV__KT_BOOL, LI(open_http2_protocol), 0, 0, NULL, SRV__KF_HTTP},
+    [SRV__L_OPEN_HTTP2_PROTOCOL] = {"open_http2_protocol", SRV__KT_BOOL, LI(open_http2_protocol),
+                                    0, 0, NULL, SRV__KF_HTTP},
+    [SRV__L_HTTP2_MAX_CONCURRENT_STREAMS] = {"http2_max_concurrent_streams", SRV__KT_I64,
+                                             LI(http2_max_concurrent_streams), 1, SRV__MiB, NULL,
+                                             H2_KF},
+    [SRV__L_HTTP2_INITIAL_WINDOW_SIZE] = {"http2_initial_window_size", SRV__KT_I64,
+                                          LI(http2_initial_window_size), 1, INT32_MAX, NULL, H2_KF},
+    [SRV__L_HTTP2_MAX_FRAME_SIZE] = {"http2_max_frame_size", SRV__KT_I64, LI(http2_max_frame_size),
+                                     16384, 16777215, NULL, H2_KF},
+    [SRV__L_HTTP2_MAX_HEADER_LIST_SIZE] = {"http2_max_header_list_size", SRV__KT_I64,
+                                           LI(http2_max_header_list_size), 1024, 16 * SRV__MiB,
+                                           NULL, H2_KF},
+    [SRV__L_HTTP2_IDLE_TIMEOUT] = {"http2_idle_timeout", SRV__KT_I64, LI(http2_idle_timeout), 1,
+                                   86400, NULL, H2_KF},
 };
 
 static const srv__key_desc_t sni_keys[] = {

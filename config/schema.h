@@ -16,7 +16,7 @@
 #define SRV__GiB (SRV__MiB * 1024)
 
 /* Most keys of one section, most entries of one repeated section (the loader's line tables). */
-#define SRV__KEYS_MAX 40
+#define SRV__KEYS_MAX 48
 #define SRV__ENTRIES_MAX 64
 
 typedef enum {
@@ -46,6 +46,7 @@ enum {
     SRV__KF_EMPTY_OK = 8, /* "" is allowed (means "none") */
     SRV__KF_STREAM = 16,  /* only on http and tcp listeners */
     SRV__KF_SSL = 32,     /* only with ssl = true */
+    SRV__KF_H2 = 64,      /* only with open_http2_protocol = true */
 };
 
 typedef struct srv__key_desc {
@@ -109,6 +110,11 @@ enum {
     SRV__L_SSL_HANDSHAKE_TIMEOUT,
     SRV__L_SSL_ALPN,
     SRV__L_OPEN_HTTP2_PROTOCOL,
+    SRV__L_HTTP2_MAX_CONCURRENT_STREAMS,
+    SRV__L_HTTP2_INITIAL_WINDOW_SIZE,
+    SRV__L_HTTP2_MAX_FRAME_SIZE,
+    SRV__L_HTTP2_MAX_HEADER_LIST_SIZE,
+    SRV__L_HTTP2_IDLE_TIMEOUT,
 };
 enum { SRV__S_HOST, SRV__S_CERT, SRV__S_KEY };
 enum { SRV__T_NAME, SRV__T_SIZE };

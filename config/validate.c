@@ -126,6 +126,9 @@ static void validate_listen(srv__loader_t *ld, int i)
                  "only valid on http and tcp listeners (this one is udp)");
         else if ((flags & SRV__KF_SSL) && !l->ssl)
             fail(ld, kl[k], srv__schema[SRV__SECT_LISTEN].keys[k].name, "needs ssl = true");
+        else if ((flags & SRV__KF_H2) && !l->open_http2_protocol && l->type == SRV_LISTEN_HTTP)
+            fail(ld, kl[k], srv__schema[SRV__SECT_LISTEN].keys[k].name,
+                 "has no effect without open_http2_protocol = true");
     }
     if (l->ssl && l->type != SRV_LISTEN_UDP)
         validate_ssl(ld, i);
@@ -263,6 +266,22 @@ static void validate_process(srv__loader_t *ld, int i)
     }
 }
 
+/* [server]'s http2_* are defaults for listeners with HTTP/2: without one, they do nothing. */
+static void validate_h2_defaults(srv__loader_t *ld)
+{
+    const srv__config_t *cfg = ld->cfg;
+    for (int i = 0; i < cfg->nlisten; i++)
+        if (cfg->listen[i].open_http2_protocol)
+            return;
+    const srv__sect_desc_t *sd = &srv__schema[SRV__SECT_SERVER];
+    for (int k = 0; k < sd->nkeys; k++) {
+        int line = ld->key_lines[SRV__SECT_SERVER][0][k];
+        if ((sd->keys[k].flags & SRV__KF_H2) && line != 0)
+            fail(ld, line, sd->keys[k].name,
+                 "has no effect: no listener has open_http2_protocol = true");
+    }
+}
+
 void srv__validate(srv__loader_t *ld)
 {
     srv__config_t *cfg = ld->cfg;
@@ -282,7 +301,7 @@ void srv__validate(srv__loader_t *ld)
         validate_process(ld, i);
     for (int k = 0; k < cfg->nsni; k++)
         validate_sni(ld, k);
+    validate_h2_defaults(ld);
     if (!srv__loader_failed(ld))
         srv__config_check_tables(ld, cfg);
-
 }

@@ -36,6 +36,7 @@ typedef struct h2_stream {
     bool headers_too_large, has_host, expect_continue;
     bool refuse_rest;  /* answered from here (413, 408): the rest of the request is not read */
     int64_t last_recv; /* ms: when the request last made progress */
+    uint64_t declared; /* its content-length, 0 when none */
     bool dispatched;   /* the request went to the caller */
     srv__buf_t body;
     /* the response */
@@ -164,6 +165,15 @@ static int keep_string(h2_stream_t *st, const uint8_t *p, size_t n, uint32_t *of
     return srv__buf_append(&st->strings, p, n, 256, UINT32_MAX);
 }
 
+/* A content-length header's value (nghttp2 checked its syntax), saturating. */
+static uint64_t content_length(const uint8_t *v, size_t n)
+{
+    uint64_t x = 0;
+    for (size_t i = 0; i < n && v[i] >= '0' && v[i] <= '9'; i++)
+        x = x > UINT64_MAX / 10 - 10 ? UINT64_MAX : x * 10 + (uint64_t)(v[i] - '0');
+    return x;
+}
+
 static int add_header(h2_stream_t *st, const uint8_t *name, size_t nl, const uint8_t *value,
                       size_t vl)
 {
@@ -190,6 +200,8 @@ static int add_header(h2_stream_t *st, const uint8_t *name, size_t nl, const uin
         st->hdrs[st->nhdrs++] = r;
         if (nl == 4 && memcmp(name, "host", 4) == 0)
             st->has_host = true;
+        if (nl == 14 && memcmp(name, "content-length", 14) == 0)
+            st->declared = content_length(value, vl);
         if (nl == 6 && memcmp(name, "expect", 6) == 0 && vl == 12 &&
             strncasecmp((const char *)value, "100-continue", 12) == 0)
             st->expect_continue = true;
@@ -305,6 +317,12 @@ static void dispatch(srv__h2_t *h, h2_stream_t *st)
 
 static int on_request_frame(srv__h2_t *h, const nghttp2_frame *f, h2_stream_t *st)
 {
+    if (f->hd.type == NGHTTP2_HEADERS && st->declared > h->o.body_max && !st->answered) {
+        /* A body announced over the limit: 413 before it comes, then RST_STREAM(NO_ERROR). */
+        st->refuse_rest = true;
+        answer_error(h, st, 413);
+        return 0;
+    }
     if (!(f->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
         /* Headers with a body to come: the client may wait for 100 before sending it. */
         if (f->hd.type == NGHTTP2_HEADERS && st->expect_continue && !st->headers_too_large) {
@@ -334,9 +352,10 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud)
     if (st == NULL)
         return 0;
     if (f->hd.type == NGHTTP2_RST_STREAM) {
-        /* A stream reset before its response was complete: work asked for and thrown away. */
+        /* A stream reset while it was open: work asked for and thrown away (in base mode the
+         * request may have been served already, its frames not yet sent: it counts alike). */
         const char *why = NULL;
-        uint32_t code = st->ended ? 0 : srv__h2_guard_reset(&h->guard, now_ms(), &why);
+        uint32_t code = srv__h2_guard_reset(&h->guard, now_ms(), &why);
         return code ? fail(h, code, why) : 0;
     }
     if (f->hd.type == NGHTTP2_HEADERS || f->hd.type == NGHTTP2_DATA)
@@ -367,6 +386,8 @@ static int on_stream_close(nghttp2_session *s, int32_t id, uint32_t code, void *
     if (st == NULL)
         return 0;
     nghttp2_session_set_stream_user_data(s, id, NULL);
+    if (code == NGHTTP2_NO_ERROR)
+        srv__h2_guard_completed(&h->guard);
     /* A request with the caller whose response did not end: its producer should stop. */
     void *user = st->user;
     st->user = NULL;
@@ -776,7 +797,7 @@ size_t srv__h2_out(srv__h2_t *h, const char **p)
         h->out_len = n > 0 ? (size_t)n : 0; /* (an error leaves the session done) */
         h->out_off = 0;
     }
-    *p = h->out_data + h->out_off;
+    *p = h->out_len > 0 ? h->out_data + h->out_off : "";
     return h->out_len - h->out_off;
 }
 

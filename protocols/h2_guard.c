@@ -98,6 +98,11 @@ uint32_t srv__h2_guard_frame(srv__h2_guard_t *g, uint8_t type, uint8_t flags, si
     }
 }
 
+void srv__h2_guard_completed(srv__h2_guard_t *g)
+{
+    g->completed++;
+}
+
 uint32_t srv__h2_guard_reset(srv__h2_guard_t *g, int64_t now, const char **why)
 {
     double cap = 2.0 * g->max_streams;
@@ -105,7 +110,8 @@ uint32_t srv__h2_guard_reset(srv__h2_guard_t *g, int64_t now, const char **why)
     if (g->reset_tokens > cap)
         g->reset_tokens = cap;
     g->reset_at = now;
-    if (g->reset_tokens < 1.0) {
+    g->resets++;
+    if (g->reset_tokens < 1.0 || (g->resets > 2u * g->max_streams && g->resets > g->completed)) {
         *why = "rapid reset";
         return SRV__H2_ENHANCE_YOUR_CALM;
     }

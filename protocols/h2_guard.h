@@ -53,6 +53,7 @@ typedef struct srv__h2_guard {
     uint64_t block_bytes;
     double reset_tokens; /* rapid reset: a bucket of 2 x max_streams, max_streams per second */
     int64_t reset_at;
+    uint64_t resets, completed; /* streams the peer reset, streams that ended without one */
 } srv__h2_guard_t;
 
 void srv__h2_guard_init(srv__h2_guard_t *g, uint32_t max_streams, uint32_t header_list_max,
@@ -60,10 +61,13 @@ void srv__h2_guard_init(srv__h2_guard_t *g, uint32_t max_streams, uint32_t heade
 /* A frame header from the peer (before its payload). Returns 0, or the GOAWAY code with *why. */
 uint32_t srv__h2_guard_frame(srv__h2_guard_t *g, uint8_t type, uint8_t flags, size_t length,
                              int64_t now, const char **why);
-/* The peer reset a stream whose response was not complete. 0, or the GOAWAY code with *why. */
+/* The peer reset an open stream: too fast (the bucket), or most streams end so (more than
+ * 2 x max_streams resets, more than streams completed). 0, or the GOAWAY code with *why. */
 uint32_t srv__h2_guard_reset(srv__h2_guard_t *g, int64_t now, const char **why);
 /* What earns WINDOW_UPDATEs: a DATA frame we sent, a stream the peer opened. */
 void srv__h2_guard_data_sent(srv__h2_guard_t *g, int64_t now);
 void srv__h2_guard_stream(srv__h2_guard_t *g, int64_t now);
+/* A stream ended without a reset from the peer. */
+void srv__h2_guard_completed(srv__h2_guard_t *g);
 
 #endif

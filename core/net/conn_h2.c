@@ -61,6 +61,9 @@ static void req_done(h2_req_t *q)
     if (q->next)
         q->next->prev = q->prev;
     c->h2_nreq--;
+    c->h2_idle_since = 0; /* idle from the next tick on: the loop's clock may be old here */
+    if (q->r.flow)
+        c->h2_nflow--;
     if (c->h2_cur == q)
         c->h2_cur = NULL;
     e->inflight--;
@@ -81,7 +84,7 @@ static uint64_t req_written(srv__conn_t *c, h2_req_t *q)
 static void report(srv__conn_t *c, bool force)
 {
     srv__engine_t *e = c->eng;
-    if (e->ops.progress == NULL)
+    if (e->ops.progress == NULL || c->h2_nflow == 0)
         return;
     for (h2_req_t *q = c->h2_reqs; q; q = q->next) {
         if (!q->r.flow || q->gone)
@@ -198,8 +201,10 @@ int srv__h2c_respond(srv__req_t *r, const struct iovec *iov, int iovcnt, unsigne
 {
     h2_req_t *q = (h2_req_t *)r;
     srv__conn_t *c = r->conn;
-    if (flags & SRV_ENGINE_F_FLOW)
+    if ((flags & SRV_ENGINE_F_FLOW) && !r->flow) {
         r->flow = true;
+        c->h2_nflow++;
+    }
     for (int i = 0; i < iovcnt; i++)
         r->resp_bytes += iov[i].iov_len;
     int rc = 0;

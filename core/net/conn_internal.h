@@ -182,7 +182,7 @@ struct srv__conn {
      * open with the HTTP/2 preface. */
     srv__h2_t *h2;
     struct h2_req *h2_reqs, *h2_cur;
-    uint32_t h2_nreq;
+    uint32_t h2_nreq, h2_nflow; /* requests with the app; those whose producer wants reports */
     int64_t h2_idle_since;
     bool h2_sniff, h2_goaway;
 };

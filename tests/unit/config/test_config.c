@@ -614,6 +614,50 @@ static void test_tls(void)
     free(i);
 }
 
+/* HTTP/2 keys in both syntaxes: [server]'s defaults, a listener's own values, -1 where a
+ * listener inherits. */
+static void test_http2(void)
+{
+    static const char toml[] = "[server]\napp = \"app.so\"\nhttp2_max_concurrent_streams = 64\n"
+                               "http2_idle_timeout = 30\n"
+                               "[[listen]]\nport = 9500\nopen_http2_protocol = true\n"
+                               "http2_initial_window_size = 1048576\nhttp2_max_frame_size = 32768\n"
+                               "http2_max_header_list_size = 65536\n"
+                               "[[listen]]\nport = 9501\nopen_http2_protocol = true\n"
+                               "http2_max_concurrent_streams = 8\nhttp2_idle_timeout = 2\n"
+                               "[[listen]]\nport = 9502\n";
+    static const char ini[] = "[server]\napp = app.so\nhttp2_max_concurrent_streams = 64\n"
+                              "http2_idle_timeout = 30\n"
+                              "[listen.listen0]\nport = 9500\nopen_http2_protocol = true\n"
+                              "http2_initial_window_size = 1048576\nhttp2_max_frame_size = 32768\n"
+                              "http2_max_header_list_size = 65536\n"
+                              "[listen.listen1]\nport = 9501\nopen_http2_protocol = true\n"
+                              "http2_max_concurrent_streams = 8\nhttp2_idle_timeout = 2\n"
+                              "[listen.listen2]\nport = 9502\n";
+    srv__config_t *t = load_ok("h2.toml", toml), *i = load_ok("h2.ini", ini);
+    CHECK(srv__config_equal(t, i));
+    CHECK_INT(t->http2_max_concurrent_streams, ==, 64);
+    CHECK_INT(t->http2_idle_timeout, ==, 30);
+    CHECK_INT(t->http2_initial_window_size, ==, 65536); /* defaults where [server] is silent */
+    CHECK_INT(t->http2_max_frame_size, ==, 16384);
+    CHECK_INT(t->http2_max_header_list_size, ==, 32768);
+    const srv__listen_config_t *a = &t->listen[0], *b = &t->listen[1], *c = &t->listen[2];
+    CHECK(a->open_http2_protocol && b->open_http2_protocol && !c->open_http2_protocol);
+    CHECK_INT(a->http2_initial_window_size, ==, 1048576);
+    CHECK_INT(a->http2_max_frame_size, ==, 32768);
+    CHECK_INT(a->http2_max_header_list_size, ==, 65536);
+    CHECK_INT(a->http2_max_concurrent_streams, ==, -1);
+    CHECK_INT(a->http2_idle_timeout, ==, -1);
+    CHECK_INT(b->http2_max_concurrent_streams, ==, 8);
+    CHECK_INT(b->http2_idle_timeout, ==, 2);
+    CHECK_INT(b->http2_initial_window_size, ==, -1);
+    /* A changed HTTP/2 setting is a changed configuration. */
+    i->listen[1].http2_idle_timeout = 3;
+    CHECK(!srv__config_equal(t, i));
+    free(t);
+    free(i);
+}
+
 int main(void)
 {
     (void)check_failures_;
@@ -629,5 +673,6 @@ int main(void)
     test_ini_long_lines();
     test_unreadable();
     test_tls();
+    test_http2();
     return 0;
 }

@@ -85,17 +85,28 @@ static void test_rapid_reset(void)
         CHECK_INT(srv__h2_guard_reset(&g, 0, &why), ==, 0);
     CHECK_INT(srv__h2_guard_reset(&g, 0, &why), ==, SRV__H2_ENHANCE_YOUR_CALM);
     CHECK(strcmp(why, "rapid reset") == 0);
-    /* Refilled at max_streams a second: 50 in half a second, not 51. */
+    /* Refilled at max_streams a second: 50 in half a second, not 51 (most streams completed,
+     * so only the bucket counts). */
     srv__h2_guard_init(&g, 100, 32768, 0);
+    for (int i = 0; i < 1000; i++)
+        srv__h2_guard_completed(&g);
     for (int i = 0; i < 200; i++)
         CHECK_INT(srv__h2_guard_reset(&g, 0, &why), ==, 0);
     for (int i = 0; i < 50; i++)
         CHECK_INT(srv__h2_guard_reset(&g, 500, &why), ==, 0);
     CHECK_INT(srv__h2_guard_reset(&g, 500, &why), ==, SRV__H2_ENHANCE_YOUR_CALM);
-    /* A client resetting now and then never runs dry. */
+    /* A client resetting now and then, and completing most streams, never runs dry. */
     srv__h2_guard_init(&g, 100, 32768, 0);
-    for (int i = 0; i < 10000; i++)
+    for (int i = 0; i < 10000; i++) {
         CHECK_INT(srv__h2_guard_reset(&g, (int64_t)i * 20, &why), ==, 0);
+        srv__h2_guard_completed(&g);
+        srv__h2_guard_completed(&g);
+    }
+    /* Slowly, but resetting most streams: cut after 2 x max_streams resets. */
+    srv__h2_guard_init(&g, 100, 32768, 0);
+    for (int i = 0; i < 200; i++)
+        CHECK_INT(srv__h2_guard_reset(&g, (int64_t)i * 50, &why), ==, 0);
+    CHECK_INT(srv__h2_guard_reset(&g, 10000, &why), ==, SRV__H2_ENHANCE_YOUR_CALM);
 }
 
 int main(void)

@@ -32,7 +32,7 @@ static void make(int n, size_t cap, uint32_t max_msgs)
 /* A message whose payload is len bytes derived from seq (so a mix-up shows). */
 static int put_seq(int box, uint64_t seq, uint32_t len, int32_t from)
 {
-    unsigned char data[4096];
+    unsigned char data[4096] = {0};
     CHECK(len <= sizeof(data));
     for (uint32_t k = 0; k < len; k++)
         data[k] = (unsigned char)(seq * 31u + k);
