@@ -47,7 +47,7 @@ fuzz: test-deps
 		echo "== $$name, $(FUZZ_TIME) s"; \
 		$(FUZZ_BUILD)/tests/fuzz/$$name -max_total_time=$(FUZZ_TIME) -timeout=25 -rss_limit_mb=2048 \
 			-artifact_prefix=$$run/ -print_final_stats=1 $$run/corpus >$$run/log 2>&1; \
-		rc=$$?; grep -E '^#[0-9]+ +DONE|number_of_executed_units' $$run/log; \
+		rc=$$?; grep -E '^#[0-9]+[[:space:]]+DONE|number_of_executed_units' $$run/log; \
 		if [ $$rc -ne 0 ]; then tail -40 $$run/log; echo "$$name: crash, see $$run" >&2; exit 1; fi; \
 	done
 
