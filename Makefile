@@ -4,8 +4,10 @@
 JOBS ?= $(shell nproc)
 BUILD ?= build
 TEST_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+FUZZ_TIME ?= 30
 
-.PHONY: all deps test-deps build run test test-fast bench clean format
+.PHONY: all deps test-deps build run test test-fast fuzz bench clean format
 
 all: build
 
@@ -30,6 +32,24 @@ test: test-deps
 	SRV_REACTOR_BACKEND=io_uring ctest --test-dir $(TEST_BUILD) --output-on-failure -j2 --timeout 600
 	@echo "== ctest, epoll backend =="
 	SRV_REACTOR_BACKEND=epoll ctest --test-dir $(TEST_BUILD) --output-on-failure -j2 --timeout 600
+	@$(MAKE) --no-print-directory fuzz
+
+# Every libFuzzer harness of tests/fuzz for FUZZ_TIME seconds each (clang, ASan+UBSan), over a
+# copy of its corpus (the committed seeds stay as they are); fails on the first crash found,
+# leaving the input in $(FUZZ_BUILD)/fuzz-run/<name>/crash-*.
+fuzz: test-deps
+	@CC=clang CXX=clang++ cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+		-DSRV_FUZZ=ON -DSRV_ASAN=ON >/dev/null
+	@cmake --build $(FUZZ_BUILD) -j$(JOBS) --target srv_fuzzers
+	@for src in tests/fuzz/fuzz_*.c; do \
+		name=$$(basename $$src .c); what=$${name#fuzz_}; run=$(FUZZ_BUILD)/fuzz-run/$$what; \
+		rm -rf $$run && mkdir -p $$run/corpus && cp -r tests/fuzz/corpus/$$what/. $$run/corpus/; \
+		echo "== $$name, $(FUZZ_TIME) s"; \
+		$(FUZZ_BUILD)/tests/fuzz/$$name -max_total_time=$(FUZZ_TIME) -timeout=25 -rss_limit_mb=2048 \
+			-artifact_prefix=$$run/ -print_final_stats=1 $$run/corpus >$$run/log 2>&1; \
+		rc=$$?; grep -E '^#[0-9]+[[:space:]]+DONE|number_of_executed_units' $$run/log; \
+		if [ $$rc -ne 0 ]; then tail -40 $$run/log; echo "$$name: crash, see $$run" >&2; exit 1; fi; \
+	done
 
 # A quicker loop while developing: no sanitizers, default backend.
 test-fast: test-deps build

@@ -47,8 +47,9 @@ static void scrub(char *p)
     }
 }
 
-static void diag_vnote(srv__doc_diag_t *d, int line, int pos, const char *key, const char *fmt,
-                       va_list ap)
+__attribute__((format(printf, 5, 0))) static void diag_vnote(srv__doc_diag_t *d, int line, int pos,
+                                                             const char *key, const char *fmt,
+                                                             va_list ap)
 {
     /* Keep the earliest problem: TOML hands keys over in name order, not file order. */
     if (d->set &&

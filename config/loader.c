@@ -12,7 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void vnote(srv__loader_t *ld, int line, const char *key, const char *fmt, va_list ap)
+__attribute__((format(printf, 4, 0))) static void vnote(srv__loader_t *ld, int line,
+                                                        const char *key, const char *fmt,
+                                                        va_list ap)
 {
     char msg[sizeof(ld->diag.msg)];
     vsnprintf(msg, sizeof(msg), fmt, ap);

@@ -238,6 +238,10 @@ size_t srv__tls_out(srv__tls_t *t, const char **p)
         t->pend.len = 0;
         t->out_off = 0;
     }
+    if (t->out_off == t->out.len) {
+        *p = ""; /* out.data may still be NULL: no pointer arithmetic on it */
+        return 0;
+    }
     *p = t->out.data + t->out_off;
     return t->out.len - t->out_off;
 }
