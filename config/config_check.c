@@ -342,8 +342,11 @@ void srv__config_tls_conf(const srv__config_t *cfg, int li, srv__tls_conf_t *con
         .verify_optional = l->ssl_verify_optional,
         .client_cert_file = l->ssl_client_cert_file,
         .session_tickets = l->ssl_session_tickets,
-        /* HTTP/1.1 is what an HTTP listener speaks (h2 joins with HTTP/2). */
-        .alpn = l->type == SRV_LISTEN_HTTP ? (l->open_http2_protocol ? "h2 http/1.1" : "http/1.1") : l->ssl_alpn,
+        /* An HTTP listener offers what it speaks, in the server's order of preference: h2
+         * first with open_http2_protocol, so a client offering both gets HTTP/2. */
+        .alpn = l->type != SRV_LISTEN_HTTP ? l->ssl_alpn
+                : l->open_http2_protocol   ? "h2 http/1.1"
+                                           : "http/1.1",
     };
 }
 

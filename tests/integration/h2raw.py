@@ -428,4 +428,11 @@ def attacked(s, attack, code, reason, memory=True, raw=None, good_ctx=None, time
             expect_rss_bounded(s, rss)
     with Good(s.port(), good_ctx) as fresh:
         fresh.check()
+    expect_no_sanitizer_report(s)
     return g, r
+
+
+def expect_no_sanitizer_report(s):
+    """No ASan / UBSan report in what the server wrote (its log and its stdout/stderr)."""
+    m = re.search(r"ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:", s.log())
+    assert m is None, f"sanitizer report from the server:\n{s.log()[m.start():][:3000]}"

@@ -8,7 +8,8 @@ connection, opened before, is served during and after. Process and base mode.
 The floods are in test_h2_attack_flood.py."""
 import re
 
-from h2raw import (ENHANCE_YOUR_CALM, PROTOCOL_ERROR, Good, Raw, attacked, h2_server)
+from h2raw import (ENHANCE_YOUR_CALM, PROTOCOL_ERROR, Good, Raw, attacked,
+                   expect_no_sanitizer_report, h2_server)
 from srvtest import raw, run, running
 from test_http import each_mode
 from tlscerts import client_ctx, tls_server
@@ -34,6 +35,7 @@ def test_plain_port_non_preface_is_http1(mode):
         assert re.match(rb"HTTP/1\.1 200 ", out) and out.endswith(b"Hello, World!"), out[:300]
         with Good(s.port()) as g:
             g.check()
+        expect_no_sanitizer_report(s)
 
 
 def rapid_reset(path, pairs=2000):
@@ -65,6 +67,7 @@ def test_few_resets_not_cut(mode):
                 status, body = r.response(r.request("/"))
                 assert status == 200 and body == b"Hello, World!", (status, body[:100])
             assert r.goaway is None and not r.closed, r.goaway_text()
+        expect_no_sanitizer_report(s)
 
 
 def open_streams(n, path):

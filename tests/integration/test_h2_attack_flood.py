@@ -6,7 +6,7 @@ frames faster than their per-second limits. Each must end the connection with GO
 ENHANCE_YOUR_CALM and a [warn] log line while another connection, opened before, is served
 during and after, and the server's memory (sum of VmRSS) grows by at most 64 MiB.
 Process and base mode."""
-from h2raw import ENHANCE_YOUR_CALM, Raw, attacked, h2_server
+from h2raw import ENHANCE_YOUR_CALM, Raw, attacked, expect_no_sanitizer_report, h2_server
 from srvtest import run, running
 from test_http import each_mode
 from tlscerts import client_ctx, tls_server
@@ -84,6 +84,7 @@ def test_header_list_just_over_limit_is_431(mode):
                 status, body = r.response(r.request("/"))
                 assert status == 200 and body == b"Hello, World!", (status, body[:100])
             assert r.goaway is None and not r.closed, r.goaway_text()
+        expect_no_sanitizer_report(s)
 
 
 def frames_flood(make, n, chunk=4096):
@@ -173,6 +174,7 @@ def test_at_limits_not_cut(mode):
             status, body = r.response(r.request("/big?bytes=4194304"), timeout=30)
             assert status == 200 and len(body) == 4194304, (status, len(body))
             assert r.goaway is None and not r.closed, r.goaway_text()
+        expect_no_sanitizer_report(s)
 
 
 if __name__ == "__main__":

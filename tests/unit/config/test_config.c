@@ -10,6 +10,7 @@
 
 #include "check.h"
 #include "protocols/frame.h"
+#include "protocols/tls.h"
 
 static char tmpdir[256];
 static char names[32][64];
@@ -658,6 +659,30 @@ static void test_http2(void)
     free(i);
 }
 
+/* ALPN as a TLS listener offers it: h2 first with open_http2_protocol (the server's preference
+ * decides), http/1.1 alone without; a tcp listener its own ssl_alpn. */
+static void test_http2_alpn(void)
+{
+    static const char toml[] =
+        "[server]\napp = \"app.so\"\n"
+        "[[listen]]\nport = 9500\nssl = true\nssl_cert_file = \"c.pem\"\nssl_key_file = \"k.pem\"\n"
+        "open_http2_protocol = true\n"
+        "[[listen]]\nport = 9501\nssl = true\nssl_cert_file = \"c.pem\"\nssl_key_file = \"k.pem\"\n"
+        "open_http2_protocol = false\n"
+        "[[listen]]\ntype = \"tcp\"\nport = 9502\nssl = true\nssl_cert_file = \"c.pem\"\n"
+        "ssl_key_file = \"k.pem\"\nssl_alpn = \"x y\"\n";
+    static const char *const want[] = {"h2 http/1.1", "http/1.1", "x y"};
+    srv__config_t *t = load_ok("alpn.toml", toml);
+    for (int li = 0; li < 3; li++) {
+        srv__tls_cert_conf_t sni[SRV_CONFIG_MAX_SNI];
+        int map[SRV_CONFIG_MAX_SNI];
+        srv__tls_conf_t conf;
+        srv__config_tls_conf(t, li, &conf, sni, map);
+        CHECK_STR(conf.alpn, want[li]);
+    }
+    free(t);
+}
+
 int main(void)
 {
     (void)check_failures_;
@@ -674,5 +699,6 @@ int main(void)
     test_unreadable();
     test_tls();
     test_http2();
+    test_http2_alpn();
     return 0;
 }

@@ -4,6 +4,7 @@
 #include "config/config.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -140,7 +141,8 @@ static const err_case_t cases[] = {
     {TB "http2_max_frame_size = 16777216\n[[listen]]\nport = 2\nopen_http2_protocol = true\n",
      IB "http2_max_frame_size = 16777216\n[listen.listen1]\nport = 2\nopen_http2_protocol = true\n",
      ":5: http2_max_frame_size: must be between 16384 and 16777215, got 16777216", NULL},
-    {TB "http2_initial_window_size = 2147483648\n[[listen]]\nport = 2\nopen_http2_protocol = true\n",
+    {TB "http2_initial_window_size = 2147483648\n[[listen]]\nport = 2\n"
+        "open_http2_protocol = true\n",
      IB "http2_initial_window_size = 2147483648\n[listen.listen1]\nport = 2\n"
         "open_http2_protocol = true\n",
      ":5: http2_initial_window_size: must be between 1 and 2147483647, got 2147483648", NULL},
@@ -151,10 +153,34 @@ static const err_case_t cases[] = {
     {TB "[[listen]]\nport = 2\nopen_http2_protocol = true\nhttp2_max_concurrent_streams = 0\n",
      IB "[listen.listen1]\nport = 2\nopen_http2_protocol = true\n"
         "http2_max_concurrent_streams = 0\n",
-     ":8: http2_max_concurrent_streams: must be -1 (inherit) or between 1 and 1048576, got 0", NULL},
+     ":8: http2_max_concurrent_streams: must be -1 (inherit) or between 1 and 1048576, got 0",
+     NULL},
     {TB "[[listen]]\nport = 2\nopen_http2_protocol = true\nhttp2_idle_timeout = 86401\n",
      IB "[listen.listen1]\nport = 2\nopen_http2_protocol = true\nhttp2_idle_timeout = 86401\n",
      ":8: http2_idle_timeout: must be -1 (inherit) or between 1 and 86400, got 86401", NULL},
+    {TB "[[listen]]\ntype = \"udp\"\nport = 2\nopen_http2_protocol = false\n",
+     IB "[listen.listen1]\ntype = udp\nport = 2\nopen_http2_protocol = false\n",
+     ":8: open_http2_protocol: only valid on http listeners (this one is udp)", NULL},
+    {TB "[[listen]]\ntype = \"tcp\"\nport = 2\nhttp2_max_frame_size = 32768\n",
+     IB "[listen.listen1]\ntype = tcp\nport = 2\nhttp2_max_frame_size = 32768\n",
+     ":8: http2_max_frame_size: only valid on http listeners (this one is tcp)", NULL},
+    {TB "[[listen]]\nport = 2\nopen_http2_protocol = false\nhttp2_max_header_list_size = 4096\n",
+     IB "[listen.listen1]\nport = 2\nopen_http2_protocol = off\n"
+        "http2_max_header_list_size = 4096\n",
+     ":8: http2_max_header_list_size: has no effect without open_http2_protocol = true", NULL},
+    {TB "[[listen]]\nport = 2\nhttp2_initial_window_size = -1\n",
+     IB "[listen.listen1]\nport = 2\nhttp2_initial_window_size = -1\n",
+     ":7: http2_initial_window_size: has no effect without open_http2_protocol = true", NULL},
+    /* [server]'s: the first one set is named, when no listener (of several) has HTTP/2 on */
+    {TB "http2_max_frame_size = 32768\nhttp2_idle_timeout = 60\n[[listen]]\nport = 2\n"
+        "open_http2_protocol = false\n",
+     IB "http2_max_frame_size = 32768\nhttp2_idle_timeout = 60\n[listen.listen1]\nport = 2\n"
+        "open_http2_protocol = false\n",
+     ":5: http2_max_frame_size: has no effect: no listener has open_http2_protocol = true", NULL},
+    {TB "http2_max_concurrent_streams = 1048577\n", IB "http2_max_concurrent_streams = 1048577\n",
+     ":5: http2_max_concurrent_streams: must be between 1 and 1048576, got 1048577", NULL},
+    {TB "http2_idle_timeout = \"60s\"\n", IB "http2_idle_timeout = 60s\n",
+     ":5: http2_idle_timeout: must be an integer, got \"60s\"", NULL},
     {TB "[[listen]]\nport = 2\nwebsocket_compression = true\n",
      IB "[listen.listen1]\nport = 2\nwebsocket_compression = true\n",
      ":7: websocket_compression: needs websocket = true", NULL},
@@ -671,6 +697,76 @@ static void test_check_addresses(void)
                       "[[listen]]\nhost = \"localhost\"\nport = 9502\n"));
 }
 
+/* Each HTTP/2 setting in [server] and on a listener, in both syntaxes: one past either end of
+ * its range is refused with the range (and -1 on a listener only), either end is taken. */
+static const struct {
+    const char *key;
+    long long min, max;
+    size_t server_off, listen_off;
+} h2_keys[] = {
+    {"http2_max_concurrent_streams", 1, 1048576,
+     offsetof(srv__config_t, http2_max_concurrent_streams),
+     offsetof(srv__listen_config_t, http2_max_concurrent_streams)},
+    {"http2_initial_window_size", 1, 2147483647, offsetof(srv__config_t, http2_initial_window_size),
+     offsetof(srv__listen_config_t, http2_initial_window_size)},
+    {"http2_max_frame_size", 16384, 16777215, offsetof(srv__config_t, http2_max_frame_size),
+     offsetof(srv__listen_config_t, http2_max_frame_size)},
+    {"http2_max_header_list_size", 1024, 16777216,
+     offsetof(srv__config_t, http2_max_header_list_size),
+     offsetof(srv__listen_config_t, http2_max_header_list_size)},
+    {"http2_idle_timeout", 1, 86400, offsetof(srv__config_t, http2_idle_timeout),
+     offsetof(srv__listen_config_t, http2_idle_timeout)},
+};
+
+/* key = v in [server] (line 5) or on a second listener with HTTP/2 (line 8), as TOML or INI. */
+static void h2_text(char *buf, size_t size, bool ini, bool listener, const char *key, long long v)
+{
+    const char *open = ini ? "[listen.listen1]" : "[[listen]]";
+    if (listener)
+        snprintf(buf, size, "%s%s\nport = 2\nopen_http2_protocol = true\n%s = %lld\n",
+                 ini ? IB : TB, open, key, v);
+    else
+        snprintf(buf, size, "%s%s = %lld\n%s\nport = 2\nopen_http2_protocol = true\n",
+                 ini ? IB : TB, key, v, open);
+}
+
+static void test_http2_ranges(void)
+{
+    char text[512], want[256];
+    for (size_t k = 0; k < sizeof(h2_keys) / sizeof(h2_keys[0]); k++) {
+        const char *key = h2_keys[k].key;
+        long long bad[] = {h2_keys[k].min - 1, h2_keys[k].max + 1, -1, -2};
+        for (int ini = 0; ini < 2; ini++) {
+            const char *name = ini ? "srv.ini" : "srv.toml";
+            for (size_t b = 0; b < sizeof(bad) / sizeof(bad[0]); b++) {
+                for (int listener = 0; listener < 2; listener++) {
+                    if (listener && bad[b] == -1)
+                        continue; /* inherits */
+                    h2_text(text, sizeof(text), ini, listener, key, bad[b]);
+                    snprintf(want, sizeof(want),
+                             ":%d: %s: must be %sbetween %lld and %lld, got %lld", listener ? 8 : 5,
+                             key, listener ? "-1 (inherit) or " : "", h2_keys[k].min,
+                             h2_keys[k].max, bad[b]);
+                    expect(name, text, want, (int)k);
+                }
+            }
+            long long good[] = {h2_keys[k].min, h2_keys[k].max, -1};
+            for (size_t g = 0; g < sizeof(good) / sizeof(good[0]); g++) {
+                for (int listener = good[g] == -1; listener < 2; listener++) {
+                    h2_text(text, sizeof(text), ini, listener, key, good[g]);
+                    srv__config_t *cfg = expect_ok(srv__config_load, name, text);
+                    const char *base = listener ? (const char *)&cfg->listen[1] : (const char *)cfg;
+                    int64_t v;
+                    memcpy(&v, base + (listener ? h2_keys[k].listen_off : h2_keys[k].server_off),
+                           sizeof(v));
+                    CHECK_INT(v, ==, good[g]);
+                    free(cfg);
+                }
+            }
+        }
+    }
+}
+
 static void test_format(void)
 {
     srv__config_error_t err = {.file = "/x/srv.toml",
@@ -704,5 +800,6 @@ int main(void)
     test_not_errors();
     test_table_memory();
     test_check_addresses();
+    test_http2_ranges();
     return 0;
 }
