@@ -233,6 +233,7 @@ load_avg="$(cut -d' ' -f1-3 /proc/loadavg)"
 total=$((rounds * $(wc -w <<<"$loads") * $(wc -w <<<"$servers") * (2 * warmup + duration + 2)))
 echo "h2.sh: $rounds round(s) x loads [$loads] x servers [$servers], ${duration}s each (~${total}s);" \
     "h2load -c$conns -m$streams; servers on CPU $scpu, load on CPU $ccpu; load average $load_avg" >&2
+asked="DURATION=$duration ROUNDS=$rounds"
 if [[ -n "${REPORT_FROM:-}" ]]; then # only re-report a kept run (also one stopped early)
     cp "$REPORT_FROM/results" "$tmp/results"
     rounds=0
@@ -316,6 +317,6 @@ print("```\n\n</details>")
 EOF
 if [[ "${WRITE_RESULTS:-0}" == 1 ]]; then
     write_section "HTTP/2" \
-        "\`DURATION=$duration ROUNDS=$rounds bench/h2.sh\` (Release build at the commit below)." \
+        "\`$asked bench/h2.sh\` (Release build at the commit below)." \
         "$tmp/report.md"
 fi
