@@ -16,7 +16,7 @@ deps:
 
 test-deps:
 	@scripts/deps.sh --test
-	@test -d tests/integration/node_modules/ws || npm ci --prefix tests/integration --no-audit --no-fund --silent
+	@test -d tests/integration/node_modules/ws -a -d tests/integration/node_modules/puppeteer-core || npm ci --prefix tests/integration --no-audit --no-fund --silent
 
 build: deps
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
