@@ -1,8 +1,9 @@
 """The admin dashboard (GET / of admin_server) in a real headless browser: Debian's chromium driven
 by puppeteer-core (dashboard.mjs, from npm: `npm ci --prefix tests/integration`; without it every
-test here fails, on purpose). The page must load without console or page errors and fetch nothing
-but srv's own /info and /metrics, show the ready workers, a request rate that rises while this
-test sends load (and counts exactly the requests sent), and a respawn after a worker is killed."""
+test here fails, on purpose). In process and base mode the page must load without console or page
+errors and fetch nothing but srv's own /info and /metrics, show the ready workers, a request rate
+that rises while this test sends load (and counts exactly the requests sent), and a respawn after
+a worker is killed."""
 import http.client
 import json
 import os
@@ -168,8 +169,8 @@ def rate(st):
     return float(st["rps"])
 
 
-def test_dashboard_live():
-    with running(admin_server("dash")) as s, Browser(origin(s)) as b:
+def live(mode):
+    with running(admin_server(f"dash-{mode}", {"mode": mode})) as s, Browser(origin(s)) as b:
         st = clean(b.open(origin(s) + "/") and b.state())
         assert st["title"] == "srv dashboard", st
         st = page_state(b, lambda st: st["workerCount"] == "2" and st["health"] == "ok"
@@ -201,6 +202,14 @@ def test_dashboard_live():
     # closing order: the browser first (its polls would fail once srv is gone), then srv
 
 
+def test_dashboard_live():
+    live("process")
+
+
+def test_dashboard_live_base():
+    live("base")
+
+
 def test_dashboard_token():
     with running(admin_server("dash-token", {"admin_token": "s3cret"})) as s, \
             Browser(origin(s)) as b:
@@ -213,4 +222,4 @@ def test_dashboard_token():
 
 
 if __name__ == "__main__":
-    run([test_dashboard_live, test_dashboard_token])
+    run([test_dashboard_live, test_dashboard_live_base, test_dashboard_token])
