@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import re
+import signal
 import subprocess
 import tempfile
 import threading
@@ -497,7 +498,32 @@ def test_read_only_log_dir():
         os.rmdir(ro)
 
 
+def test_reopen_command_and_signal():
+    """After the logs are renamed, `srv reopen` (then SIGRTMIN to the master) moves every line
+    written afterwards to new files of the old names."""
+    with running(log_server("combined", name="reopen")) as s:
+        for round_, how in enumerate(("command", "signal")):
+            uri = f"/proto?before={round_}"
+            assert curl(s, uri)["status"] == 200
+            wait_for(lambda: any(uri in ln for ln in read_lines(s.access)), 10, "line written")
+            moved = f"{s.access}.{how}"
+            os.rename(s.access, moved)
+            os.rename(s.log_file, f"{s.log_file}.{how}")
+            if how == "command":
+                s.cmd("reopen", check=True)
+            else:
+                os.kill(s.master_pid(), signal.SIGRTMIN)
+            wait_for(lambda: os.path.exists(s.access) and os.path.exists(s.log_file), 10,
+                     "new log files")
+            after = f"/proto?after={round_}"
+            assert curl(s, after)["status"] == 200
+            wait_for(lambda: any(after in ln for ln in read_lines(s.access)), 10, "new line")
+            assert not any(after in ln for ln in read_lines(moved)), moved
+            assert sum(uri in ln for ln in read_lines(moved)) == 1, moved
+        s.stop()
+
+
 if __name__ == "__main__":
     run([test_combined_process_mode, test_json_process_mode, test_json_base_mode,
-         test_request_ids, test_slowlog, test_logrotate_reopen, test_full_disk,
-         test_read_only_log_dir])
+         test_request_ids, test_slowlog, test_logrotate_reopen, test_reopen_command_and_signal,
+         test_full_disk, test_read_only_log_dir])
