@@ -24,6 +24,7 @@
 typedef enum { SRV_MODE_PROCESS = 0, SRV_MODE_BASE = 1 } srv__mode_t;
 typedef enum { SRV_LISTEN_HTTP = 0, SRV_LISTEN_TCP = 1, SRV_LISTEN_UDP = 2 } srv__listen_type_t;
 typedef enum { SRV_COL_INT = 0, SRV_COL_FLOAT = 1, SRV_COL_STRING = 2 } srv__col_type_t;
+typedef enum { SRV_ALOG_COMBINED = 0, SRV_ALOG_JSON = 1 } srv__alog_format_t;
 
 /* One [[listen]] / [listen.NAME] entry. Integer options left at -1 inherit the server's. */
 typedef struct srv__listen_config {
@@ -76,6 +77,7 @@ typedef struct srv__listen_config {
     int64_t http2_max_frame_size;      /* bytes */
     int64_t http2_max_header_list_size; /* bytes, as HTTP/2 counts them (name + value + 32) */
     int64_t http2_idle_timeout;         /* seconds without a stream before GOAWAY */
+    bool access_log;    /* http: requests go to [server]'s access_log; default true */
     int ssl_cert_line;  /* where ssl_cert_file was set (certificate warnings) */
     int line;           /* where it was declared, for later diagnostics */
 } srv__listen_config_t;
@@ -160,6 +162,14 @@ typedef struct srv__config {
     int64_t task_max_queue;     /* default 65536 */
     int ipc_buffer_size;        /* bytes per reactor-worker channel, default 4 MiB */
     char redis[256];            /* "host:port" or unix path; "" = no Redis */
+    /* Observability: the admin endpoint (/metrics, /health, /info, dashboard) on host:port,
+     * served by the master ("" = off), its bearer token ("" = none); the access log ("" = off,
+     * "-" = stderr) and its format; the slow-request threshold (ms, 0 = off). */
+    char admin_server[128];
+    char admin_token[128];
+    char access_log[SRV_CONFIG_PATH_MAX];
+    srv__alog_format_t access_log_format; /* default combined */
+    int request_slowlog_timeout;
     /* repeated sections */
     int nlisten;
     srv__listen_config_t listen[SRV_CONFIG_MAX_LISTEN];

@@ -14,6 +14,7 @@ static const char *const backend_names[] = {"auto", "io_uring", "epoll", NULL};
 static const char *const level_names[] = {"error", "warn", "notice", "info", "debug", NULL};
 static const char *const listen_type_names[] = {"http", "tcp", "udp", NULL};
 static const char *const col_type_names[] = {"int", "float", "string", NULL};
+static const char *const alog_format_names[] = {"combined", "json", NULL};
 
 #define F(type, field) offsetof(type, field), sizeof(((type *)0)->field)
 #define SV(field) F(srv__config_t, field)
@@ -54,6 +55,11 @@ static const srv__key_desc_t server_keys[] = {
     {"task_max_queue", SRV__KT_I64, SV(task_max_queue), 1, 100000000, NULL, 0},
     {"ipc_buffer_size", SRV__KT_INT, SV(ipc_buffer_size), 64 * SRV__KiB, SRV__GiB, NULL, 0},
     {"redis", SRV__KT_REDIS, SV(redis), 0, 0, NULL, SRV__KF_EMPTY_OK},
+    {"admin_server", SRV__KT_ADDR, SV(admin_server), 0, 0, NULL, SRV__KF_EMPTY_OK},
+    {"admin_token", SRV__KT_STR, SV(admin_token), 0, 0, NULL, 0},
+    {"access_log", SRV__KT_PATH, SV(access_log), 0, 0, NULL, SRV__KF_EMPTY_OK | SRV__KF_DASH},
+    {"access_log_format", SRV__KT_ENUM, SV(access_log_format), 0, 0, alog_format_names, 0},
+    {"request_slowlog_timeout", SRV__KT_INT, SV(request_slowlog_timeout), 0, 3600000, NULL, 0},
     /* defaults for listeners with open_http2_protocol (refused when none has it) */
     {"http2_max_concurrent_streams", SRV__KT_I64, SV(http2_max_concurrent_streams), 1, SRV__MiB,
      NULL, SRV__KF_H2},
@@ -141,6 +147,7 @@ static const srv__key_desc_t listen_keys[] = {
                                            NULL, H2_KF},
     [SRV__L_HTTP2_IDLE_TIMEOUT] = {"http2_idle_timeout", SRV__KT_I64, LI(http2_idle_timeout), 1,
                                    86400, NULL, H2_KF},
+    [SRV__L_ACCESS_LOG] = {"access_log", SRV__KT_BOOL, LI(access_log), 0, 0, NULL, SRV__KF_HTTP},
 };
 
 static const srv__key_desc_t sni_keys[] = {
@@ -292,6 +299,7 @@ static void listen_defaults(srv__listen_config_t *l)
     l->http2_max_frame_size = -1;
     l->http2_max_header_list_size = -1;
     l->http2_idle_timeout = -1;
+    l->access_log = true;
 }
 
 void srv__schema_entry_defaults(srv__config_t *cfg, srv__sect_t kind, int entry)

@@ -37,6 +37,7 @@ typedef enum {
     SRV__KT_TLSVER,  /* unsigned, SRV__TLS_V* bits from "TLSv1.2 TLSv1.3" or a list of names */
     SRV__KT_WORDS,   /* char[size], words from "a b" or a list, kept space-separated */
     SRV__KT_SNIHOST, /* char[size], a host name or "*.domain", kept in lower case */
+    SRV__KT_ADDR,    /* char[size], "host:port" with a numeric IPv4 or [IPv6] host */
 } srv__ktype_t;
 
 enum {
@@ -47,6 +48,7 @@ enum {
     SRV__KF_STREAM = 16,  /* only on http and tcp listeners */
     SRV__KF_SSL = 32,     /* only with ssl = true */
     SRV__KF_H2 = 64,      /* only with open_http2_protocol = true */
+    SRV__KF_DASH = 128,   /* a path where "-" stays "-" (stderr) */
 };
 
 typedef struct srv__key_desc {
@@ -115,6 +117,7 @@ enum {
     SRV__L_HTTP2_MAX_FRAME_SIZE,
     SRV__L_HTTP2_MAX_HEADER_LIST_SIZE,
     SRV__L_HTTP2_IDLE_TIMEOUT,
+    SRV__L_ACCESS_LOG,
 };
 enum { SRV__S_HOST, SRV__S_CERT, SRV__S_KEY };
 enum { SRV__T_NAME, SRV__T_SIZE };

@@ -282,6 +282,23 @@ static void validate_h2_defaults(srv__loader_t *ld)
     }
 }
 
+/* Observability keys that only mean something beside another one. */
+static void validate_observe(srv__loader_t *ld)
+{
+    const srv__config_t *cfg = ld->cfg;
+    int token = srv__loader_key_line(ld, SRV__SECT_SERVER, 0, "admin_token");
+    if (token != 0 && cfg->admin_server[0] == '\0')
+        fail(ld, token, "admin_token", "has no effect: admin_server is not set");
+    int format = srv__loader_key_line(ld, SRV__SECT_SERVER, 0, "access_log_format");
+    if (format != 0 && cfg->access_log[0] == '\0')
+        fail(ld, format, "access_log_format", "has no effect: access_log is not set");
+    for (int i = 0; i < cfg->nlisten; i++) {
+        int line = ld->key_lines[SRV__SECT_LISTEN][i][SRV__L_ACCESS_LOG];
+        if (line != 0 && cfg->access_log[0] == '\0')
+            fail(ld, line, "access_log", "has no effect: [server] sets no access_log");
+    }
+}
+
 void srv__validate(srv__loader_t *ld)
 {
     srv__config_t *cfg = ld->cfg;
@@ -302,6 +319,7 @@ void srv__validate(srv__loader_t *ld)
     for (int k = 0; k < cfg->nsni; k++)
         validate_sni(ld, k);
     validate_h2_defaults(ld);
+    validate_observe(ld);
     if (!srv__loader_failed(ld))
         srv__config_check_tables(ld, cfg);
 }

@@ -350,6 +350,35 @@ static int check_redis(const srv__value_ctx_t *ctx, const char *key, const char 
     return 0;
 }
 
+/* "host:port" with a numeric host: "127.0.0.1:9100", "[::1]:9100", "0.0.0.0:9100". */
+static int check_addr(const srv__value_ctx_t *ctx, const char *key, const char *s, int line)
+{
+    char buf[96], host[64];
+    const char *colon = strrchr(s, ':');
+    char *end;
+    long port = colon != NULL ? strtol(colon + 1, &end, 10) : 0;
+    size_t hl = colon != NULL ? (size_t)(colon - s) : 0;
+    bool v6 = hl >= 2 && s[0] == '[' && s[hl - 1] == ']';
+    if (v6) {
+        s++;
+        hl -= 2;
+    }
+    unsigned char a[16];
+    bool ok = colon != NULL && colon[1] != '\0' && *end == '\0' && port >= 1 && port <= 65535 &&
+              hl > 0 && hl < sizeof(host);
+    if (ok) {
+        memcpy(host, s, hl);
+        host[hl] = '\0';
+        ok = inet_pton(v6 ? AF_INET6 : AF_INET, host, a) == 1;
+    }
+    if (!ok)
+        return fail(ctx, line, key,
+                    "must be \"address:port\" with a numeric address (\"127.0.0.1:9100\", "
+                    "\"[::1]:9100\"), got %s",
+                    srv__value_quote(buf, sizeof(buf), v6 ? s - 1 : s, strlen(v6 ? s - 1 : s)));
+    return 0;
+}
+
 /* A file mode as an octal string, "0660" or "660": a string in both syntaxes, because a TOML
  * integer 660 would be read as decimal and TOML forbids the leading zero that says octal. */
 static int parse_mode(const srv__value_ctx_t *ctx, const srv__key_desc_t *kd, const srv__val_t *v,
@@ -455,8 +484,8 @@ static int store_string(const srv__value_ctx_t *ctx, const srv__key_desc_t *kd, 
                         srv__value_quote(buf, sizeof(buf), s, strlen(s)));
         break;
     case SRV__KT_PATH:
-        if (s[0] == '\0') {
-            field[0] = '\0';
+        if (s[0] == '\0' || ((kd->flags & SRV__KF_DASH) && strcmp(s, "-") == 0)) {
+            memcpy(field, s, strlen(s) + 1);
             return 0;
         }
         return resolve_path(ctx, key, s, line, field, kd->size);
@@ -468,6 +497,10 @@ static int store_string(const srv__value_ctx_t *ctx, const srv__key_desc_t *kd, 
         break;
     case SRV__KT_REDIS:
         if (check_redis(ctx, key, s, line) < 0)
+            return -EINVAL;
+        break;
+    case SRV__KT_ADDR:
+        if (check_addr(ctx, key, s, line) < 0)
             return -EINVAL;
         break;
     case SRV__KT_STR:

@@ -25,6 +25,7 @@ static const char usage[] =
     "  stop              stop gracefully: finish in-flight work (max_wait_time), then exit\n"
     "  reload [--tasks]  rolling restart of workers and task workers (--tasks: task workers)\n"
     "  restart [-d]      stop if running, then start\n"
+    "  reopen            every process reopens the error and access logs (after logrotate)\n"
     "  info [--json]     show processes, connections and counters\n"
     "  check             validate the configuration file\n"
     "  version           print the version\n"
@@ -217,6 +218,32 @@ static int cmd_reload(const srv__config_t *cfg, bool tasks)
     return code == SRV_EXIT_APP || code == SRV_EXIT_CONFIG ? code : SRV_EXIT_FAILURE;
 }
 
+/* Every process reopens its logs: the control socket, or SIGRTMIN when it cannot answer. */
+static int cmd_reopen(const srv__config_t *cfg)
+{
+    pid_t pid = running_pid(cfg);
+    if (pid == 0)
+        return not_running(cfg);
+    char buf[256];
+    int rc = ctl(cfg, "reopen", buf, sizeof(buf), 5000, 5000);
+    if (rc >= 0 && strncmp(buf, "ok", 2) == 0) {
+        printf("logs reopened\n");
+        return SRV_EXIT_OK;
+    }
+    if (rc >= 0) {
+        fprintf(stderr, "srv: reopen: %s", buf);
+        return SRV_EXIT_FAILURE;
+    }
+    if (kill(pid, SIGRTMIN) != 0) {
+        fprintf(stderr, "srv: reopen: control socket %s, and cannot signal pid %d: %s\n",
+                ctl_unavailable(rc), (int)pid, strerror(errno));
+        return errno == ESRCH ? SRV_EXIT_RUNNING : SRV_EXIT_FAILURE;
+    }
+    fprintf(stderr, "srv: note: control socket %s; sent SIGRTMIN to pid %d instead\n",
+            ctl_unavailable(rc), (int)pid);
+    return SRV_EXIT_OK;
+}
+
 static int cmd_info(const srv__config_t *cfg, bool json)
 {
     pid_t pid = running_pid(cfg);
@@ -277,7 +304,8 @@ int main(int argc, char **argv)
     }
     bool known = strcmp(cmd, "start") == 0 || strcmp(cmd, "stop") == 0 ||
                  strcmp(cmd, "reload") == 0 || strcmp(cmd, "restart") == 0 ||
-                 strcmp(cmd, "info") == 0 || strcmp(cmd, "check") == 0;
+                 strcmp(cmd, "info") == 0 || strcmp(cmd, "check") == 0 ||
+                 strcmp(cmd, "reopen") == 0;
     if (!known) {
         fprintf(stderr, "srv: unknown command '%s'\n\n%s", cmd, usage);
         return SRV_EXIT_USAGE;
@@ -294,6 +322,8 @@ int main(int argc, char **argv)
         return cmd_stop(&cfg, false);
     if (strcmp(cmd, "reload") == 0)
         return cmd_reload(&cfg, tasks);
+    if (strcmp(cmd, "reopen") == 0)
+        return cmd_reopen(&cfg);
     if (strcmp(cmd, "info") == 0)
         return cmd_info(&cfg, json);
     /* restart */

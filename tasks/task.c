@@ -15,6 +15,7 @@
 typedef struct task_state {
     _Atomic uint64_t next_id;
     _Atomic uint64_t done, failed, retried;
+    _Atomic uint64_t delivered; /* accepted by srv_task_deliver */
     int32_t nworkers; /* task worker slots, two running records each */
     srv__task_run_t run[];
 } task_state_t;
@@ -102,10 +103,14 @@ int64_t srv_task_deliver(const void *data, size_t len, const srv_task_opts_t *op
             free(d);
             return -ENOTSUP; /* no event loop here to keep the delay (a cron thread) */
         }
+        atomic_fetch_add(&g_tasks->delivered, 1);
         return (int64_t)id;
     }
     int rc = push_task(id, self, tries, 1, data, len);
-    return rc < 0 ? rc : (int64_t)id;
+    if (rc < 0)
+        return rc;
+    atomic_fetch_add(&g_tasks->delivered, 1);
+    return (int64_t)id;
 }
 
 int srv_task_wait(uint64_t id, void *buf, size_t cap, int timeout_ms)
@@ -229,12 +234,28 @@ void srv__task_orphaned(int slot, uint32_t gen)
     atomic_store(&run->id, 0);
 }
 
+void srv__tasks_counts(srv__tasks_counts_t *out)
+{
+    *out = (srv__tasks_counts_t){0};
+    if (g_tasks == NULL)
+        return;
+    out->queued = srv__mbox_pending(srv__server.taskq);
+    out->delivered = atomic_load(&g_tasks->delivered);
+    out->done = atomic_load(&g_tasks->done);
+    out->failed = atomic_load(&g_tasks->failed);
+    out->retried = atomic_load(&g_tasks->retried);
+}
+
 int srv__tasks_info_json(char *buf, size_t cap)
 {
     if (g_tasks == NULL)
-        return snprintf(buf, cap, "{\"queued\":0,\"done\":0,\"failed\":0,\"retried\":0}");
-    return snprintf(buf, cap, "{\"queued\":%u,\"done\":%llu,\"failed\":%llu,\"retried\":%llu}",
+        return snprintf(buf, cap,
+                        "{\"queued\":0,\"delivered\":0,\"done\":0,\"failed\":0,\"retried\":0}");
+    return snprintf(buf, cap,
+                    "{\"queued\":%u,\"delivered\":%llu,\"done\":%llu,\"failed\":%llu,"
+                    "\"retried\":%llu}",
                     srv__mbox_pending(srv__server.taskq),
+                    (unsigned long long)atomic_load(&g_tasks->delivered),
                     (unsigned long long)atomic_load(&g_tasks->done),
                     (unsigned long long)atomic_load(&g_tasks->failed),
                     (unsigned long long)atomic_load(&g_tasks->retried));

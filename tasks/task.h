@@ -30,7 +30,12 @@ typedef struct srv__task_run {
 size_t srv__tasks_region_size(int task_workers);
 /* Master, before fork: carve the task state from the shared region. Returns 0 or -ENOMEM. */
 int srv__tasks_create(int task_workers);
-/* For srv info: {"queued":..,"done":..,"failed":..,"retried":..} */
+/* The queue's depth and what became of tasks so far (for /metrics). */
+typedef struct srv__tasks_counts {
+    uint64_t queued, delivered, done, failed, retried;
+} srv__tasks_counts_t;
+void srv__tasks_counts(srv__tasks_counts_t *out);
+/* For srv info: {"queued":..,"delivered":..,"done":..,"failed":..,"retried":..} */
 int srv__tasks_info_json(char *buf, size_t cap);
 
 /* The running record of the task worker in slot, process generation gen; NULL when slot is no

@@ -102,6 +102,7 @@ void srv__task_worker_main(int slot, int ctl_fd, const int *chans, int nchans)
                            .reopen = &TW.reopen};
     TW.slot = slot;
     TW.app = srv__child_start(slot, ctl_fd, &o);
+    srv__timer_set_gauge(&srv__server.stats->workers[slot].timers);
     start();
     arm();
     srv__child_tell(SRV_WMSG_READY, NULL);

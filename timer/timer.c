@@ -2,6 +2,7 @@
 #include "timer/timer.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -12,7 +13,21 @@
 static struct {
     srv__timers_t timers;
     bool init;
+    _Atomic int64_t *gauge; /* where the count of timers pending is published */
 } T;
+
+static void publish(void)
+{
+    if (T.gauge)
+        atomic_store_explicit(T.gauge, T.init ? (int64_t)srv__timers_count(&T.timers) : 0,
+                              memory_order_relaxed);
+}
+
+void srv__timer_set_gauge(_Atomic int64_t *gauge)
+{
+    T.gauge = gauge;
+    publish();
+}
 
 /* Each app timer's callback and argument, found by id when it fires or is cleared. */
 typedef struct tctx {
@@ -75,6 +90,7 @@ static int64_t timer_add(uint64_t ms, bool repeat, srv_timer_fn cb, void *arg)
     *c = (tctx_t){.id = id, .cb = cb, .arg = arg, .repeat = repeat};
     c->next = g_tctx[id % TBUCKETS];
     g_tctx[id % TBUCKETS] = c;
+    publish();
     return (int64_t)id;
 }
 
@@ -95,6 +111,7 @@ int srv_timer_clear(uint64_t id)
     int rc = srv__timers_clear(&T.timers, id);
     if (rc == 0)
         tctx_drop(id);
+    publish();
     return rc;
 }
 
@@ -107,6 +124,8 @@ int srv__timer_timeout(void)
 
 void srv__timer_run(void)
 {
-    if (T.init)
+    if (T.init) {
         srv__timers_run(&T.timers, srv__timers_now_ns());
+        publish();
+    }
 }

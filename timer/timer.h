@@ -4,9 +4,14 @@
 #ifndef SRV_TIMER_TIMER_H
 #define SRV_TIMER_TIMER_H
 
+#include <stdatomic.h>
+#include <stdint.h>
+
 /* Milliseconds until the next app timer is due (0: now), -1 when there is none. */
 int srv__timer_timeout(void);
 /* Run every app timer that is due. */
 void srv__timer_run(void);
+/* Publish the number of timers pending to *gauge (shared stats) from now on. */
+void srv__timer_set_gauge(_Atomic int64_t *gauge);
 
 #endif

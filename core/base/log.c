@@ -61,9 +61,21 @@ int srv__log_reopen(void)
 {
     if (g_log.path[0] == '\0')
         return 0;
-    char path[PATH_MAX];
-    snprintf(path, sizeof(path), "%s", g_log.path);
-    return srv__log_open(path);
+    /* The new file takes the old one's descriptor number (dup3 replaces it in one step): a
+     * line written meanwhile by another thread goes to one file or the other, never to a
+     * closed descriptor. Only async-signal-safe calls: a signal handler may call this. */
+    int saved = errno;
+    int fd = open(g_log.path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    int rc = fd < 0 ? -errno : 0;
+    if (fd >= 0 && g_log.fd > 2) {
+        if (dup3(fd, g_log.fd, O_CLOEXEC) < 0)
+            rc = -errno;
+        close(fd);
+    } else if (fd >= 0) {
+        g_log.fd = fd;
+    }
+    errno = saved;
+    return rc;
 }
 
 int srv__log_fd(void)

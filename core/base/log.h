@@ -22,7 +22,8 @@ void srv__log_set_level(srv__log_level_t level);
 void srv__log_set_debug(const char *subsystems);
 /* Open path (O_APPEND) as the log destination, or stderr for NULL/"". Returns 0 or -errno. */
 int srv__log_open(const char *path);
-/* Reopen the current file (after logrotate moved it). Safe to call from the main loop only. */
+/* Reopen the current file (after logrotate moved it), under the same descriptor number.
+ * Async-signal-safe. */
 int srv__log_reopen(void);
 /* The fd lines go to (for dup2 of stdout/stderr when daemonized). */
 int srv__log_fd(void);

@@ -154,6 +154,9 @@ static void conn_release(srv__conn_t *c)
     srv__stat_add(e->stat_conns, -1);
     if (c->req)
         e->inflight--;
+    if (c->req_store.log.open) /* cut short: the client went, or we closed */
+        srv__access_end(c, &c->req_store, c->req_store.resp_bytes);
+    srv__netstat_open(&e->net[c->listener].open[c->stat_proto], -1);
     if (e->ncached < 256 && !e->destroying) {
         /* A cached connection keeps what its protocol left for reuse (an HTTP parser): the
          * next connection takes it without a malloc. */
@@ -358,6 +361,8 @@ static void on_send(srv__loop_t *loop, srv__loop_op_t *op, int res, const char *
 {
     srv__conn_t *c = op->data;
     bool file = (c->flags & F_SEND_FILE) != 0;
+    if (res > 0)
+        srv__netstat_add(&c->eng->net[c->listener].bytes_out, (uint64_t)res);
     c->flags &= ~(uint32_t)(F_SEND | F_SEND_FILE);
     c->sending_segs = 0;
     c->refs--;
@@ -506,6 +511,7 @@ static void on_recv(srv__loop_t *loop, srv__loop_op_t *op, int res, const char *
     }
     if (res > 0) {
         c->last_read = srv__engine_now_ms(c->eng);
+        srv__netstat_add(&c->eng->net[c->listener].bytes_in, (uint64_t)res);
         if (c->info)
             atomic_store_explicit(&c->info->last_ms, srv__engine_wall_ms(c->eng),
                                   memory_order_relaxed);
@@ -607,6 +613,7 @@ static void new_conn(srv__engine_t *e, int li, int fd)
             srv__log(SRV_LOG_WARN, "conn", 0, "max_conn (%d) reached; refusing connections",
                      e->cfg->max_conn);
         }
+        srv__netstat_add(&e->net[li].refused, 1);
         close(fd);
         return;
     }
@@ -633,6 +640,9 @@ static void new_conn(srv__engine_t *e, int li, int fd)
     e->nconns++;
     srv__stat_add(e->stat_conns, 1);
     srv__stat_add(e->stat_accepted, 1);
+    c->stat_proto = c->proto == &srv__proto_tcp ? SRV_NETSTAT_TCP : SRV_NETSTAT_HTTP;
+    srv__netstat_add(&e->net[li].accepted, 1);
+    srv__netstat_open(&e->net[li].open[c->stat_proto], 1);
     if (e->conninfo)
         info_fill(c, &e->conninfo[slot]);
     if (c->transport->start) {
@@ -875,10 +885,12 @@ void srv__conn_set_worker(srv__conn_t *c, int worker)
     c->worker = worker;
 }
 
-void srv__conn_set_tag(srv__conn_t *c, int tag)
+void srv__conn_set_tag(srv__conn_t *c, int tag, int worker)
 {
-    if (c->req)
+    if (c->req) {
         c->req->tag = tag;
+        c->req->log.worker = (int16_t)worker;
+    }
 }
 
 int srv__conn_get_tag(const srv__conn_t *c)

@@ -96,6 +96,8 @@ typedef struct srv__engine_opts {
     _Atomic uint64_t *stat_h2_streams; /* HTTP/2 streams handed to the app */
     /* Connections open in every engine of the server, for max_conn; NULL: this engine's. */
     uint64_t (*conns_total)(void);
+    /* This engine's counters, one per listener (netstat.h); may be NULL. */
+    struct srv__netstat *netstat;
 } srv__engine_opts_t;
 
 int srv__engine_create(srv__engine_t **out, const srv__engine_opts_t *o);
@@ -138,7 +140,8 @@ int srv__conn_listener(const srv__conn_t *c);
 /* A small integer the dispatcher stores (chosen worker, channel): -1 initially. */
 int srv__conn_get_worker(const srv__conn_t *c);
 void srv__conn_set_worker(srv__conn_t *c, int worker);
-void srv__conn_set_tag(srv__conn_t *c, int tag); /* tag of the in-flight request */
+/* The in-flight request went to the worker with this channel tag and worker id. */
+void srv__conn_set_tag(srv__conn_t *c, int tag, int worker);
 int srv__conn_get_tag(const srv__conn_t *c);
 const char *srv__conn_peer(const srv__conn_t *c);
 uint32_t srv__conn_peer_hash(const srv__conn_t *c);

@@ -67,6 +67,7 @@ static void req_done(h2_req_t *q)
     if (c->h2_cur == q)
         c->h2_cur = NULL;
     e->inflight--;
+    srv__access_end(c, &q->r, q->r.resp_bytes);
     srv__req_del(e, &q->r);
     if (!q->gone && c->h2)
         srv__h2_set_user(c->h2, q->stream, NULL);
@@ -106,6 +107,7 @@ static int submit_head(srv__conn_t *c, h2_req_t *q, bool end)
     if (q->head.len < 12 || memcmp(p, "HTTP/", 5) != 0 || eol == NULL)
         return -EPROTO;
     int status = atoi(p + 9);
+    srv__access_head(&q->r, q->head.data, q->head.len);
     size_t cap = 8;
     for (const char *k = eol; k && k < lim; k = memchr(k + 1, '\n', (size_t)(lim - k - 1)))
         cap++;
@@ -281,6 +283,8 @@ static void dispatch(srv__conn_t *c, h2_req_t *q, srv_request_t *req)
     if (serve_static(c, q, req))
         return;
     c->req = &q->r; /* what the dispatcher's srv__conn_set_tag and _request_id see */
+    if (e->cfg->mode == SRV_MODE_BASE)
+        q->r.log.worker = (int16_t)e->id;
     int rc = e->ops.dispatch(e, c, SRV_ENGINE_EV_REQUEST, req);
     c->req = NULL;
     if (rc < 0 && c->h2_cur == q) {
@@ -324,6 +328,7 @@ static void *on_request(void *arg, int32_t stream, const srv_request_t *rq)
     srv__stat_add(e->stat_requests, 1);
     srv__stat_add(e->stat_h2_streams, 1);
     srv_request_t req = *rq;
+    srv__access_begin(c, &q->r, &req);
     req.session = c->session;
     req.peer = (srv_str_t){c->peer, strlen(c->peer)};
     req.peer_port = c->peer_port;
@@ -481,6 +486,7 @@ static int h2_open(srv__conn_t *c)
     if (rc < 0)
         return rc;
     srv__stat_add(c->eng->stat_h2_conns, 1);
+    srv__access_proto(c, SRV_NETSTAT_H2);
     c->h2_idle_since = srv__engine_now_ms(c->eng);
     return 0;
 }

@@ -23,6 +23,7 @@ static void send_error(srv__conn_t *c, int status, const char *reason)
     int n = srv__http_error_response(buf, sizeof(buf), status, reason, false);
     if (n > 0)
         srv__out_write(c, &(struct iovec){.iov_base = buf, .iov_len = (size_t)n}, 1);
+    srv__access_error(c, status, n > 0 ? (uint64_t)n : 0);
     c->flags |= F_CLOSE_AFTER | F_NO_READ;
     srv__conn_flush(c);
 }
@@ -136,6 +137,8 @@ static void dispatch(srv__conn_t *c, srv_request_t *req)
         return;
     if (serve_static(c, req))
         return; /* answered (the request already finished) */
+    if (e->cfg->mode == SRV_MODE_BASE)
+        c->req->log.worker = (int16_t)e->id; /* (it may answer before dispatch returns) */
     int rc = e->ops.dispatch(e, c, SRV_ENGINE_EV_REQUEST, req);
     if (rc < 0) {
         srv__stat_add(e->stat_503, 1);

@@ -9,6 +9,7 @@
 
 #include "core/net/conn.h"
 #include "core/net/conninfo.h"
+#include "core/net/netstat.h"
 #include "core/net/static.h"
 #include "protocols/frame.h"
 #include "protocols/h2.h"
@@ -109,6 +110,25 @@ typedef struct srv__transport {
 extern const srv__transport_t srv__transport_plain, srv__transport_tls;
 extern const srv__proto_t srv__proto_http, srv__proto_ws, srv__proto_tcp, srv__proto_h2;
 
+/* The longest request id kept from a client (X-Request-Id), and one srv makes (32 hex). */
+#define SRV_REQUEST_ID_MAX 128
+#define SRV_REQUEST_ID_GEN 32
+
+/* What is known of a request for its access log line, its counters and the slow log
+ * (access.c), from srv__access_begin to srv__access_end. */
+typedef struct srv__reqlog {
+    bool open;          /* begun and not yet ended */
+    uint8_t major, minor; /* HTTP version */
+    int16_t worker;     /* who answered: a worker id, -1 srv itself */
+    int status;         /* of the response head; 0 until it passed */
+    uint32_t head_len;  /* bytes of that head */
+    int64_t t0;         /* monotonic ns */
+    char *fields;       /* with the access log on: method, uri, user agent, referer and
+                         * X-Forwarded-For, each NUL-terminated (malloc) */
+    uint8_t rid_len;
+    char rid[SRV_REQUEST_ID_MAX + 1];
+} srv__reqlog_t;
+
 /* A request on a connection: from dispatch to the last byte of its response queued. HTTP/1
  * has at most one per connection (c->req points at c->req_store, and its id is the session's);
  * HTTP/2 has one per stream with the app, each with an id of its own from the engine's request
@@ -124,6 +144,7 @@ typedef struct srv__req {
      * reported written. */
     uint64_t resp_start, acked;
     int64_t start; /* when its first byte arrived (ms, the engine's clock) */
+    srv__reqlog_t log;
 } srv__req_t;
 
 struct srv__conn {
@@ -133,6 +154,7 @@ struct srv__conn {
     const srv__transport_t *transport;
     int fd;
     uint16_t listener;
+    uint8_t stat_proto; /* the SRV_NETSTAT_* protocol it is counted under */
     uint32_t flags;
     uint8_t refs; /* armed ops */
     uint8_t qh, qn;
@@ -235,6 +257,14 @@ struct srv__engine {
     uint32_t *req_free;
     uint32_t req_nfree, req_used, req_max;
     _Atomic uint64_t *stat_h2_conns, *stat_h2_streams;
+    /* Observability (access.c): counters per listener, which listeners write the access log,
+     * the slow log's threshold (us, 0 off), the header array a request id is added with. */
+    srv__netstat_t *net;
+    srv__netstat_t *net_own; /* when the owner gave none */
+    bool alog[SRV_CONFIG_MAX_LISTEN];
+    int64_t slow_us;
+    srv_header_t *hv;
+    size_t hv_cap;
 };
 
 /* conn.c */
@@ -283,7 +313,7 @@ void srv__engine_start(srv__engine_t *e, bool accept);
 void srv__engine_free_conns(srv__engine_t *e);
 
 /* request.c: the request in flight on c. */
-srv__req_t *srv__req_begin(srv__conn_t *c, const srv_request_t *req);
+srv__req_t *srv__req_begin(srv__conn_t *c, srv_request_t *req);
 /* Undo srv__req_begin: the request never reached the app. */
 void srv__req_cancel(srv__conn_t *c);
 /* Its response is complete: forget it and let the protocol go on (proto->done). */
@@ -313,6 +343,21 @@ int srv__conn_ws_close(srv__engine_t *e, uint64_t session, int code, const char 
 int srv__engine_ws_broadcast(srv__engine_t *e, int listener, int opcode, const void *data,
                              size_t len);
 int srv__conn_bind(srv__engine_t *e, uint64_t session, uint32_t uid);
+
+/* access.c: a request's counters, access log line and slow log; request ids. */
+/* The request r (on c) is handed on: time it, give it its request id (req's headers may be
+ * replaced by a copy with X-Request-Id set, valid until the next request of the engine), and
+ * keep what its log line needs. */
+void srv__access_begin(srv__conn_t *c, srv__req_t *r, srv_request_t *req);
+/* The first bytes of r's response (a head in HTTP/1.1 text): its status and length. */
+void srv__access_head(srv__req_t *r, const char *p, size_t n);
+/* r ended: answered in full (bytes queued), or cut short (status 499 if no head passed). */
+void srv__access_end(srv__conn_t *c, srv__req_t *r, uint64_t bytes);
+/* An answer of srv's own to bytes that never made a request (400, 408, 413...), or to the
+ * request whose handshake failed (c->req_store still open). */
+void srv__access_error(srv__conn_t *c, int status, uint64_t bytes);
+/* Count c under another protocol (an upgrade). */
+void srv__access_proto(srv__conn_t *c, int proto);
 
 /* conn_h2.c: the actions on a request of an HTTP/2 stream (id from the request table). */
 int srv__h2c_respond(srv__req_t *r, const struct iovec *iov, int iovcnt, unsigned flags);

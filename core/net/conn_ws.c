@@ -40,6 +40,7 @@ static int on_ws_event(void *arg, const srv__ws_event_t *ev)
     srv__conn_t *c = arg;
     switch (ev->type) {
     case SRV_WS_EV_MESSAGE:
+        srv__netstat_add(&c->eng->net[c->listener].ws_in, 1);
         return srv__conn_app_event(c, SRV_ENGINE_EV_WS_MESSAGE, (uint16_t)ev->opcode, ev->data,
                                    ev->len) < 0
                    ? -1
@@ -185,6 +186,10 @@ static int ws_decided(srv__conn_t *c, int code, const char *proto, size_t proto_
     struct iovec v[3] = {
         {c->ws_pending, c->ws_pending_len - 2}, {hdr, (size_t)hn}, {(char *)"\r\n", 2}};
     int rc = srv__out_write(c, v, 3);
+    if (c->req != NULL) {
+        c->req->log.status = 101;
+        srv__access_end(c, c->req, c->ws_pending_len + (size_t)hn);
+    }
     free(c->ws_pending);
     c->ws_pending = NULL;
     c->ws_pending_len = 0;
@@ -229,6 +234,8 @@ int srv__conn_ws_accept(srv__engine_t *e, uint64_t session, int code, const char
         srv__conn_close(c);
         return rc;
     }
+    if (accepted)
+        srv__access_proto(c, SRV_NETSTAT_WS);
     if (!accepted) {
         srv__log(SRV_LOG_INFO, "ws", 0,
                  "session %llx from %s: the app refused the upgrade; closing with %d",
@@ -285,6 +292,7 @@ int srv__conn_ws_push(srv__engine_t *e, uint64_t session, int opcode, const void
     }
     if (rc < 0)
         return rc;
+    srv__netstat_add(&e->net[c->listener].ws_out, 1);
     ws_flush(c);
     return 0;
 }
@@ -333,6 +341,7 @@ int srv__engine_ws_broadcast(srv__engine_t *e, int listener, int opcode, const v
             srv__conn_close(c);
             continue;
         }
+        srv__netstat_add(&e->net[c->listener].ws_out, 1);
         ws_flush(c);
         n++;
     }

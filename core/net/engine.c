@@ -127,6 +127,18 @@ int srv__engine_create(srv__engine_t **out, const srv__engine_opts_t *o)
     }
     e->ack_step = (uint64_t)o->cfg->buffer_output_size / 4;
     e->nlisten = o->cfg->nlisten;
+    e->net = o->netstat;
+    if (e->net == NULL) {
+        e->net = e->net_own = calloc((size_t)(e->nlisten ? e->nlisten : 1), sizeof(*e->net));
+        if (e->net == NULL) {
+            srv__engine_destroy(e);
+            return -ENOMEM;
+        }
+    }
+    e->slow_us = (int64_t)o->cfg->request_slowlog_timeout * 1000;
+    for (int i = 0; i < e->nlisten; i++)
+        e->alog[i] = o->cfg->access_log[0] != '\0' && o->cfg->listen[i].access_log &&
+                     o->cfg->listen[i].type == SRV_LISTEN_HTTP;
     for (int i = 0; i < e->nlisten; i++) {
         int rc = listener_init(e, o, i);
         if (rc < 0) {
@@ -160,5 +172,7 @@ void srv__engine_destroy(srv__engine_t *e)
     free(e->reqs);
     free(e->req_gens);
     free(e->req_free);
+    free(e->net_own);
+    free(e->hv);
     free(e);
 }

@@ -9,16 +9,19 @@
 #include "core/base/log.h"
 #include "core/net/conn_internal.h"
 
-srv__req_t *srv__req_begin(srv__conn_t *c, const srv_request_t *req)
+srv__req_t *srv__req_begin(srv__conn_t *c, srv_request_t *req)
 {
     srv__engine_t *e = c->eng;
     srv__req_t *r = &c->req_store;
+    srv__reqlog_t log = r->log;
     *r = (srv__req_t){.id = c->session,
                       .conn = c,
                       .tag = -1,
                       .keepalive = (req->flags & SRV_REQ_KEEP_ALIVE) != 0,
                       .resp_start = c->out_total,
-                      .start = c->req_start};
+                      .start = c->req_start,
+                      .log = log};
+    srv__access_begin(c, r, req);
     c->req = r;
     e->inflight++;
     srv__stat_add(e->stat_requests, 1);
@@ -33,6 +36,7 @@ void srv__req_cancel(srv__conn_t *c)
 
 void srv__req_finish(srv__conn_t *c)
 {
+    srv__access_end(c, c->req, c->req->resp_bytes);
     c->req = NULL;
     c->eng->inflight--;
     if (c->proto->done)
@@ -124,6 +128,8 @@ int srv__conn_respond(srv__engine_t *e, uint64_t session, const struct iovec *io
         total += iov[i].iov_len;
     if (flags & SRV_ENGINE_F_FLOW)
         c->req->flow = true;
+    if (c->req->resp_bytes == 0 && iovcnt > 0)
+        srv__access_head(c->req, iov[0].iov_base, iov[0].iov_len);
     int rc = srv__out_append(c, iov, iovcnt, 2 * bound + (1u << 20));
     if (rc < 0) {
         srv__log(SRV_LOG_INFO, "conn", 0,

@@ -171,6 +171,10 @@ int srv__static_serve(srv__static_t *st, const srv_request_t *req, srv__static_r
     int xn = snprintf(extra, sizeof(extra),
                       "Content-Type: %s\r\nLast-Modified: %s\r\nAccept-Ranges: bytes\r\n",
                       srv__http_mime_type(name), lm);
+    srv_str_t id = srv_request_header(req, "X-Request-Id"); /* (the engine's, checked) */
+    if (id.ptr != NULL && id.len <= 128)
+        xn += snprintf(extra + xn, sizeof(extra) - (size_t)xn, "X-Request-Id: %.*s\r\n",
+                       (int)id.len, id.ptr);
     uint64_t start, end, size = (uint64_t)sb.st_size;
     int status = pick_range(req, &sb, &start, &end, extra, sizeof(extra), &xn);
     if (status == 416) {

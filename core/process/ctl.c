@@ -114,6 +114,43 @@ static void totals(uint64_t *conns, uint64_t *accepted, uint64_t *requests, uint
     }
 }
 
+static const char *(*g_health)(void);
+
+void srv__info_set_health(const char *(*health)(void))
+{
+    g_health = health;
+}
+
+/* ,"listeners":[...]: each listener's counters (the same as /metrics). */
+static void put_listeners(out_t *o)
+{
+    const srv__config_t *cfg = &srv__server.cfg;
+    static const char *const types[] = {"http", "tcp", "udp"};
+    put(o, ",\"listeners\":[");
+    for (int i = 0; i < cfg->nlisten; i++) {
+        const srv__listen_config_t *l = &cfg->listen[i];
+        srv__netstat_t n;
+        srv__stats_net_sum(i, &n);
+        char name[16];
+        snprintf(name, sizeof(name), "%d", i);
+#define V(f) (unsigned long long)atomic_load(&n.f)
+#define G(k) (long long)(atomic_load(&n.open[k]) > 0 ? atomic_load(&n.open[k]) : 0)
+        put(o,
+            "%s{\"name\":\"%s\",\"type\":\"%s\",\"port\":%d,\"requests\":{\"1xx\":%llu,"
+            "\"2xx\":%llu,\"3xx\":%llu,\"4xx\":%llu,\"5xx\":%llu},\"connections\":{\"http\":%lld,"
+            "\"h2\":%lld,\"websocket\":%lld,\"tcp\":%lld},\"accepted\":%llu,\"refused\":%llu,"
+            "\"bytes_in\":%llu,\"bytes_out\":%llu,\"ws_messages_in\":%llu,"
+            "\"ws_messages_out\":%llu}",
+            i ? "," : "", l->name[0] ? l->name : name, types[l->type], l->port, V(requests[0]),
+            V(requests[1]), V(requests[2]), V(requests[3]), V(requests[4]), G(SRV_NETSTAT_HTTP),
+            G(SRV_NETSTAT_H2), G(SRV_NETSTAT_WS), G(SRV_NETSTAT_TCP), V(accepted), V(refused),
+            V(bytes_in), V(bytes_out), V(ws_in), V(ws_out));
+#undef V
+#undef G
+    }
+    put(o, "]");
+}
+
 void srv__info_json(char *buf, size_t cap)
 {
     const srv__server_t *S = &srv__server;
@@ -123,15 +160,15 @@ void srv__info_json(char *buf, size_t cap)
     totals(&conns, &accepted, &requests, &e503);
     uint64_t h2c, h2s;
     h2_totals(&h2c, &h2s);
-    const char *backend = S->nreactors > 0 ? srv__reactors_backend() : "";
+    const char *backend = srv__stats_backend();
     put(&o,
         "{\"version\":\"%s\",\"pid\":%d,\"manager_pid\":%d,\"mode\":\"%s\",\"backend\":\"%s\","
-        "\"uptime\":%.3f,\"reactors\":%d,\"reloads\":%llu,\"connections\":%llu,"
+        "\"health\":\"%s\",\"uptime\":%.3f,\"reactors\":%d,\"reloads\":%llu,\"connections\":%llu,"
         "\"accepted\":%llu,\"requests\":%llu,\"errors_503\":%llu,\"h2_connections\":%llu,"
         "\"h2_streams\":%llu,\"workers\":[",
         SRV_VERSION, atomic_load(&st->master_pid), atomic_load(&st->manager_pid),
         S->cfg.mode == SRV_MODE_BASE ? "base" : "process", backend,
-        (double)(srv__now_ms() - st->start_ms) / 1000.0, S->nreactors,
+        g_health ? g_health() : "ok", (double)(srv__now_ms() - st->start_ms) / 1000.0, S->nreactors,
         (unsigned long long)atomic_load(&st->reloads), (unsigned long long)conns,
         (unsigned long long)accepted, (unsigned long long)requests, (unsigned long long)e503,
         (unsigned long long)h2c, (unsigned long long)h2s);
@@ -140,15 +177,16 @@ void srv__info_json(char *buf, size_t cap)
         put(&o,
             "%s{\"id\":%d,\"type\":\"%s\",\"pid\":%d,\"state\":\"%s\",\"requests\":%llu,"
             "\"total_requests\":%llu,\"respawns\":%llu,\"recycles\":%llu,\"generation\":%u,"
-            "\"udp_dropped\":%llu}",
+            "\"udp_dropped\":%llu,\"timers\":%lld}",
             i ? "," : "", local_id(i), srv__slot_kind_name(i), atomic_load(&w->pid),
             state_name(atomic_load(&w->state)), (unsigned long long)atomic_load(&w->requests),
             (unsigned long long)atomic_load(&w->total_requests),
             (unsigned long long)atomic_load(&w->respawns),
             (unsigned long long)atomic_load(&w->recycles), atomic_load(&w->generation),
-            (unsigned long long)atomic_load(&w->udp_dropped));
+            (unsigned long long)atomic_load(&w->udp_dropped), (long long)atomic_load(&w->timers));
     }
     put(&o, "]");
+    put_listeners(&o);
     put_part(&o, "tasks", srv__tasks_info_json, NULL);
     put_part(&o, "cron", srv__cron_info_json, NULL);
     put_part(&o, "atomics", srv__atomics_info_json, "[]");

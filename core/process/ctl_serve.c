@@ -174,6 +174,9 @@ static void handle_command(client_t *c, const char *cmd)
             client_reply(c, refused);
         else
             c->wants_reload = true;
+    } else if (strcmp(cmd, "reopen") == 0) {
+        C.ops->reopen();
+        client_reply(c, "ok\n");
     } else if (strcmp(cmd, "stop") == 0) {
         client_reply(c, "ok\n");
         C.ops->stop();

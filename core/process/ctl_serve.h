@@ -20,6 +20,8 @@ typedef struct srv__ctl_serve_ops {
     /* `srv reload` (tasks false) or `srv reload tasks`: start the reload and return NULL (its
      * outcome goes to srv__ctl_serve_reload_done()), or return the reply line to send now. */
     const char *(*reload)(bool tasks);
+    /* `srv reopen`: every process reopens its logs (the connection gets "ok"). */
+    void (*reopen)(void);
 } srv__ctl_serve_ops_t;
 
 /* Listen at path (a stale socket file there is replaced: the caller holds the pid file).

@@ -16,6 +16,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "core/base/alog.h"
+#include "core/process/admin.h"
 #include "core/process/ctl.h"
 #include "core/process/ctl_serve.h"
 #include "core/ipc/ipc.h"
@@ -131,7 +133,17 @@ static const char *ctl_reload(bool tasks)
     return NULL;
 }
 
-static const srv__ctl_serve_ops_t ctl_ops = {.stop = ctl_stop, .reload = ctl_reload};
+/* `srv reopen` and SIGRTMIN: this process's logs, then every other process's (through the
+ * manager). */
+static void reopen_logs(void)
+{
+    srv__log_reopen();
+    srv__alog_reopen();
+    send_mgr(SRV_CTL_REOPEN_LOG, 0);
+}
+
+static const srv__ctl_serve_ops_t ctl_ops = {
+    .stop = ctl_stop, .reload = ctl_reload, .reopen = reopen_logs};
 
 static void handle_mgr(void)
 {
@@ -271,10 +283,17 @@ static void on_signal(int sig, void *arg)
             send_mgr(SRV_CTL_RELOAD, sig == SIGUSR2);
         }
     } else if (sig == SIGRTMIN) {
-        srv__log_reopen();
-        send_mgr(SRV_CTL_REOPEN_LOG, 0);
+        reopen_logs();
     }
 }
+
+/* The admin endpoint's /health: 503 until every worker was ready once, and once stopping. */
+static const char *health(void)
+{
+    return G.stopping ? "stopping" : G.started ? "ok" : "starting";
+}
+
+static const srv__admin_ops_t admin_ops = {.health = health};
 
 /* ---- srv__master_run, step by step ---- */
 
@@ -291,6 +310,7 @@ static void master_init(const srv__config_t *cfg)
     snprintf(S->ctl_path, sizeof(S->ctl_path), "%s.sock", cfg->pid_file);
     srv__log_set_role("master", -1);
     srv__log_set_level(cfg->log_level);
+    srv__info_set_health(health);
     const char *dbg = getenv("SRV_DEBUG");
     if (dbg)
         srv__log_set_debug(dbg);
@@ -404,6 +424,7 @@ static int start_manager(void)
         close(sv[0]);
         close(G.pid_fd);
         srv__ctl_serve_drop();
+        srv__admin_drop();
         close(G.sig_fd);
         if (G.ready_fd >= 0)
             close(G.ready_fd);
@@ -436,7 +457,10 @@ static int tls_load(const srv__config_t *cfg)
 static void start_reactors(const srv__config_t *cfg, bool daemon)
 {
     if (srv__server.nreactors > 0) {
+        srv__server_alog_open(); /* before the threads that write it (serving goes on without) */
         int rc = srv__reactors_start();
+        if (rc >= 0)
+            srv__stats_set_backend(srv__reactors_backend());
         if (rc < 0) {
             srv__log(SRV_LOG_ERROR, "master", rc, "cannot start reactor threads");
             G.exit_code = SRV_EXIT_FAILURE;
@@ -450,7 +474,13 @@ static void start_reactors(const srv__config_t *cfg, bool daemon)
 }
 
 /* Where each descriptor sits in the loop's poll set. */
-enum { PFD_SIG, PFD_MGR, PFD_CTL, PFD_COUNT = PFD_CTL + SRV_CTL_SERVE_NPOLL };
+enum {
+    PFD_SIG,
+    PFD_MGR,
+    PFD_CTL,
+    PFD_ADMIN = PFD_CTL + SRV_CTL_SERVE_NPOLL,
+    PFD_COUNT = PFD_ADMIN + SRV_ADMIN_NPOLL
+};
 
 /* Fill the poll set; *timeout is when the next deadline falls (the control socket's, stop
  * supervision, the next ticket key). Returns the number of entries. */
@@ -463,6 +493,7 @@ static int poll_set(struct pollfd *pfd, int *timeout)
     pfd[PFD_SIG] = (struct pollfd){.fd = G.sig_fd, .events = POLLIN};
     pfd[PFD_MGR] = (struct pollfd){.fd = G.mgr_fd, .events = POLLIN};
     srv__ctl_serve_poll(&pfd[PFD_CTL], now, &wake);
+    srv__admin_poll(&pfd[PFD_ADMIN], now, &wake);
     *timeout = wake == INT64_MAX ? -1 : wake <= now ? 0 : (int)(wake - now);
     return PFD_COUNT;
 }
@@ -475,6 +506,7 @@ static void poll_dispatch(const struct pollfd *pfd)
     if (pfd[PFD_MGR].revents)
         handle_mgr();
     srv__ctl_serve_dispatch(&pfd[PFD_CTL]);
+    srv__admin_dispatch(&pfd[PFD_ADMIN]);
 }
 
 /* Watch the manager. Running: its death stops the server. Stopping: tell it to stop once
@@ -535,6 +567,7 @@ static int master_finish(void)
 {
     if (srv__server.nreactors > 0)
         srv__reactors_stop();
+    srv__alog_close();
     int code = G.exit_code;
     if (!G.started && code == SRV_EXIT_OK)
         code = SRV_EXIT_FAILURE;
@@ -575,12 +608,23 @@ int srv__master_run(const srv__config_t *cfg, bool daemon)
         start_err("srv: cannot create control socket %s: %s\n", S->ctl_path, srv_strerror(rc));
         goto out_listen;
     }
+    if (cfg->admin_server[0]) {
+        rc = srv__admin_open(cfg->admin_server, &admin_ops);
+        if (rc < 0) {
+            start_err("srv: cannot listen on admin_server %s: %s\n", cfg->admin_server,
+                      srv_strerror(rc));
+            code = SRV_EXIT_LISTEN;
+            goto out_ctl;
+        }
+        srv__log(SRV_LOG_NOTICE, "master", 0, "admin endpoint on http://%s/", cfg->admin_server);
+    }
     if (start_manager() < 0)
         goto out_ctl;
     start_reactors(cfg, daemon);
     master_loop(cfg);
     code = master_finish();
 out_ctl:
+    srv__admin_close();
     if (G.sig_fd >= 0)
         close(G.sig_fd);
     srv__ctl_serve_close();

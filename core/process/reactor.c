@@ -378,7 +378,7 @@ static int reactor_dispatch(srv__engine_t *e, srv__conn_t *c, srv__engine_event_
             return -ENOBUFS; /* the worker is that far behind: 503 rather than queue more */
         srv__http_request_encode(req, p);
     }
-    srv__conn_set_tag(c, ch->tag);
+    srv__conn_set_tag(c, ch->tag, ch->slot);
     r->inflight_per_worker[ch->slot]++;
     return 0;
 }
@@ -516,6 +516,7 @@ static int reactor_init(reactor_t *r)
         .stat_h2_conns = &S->stats->reactors[i].h2_connections,
         .stat_h2_streams = &S->stats->reactors[i].h2_streams,
         .conns_total = srv__stats_connections,
+        .netstat = srv__stats_net(i),
     };
     return srv__engine_create(&r->eng, &o);
 }

@@ -34,10 +34,21 @@ typedef struct zone {
 
 /* ---- stats: the master's and every slot's counters, read by srv info ---- */
 
+static int stats_engines(const srv__config_t *cfg)
+{
+    return cfg->mode == SRV_MODE_PROCESS ? cfg->reactor_num : cfg->worker_num;
+}
+
+static size_t stats_head(void)
+{
+    size_t n = sizeof(srv__stats_t) + (size_t)srv__server.nslots * sizeof(srv__worker_stat_t);
+    return (n + 63) & ~(size_t)63;
+}
+
 static size_t stats_size(const srv__config_t *cfg)
 {
-    (void)cfg;
-    return sizeof(srv__stats_t) + (size_t)srv__server.nslots * sizeof(srv__worker_stat_t);
+    return stats_head() +
+           (size_t)stats_engines(cfg) * (size_t)cfg->nlisten * sizeof(srv__netstat_t);
 }
 
 static int stats_create(const srv__config_t *cfg)
@@ -48,6 +59,9 @@ static int stats_create(const srv__config_t *cfg)
         return -ENOMEM;
     memset(st, 0, bytes);
     st->nworkers = srv__server.nslots;
+    st->nengines = stats_engines(cfg);
+    st->nlisten = cfg->nlisten;
+    st->net = (srv__netstat_t *)((char *)st + stats_head());
     st->start_ms = srv__now_ms();
     atomic_store(&st->master_pid, getpid());
     srv__server.stats = st;

@@ -22,6 +22,7 @@ static struct {
 static void on_signal(int sig)
 {
     if (sig == SIGRTMIN) {
+        srv__log_reopen(); /* every process kind, whatever its loop (async-signal-safe) */
         if (C.o.reopen)
             *C.o.reopen = 1;
     } else {
@@ -40,10 +41,11 @@ static void catch_signals(void)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGUSR1, &sa, NULL);
-    if (C.o.reopen)
-        sigaction(SIGRTMIN, &sa, NULL);
-    else
-        signal(SIGRTMIN, SIG_IGN);
+    /* A log reopen must not interrupt what the process is doing (a custom process's own
+     * calls): SA_RESTART. */
+    struct sigaction re = {.sa_handler = on_signal, .sa_flags = SA_RESTART};
+    sigemptyset(&re.sa_mask);
+    sigaction(SIGRTMIN, &re, NULL);
     signal(SIGPIPE, SIG_IGN);
 }
 

@@ -29,8 +29,9 @@ typedef struct srv__child_opts {
     const char *title; /* the process name after "srv: " */
     /* Where the signal handler records what it was asked (the caller's flags, so its loop can
      * test them): stop on SIGTERM, SIGINT and SIGUSR1; reload too on SIGUSR1 (replaced by a
-     * reload, not stopped); reopen on SIGRTMIN (reopen the log). NULL reload or reopen: that
-     * signal only stops, or is ignored. */
+     * reload, not stopped); reopen on SIGRTMIN (the error log is reopened in the handler
+     * itself, in every process; the flag is for the access log's writer). NULL reload: that
+     * signal only stops. */
     volatile sig_atomic_t *stop;
     volatile sig_atomic_t *reload;
     volatile sig_atomic_t *reopen;

@@ -1,6 +1,12 @@
 /* The server's layout: which process kind owns each slot, and each slot's mailbox. */
 #include "core/server/server.h"
 
+#include <stdio.h>
+#include <string.h>
+
+#include "core/base/alog.h"
+#include "core/base/log.h"
+
 
 srv__server_t srv__server;
 
@@ -69,4 +75,63 @@ uint64_t srv__stats_connections(void)
     for (int i = 0; i < SRV_MAX_REACTORS; i++)
         n += atomic_load_explicit(&st->reactors[i].connections, memory_order_relaxed);
     return n;
+}
+
+srv__netstat_t *srv__stats_net(int engine)
+{
+    const srv__stats_t *st = srv__server.stats;
+    if (st == NULL || st->net == NULL || engine < 0 || engine >= st->nengines)
+        return NULL;
+    return &st->net[(size_t)engine * (size_t)st->nlisten];
+}
+
+int srv__server_alog_open(void)
+{
+    const srv__server_t *S = &srv__server;
+    if (S->cfg.access_log[0] == '\0')
+        return 0;
+    srv__alog_counters_t n = {.lines = &S->stats->alog_lines,
+                              .errors = &S->stats->alog_errors,
+                              .dropped = &S->stats->alog_dropped};
+    int rc = srv__alog_open(S->cfg.access_log, &n);
+    if (rc < 0)
+        srv__log(SRV_LOG_ERROR, "alog", rc, "access log %s: cannot start its writer",
+                 S->cfg.access_log);
+    return rc;
+}
+
+const char *srv__stats_backend(void)
+{
+    return srv__server.stats ? srv__server.stats->backend : "";
+}
+
+void srv__stats_set_backend(const char *name)
+{
+    if (srv__server.stats)
+        snprintf(srv__server.stats->backend, sizeof(srv__server.stats->backend), "%s", name);
+}
+
+/* The sum of every engine's counters for listener i. */
+void srv__stats_net_sum(int i, srv__netstat_t *sum)
+{
+    memset(sum, 0, sizeof(*sum));
+    const srv__stats_t *st = srv__server.stats;
+    for (int e = 0; e < st->nengines; e++) {
+        const srv__netstat_t *n = &st->net[(size_t)e * (size_t)st->nlisten + (size_t)i];
+#define ADD(f) atomic_store(&sum->f, atomic_load(&sum->f) + atomic_load(&n->f))
+        for (int k = 0; k < 5; k++)
+            ADD(requests[k]);
+        for (int k = 0; k <= SRV_NETSTAT_NBOUNDS; k++)
+            ADD(duration[k]);
+        ADD(duration_us);
+        ADD(accepted);
+        ADD(refused);
+        ADD(bytes_in);
+        ADD(bytes_out);
+        ADD(ws_in);
+        ADD(ws_out);
+        for (int k = 0; k < SRV_NETSTAT_NPROTO; k++)
+            ADD(open[k]);
+#undef ADD
+    }
 }

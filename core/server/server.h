@@ -12,6 +12,7 @@
 #include "config/config.h"
 #include "core/base/util.h"
 #include "core/loop/loop.h"
+#include "core/net/netstat.h"
 
 #define SRV_MAX_REACTORS 64
 #define SRV_MAX_WORKERS 1024
@@ -46,6 +47,7 @@ typedef struct srv__worker_stat {
     _Atomic int64_t started_ms; /* wall clock */
     _Atomic uint32_t generation;
     _Atomic uint64_t udp_dropped; /* datagrams over their listener's package_max_length */
+    _Atomic int64_t timers;       /* timers pending in the process of this slot */
 } srv__worker_stat_t;
 
 typedef struct srv__reactor_stat {
@@ -63,6 +65,12 @@ typedef struct srv__stats {
     _Atomic int manager_pid;
     _Atomic uint64_t reloads;
     srv__reactor_stat_t reactors[SRV_MAX_REACTORS]; /* base mode: one per worker, indexed by id */
+    /* Per engine (reactor, or base-mode worker) and listener: net[engine * nlisten + listener]. */
+    srv__netstat_t *net;
+    int nengines, nlisten;
+    /* The access log writers of every process (core/base/alog.h). */
+    _Atomic uint64_t alog_lines, alog_errors, alog_dropped;
+    char backend[16]; /* the event backend serving (io_uring, epoll) */
     int nworkers;                                  /* worker_num + task_worker_num */
     srv__worker_stat_t workers[];
 } srv__stats_t;
@@ -105,6 +113,20 @@ int srv__slot_box(int slot);
 /* Loop options for reactors and workers: the provided receive buffers are reused in ring
  * order, so every one of them ends up resident; 256 x 4 KiB keeps that at 1 MiB a loop. */
 extern const srv__loop_opts_t srv__loop_opts;
+
+/* The per-listener counters of engine e (reactor id, or worker id in base mode). */
+srv__netstat_t *srv__stats_net(int engine);
+
+/* Listener i's counters added up over every engine. */
+void srv__stats_net_sum(int listener, srv__netstat_t *sum);
+
+/* The event backend the engines run on ("" before they started). */
+const char *srv__stats_backend(void);
+void srv__stats_set_backend(const char *name);
+
+/* Start this process's access log writer when access_log is set (core/base/alog.h), counting
+ * into the shared stats. Returns 0 or -errno (logged). */
+int srv__server_alog_open(void);
 
 /* Connections open in every reactor (or base-mode worker) of this instance: max_conn. */
 uint64_t srv__stats_connections(void);

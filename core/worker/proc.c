@@ -17,6 +17,7 @@
 #include "core/base/log.h"
 #include "core/server/msg.h"
 #include "core/server/server.h"
+#include "timer/timer.h"
 #include "core/shm/shm.h"
 
 static volatile sig_atomic_t g_stop;
@@ -183,6 +184,7 @@ void srv__process_main(int slot, int ctl_fd, const int *chans, int nchans)
                            .stop = &g_stop,
                            .reload = &g_reload};
     srv__child_start(slot, ctl_fd, &o);
+    srv__timer_set_gauge(&srv__server.stats->workers[slot].timers);
     p.box = srv__msg_self();
     char err[1024];
     srv_process_entry_t entry = (srv_process_entry_t)srv__app_symbol(pc->handler);

@@ -132,9 +132,29 @@ static bool has_header(const srv_response_t *res, const char *name)
     return false;
 }
 
+/* The request's id (the engine set X-Request-Id on every request) goes back with the response,
+ * unless the app set one itself. */
+static srv_str_t request_id(const srv_response_t *res)
+{
+    srv_str_t id = srv_request_header(res->req, "X-Request-Id");
+    if (id.ptr == NULL || id.len > 128 || memchr(id.ptr, '\r', id.len) ||
+        memchr(id.ptr, '\n', id.len) || has_header(res, "X-Request-Id"))
+        return (srv_str_t){NULL, 0};
+    return id;
+}
+
 static int head(srv_response_t *res, char *buf, size_t cap, int64_t clen)
 {
     srv_str_t extra = {res->hdr, res->hdr_len};
+    srv_str_t id = request_id(res);
+    char with_id[HDR_MAX + 160];
+    if (id.ptr != NULL) {
+        if (res->hdr_len > 0)
+            memcpy(with_id, res->hdr, res->hdr_len);
+        int k = snprintf(with_id + res->hdr_len, sizeof(with_id) - res->hdr_len,
+                         "X-Request-Id: %.*s\r\n", (int)id.len, id.ptr);
+        extra = (srv_str_t){with_id, res->hdr_len + (size_t)k};
+    }
     int n = srv__http_response_head(buf, cap, res->status, res->req->http_minor, keep_alive(res),
                                    clen, extra);
     return n < 0 ? -EMSGSIZE : n;

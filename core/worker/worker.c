@@ -25,6 +25,7 @@
 #include "core/worker/engine_ipc.h"
 #include "core/worker/flow.h"
 #include "core/ipc/ipc.h"
+#include "core/base/alog.h"
 #include "core/base/log.h"
 #include "core/server/msg.h"
 #include "core/loop/loop.h"
@@ -811,6 +812,7 @@ static void open_engine(void)
         .stat_h2_conns = &S->stats->reactors[k].h2_connections,
         .stat_h2_streams = &S->stats->reactors[k].h2_streams,
         .conns_total = srv__stats_connections,
+        .netstat = srv__stats_net(W.slot),
     };
     int rc = srv__engine_create(&W.eng, &o);
     if (rc < 0) {
@@ -840,6 +842,7 @@ static void run(void)
         if (W.reopen) {
             W.reopen = 0;
             srv__log_reopen();
+            srv__alog_reopen();
         }
         if (W.nchans > 0 && W.open_chans == 0)
             break; /* every reactor closed its channel: we were replaced */
@@ -896,6 +899,7 @@ void srv__worker_main(int slot, int ctl_fd, const int *chans, int nchans)
                            .reopen = &W.reopen};
     const srv_app_t *app = srv__child_start(slot, ctl_fd, &o);
     W.stat = &S->stats->workers[slot];
+    srv__timer_set_gauge(&W.stat->timers);
     start_app(app);
     W.loop = srv__child_loop();
     const char *why = srv__loop_fallback_reason(W.loop);
@@ -903,13 +907,16 @@ void srv__worker_main(int slot, int ctl_fd, const int *chans, int nchans)
         if (why && why[0])
             srv__log(SRV_LOG_WARN, "loop", 0, "io_uring unavailable (%s); using epoll", why);
         srv__log(SRV_LOG_NOTICE, "loop", 0, "workers on %s", srv__loop_backend_name(W.loop));
+        srv__stats_set_backend(srv__loop_backend_name(W.loop));
     }
     W.sink = (srv__resp_sink_t){
         .emit = sink_emit, .emit_file = sink_emit_file, .on_writable = sink_on_writable};
-    if (S->nreactors > 0)
+    if (S->nreactors > 0) {
         open_channels(chans, nchans);
-    else
+    } else {
+        srv__server_alog_open(); /* (serving goes on without it) */
         open_engine();
+    }
     udp_start();
     srv__msg_on_action(srv__worker_mailbox_action);
     srv__msg_arm(W.loop);
@@ -918,5 +925,6 @@ void srv__worker_main(int slot, int ctl_fd, const int *chans, int nchans)
     run();
     srv__child_retire(app);
     close_all();
+    srv__alog_close();
     _exit(0);
 }

@@ -424,7 +424,8 @@ def test_handshake():
         assert st == 101, head
         assert "s3pplmbitxaq9kygzzhzrbk+xoo=" in head.lower(), head
         # plain HTTP on the same listener still reaches the app
-        assert s.get("/") == (200, s.get("/")[1], b"Hello, World!")
+        st, _, body = s.get("/")
+        assert (st, body) == (200, b"Hello, World!")
         st, _, body = s.get("/echo", method="POST", body=b"abc")
         assert (st, body) == (200, b"abc")
         # a path the app refuses (on_ws_open returns 4004): upgraded, then at once closed with
