@@ -504,6 +504,10 @@ def test_full_disk():
                  "srv_access_log_errors_total > 0")
         for pid, lines in access_errors(s).items():
             assert len(lines) <= took + 2, (pid, lines)
+            stamps = [time.mktime(time.strptime(ln[:19], "%Y-%m-%d %H:%M:%S")) +
+                      float(ln[19:23]) for ln in lines]
+            gaps = [b - a for a, b in zip(stamps, stamps[1:])]
+            assert all(g >= 0.9 for g in gaps), (pid, lines)  # at most one a second
         assert s.get("/proto")[0] == 200
         s.stop()
 
