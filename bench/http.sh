@@ -11,7 +11,10 @@
 #      which CPU 0 is at most QUIET_PCT % busy (other jobs on a shared machine skew CPU 0's figure),
 #      NOISE_PCT (10) / TRIES (3): a run where more than NOISE_PCT % of CPU 0 went to something
 #      other than the server is redone, up to TRIES runs; the least noisy one is kept,
-#      WRITE_RESULTS=1 writes the "## HTTP" section of bench/RESULTS.md (replacing an earlier one).
+#      WRITE_RESULTS=1 writes the "## HTTP" section of bench/RESULTS.md (replacing an earlier one;
+#      RESULTS_TITLE names another section, for a partial run).
+#      Servers srv-process-alog and srv-base-alog are srv with the JSON access log on (a file in the
+#      temp dir): the report gives their CPU per request against the same mode without it.
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -147,10 +150,10 @@ stop_nginx() {
     cur_stop=""
 }
 
-start_srv() { # mode
-    local d="$tmp/srv-$1"
+start_srv() { # mode [server keys]
+    local d="$tmp/srv-$1${2:+-alog}"
     port="$(free_port)"
-    srv_config "$d" "$1" "$port"
+    srv_config "$d" "$1" "$port" "${2:-}"
     cur_stop=stop_srv
     launch_srv "$d" "$port"
 }
@@ -234,6 +237,11 @@ for ((r = 1; r <= rounds; r++)); do
             nginx) start_nginx ;;
             srv-process) start_srv process ;;
             srv-base) start_srv base ;;
+            srv-process-alog | srv-base-alog)
+                m="${s#srv-}" m="${m%-alog}"
+                start_srv "$m" "access_log = \"$tmp/access-$m.log\"
+access_log_format = \"json\""
+                ;;
             *) echo "http.sh: unknown server $s" >&2; exit 2 ;;
             esac
             # Redo a run other jobs disturbed; keep the least disturbed (column 15: not server %).
@@ -316,6 +324,16 @@ report() {
             if (b in cnt) printf "- %s: base CPU/req %.2fx nginx (target <= 0.90x): %s\n", l, median(b, 7) / n, (median(b, 7) / n <= 0.90 ? "met" : "NOT met")
             if (p in cnt) printf "- %s: process CPU/req %.2fx nginx (target <= 1.5x): %s\n", l, median(p, 7) / n, (median(p, 7) / n <= 1.5 ? "met" : "NOT met")
         }
+        # Issue 15: the JSON access log costs at most 10 % CPU per request.
+        for (i = 1; i <= nl; i++) {
+            split("process base", M, " ")
+            for (m = 1; m <= 2; m++) {
+                a = L[i] SUBSEP "srv-" M[m] "-alog"; o = L[i] SUBSEP "srv-" M[m]
+                if (!(a in cnt) || !(o in cnt)) continue
+                r = median(a, 7) / median(o, 7)
+                printf "- %s: %s with the JSON access log: CPU/req %.2fx without it (target <= 1.10x): %s\n", L[i], M[m], r, (r <= 1.10 ? "met" : "NOT met")
+            }
+        }
         nk = "ka256" SUBSEP "nginx"
         if (nk in cnt) {
             n = median(nk, 6)
@@ -342,7 +360,7 @@ report() {
 report | tee "$tmp/report.md"
 
 if [[ "${WRITE_RESULTS:-0}" == 1 ]]; then
-    write_section "HTTP" \
+    write_section "${RESULTS_TITLE:-HTTP}" \
         "srv vs nginx on GET / -> \"Hello, World!\", run by \`bench/http.sh\` (see bench/README.md)." \
         "$tmp/report.md"
 fi

@@ -233,6 +233,8 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *
 static int answer_error(srv__h2_t *h, h2_stream_t *st, int status)
 {
     srv_header_t cl = {{"content-length", 14}, {"0", 1}};
+    if (h->ops.answered)
+        h->ops.answered(h->ops.arg, status);
     return srv__h2_respond(h, st->id, status, &cl, 1, true);
 }
 

@@ -32,6 +32,8 @@ typedef struct srv__h2_ops {
     /* The stream closed (peer reset, or the session ended) while it had a user pointer and its
      * response was not complete. May be NULL. */
     void (*reset)(void *arg, int32_t stream, void *user, uint32_t error_code);
+    /* A request was answered here, never reaching the caller (413, 431, 408). May be NULL. */
+    void (*answered)(void *arg, int status);
     void *arg;
 } srv__h2_ops_t;
 

@@ -382,9 +382,16 @@ void srv__access_error(srv__conn_t *c, int status, uint64_t bytes)
         srv__access_end(c, r, bytes);
         return;
     }
-    srv__reqlog_t l = {.open = true, .major = 1, .minor = 1, .worker = -1, .status = status};
-    l.t0 = c->req_start > 0 ? mono_ns() - (srv__engine_now_ms(c->eng) - c->req_start) * 1000000
-                            : mono_ns();
+    bool h2 = c->h2 != NULL;
+    srv__reqlog_t l = {.open = true,
+                       .major = h2 ? 2 : 1,
+                       .minor = h2 ? 0 : 1,
+                       .worker = -1,
+                       .status = status};
+    /* From the request's first byte (req_start: ms of the loop's clock, CLOCK_MONOTONIC). */
+    l.t0 = mono_ns();
+    if (c->req_start > 0)
+        l.t0 -= srv__loop_now(c->eng->loop) - c->req_start * 1000000;
     make_id(l.rid);
     l.rid_len = SRV_REQUEST_ID_GEN;
     if (c->eng->alog[c->listener])

@@ -342,6 +342,11 @@ static void *on_request(void *arg, int32_t stream, const srv_request_t *rq)
     return q;
 }
 
+static void on_answered(void *arg, int status)
+{
+    srv__access_error(arg, status, 0);
+}
+
 static void on_reset(void *arg, int32_t stream, void *user, uint32_t code)
 {
     (void)stream;
@@ -481,7 +486,8 @@ static void h2_fail(srv__conn_t *c, int status, const char *why)
 
 static int h2_open(srv__conn_t *c)
 {
-    srv__h2_ops_t ops = {.request = on_request, .reset = on_reset, .arg = c};
+    srv__h2_ops_t ops = {
+        .request = on_request, .reset = on_reset, .answered = on_answered, .arg = c};
     int rc = srv__h2_create(&c->h2, &c->eng->h2opts[c->listener], &ops);
     if (rc < 0)
         return rc;

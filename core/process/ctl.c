@@ -116,9 +116,9 @@ static void totals(uint64_t *conns, uint64_t *accepted, uint64_t *requests, uint
 
 static const char *(*g_health)(void);
 
-void srv__info_set_health(const char *(*health)(void))
+void srv__info_set_health(const char *(*fn)(void))
 {
-    g_health = health;
+    g_health = fn;
 }
 
 /* ,"listeners":[...]: each listener's counters (the same as /metrics). */
@@ -133,20 +133,21 @@ static void put_listeners(out_t *o)
         srv__stats_net_sum(i, &n);
         char name[16];
         snprintf(name, sizeof(name), "%d", i);
-#define V(f) (unsigned long long)atomic_load(&n.f)
-#define G(k) (long long)(atomic_load(&n.open[k]) > 0 ? atomic_load(&n.open[k]) : 0)
+#define COUNT(f) (unsigned long long)atomic_load(&n.f)
+#define OPEN(k) (long long)(atomic_load(&n.open[k]) > 0 ? atomic_load(&n.open[k]) : 0)
         put(o,
             "%s{\"name\":\"%s\",\"type\":\"%s\",\"port\":%d,\"requests\":{\"1xx\":%llu,"
             "\"2xx\":%llu,\"3xx\":%llu,\"4xx\":%llu,\"5xx\":%llu},\"connections\":{\"http\":%lld,"
             "\"h2\":%lld,\"websocket\":%lld,\"tcp\":%lld},\"accepted\":%llu,\"refused\":%llu,"
             "\"bytes_in\":%llu,\"bytes_out\":%llu,\"ws_messages_in\":%llu,"
             "\"ws_messages_out\":%llu}",
-            i ? "," : "", l->name[0] ? l->name : name, types[l->type], l->port, V(requests[0]),
-            V(requests[1]), V(requests[2]), V(requests[3]), V(requests[4]), G(SRV_NETSTAT_HTTP),
-            G(SRV_NETSTAT_H2), G(SRV_NETSTAT_WS), G(SRV_NETSTAT_TCP), V(accepted), V(refused),
-            V(bytes_in), V(bytes_out), V(ws_in), V(ws_out));
-#undef V
-#undef G
+            i ? "," : "", l->name[0] ? l->name : name, types[l->type], l->port,
+            COUNT(requests[0]), COUNT(requests[1]), COUNT(requests[2]), COUNT(requests[3]),
+            COUNT(requests[4]), OPEN(SRV_NETSTAT_HTTP), OPEN(SRV_NETSTAT_H2), OPEN(SRV_NETSTAT_WS),
+            OPEN(SRV_NETSTAT_TCP), COUNT(accepted), COUNT(refused), COUNT(bytes_in),
+            COUNT(bytes_out), COUNT(ws_in), COUNT(ws_out));
+#undef COUNT
+#undef OPEN
     }
     put(o, "]");
 }

@@ -16,7 +16,7 @@
 /* Master side: describe the running server (from the shared stats) into buf. */
 void srv__info_json(char *buf, size_t cap);
 /* What "health" says in the report ("ok", "starting", "stopping"); the master sets it. */
-void srv__info_set_health(const char *(*health)(void));
+void srv__info_set_health(const char *(*fn)(void));
 void srv__info_text(char *buf, size_t cap);
 
 /* Master side, before any thread or fork: make path this process's pid file, holding an

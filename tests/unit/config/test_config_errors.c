@@ -134,6 +134,28 @@ static const err_case_t cases[] = {
     {TB "http2_max_concurrent_streams = 10\n", IB "http2_max_concurrent_streams = 10\n",
      ":5: http2_max_concurrent_streams: has no effect: no listener has open_http2_protocol = true",
      NULL},
+    /* observability (issue 15) */
+    {TB "admin_server = \"localhost:9100\"\n", IB "admin_server = localhost:9100\n",
+     ":5: admin_server: must be \"address:port\" with a numeric address (\"127.0.0.1:9100\", "
+     "\"[::1]:9100\"), got \"localhost:9100\"",
+     NULL},
+    {TB "admin_server = \"127.0.0.1:0\"\n", IB "admin_server = 127.0.0.1:0\n",
+     ":5: admin_server: must be \"address:port\"*", NULL},
+    {TB "admin_token = \"s3cret\"\n", IB "admin_token = s3cret\n",
+     ":5: admin_token: has no effect: admin_server is not set", NULL},
+    {TB "access_log_format = \"json\"\n", IB "access_log_format = json\n",
+     ":5: access_log_format: has no effect: access_log is not set", NULL},
+    {TB "access_log = \"a.log\"\naccess_log_format = \"xml\"\n",
+     IB "access_log = a.log\naccess_log_format = xml\n",
+     ":6: access_log_format: must be one of combined, json; got \"xml\"", NULL},
+    {TB "[[listen]]\nport = 2\naccess_log = false\n",
+     IB "[listen.listen1]\nport = 2\naccess_log = false\n",
+     ":7: access_log: has no effect: [server] sets no access_log", NULL},
+    {TB "access_log = \"-\"\n[[listen]]\nport = 2\ntype = \"tcp\"\naccess_log = false\n",
+     IB "access_log = -\n[listen.listen1]\nport = 2\ntype = tcp\naccess_log = false\n",
+     ":9: access_log: only valid on http listeners (this one is tcp)", NULL},
+    {TB "request_slowlog_timeout = -1\n", IB "request_slowlog_timeout = -1\n",
+     ":5: request_slowlog_timeout: must be between 0 and 3600000, got -1", NULL},
     {TB "[[listen]]\nport = 2\nopen_http2_protocol = true\nhttp2_max_frame_size = 16383\n",
      IB "[listen.listen1]\nport = 2\nopen_http2_protocol = true\nhttp2_max_frame_size = 16383\n",
      ":8: http2_max_frame_size: must be -1 (inherit) or between 16384 and 16777215, got 16383",
@@ -601,6 +623,10 @@ static void test_not_errors(void)
            "[[listen]]\npath = \"s.sock\"\nsocket_mode = \"600\"\n",
         /* v4 and v6 wildcards on one port: IPV6_V6ONLY keeps them apart */
         TB "[[listen]]\nhost = \"0.0.0.0\"\nport = 2\n[[listen]]\nhost = \"::\"\nport = 2\n",
+        /* observability: "-" is stderr, not a file name; IPv6 admin address */
+        TB "access_log = \"-\"\naccess_log_format = \"json\"\nadmin_server = \"[::1]:9100\"\n"
+           "admin_token = \"t\"\nrequest_slowlog_timeout = 50\n[[listen]]\nport = 2\n"
+           "access_log = false\n",
     };
     char path[512], buf[1024];
     snprintf(path, sizeof(path), "%s/ok.toml", tmpdir);
@@ -623,6 +649,13 @@ static void test_not_errors(void)
     cfg = expect_ok(srv__config_load, "ok.toml", toml[4]);
     CHECK_INT(cfg->listen[2].socket_mode, ==, 0600);
     CHECK_INT(cfg->listen[1].socket_mode, ==, 0666);
+    free(cfg);
+    cfg = expect_ok(srv__config_load, "ok.toml", toml[6]);
+    CHECK_STR(cfg->access_log, "-");
+    CHECK_INT(cfg->access_log_format, ==, SRV_ALOG_JSON);
+    CHECK_STR(cfg->admin_server, "[::1]:9100");
+    CHECK_INT(cfg->request_slowlog_timeout, ==, 50);
+    CHECK(cfg->listen[0].access_log && !cfg->listen[1].access_log);
     free(cfg);
 }
 

@@ -49,6 +49,11 @@ static void check_info(unsigned queued, int done, int failed, int retried)
     snprintf(want, sizeof(want), "{\"queued\":%u,\"done\":%d,\"failed\":%d,\"retried\":%d}", queued,
              done, failed, retried);
     CHECK_INT(srv__tasks_info_json(got, sizeof(got)), >, 0);
+    /* "delivered" counts srv_task_deliver calls that took a task: checked apart. */
+    char *d = strstr(got, "\"delivered\":"), *comma = d ? strchr(d, ',') : NULL;
+    CHECK(comma != NULL);
+    if (comma)
+        memmove(d, comma + 1, strlen(comma + 1) + 1);
     CHECK_STR(got, want);
 }
 
