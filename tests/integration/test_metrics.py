@@ -22,13 +22,13 @@ EXTRA = ('[[table]]\nname = "kv"\nsize = 64\n'
 CODES = ("1xx", "2xx", "3xx", "4xx", "5xx")
 BUCKETS = ("0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1",
            "2.5", "5", "10", "+Inf")
-N_OK, N_404, N_BAD, N_WS, N_TASKS, N_SECOND = 20, 5, 3, 7, 4, 6
+N_OK, N_404, N_BAD, N_413, N_WS, N_TASKS, N_SECOND = 20, 5, 3, 2, 7, 4, 6
 
 
 def metrics_server(mode="process", name="metrics", server=None):
     """Two HTTP listeners (the first with WebSocket), a table, a cron job, one task worker."""
     opts = {"mode": mode, "worker_num": 2, "task_worker_num": 1,
-            "admin_server": f"127.0.0.1:{free_port()}"}
+            "admin_server": f"127.0.0.1:{free_port()}", "package_max_length": 4096}
     opts.update(server or {})
     ls = [{"name": "http", "type": "http", "websocket": True}, {"name": "second", "type": "http"}]
     return Server(listeners=ls, server=opts, name=f"{name}-{mode}", extra=EXTRA)
@@ -83,7 +83,7 @@ def load(s):
             assert r.status == 200 and r.body.startswith(b"task "), r
         sent["http"] += c.sent
         received["http"] += c.received
-    for _ in range(N_BAD):  # connections 2..4 on http: malformed, srv answers 400 and closes
+    for _ in range(N_BAD):  # then on http: malformed, srv answers 400 and closes
         with CountingConn(s.port(0)) as c:
             c.send(b"GARBAGE\r\n\r\n")
             r = c.read_response()
@@ -91,7 +91,15 @@ def load(s):
             assert c.closed_by_peer(5)
             sent["http"] += c.sent
             received["http"] += c.received
-    ws_echo(s.port(0), N_WS)  # connection 5 on http: 101 and N_WS messages each way
+    for _ in range(N_413):  # body announced over package_max_length: 413 from srv, close
+        with CountingConn(s.port(0)) as c:
+            c.send(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10000\r\n\r\n")
+            r = c.read_response()
+            assert r.status == 413, r
+            assert c.closed_by_peer(5)
+            sent["http"] += c.sent
+            received["http"] += c.received
+    ws_echo(s.port(0), N_WS)  # the last connection on http: 101 and N_WS messages each way
     with CountingConn(s.port(1)) as c:  # connection 1 on second
         for _ in range(N_SECOND):
             assert c.request("GET", "/").status == 200
@@ -103,7 +111,7 @@ def load(s):
 def expected_counters():
     """Sample -> exact value after load()."""
     want = {}
-    http = {"1xx": 1, "2xx": N_OK + N_TASKS, "3xx": 0, "4xx": N_404 + N_BAD, "5xx": 0}
+    http = {"1xx": 1, "2xx": N_OK + N_TASKS, "3xx": 0, "4xx": N_404 + N_BAD + N_413, "5xx": 0}
     second = {"1xx": 0, "2xx": N_SECOND, "3xx": 0, "4xx": 0, "5xx": 0}
     for name, codes in (("http", http), ("second", second)):
         for code, n in codes.items():
@@ -114,7 +122,7 @@ def expected_counters():
         want[("srv_websocket_sessions", (("listener", name),))] = 0
         for proto in ("http", "h2", "websocket"):  # (tcp: for tcp listeners)
             want[("srv_connections", (("listener", name), ("protocol", proto)))] = 0
-    want[("srv_connections_accepted_total", (("listener", "http"),))] = 1 + N_BAD + 1
+    want[("srv_connections_accepted_total", (("listener", "http"),))] = 1 + N_BAD + N_413 + 1
     want[("srv_connections_accepted_total", (("listener", "second"),))] = 1
     want[("srv_websocket_messages_received_total", (("listener", "http"),))] = N_WS
     want[("srv_websocket_messages_sent_total", (("listener", "http"),))] = N_WS
