@@ -4,7 +4,9 @@ clients did, in process and base mode), /info equal to `srv info --json`, /healt
 normal run and stop, and admin_token guarding every endpoint but /health."""
 import asyncio
 import json
+import os
 import re
+import signal
 import subprocess
 import threading
 import time
@@ -420,6 +422,36 @@ def test_admin_token():
         s.stop()
 
 
+def test_admin_while_workers_busy_and_respawn():
+    """Every worker asleep in a request: /health and /metrics still answer at once (the master
+    serves them). A killed worker shows as a respawn."""
+    with running(metrics_server(name="busy")) as s:
+        port = admin_port(s)
+        workers = [w["pid"] for w in s.info()["workers"] if w["type"] == "worker"]
+        holders = []
+        for _ in workers:
+            c = RawConn(s.port(), timeout=30)
+            c.send(b"GET /sleep?ms=1500 HTTP/1.1\r\nHost: x\r\n\r\n")
+            holders.append(c)
+        wait_for(lambda: all(sleeping(p) for p in workers), 5, "every worker asleep")
+        t0 = time.monotonic()
+        assert admin_get(port, "/health")[::2] == (200, b"ok\n")
+        m = scrape(port)
+        assert m.get("srv_workers", kind="worker", state="ready") == 2
+        assert time.monotonic() - t0 < 1.0 * SLOW, time.monotonic() - t0
+        for c in holders:
+            assert c.read_response().status == 200
+            c.close()
+        os.kill(workers[0], signal.SIGKILL)
+        wait_for(lambda: scrape(port).get("srv_worker_respawns_total", kind="worker") == 1, 10,
+                 "the respawn counted")
+        wait_for(lambda: scrape(port).get("srv_workers", kind="worker", state="ready") == 2, 10,
+                 "two workers ready again")
+        s.info()  # remember the new worker's pid for the cleanup
+        s.stop()
+
+
 if __name__ == "__main__":
     run([test_metrics_process_mode, test_metrics_base_mode, test_metrics_live_gauges,
-         test_info_equals_cli, test_health_start_serve_stop, test_admin_token])
+         test_info_equals_cli, test_health_start_serve_stop, test_admin_token,
+         test_admin_while_workers_busy_and_respawn])
