@@ -814,6 +814,11 @@ static void open_engine(void)
         .conns_total = srv__stats_connections,
         .netstat = srv__stats_net(W.slot),
     };
+    /* Connections a previous process of this slot had (it may have been killed) are gone. */
+    srv__netstat_t *net = srv__stats_net(W.slot);
+    for (int i = 0; net != NULL && i < S->cfg.nlisten; i++)
+        for (int pr = 0; pr < SRV_NETSTAT_NPROTO; pr++)
+            atomic_store(&net[i].open[pr], 0);
     int rc = srv__engine_create(&W.eng, &o);
     if (rc < 0) {
         char err[128];
