@@ -99,9 +99,10 @@ const char *srv__http_status_reason(int status);
 int srv__http_response_head(char *buf, size_t cap, int status, int http_minor, bool keep_alive,
                            int64_t content_length, srv_str_t extra_headers);
 /* A complete small error response: head plus a text/plain body "<reason>\n" (reason NULL:
- * the status reason). Connection: close unless keep_alive. Returns bytes or -ENOSPC. */
+ * the status reason), with extra_headers verbatim ("Name: value\r\n" lines, may be empty).
+ * Connection: close unless keep_alive. Returns bytes or -ENOSPC. */
 int srv__http_error_response(char *buf, size_t cap, int status, const char *reason,
-                             bool keep_alive);
+                             bool keep_alive, srv_str_t extra_headers);
 /* "<len in hex>\r\n" before a chunk of len bytes (the chunk is followed by "\r\n"; the last
  * chunk is "0\r\n\r\n"). Returns bytes written or -ENOSPC. */
 int srv__http_chunk_header(char *buf, size_t cap, size_t len);

@@ -155,14 +155,20 @@ int srv__http_response_head(char *buf, size_t cap, int status, int http_minor, b
     return (int)o.len;
 }
 
-int srv__http_error_response(char *buf, size_t cap, int status, const char *reason, bool keep_alive)
+int srv__http_error_response(char *buf, size_t cap, int status, const char *reason, bool keep_alive,
+                             srv_str_t extra_headers)
 {
     if (reason == NULL)
         reason = srv__http_status_reason(status);
     size_t rlen = strlen(reason);
-    static const char ct[] = "Content-Type: text/plain; charset=utf-8\r\n";
+    char hdr[512];
+    int hn = snprintf(hdr, sizeof(hdr), "Content-Type: text/plain; charset=utf-8\r\n%.*s",
+                      (int)(extra_headers.ptr ? extra_headers.len : 0),
+                      extra_headers.ptr ? extra_headers.ptr : "");
+    if (hn < 0 || (size_t)hn >= sizeof(hdr))
+        return -ENOSPC;
     int n = srv__http_response_head(buf, cap, status, 1, keep_alive, (int64_t)rlen + 1,
-                                    (srv_str_t){ct, sizeof(ct) - 1});
+                                    (srv_str_t){hdr, (size_t)hn});
     if (n < 0)
         return n;
     if (cap - (size_t)n < rlen + 1)

@@ -6,7 +6,7 @@ set -euo pipefail
 build_pkgs=(cmake make gcc g++ pkg-config liburing-dev libwslay-dev node-llhttp libssl-dev
             libhiredis-dev libtomlplusplus-dev zlib1g-dev libnghttp2-dev)
 test_pkgs=(curl openssl python3 python3-websockets nginx-light redis-server netcat-openbsd wrk procps
-           nghttp2-client python3-h2 clang chromium)
+           nghttp2-client python3-h2 clang python3-prometheus-client logrotate chromium)
 # Node.js may come from elsewhere than Debian (the machine image ships its own node and npm,
 # which Debian's npm package conflicts with): only ask apt for it when there is none.
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then

@@ -374,30 +374,41 @@ void srv__access_end(srv__conn_t *c, srv__req_t *r, uint64_t bytes)
     }
 }
 
-void srv__access_error(srv__conn_t *c, int status, uint64_t bytes)
+size_t srv__access_id_header(const srv__req_t *r, char *hdr, size_t cap)
+{
+    int n = snprintf(hdr, cap, "X-Request-Id: %s\r\n", r->log.rid);
+    return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+}
+
+size_t srv__access_error_begin(srv__conn_t *c, char *hdr, size_t cap)
 {
     srv__req_t *r = &c->req_store;
-    if (r->log.open) {
-        r->log.status = status;
-        srv__access_end(c, r, bytes);
-        return;
+    if (!r->log.open) {
+        bool h2 = c->h2 != NULL;
+        free(r->log.fields);
+        r->log = (srv__reqlog_t){
+            .open = true, .major = h2 ? 2 : 1, .minor = h2 ? 0 : 1, .worker = -1};
+        /* From the request's first byte (req_start: ms of the loop's clock, CLOCK_MONOTONIC). */
+        r->log.t0 = mono_ns();
+        if (c->req_start > 0)
+            r->log.t0 -= srv__loop_now(c->eng->loop) - c->req_start * 1000000;
+        make_id(r->log.rid);
+        r->log.rid_len = SRV_REQUEST_ID_GEN;
+        if (c->eng->alog[c->listener])
+            r->log.fields = calloc(1, 5); /* no request line: five empty fields */
     }
-    bool h2 = c->h2 != NULL;
-    srv__reqlog_t l = {.open = true,
-                       .major = h2 ? 2 : 1,
-                       .minor = h2 ? 0 : 1,
-                       .worker = -1,
-                       .status = status};
-    /* From the request's first byte (req_start: ms of the loop's clock, CLOCK_MONOTONIC). */
-    l.t0 = mono_ns();
-    if (c->req_start > 0)
-        l.t0 -= srv__loop_now(c->eng->loop) - c->req_start * 1000000;
-    make_id(l.rid);
-    l.rid_len = SRV_REQUEST_ID_GEN;
-    if (c->eng->alog[c->listener])
-        l.fields = calloc(1, 5);
-    srv__req_t tmp = {.log = l};
-    srv__access_end(c, &tmp, bytes);
+    return hdr ? srv__access_id_header(r, hdr, cap) : 0;
+}
+
+void srv__access_error(srv__conn_t *c, int status, const char *resp, size_t n)
+{
+    srv__req_t *r = &c->req_store;
+    srv__access_error_begin(c, NULL, 0);
+    r->log.status = 0;
+    if (resp != NULL)
+        srv__access_head(r, resp, n);
+    r->log.status = status;
+    srv__access_end(c, r, n);
 }
 
 void srv__access_proto(srv__conn_t *c, int proto)

@@ -255,8 +255,10 @@ void srv__h2c_fail(srv__req_t *r)
         return;
     }
     srv__stat_add(c->eng->stat_503, 1);
-    char buf[512];
-    int n = srv__http_error_response(buf, sizeof(buf), 503, "the worker handling it died", true);
+    char buf[768], id[SRV_REQUEST_ID_MAX + 24];
+    size_t idn = srv__access_id_header(&q->r, id, sizeof(id));
+    int n = srv__http_error_response(buf, sizeof(buf), 503, "the worker handling it died", true,
+                                     (srv_str_t){id, idn});
     answer(c, q, buf, n > 0 ? (size_t)n : 0, SRV_ENGINE_F_FINAL);
 }
 
@@ -291,8 +293,10 @@ static void dispatch(srv__conn_t *c, h2_req_t *q, srv_request_t *req)
         srv__stat_add(e->stat_503, 1);
         srv__log(SRV_LOG_WARN, "conn", rc, "session %llx: cannot hand the request to a worker",
                  (unsigned long long)c->session);
-        char buf[512];
-        int n = srv__http_error_response(buf, sizeof(buf), 503, "no worker available", true);
+        char buf[768], id[SRV_REQUEST_ID_MAX + 24];
+        size_t idn = srv__access_id_header(&q->r, id, sizeof(id));
+        int n = srv__http_error_response(buf, sizeof(buf), 503, "no worker available", true,
+                                         (srv_str_t){id, idn});
         answer(c, q, buf, n > 0 ? (size_t)n : 0, SRV_ENGINE_F_FINAL);
     }
 }
@@ -344,7 +348,7 @@ static void *on_request(void *arg, int32_t stream, const srv_request_t *rq)
 
 static void on_answered(void *arg, int status)
 {
-    srv__access_error(arg, status, 0);
+    srv__access_error(arg, status, NULL, 0);
 }
 
 static void on_reset(void *arg, int32_t stream, void *user, uint32_t code)

@@ -19,11 +19,13 @@ static void process_input(srv__conn_t *c, const char *data, size_t len);
 
 static void send_error(srv__conn_t *c, int status, const char *reason)
 {
-    char buf[512];
-    int n = srv__http_error_response(buf, sizeof(buf), status, reason, false);
+    char buf[768], id[SRV_REQUEST_ID_MAX + 24];
+    size_t idn = srv__access_error_begin(c, id, sizeof(id));
+    int n = srv__http_error_response(buf, sizeof(buf), status, reason, false,
+                                     (srv_str_t){id, idn});
     if (n > 0)
         srv__out_write(c, &(struct iovec){.iov_base = buf, .iov_len = (size_t)n}, 1);
-    srv__access_error(c, status, n > 0 ? (uint64_t)n : 0);
+    srv__access_error(c, status, n > 0 ? buf : NULL, n > 0 ? (size_t)n : 0);
     c->flags |= F_CLOSE_AFTER | F_NO_READ;
     srv__conn_flush(c);
 }
@@ -47,9 +49,10 @@ static void http_done(srv__conn_t *c)
 
 static void http_fail(srv__conn_t *c, int status, const char *why)
 {
-    char buf[512];
+    char buf[768], id[SRV_REQUEST_ID_MAX + 24];
     bool ka = c->req->keepalive;
-    int n = srv__http_error_response(buf, sizeof(buf), status, why, ka);
+    size_t idn = srv__access_id_header(c->req, id, sizeof(id));
+    int n = srv__http_error_response(buf, sizeof(buf), status, why, ka, (srv_str_t){id, idn});
     struct iovec v = {.iov_base = buf, .iov_len = n > 0 ? (size_t)n : 0};
     srv__conn_respond(c->eng, c->session, &v, 1,
                       SRV_ENGINE_F_FINAL | (ka ? 0 : SRV_ENGINE_F_CLOSE));
@@ -132,13 +135,16 @@ static void dispatch(srv__conn_t *c, srv_request_t *req)
     if (e->draining)
         req->flags &= ~(uint32_t)SRV_REQ_KEEP_ALIVE;
     srv__req_begin(c, req);
+    if (e->cfg->mode == SRV_MODE_BASE)
+        c->req->log.worker = (int16_t)e->id; /* (it may answer before dispatch returns) */
     if ((req->flags & SRV_REQ_UPGRADE) && e->cfg->listen[c->listener].websocket &&
         dispatch_upgrade(c, req))
         return;
+    c->req->log.worker = -1; /* a static file is srv's own answer */
     if (serve_static(c, req))
         return; /* answered (the request already finished) */
     if (e->cfg->mode == SRV_MODE_BASE)
-        c->req->log.worker = (int16_t)e->id; /* (it may answer before dispatch returns) */
+        c->req->log.worker = (int16_t)e->id;
     int rc = e->ops.dispatch(e, c, SRV_ENGINE_EV_REQUEST, req);
     if (rc < 0) {
         srv__stat_add(e->stat_503, 1);

@@ -353,9 +353,14 @@ void srv__access_begin(srv__conn_t *c, srv__req_t *r, srv_request_t *req);
 void srv__access_head(srv__req_t *r, const char *p, size_t n);
 /* r ended: answered in full (bytes queued), or cut short (status 499 if no head passed). */
 void srv__access_end(srv__conn_t *c, srv__req_t *r, uint64_t bytes);
-/* An answer of srv's own to bytes that never made a request (400, 408, 413...), or to the
- * request whose handshake failed (c->req_store still open). */
-void srv__access_error(srv__conn_t *c, int status, uint64_t bytes);
+/* "X-Request-Id: <r's id>\r\n" into hdr; returns its length (0: it did not fit). */
+size_t srv__access_id_header(const srv__req_t *r, char *hdr, size_t cap);
+/* An answer of srv's own on c to bytes that never made a request (400, 408, 413...), or to the
+ * request whose handshake failed (c->req_store still open): begin gives it its id (and writes
+ * the header line as srv__access_id_header does, hdr may be NULL); error logs and counts it
+ * once resp (n bytes, the whole response; NULL when none was sent) is queued. */
+size_t srv__access_error_begin(srv__conn_t *c, char *hdr, size_t cap);
+void srv__access_error(srv__conn_t *c, int status, const char *resp, size_t n);
 /* Count c under another protocol (an upgrade). */
 void srv__access_proto(srv__conn_t *c, int proto);
 

@@ -188,6 +188,7 @@ static int ws_decided(srv__conn_t *c, int code, const char *proto, size_t proto_
     int rc = srv__out_write(c, v, 3);
     if (c->req != NULL) {
         c->req->log.status = 101;
+        c->req->log.head_len = c->ws_pending_len + (uint32_t)hn; /* all head, no body */
         srv__access_end(c, c->req, c->ws_pending_len + (size_t)hn);
     }
     free(c->ws_pending);

@@ -59,7 +59,13 @@ static bool keep_alive(const srv_request_t *req)
 static int answer_error(const srv_request_t *req, srv__static_reply_t *out, int status,
                         const char *why)
 {
-    int n = srv__http_error_response(out->head, sizeof(out->head), status, why, keep_alive(req));
+    srv_str_t id = srv_request_header(req, "X-Request-Id"); /* (the engine's, checked) */
+    char hdr[160];
+    int hn = id.ptr != NULL && id.len <= 128
+                 ? snprintf(hdr, sizeof(hdr), "X-Request-Id: %.*s\r\n", (int)id.len, id.ptr)
+                 : 0;
+    int n = srv__http_error_response(out->head, sizeof(out->head), status, why, keep_alive(req),
+                                     (srv_str_t){hdr, (size_t)hn});
     out->head_len = n > 0 ? (size_t)n : 0;
     out->fd = -1;
     out->close = !keep_alive(req);

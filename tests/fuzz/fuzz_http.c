@@ -75,7 +75,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             const char *why;
             int st = srv__http_parser_error(p, &why);
             char out[1024];
-            if (st < 400 || srv__http_error_response(out, sizeof(out), st, why, false) < 0)
+            if (st < 400 || srv__http_error_response(out, sizeof(out), st, why, false,
+                                                     (srv_str_t){NULL, 0}) < 0)
                 abort();
             break;
         }

@@ -434,3 +434,52 @@ class running:
             print("---- server log ----\n" + self.s.log()[-6000:], file=sys.stderr)
         self.s.cleanup()
         return False
+
+
+# -- admin endpoint (admin_server in [server]) --
+def admin_get(port, path, headers=None, method="GET", timeout=10):
+    """One request to the admin endpoint on 127.0.0.1:port: (status, lowercase headers, body)."""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout * SLOW)
+    try:
+        c.request(method, path, headers=headers or {})
+        r = c.getresponse()
+        return r.status, dict((k.lower(), v) for k, v in r.getheaders()), r.read()
+    finally:
+        c.close()
+
+
+class Metrics:
+    """One /metrics scrape parsed by prometheus_client's own text parser. Samples are keyed by
+    their sample name (e.g. srv_http_requests_total, ..._bucket) and their labels."""
+
+    def __init__(self, text):
+        from prometheus_client.parser import text_string_to_metric_families
+        self.text = text
+        self.families = list(text_string_to_metric_families(text))
+        self.samples = {}
+        for f in self.families:
+            for smp in f.samples:
+                self.samples[(smp.name, tuple(sorted(smp.labels.items())))] = smp.value
+
+    def get(self, name, default=None, **labels):
+        """The sample with exactly these labels, or default."""
+        return self.samples.get((name, tuple(sorted(labels.items()))), default)
+
+    def select(self, name, **labels):
+        """[(labels dict, value)] of every sample of that name whose labels include these."""
+        out = []
+        for (n, ls), v in self.samples.items():
+            d = dict(ls)
+            if n == name and all(d.get(k) == str(x) for k, x in labels.items()):
+                out.append((d, v))
+        return out
+
+    def total(self, name, **labels):
+        return sum(v for _, v in self.select(name, **labels))
+
+
+def scrape(port, headers=None):
+    """GET /metrics from the admin endpoint, checked for 200 and parsed."""
+    st, hs, body = admin_get(port, "/metrics", headers)
+    assert st == 200, (st, body[:300])
+    return Metrics(body.decode())

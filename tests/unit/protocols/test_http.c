@@ -783,16 +783,16 @@ static void test_response(void)
                                          (srv_str_t){"Upgrade: websocket\r\n", 20}),
                   ==, -ENOSPC);
     CHECK_INT(srv__http_response_head(buf, full, 101, 1, true, -1,
-                                     (srv_str_t){"Upgrade: websocket\r\n", 20}),
+                                      (srv_str_t){"Upgrade: websocket\r\n", 20}),
               ==, full);
 
-    n = srv__http_error_response(buf, sizeof(buf), 431, NULL, false);
+    n = srv__http_error_response(buf, sizeof(buf), 431, NULL, false, (srv_str_t){NULL, 0});
     fix_date(buf, (size_t)n);
     want = "HTTP/1.1 431 Request Header Fields Too Large\r\nServer: srv\r\n"
            "Date: Sun, 06 Nov 1994 08:49:37 GMT\r\nContent-Type: text/plain; charset=utf-8\r\n"
            "Content-Length: 32\r\nConnection: close\r\n\r\nRequest Header Fields Too Large\n";
     CHECK_MEM(buf, n, want, strlen(want));
-    n = srv__http_error_response(buf, sizeof(buf), 400, "bad chunk", true);
+    n = srv__http_error_response(buf, sizeof(buf), 400, "bad chunk", true, (srv_str_t){NULL, 0});
     fix_date(buf, (size_t)n);
     want = "HTTP/1.1 400 Bad Request\r\nServer: srv\r\n"
            "Date: Sun, 06 Nov 1994 08:49:37 GMT\r\nContent-Type: text/plain; charset=utf-8\r\n"
@@ -800,7 +800,8 @@ static void test_response(void)
     CHECK_MEM(buf, n, want, strlen(want));
     full = strlen(want);
     for (size_t cap = 0; cap < full; cap++)
-        CHECK_INT(srv__http_error_response(buf, cap, 400, "bad chunk", true), ==, -ENOSPC);
+        CHECK_INT(srv__http_error_response(buf, cap, 400, "bad chunk", true, (srv_str_t){NULL, 0}),
+                  ==, -ENOSPC);
 
     CHECK_STR(srv__http_status_reason(200), "OK");
     CHECK_STR(srv__http_status_reason(413), "Content Too Large");
