@@ -199,6 +199,13 @@ static void route(aclient_t *c, const char *method, const char *path, const char
         reply_text(c, strcmp(h, "ok") == 0 ? 200 : 503, body, head_only);
         return;
     }
+    /* The page holds no data (it fetches /info and /metrics with the token from its address):
+     * a browser opening a link can send no Authorization header, so it needs none. */
+    if (PATH_IS("/") || PATH_IS("/dashboard")) {
+        reply(c, 200, "text/html; charset=utf-8", NULL, srv__dashboard_html,
+              srv__dashboard_html_len, head_only);
+        return;
+    }
     if (!token_ok(auth, auth_len)) {
         reply(c, 401, "text/plain; charset=utf-8", "WWW-Authenticate: Bearer realm=\"srv\"\r\n",
               "unauthorized\n", 13, head_only);
@@ -208,9 +215,6 @@ static void route(aclient_t *c, const char *method, const char *path, const char
         reply_built(c, "text/plain; version=0.0.4; charset=utf-8", srv__metrics_text, head_only);
     else if (PATH_IS("/info"))
         reply_built(c, "application/json", info_body, head_only);
-    else if (PATH_IS("/") || PATH_IS("/dashboard"))
-        reply(c, 200, "text/html; charset=utf-8", NULL, srv__dashboard_html,
-              srv__dashboard_html_len, head_only);
     else
         reply_text(c, 404, "not found\n", head_only);
 #undef PATH_IS

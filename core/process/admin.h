@@ -1,7 +1,8 @@
 /* The admin endpoint (admin_server): a small HTTP/1.1 server in the master's poll loop, never
  * in an app worker, so it answers while every worker is busy or stuck. GET /health, /info (the
  * JSON of `srv info --json`), /metrics (Prometheus text format 0.0.4) and / (the dashboard).
- * With admin_token set, everything but /health needs `Authorization: Bearer TOKEN`. A bounded
+ * With admin_token set, /info and /metrics need `Authorization: Bearer TOKEN` (the page
+ * and /health hold no data). A bounded
  * number of connections, each with a deadline, never blocking the master. Master process
  * only, main thread. */
 #ifndef SRV_ADMIN_H

@@ -1,7 +1,7 @@
 """Black-box tests of the admin endpoint (admin_server in [server]): /metrics scraped after a known
 load and parsed by prometheus_client's own parser (counters checked exactly against what the
 clients did, in process and base mode), /info equal to `srv info --json`, /health through start,
-normal run and stop, and admin_token guarding every endpoint but /health."""
+normal run and stop, and admin_token guarding /info and /metrics."""
 import asyncio
 import json
 import os
@@ -402,12 +402,12 @@ def test_health_start_serve_stop():
 
 
 def test_admin_token():
-    """With admin_token: /metrics, /info and / need the bearer token (401 otherwise), /health
-    does not."""
+    """With admin_token: /metrics and /info need the bearer token (401 otherwise); /health and
+    the dashboard page (no data in it: it fetches /info and /metrics with the token) do not."""
     with running(metrics_server(name="token", server={"admin_token": "s3cret"})) as s:
         port = admin_port(s)
         good = {"Authorization": "Bearer s3cret"}
-        for path in ("/metrics", "/info", "/"):
+        for path in ("/metrics", "/info"):
             for hs in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "s3cret"},
                        {"Authorization": "Basic czNjcmV0"}):
                 st, h, body = admin_get(port, path, hs)
@@ -419,6 +419,8 @@ def test_admin_token():
         assert h["content-type"].startswith("text/plain; version=0.0.4"), h
         assert scrape(port, good).select("srv_build_info")
         assert admin_get(port, "/health")[::2] == (200, b"ok\n")
+        st, h, body = admin_get(port, "/")
+        assert st == 200 and h["content-type"].startswith("text/html") and b"<html" in body, st
         s.stop()
 
 
