@@ -60,8 +60,8 @@ static void trouble(int err, uint64_t lost)
     if (A.last_report != 0 && now - A.last_report < 1000)
         return;
     A.last_report = now;
-    srv__log(SRV_LOG_ERROR, "alog", err, "access log %s: cannot write; %llu line(s) lost",
-             A.path, (unsigned long long)A.lost);
+    srv__log(SRV_LOG_ERROR, "alog", err, "access log %s: cannot write; %llu line(s) lost", A.path,
+             (unsigned long long)A.lost);
     A.lost = 0;
 }
 

@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SRV_ALOG_BUF (1u << 20)     /* a thread's buffer */
+#define SRV_ALOG_BUF (1u << 20)       /* a thread's buffer */
 #define SRV_ALOG_FLUSH_AT (64u << 10) /* the writer is woken at this much */
 #define SRV_ALOG_FLUSH_MS 100
 

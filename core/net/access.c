@@ -386,8 +386,8 @@ size_t srv__access_error_begin(srv__conn_t *c, char *hdr, size_t cap)
     if (!r->log.open) {
         bool h2 = c->h2 != NULL;
         free(r->log.fields);
-        r->log = (srv__reqlog_t){
-            .open = true, .major = h2 ? 2 : 1, .minor = h2 ? 0 : 1, .worker = -1};
+        r->log =
+            (srv__reqlog_t){.open = true, .major = h2 ? 2 : 1, .minor = h2 ? 0 : 1, .worker = -1};
         /* From the request's first byte (req_start: ms of the loop's clock, CLOCK_MONOTONIC). */
         r->log.t0 = mono_ns();
         if (c->req_start > 0)

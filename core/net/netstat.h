@@ -19,9 +19,9 @@
 enum { SRV_NETSTAT_HTTP, SRV_NETSTAT_H2, SRV_NETSTAT_WS, SRV_NETSTAT_TCP, SRV_NETSTAT_NPROTO };
 
 typedef struct srv__netstat {
-    _Atomic uint64_t requests[5]; /* answered, by status class 1xx..5xx */
+    _Atomic uint64_t requests[5];                       /* answered, by status class 1xx..5xx */
     _Atomic uint64_t duration[SRV_NETSTAT_NBOUNDS + 1]; /* per bucket (not cumulative) */
-    _Atomic uint64_t duration_us;                        /* sum */
+    _Atomic uint64_t duration_us;                       /* sum */
     _Atomic uint64_t accepted, refused, bytes_in, bytes_out, ws_in, ws_out;
     _Atomic int64_t open[SRV_NETSTAT_NPROTO];
 } srv__netstat_t;

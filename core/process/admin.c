@@ -274,8 +274,8 @@ static bool serve_head(aclient_t *c, size_t end)
 static void client_flush(aclient_t *c)
 {
     while (c->out_off < c->out_len) {
-        ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
-                         MSG_NOSIGNAL | MSG_DONTWAIT);
+        ssize_t n =
+            send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n > 0) {
             c->out_off += (size_t)n;
             c->deadline = srv__mono_ms() + ADMIN_IDLE_MS;

@@ -177,7 +177,7 @@ static void workers(out_t *o)
             put(o, "srv_worker_respawns_total{kind=\"%s\"} %llu\n", kind_names[k],
                 (unsigned long long)respawns[k]);
     family(o, "srv_worker_recycles_total", "counter",
-           "Processes replaced on purpose (max_request, reload).");
+           "Workers replaced on reaching max_request (reloads: srv_reloads_total).");
     for (int k = 0; k < 4; k++)
         if (present[k])
             put(o, "srv_worker_recycles_total{kind=\"%s\"} %llu\n", kind_names[k],
@@ -341,11 +341,12 @@ static void processes(out_t *o)
     for (int i = 0; i < n; i++)
         put(o, "srv_process_resident_memory_bytes{kind=\"%s\",id=\"%d\",pid=\"%d\"} %.0f\n",
             ps[i].kind, ps[i].id, ps[i].pid, ps[i].rss);
-    family(o, "srv_process_cpu_seconds_total", "counter", "CPU time (user and system) of each "
-                                                          "process.");
+    family(o, "srv_process_cpu_seconds_total", "counter",
+           "CPU time (user and system) of each "
+           "process.");
     for (int i = 0; i < n; i++)
-        put(o, "srv_process_cpu_seconds_total{kind=\"%s\",id=\"%d\",pid=\"%d\"} %.2f\n",
-            ps[i].kind, ps[i].id, ps[i].pid, ps[i].cpu);
+        put(o, "srv_process_cpu_seconds_total{kind=\"%s\",id=\"%d\",pid=\"%d\"} %.2f\n", ps[i].kind,
+            ps[i].id, ps[i].pid, ps[i].cpu);
     free(ps);
 }
 
@@ -354,8 +355,7 @@ static void server(out_t *o)
     const srv__stats_t *st = srv__server.stats;
     family(o, "srv_build_info", "gauge", "Version, event backend and process mode.");
     put(o, "srv_build_info{version=\"%s\",backend=\"%s\",mode=\"%s\"} 1\n", SRV_VERSION,
-        srv__stats_backend(),
-        srv__server.cfg.mode == SRV_MODE_BASE ? "base" : "process");
+        srv__stats_backend(), srv__server.cfg.mode == SRV_MODE_BASE ? "base" : "process");
     family(o, "srv_start_time_seconds", "gauge", "When the server started (unix time).");
     put(o, "srv_start_time_seconds %.3f\n", (double)st->start_ms / 1000.0);
     family(o, "srv_reloads_total", "counter", "Rolling reloads done.");
@@ -364,8 +364,7 @@ static void server(out_t *o)
     put(o, "srv_access_log_lines_total %llu\n", (unsigned long long)atomic_load(&st->alog_lines));
     family(o, "srv_access_log_errors_total", "counter",
            "Access log writes and opens that failed (a full disk, a read-only folder).");
-    put(o, "srv_access_log_errors_total %llu\n",
-        (unsigned long long)atomic_load(&st->alog_errors));
+    put(o, "srv_access_log_errors_total %llu\n", (unsigned long long)atomic_load(&st->alog_errors));
     family(o, "srv_access_log_dropped_total", "counter", "Access log lines lost.");
     put(o, "srv_access_log_dropped_total %llu\n",
         (unsigned long long)atomic_load(&st->alog_dropped));

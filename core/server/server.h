@@ -43,7 +43,7 @@ typedef struct srv__worker_stat {
     _Atomic uint64_t requests; /* handled by the current process of this slot */
     _Atomic uint64_t total_requests;
     _Atomic uint64_t respawns;  /* unplanned deaths replaced */
-    _Atomic uint64_t recycles;  /* planned replacements (max_request, reload) */
+    _Atomic uint64_t recycles;  /* replaced on reaching max_request (not by a reload) */
     _Atomic int64_t started_ms; /* wall clock */
     _Atomic uint32_t generation;
     _Atomic uint64_t udp_dropped; /* datagrams over their listener's package_max_length */
