@@ -20,6 +20,7 @@ static struct {
     char debug[256];
     char path[PATH_MAX];
     int fd;
+    bool stdio; /* stdout and stderr follow the log file on reopen */
 } g_log = {.role = "srv", .id = -1, .level = SRV_LOG_NOTICE, .fd = 2};
 
 void srv__log_set_role(const char *role, int id)
@@ -74,8 +75,17 @@ int srv__log_reopen(void)
     } else if (fd >= 0) {
         g_log.fd = fd;
     }
+    if (rc == 0 && g_log.stdio && g_log.fd > 2) {
+        dup2(g_log.fd, 1);
+        dup2(g_log.fd, 2);
+    }
     errno = saved;
     return rc;
+}
+
+void srv__log_stdio(bool follow)
+{
+    g_log.stdio = follow;
 }
 
 int srv__log_fd(void)

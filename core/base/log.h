@@ -25,6 +25,9 @@ int srv__log_open(const char *path);
 /* Reopen the current file (after logrotate moved it), under the same descriptor number.
  * Async-signal-safe. */
 int srv__log_reopen(void);
+/* Stdout and stderr are the log file too (daemonized): a reopen moves them with it, so what an
+ * app prints follows the log to its new file. Children inherit the setting. */
+void srv__log_stdio(bool follow);
 /* The fd lines go to (for dup2 of stdout/stderr when daemonized). */
 int srv__log_fd(void);
 bool srv__log_enabled(srv__log_level_t level, const char *subsystem);

@@ -260,6 +260,7 @@ static void redirect_stdio_to_log(void)
     if (fd > 2) {
         dup2(fd, 1);
         dup2(fd, 2);
+        srv__log_stdio(true);
     } else {
         int null = open("/dev/null", O_RDWR | O_CLOEXEC);
         if (null >= 0) {

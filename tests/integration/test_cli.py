@@ -313,6 +313,25 @@ def test_info_human_and_json():
         s.stop()
 
 
+def test_daemon_stdio_follows_reopen():
+    """Daemonized, stdout and stderr of every process are the log file: after logrotate's rename
+    and `srv reopen` they point at the new file, so nothing keeps writing to the old one."""
+    s = Server(name="cli-stdio")
+    try:
+        start_daemon(s)
+        pids = [s.master_pid()] + [w["pid"] for w in s.info()["workers"]]
+        os.rename(s.log_file, s.log_file + ".1")
+        r = s.cmd("reopen")
+        assert r.returncode == 0 and "reopened" in r.stdout, r
+
+        def targets():
+            return {os.readlink(f"/proc/{p}/fd/{n}") for p in pids for n in (1, 2)}
+        wait_for(lambda: targets() == {s.log_file}, 10, "stdout and stderr on the new log")
+        s.stop()
+    finally:
+        s.cleanup()
+
+
 def test_restart():
     s = Server(name="cli-restart")
     try:
@@ -338,4 +357,5 @@ if __name__ == "__main__":
          test_check_errors_toml, test_check_errors_ini, test_start_bad_config_exit_3,
          test_port_in_use_exit_4, test_already_running_and_not_running_exit_5,
          test_app_load_failure_exit_6, test_default_config_in_cwd, test_info_human_and_json,
+         test_daemon_stdio_follows_reopen,
          test_restart])
