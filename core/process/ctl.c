@@ -41,23 +41,6 @@ static const char *state_name(int s)
     }
 }
 
-/* A slot's number within its kind: worker 0.., task 0.., timer 0, process instance 0..
- * counted across every [[process]]. */
-static int local_id(int slot)
-{
-    const srv__server_t *S = &srv__server;
-    switch (srv__slot_kind(slot)) {
-    case SRV_SLOT_TASK:
-        return slot - S->cfg.worker_num;
-    case SRV_SLOT_TIMER:
-        return 0;
-    case SRV_SLOT_PROCESS:
-        return slot - S->proc_base;
-    default:
-        return slot;
-    }
-}
-
 typedef struct out {
     char *buf;
     size_t cap, len;
@@ -179,7 +162,7 @@ void srv__info_json(char *buf, size_t cap)
             "%s{\"id\":%d,\"type\":\"%s\",\"pid\":%d,\"state\":\"%s\",\"requests\":%llu,"
             "\"total_requests\":%llu,\"respawns\":%llu,\"recycles\":%llu,\"generation\":%u,"
             "\"udp_dropped\":%llu,\"timers\":%lld}",
-            i ? "," : "", local_id(i), srv__slot_kind_name(i), atomic_load(&w->pid),
+            i ? "," : "", srv__slot_local_id(i), srv__slot_kind_name(i), atomic_load(&w->pid),
             state_name(atomic_load(&w->state)), (unsigned long long)atomic_load(&w->requests),
             (unsigned long long)atomic_load(&w->total_requests),
             (unsigned long long)atomic_load(&w->respawns),
@@ -223,7 +206,7 @@ void srv__info_text(char *buf, size_t cap)
     for (int i = 0; i < st->nworkers; i++) {
         const srv__worker_stat_t *w = &st->workers[i];
         put(&o, "%-7s %-4d %-8d %-9s %12llu %12llu %9llu %9llu\n", srv__slot_kind_name(i),
-            local_id(i), atomic_load(&w->pid), state_name(atomic_load(&w->state)),
+            srv__slot_local_id(i), atomic_load(&w->pid), state_name(atomic_load(&w->state)),
             (unsigned long long)atomic_load(&w->requests),
             (unsigned long long)atomic_load(&w->total_requests),
             (unsigned long long)atomic_load(&w->respawns),

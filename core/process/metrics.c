@@ -133,20 +133,25 @@ static void listeners(out_t *o)
                 listener_name(i, tmp, sizeof(tmp)), protos[k], (long long)(v > 0 ? v : 0));
         }
     }
-    per_listener(o, sums, "srv_connections_accepted_total", "counter", "Connections accepted.",
-                 get_accepted);
-    per_listener(o, sums, "srv_connections_refused_total", "counter",
-                 "Connections refused because max_conn was reached.", get_refused);
-    per_listener(o, sums, "srv_received_bytes_total", "counter",
-                 "Bytes received from clients (on the socket, before TLS).", get_bytes_in);
-    per_listener(o, sums, "srv_sent_bytes_total", "counter",
-                 "Bytes sent to clients (on the socket, after TLS).", get_bytes_out);
-    per_listener(o, sums, "srv_websocket_sessions", "gauge", "WebSocket sessions open now.",
-                 get_ws_open);
-    per_listener(o, sums, "srv_websocket_messages_received_total", "counter",
-                 "WebSocket messages received from clients.", get_ws_in);
-    per_listener(o, sums, "srv_websocket_messages_sent_total", "counter",
-                 "WebSocket messages sent to clients (pushes and broadcasts).", get_ws_out);
+    static const struct {
+        const char *name, *type, *help;
+        uint64_t (*get)(const srv__netstat_t *);
+    } simple[] = {
+        {"srv_connections_accepted_total", "counter", "Connections accepted.", get_accepted},
+        {"srv_connections_refused_total", "counter",
+         "Connections refused because max_conn was reached.", get_refused},
+        {"srv_received_bytes_total", "counter",
+         "Bytes received from clients (on the socket, before TLS).", get_bytes_in},
+        {"srv_sent_bytes_total", "counter", "Bytes sent to clients (on the socket, after TLS).",
+         get_bytes_out},
+        {"srv_websocket_sessions", "gauge", "WebSocket sessions open now.", get_ws_open},
+        {"srv_websocket_messages_received_total", "counter",
+         "WebSocket messages received from clients.", get_ws_in},
+        {"srv_websocket_messages_sent_total", "counter",
+         "WebSocket messages sent to clients (pushes and broadcasts).", get_ws_out},
+    };
+    for (size_t k = 0; k < sizeof(simple) / sizeof(simple[0]); k++)
+        per_listener(o, sums, simple[k].name, simple[k].type, simple[k].help, simple[k].get);
 }
 
 static const char *const state_names[] = {"down", "starting", "ready", "stopping", "backoff"};
@@ -184,13 +189,8 @@ static void workers(out_t *o)
                 (unsigned long long)recycles[k]);
     family(o, "srv_timers", "gauge", "App timers pending, by process.");
     for (int i = 0; i < st->nworkers; i++) {
-        int k = (int)srv__slot_kind(i);
-        int id = k == SRV_SLOT_TASK      ? i - srv__server.cfg.worker_num
-                 : k == SRV_SLOT_PROCESS ? i - srv__server.proc_base
-                 : k == SRV_SLOT_TIMER   ? 0
-                                         : i;
-        put(o, "srv_timers{kind=\"%s\",id=\"%d\"} %lld\n", kind_names[k], id,
-            (long long)atomic_load(&st->workers[i].timers));
+        put(o, "srv_timers{kind=\"%s\",id=\"%d\"} %lld\n", kind_names[srv__slot_kind(i)],
+            srv__slot_local_id(i), (long long)atomic_load(&st->workers[i].timers));
     }
 }
 
@@ -221,8 +221,9 @@ static long long json_num(const char *p, const char *end, const char *key)
 
 /* Each object of a JSON list of {"name":"...",...} (names are [A-Za-z0-9_-]): calls fn with
  * the name and the object's extent. */
-static void json_each(const char *js, void (*fn)(out_t *, const char *, const char *, const char *),
-                      out_t *o)
+static void json_each(const char *js,
+                      void (*fn)(out_t *, int, const char *, const char *, const char *), out_t *o,
+                      int which)
 {
     for (const char *p = js; (p = strstr(p, "{\"name\":\"")) != NULL;) {
         p += 9;
@@ -233,27 +234,27 @@ static void json_each(const char *js, void (*fn)(out_t *, const char *, const ch
         char name[64];
         memcpy(name, p, (size_t)(q - p));
         name[q - p] = '\0';
-        fn(o, name, q, end);
+        fn(o, which, name, q, end);
         p = end;
     }
 }
 
-static int g_pass; /* which family json_each's callbacks write */
-
-static void cron_job(out_t *o, const char *name, const char *p, const char *end)
+/* The cron job's line of family `which` (runs, overruns, lateness). */
+static void cron_job(out_t *o, int which, const char *name, const char *p, const char *end)
 {
-    if (g_pass == 0)
+    if (which == 0)
         put(o, "srv_cron_runs_total{job=\"%s\"} %lld\n", name, json_num(p, end, "runs"));
-    else if (g_pass == 1)
+    else if (which == 1)
         put(o, "srv_cron_overruns_total{job=\"%s\"} %lld\n", name, json_num(p, end, "skips"));
     else
         put(o, "srv_cron_max_lateness_seconds{job=\"%s\"} %.6f\n", name,
             (double)json_num(p, end, "max_lateness_us") / 1e6);
 }
 
-static void table_row(out_t *o, const char *name, const char *p, const char *end)
+/* The table's line of family `which` (rows, capacity). */
+static void table_row(out_t *o, int which, const char *name, const char *p, const char *end)
 {
-    if (g_pass == 0)
+    if (which == 0)
         put(o, "srv_table_rows{table=\"%s\"} %lld\n", name, json_num(p, end, "rows"));
     else
         put(o, "srv_table_capacity{table=\"%s\"} %lld\n", name, json_num(p, end, "capacity"));
@@ -269,18 +270,16 @@ static void cron_and_tables(out_t *o)
         {"srv_cron_overruns_total", "counter",
          "Beats skipped because the previous run was still going."},
         {"srv_cron_max_lateness_seconds", "gauge", "The latest a run started after its beat."}};
-    for (g_pass = 0; g_pass < 3; g_pass++) {
-        family(o, cron[g_pass][0], cron[g_pass][1], cron[g_pass][2]);
-        json_each(js, cron_job, o);
+    for (int k = 0; k < 3; k++) {
+        family(o, cron[k][0], cron[k][1], cron[k][2]);
+        json_each(js, cron_job, o, k);
     }
     if (srv__tables_info_json(js, sizeof(js)) < 0)
         js[0] = '\0';
     family(o, "srv_table_rows", "gauge", "Rows in use, by table.");
-    g_pass = 0;
-    json_each(js, table_row, o);
+    json_each(js, table_row, o, 0);
     family(o, "srv_table_capacity", "gauge", "Rows a table holds at most.");
-    g_pass = 1;
-    json_each(js, table_row, o);
+    json_each(js, table_row, o, 1);
 }
 
 /* Resident memory (bytes) and CPU time (seconds) of pid, from /proc. */
@@ -326,12 +325,9 @@ static void processes(out_t *o)
         if (i < 2) {
             p.pid = pids[i];
         } else {
-            int slot = i - 2, k = (int)srv__slot_kind(slot);
-            p.kind = kind_names[k];
-            p.id = k == SRV_SLOT_TASK      ? slot - srv__server.cfg.worker_num
-                   : k == SRV_SLOT_PROCESS ? slot - srv__server.proc_base
-                   : k == SRV_SLOT_TIMER   ? 0
-                                           : slot;
+            int slot = i - 2;
+            p.kind = kind_names[srv__slot_kind(slot)];
+            p.id = srv__slot_local_id(slot);
             p.pid = atomic_load(&st->workers[slot].pid);
         }
         if (p.pid > 0 && proc_usage(p.pid, &p.rss, &p.cpu))

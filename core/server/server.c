@@ -7,7 +7,6 @@
 #include "core/base/alog.h"
 #include "core/base/log.h"
 
-
 srv__server_t srv__server;
 
 const srv__loop_opts_t srv__loop_opts = {.entries = 1024, .recv_bufs = 256, .recv_size = 4096};
@@ -51,6 +50,23 @@ int srv__slot_process(int slot, int *instance)
         k -= S->cfg.process[i].num;
     }
     return -1;
+}
+
+/* A slot's number within its kind: worker 0.., task 0.., timer 0, process instance 0..
+ * counted across every [[process]]. */
+int srv__slot_local_id(int slot)
+{
+    const srv__server_t *S = &srv__server;
+    switch (srv__slot_kind(slot)) {
+    case SRV_SLOT_TASK:
+        return slot - S->cfg.worker_num;
+    case SRV_SLOT_TIMER:
+        return 0;
+    case SRV_SLOT_PROCESS:
+        return slot - S->proc_base;
+    default:
+        return slot;
+    }
 }
 
 const char *srv__slot_kind_name(int slot)

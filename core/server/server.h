@@ -105,6 +105,9 @@ srv__slot_kind_t srv__slot_kind(int slot);
 /* For a custom-process slot: its [[process]] index and instance number. */
 int srv__slot_process(int slot, int *instance);
 const char *srv__slot_kind_name(int slot);
+/* A slot's number within its kind: worker 0.., task 0.., timer 0, process instance 0..
+ * counted across every [[process]]. */
+int srv__slot_local_id(int slot);
 /* The mailbox of the newest process in slot: each slot has two, one per generation parity, so
  * an old process draining during a reload keeps its own and its replies never land in the new
  * one's. */
