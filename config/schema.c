@@ -514,6 +514,44 @@ static void merge_listeners(const srv__config_t *run, srv__config_t *next, notes
     next->nlisten = run->nlisten;
 }
 
+static const srv__table_config_t *table_by_name(const srv__config_t *cfg, const char *name)
+{
+    for (int i = 0; i < cfg->ntable; i++)
+        if (strcmp(cfg->table[i].name, name) == 0)
+            return &cfg->table[i];
+    return NULL;
+}
+
+static bool table_same(const srv__table_config_t *x, const srv__table_config_t *y)
+{
+    if (!keys_equal(table_keys, NKEYS(table_keys), x, y) || x->ncolumns != y->ncolumns)
+        return false;
+    for (int c = 0; c < x->ncolumns; c++)
+        if (!keys_equal(column_keys, NKEYS(column_keys), &x->columns[c], &y->columns[c]))
+            return false;
+    return true;
+}
+
+/* Table schemas size the shared region: each change is named, and all stay as they run. */
+static void merge_tables(const srv__config_t *run, srv__config_t *next, notes_t *nt)
+{
+    int before = nt->n;
+    for (int i = 0; i < run->ntable; i++) {
+        const srv__table_config_t *y = table_by_name(next, run->table[i].name);
+        if (y == NULL)
+            note(nt, "table.", run->table[i].name, " (removed)");
+        else if (!table_same(&run->table[i], y))
+            note(nt, "table.", run->table[i].name, "");
+    }
+    for (int i = 0; i < next->ntable; i++)
+        if (table_by_name(run, next->table[i].name) == NULL)
+            note(nt, "table.", next->table[i].name, " (added)");
+    if (nt->n > before || run->ntable != next->ntable) {
+        next->ntable = run->ntable;
+        memcpy(next->table, run->table, sizeof(run->table));
+    }
+}
+
 int srv__config_reload_merge(const srv__config_t *run, srv__config_t *next, char *notes,
                              size_t len)
 {
@@ -522,20 +560,6 @@ int srv__config_reload_merge(const srv__config_t *run, srv__config_t *next, char
         notes[0] = '\0';
     keep_restart_keys(server_keys, NKEYS(server_keys), run, next, "server.", &nt);
     merge_listeners(run, next, &nt);
-    /* Table schemas size the shared region: any change waits for a restart. */
-    bool tables_same = run->ntable == next->ntable;
-    for (int i = 0; tables_same && i < run->ntable; i++) {
-        const srv__table_config_t *x = &run->table[i], *y = &next->table[i];
-        tables_same = keys_equal(table_keys, NKEYS(table_keys), x, y) &&
-                      x->ncolumns == y->ncolumns;
-        for (int c = 0; tables_same && c < x->ncolumns; c++)
-            tables_same = keys_equal(column_keys, NKEYS(column_keys), &x->columns[c],
-                                     &y->columns[c]);
-    }
-    if (!tables_same) {
-        note(&nt, "table", " (schemas)", "");
-        next->ntable = run->ntable;
-        memcpy(next->table, run->table, sizeof(run->table));
-    }
+    merge_tables(run, next, &nt);
     return nt.n;
 }

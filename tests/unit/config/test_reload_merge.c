@@ -66,7 +66,7 @@ static void test_restart_keys_kept_rest_applied(void)
     CHECK(strstr(notes, "needs restart: listen.api.port\n") != NULL);
     CHECK(strstr(notes, "needs restart: listen.new (added)\n") != NULL);
     CHECK(strstr(notes, "needs restart: listen.raw (removed)\n") != NULL);
-    CHECK(strstr(notes, "needs restart: table (schemas)\n") != NULL);
+    CHECK(strstr(notes, "needs restart: table.kv\n") != NULL);
     /* Kept: */
     CHECK_INT(next->reactor_num, ==, 1);
     CHECK_INT(next->nlisten, ==, 2);
