@@ -170,6 +170,10 @@ typedef struct srv__config {
     char access_log[SRV_CONFIG_PATH_MAX];
     srv__alog_format_t access_log_format; /* default combined */
     int request_slowlog_timeout;
+    /* Development: reload when the app module, the config file or one of the paths (absolute
+     * after load, space-separated) changes, after 300 ms of quiet. */
+    bool inotify_reload;
+    char inotify_reload_paths[2048];
     /* repeated sections */
     int nlisten;
     srv__listen_config_t listen[SRV_CONFIG_MAX_LISTEN];

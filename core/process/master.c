@@ -20,6 +20,7 @@
 #include "core/process/admin.h"
 #include "core/process/ctl.h"
 #include "core/process/ctl_serve.h"
+#include "core/process/inotify.h"
 #include "core/ipc/ipc.h"
 #include "core/net/listen.h"
 #include "core/net/tls_listen.h"
@@ -247,6 +248,7 @@ static void config_reload_done(bool ok)
             srv__server_alog_open();
     }
     reactors_follow(&S->cfg);
+    srv__inotify_open(&S->cfg); /* the app or the paths may have moved */
     for (int w = S->cfg.worker_num; w < old.worker_num && S->nreactors > 0; w++)
         for (int r = 0; r < S->nreactors; r++)
             srv__reactor_post_channel(r, w, 0, -1, -1);
@@ -612,7 +614,8 @@ enum {
     PFD_MGR,
     PFD_CTL,
     PFD_ADMIN = PFD_CTL + SRV_CTL_SERVE_NPOLL,
-    PFD_COUNT = PFD_ADMIN + SRV_ADMIN_NPOLL
+    PFD_INOTIFY = PFD_ADMIN + SRV_ADMIN_NPOLL,
+    PFD_COUNT
 };
 
 /* Fill the poll set; *timeout is when the next deadline falls (the control socket's, stop
@@ -627,6 +630,7 @@ static int poll_set(struct pollfd *pfd, int *timeout)
     pfd[PFD_MGR] = (struct pollfd){.fd = G.mgr_fd, .events = POLLIN};
     srv__ctl_serve_poll(&pfd[PFD_CTL], now, &wake);
     srv__admin_poll(&pfd[PFD_ADMIN], now, &wake);
+    srv__inotify_poll(&pfd[PFD_INOTIFY], &wake);
     *timeout = wake == INT64_MAX ? -1 : wake <= now ? 0 : (int)(wake - now);
     return PFD_COUNT;
 }
@@ -640,6 +644,9 @@ static void poll_dispatch(const struct pollfd *pfd)
         handle_mgr();
     srv__ctl_serve_dispatch(&pfd[PFD_CTL]);
     srv__admin_dispatch(&pfd[PFD_ADMIN]);
+    if (srv__inotify_dispatch(&pfd[PFD_INOTIFY], srv__mono_ms(), G.reload_running) &&
+        !G.stopping)
+        ctl_reload(false); /* refused or not, the outcome is logged */
 }
 
 /* Watch the manager. Running: its death stops the server. Stopping: tell it to stop once
@@ -756,10 +763,12 @@ int srv__master_run(const srv__config_t *cfg, bool daemon)
     }
     if (start_manager() < 0)
         goto out_ctl;
+    srv__inotify_open(cfg);
     start_reactors(cfg, daemon);
     master_loop(cfg);
     code = master_finish();
 out_ctl:
+    srv__inotify_close();
     srv__admin_close();
     if (G.sig_fd >= 0)
         close(G.sig_fd);

@@ -7,12 +7,13 @@ path is served; an app whose workers refuse to start stops the reload (old worke
 non-zero exit); cron jobs and custom processes come and go; `srv info` shows the file's mtime
 and digest."""
 import os
+import shutil
 import signal
 import socket
 import threading
 import time
 
-from srvtest import SLOW, Server, pid_alive, run, running, wait_for
+from srvtest import DEMO, SLOW, Server, pid_alive, run, running, wait_for
 
 APPS = os.environ.get("SRV_TEST_APPS", "")
 
@@ -245,7 +246,33 @@ def test_tasks_cron_and_processes_come_and_go():
         s.stop()
 
 
+def test_inotify_reload_once_per_change():
+    s = Server(name="reload-inotify", server={"worker_num": 2, "inotify_reload": True})
+    app = os.path.join(s.dir, "app.so")
+    shutil.copyfile(DEMO, app)
+    s.server["app"] = app
+    s.write_config()
+    with running(s):
+        before = s.info()
+        assert "inotify_reload: watching 2 path(s)" in s.log()
+        # A burst of changes to the module (a deploy writes, then touches): one reload.
+        for _ in range(3):
+            os.utime(app)
+        wait_for(lambda: s.info()["reloads"] == before["reloads"] + 1, 15,
+                 "one reload after the module changed")
+        # The config file: a second one, with what it changes applied.
+        s.server["http_keepalive_timeout"] = 1234
+        s.write_config()
+        wait_for(lambda: s.info()["reloads"] == before["reloads"] + 2, 15,
+                 "a reload after the config changed")
+        assert s.log().count("changed; reloading") == 2, s.log()[-3000:]
+        assert s.info()["config"]["digest"] == fnv1a64(open(s.config, "rb").read())
+        assert s.get("/")[0] == 200
+        s.stop()
+
+
 if __name__ == "__main__":
     run([test_invalid_file_keeps_running_config, test_listener_change_named_rest_applied,
          test_worker_num_up_and_down_process_mode, test_worker_num_up_and_down_base_mode,
-         test_new_app_and_failing_start_hook, test_tasks_cron_and_processes_come_and_go])
+         test_new_app_and_failing_start_hook, test_tasks_cron_and_processes_come_and_go,
+         test_inotify_reload_once_per_change])
