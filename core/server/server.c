@@ -37,11 +37,12 @@ void srv__server_config_stamp(srv__server_t *S)
 }
 
 /* Room a reload can grow into without a restart: the slots, their mailboxes and stats, base
- * mode's engines and the task records are sized at start. */
+ * mode's engines and the task records are sized at start. Two per CPU: every slot costs each
+ * process two descriptors (its mailboxes' eventfds) and 2 MiB of address space. */
 static int capacity(int configured, int floor, int max)
 {
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    int room = (int)(cpus > 0 && cpus < 256 ? cpus : 1) * 4;
+    int room = (int)(cpus > 0 && cpus < 512 ? cpus : 1) * 2;
     if (room < floor)
         room = floor;
     if (room < configured)
@@ -60,9 +61,9 @@ static int process_instances(const srv__config_t *cfg)
 void srv__server_layout(srv__server_t *S)
 {
     const srv__config_t *cfg = &S->cfg;
-    S->wcap = capacity(cfg->worker_num, 8, SRV_MAX_WORKERS);
-    S->tcap = capacity(cfg->task_worker_num, 8, SRV_MAX_WORKERS);
-    S->pcap = process_instances(cfg) + 8;
+    S->wcap = capacity(cfg->worker_num, 4, SRV_MAX_WORKERS);
+    S->tcap = capacity(cfg->task_worker_num, 4, SRV_MAX_WORKERS);
+    S->pcap = process_instances(cfg) + 4;
     S->tbase = S->wcap;
     S->timer_slot = S->tbase + S->tcap; /* kept even without cron jobs: a reload may add some */
     S->proc_base = S->timer_slot + 1;
