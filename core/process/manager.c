@@ -549,7 +549,12 @@ static void cur_exited(slot_t *s, pid_t pid, int status, const char *how)
     srv__worker_stat_t *st = &srv__server.stats->workers[s->id];
     atomic_store(&st->pid, 0);
     send_master(SRV_CTL_WORKER_EXIT, s->id, pid, status, 0, NULL, NULL, 0);
-    if (M.stopping || s->retiring) {
+    if (s->retiring && !M.stopping && srv__slot_active(s->id)) {
+        /* A later reload configured the slot again while it drained: a fresh process. */
+        s->retiring = false;
+        s->retire_kill_at = 0;
+        spawn_or_backoff(s);
+    } else if (M.stopping || s->retiring) {
         atomic_store(&st->state, SRV_WSTATE_EMPTY);
         s->retiring = false;
         s->retire_kill_at = 0;
