@@ -43,7 +43,15 @@ static void drain(void)
          * are still waiting, wake another idle task worker before we get busy with this one. */
         if (srv__mbox_pending(q) > 0)
             srv__mbox_kick(q);
+        int limit = srv__server.cfg.task_timeout; /* the manager's watchdog enforces it */
+        atomic_store(&st->busy_limit, limit);
+        if (limit > 0) {
+            snprintf(st->busy_what, sizeof(st->busy_what), "task %llu",
+                     (unsigned long long)m.id);
+            atomic_store(&st->busy_ms, srv__mono_ms());
+        }
         srv__task_run(TW.run, &m, TW.app);
+        atomic_store(&st->busy_ms, 0);
         atomic_fetch_add(&st->requests, 1);
         atomic_fetch_add(&st->total_requests, 1);
     }

@@ -130,6 +130,9 @@ int srv__engine_respond(srv__engine_t *e, uint64_t session, const struct iovec *
 /* Every connection with a request in flight whose tag == tag: answered 503 (nothing sent yet)
  * or closed (partly answered). For a dead worker channel. */
 void srv__engine_fail_inflight(srv__engine_t *e, int tag);
+/* The request of session ran past request_timeout and its worker was killed: 504 when nothing
+ * was sent yet (an HTTP/1.1 session); else nothing (srv__engine_fail_inflight closes it). */
+void srv__engine_fail_timeout(srv__engine_t *e, uint64_t session);
 
 /* Per-connection fields the dispatcher may use. */
 uint64_t srv__conn_session(const srv__conn_t *c);

@@ -282,6 +282,28 @@ static void count_request(void)
     }
 }
 
+/* Tell the manager's watchdog what the handler is busy with (request_timeout: the listener's,
+ * else [server]'s), or that it is idle again (req NULL). */
+static void publish_busy(const srv_request_t *req, uint64_t rid)
+{
+    if (req == NULL) {
+        atomic_store_explicit(&W.stat->busy_ms, 0, memory_order_release);
+        return;
+    }
+    const srv__config_t *cfg = &srv__server.cfg;
+    int limit = cfg->request_timeout;
+    if (req->listener >= 0 && req->listener < cfg->nlisten &&
+        cfg->listen[req->listener].request_timeout >= 0)
+        limit = cfg->listen[req->listener].request_timeout;
+    atomic_store_explicit(&W.stat->busy_limit, limit, memory_order_relaxed);
+    if (limit <= 0)
+        return;
+    snprintf(W.stat->busy_what, sizeof(W.stat->busy_what), "%.*s %.*s", (int)req->method.len,
+             req->method.ptr, (int)(req->path.len > 100 ? 100 : req->path.len), req->path.ptr);
+    atomic_store_explicit(&W.stat->busy_session, rid, memory_order_relaxed);
+    atomic_store_explicit(&W.stat->busy_ms, srv__mono_ms(), memory_order_release);
+}
+
 /* Run the app on one request. The response object is reused from request to request; one
  * the app detaches stays where it is (the app holds its pointer) and the next request gets a
  * new one. A detached response keeps its own copy of the request. */
@@ -313,7 +335,9 @@ static void run_request(const srv_request_t *req, uint64_t rid, const void *bloc
         srv_response_send(res, msg, sizeof(msg) - 1);
         return;
     }
+    publish_busy(req, rid);
     h->on_request(req, res);
+    publish_busy(NULL, 0);
     if (!srv__response_after_handler(res))
         return;
     /* Detached: this object now belongs to the app until it finishes the response. */
@@ -904,6 +928,8 @@ void srv__worker_main(int slot, int ctl_fd, const int *chans, int nchans)
                            .reopen = &W.reopen};
     const srv_app_t *app = srv__child_start(slot, ctl_fd, &o);
     W.stat = &S->stats->workers[slot];
+    atomic_store(&W.stat->busy_ms, 0);
+    atomic_store(&W.stat->harakiri_session, 0);
     srv__timer_set_gauge(&W.stat->timers);
     start_app(app);
     W.loop = srv__child_loop();
