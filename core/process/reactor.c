@@ -132,7 +132,7 @@ static void chan_kill(chan_t *ch, const char *why)
                        why);
     /* Requests the process took with it: 503 where nothing was sent yet, else close; the one
      * the watchdog killed it for (request_timeout) gets 504. */
-    uint64_t hk = atomic_load(&srv__server.stats->workers[ch->slot].harakiri_session);
+    uint64_t hk = atomic_exchange(&srv__server.stats->workers[ch->slot].harakiri_session, 0);
     if (hk != 0)
         srv__engine_fail_timeout(r->eng, hk);
     srv__engine_fail_inflight(r->eng, ch->tag);

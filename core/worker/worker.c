@@ -929,7 +929,6 @@ void srv__worker_main(int slot, int ctl_fd, const int *chans, int nchans)
     const srv_app_t *app = srv__child_start(slot, ctl_fd, &o);
     W.stat = &S->stats->workers[slot];
     atomic_store(&W.stat->busy_ms, 0);
-    atomic_store(&W.stat->harakiri_session, 0);
     srv__timer_set_gauge(&W.stat->timers);
     start_app(app);
     W.loop = srv__child_loop();
