@@ -623,7 +623,7 @@ static int store_size(const srv__value_ctx_t *ctx, const srv__key_desc_t *kd, ch
     int64_t n = -1;
     if (v->kind == SRV__VAL_INT) {
         n = v->i;
-    } else if (v->kind == SRV__VAL_TEXT && v->len > 0 && v->len < sizeof(num) &&
+    } else if (is_text(v) && v->len > 0 && v->len < sizeof(num) &&
                isdigit((unsigned char)v->s[0])) {
         memcpy(num, v->s, v->len);
         num[v->len] = '\0';
@@ -642,12 +642,17 @@ static int store_size(const srv__value_ctx_t *ctx, const srv__key_desc_t *kd, ch
             n = kd->max + 1;
     }
     if (n < 0 && v->kind != SRV__VAL_INT)
-        return fail(ctx, line, kd->name, "must be a size (bytes, or \"64K\", \"512M\", \"2G\"), got %s",
+        return fail(ctx, line, kd->name,
+                    "must be a size (bytes, or \"64K\", \"512M\", \"2G\"), got %s",
                     got(buf, sizeof(buf), v));
+    if (v->kind != SRV__VAL_INT)
+        got(buf, sizeof(buf), v);
+    else
+        snprintf(buf, sizeof(buf), "%" PRId64, v->i);
     if (n < kd->min || n > kd->max)
         return fail(ctx, line, kd->name,
                     "must be between %" PRId64 " and %" PRId64 " bytes, got %s", kd->min, kd->max,
-                    got(buf, sizeof(buf), v));
+                    buf);
     *(int64_t *)field = n;
     return 0;
 }
