@@ -140,6 +140,8 @@ uint64_t srv__conn_session(const srv__conn_t *c);
  * session for HTTP/1.1, a request id of its own for an HTTP/2 stream. */
 uint64_t srv__conn_request_id(const srv__conn_t *c);
 int srv__conn_listener(const srv__conn_t *c);
+/* Its socket (base mode's request_timeout writes a last 504 to it from a signal handler). */
+int srv__conn_fd(const srv__conn_t *c);
 /* A small integer the dispatcher stores (chosen worker, channel): -1 initially. */
 int srv__conn_get_worker(const srv__conn_t *c);
 void srv__conn_set_worker(srv__conn_t *c, int worker);

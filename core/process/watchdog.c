@@ -18,6 +18,34 @@
 
 static int64_t next_check;
 
+/* Workers sent SIGXCPU (their last word: base mode writes the 504), SIGKILLed at .at. */
+#define WATCHDOG_GRACE_MS 200
+static struct {
+    int pid;
+    int64_t at;
+} pending[64];
+
+static void kill_later(int pid, int64_t now)
+{
+    for (size_t i = 0; i < sizeof(pending) / sizeof(pending[0]); i++)
+        if (pending[i].pid == 0) {
+            pending[i].pid = pid;
+            pending[i].at = now + WATCHDOG_GRACE_MS;
+            kill(pid, SIGXCPU);
+            return;
+        }
+    kill(pid, SIGKILL);
+}
+
+static void kill_due(int64_t now)
+{
+    for (size_t i = 0; i < sizeof(pending) / sizeof(pending[0]); i++)
+        if (pending[i].pid != 0 && now >= pending[i].at) {
+            kill(pending[i].pid, SIGKILL); /* (gone already, or a zombie: no harm) */
+            pending[i].pid = 0;
+        }
+}
+
 void srv__watchdog_init(void)
 {
     next_check = srv__mono_ms() + WATCHDOG_PERIOD_MS;
@@ -72,7 +100,10 @@ static void check_busy(int slot, srv__worker_stat_t *st, int pid, int64_t now)
         atomic_store(&st->harakiri_session, atomic_load(&st->busy_session));
     atomic_fetch_add(&st->harakiris, 1);
     atomic_store(&st->busy_ms, 0); /* one kill: the process cannot clear it any more */
-    kill(pid, SIGKILL);
+    if (task)
+        kill(pid, SIGKILL);
+    else
+        kill_later(pid, now);
 }
 
 static void check_rss(int slot, srv__worker_stat_t *st, int pid, bool (*recycle)(int slot))
@@ -94,6 +125,7 @@ void srv__watchdog_run(int64_t now, bool (*recycle)(int slot))
     if (now < next_check)
         return;
     next_check = now + WATCHDOG_PERIOD_MS;
+    kill_due(now);
     static unsigned tick;
     bool rss_due = tick++ % 4 == 0; /* memory about once a second */
     srv__stats_t *stats = srv__server.stats;

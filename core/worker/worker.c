@@ -238,6 +238,28 @@ static int chan_emit_file(void *arg, uint64_t session, int fd, const char *path,
     return 0;
 }
 
+/* request_timeout: the watchdog sends SIGXCPU, then SIGKILL a moment later. Base mode owns the
+ * client's socket: when the request is plain HTTP/1.1 and nothing of its response was sent,
+ * the handler writes a last 504 (Connection: close) to it. TLS and HTTP/2 connections are just
+ * closed (their framing cannot be written from a signal handler). Process mode: the reactor
+ * answers 504 when the channel dies. */
+static volatile sig_atomic_t g_hk_fd = -1;
+static uint64_t g_hk_rid;
+
+static void on_harakiri(int sig)
+{
+    static const char r[] = "HTTP/1.1 504 Gateway Timeout\r\nContent-Type: text/plain\r\n"
+                            "Content-Length: 37\r\nConnection: close\r\n\r\n"
+                            "the request ran past request_timeout\n";
+    (void)sig;
+    int fd = g_hk_fd;
+    if (fd >= 0) {
+        ssize_t n = write(fd, r, sizeof(r) - 1);
+        (void)n;
+    }
+    _exit(70);
+}
+
 /* Base-mode transport: straight into our own engine's connection. */
 static int eng_emit(void *arg, uint64_t session, const struct iovec *iov, int iovcnt,
                     unsigned flags)
@@ -257,12 +279,16 @@ static int eng_emit_file(void *arg, uint64_t session, int fd, const char *path, 
 static int sink_emit(void *arg, uint64_t session, const struct iovec *iov, int iovcnt,
                      unsigned flags)
 {
+    if (session == g_hk_rid)
+        g_hk_fd = -1; /* part of the answer is out: a 504 can no longer follow */
     return srv__flow_emit(session, iov, iovcnt, flags);
 }
 
 static int sink_emit_file(void *arg, uint64_t session, int fd, const char *path, uint64_t off,
                           uint64_t len, unsigned flags)
 {
+    if (session == g_hk_rid)
+        g_hk_fd = -1;
     return srv__flow_emit_file(session, fd, path, off, len, flags);
 }
 
@@ -728,7 +754,13 @@ static int base_dispatch(srv__engine_t *e, srv__conn_t *c, srv__engine_event_t e
                            code == 0 ? strlen(g_ws_proto) : 0);
         return 0;
     }
-    run_request(req, srv__conn_request_id(c), NULL, 0);
+    uint64_t rid = srv__conn_request_id(c);
+    bool plain = req->tls == NULL && req->http_major == 1 && !SRV_SESSION_IS_REQ(rid);
+    g_hk_rid = rid;
+    g_hk_fd = plain ? srv__conn_fd(c) : -1;
+    run_request(req, rid, NULL, 0);
+    g_hk_fd = -1;
+    g_hk_rid = 0;
     return 0;
 }
 
@@ -928,6 +960,9 @@ void srv__worker_main(int slot, int ctl_fd, const int *chans, int nchans)
                            .reopen = &W.reopen};
     const srv_app_t *app = srv__child_start(slot, ctl_fd, &o);
     W.stat = &S->stats->workers[slot];
+    struct sigaction hk = {.sa_handler = on_harakiri};
+    sigemptyset(&hk.sa_mask);
+    sigaction(SIGXCPU, &hk, NULL);
     atomic_store(&W.stat->busy_ms, 0);
     srv__timer_set_gauge(&W.stat->timers);
     start_app(app);
