@@ -46,8 +46,7 @@ static void drain(void)
         int limit = srv__server.cfg.task_timeout; /* the manager's watchdog enforces it */
         atomic_store(&st->busy_limit, limit);
         if (limit > 0) {
-            snprintf(st->busy_what, sizeof(st->busy_what), "task %llu",
-                     (unsigned long long)m.id);
+            snprintf(st->busy_what, sizeof(st->busy_what), "task %llu", (unsigned long long)m.id);
             atomic_store(&st->busy_ms, srv__mono_ms());
         }
         srv__task_run(TW.run, &m, TW.app);

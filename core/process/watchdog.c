@@ -115,8 +115,8 @@ static void check_rss(int slot, srv__worker_stat_t *st, int pid, bool (*recycle)
     if (rss <= limit || !recycle(slot))
         return;
     srv__log(SRV_LOG_WARN, "manager", 0,
-             "worker #%d pid %d uses %lld KiB, above max_worker_rss (%lld KiB); replacing it",
-             slot, pid, (long long)(rss / 1024), (long long)(limit / 1024));
+             "worker #%d pid %d uses %lld KiB, above max_worker_rss (%lld KiB); replacing it", slot,
+             pid, (long long)(rss / 1024), (long long)(limit / 1024));
     atomic_fetch_add(&st->rss_recycles, 1);
 }
 
