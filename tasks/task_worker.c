@@ -108,6 +108,8 @@ void srv__task_worker_main(int slot, int ctl_fd, const int *chans, int nchans)
                            .stop = &TW.stop,
                            .reopen = &TW.reopen};
     TW.slot = slot;
+    /* A predecessor that crashed mid-task left its busy mark: not ours to be timed by. */
+    atomic_store(&srv__server.stats->workers[slot].busy_ms, 0);
     TW.app = srv__child_start(slot, ctl_fd, &o);
     srv__timer_set_gauge(&srv__server.stats->workers[slot].timers);
     start();
