@@ -45,6 +45,14 @@ void srv__config_tls_conf(const srv__config_t *cfg, int li, struct srv__tls_conf
 /* Format err as "file:line: key: msg" (or "file: msg") into buf; returns buf. */
 const char *srv__config_error_format(const srv__config_error_t *err, char *buf, size_t len);
 
+/* For a reload: next (a freshly loaded config) keeps run's value of every setting that cannot
+ * change without re-binding or re-sizing the shared region (keys flagged restart in the
+ * schema: mode, reactors, max_conn, pid file, admin_server, each listener's socket; listeners
+ * added or removed; table schemas). Each is noted in notes as "needs restart: KEY\n"
+ * (truncated to len). Returns how many were noted. */
+int srv__config_reload_merge(const srv__config_t *run, srv__config_t *next, char *notes,
+                             size_t len);
+
 /* True when a and b describe the same server (ignores file and line fields). */
 bool srv__config_equal(const srv__config_t *a, const srv__config_t *b);
 

@@ -177,6 +177,10 @@ typedef struct srv__config {
     int request_timeout;
     int task_timeout;
     int64_t max_worker_rss;
+    /* Development: reload when the app module, the config file or one of the paths (absolute
+     * after load, space-separated) changes, after 300 ms of quiet. */
+    bool inotify_reload;
+    char inotify_reload_paths[2048];
     /* repeated sections */
     int nlisten;
     srv__listen_config_t listen[SRV_CONFIG_MAX_LISTEN];

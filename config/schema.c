@@ -28,17 +28,17 @@ static const char *const alog_format_names[] = {"combined", "json", NULL};
 #define H2_KF (SRV__KF_HTTP | SRV__KF_NEG1 | SRV__KF_H2)
 
 static const srv__key_desc_t server_keys[] = {
-    {"mode", SRV__KT_ENUM, SV(mode), 0, 0, mode_names, 0},
-    {"reactor_backend", SRV__KT_ENUM, SV(reactor_backend), 0, 0, backend_names, 0},
-    {"reactor_num", SRV__KT_INT, SV(reactor_num), 1, 64, NULL, 0},
+    {"mode", SRV__KT_ENUM, SV(mode), 0, 0, mode_names, SRV__KF_RESTART},
+    {"reactor_backend", SRV__KT_ENUM, SV(reactor_backend), 0, 0, backend_names, SRV__KF_RESTART},
+    {"reactor_num", SRV__KT_INT, SV(reactor_num), 1, 64, NULL, SRV__KF_RESTART},
     {"worker_num", SRV__KT_INT, SV(worker_num), 1, 1024, NULL, 0},
     {"task_worker_num", SRV__KT_INT, SV(task_worker_num), 0, 1024, NULL, 0},
     {"max_request", SRV__KT_I64, SV(max_request), 0, INT32_MAX, NULL, 0},
     {"max_request_grace", SRV__KT_I64, SV(max_request_grace), 0, INT32_MAX, NULL, 0},
-    {"max_conn", SRV__KT_INT, SV(max_conn), 1, 1000000, NULL, 0},
+    {"max_conn", SRV__KT_INT, SV(max_conn), 1, 1000000, NULL, SRV__KF_RESTART},
     {"dispatch_mode", SRV__KT_INT, SV(dispatch_mode), 1, 5, NULL, 0},
-    {"daemonize", SRV__KT_BOOL, SV(daemonize), 0, 0, NULL, 0},
-    {"pid_file", SRV__KT_PATH, SV(pid_file), 0, 0, NULL, 0},
+    {"daemonize", SRV__KT_BOOL, SV(daemonize), 0, 0, NULL, SRV__KF_RESTART},
+    {"pid_file", SRV__KT_PATH, SV(pid_file), 0, 0, NULL, SRV__KF_RESTART},
     {"log_file", SRV__KT_PATH, SV(log_file), 0, 0, NULL, SRV__KF_EMPTY_OK},
     {"log_level", SRV__KT_ENUM, SV(log_level), 0, 0, level_names, 0},
     {"app", SRV__KT_PATH, SV(app), 0, 0, NULL, 0},
@@ -52,14 +52,16 @@ static const srv__key_desc_t server_keys[] = {
     {"http_keepalive_timeout", SRV__KT_INT, SV(http_keepalive_timeout), 0, 3600000, NULL, 0},
     {"http_body_timeout", SRV__KT_INT, SV(http_body_timeout), 1, 3600000, NULL, 0},
     {"send_timeout", SRV__KT_INT, SV(send_timeout), 1, 3600000, NULL, 0},
-    {"task_max_queue", SRV__KT_I64, SV(task_max_queue), 1, 100000000, NULL, 0},
+    {"task_max_queue", SRV__KT_I64, SV(task_max_queue), 1, 100000000, NULL, SRV__KF_RESTART},
     {"ipc_buffer_size", SRV__KT_INT, SV(ipc_buffer_size), 64 * SRV__KiB, SRV__GiB, NULL, 0},
     {"redis", SRV__KT_REDIS, SV(redis), 0, 0, NULL, SRV__KF_EMPTY_OK},
-    {"admin_server", SRV__KT_ADDR, SV(admin_server), 0, 0, NULL, SRV__KF_EMPTY_OK},
+    {"admin_server", SRV__KT_ADDR, SV(admin_server), 0, 0, NULL, SRV__KF_EMPTY_OK | SRV__KF_RESTART},
     {"admin_token", SRV__KT_STR, SV(admin_token), 0, 0, NULL, 0},
     {"access_log", SRV__KT_PATH, SV(access_log), 0, 0, NULL, SRV__KF_EMPTY_OK | SRV__KF_DASH},
     {"access_log_format", SRV__KT_ENUM, SV(access_log_format), 0, 0, alog_format_names, 0},
     {"request_slowlog_timeout", SRV__KT_INT, SV(request_slowlog_timeout), 0, 3600000, NULL, 0},
+    {"inotify_reload", SRV__KT_BOOL, SV(inotify_reload), 0, 0, NULL, 0},
+    {"inotify_reload_paths", SRV__KT_WORDS, SV(inotify_reload_paths), 0, 0, NULL, 0},
     /* defaults for listeners with open_http2_protocol (refused when none has it) */
     {"http2_max_concurrent_streams", SRV__KT_I64, SV(http2_max_concurrent_streams), 1, SRV__MiB,
      NULL, SRV__KF_H2},
@@ -77,12 +79,12 @@ static const srv__key_desc_t server_keys[] = {
 };
 
 static const srv__key_desc_t listen_keys[] = {
-    [SRV__L_NAME] = {"name", SRV__KT_NAME, LI(name), 0, 0, NULL, 0},
-    [SRV__L_TYPE] = {"type", SRV__KT_ENUM, LI(type), 0, 0, listen_type_names, 0},
-    [SRV__L_HOST] = {"host", SRV__KT_HOST, LI(host), 0, 0, NULL, 0},
-    [SRV__L_PORT] = {"port", SRV__KT_INT, LI(port), 1, 65535, NULL, 0},
-    [SRV__L_PATH] = {"path", SRV__KT_PATH, LI(path), 0, 0, NULL, 0},
-    [SRV__L_BACKLOG] = {"backlog", SRV__KT_INT, LI(backlog), 1, 65535, NULL, 0},
+    [SRV__L_NAME] = {"name", SRV__KT_NAME, LI(name), 0, 0, NULL, SRV__KF_RESTART},
+    [SRV__L_TYPE] = {"type", SRV__KT_ENUM, LI(type), 0, 0, listen_type_names, SRV__KF_RESTART},
+    [SRV__L_HOST] = {"host", SRV__KT_HOST, LI(host), 0, 0, NULL, SRV__KF_RESTART},
+    [SRV__L_PORT] = {"port", SRV__KT_INT, LI(port), 1, 65535, NULL, SRV__KF_RESTART},
+    [SRV__L_PATH] = {"path", SRV__KT_PATH, LI(path), 0, 0, NULL, SRV__KF_RESTART},
+    [SRV__L_BACKLOG] = {"backlog", SRV__KT_INT, LI(backlog), 1, 65535, NULL, SRV__KF_RESTART},
     [SRV__L_HANDLER] = {"handler", SRV__KT_NAME, LI(handler), 0, 0, NULL, 0},
     [SRV__L_DOCUMENT_ROOT] = {"document_root", SRV__KT_PATH, LI(document_root), 0, 0, NULL,
                               SRV__KF_HTTP | SRV__KF_EMPTY_OK},
@@ -115,8 +117,8 @@ static const srv__key_desc_t listen_keys[] = {
     [SRV__L_HEARTBEAT_CHECK_INTERVAL] = {"heartbeat_check_interval", SRV__KT_INT,
                                          LI(heartbeat_check_interval), 0, 86400, NULL,
                                          SRV__KF_NEG1},
-    [SRV__L_SOCKET_MODE] = {"socket_mode", SRV__KT_MODE, LI(socket_mode), 0, 0777, NULL, 0},
-    [SRV__L_SSL] = {"ssl", SRV__KT_BOOL, LI(ssl), 0, 0, NULL, SRV__KF_STREAM},
+    [SRV__L_SOCKET_MODE] = {"socket_mode", SRV__KT_MODE, LI(socket_mode), 0, 0777, NULL, SRV__KF_RESTART},
+    [SRV__L_SSL] = {"ssl", SRV__KT_BOOL, LI(ssl), 0, 0, NULL, SRV__KF_STREAM | SRV__KF_RESTART},
     [SRV__L_SSL_CERT_FILE] = {"ssl_cert_file", SRV__KT_PATH, LI(ssl_cert_file), 0, 0, NULL, SSL_KF},
     [SRV__L_SSL_KEY_FILE] = {"ssl_key_file", SRV__KT_PATH, LI(ssl_key_file), 0, 0, NULL, SSL_KF},
     [SRV__L_SSL_PROTOCOLS] = {"ssl_protocols", SRV__KT_TLSVER, LI(ssl_protocols), 0, 0, NULL,
@@ -443,4 +445,130 @@ bool srv__config_equal(const srv__config_t *a, const srv__config_t *b)
             return false;
     }
     return true;
+}
+
+/* ---- reload: what may change without re-binding (see srv__config_reload_merge) ---- */
+
+typedef struct notes {
+    char *buf;
+    size_t len, used;
+    int n;
+} notes_t;
+
+/* One line "needs restart: <a><b><c>". */
+static void note(notes_t *nt, const char *a, const char *b, const char *c)
+{
+    nt->n++;
+    if (nt->used >= nt->len)
+        return;
+    int w = snprintf(nt->buf + nt->used, nt->len - nt->used, "needs restart: %s%s%s\n", a, b, c);
+    if (w > 0)
+        nt->used += (size_t)w < nt->len - nt->used ? (size_t)w : nt->len - nt->used - 1;
+}
+
+/* Keys flagged SRV__KF_RESTART that differ: noted as "<prefix>.<key>", and put back to run's. */
+static void keep_restart_keys(const srv__key_desc_t *keys, int nkeys, const void *run, void *next,
+                              const char *prefix, notes_t *nt)
+{
+    for (int k = 0; k < nkeys; k++) {
+        if (!(keys[k].flags & SRV__KF_RESTART) || keys_equal(&keys[k], 1, run, next))
+            continue;
+        note(nt, prefix, keys[k].name, "");
+        memcpy((char *)next + keys[k].off, (const char *)run + keys[k].off, keys[k].size);
+    }
+}
+
+static int listen_by_name(const srv__config_t *cfg, const char *name)
+{
+    for (int i = 0; i < cfg->nlisten; i++)
+        if (strcmp(cfg->listen[i].name, name) == 0)
+            return i;
+    return -1;
+}
+
+/* Listeners: run's, in run's order (the sockets are bound); each takes next's settings but
+ * for the ones that need a new socket. Added and removed listeners are noted, not applied. */
+static void merge_listeners(const srv__config_t *run, srv__config_t *next, notes_t *nt)
+{
+    static srv__listen_config_t merged[SRV_CONFIG_MAX_LISTEN];
+    int map[SRV_CONFIG_MAX_LISTEN]; /* next's index -> merged index, -1 dropped */
+    char prefix[SRV_CONFIG_NAME_MAX + 16];
+    for (int j = 0; j < next->nlisten; j++) {
+        map[j] = listen_by_name(run, next->listen[j].name);
+        if (map[j] < 0)
+            note(nt, "listen.", next->listen[j].name, " (added)");
+    }
+    for (int i = 0; i < run->nlisten; i++) {
+        int j = listen_by_name(next, run->listen[i].name);
+        merged[i] = j >= 0 ? next->listen[j] : run->listen[i];
+        if (j < 0) {
+            note(nt, "listen.", run->listen[i].name, " (removed)");
+            continue;
+        }
+        snprintf(prefix, sizeof(prefix), "listen.%s.", run->listen[i].name);
+        keep_restart_keys(listen_keys, NKEYS(listen_keys), &run->listen[i], &merged[i], prefix,
+                          nt);
+    }
+    /* SNI certificates follow their listener; those of a dropped listener go. */
+    int nsni = 0;
+    for (int k = 0; k < next->nsni; k++) {
+        int li = map[next->sni[k].listener];
+        if (li < 0 || !merged[li].ssl)
+            continue;
+        next->sni[nsni] = next->sni[k];
+        next->sni[nsni++].listener = li;
+    }
+    next->nsni = nsni;
+    memcpy(next->listen, merged, sizeof(merged[0]) * (size_t)run->nlisten);
+    next->nlisten = run->nlisten;
+}
+
+static const srv__table_config_t *table_by_name(const srv__config_t *cfg, const char *name)
+{
+    for (int i = 0; i < cfg->ntable; i++)
+        if (strcmp(cfg->table[i].name, name) == 0)
+            return &cfg->table[i];
+    return NULL;
+}
+
+static bool table_same(const srv__table_config_t *x, const srv__table_config_t *y)
+{
+    if (!keys_equal(table_keys, NKEYS(table_keys), x, y) || x->ncolumns != y->ncolumns)
+        return false;
+    for (int c = 0; c < x->ncolumns; c++)
+        if (!keys_equal(column_keys, NKEYS(column_keys), &x->columns[c], &y->columns[c]))
+            return false;
+    return true;
+}
+
+/* Table schemas size the shared region: each change is named, and all stay as they run. */
+static void merge_tables(const srv__config_t *run, srv__config_t *next, notes_t *nt)
+{
+    int before = nt->n;
+    for (int i = 0; i < run->ntable; i++) {
+        const srv__table_config_t *y = table_by_name(next, run->table[i].name);
+        if (y == NULL)
+            note(nt, "table.", run->table[i].name, " (removed)");
+        else if (!table_same(&run->table[i], y))
+            note(nt, "table.", run->table[i].name, "");
+    }
+    for (int i = 0; i < next->ntable; i++)
+        if (table_by_name(run, next->table[i].name) == NULL)
+            note(nt, "table.", next->table[i].name, " (added)");
+    if (nt->n > before || run->ntable != next->ntable) {
+        next->ntable = run->ntable;
+        memcpy(next->table, run->table, sizeof(run->table));
+    }
+}
+
+int srv__config_reload_merge(const srv__config_t *run, srv__config_t *next, char *notes,
+                             size_t len)
+{
+    notes_t nt = {notes, len, 0, 0};
+    if (len > 0)
+        notes[0] = '\0';
+    keep_restart_keys(server_keys, NKEYS(server_keys), run, next, "server.", &nt);
+    merge_listeners(run, next, &nt);
+    merge_tables(run, next, &nt);
+    return nt.n;
 }

@@ -50,6 +50,7 @@ enum {
     SRV__KF_SSL = 32,     /* only with ssl = true */
     SRV__KF_H2 = 64,      /* only with open_http2_protocol = true */
     SRV__KF_DASH = 128,   /* a path where "-" stays "-" (stderr) */
+    SRV__KF_RESTART = 256, /* cannot change at reload: needs a restart (config/reload.c) */
 };
 
 typedef struct srv__key_desc {

@@ -283,9 +283,40 @@ static void validate_h2_defaults(srv__loader_t *ld)
 }
 
 /* Observability keys that only mean something beside another one. */
+/* inotify_reload_paths: only with inotify_reload; relative paths against the config's folder. */
+static void validate_inotify(srv__loader_t *ld)
+{
+    srv__config_t *cfg = ld->cfg;
+    int line = srv__loader_key_line(ld, SRV__SECT_SERVER, 0, "inotify_reload_paths");
+    if (line == 0)
+        return;
+    if (!cfg->inotify_reload) {
+        fail(ld, line, "inotify_reload_paths", "has no effect: inotify_reload is not true");
+        return;
+    }
+    char out[sizeof(cfg->inotify_reload_paths)];
+    size_t used = 0;
+    const char *p = cfg->inotify_reload_paths;
+    while (*p) {
+        size_t n = strcspn(p, " ");
+        bool rel = p[0] != '/';
+        int w = snprintf(out + used, sizeof(out) - used, "%s%s%s%.*s", used ? " " : "",
+                         rel ? ld->dir : "", rel ? "/" : "", (int)n, p);
+        if (w < 0 || (size_t)w >= sizeof(out) - used) {
+            fail(ld, line, "inotify_reload_paths", "too long once made absolute");
+            return;
+        }
+        used += (size_t)w;
+        p += n;
+        p += strspn(p, " ");
+    }
+    memcpy(cfg->inotify_reload_paths, out, used + 1);
+}
+
 static void validate_observe(srv__loader_t *ld)
 {
     const srv__config_t *cfg = ld->cfg;
+    validate_inotify(ld);
     int token = srv__loader_key_line(ld, SRV__SECT_SERVER, 0, "admin_token");
     if (token != 0 && cfg->admin_server[0] == '\0')
         fail(ld, token, "admin_token", "has no effect: admin_server is not set");

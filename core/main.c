@@ -174,7 +174,7 @@ static int cmd_reload(const srv__config_t *cfg, bool tasks)
     pid_t pid = running_pid(cfg);
     if (pid == 0)
         return not_running(cfg);
-    char buf[1024];
+    char buf[4096];
     int64_t slots = cfg->worker_num + cfg->task_worker_num;
     int64_t wait = slots * (cfg->max_wait_time + 15) * 1000; /* 2048 slots x 3615 s > INT_MAX */
     int timeout = wait > INT32_MAX ? INT32_MAX : (int)wait;
@@ -207,12 +207,14 @@ static int cmd_reload(const srv__config_t *cfg, bool tasks)
         return SRV_EXIT_OK;
     }
     if (strncmp(buf, "ok", 2) == 0) {
-        printf("reloaded\n");
+        /* What the new configuration changes that only a restart applies, one per line. */
+        const char *notes = strchr(buf, '\n');
+        printf("reloaded\n%s", notes && strncmp(buf, "ok no", 5) != 0 ? notes + 1 : "");
         return SRV_EXIT_OK;
     }
     int code = SRV_EXIT_FAILURE;
-    char msg[1024] = "";
-    if (sscanf(buf, "error %d %1023[^\n]", &code, msg) < 1)
+    char msg[sizeof(buf)] = "";
+    if (sscanf(buf, "error %d %4095[^\n]", &code, msg) < 1)
         snprintf(msg, sizeof(msg), "%s", buf);
     fprintf(stderr, "srv: reload failed: %s\n", msg);
     return code == SRV_EXIT_APP || code == SRV_EXIT_CONFIG ? code : SRV_EXIT_FAILURE;

@@ -41,7 +41,7 @@ int srv__tasks_create(int task_workers)
 
 srv__task_run_t *srv__task_record(int slot, uint32_t gen)
 {
-    int k = slot - srv__server.cfg.worker_num;
+    int k = slot - srv__server.tbase;
     if (g_tasks == NULL || k < 0 || k >= g_tasks->nworkers)
         return NULL;
     return &g_tasks->run[2 * k + (gen & 1)];
@@ -229,7 +229,7 @@ void srv__task_orphaned(int slot, uint32_t gen)
     if (id == 0)
         return;
     srv__log(SRV_LOG_WARN, "task", 0, "task worker #%d died running task %llu (attempt %d of %d)",
-             slot - srv__server.cfg.worker_num, (unsigned long long)id, run->attempt, run->tries);
+             slot - srv__server.tbase, (unsigned long long)id, run->attempt, run->tries);
     task_settle(id, run->from, run->tries, run->attempt, run->data, run->len, false, NULL, 0);
     atomic_store(&run->id, 0);
 }

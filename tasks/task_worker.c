@@ -98,7 +98,7 @@ static void start(void)
 
 void srv__task_worker_main(int slot, int ctl_fd, const int *chans, int nchans)
 {
-    int id = slot - srv__server.cfg.worker_num;
+    int id = slot - srv__server.tbase;
     char title[16];
     snprintf(title, sizeof(title), "task %d", id);
     srv__child_opts_t o = {.role = "task",

@@ -33,7 +33,8 @@ static struct {
     pthread_t th;
     /* The writer thread's alone once it runs: */
     int fd;
-    char path[PATH_MAX];
+    char path[PATH_MAX];      /* the writer thread's (set before it starts) */
+    char next_path[PATH_MAX]; /* a reload's new path, under mu, for the writer to take */
     srv__alog_counters_t n;
     int64_t next_open;   /* monotonic ms: when to try opening again (fd < 0) */
     int64_t last_report; /* monotonic ms */
@@ -172,6 +173,10 @@ static void *writer(void *arg)
         A.kick = false;
         bool stop = A.stop, reopen = A.reopen;
         A.reopen = false;
+        if (A.next_path[0]) {
+            memcpy(A.path, A.next_path, sizeof(A.path));
+            A.next_path[0] = '\0';
+        }
         abuf_t *head = A.bufs;
         pthread_mutex_unlock(&A.mu);
         if (reopen)
@@ -283,6 +288,17 @@ void srv__alog_reopen(void)
     if (!atomic_load(&A.on))
         return;
     pthread_mutex_lock(&A.mu);
+    A.reopen = A.kick = true;
+    pthread_cond_signal(&A.cv);
+    pthread_mutex_unlock(&A.mu);
+}
+
+void srv__alog_switch(const char *path)
+{
+    if (!atomic_load(&A.on))
+        return;
+    pthread_mutex_lock(&A.mu);
+    snprintf(A.next_path, sizeof(A.next_path), "%s", path);
     A.reopen = A.kick = true;
     pthread_cond_signal(&A.cv);
     pthread_mutex_unlock(&A.mu);

@@ -33,6 +33,8 @@ bool srv__alog_on(void);
 void srv__alog_write(const char *line, size_t len);
 /* Have the writer reopen the file (after logrotate moved it). Any thread. */
 void srv__alog_reopen(void);
+/* A reload moved access_log: the writer writes to path from its next round on. */
+void srv__alog_switch(const char *path);
 /* Write what is buffered, stop the writer and close the file. */
 void srv__alog_close(void);
 

@@ -83,6 +83,21 @@ int srv__log_reopen(void)
     return rc;
 }
 
+int srv__log_switch(const char *path)
+{
+    if (g_log.path[0] == '\0' || path == NULL || path[0] == '\0')
+        return -EINVAL;
+    if (strcmp(g_log.path, path) == 0)
+        return 0;
+    char old[sizeof(g_log.path)];
+    snprintf(old, sizeof(old), "%s", g_log.path);
+    snprintf(g_log.path, sizeof(g_log.path), "%s", path);
+    int rc = srv__log_reopen();
+    if (rc < 0)
+        snprintf(g_log.path, sizeof(g_log.path), "%s", old);
+    return rc;
+}
+
 void srv__log_stdio(bool follow)
 {
     g_log.stdio = follow;

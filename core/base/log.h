@@ -25,6 +25,9 @@ int srv__log_open(const char *path);
 /* Reopen the current file (after logrotate moved it), under the same descriptor number.
  * Async-signal-safe. */
 int srv__log_reopen(void);
+/* A reload moved log_file: write to path from now on, on the same descriptor (children forked
+ * later inherit it). Only from one file to another; -EINVAL when either is stderr. */
+int srv__log_switch(const char *path);
 /* Stdout and stderr are the log file too (daemonized): a reopen moves them with it, so what an
  * app prints follows the log to its new file. Children inherit the setting. */
 void srv__log_stdio(bool follow);

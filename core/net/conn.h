@@ -101,6 +101,11 @@ typedef struct srv__engine_opts {
 } srv__engine_opts_t;
 
 int srv__engine_create(srv__engine_t **out, const srv__engine_opts_t *o);
+/* A reload: from now on the engine follows cfg (same listeners; the caller keeps cfg alive
+ * until the engine is given another): limits, timeouts, framing, HTTP/2 settings, document
+ * roots, the access log and slow log switches. Connections open keep their parsers' limits
+ * until their next request. Returns 0, or -EINVAL (other listeners) / -ENOMEM. */
+int srv__engine_set_cfg(srv__engine_t *e, const srv__config_t *cfg);
 /* Free everything; connections must have been closed (srv__engine_close_all + run). */
 void srv__engine_destroy(srv__engine_t *e);
 void *srv__engine_data(srv__engine_t *e);

@@ -352,13 +352,15 @@ static int http_open(srv__conn_t *c)
     /* A parser keeps the limits it was made with: one from a listener with other limits
      * (package_max_length per listener) is not reused. */
     const srv__http_limits_t *was = &e->limits[c->http_listener], *now = &e->limits[c->listener];
-    if (c->http && (was->body_max != now->body_max || was->header_max != now->header_max)) {
+    if (c->http && (was->body_max != now->body_max || was->header_max != now->header_max ||
+                    c->http_epoch != e->limits_epoch)) {
         srv__http_parser_destroy(c->http);
         c->http = NULL;
     }
     if (c->http == NULL && srv__http_parser_create(&c->http, now) < 0)
         return -ENOMEM;
     c->http_listener = c->listener;
+    c->http_epoch = e->limits_epoch;
     if (e->cfg->listen[c->listener].open_http2_protocol) {
         if (c->tls == NULL)
             c->h2_sniff = true;

@@ -180,6 +180,7 @@ struct srv__conn {
     /* HTTP: the parser (kept across connections of a cache), and when a request began. */
     srv__http_parser_t *http;
     uint16_t http_listener; /* the listener whose limits the parser was made with */
+    uint32_t http_epoch;    /* the engine's limits_epoch then */
     int64_t req_start;
     /* TCP */
     srv__framer_t framer;
@@ -212,6 +213,7 @@ struct srv__conn {
 struct srv__engine {
     int id;
     srv__loop_t *loop;
+    uint32_t limits_epoch; /* bumped when a reload changes the limits: parsers are remade */
     const srv__config_t *cfg;
     srv__engine_ops_t ops;
     void *data;

@@ -21,9 +21,11 @@ static void conn_reset(srv__conn_t *c)
 {
     srv__http_parser_t *http = c->http;
     uint16_t http_listener = c->http_listener;
+    uint32_t http_epoch = c->http_epoch;
     memset(c, 0, sizeof(*c));
     c->http = http;
     c->http_listener = http_listener;
+    c->http_epoch = http_epoch;
 }
 
 static int64_t heartbeat_ms(const srv__config_t *cfg, const srv__listen_config_t *l)
@@ -68,9 +70,9 @@ static int req_table(srv__engine_t *e)
     return e->reqs && e->req_gens && e->req_free ? 0 : -ENOMEM;
 }
 
-static int listener_init(srv__engine_t *e, const srv__engine_opts_t *o, int i)
+/* What a reload may change of listener i: limits, framing, heartbeat, HTTP/2 settings. */
+static void listener_settings(srv__engine_t *e, const srv__config_t *cfg, int i)
 {
-    const srv__config_t *cfg = o->cfg;
     const srv__listen_config_t *l = &cfg->listen[i];
     e->limits[i].header_max = (size_t)cfg->http_header_max;
     e->limits[i].body_max =
@@ -78,14 +80,32 @@ static int listener_init(srv__engine_t *e, const srv__engine_opts_t *o, int i)
     e->limits[i].max_headers = 100;
     /* Unconsumed input (pipelined requests) past this pauses reading. */
     e->in_max[i] = e->limits[i].header_max + (64u << 10);
+    srv__config_frame_opts(cfg, i, &e->frame[i]);
+    e->idle_ms[i] = heartbeat_ms(cfg, l);
+    memset(&e->h2opts[i], 0, sizeof(e->h2opts[i]));
+    if (l->type == SRV_LISTEN_HTTP && l->open_http2_protocol)
+        h2_init(e, cfg, i);
+}
+
+/* Settings of the engine as a whole that follow the configuration. */
+static void engine_settings(srv__engine_t *e, const srv__config_t *cfg)
+{
+    e->ack_step = (uint64_t)cfg->buffer_output_size / 4;
+    e->slow_us = (int64_t)cfg->request_slowlog_timeout * 1000;
+    for (int i = 0; i < e->nlisten; i++)
+        e->alog[i] = cfg->access_log[0] != '\0' && cfg->listen[i].access_log &&
+                     cfg->listen[i].type == SRV_LISTEN_HTTP;
+}
+
+static int listener_init(srv__engine_t *e, const srv__engine_opts_t *o, int i)
+{
+    const srv__config_t *cfg = o->cfg;
+    const srv__listen_config_t *l = &cfg->listen[i];
+    listener_settings(e, cfg, i);
     /* Stream listeners (HTTP, TCP) here; UDP sockets are read by the workers themselves. */
     e->listen_fd[i] = l->type != SRV_LISTEN_UDP && o->listen_fds ? o->listen_fds[i] : -1;
     e->listen_proto[i] = l->type == SRV_LISTEN_TCP ? &srv__proto_tcp : &srv__proto_http;
     e->listen_transport[i] = l->ssl ? &srv__transport_tls : &srv__transport_plain;
-    srv__config_frame_opts(cfg, i, &e->frame[i]);
-    e->idle_ms[i] = heartbeat_ms(cfg, l);
-    if (l->type == SRV_LISTEN_HTTP && l->open_http2_protocol)
-        h2_init(e, cfg, i);
     if (l->type == SRV_LISTEN_HTTP && l->document_root[0]) {
         int rc = srv__static_create(&e->statics[i], l->document_root);
         if (rc < 0) {
@@ -125,7 +145,6 @@ int srv__engine_create(srv__engine_t **out, const srv__engine_opts_t *o)
         srv__engine_destroy(e);
         return -ENOMEM;
     }
-    e->ack_step = (uint64_t)o->cfg->buffer_output_size / 4;
     e->nlisten = o->cfg->nlisten;
     e->net = o->netstat;
     if (e->net == NULL) {
@@ -135,10 +154,7 @@ int srv__engine_create(srv__engine_t **out, const srv__engine_opts_t *o)
             return -ENOMEM;
         }
     }
-    e->slow_us = (int64_t)o->cfg->request_slowlog_timeout * 1000;
-    for (int i = 0; i < e->nlisten; i++)
-        e->alog[i] = o->cfg->access_log[0] != '\0' && o->cfg->listen[i].access_log &&
-                     o->cfg->listen[i].type == SRV_LISTEN_HTTP;
+    engine_settings(e, o->cfg);
     for (int i = 0; i < e->nlisten; i++) {
         int rc = listener_init(e, o, i);
         if (rc < 0) {
@@ -154,6 +170,46 @@ int srv__engine_create(srv__engine_t **out, const srv__engine_opts_t *o)
     e->conninfo = srv__conninfo_engine(e->id);
     srv__engine_start(e, o->accept);
     *out = e;
+    return 0;
+}
+
+/* A new document root: the old one's object goes once the new one is ready (responses in
+ * flight hold their own file descriptors). A root that cannot be opened keeps the old one. */
+static void switch_static(srv__engine_t *e, const srv__config_t *old, const srv__config_t *cfg,
+                          int i)
+{
+    const srv__listen_config_t *l = &cfg->listen[i];
+    if (strcmp(old->listen[i].document_root, l->document_root) == 0)
+        return;
+    srv__static_t *st = NULL;
+    if (l->type == SRV_LISTEN_HTTP && l->document_root[0]) {
+        int rc = srv__static_create(&st, l->document_root);
+        if (rc < 0) {
+            srv__log(SRV_LOG_ERROR, "http", rc, "document_root %s; keeping %s", l->document_root,
+                     old->listen[i].document_root);
+            return;
+        }
+    }
+    if (e->statics[i])
+        srv__static_destroy(e->statics[i]);
+    e->statics[i] = st;
+}
+
+int srv__engine_set_cfg(srv__engine_t *e, const srv__config_t *cfg)
+{
+    const srv__config_t *old = e->cfg;
+    if (cfg->nlisten != e->nlisten)
+        return -EINVAL; /* the loader keeps the listeners at reload */
+    for (int i = 0; i < e->nlisten; i++) {
+        switch_static(e, old, cfg, i);
+        listener_settings(e, cfg, i);
+    }
+    engine_settings(e, cfg);
+    for (int i = 0; i < e->nlisten; i++)
+        if (e->h2opts[i].max_concurrent_streams && e->reqs == NULL && req_table(e) < 0)
+            return -ENOMEM;
+    e->limits_epoch++;
+    e->cfg = cfg;
     return 0;
 }
 

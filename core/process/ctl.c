@@ -104,6 +104,27 @@ void srv__info_set_health(const char *(*fn)(void))
     g_health = fn;
 }
 
+/* ,"config":{...}: the file the running configuration came from, its modification time and
+ * digest then, and when it was applied (start or the last reload that changed it). */
+static void put_config(out_t *o)
+{
+    const srv__server_t *S = &srv__server;
+    char file[2 * SRV_CONFIG_PATH_MAX];
+    size_t n = 0;
+    for (const char *p = S->cfg.file; *p && n + 7 < sizeof(file); p++) {
+        unsigned char ch = (unsigned char)*p;
+        if (ch == '"' || ch == '\\')
+            n += (size_t)snprintf(file + n, sizeof(file) - n, "\\%c", ch);
+        else if (ch < 0x20)
+            n += (size_t)snprintf(file + n, sizeof(file) - n, "\\u%04x", ch);
+        else
+            file[n++] = (char)ch;
+    }
+    file[n] = '\0';
+    put(o, ",\"config\":{\"file\":\"%s\",\"mtime_ms\":%lld,\"digest\":\"%s\",\"applied_ms\":%lld}",
+        file, (long long)S->cfg_mtime_ms, S->cfg_digest, (long long)S->cfg_applied_ms);
+}
+
 /* ,"listeners":[...]: each listener's counters (the same as /metrics). */
 static void put_listeners(out_t *o)
 {
@@ -156,13 +177,15 @@ void srv__info_json(char *buf, size_t cap)
         (unsigned long long)atomic_load(&st->reloads), (unsigned long long)conns,
         (unsigned long long)accepted, (unsigned long long)requests, (unsigned long long)e503,
         (unsigned long long)h2c, (unsigned long long)h2s);
-    for (int i = 0; i < st->nworkers; i++) {
+    for (int i = 0, first = 1; i < st->nworkers; i++) {
         const srv__worker_stat_t *w = &st->workers[i];
+        if (!srv__slot_shown(i))
+            continue;
         put(&o,
             "%s{\"id\":%d,\"type\":\"%s\",\"pid\":%d,\"state\":\"%s\",\"requests\":%llu,"
             "\"total_requests\":%llu,\"respawns\":%llu,\"recycles\":%llu,\"generation\":%u,"
             "\"udp_dropped\":%llu,\"timers\":%lld,\"timeouts\":%llu,\"rss_recycles\":%llu}",
-            i ? "," : "", srv__slot_local_id(i), srv__slot_kind_name(i), atomic_load(&w->pid),
+            first ? "" : ",", srv__slot_local_id(i), srv__slot_kind_name(i), atomic_load(&w->pid),
             state_name(atomic_load(&w->state)), (unsigned long long)atomic_load(&w->requests),
             (unsigned long long)atomic_load(&w->total_requests),
             (unsigned long long)atomic_load(&w->respawns),
@@ -170,8 +193,10 @@ void srv__info_json(char *buf, size_t cap)
             (unsigned long long)atomic_load(&w->udp_dropped), (long long)atomic_load(&w->timers),
             (unsigned long long)atomic_load(&w->harakiris),
             (unsigned long long)atomic_load(&w->rss_recycles));
+        first = 0;
     }
     put(&o, "]");
+    put_config(&o);
     put_listeners(&o);
     put_part(&o, "tasks", srv__tasks_info_json, NULL);
     put_part(&o, "cron", srv__cron_info_json, NULL);
@@ -195,6 +220,13 @@ void srv__info_text(char *buf, size_t cap)
     put(&o, "\nuptime %lldd %02lld:%02lld:%02lld, reloads %llu\n", (long long)(up / 86400),
         (long long)(up / 3600 % 24), (long long)(up / 60 % 60), (long long)(up % 60),
         (unsigned long long)atomic_load(&st->reloads));
+    char mtime[32] = "?";
+    time_t mt = (time_t)(S->cfg_mtime_ms / 1000);
+    struct tm tm;
+    if (S->cfg_mtime_ms > 0 && localtime_r(&mt, &tm))
+        strftime(mtime, sizeof(mtime), "%Y-%m-%d %H:%M:%S", &tm);
+    put(&o, "config %s (modified %s, digest %s)\n", S->cfg.file, mtime,
+        S->cfg_digest[0] ? S->cfg_digest : "?");
     put(&o, "connections %llu open, %llu accepted; requests %llu; 503 answers %llu\n",
         (unsigned long long)conns, (unsigned long long)accepted, (unsigned long long)requests,
         (unsigned long long)e503);
@@ -207,6 +239,8 @@ void srv__info_text(char *buf, size_t cap)
         "total", "respawns", "recycles");
     for (int i = 0; i < st->nworkers; i++) {
         const srv__worker_stat_t *w = &st->workers[i];
+        if (!srv__slot_shown(i))
+            continue;
         put(&o, "%-7s %-4d %-8d %-9s %12llu %12llu %9llu %9llu\n", srv__slot_kind_name(i),
             srv__slot_local_id(i), atomic_load(&w->pid), state_name(atomic_load(&w->state)),
             (unsigned long long)atomic_load(&w->requests),

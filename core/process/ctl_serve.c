@@ -225,9 +225,9 @@ static void client_read(client_t *c)
 
 void srv__ctl_serve_reload_done(int code, const char *text)
 {
-    char reply[600];
+    char reply[2600];
     if (code == 0)
-        snprintf(reply, sizeof(reply), "ok\n");
+        snprintf(reply, sizeof(reply), "ok\n%s", text ? text : "");
     else
         snprintf(reply, sizeof(reply), "error %d %s\n", code, text);
     for (int i = 0; i < MAX_CLIENTS; i++)

@@ -48,6 +48,12 @@ typedef struct slot {
     int fails;            /* consecutive deaths before ready */
     int64_t respawn_at;   /* back-off: respawn not before (0 = not waiting) */
     bool replace_pending; /* queued for replacement */
+    /* A reload with a new configuration: a slot it adds starts once the reload succeeded; a
+     * slot it removes is retired (its process ends, nobody replaces it). */
+    bool grow_pending;
+    bool retiring;
+    int64_t retire_kill_at;
+    bool reloaded; /* replaced during this reload (rolled back again if the reload fails) */
 } slot_t;
 
 static struct {
@@ -64,7 +70,13 @@ static struct {
     bool reload_active; /* a reload requested by the master (report when done) */
     bool reload_failed;
     char reload_err[512];
+    bool cfg_changed;  /* this reload brought a new configuration (old one in g_old_cfg) */
+    bool rolling_back; /* it failed: slots it replaced are replaced again with the old one */
+    int initial_target; /* processes the first generation starts */
 } M;
+
+/* The configuration before the running reload, for its rollback. */
+static srv__config_t g_old_cfg;
 
 static void proc_reset(proc_t *p)
 {
@@ -214,18 +226,76 @@ static void spawn_or_backoff(slot_t *s)
 
 static void start_next_replacement(void);
 
+static void retire_slot(slot_t *s);
+
+/* The log and its level follow the configuration of the processes we fork. */
+static void apply_log_settings(const srv__config_t *from)
+{
+    const srv__config_t *cfg = &srv__server.cfg;
+    srv__log_set_level(cfg->log_level);
+    if (strcmp(from->log_file, cfg->log_file) != 0 && srv__log_switch(cfg->log_file) < 0)
+        srv__log(SRV_LOG_ERROR, "manager", errno, "cannot open log file %s", cfg->log_file);
+}
+
+/* A reload that brought a new configuration failed: go back to the old one, and replace again
+ * the slots it had replaced already. Returns true while that runs. */
+static bool roll_back(void)
+{
+    if (!M.cfg_changed || M.rolling_back)
+        return false;
+    M.rolling_back = true;
+    static srv__config_t failed;
+    failed = srv__server.cfg;
+    srv__server.cfg = g_old_cfg;
+    apply_log_settings(&failed);
+    int n = 0;
+    for (int i = 0; i < M.nslots; i++) {
+        slot_t *s = &M.slots[i];
+        s->grow_pending = false;
+        s->replace_pending = s->reloaded && s->cur.pid > 0;
+        n += s->replace_pending;
+    }
+    if (n == 0)
+        return false;
+    srv__log(SRV_LOG_WARN, "manager", 0, "reload failed; putting %d process(es) back on the "
+             "previous configuration", n);
+    start_next_replacement();
+    return M.reload_active;
+}
+
+/* The reload succeeded: start the slots it added, retire the ones it removed. */
+static void resize(void)
+{
+    for (int i = 0; i < M.nslots; i++) {
+        slot_t *s = &M.slots[i];
+        if (s->grow_pending) {
+            s->grow_pending = false;
+            s->fails = 0;
+            if (s->cur.pid <= 0 && !s->respawn_at)
+                spawn_or_backoff(s);
+        }
+        if (!srv__slot_active(s->id) && (s->cur.pid > 0 || s->respawn_at))
+            retire_slot(s);
+    }
+}
+
 static void finish_reload(void)
 {
     if (!M.reload_active)
         return;
+    if (M.reload_failed && roll_back())
+        return;
     M.reload_active = false;
-    if (M.reload_failed)
+    if (M.reload_failed) {
         send_master(SRV_CTL_RELOAD_DONE, -1, 0, 6, 0, M.reload_err, NULL, 0);
-    else {
+    } else {
         atomic_fetch_add(&srv__server.stats->reloads, 1);
+        if (M.cfg_changed)
+            resize();
         send_master(SRV_CTL_RELOAD_DONE, -1, 0, 0, 0, "ok", NULL, 0);
         srv__log(SRV_LOG_NOTICE, "manager", 0, "reload finished");
     }
+    M.cfg_changed = M.rolling_back = false;
 }
 
 /* The replacement in slot s became ready: hand it to the master, retire the old process. */
@@ -241,12 +311,15 @@ static void on_ready(slot_t *s, proc_t *p)
     p->nchans = 0;
     if (M.initial) {
         M.initial_ready++;
-        if (M.initial_ready == M.nslots) {
+        if (M.initial_ready == M.initial_target) {
             M.initial = false;
-            srv__log(SRV_LOG_NOTICE, "manager", 0, "all %d worker processes ready", M.nslots);
+            srv__log(SRV_LOG_NOTICE, "manager", 0, "all %d worker processes ready",
+                     M.initial_target);
         }
     }
     if (s->old.pid > 0) {
+        if (M.reload_active)
+            s->reloaded = true;
         /* Process mode: the master switches the reactors to the new channels and shuts the
          * old ones, so the old worker drains and exits by itself. Base mode: tell it. */
         if (s->kind == SRV_SLOT_PROCESS)
@@ -444,6 +517,27 @@ static void respawn_dead(slot_t *s, pid_t pid, const char *how, bool was_ready)
              s->id, pid, how, s->fails, (long long)delay);
 }
 
+/* Slot s is no longer in the configuration: its process ends and nobody replaces it. Process
+ * mode's workers drain by themselves once the master shut their channels (it does when the
+ * reload is done); every other kind is told. SIGKILL after max_wait_time. */
+static void retire_slot(slot_t *s)
+{
+    srv__worker_stat_t *st = &srv__server.stats->workers[s->id];
+    s->replace_pending = false;
+    s->respawn_at = 0;
+    if (s->cur.pid <= 0) {
+        atomic_store(&st->state, SRV_WSTATE_EMPTY);
+        return;
+    }
+    s->retiring = true;
+    atomic_store(&st->state, SRV_WSTATE_STOPPING);
+    if (srv__server.nreactors == 0 || s->kind != SRV_SLOT_WORKER)
+        kill(s->cur.pid, SIGTERM);
+    s->retire_kill_at = srv__mono_ms() + (int64_t)srv__server.cfg.max_wait_time * 1000 + 1000;
+    srv__log(SRV_LOG_NOTICE, "manager", 0, "%s #%d pid %d is no longer configured; retiring it",
+             srv__slot_kind_name(s->id), srv__slot_local_id(s->id), s->cur.pid);
+}
+
 /* The current process of slot s exited: tell the master, then (unless stopping) put the old
  * process back or respawn. */
 static void cur_exited(slot_t *s, pid_t pid, int status, const char *how)
@@ -456,9 +550,16 @@ static void cur_exited(slot_t *s, pid_t pid, int status, const char *how)
     srv__worker_stat_t *st = &srv__server.stats->workers[s->id];
     atomic_store(&st->pid, 0);
     send_master(SRV_CTL_WORKER_EXIT, s->id, pid, status, 0, NULL, NULL, 0);
-    if (M.stopping)
+    if (s->retiring && !M.stopping && srv__slot_active(s->id)) {
+        /* A later reload configured the slot again while it drained: a fresh process. */
+        s->retiring = false;
+        s->retire_kill_at = 0;
+        spawn_or_backoff(s);
+    } else if (M.stopping || s->retiring) {
         atomic_store(&st->state, SRV_WSTATE_EMPTY);
-    else if (s->old.pid > 0 && !was_ready)
+        s->retiring = false;
+        s->retire_kill_at = 0;
+    } else if (s->old.pid > 0 && !was_ready)
         replacement_died(s, how);
     else
         respawn_dead(s, pid, how, was_ready);
@@ -524,6 +625,36 @@ static void forward_signal(int sig)
     }
 }
 
+/* code 0: every process; 1: task workers; 2: every process, with the new configuration the
+ * master left in srv__server.next_cfg. Slots it adds start and slots it removes retire once
+ * the replacements all succeeded (finish_reload). */
+static void begin_reload(int code)
+{
+    M.reload_active = true;
+    M.reload_failed = false;
+    M.reload_err[0] = '\0';
+    M.cfg_changed = code == 2;
+    M.rolling_back = false;
+    for (int i = 0; i < M.nslots; i++) {
+        M.slots[i].reloaded = false;
+        M.slots[i].grow_pending = !srv__slot_active(i); /* for now: "was idle" */
+    }
+    if (M.cfg_changed) {
+        g_old_cfg = srv__server.cfg;
+        srv__server.cfg = *srv__server.next_cfg;
+        apply_log_settings(&g_old_cfg);
+    }
+    srv__log(SRV_LOG_NOTICE, "manager", 0, "reloading %s%s", code == 1 ? "task workers" : "workers",
+             M.cfg_changed ? " with the new configuration" : "");
+    for (int i = 0; i < M.nslots; i++) {
+        slot_t *s = &M.slots[i];
+        bool idle_before = s->grow_pending, active = srv__slot_active(i);
+        s->grow_pending = M.cfg_changed && active && idle_before;
+        s->replace_pending = active && !idle_before && (code != 1 || s->kind == SRV_SLOT_TASK);
+    }
+    start_next_replacement();
+}
+
 static void handle_master_msg(void)
 {
     srv__ctl_msg_t m;
@@ -546,14 +677,7 @@ static void handle_master_msg(void)
             send_master(SRV_CTL_RELOAD_DONE, -1, 0, 1, 0, "a reload is already running", NULL, 0);
             break;
         }
-        M.reload_active = true;
-        M.reload_failed = false;
-        M.reload_err[0] = '\0';
-        srv__log(SRV_LOG_NOTICE, "manager", 0, "reloading %s", m.code ? "task workers" : "workers");
-        for (int i = 0; i < M.nslots; i++)
-            if (!m.code || M.slots[i].kind == SRV_SLOT_TASK)
-                M.slots[i].replace_pending = true;
-        start_next_replacement();
+        begin_reload(m.code);
         break;
     case SRV_CTL_STOP:
         begin_stop();
@@ -570,6 +694,8 @@ static void handle_master_msg(void)
 /* The watchdog's graceful replacement (max_worker_rss): like a max_request recycle. */
 static bool watchdog_recycle(int slot)
 {
+    if (slot < 0 || slot >= M.nslots)
+        return false;
     slot_t *s = &M.slots[slot];
     if (M.stopping || s->replace_pending || s->cur.pid <= 0 || s->old.pid > 0)
         return false;
@@ -587,6 +713,8 @@ static int64_t next_deadline(void)
             d = s->respawn_at;
         if (s->old_kill_at && (d < 0 || s->old_kill_at < d))
             d = s->old_kill_at;
+        if (s->retire_kill_at && (d < 0 || s->retire_kill_at < d))
+            d = s->retire_kill_at;
     }
     if (M.stopping && (d < 0 || M.stop_kill_at < d))
         d = M.stop_kill_at;
@@ -610,6 +738,13 @@ static void run_deadlines(void)
                     s->old.pid);
             kill(s->old.pid, SIGKILL);
             s->old_kill_at = 0;
+        }
+        if (s->retire_kill_at && now >= s->retire_kill_at && s->cur.pid > 0) {
+            srv__log(SRV_LOG_WARN, "manager", 0,
+                     "retired %s #%d pid %d still busy after max_wait_time; killing it",
+                     srv__slot_kind_name(s->id), srv__slot_local_id(s->id), s->cur.pid);
+            kill(s->cur.pid, SIGKILL);
+            s->retire_kill_at = 0;
         }
     }
     if (M.stopping && now >= M.stop_kill_at) {
@@ -718,8 +853,10 @@ static void poll_dispatch(const struct pollfd *pfd)
 void srv__manager_main(int master_fd)
 {
     manager_init(master_fd);
+    M.initial_target = srv__server_active_slots();
     for (int i = 0; i < M.nslots; i++)
-        spawn_or_backoff(&M.slots[i]);
+        if (srv__slot_active(i))
+            spawn_or_backoff(&M.slots[i]);
     struct pollfd *pfd = calloc((size_t)M.nslots * 2 + PFD_SLOTS, sizeof(struct pollfd));
     if (pfd == NULL)
         _exit(1);

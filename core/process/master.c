@@ -20,6 +20,7 @@
 #include "core/process/admin.h"
 #include "core/process/ctl.h"
 #include "core/process/ctl_serve.h"
+#include "core/process/inotify.h"
 #include "core/ipc/ipc.h"
 #include "core/net/listen.h"
 #include "core/net/tls_listen.h"
@@ -45,7 +46,15 @@ static struct {
     int64_t stop_deadline; /* monotonic ms: stop waiting for in-flight work */
     bool mgr_told_stop;
     bool reload_running;
+    bool reload_cfg; /* the running reload brings g_next */
+    /* What the reactors serve with (heap copies: the main thread's srv__server.cfg changes
+     * under them at reload), and the one before, freed once they all moved on. */
+    srv__config_t *live, *live_prev;
 } G;
+
+/* The configuration a reload validated, and what it could not apply. */
+static srv__config_t g_next;
+static char g_notes[2048];
 
 /* A start-up failure: on stderr, and (daemonized) kept for the waiting parent to print. */
 static char g_start_err[600];
@@ -101,10 +110,9 @@ static void ctl_stop(void)
 /* The TLS certificates are read again at each reload: the new ones serve new handshakes
  * (process mode: here, at once; base mode: in each new worker). Problems leave the old ones
  * serving and refuse the reload. Returns NULL, or the control socket's error reply. */
-static const char *tls_reload(void)
+static const char *tls_reload(const srv__config_t *cfg)
 {
     static char reply[640];
-    const srv__config_t *cfg = &srv__server.cfg;
     if (!srv__tls_listen_any(cfg))
         return NULL;
     char err[512];
@@ -117,6 +125,71 @@ static const char *tls_reload(void)
     return NULL;
 }
 
+/* Settings the loader's merge does not know about: the log's destination kind, and the
+ * capacities reserved at start. Kept at the running value and noted. */
+static void keep_layout(const srv__config_t *run, srv__config_t *next)
+{
+    size_t used = strlen(g_notes);
+    if ((run->log_file[0] == '\0') != (next->log_file[0] == '\0')) {
+        snprintf(next->log_file, sizeof(next->log_file), "%s", run->log_file);
+        snprintf(g_notes + used, sizeof(g_notes) - used,
+                 "needs restart: server.log_file (between stderr and a file)\n");
+        used = strlen(g_notes);
+    }
+    const char *key;
+    while ((key = srv__server_fits(&srv__server, next)) != NULL) {
+        const srv__server_t *S = &srv__server;
+        int cap = strcmp(key, "worker_num") == 0 ? S->wcap
+                  : strcmp(key, "task_worker_num") == 0 ? S->tcap : S->pcap;
+        snprintf(g_notes + used, sizeof(g_notes) - used,
+                 "needs restart: server.%s (over the %d processes room was made for at start)\n",
+                 key, cap);
+        used = strlen(g_notes);
+        if (strcmp(key, "worker_num") == 0)
+            next->worker_num = run->worker_num;
+        else if (strcmp(key, "task_worker_num") == 0)
+            next->task_worker_num = run->task_worker_num;
+        else {
+            next->nprocess = run->nprocess;
+            memcpy(next->process, run->process, sizeof(run->process));
+        }
+    }
+}
+
+/* Read the configuration file again and validate it here, in the running server: a file that
+ * does not load, or certificates that do not, leave everything as it is. Then hand it to the
+ * manager, which replaces every process with one of the new configuration. Returns NULL, or
+ * the control socket's error reply (also logged). */
+static const char *begin_config_reload(void)
+{
+    static char reply[700];
+    srv__config_error_t err;
+    const srv__config_t *run = &srv__server.cfg;
+    if (srv__config_load(run->file, &g_next, &err) < 0) {
+        char msg[600];
+        srv__config_error_format(&err, msg, sizeof(msg));
+        srv__log(SRV_LOG_ERROR, "master", 0, "reload refused, configuration kept: %s", msg);
+        snprintf(reply, sizeof(reply), "error %d %s\n", SRV_EXIT_CONFIG, msg);
+        return reply;
+    }
+    srv__config_reload_merge(run, &g_next, g_notes, sizeof(g_notes));
+    keep_layout(run, &g_next);
+    const char *refused = tls_reload(&g_next);
+    if (refused)
+        return refused;
+    for (char *line = g_notes, *end; *line; line = end + 1) {
+        end = strchr(line, '\n');
+        if (end == NULL)
+            break;
+        srv__log(SRV_LOG_WARN, "master", 0, "reload: %.*s", (int)(end - line), line);
+    }
+    *srv__server.next_cfg = g_next;
+    G.reload_cfg = true;
+    G.reload_running = true;
+    send_mgr(SRV_CTL_RELOAD, 2);
+    return NULL;
+}
+
 static const char *ctl_reload(bool tasks)
 {
     if (G.stopping)
@@ -125,12 +198,61 @@ static const char *ctl_reload(bool tasks)
         return "ok no task workers to reload\n";
     if (G.reload_running)
         return "error 1 a reload is already running\n";
-    const char *refused = tasks ? NULL : tls_reload();
-    if (refused)
-        return refused;
+    if (!tasks)
+        return begin_config_reload();
     G.reload_running = true;
-    send_mgr(SRV_CTL_RELOAD, tasks ? 1 : 0);
+    send_mgr(SRV_CTL_RELOAD, 1);
     return NULL;
+}
+
+/* The reactors serve with a copy of cfg from their next wake-up; the copy before the last
+ * goes once they all took the last. */
+static void reactors_follow(const srv__config_t *cfg)
+{
+    if (srv__server.nreactors == 0)
+        return;
+    srv__config_t *copy = malloc(sizeof(*copy));
+    if (copy == NULL) {
+        srv__log(SRV_LOG_ERROR, "master", ENOMEM, "reactors keep their settings");
+        return;
+    }
+    *copy = *cfg;
+    if (G.live_prev && srv__reactors_cfg_taken(G.live)) {
+        free(G.live_prev);
+        G.live_prev = NULL;
+    }
+    if (G.live_prev == NULL) /* else (a reactor still busy with the one before): kept */
+        G.live_prev = G.live;
+    G.live = copy;
+    srv__reactors_set_cfg(copy);
+}
+
+/* The manager reported the reload that brought g_next done: on success the master and the
+ * reactors follow it, and the reactors let go of the workers it removed. */
+static void config_reload_done(bool ok)
+{
+    srv__server_t *S = &srv__server;
+    if (!ok) {
+        tls_reload(&S->cfg); /* the certificates of the configuration kept */
+        return;
+    }
+    srv__config_t old = S->cfg;
+    S->cfg = g_next;
+    srv__log_set_level(S->cfg.log_level);
+    if (strcmp(old.log_file, S->cfg.log_file) != 0 && srv__log_switch(S->cfg.log_file) < 0)
+        srv__log(SRV_LOG_ERROR, "master", errno, "cannot open log file %s", S->cfg.log_file);
+    if (S->nreactors > 0 && strcmp(old.access_log, S->cfg.access_log) != 0) {
+        if (srv__alog_on() && S->cfg.access_log[0])
+            srv__alog_switch(S->cfg.access_log);
+        else if (!srv__alog_on())
+            srv__server_alog_open();
+    }
+    reactors_follow(&S->cfg);
+    srv__inotify_open(&S->cfg); /* the app or the paths may have moved */
+    for (int w = S->cfg.worker_num; w < old.worker_num && S->nreactors > 0; w++)
+        for (int r = 0; r < S->nreactors; r++)
+            srv__reactor_post_channel(r, w, 0, -1, -1);
+    srv__server_config_stamp(S);
 }
 
 /* `srv reopen` and SIGRTMIN: this process's logs, then every other process's (through the
@@ -178,7 +300,7 @@ static void handle_mgr(void)
             close(fds[m.nfds - 1]);
         if (!G.started) {
             G.ready_count++;
-            int total = srv__server.nslots;
+            int total = srv__server_active_slots();
             if (G.ready_count >= total) {
                 G.started = true;
                 srv__log(SRV_LOG_NOTICE, "master", 0, "server ready");
@@ -199,7 +321,12 @@ static void handle_mgr(void)
         break;
     case SRV_CTL_RELOAD_DONE:
         G.reload_running = false;
-        srv__ctl_serve_reload_done(m.code, m.text);
+        if (G.reload_cfg) {
+            G.reload_cfg = false;
+            config_reload_done(m.code == 0);
+        }
+        srv__ctl_serve_reload_done(m.code, m.code == 0 ? g_notes : m.text);
+        g_notes[0] = '\0';
         break;
     default:
         for (uint32_t i = 0; i < m.nfds; i++)
@@ -279,10 +406,11 @@ static void on_signal(int sig, void *arg)
     if (sig == SIGTERM || sig == SIGINT || sig == SIGHUP)
         master_begin_stop(strsignal(sig));
     else if (sig == SIGUSR1 || sig == SIGUSR2) {
-        if (!G.reload_running && !G.stopping && (sig == SIGUSR2 || tls_reload() == NULL)) {
-            G.reload_running = true;
-            send_mgr(SRV_CTL_RELOAD, sig == SIGUSR2);
-        }
+        if (G.reload_running || G.stopping)
+            srv__log(SRV_LOG_WARN, "master", 0, "%s ignored: %s", strsignal(sig),
+                     G.stopping ? "stopping" : "a reload is already running");
+        else
+            ctl_reload(sig == SIGUSR2); /* the outcome is logged */
     } else if (sig == SIGRTMIN) {
         reopen_logs();
     }
@@ -306,6 +434,7 @@ static void master_init(const srv__config_t *cfg)
     G.pid_fd = G.mgr_fd = G.sig_fd = G.ready_fd = -1;
     S->cfg = *cfg;
     srv__server_layout(S);
+    srv__server_config_stamp(S);
     S->nreactors = cfg->mode == SRV_MODE_PROCESS ? cfg->reactor_num : 0;
     S->nlisten = 0;
     snprintf(S->ctl_path, sizeof(S->ctl_path), "%s.sock", cfg->pid_file);
@@ -459,7 +588,12 @@ static void start_reactors(const srv__config_t *cfg, bool daemon)
 {
     if (srv__server.nreactors > 0) {
         srv__server_alog_open(); /* before the threads that write it (serving goes on without) */
-        int rc = srv__reactors_start();
+        G.live = malloc(sizeof(*G.live));
+        int rc = G.live ? 0 : -ENOMEM;
+        if (G.live)
+            *G.live = *cfg;
+        if (rc == 0)
+            rc = srv__reactors_start(G.live);
         if (rc >= 0)
             srv__stats_set_backend(srv__reactors_backend());
         if (rc < 0) {
@@ -480,7 +614,8 @@ enum {
     PFD_MGR,
     PFD_CTL,
     PFD_ADMIN = PFD_CTL + SRV_CTL_SERVE_NPOLL,
-    PFD_COUNT = PFD_ADMIN + SRV_ADMIN_NPOLL
+    PFD_INOTIFY = PFD_ADMIN + SRV_ADMIN_NPOLL,
+    PFD_COUNT
 };
 
 /* Fill the poll set; *timeout is when the next deadline falls (the control socket's, stop
@@ -495,6 +630,7 @@ static int poll_set(struct pollfd *pfd, int *timeout)
     pfd[PFD_MGR] = (struct pollfd){.fd = G.mgr_fd, .events = POLLIN};
     srv__ctl_serve_poll(&pfd[PFD_CTL], now, &wake);
     srv__admin_poll(&pfd[PFD_ADMIN], now, &wake);
+    srv__inotify_poll(&pfd[PFD_INOTIFY], &wake);
     *timeout = wake == INT64_MAX ? -1 : wake <= now ? 0 : (int)(wake - now);
     return PFD_COUNT;
 }
@@ -508,6 +644,9 @@ static void poll_dispatch(const struct pollfd *pfd)
         handle_mgr();
     srv__ctl_serve_dispatch(&pfd[PFD_CTL]);
     srv__admin_dispatch(&pfd[PFD_ADMIN]);
+    if (srv__inotify_dispatch(&pfd[PFD_INOTIFY], srv__mono_ms(), G.reload_running) &&
+        !G.stopping)
+        ctl_reload(false); /* refused or not, the outcome is logged */
 }
 
 /* Watch the manager. Running: its death stops the server. Stopping: tell it to stop once
@@ -568,6 +707,9 @@ static int master_finish(void)
 {
     if (srv__server.nreactors > 0)
         srv__reactors_stop();
+    free(G.live);
+    free(G.live_prev);
+    G.live = G.live_prev = NULL;
     srv__alog_close();
     int code = G.exit_code;
     if (!G.started && code == SRV_EXIT_OK)
@@ -621,10 +763,12 @@ int srv__master_run(const srv__config_t *cfg, bool daemon)
     }
     if (start_manager() < 0)
         goto out_ctl;
+    srv__inotify_open(cfg);
     start_reactors(cfg, daemon);
     master_loop(cfg);
     code = master_finish();
 out_ctl:
+    srv__inotify_close();
     srv__admin_close();
     if (G.sig_fd >= 0)
         close(G.sig_fd);

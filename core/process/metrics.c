@@ -165,8 +165,10 @@ static void workers(out_t *o)
     bool present[4] = {false};
     for (int i = 0; i < st->nworkers; i++) {
         int k = (int)srv__slot_kind(i), s = atomic_load(&st->workers[i].state);
-        present[k] = true;
-        count[k][s >= 0 && s < 5 ? s : 0]++;
+        if (srv__slot_shown(i)) {
+            present[k] = true;
+            count[k][s >= 0 && s < 5 ? s : 0]++;
+        }
         respawns[k] += atomic_load(&st->workers[i].respawns);
         recycles[k] += atomic_load(&st->workers[i].recycles);
         harakiris[k] += atomic_load(&st->workers[i].harakiris);
@@ -202,6 +204,8 @@ static void workers(out_t *o)
             (unsigned long long)rss[0]);
     family(o, "srv_timers", "gauge", "App timers pending, by process.");
     for (int i = 0; i < st->nworkers; i++) {
+        if (!srv__slot_shown(i))
+            continue;
         put(o, "srv_timers{kind=\"%s\",id=\"%d\"} %lld\n", kind_names[srv__slot_kind(i)],
             srv__slot_local_id(i), (long long)atomic_load(&st->workers[i].timers));
     }

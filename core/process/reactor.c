@@ -78,6 +78,9 @@ struct reactor {
     mail_t *mail;
     int nmail, mail_cap;
     _Atomic bool stop;
+    /* A reload's configuration, taken at the next wake-up (srv__reactors_set_cfg). */
+    _Atomic(const srv__config_t *) next_cfg;
+    _Atomic(const srv__config_t *) cfg_taken;
     _Atomic bool drain;
     _Atomic uint64_t inflight_pub;
     bool started;
@@ -438,6 +441,15 @@ static void take_mail(reactor_t *r)
     pthread_mutex_unlock(&r->mu);
     size_t bound = (size_t)r->cfg->ipc_buffer_size;
     for (int i = 0; i < n; i++) {
+        if (local[i].fd < 0) { /* a reload retired this worker: drain, do not replace */
+            chan_t *old = r->cur[local[i].slot];
+            r->cur[local[i].slot] = NULL;
+            if (old) {
+                old->draining = true;
+                chan_flush(old);
+            }
+            continue;
+        }
         chan_t *ch = calloc(1, sizeof(*ch));
         if (ch == NULL) {
             close(local[i].fd);
@@ -479,9 +491,23 @@ static void take_mail(reactor_t *r)
         srv__loop_wake(r->loop);
 }
 
+/* A reload's configuration: the engine follows it from this iteration on. */
+static void take_cfg(reactor_t *r)
+{
+    const srv__config_t *cfg = atomic_load(&r->next_cfg);
+    if (cfg == NULL || cfg == r->cfg)
+        return;
+    int rc = srv__engine_set_cfg(r->eng, cfg);
+    if (rc < 0)
+        srv__log(SRV_LOG_ERROR, "master", rc, "reactor %d keeps its settings", r->id);
+    r->cfg = cfg;
+    atomic_store(&r->cfg_taken, cfg);
+}
+
 static void on_wake(srv__loop_t *loop, void *arg)
 {
     reactor_t *r = arg;
+    take_cfg(r);
     take_mail(r);
     if (atomic_load(&r->drain))
         srv__engine_drain(r->eng);
@@ -505,7 +531,7 @@ static int reactor_init(reactor_t *r)
     srv__engine_opts_t o = {
         .id = i,
         .loop = r->loop,
-        .cfg = &S->cfg,
+        .cfg = r->cfg,
         .listen_fds = S->listen_fd,
         .accept = true,
         .ops = {.dispatch = reactor_dispatch,
@@ -566,7 +592,7 @@ static void *reactor_main(void *arg)
     return NULL;
 }
 
-int srv__reactors_start(void)
+int srv__reactors_start(const srv__config_t *cfg)
 {
     srv__server_t *S = &srv__server;
     g_nreactors = S->nreactors;
@@ -576,12 +602,13 @@ int srv__reactors_start(void)
     for (int i = 0; i < g_nreactors; i++) {
         reactor_t *r = &g_reactors[i];
         r->id = i;
-        r->cfg = &S->cfg;
+        r->cfg = cfg;
+        atomic_store(&r->cfg_taken, cfg);
         pthread_mutex_init(&r->mu, NULL);
         pthread_cond_init(&r->cond, NULL);
-        r->cur = calloc((size_t)S->cfg.worker_num, sizeof(chan_t *));
-        r->inflight_per_worker = calloc((size_t)S->cfg.worker_num, sizeof(int));
-        r->mail_cap = 2 * (S->cfg.worker_num + 8);
+        r->cur = calloc((size_t)S->wcap, sizeof(chan_t *));
+        r->inflight_per_worker = calloc((size_t)S->wcap, sizeof(int));
+        r->mail_cap = 2 * (S->wcap + 8);
         r->mail = calloc((size_t)r->mail_cap, sizeof(mail_t));
         if (r->cur == NULL || r->inflight_per_worker == NULL || r->mail == NULL)
             return -ENOMEM;
@@ -628,6 +655,23 @@ void srv__reactor_post_channel(int i, int slot, uint32_t gen, int fd, int fdsock
     r->mail[r->nmail++] = (mail_t){slot, gen, fd, fdsock};
     pthread_mutex_unlock(&r->mu);
     srv__loop_wake(r->loop);
+}
+
+void srv__reactors_set_cfg(const srv__config_t *cfg)
+{
+    for (int i = 0; i < g_nreactors; i++) {
+        atomic_store(&g_reactors[i].next_cfg, cfg);
+        if (g_reactors[i].loop)
+            srv__loop_wake(g_reactors[i].loop);
+    }
+}
+
+bool srv__reactors_cfg_taken(const srv__config_t *cfg)
+{
+    for (int i = 0; i < g_nreactors; i++)
+        if (g_reactors[i].loop && atomic_load(&g_reactors[i].cfg_taken) != cfg)
+            return false;
+    return true;
 }
 
 void srv__reactors_stop_accepting(void)

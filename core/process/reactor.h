@@ -6,11 +6,19 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* Start S->nreactors threads. Called by the master after the manager was forked. */
-int srv__reactors_start(void);
+#include "config/config.h"
+
+/* Start S->nreactors threads serving with cfg (the caller keeps it alive until the reactors
+ * took another and stopped). Called by the master after the manager was forked. */
+int srv__reactors_start(const srv__config_t *cfg);
+/* A reload: every reactor follows cfg from its next wake-up (same lifetime rule). */
+void srv__reactors_set_cfg(const srv__config_t *cfg);
+/* True once every reactor took cfg (an older one may then be freed). */
+bool srv__reactors_cfg_taken(const srv__config_t *cfg);
 /* Hand reactor r its channel (fd) and the channel's descriptor socket (fdsock) to the process
  * now serving worker slot `slot` (master thread). The reactor closes the previous channel's
- * write side so the old process drains and exits. */
+ * write side so the old process drains and exits. fd -1: the slot was retired by a reload;
+ * its channel drains and none takes its place. */
 void srv__reactor_post_channel(int r, int slot, uint32_t gen, int fd, int fdsock);
 /* Stop accepting new connections (graceful stop, first step). */
 void srv__reactors_stop_accepting(void);

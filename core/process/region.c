@@ -34,9 +34,10 @@ typedef struct zone {
 
 /* ---- stats: the master's and every slot's counters, read by srv info ---- */
 
+/* Engines: the reactors, or in base mode every worker slot (a reload may add workers). */
 static int stats_engines(const srv__config_t *cfg)
 {
-    return cfg->mode == SRV_MODE_PROCESS ? cfg->reactor_num : cfg->worker_num;
+    return cfg->mode == SRV_MODE_PROCESS ? cfg->reactor_num : srv__server.wcap;
 }
 
 static size_t stats_head(void)
@@ -72,7 +73,7 @@ static int stats_create(const srv__config_t *cfg)
 
 static int conn_engines(const srv__config_t *cfg)
 {
-    return cfg->mode == SRV_MODE_PROCESS ? cfg->reactor_num : cfg->worker_num;
+    return stats_engines(cfg);
 }
 
 static uint32_t conn_slots(const srv__config_t *cfg)
@@ -144,12 +145,14 @@ static int mbox_create(const srv__config_t *cfg)
 
 static size_t tasks_size(const srv__config_t *cfg)
 {
-    return srv__tasks_region_size(cfg->task_worker_num);
+    (void)cfg;
+    return srv__tasks_region_size(srv__server.tcap);
 }
 
 static int tasks_create(const srv__config_t *cfg)
 {
-    return srv__tasks_create(cfg->task_worker_num);
+    (void)cfg;
+    return srv__tasks_create(srv__server.tcap);
 }
 
 static size_t cron_size(const srv__config_t *cfg)
@@ -176,6 +179,21 @@ static int atomics_create(const srv__config_t *cfg)
     return srv__atomics_create();
 }
 
+/* ---- the configuration a reload hands to the manager ---- */
+
+static size_t next_cfg_size(const srv__config_t *cfg)
+{
+    (void)cfg;
+    return sizeof(srv__config_t) + 64;
+}
+
+static int next_cfg_create(const srv__config_t *cfg)
+{
+    (void)cfg;
+    srv__server.next_cfg = srv__shm_alloc(sizeof(srv__config_t), 64);
+    return srv__server.next_cfg ? 0 : -ENOMEM;
+}
+
 static const zone_t zones[] = {
     {"stats", stats_size, stats_create},
     {"connection table", conninfo_size, conninfo_create},
@@ -185,6 +203,7 @@ static const zone_t zones[] = {
     {"cron report", cron_size, cron_create},
     {"tables", srv__tables_region_size, srv__tables_create},
     {"atomics", atomics_size, atomics_create},
+    {"reload configuration", next_cfg_size, next_cfg_create},
 };
 
 #define NZONES (sizeof(zones) / sizeof(zones[0]))

@@ -91,7 +91,7 @@ static void check_busy(int slot, srv__worker_stat_t *st, int pid, int64_t now)
     char what[sizeof(st->busy_what)];
     snprintf(what, sizeof(what), "%s", st->busy_what);
     bool task = srv__slot_kind(slot) == SRV_SLOT_TASK;
-    int id = task ? slot - srv__server.cfg.worker_num : slot;
+    int id = srv__slot_local_id(slot);
     srv__log(SRV_LOG_ERROR, "manager", 0,
              "%s: %s #%d pid %d killed after %.1f s running %s (limit %d s)",
              task ? "task_timeout" : "request_timeout", task ? "task worker" : "worker", id, pid,

@@ -96,21 +96,43 @@ typedef enum {
 
 typedef struct srv__server {
     srv__config_t cfg;
+    /* Slots: workers [0, wcap), task workers [tbase, tbase + tcap), the timer, then custom
+     * process instances [proc_base, proc_base + pcap). The capacities are fixed at start; the
+     * configuration says which slots are active (srv__slot_active), so a reload can grow or
+     * shrink worker_num, task_worker_num and the processes within them. */
     int nslots;     /* every slot above */
-    int timer_slot; /* -1 without cron jobs */
+    int wcap, tcap, pcap;
+    int tbase;      /* first task worker slot */
+    int timer_slot; /* runs only with cron jobs */
     int proc_base;  /* first custom process slot */
     int taskq;      /* mailbox id of the task queue */
     int nlisten;
     int listen_fd[SRV_CONFIG_MAX_LISTEN];
     srv__stats_t *stats;
+    /* Shared: the configuration a reload hands from the master to the manager. */
+    srv__config_t *next_cfg;
     int nreactors; /* process mode: reactor_num; base mode: 0 */
+    /* The configuration file as the running configuration was read from it (srv info). */
+    int64_t cfg_mtime_ms;
+    int64_t cfg_applied_ms;
+    char cfg_digest[24]; /* FNV-1a 64 of its bytes, hex; "" when unreadable */
     char ctl_path[SRV_CONFIG_PATH_MAX + 8];
 } srv__server_t;
 
 extern srv__server_t srv__server;
 
-/* Fill nslots, timer_slot, proc_base and taskq from cfg. */
+/* Record the configuration file's mtime and digest, now applied (start, reload). */
+void srv__server_config_stamp(srv__server_t *S);
+
+/* Fill the slot layout and taskq from cfg (at start). */
 void srv__server_layout(srv__server_t *S);
+/* NULL when cfg's processes fit S's capacities, else the key that does not fit. */
+const char *srv__server_fits(const srv__server_t *S, const srv__config_t *cfg);
+/* True when cfg (this process's) runs a process in slot. */
+bool srv__slot_active(int slot);
+int srv__server_active_slots(void);
+/* Active, or a process still runs there (a slot a reload retired, draining): what info shows. */
+bool srv__slot_shown(int slot);
 srv__slot_kind_t srv__slot_kind(int slot);
 /* For a custom-process slot: its [[process]] index and instance number. */
 int srv__slot_process(int slot, int *instance);

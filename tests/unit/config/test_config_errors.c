@@ -145,6 +145,11 @@ static const err_case_t cases[] = {
      ":5: admin_token: has no effect: admin_server is not set", NULL},
     {TB "access_log_format = \"json\"\n", IB "access_log_format = json\n",
      ":5: access_log_format: has no effect: access_log is not set", NULL},
+    /* operations (issue 16) */
+    {TB "inotify_reload_paths = [\"templates\"]\n", IB "inotify_reload_paths = templates\n",
+     ":5: inotify_reload_paths: has no effect: inotify_reload is not true", NULL},
+    {TB "inotify_reload = true\ninotify_reload_paths = [\"a b\"]\n", NULL,
+     ":6: inotify_reload_paths: list items must be single words", NULL},
     {TB "access_log = \"a.log\"\naccess_log_format = \"xml\"\n",
      IB "access_log = a.log\naccess_log_format = xml\n",
      ":6: access_log_format: must be one of combined, json; got \"xml\"", NULL},

@@ -74,6 +74,9 @@ static void setup(void)
     srv__server.cfg.task_worker_num = TASK_WORKERS;
     srv__server.cfg.task_max_queue = 16;
     srv__server.nslots = NSLOTS;
+    srv__server.tbase = WORKERS;
+    srv__server.wcap = WORKERS;
+    srv__server.tcap = TASK_WORKERS;
     srv__server.taskq = 2 * NSLOTS;
     CHECK_INT(srv__shm_create(8u << 20), ==, 0);
     size_t before = srv__shm_used();

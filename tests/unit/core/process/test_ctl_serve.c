@@ -78,7 +78,9 @@ static void serve(const char *cmd, int reload_code, char *out, size_t cap)
         srv__ctl_serve_dispatch(pfd);
         if (g_reload_pending) {
             g_reload_pending = false;
-            srv__ctl_serve_reload_done(reload_code, "the new code does not start");
+            srv__ctl_serve_reload_done(reload_code, reload_code == 0
+                                                        ? "needs restart: listen.api.port\n"
+                                                        : "the new code does not start");
         }
         if (pfd[SRV_CTL_SERVE_NPOLL].revents) {
             ssize_t n = read(rfd, out + got, cap - 1 - got);
@@ -102,7 +104,7 @@ static void test_commands(void)
     CHECK_INT(g_stops, ==, 1);
 
     serve("reload", 0, reply, sizeof(reply));
-    CHECK_STR(reply, "ok\n");
+    CHECK_STR(reply, "ok\nneeds restart: listen.api.port\n"); /* what it could not apply */
     CHECK_INT(g_reloads, ==, 1);
     CHECK(!g_reload_tasks);
     serve("reload tasks", 6, reply, sizeof(reply));

@@ -38,11 +38,16 @@ static void test_parts(void)
     srv__config_t *cfg = config(3, 2, 1000);
     CHECK_INT(srv__region_setup(cfg), ==, 0);
     CHECK(srv__server.stats != NULL);
-    CHECK_INT(srv__server.stats->nworkers, ==, 5);
+    /* Every slot a reload may use: workers, task workers, the timer, custom processes. */
+    const srv__server_t *S = &srv__server;
+    CHECK_INT(S->nslots, ==, S->wcap + S->tcap + 1 + S->pcap);
+    CHECK(S->wcap >= 3 && S->tcap >= 2);
+    CHECK_INT(srv__server.stats->nworkers, ==, S->nslots);
+    CHECK_INT(srv__server_active_slots(), ==, 5);
     CHECK_INT(atomic_load(&srv__server.stats->master_pid), ==, getpid());
-    CHECK(srv__conninfo_engine(2) != NULL); /* base mode: one engine per worker */
-    CHECK(srv__conninfo_engine(3) == NULL);
-    CHECK_INT(srv__mbox_count(), ==, 2 * 5 + 1);
+    CHECK(srv__conninfo_engine(S->wcap - 1) != NULL); /* base mode: one engine per worker slot */
+    CHECK(srv__conninfo_engine(S->wcap) == NULL);
+    CHECK_INT(srv__mbox_count(), ==, 2 * S->nslots + 1);
     srv_table_t *t;
     CHECK_INT(srv_table_find("kv", &t), ==, 0);
     srv_atomic_t *a;

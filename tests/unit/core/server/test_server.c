@@ -1,5 +1,6 @@
 /* The server's slot layout (core/server/server.c): slot counts and kinds for workers, task
- * workers, the timer process and custom process instances; each slot's mailbox by generation. */
+ * workers, the timer process and custom process instances with room to grow at reload; which
+ * slots a configuration makes active; each slot's mailbox by generation. */
 #include "core/server/server.h"
 
 #include <stdlib.h>
@@ -30,43 +31,74 @@ static void kinds(int from, int to, srv__slot_kind_t k, const char *name)
     }
 }
 
+/* The layout every test expects: workers, task workers, the timer, then custom processes,
+ * each kind with room to grow; taskq after two mailboxes per slot. */
+static void check_layout(int workers, int tasks, int instances)
+{
+    const srv__server_t *S = &srv__server;
+    CHECK(S->wcap >= workers && S->wcap >= 4);
+    CHECK(S->tcap >= tasks && S->tcap >= 4);
+    CHECK_INT(S->pcap, ==, instances + 4);
+    CHECK_INT(S->tbase, ==, S->wcap);
+    CHECK_INT(S->timer_slot, ==, S->tbase + S->tcap);
+    CHECK_INT(S->proc_base, ==, S->timer_slot + 1);
+    CHECK_INT(S->nslots, ==, S->proc_base + S->pcap);
+    CHECK_INT(S->taskq, ==, 2 * S->nslots);
+    kinds(0, S->wcap, SRV_SLOT_WORKER, "worker");
+    kinds(S->tbase, S->tbase + S->tcap, SRV_SLOT_TASK, "task");
+    kinds(S->timer_slot, S->timer_slot + 1, SRV_SLOT_TIMER, "timer");
+    kinds(S->proc_base, S->nslots, SRV_SLOT_PROCESS, "process");
+}
+
 static void test_workers_only(void)
 {
     layout(4, 0, 0, 0, NULL);
-    CHECK_INT(srv__server.nslots, ==, 4);
-    CHECK_INT(srv__server.timer_slot, ==, -1);
-    CHECK_INT(srv__server.proc_base, ==, 4);
-    CHECK_INT(srv__server.taskq, ==, 8);
-    kinds(0, 4, SRV_SLOT_WORKER, "worker");
-    CHECK_INT(srv__slot_process(4, NULL), ==, -1); /* no custom process slot */
+    check_layout(4, 0, 0);
+    for (int s = 0; s < srv__server.nslots; s++)
+        CHECK_INT(srv__slot_active(s), ==, s < 4); /* the room, the timer: idle */
+    CHECK_INT(srv__server_active_slots(), ==, 4);
+    CHECK_INT(srv__slot_local_id(3), ==, 3);
+    CHECK_INT(srv__slot_process(srv__server.proc_base, NULL), ==, -1); /* no custom process */
 }
 
 static void test_task_workers(void)
 {
     layout(2, 3, 0, 0, NULL);
-    CHECK_INT(srv__server.nslots, ==, 5);
-    CHECK_INT(srv__server.timer_slot, ==, -1);
-    CHECK_INT(srv__server.proc_base, ==, 5);
-    CHECK_INT(srv__server.taskq, ==, 10);
-    kinds(0, 2, SRV_SLOT_WORKER, "worker");
-    kinds(2, 5, SRV_SLOT_TASK, "task");
+    check_layout(2, 3, 0);
+    int t = srv__server.tbase;
+    CHECK(srv__slot_active(t) && srv__slot_active(t + 2) && !srv__slot_active(t + 3));
+    CHECK_INT(srv__slot_local_id(t + 2), ==, 2);
+    CHECK_INT(srv__server_active_slots(), ==, 5);
 }
 
 static void test_cron_timer_slot(void)
 {
     layout(2, 1, 3, 0, NULL);
-    CHECK_INT(srv__server.timer_slot, ==, 3); /* one timer process however many jobs */
-    CHECK_INT(srv__server.proc_base, ==, 4);
-    CHECK_INT(srv__server.nslots, ==, 4);
-    CHECK_INT(srv__server.taskq, ==, 8);
-    kinds(0, 2, SRV_SLOT_WORKER, "worker");
-    kinds(2, 3, SRV_SLOT_TASK, "task");
-    kinds(3, 4, SRV_SLOT_TIMER, "timer");
+    check_layout(2, 1, 0);
+    CHECK(srv__slot_active(srv__server.timer_slot)); /* one timer process however many jobs */
+    CHECK_INT(srv__server_active_slots(), ==, 4);
+    layout(3, 0, 0, 0, NULL); /* no cron jobs: the timer slot is kept, idle */
+    CHECK(!srv__slot_active(srv__server.timer_slot));
+}
 
-    layout(3, 0, 1, 0, NULL); /* without task workers the timer follows the workers */
-    CHECK_INT(srv__server.timer_slot, ==, 3);
-    CHECK_INT(srv__server.nslots, ==, 4);
-    kinds(3, 4, SRV_SLOT_TIMER, "timer");
+/* What fits the room made at start, and the first key that does not. */
+static void test_fits(void)
+{
+    layout(2, 1, 0, 0, NULL);
+    srv__config_t next = srv__server.cfg;
+    CHECK(srv__server_fits(&srv__server, &next) == NULL);
+    next.worker_num = srv__server.wcap;
+    next.task_worker_num = srv__server.tcap;
+    CHECK(srv__server_fits(&srv__server, &next) == NULL);
+    next.worker_num = srv__server.wcap + 1;
+    CHECK_STR(srv__server_fits(&srv__server, &next), "worker_num");
+    next.worker_num = 1;
+    next.task_worker_num = srv__server.tcap + 1;
+    CHECK_STR(srv__server_fits(&srv__server, &next), "task_worker_num");
+    next.task_worker_num = 0;
+    next.nprocess = 1;
+    next.process[0].num = srv__server.pcap + 1;
+    CHECK_STR(srv__server_fits(&srv__server, &next), "process");
 }
 
 /* Every custom-process slot from proc_base on names its [[process]] and instance in order. */
@@ -82,29 +114,19 @@ static void check_processes(int nprocess, const int *procs)
             kinds(s, s + 1, SRV_SLOT_PROCESS, "process");
         }
     }
-    CHECK_INT(s, ==, srv__server.nslots);
+    CHECK_INT(s, ==, srv__server.nslots - 4); /* then the room to grow */
     CHECK_INT(srv__slot_process(s, NULL), ==, -1); /* past the last instance */
+    CHECK(!srv__slot_active(s));
 }
 
 static void test_custom_processes(void)
 {
     const int procs[] = {2, 1, 3};
     layout(1, 2, 1, 3, procs); /* everything at once */
-    CHECK_INT(srv__server.timer_slot, ==, 3);
-    CHECK_INT(srv__server.proc_base, ==, 4);
-    CHECK_INT(srv__server.nslots, ==, 10);
-    CHECK_INT(srv__server.taskq, ==, 20);
-    kinds(0, 1, SRV_SLOT_WORKER, "worker");
-    kinds(1, 3, SRV_SLOT_TASK, "task");
-    kinds(3, 4, SRV_SLOT_TIMER, "timer");
+    check_layout(1, 2, 6);
     check_processes(3, procs);
-
-    layout(2, 0, 0, 3, procs); /* no cron jobs: no timer slot before them */
-    CHECK_INT(srv__server.timer_slot, ==, -1);
-    CHECK_INT(srv__server.proc_base, ==, 2);
-    CHECK_INT(srv__server.nslots, ==, 8);
-    kinds(0, 2, SRV_SLOT_WORKER, "worker");
-    check_processes(3, procs);
+    CHECK_INT(srv__server_active_slots(), ==, 1 + 2 + 1 + 6);
+    CHECK_INT(srv__slot_local_id(srv__server.proc_base + 5), ==, 5);
 }
 
 /* Two mailboxes per slot, picked by the parity of the slot's generation: the boxes of all slots
@@ -122,8 +144,8 @@ static void test_slot_box(void)
     CHECK(st != NULL);
     st->nworkers = n;
     srv__server.stats = st;
-    char seen[64] = {0};
-    CHECK(2 * n <= (int)sizeof(seen));
+    char *seen = calloc((size_t)(2 * n), 1);
+    CHECK(seen != NULL);
     for (uint32_t gen = 0; gen < 5; gen++) {
         for (int s = 0; s < n; s++) {
             atomic_store(&st->workers[s].generation, gen + (uint32_t)s);
@@ -141,6 +163,7 @@ static void test_slot_box(void)
     CHECK_INT(srv__slot_box(1), ==, 2);
     srv__server.stats = NULL;
     free(st);
+    free(seen);
 }
 
 int main(void)
@@ -149,6 +172,7 @@ int main(void)
     test_task_workers();
     test_cron_timer_slot();
     test_custom_processes();
+    test_fits();
     test_slot_box();
     return 0;
 }
