@@ -78,6 +78,7 @@ typedef struct srv__listen_config {
     int64_t http2_max_header_list_size; /* bytes, as HTTP/2 counts them (name + value + 32) */
     int64_t http2_idle_timeout;         /* seconds without a stream before GOAWAY */
     bool access_log;    /* http: requests go to [server]'s access_log; default true */
+    int request_timeout; /* http: seconds, 0 = off, -1 = inherit [server]'s (default) */
     int ssl_cert_line;  /* where ssl_cert_file was set (certificate warnings) */
     int line;           /* where it was declared, for later diagnostics */
 } srv__listen_config_t;
@@ -170,6 +171,12 @@ typedef struct srv__config {
     char access_log[SRV_CONFIG_PATH_MAX];
     srv__alog_format_t access_log_format; /* default combined */
     int request_slowlog_timeout;
+    /* Harakiri and memory recycling (core/process/watchdog.c): seconds a handler or a task may
+     * run before its worker is killed (0 = off); RSS bytes above which a worker is replaced
+     * gracefully like max_request (0 = off). */
+    int request_timeout;
+    int task_timeout;
+    int64_t max_worker_rss;
     /* Development: reload when the app module, the config file or one of the paths (absolute
      * after load, space-separated) changes, after 300 ms of quiet. */
     bool inotify_reload;

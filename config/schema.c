@@ -72,6 +72,10 @@ static const srv__key_desc_t server_keys[] = {
     {"http2_max_header_list_size", SRV__KT_I64, SV(http2_max_header_list_size), 1024,
      16 * SRV__MiB, NULL, SRV__KF_H2},
     {"http2_idle_timeout", SRV__KT_I64, SV(http2_idle_timeout), 1, 86400, NULL, SRV__KF_H2},
+    /* harakiri: a handler running longer gets its worker killed (504); tasks likewise */
+    {"request_timeout", SRV__KT_INT, SV(request_timeout), 0, 86400, NULL, 0},
+    {"task_timeout", SRV__KT_INT, SV(task_timeout), 0, 86400, NULL, 0},
+    {"max_worker_rss", SRV__KT_SIZE, SV(max_worker_rss), 0, INT64_MAX / 2, NULL, 0},
 };
 
 static const srv__key_desc_t listen_keys[] = {
@@ -150,6 +154,8 @@ static const srv__key_desc_t listen_keys[] = {
     [SRV__L_HTTP2_IDLE_TIMEOUT] = {"http2_idle_timeout", SRV__KT_I64, LI(http2_idle_timeout), 1,
                                    86400, NULL, H2_KF},
     [SRV__L_ACCESS_LOG] = {"access_log", SRV__KT_BOOL, LI(access_log), 0, 0, NULL, SRV__KF_HTTP},
+    [SRV__L_REQUEST_TIMEOUT] = {"request_timeout", SRV__KT_INT, LI(request_timeout), 0, 86400, NULL,
+                                SRV__KF_HTTP | SRV__KF_NEG1},
 };
 
 static const srv__key_desc_t sni_keys[] = {
@@ -301,6 +307,7 @@ static void listen_defaults(srv__listen_config_t *l)
     l->http2_max_frame_size = -1;
     l->http2_max_header_list_size = -1;
     l->http2_idle_timeout = -1;
+    l->request_timeout = -1;
     l->access_log = true;
 }
 

@@ -38,6 +38,7 @@ typedef enum {
     SRV__KT_WORDS,   /* char[size], words from "a b" or a list, kept space-separated */
     SRV__KT_SNIHOST, /* char[size], a host name or "*.domain", kept in lower case */
     SRV__KT_ADDR,    /* char[size], "host:port" with a numeric IPv4 or [IPv6] host */
+    SRV__KT_SIZE,    /* int64_t bytes: an integer, or a string "64K" / "512M" / "2G" */
 } srv__ktype_t;
 
 enum {
@@ -119,6 +120,7 @@ enum {
     SRV__L_HTTP2_MAX_HEADER_LIST_SIZE,
     SRV__L_HTTP2_IDLE_TIMEOUT,
     SRV__L_ACCESS_LOG,
+    SRV__L_REQUEST_TIMEOUT,
 };
 enum { SRV__S_HOST, SRV__S_CERT, SRV__S_KEY };
 enum { SRV__T_NAME, SRV__T_SIZE };

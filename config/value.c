@@ -614,6 +614,49 @@ static int store_sni_host(const srv__value_ctx_t *ctx, const srv__key_desc_t *kd
     return 0;
 }
 
+/* A size in bytes: an integer, or a string of digits with an optional K, M or G (powers of
+ * 1024, either case). */
+static int store_size(const srv__value_ctx_t *ctx, const srv__key_desc_t *kd, char *field,
+                      const srv__val_t *v, int line)
+{
+    char buf[96], num[32];
+    int64_t n = -1;
+    if (v->kind == SRV__VAL_INT) {
+        n = v->i;
+    } else if (is_text(v) && v->len > 0 && v->len < sizeof(num) &&
+               isdigit((unsigned char)v->s[0])) {
+        memcpy(num, v->s, v->len);
+        num[v->len] = '\0';
+        char *end;
+        errno = 0;
+        long long x = strtoll(num, &end, 10);
+        int shift = 0;
+        if (*end != '\0' && end[1] == '\0')
+            shift = (*end == 'K' || *end == 'k')   ? 10
+                    : (*end == 'M' || *end == 'm') ? 20
+                    : (*end == 'G' || *end == 'g') ? 30
+                                                   : -1;
+        if (errno == 0 && shift >= 0 && (*end == '\0' || shift > 0) && x <= (kd->max >> shift))
+            n = (int64_t)x << shift;
+        else if (errno == 0 && shift >= 0 && (*end == '\0' || shift > 0))
+            n = kd->max + 1;
+    }
+    if (n < 0 && v->kind != SRV__VAL_INT)
+        return fail(ctx, line, kd->name,
+                    "must be a size (bytes, or \"64K\", \"512M\", \"2G\"), got %s",
+                    got(buf, sizeof(buf), v));
+    if (v->kind != SRV__VAL_INT)
+        got(buf, sizeof(buf), v);
+    else
+        snprintf(buf, sizeof(buf), "%" PRId64, v->i);
+    if (n < kd->min || n > kd->max)
+        return fail(ctx, line, kd->name,
+                    "must be between %" PRId64 " and %" PRId64 " bytes, got %s", kd->min, kd->max,
+                    buf);
+    *(int64_t *)field = n;
+    return 0;
+}
+
 int srv__value_store(const srv__value_ctx_t *ctx, const srv__key_desc_t *kd, void *base,
                      const srv__val_t *v, int line)
 {
@@ -623,6 +666,8 @@ int srv__value_store(const srv__value_ctx_t *ctx, const srv__key_desc_t *kd, voi
     case SRV__KT_INT:
     case SRV__KT_I64:
         return store_int(ctx, kd, field, v, line);
+    case SRV__KT_SIZE:
+        return store_size(ctx, kd, field, v, line);
     case SRV__KT_BOOL:
         if (get_bool(ctx, kd->name, v, line, &b) < 0)
             return -EINVAL;

@@ -5,6 +5,8 @@
  *   GET /worker           {"id":N,"pid":P}
  *   GET /sleep?ms=N       blocks this worker N ms, then 200
  *   GET /crash            the worker aborts while handling
+ *   GET /grow?mb=N        allocates, touches and keeps N MiB more (max_worker_rss tests);
+ *                         answers "grown T MiB" (what this worker holds now)
  *   GET /big?bytes=N      N bytes, streamed with back-pressure (srv_response_on_writable)
  *   GET /big/stats        "active A aborted B": /big streams running, and stopped because the
  *                         client left
@@ -203,7 +205,35 @@ static void table_endpoint(const srv_request_t *req, srv_response_t *res)
         text(res, 404, "not found\n");
 }
 
+/* /grow?mb=N: N MiB more, every page written so it is resident, kept until the worker exits. */
+static void grow(const srv_request_t *req, srv_response_t *res)
+{
+    static long held_mb;
+    static void *held; /* the blocks, chained through their first word */
+    char buf[64];
+    long mb = query_long(req, "mb", 0);
+    if (mb < 0 || mb > 4096) {
+        text(res, 400, "mb must be 0..4096\n");
+        return;
+    }
+    for (long i = 0; i < mb; i++) {
+        char *p = malloc(1 << 20);
+        if (p == NULL) {
+            text(res, 500, "out of memory\n");
+            return;
+        }
+        memset(p, (int)(i & 0x7f) | 1, 1 << 20);
+        *(void **)p = held;
+        held = p;
+        held_mb++;
+    }
+    snprintf(buf, sizeof(buf), "grown %ld MiB\n", held_mb);
+    text(res, 200, buf);
+}
+
 static bool misc_endpoint(const srv_request_t *req, srv_response_t *res);
+
+static void grow(const srv_request_t *req, srv_response_t *res);
 
 static void on_request(const srv_request_t *req, srv_response_t *res)
 {
@@ -241,6 +271,8 @@ static void on_request(const srv_request_t *req, srv_response_t *res)
         text(res, 200, buf);
     } else if (path_is(req, "/crash")) {
         abort();
+    } else if (path_is(req, "/grow")) {
+        grow(req, res);
     } else if (path_is(req, "/big")) {
         long n = query_long(req, "bytes", -1);
         if (n < 0 || n > (1L << 30)) {

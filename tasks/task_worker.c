@@ -43,7 +43,14 @@ static void drain(void)
          * are still waiting, wake another idle task worker before we get busy with this one. */
         if (srv__mbox_pending(q) > 0)
             srv__mbox_kick(q);
+        int limit = srv__server.cfg.task_timeout; /* the manager's watchdog enforces it */
+        atomic_store(&st->busy_limit, limit);
+        if (limit > 0) {
+            snprintf(st->busy_what, sizeof(st->busy_what), "task %llu", (unsigned long long)m.id);
+            atomic_store(&st->busy_ms, srv__mono_ms());
+        }
         srv__task_run(TW.run, &m, TW.app);
+        atomic_store(&st->busy_ms, 0);
         atomic_fetch_add(&st->requests, 1);
         atomic_fetch_add(&st->total_requests, 1);
     }
@@ -101,6 +108,8 @@ void srv__task_worker_main(int slot, int ctl_fd, const int *chans, int nchans)
                            .stop = &TW.stop,
                            .reopen = &TW.reopen};
     TW.slot = slot;
+    /* A predecessor that crashed mid-task left its busy mark: not ours to be timed by. */
+    atomic_store(&srv__server.stats->workers[slot].busy_ms, 0);
     TW.app = srv__child_start(slot, ctl_fd, &o);
     srv__timer_set_gauge(&srv__server.stats->workers[slot].timers);
     start();

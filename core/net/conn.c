@@ -870,6 +870,11 @@ uint64_t srv__conn_request_id(const srv__conn_t *c)
     return c->req ? c->req->id : c->session;
 }
 
+int srv__conn_fd(const srv__conn_t *c)
+{
+    return c->fd;
+}
+
 int srv__conn_listener(const srv__conn_t *c)
 {
     return c->listener;

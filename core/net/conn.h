@@ -135,6 +135,9 @@ int srv__engine_respond(srv__engine_t *e, uint64_t session, const struct iovec *
 /* Every connection with a request in flight whose tag == tag: answered 503 (nothing sent yet)
  * or closed (partly answered). For a dead worker channel. */
 void srv__engine_fail_inflight(srv__engine_t *e, int tag);
+/* The request of session ran past request_timeout and its worker was killed: 504 when nothing
+ * was sent yet (an HTTP/1.1 session); else nothing (srv__engine_fail_inflight closes it). */
+void srv__engine_fail_timeout(srv__engine_t *e, uint64_t session);
 
 /* Per-connection fields the dispatcher may use. */
 uint64_t srv__conn_session(const srv__conn_t *c);
@@ -142,6 +145,8 @@ uint64_t srv__conn_session(const srv__conn_t *c);
  * session for HTTP/1.1, a request id of its own for an HTTP/2 stream. */
 uint64_t srv__conn_request_id(const srv__conn_t *c);
 int srv__conn_listener(const srv__conn_t *c);
+/* Its socket (base mode's request_timeout writes a last 504 to it from a signal handler). */
+int srv__conn_fd(const srv__conn_t *c);
 /* A small integer the dispatcher stores (chosen worker, channel): -1 initially. */
 int srv__conn_get_worker(const srv__conn_t *c);
 void srv__conn_set_worker(srv__conn_t *c, int worker);

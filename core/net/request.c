@@ -165,6 +165,14 @@ int srv__conn_respond_fd(srv__engine_t *e, uint64_t session, int fd, uint64_t of
     return 0;
 }
 
+void srv__engine_fail_timeout(srv__engine_t *e, uint64_t session)
+{
+    srv__conn_t *c = srv__conn_lookup(e, session);
+    if (c == NULL || (c->flags & F_CLOSING) || c->req == NULL || c->req->resp_bytes > 0)
+        return; /* gone, answered in part, or an HTTP/2 stream: the 503 path handles it */
+    c->proto->fail(c, 504, "the request ran past request_timeout");
+}
+
 void srv__engine_fail_inflight(srv__engine_t *e, int tag)
 {
     for (uint32_t i = 0; i < e->used_slots; i++) {

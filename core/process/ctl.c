@@ -184,13 +184,15 @@ void srv__info_json(char *buf, size_t cap)
         put(&o,
             "%s{\"id\":%d,\"type\":\"%s\",\"pid\":%d,\"state\":\"%s\",\"requests\":%llu,"
             "\"total_requests\":%llu,\"respawns\":%llu,\"recycles\":%llu,\"generation\":%u,"
-            "\"udp_dropped\":%llu,\"timers\":%lld}",
+            "\"udp_dropped\":%llu,\"timers\":%lld,\"timeouts\":%llu,\"rss_recycles\":%llu}",
             first ? "" : ",", srv__slot_local_id(i), srv__slot_kind_name(i), atomic_load(&w->pid),
             state_name(atomic_load(&w->state)), (unsigned long long)atomic_load(&w->requests),
             (unsigned long long)atomic_load(&w->total_requests),
             (unsigned long long)atomic_load(&w->respawns),
             (unsigned long long)atomic_load(&w->recycles), atomic_load(&w->generation),
-            (unsigned long long)atomic_load(&w->udp_dropped), (long long)atomic_load(&w->timers));
+            (unsigned long long)atomic_load(&w->udp_dropped), (long long)atomic_load(&w->timers),
+            (unsigned long long)atomic_load(&w->harakiris),
+            (unsigned long long)atomic_load(&w->rss_recycles));
         first = 0;
     }
     put(&o, "]");

@@ -7,6 +7,7 @@
  * max_request recycle moves on as soon as the new process is ready, so one old worker finishing
  * a long request does not keep the others past their max_request. */
 #include "core/process/manager.h"
+#include "core/process/watchdog.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -690,9 +691,22 @@ static void handle_master_msg(void)
     }
 }
 
+/* The watchdog's graceful replacement (max_worker_rss): like a max_request recycle. */
+static bool watchdog_recycle(int slot)
+{
+    if (slot < 0 || slot >= M.nslots)
+        return false;
+    slot_t *s = &M.slots[slot];
+    if (M.stopping || s->replace_pending || s->cur.pid <= 0 || s->old.pid > 0)
+        return false;
+    s->replace_pending = true;
+    start_next_replacement();
+    return true;
+}
+
 static int64_t next_deadline(void)
 {
-    int64_t d = -1;
+    int64_t d = srv__watchdog_deadline();
     for (int i = 0; i < M.nslots; i++) {
         slot_t *s = &M.slots[i];
         if (s->respawn_at && (d < 0 || s->respawn_at < d))
@@ -710,6 +724,7 @@ static int64_t next_deadline(void)
 static void run_deadlines(void)
 {
     int64_t now = srv__mono_ms();
+    srv__watchdog_run(now, watchdog_recycle);
     for (int i = 0; i < M.nslots; i++) {
         slot_t *s = &M.slots[i];
         if (s->respawn_at && now >= s->respawn_at) {
@@ -775,6 +790,7 @@ static void manager_init(int master_fd)
     M.master_fd = master_fd;
     M.replacing = -1;
     M.initial = true;
+    srv__watchdog_init();
 
     int sigs[] = {SIGCHLD, SIGTERM, SIGINT, SIGUSR1, SIGUSR2, SIGRTMIN};
     M.sig_fd = srv__signals_open(sigs, (int)(sizeof(sigs) / sizeof(sigs[0])));

@@ -161,7 +161,7 @@ static void workers(out_t *o)
 {
     const srv__stats_t *st = srv__server.stats;
     int count[4][5] = {{0}};
-    uint64_t respawns[4] = {0}, recycles[4] = {0};
+    uint64_t respawns[4] = {0}, recycles[4] = {0}, harakiris[4] = {0}, rss[4] = {0};
     bool present[4] = {false};
     for (int i = 0; i < st->nworkers; i++) {
         int k = (int)srv__slot_kind(i), s = atomic_load(&st->workers[i].state);
@@ -171,6 +171,8 @@ static void workers(out_t *o)
         }
         respawns[k] += atomic_load(&st->workers[i].respawns);
         recycles[k] += atomic_load(&st->workers[i].recycles);
+        harakiris[k] += atomic_load(&st->workers[i].harakiris);
+        rss[k] += atomic_load(&st->workers[i].rss_recycles);
     }
     family(o, "srv_workers", "gauge", "Processes by kind and state.");
     for (int k = 0; k < 4; k++)
@@ -189,6 +191,17 @@ static void workers(out_t *o)
         if (present[k])
             put(o, "srv_worker_recycles_total{kind=\"%s\"} %llu\n", kind_names[k],
                 (unsigned long long)recycles[k]);
+    family(o, "srv_worker_timeouts_total", "counter",
+           "Processes killed for running a request or task past request_timeout / task_timeout.");
+    for (int k = 0; k < 2; k++)
+        if (present[k])
+            put(o, "srv_worker_timeouts_total{kind=\"%s\"} %llu\n", kind_names[k],
+                (unsigned long long)harakiris[k]);
+    family(o, "srv_worker_rss_recycles_total", "counter",
+           "Workers replaced gracefully for going over max_worker_rss.");
+    if (present[0])
+        put(o, "srv_worker_rss_recycles_total{kind=\"%s\"} %llu\n", kind_names[0],
+            (unsigned long long)rss[0]);
     family(o, "srv_timers", "gauge", "App timers pending, by process.");
     for (int i = 0; i < st->nworkers; i++) {
         if (!srv__slot_shown(i))

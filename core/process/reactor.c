@@ -133,7 +133,11 @@ static void chan_kill(chan_t *ch, const char *why)
     if (!ch->draining && !atomic_load(&r->stop))
         srv__log_debug("ipc", "reactor %d: channel to worker #%d closed (%s)", r->id, ch->slot,
                        why);
-    /* Requests the process took with it: 503 where nothing was sent yet, else close. */
+    /* Requests the process took with it: 503 where nothing was sent yet, else close; the one
+     * the watchdog killed it for (request_timeout) gets 504. */
+    uint64_t hk = atomic_exchange(&srv__server.stats->workers[ch->slot].harakiri_session, 0);
+    if (hk != 0)
+        srv__engine_fail_timeout(r->eng, hk);
     srv__engine_fail_inflight(r->eng, ch->tag);
     if (ch->recv_armed)
         srv__loop_cancel(r->loop, &ch->recv_op);

@@ -48,6 +48,16 @@ typedef struct srv__worker_stat {
     _Atomic uint32_t generation;
     _Atomic uint64_t udp_dropped; /* datagrams over their listener's package_max_length */
     _Atomic int64_t timers;       /* timers pending in the process of this slot */
+    /* What the process is busy with, for the manager's watchdog (core/process/watchdog.c):
+     * since when (monotonic ms, 0 = idle), its limit in seconds, the session (response id) and
+     * "METHOD /path" (best effort text: read while it may change, only logged). */
+    _Atomic int64_t busy_ms;
+    _Atomic int busy_limit;
+    _Atomic uint64_t busy_session;
+    char busy_what[120];
+    _Atomic uint64_t harakiri_session; /* killed by the watchdog mid-request: reactor says 504 */
+    _Atomic uint64_t harakiris;        /* processes of this slot killed past their timeout */
+    _Atomic uint64_t rss_recycles;     /* replaced for going over max_worker_rss */
 } srv__worker_stat_t;
 
 typedef struct srv__reactor_stat {

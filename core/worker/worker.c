@@ -238,6 +238,28 @@ static int chan_emit_file(void *arg, uint64_t session, int fd, const char *path,
     return 0;
 }
 
+/* request_timeout: the watchdog sends SIGXCPU, then SIGKILL a moment later. Base mode owns the
+ * client's socket: when the request is plain HTTP/1.1 and nothing of its response was sent,
+ * the handler writes a last 504 (Connection: close) to it. TLS and HTTP/2 connections are just
+ * closed (their framing cannot be written from a signal handler). Process mode: the reactor
+ * answers 504 when the channel dies. */
+static volatile sig_atomic_t g_hk_fd = -1;
+static uint64_t g_hk_rid;
+
+static void on_harakiri(int sig)
+{
+    static const char r[] = "HTTP/1.1 504 Gateway Timeout\r\nContent-Type: text/plain\r\n"
+                            "Content-Length: 37\r\nConnection: close\r\n\r\n"
+                            "the request ran past request_timeout\n";
+    (void)sig;
+    int fd = g_hk_fd;
+    if (fd >= 0) {
+        ssize_t n = write(fd, r, sizeof(r) - 1);
+        (void)n;
+    }
+    _exit(70);
+}
+
 /* Base-mode transport: straight into our own engine's connection. */
 static int eng_emit(void *arg, uint64_t session, const struct iovec *iov, int iovcnt,
                     unsigned flags)
@@ -257,12 +279,16 @@ static int eng_emit_file(void *arg, uint64_t session, int fd, const char *path, 
 static int sink_emit(void *arg, uint64_t session, const struct iovec *iov, int iovcnt,
                      unsigned flags)
 {
+    if (session == g_hk_rid)
+        g_hk_fd = -1; /* part of the answer is out: a 504 can no longer follow */
     return srv__flow_emit(session, iov, iovcnt, flags);
 }
 
 static int sink_emit_file(void *arg, uint64_t session, int fd, const char *path, uint64_t off,
                           uint64_t len, unsigned flags)
 {
+    if (session == g_hk_rid)
+        g_hk_fd = -1;
     return srv__flow_emit_file(session, fd, path, off, len, flags);
 }
 
@@ -280,6 +306,28 @@ static void count_request(void)
         W.recycle_sent = true;
         srv__child_tell(SRV_WMSG_RECYCLE, NULL);
     }
+}
+
+/* Tell the manager's watchdog what the handler is busy with (request_timeout: the listener's,
+ * else [server]'s), or that it is idle again (req NULL). */
+static void publish_busy(const srv_request_t *req, uint64_t rid)
+{
+    if (req == NULL) {
+        atomic_store_explicit(&W.stat->busy_ms, 0, memory_order_release);
+        return;
+    }
+    const srv__config_t *cfg = &srv__server.cfg;
+    int limit = cfg->request_timeout;
+    if (req->listener >= 0 && req->listener < cfg->nlisten &&
+        cfg->listen[req->listener].request_timeout >= 0)
+        limit = cfg->listen[req->listener].request_timeout;
+    atomic_store_explicit(&W.stat->busy_limit, limit, memory_order_relaxed);
+    if (limit <= 0)
+        return;
+    snprintf(W.stat->busy_what, sizeof(W.stat->busy_what), "%.*s %.*s", (int)req->method.len,
+             req->method.ptr, (int)(req->path.len > 100 ? 100 : req->path.len), req->path.ptr);
+    atomic_store_explicit(&W.stat->busy_session, rid, memory_order_relaxed);
+    atomic_store_explicit(&W.stat->busy_ms, srv__mono_ms(), memory_order_release);
 }
 
 /* Run the app on one request. The response object is reused from request to request; one
@@ -313,7 +361,9 @@ static void run_request(const srv_request_t *req, uint64_t rid, const void *bloc
         srv_response_send(res, msg, sizeof(msg) - 1);
         return;
     }
+    publish_busy(req, rid);
     h->on_request(req, res);
+    publish_busy(NULL, 0);
     if (!srv__response_after_handler(res))
         return;
     /* Detached: this object now belongs to the app until it finishes the response. */
@@ -704,7 +754,13 @@ static int base_dispatch(srv__engine_t *e, srv__conn_t *c, srv__engine_event_t e
                            code == 0 ? strlen(g_ws_proto) : 0);
         return 0;
     }
-    run_request(req, srv__conn_request_id(c), NULL, 0);
+    uint64_t rid = srv__conn_request_id(c);
+    bool plain = req->tls == NULL && req->http_major == 1 && !SRV_SESSION_IS_REQ(rid);
+    g_hk_rid = rid;
+    g_hk_fd = plain ? srv__conn_fd(c) : -1;
+    run_request(req, rid, NULL, 0);
+    g_hk_fd = -1;
+    g_hk_rid = 0;
     return 0;
 }
 
@@ -904,6 +960,10 @@ void srv__worker_main(int slot, int ctl_fd, const int *chans, int nchans)
                            .reopen = &W.reopen};
     const srv_app_t *app = srv__child_start(slot, ctl_fd, &o);
     W.stat = &S->stats->workers[slot];
+    struct sigaction hk = {.sa_handler = on_harakiri};
+    sigemptyset(&hk.sa_mask);
+    sigaction(SIGXCPU, &hk, NULL);
+    atomic_store(&W.stat->busy_ms, 0);
     srv__timer_set_gauge(&W.stat->timers);
     start_app(app);
     W.loop = srv__child_loop();
