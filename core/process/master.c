@@ -236,12 +236,14 @@ static void config_reload_done(bool ok)
         tls_reload(&S->cfg); /* the certificates of the configuration kept */
         return;
     }
-    srv__config_t old = S->cfg;
+    bool log_moved = strcmp(S->cfg.log_file, g_next.log_file) != 0;
+    bool alog_moved = strcmp(S->cfg.access_log, g_next.access_log) != 0;
+    int old_workers = S->cfg.worker_num;
     S->cfg = g_next;
     srv__log_set_level(S->cfg.log_level);
-    if (strcmp(old.log_file, S->cfg.log_file) != 0 && srv__log_switch(S->cfg.log_file) < 0)
+    if (log_moved && srv__log_switch(S->cfg.log_file) < 0)
         srv__log(SRV_LOG_ERROR, "master", errno, "cannot open log file %s", S->cfg.log_file);
-    if (S->nreactors > 0 && strcmp(old.access_log, S->cfg.access_log) != 0) {
+    if (S->nreactors > 0 && alog_moved) {
         if (srv__alog_on() && S->cfg.access_log[0])
             srv__alog_switch(S->cfg.access_log);
         else if (!srv__alog_on())
@@ -249,7 +251,7 @@ static void config_reload_done(bool ok)
     }
     reactors_follow(&S->cfg);
     srv__inotify_open(&S->cfg); /* the app or the paths may have moved */
-    for (int w = S->cfg.worker_num; w < old.worker_num && S->nreactors > 0; w++)
+    for (int w = S->cfg.worker_num; w < old_workers && S->nreactors > 0; w++)
         for (int r = 0; r < S->nreactors; r++)
             srv__reactor_post_channel(r, w, 0, -1, -1);
     srv__server_config_stamp(S);

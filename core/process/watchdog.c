@@ -46,6 +46,13 @@ static void kill_due(int64_t now)
         }
 }
 
+void srv__watchdog_forget(int pid)
+{
+    for (size_t i = 0; i < sizeof(pending) / sizeof(pending[0]); i++)
+        if (pending[i].pid == pid)
+            pending[i].pid = 0;
+}
+
 void srv__watchdog_init(void)
 {
     next_check = srv__mono_ms() + WATCHDOG_PERIOD_MS;

@@ -10,6 +10,8 @@
 
 /* Start the checks (the manager, once). */
 void srv__watchdog_init(void);
+/* pid was reaped: no SIGKILL may follow for it (the number could be another process's soon). */
+void srv__watchdog_forget(int pid);
 /* When the next check is due (monotonic ms), or -1 when no limit is set. */
 int64_t srv__watchdog_deadline(void);
 /* Run the checks that are due. recycle(slot) asks the manager for a graceful replacement of
