@@ -228,12 +228,13 @@ static void start_next_replacement(void);
 
 static void retire_slot(slot_t *s);
 
-/* The log and its level follow the configuration of the processes we fork. */
-static void apply_log_settings(const srv__config_t *from)
+/* The log and its level follow the configuration of the processes we fork (the log file was
+ * `was`). */
+static void apply_log_settings(const char *was)
 {
     const srv__config_t *cfg = &srv__server.cfg;
     srv__log_set_level(cfg->log_level);
-    if (strcmp(from->log_file, cfg->log_file) != 0 && srv__log_switch(cfg->log_file) < 0)
+    if (strcmp(was, cfg->log_file) != 0 && srv__log_switch(cfg->log_file) < 0)
         srv__log(SRV_LOG_ERROR, "manager", errno, "cannot open log file %s", cfg->log_file);
 }
 
@@ -244,10 +245,10 @@ static bool roll_back(void)
     if (!M.cfg_changed || M.rolling_back)
         return false;
     M.rolling_back = true;
-    static srv__config_t failed;
-    failed = srv__server.cfg;
+    char was[sizeof(g_old_cfg.log_file)];
+    memcpy(was, srv__server.cfg.log_file, sizeof(was));
     srv__server.cfg = g_old_cfg;
-    apply_log_settings(&failed);
+    apply_log_settings(was);
     int n = 0;
     for (int i = 0; i < M.nslots; i++) {
         slot_t *s = &M.slots[i];
@@ -565,6 +566,17 @@ static void cur_exited(slot_t *s, pid_t pid, int status, const char *how)
         respawn_dead(s, pid, how, was_ready);
 }
 
+/* What a process said before it exited (a start-up failure's reason) is read before its exit
+ * is handled: the exit may be reaped in the same loop turn the message arrived in. */
+static void drain_msgs(slot_t *s, proc_t *p)
+{
+    struct pollfd q = {.fd = p->ctl, .events = POLLIN};
+    while (p->ctl >= 0 && poll(&q, 1, 0) > 0 && (q.revents & (POLLIN | POLLHUP))) {
+        handle_worker_msg(s, p);
+        q.fd = p->ctl;
+    }
+}
+
 /* Collect every child that exited (SIGCHLD only wakes the loop). */
 static void reap(void)
 {
@@ -573,15 +585,18 @@ static void reap(void)
         pid_t pid = waitpid(-1, &status, WNOHANG);
         if (pid <= 0)
             return;
+        srv__watchdog_forget(pid);
         char how[96];
         describe_status(status, how, sizeof(how));
         for (int i = 0; i < M.nslots; i++) {
             slot_t *s = &M.slots[i];
             if (s->old.pid == pid) {
+                drain_msgs(s, &s->old);
                 old_exited(s, pid, how);
                 break;
             }
             if (s->cur.pid == pid) {
+                drain_msgs(s, &s->cur);
                 cur_exited(s, pid, status, how);
                 break;
             }
@@ -642,7 +657,7 @@ static void begin_reload(int code)
     if (M.cfg_changed) {
         g_old_cfg = srv__server.cfg;
         srv__server.cfg = *srv__server.next_cfg;
-        apply_log_settings(&g_old_cfg);
+        apply_log_settings(g_old_cfg.log_file);
     }
     srv__log(SRV_LOG_NOTICE, "manager", 0, "reloading %s%s", code == 1 ? "task workers" : "workers",
              M.cfg_changed ? " with the new configuration" : "");
