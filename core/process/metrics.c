@@ -157,6 +157,16 @@ static void listeners(out_t *o)
 static const char *const state_names[] = {"down", "starting", "ready", "stopping", "backoff"};
 static const char *const kind_names[] = {"worker", "task", "timer", "process"};
 
+/* A counter family by process kind: the first nkinds kinds, those present. */
+static void per_kind(out_t *o, const char *name, const char *help, const uint64_t *v,
+                     const bool *present, int nkinds)
+{
+    family(o, name, "counter", help);
+    for (int k = 0; k < nkinds; k++)
+        if (present[k])
+            put(o, "%s{kind=\"%s\"} %llu\n", name, kind_names[k], (unsigned long long)v[k]);
+}
+
 static void workers(out_t *o)
 {
     const srv__stats_t *st = srv__server.stats;
@@ -179,29 +189,16 @@ static void workers(out_t *o)
         for (int s = 0; present[k] && s < 5; s++)
             put(o, "srv_workers{kind=\"%s\",state=\"%s\"} %d\n", kind_names[k], state_names[s],
                 count[k][s]);
-    family(o, "srv_worker_respawns_total", "counter",
-           "Processes that died unexpectedly and were replaced.");
-    for (int k = 0; k < 4; k++)
-        if (present[k])
-            put(o, "srv_worker_respawns_total{kind=\"%s\"} %llu\n", kind_names[k],
-                (unsigned long long)respawns[k]);
-    family(o, "srv_worker_recycles_total", "counter",
-           "Workers replaced on reaching max_request (reloads: srv_reloads_total).");
-    for (int k = 0; k < 4; k++)
-        if (present[k])
-            put(o, "srv_worker_recycles_total{kind=\"%s\"} %llu\n", kind_names[k],
-                (unsigned long long)recycles[k]);
-    family(o, "srv_worker_timeouts_total", "counter",
-           "Processes killed for running a request or task past request_timeout / task_timeout.");
-    for (int k = 0; k < 2; k++)
-        if (present[k])
-            put(o, "srv_worker_timeouts_total{kind=\"%s\"} %llu\n", kind_names[k],
-                (unsigned long long)harakiris[k]);
-    family(o, "srv_worker_rss_recycles_total", "counter",
-           "Workers replaced gracefully for going over max_worker_rss.");
-    if (present[0])
-        put(o, "srv_worker_rss_recycles_total{kind=\"%s\"} %llu\n", kind_names[0],
-            (unsigned long long)rss[0]);
+    per_kind(o, "srv_worker_respawns_total",
+             "Processes that died unexpectedly and were replaced.", respawns, present, 4);
+    per_kind(o, "srv_worker_recycles_total",
+             "Workers replaced on reaching max_request (reloads: srv_reloads_total).", recycles,
+             present, 4);
+    per_kind(o, "srv_worker_timeouts_total",
+             "Processes killed for running a request or task past request_timeout / task_timeout.",
+             harakiris, present, 2);
+    per_kind(o, "srv_worker_rss_recycles_total",
+             "Workers replaced gracefully for going over max_worker_rss.", rss, present, 1);
     family(o, "srv_timers", "gauge", "App timers pending, by process.");
     for (int i = 0; i < st->nworkers; i++) {
         if (!srv__slot_shown(i))
