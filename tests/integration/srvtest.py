@@ -199,6 +199,15 @@ class Server:
             return str(v)
         return json.dumps(v)
 
+    def own_app(self):
+        """A copy of the demo module in the server's folder, configured as its app (a test may
+        then replace or touch it); returns its path."""
+        app = os.path.join(self.dir, "app.so")
+        shutil.copyfile(DEMO, app)
+        self.server["app"] = app
+        self.write_config()
+        return app
+
     def write_config(self):
         lines = ["[server]"]
         lines += [f"{k} = {self._val(v)}" for k, v in self.server.items()]

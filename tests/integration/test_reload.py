@@ -124,10 +124,7 @@ def replace_file(dst, data=None, src=None):
 
 def test_reload_with_broken_app_keeps_old_workers():
     s = Server(name="reload-broken", server={"worker_num": 3})
-    app = os.path.join(s.dir, "app.so")
-    shutil.copyfile(DEMO, app)
-    s.server["app"] = app
-    s.write_config()
+    app = s.own_app()
     with running(s):
         before = s.info()
         old = workers(before)

@@ -7,13 +7,12 @@ path is served; an app whose workers refuse to start stops the reload (old worke
 non-zero exit); cron jobs and custom processes come and go; `srv info` shows the file's mtime
 and digest."""
 import os
-import shutil
 import signal
 import socket
 import threading
 import time
 
-from srvtest import DEMO, SLOW, Server, pid_alive, run, running, wait_for
+from srvtest import SLOW, Server, pid_alive, run, running, wait_for
 
 APPS = os.environ.get("SRV_TEST_APPS", "")
 
@@ -248,10 +247,7 @@ def test_tasks_cron_and_processes_come_and_go():
 
 def test_inotify_reload_once_per_change():
     s = Server(name="reload-inotify", server={"worker_num": 2, "inotify_reload": True})
-    app = os.path.join(s.dir, "app.so")
-    shutil.copyfile(DEMO, app)
-    s.server["app"] = app
-    s.write_config()
+    app = s.own_app()
     with running(s):
         before = s.info()
         assert "inotify_reload: watching 2 path(s)" in s.log()
