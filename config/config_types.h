@@ -17,6 +17,8 @@
 #define SRV_CONFIG_MAX_COLUMN 32
 #define SRV_CONFIG_MAX_CRON 64
 #define SRV_CONFIG_MAX_PROCESS 32
+#define SRV_CONFIG_MAX_MAINT_ALLOW 16
+#define SRV_CONFIG_MAINT_ALLOW_LEN 128
 #define SRV_CONFIG_NAME_MAX 64
 #define SRV_CONFIG_PATH_MAX 512
 #define SRV_CONFIG_MAX_SNI 64 /* SNI certificates, all listeners together */
@@ -181,6 +183,9 @@ typedef struct srv__config {
      * after load, space-separated) changes, after 300 ms of quiet. */
     bool inotify_reload;
     char inotify_reload_paths[2048];
+    /* Path prefixes maintenance mode lets through (space-separated, each "/...", at most
+     * SRV_CONFIG_MAX_MAINT_ALLOW of SRV_CONFIG_MAINT_ALLOW_LEN bytes). */
+    char maintenance_allow[SRV_CONFIG_MAX_MAINT_ALLOW * (SRV_CONFIG_MAINT_ALLOW_LEN + 1)];
     /* repeated sections */
     int nlisten;
     srv__listen_config_t listen[SRV_CONFIG_MAX_LISTEN];

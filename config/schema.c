@@ -62,6 +62,7 @@ static const srv__key_desc_t server_keys[] = {
     {"request_slowlog_timeout", SRV__KT_INT, SV(request_slowlog_timeout), 0, 3600000, NULL, 0},
     {"inotify_reload", SRV__KT_BOOL, SV(inotify_reload), 0, 0, NULL, 0},
     {"inotify_reload_paths", SRV__KT_WORDS, SV(inotify_reload_paths), 0, 0, NULL, 0},
+    {"maintenance_allow", SRV__KT_WORDS, SV(maintenance_allow), 0, 0, NULL, 0},
     /* defaults for listeners with open_http2_protocol (refused when none has it) */
     {"http2_max_concurrent_streams", SRV__KT_I64, SV(http2_max_concurrent_streams), 1, SRV__MiB,
      NULL, SRV__KF_H2},

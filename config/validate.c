@@ -313,10 +313,38 @@ static void validate_inotify(srv__loader_t *ld)
     memcpy(cfg->inotify_reload_paths, out, used + 1);
 }
 
+/* maintenance_allow: path prefixes, each "/...", a bounded number of bounded length. */
+static void validate_maint_allow(srv__loader_t *ld)
+{
+    int line = srv__loader_key_line(ld, SRV__SECT_SERVER, 0, "maintenance_allow");
+    const char *p = ld->cfg->maintenance_allow;
+    for (int count = 0; line > 0 && *p; count++) {
+        size_t n = strcspn(p, " ");
+        if (count == SRV_CONFIG_MAX_MAINT_ALLOW) {
+            fail(ld, line, "maintenance_allow", "at most %d path prefixes",
+                 SRV_CONFIG_MAX_MAINT_ALLOW);
+            return;
+        }
+        if (p[0] != '/') {
+            fail(ld, line, "maintenance_allow", "\"%.*s\" is not a path (must start with /)",
+                 (int)n, p);
+            return;
+        }
+        if (n > SRV_CONFIG_MAINT_ALLOW_LEN) {
+            fail(ld, line, "maintenance_allow", "a prefix longer than %d bytes",
+                 SRV_CONFIG_MAINT_ALLOW_LEN);
+            return;
+        }
+        p += n;
+        p += strspn(p, " ");
+    }
+}
+
 static void validate_observe(srv__loader_t *ld)
 {
     const srv__config_t *cfg = ld->cfg;
     validate_inotify(ld);
+    validate_maint_allow(ld);
     int token = srv__loader_key_line(ld, SRV__SECT_SERVER, 0, "admin_token");
     if (token != 0 && cfg->admin_server[0] == '\0')
         fail(ld, token, "admin_token", "has no effect: admin_server is not set");

@@ -689,7 +689,7 @@ int srv__value_store(const srv__value_ctx_t *ctx, const srv__key_desc_t *kd, voi
         return 0;
     }
     case SRV__KT_WORDS: {
-        char out[2048];
+        char out[4096];
         word_acc_t a = {.ctx = ctx, .kd = kd, .line = line, .out = out, .size = kd->size};
         out[0] = '\0';
         if (kd->size > sizeof(out) || words(ctx, kd, v, line, plain_word, &a) != 0)

@@ -27,6 +27,9 @@ static const char usage[] =
     "  restart [-d]      stop if running, then start\n"
     "  reopen            every process reopens the error and access logs (after logrotate)\n"
     "  info [--json]     show processes, connections and counters\n"
+    "  maintenance [on [--retry-after SECONDS] [--message TEXT] | off]\n"
+    "                    answer HTTP requests 503 (except maintenance_allow), or stop; alone:\n"
+    "                    print the state\n"
     "  check             validate the configuration file\n"
     "  version           print the version\n"
     "  help              print this text\n"
@@ -246,6 +249,79 @@ static int cmd_reopen(const srv__config_t *cfg)
     return SRV_EXIT_OK;
 }
 
+typedef struct maint_args {
+    const char *what; /* NULL (print the state), "on" or "off" */
+    long retry_after; /* -1: none */
+    const char *message;
+} maint_args_t;
+
+/* srv maintenance [on [--retry-after N] [--message T] | off]. */
+static int cmd_maintenance(const srv__config_t *cfg, const maint_args_t *a)
+{
+    pid_t pid = running_pid(cfg);
+    if (pid == 0)
+        return not_running(cfg);
+    for (const char *p = a->message; p && *p; p++)
+        if ((unsigned char)*p < 0x20 && *p != '\t') {
+            fprintf(stderr, "srv: maintenance: the message must be one line (no control "
+                            "characters)\n");
+            return SRV_EXIT_USAGE;
+        }
+    char cmd[SRV_CTL_CMD_MAX], buf[4096];
+    int n;
+    if (a->what == NULL || strcmp(a->what, "off") == 0)
+        n = snprintf(cmd, sizeof(cmd), "maintenance%s", a->what ? " off" : "");
+    else
+        n = snprintf(cmd, sizeof(cmd), "maintenance on %ld %s", a->retry_after,
+                     a->message ? a->message : "");
+    if (n < 0 || (size_t)n >= sizeof(cmd)) {
+        fprintf(stderr, "srv: maintenance: the message is too long (at most 1024 bytes)\n");
+        return SRV_EXIT_USAGE;
+    }
+    int rc = ctl(cfg, cmd, buf, sizeof(buf), 5000, 5000);
+    if (rc < 0) {
+        fprintf(stderr, "srv: maintenance: pid %d is running but its control socket is %s\n",
+                (int)pid, ctl_unavailable(rc));
+        return SRV_EXIT_FAILURE;
+    }
+    if (strncmp(buf, "ok\n", 3) != 0) {
+        int code = SRV_EXIT_FAILURE;
+        char msg[sizeof(buf)] = "";
+        if (sscanf(buf, "error %d %4095[^\n]", &code, msg) < 1)
+            snprintf(msg, sizeof(msg), "%s", buf);
+        fprintf(stderr, "srv: %s\n", msg);
+        return code == SRV_EXIT_USAGE ? SRV_EXIT_USAGE : SRV_EXIT_FAILURE;
+    }
+    fputs(buf + 3, stdout);
+    return SRV_EXIT_OK;
+}
+
+/* The words after `srv maintenance`: on|off and on's options. Returns 0 or a usage error. */
+static int maint_arg(int argc, char **argv, int *i, maint_args_t *a)
+{
+    const char *arg = argv[*i];
+    if ((strcmp(arg, "on") == 0 || strcmp(arg, "off") == 0) && a->what == NULL) {
+        a->what = arg;
+        return 0;
+    }
+    if (strcmp(arg, "--message") == 0 && *i + 1 < argc) {
+        a->message = argv[++*i];
+        return 0;
+    }
+    if (strcmp(arg, "--retry-after") == 0 && *i + 1 < argc) {
+        char *end;
+        errno = 0;
+        a->retry_after = strtol(argv[++*i], &end, 10);
+        if (errno == 0 && *end == '\0' && end != argv[*i] && a->retry_after >= 0 &&
+            a->retry_after <= 31536000)
+            return 0;
+        fprintf(stderr, "srv: --retry-after: want seconds (0 to 31536000), got '%s'\n", argv[*i]);
+        return SRV_EXIT_USAGE;
+    }
+    fprintf(stderr, "srv: unknown argument '%s'\n\n%s", arg, usage);
+    return SRV_EXIT_USAGE;
+}
+
 static int cmd_info(const srv__config_t *cfg, bool json)
 {
     pid_t pid = running_pid(cfg);
@@ -282,8 +358,14 @@ int main(int argc, char **argv)
     const char *cmd = argv[1];
     const char *file = "srv.toml";
     bool daemon = false, json = false, tasks = false;
+    bool maint = strcmp(cmd, "maintenance") == 0;
+    maint_args_t ma = {.retry_after = -1};
     for (int i = 2; i < argc; i++) {
-        if (strcmp(argv[i], "-c") == 0 && i + 1 < argc)
+        if (maint && strcmp(argv[i], "-c") != 0) {
+            int bad = maint_arg(argc, argv, &i, &ma);
+            if (bad)
+                return bad;
+        } else if (strcmp(argv[i], "-c") == 0 && i + 1 < argc)
             file = argv[++i];
         else if (strcmp(argv[i], "-d") == 0 || strcmp(argv[i], "--daemonize") == 0)
             daemon = true;
@@ -307,7 +389,7 @@ int main(int argc, char **argv)
     bool known = strcmp(cmd, "start") == 0 || strcmp(cmd, "stop") == 0 ||
                  strcmp(cmd, "reload") == 0 || strcmp(cmd, "restart") == 0 ||
                  strcmp(cmd, "info") == 0 || strcmp(cmd, "check") == 0 ||
-                 strcmp(cmd, "reopen") == 0;
+                 strcmp(cmd, "reopen") == 0 || maint;
     if (!known) {
         fprintf(stderr, "srv: unknown command '%s'\n\n%s", cmd, usage);
         return SRV_EXIT_USAGE;
@@ -328,6 +410,13 @@ int main(int argc, char **argv)
         return cmd_reopen(&cfg);
     if (strcmp(cmd, "info") == 0)
         return cmd_info(&cfg, json);
+    if (maint) {
+        if ((ma.message || ma.retry_after >= 0) && (ma.what == NULL || strcmp(ma.what, "on"))) {
+            fprintf(stderr, "srv: --retry-after and --message go with 'maintenance on'\n");
+            return SRV_EXIT_USAGE;
+        }
+        return cmd_maintenance(&cfg, &ma);
+    }
     /* restart */
     rc = cmd_stop(&cfg, true);
     if (rc != 0)

@@ -16,6 +16,7 @@
 #include "core/base/buf.h"
 #include "core/base/log.h"
 #include "core/net/conn_internal.h"
+#include "core/net/maint.h"
 #include "protocols/h2_guard.h"
 
 #define PUMP_LOW (64u << 10) /* frames are pulled while less than this waits for the socket */
@@ -279,9 +280,22 @@ static bool serve_static(srv__conn_t *c, h2_req_t *q, const srv_request_t *req)
     return true;
 }
 
+/* Maintenance mode's 503 for the stream. */
+static void maint_answer(srv__conn_t *c, h2_req_t *q)
+{
+    char buf[SRV_MAINT_RESPONSE_MAX], id[SRV_REQUEST_ID_MAX + 24];
+    size_t idn = srv__access_id_header(&q->r, id, sizeof(id));
+    int n = srv__maint_response(buf, sizeof(buf), true, (srv_str_t){id, idn});
+    answer(c, q, buf, n > 0 ? (size_t)n : 0, SRV_ENGINE_F_FINAL);
+}
+
 static void dispatch(srv__conn_t *c, h2_req_t *q, srv_request_t *req)
 {
     srv__engine_t *e = c->eng;
+    if (srv__maint_blocks(e->cfg, req->path)) {
+        maint_answer(c, q);
+        return;
+    }
     if (serve_static(c, q, req))
         return;
     c->req = &q->r; /* what the dispatcher's srv__conn_set_tag and _request_id see */

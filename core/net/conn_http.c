@@ -10,6 +10,7 @@
 
 #include "core/base/log.h"
 #include "core/net/conn_internal.h"
+#include "core/net/maint.h"
 #include "protocols/tls.h"
 
 static const char h2_preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -47,12 +48,16 @@ static void http_done(srv__conn_t *c)
     srv__conn_flush(c);
 }
 
+/* srv's own answer to the request in flight: an error (status, why), or maintenance mode's
+ * 503 (status 0). */
 static void http_fail(srv__conn_t *c, int status, const char *why)
 {
-    char buf[768], id[SRV_REQUEST_ID_MAX + 24];
+    char buf[SRV_MAINT_RESPONSE_MAX], id[SRV_REQUEST_ID_MAX + 24];
     bool ka = c->req->keepalive;
     size_t idn = srv__access_id_header(c->req, id, sizeof(id));
-    int n = srv__http_error_response(buf, sizeof(buf), status, why, ka, (srv_str_t){id, idn});
+    srv_str_t extra = {id, idn};
+    int n = status ? srv__http_error_response(buf, sizeof(buf), status, why, ka, extra)
+                   : srv__maint_response(buf, sizeof(buf), ka, extra);
     struct iovec v = {.iov_base = buf, .iov_len = n > 0 ? (size_t)n : 0};
     srv__conn_respond(c->eng, c->session, &v, 1,
                       SRV_ENGINE_F_FINAL | (ka ? 0 : SRV_ENGINE_F_CLOSE));
@@ -135,6 +140,11 @@ static void dispatch(srv__conn_t *c, srv_request_t *req)
     if (e->draining)
         req->flags &= ~(uint32_t)SRV_REQ_KEEP_ALIVE;
     srv__req_begin(c, req);
+    if (srv__maint_blocks(e->cfg, req->path)) {
+        c->req->log.worker = -1; /* srv's own answer, WebSocket upgrades included */
+        http_fail(c, 0, NULL);
+        return;
+    }
     if (e->cfg->mode == SRV_MODE_BASE)
         c->req->log.worker = (int16_t)e->id; /* (it may answer before dispatch returns) */
     if ((req->flags & SRV_REQ_UPGRADE) && e->cfg->listen[c->listener].websocket &&

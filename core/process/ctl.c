@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/net/maint.h"
 #include "core/shm/atomic.h"
 #include "tasks/task.h"
 #include "timer/timer_process.h"
@@ -104,25 +105,68 @@ void srv__info_set_health(const char *(*fn)(void))
     g_health = fn;
 }
 
+/* s as the inside of a JSON string into out (cut short rather than overflow). */
+static void json_escape(const char *s, char *out, size_t cap)
+{
+    size_t n = 0;
+    for (const char *p = s; *p && n + 7 < cap; p++) {
+        unsigned char ch = (unsigned char)*p;
+        if (ch == '"' || ch == '\\')
+            n += (size_t)snprintf(out + n, cap - n, "\\%c", ch);
+        else if (ch < 0x20)
+            n += (size_t)snprintf(out + n, cap - n, "\\u%04x", ch);
+        else
+            out[n++] = (char)ch;
+    }
+    out[n] = '\0';
+}
+
 /* ,"config":{...}: the file the running configuration came from, its modification time and
  * digest then, and when it was applied (start or the last reload that changed it). */
 static void put_config(out_t *o)
 {
     const srv__server_t *S = &srv__server;
     char file[2 * SRV_CONFIG_PATH_MAX];
-    size_t n = 0;
-    for (const char *p = S->cfg.file; *p && n + 7 < sizeof(file); p++) {
-        unsigned char ch = (unsigned char)*p;
-        if (ch == '"' || ch == '\\')
-            n += (size_t)snprintf(file + n, sizeof(file) - n, "\\%c", ch);
-        else if (ch < 0x20)
-            n += (size_t)snprintf(file + n, sizeof(file) - n, "\\u%04x", ch);
-        else
-            file[n++] = (char)ch;
-    }
-    file[n] = '\0';
+    json_escape(S->cfg.file, file, sizeof(file));
     put(o, ",\"config\":{\"file\":\"%s\",\"mtime_ms\":%lld,\"digest\":\"%s\",\"applied_ms\":%lld}",
         file, (long long)S->cfg_mtime_ms, S->cfg_digest, (long long)S->cfg_applied_ms);
+}
+
+/* ,"maintenance":{...}: whether it is on, since when, its Retry-After and message, and how many
+ * requests it answered. */
+static void put_maint(out_t *o)
+{
+    srv__maint_state_t m;
+    srv__maint_get(&m);
+    char msg[6 * SRV_MAINT_MSG_MAX + 8];
+    json_escape(m.msg, msg, sizeof(msg));
+    put(o,
+        ",\"maintenance\":{\"on\":%s,\"since_ms\":%lld,\"retry_after\":%d,\"message\":\"%s\","
+        "\"answered\":%llu}",
+        m.on ? "true" : "false", (long long)m.since_ms, m.retry_after, m.on ? msg : "",
+        (unsigned long long)m.answered);
+}
+
+size_t srv__info_maint(char *buf, size_t cap)
+{
+    out_t o = {buf, cap, 0};
+    srv__maint_state_t m;
+    srv__maint_get(&m);
+    if (!m.on) {
+        put(&o, "maintenance off (%llu requests answered 503 by it since start)\n",
+            (unsigned long long)m.answered);
+        return o.len;
+    }
+    char since[32] = "?", retry[32] = "no Retry-After";
+    time_t t = (time_t)(m.since_ms / 1000);
+    struct tm tm;
+    if (localtime_r(&t, &tm))
+        strftime(since, sizeof(since), "%Y-%m-%d %H:%M:%S", &tm);
+    if (m.retry_after >= 0)
+        snprintf(retry, sizeof(retry), "Retry-After %d", m.retry_after);
+    put(&o, "maintenance ON since %s, %s, %llu requests answered 503\nmessage: %s\n", since, retry,
+        (unsigned long long)m.answered, m.msg);
+    return o.len;
 }
 
 /* ,"listeners":[...]: each listener's counters (the same as /metrics). */
@@ -197,6 +241,7 @@ void srv__info_json(char *buf, size_t cap)
     }
     put(&o, "]");
     put_config(&o);
+    put_maint(&o);
     put_listeners(&o);
     put_part(&o, "tasks", srv__tasks_info_json, NULL);
     put_part(&o, "cron", srv__cron_info_json, NULL);
@@ -227,6 +272,10 @@ void srv__info_text(char *buf, size_t cap)
         strftime(mtime, sizeof(mtime), "%Y-%m-%d %H:%M:%S", &tm);
     put(&o, "config %s (modified %s, digest %s)\n", S->cfg.file, mtime,
         S->cfg_digest[0] ? S->cfg_digest : "?");
+    srv__maint_state_t m;
+    srv__maint_get(&m);
+    if (m.on && o.len < o.cap)
+        o.len += srv__info_maint(o.buf + o.len, o.cap - o.len);
     put(&o, "connections %llu open, %llu accepted; requests %llu; 503 answers %llu\n",
         (unsigned long long)conns, (unsigned long long)accepted, (unsigned long long)requests,
         (unsigned long long)e503);

@@ -9,7 +9,7 @@
 #include <sys/types.h>
 
 /* Longest command line (newline included) the master reads from a control connection. */
-#define SRV_CTL_CMD_MAX 256
+#define SRV_CTL_CMD_MAX 2048
 /* How a reply that means "not now, try again" starts: the command was not run. */
 #define SRV_CTL_BUSY "error 1 busy"
 
@@ -18,6 +18,9 @@ void srv__info_json(char *buf, size_t cap);
 /* What "health" says in the report ("ok", "starting", "stopping"); the master sets it. */
 void srv__info_set_health(const char *(*fn)(void));
 void srv__info_text(char *buf, size_t cap);
+/* Master side: maintenance mode's state as one or two lines of text (what `srv maintenance`
+ * prints). Returns the bytes written (buf stays NUL-terminated). */
+size_t srv__info_maint(char *buf, size_t cap);
 
 /* Master side, before any thread or fork: make path this process's pid file, holding an
  * exclusive flock on it for as long as the returned fd stays open (callers find the server by

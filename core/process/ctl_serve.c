@@ -16,6 +16,7 @@
 
 #include "core/base/log.h"
 #include "core/base/util.h"
+#include "core/net/maint.h"
 #include "core/process/ctl.h"
 
 /* Control connections served at once. More are accepted by dropping the oldest one still
@@ -153,8 +154,45 @@ static void client_reply(client_t *c, const char *text)
     client_send(c, copy, strlen(copy));
 }
 
+/* `maintenance`, `maintenance off`, `maintenance on <retry_after|-1> [message]`: switch, then
+ * answer "ok" and the state as `srv maintenance` prints it. */
+static void maint_command(client_t *c, const char *args)
+{
+    if (strcmp(args, " off") == 0 || strncmp(args, " on ", 4) == 0) {
+        bool on = args[2] == 'n';
+        char *end = NULL;
+        long retry = on ? strtol(args + 4, &end, 10) : -1;
+        const char *msg = on && end && *end == ' ' ? end + 1 : "";
+        if (on && (end == args + 4 || retry < -1 || retry > INT32_MAX || (*end && *end != ' '))) {
+            client_reply(c, "error 2 maintenance: bad Retry-After\n");
+            return;
+        }
+        if (srv__maint_set(on, (int)retry, msg) < 0) {
+            client_reply(c, "error 2 maintenance: the message must be one line of at most 1024 "
+                            "bytes\n");
+            return;
+        }
+        if (on)
+            srv__log(SRV_LOG_NOTICE, "master", 0,
+                     "maintenance mode on (Retry-After %ld, message \"%s\")", retry,
+                     msg[0] ? msg : SRV_MAINT_DEFAULT_MSG);
+        else
+            srv__log(SRV_LOG_NOTICE, "master", 0, "maintenance mode off");
+    } else if (args[0] != '\0') {
+        client_reply(c, "error 2 maintenance: on or off\n");
+        return;
+    }
+    char reply[SRV_MAINT_MSG_MAX + 256] = "ok\n";
+    srv__info_maint(reply + 3, sizeof(reply) - 3);
+    client_reply(c, reply);
+}
+
 static void handle_command(client_t *c, const char *cmd)
 {
+    if (strncmp(cmd, "maintenance", 11) == 0 && (cmd[11] == '\0' || cmd[11] == ' ')) {
+        maint_command(c, cmd + 11);
+        return;
+    }
     if (strcmp(cmd, "info") == 0 || strcmp(cmd, "info json") == 0) {
         char *buf = malloc(1 << 20);
         if (buf == NULL) {

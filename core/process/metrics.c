@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/net/maint.h"
 #include "core/process/reactor.h"
 #include "core/server/server.h"
 #include "core/shm/table.h"
@@ -368,6 +369,13 @@ static void server(out_t *o)
         srv__stats_backend(), srv__server.cfg.mode == SRV_MODE_BASE ? "base" : "process");
     family(o, "srv_start_time_seconds", "gauge", "When the server started (unix time).");
     put(o, "srv_start_time_seconds %.3f\n", (double)st->start_ms / 1000.0);
+    srv__maint_state_t m;
+    srv__maint_get(&m);
+    family(o, "srv_maintenance", "gauge", "1 while maintenance mode is on (srv maintenance).");
+    put(o, "srv_maintenance %d\n", m.on ? 1 : 0);
+    family(o, "srv_maintenance_responses_total", "counter",
+           "Requests answered 503 by maintenance mode.");
+    put(o, "srv_maintenance_responses_total %llu\n", (unsigned long long)m.answered);
     family(o, "srv_reloads_total", "counter", "Rolling reloads done.");
     put(o, "srv_reloads_total %llu\n", (unsigned long long)atomic_load(&st->reloads));
     family(o, "srv_access_log_lines_total", "counter", "Access log lines written.");

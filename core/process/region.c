@@ -11,6 +11,7 @@
 #include "core/ipc/mbox.h"
 #include "core/net/conn.h"
 #include "core/net/conninfo.h"
+#include "core/net/maint.h"
 #include "core/net/tls_listen.h"
 #include "core/net/tls_keys.h"
 #include "core/server/server.h"
@@ -204,6 +205,7 @@ static const zone_t zones[] = {
     {"tables", srv__tables_region_size, srv__tables_create},
     {"atomics", atomics_size, atomics_create},
     {"reload configuration", next_cfg_size, next_cfg_create},
+    {"maintenance state", srv__maint_region_size, srv__maint_create},
 };
 
 #define NZONES (sizeof(zones) / sizeof(zones[0]))

@@ -61,6 +61,7 @@ async function state() {
     return {
       workerCount: text('worker-count'), rps: text('rps'), respawns: text('respawns'),
       health: text('health'), title: document.title,
+      maintenance: document.getElementById('maintenance')?.hidden === false,
       polls: D ? D.polls : 0, samples: D ? D.samples.length : 0,
       lastReq: D && D.samples.length ? D.samples[D.samples.length - 1].req : null,
       maxRps: D ? Math.max(0, ...D.samples.map(s => s.rps ?? 0)) : 0,

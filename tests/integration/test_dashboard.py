@@ -198,6 +198,13 @@ def live(mode):
                         and "respawn" in st["marks"], "the respawn on the page", 60)
         new = [w["pid"] for w in s.info()["workers"] if w["type"] == "worker"]
         assert victim not in new, (victim, new)
+
+        # Maintenance mode shows as a badge while it is on, and goes away with it.
+        assert not clean(b.state())["maintenance"]
+        s.cmd("maintenance", "on", check=True)
+        page_state(b, lambda st: st["maintenance"], "the maintenance badge")
+        s.cmd("maintenance", "off", check=True)
+        page_state(b, lambda st: not st["maintenance"], "the maintenance badge gone")
         clean(b.state())
     # closing order: the browser first (its polls would fail once srv is gone), then srv
 

@@ -150,6 +150,18 @@ static const err_case_t cases[] = {
      ":5: inotify_reload_paths: has no effect: inotify_reload is not true", NULL},
     {TB "inotify_reload = true\ninotify_reload_paths = [\"a b\"]\n", NULL,
      ":6: inotify_reload_paths: list items must be single words", NULL},
+    {TB "maintenance_allow = [\"/health\", \"status\"]\n",
+     IB "maintenance_allow = /health status\n",
+     ":5: maintenance_allow: \"status\" is not a path (must start with /)", NULL},
+    {TB "maintenance_allow = [\"/a\",\"/b\",\"/c\",\"/d\",\"/e\",\"/f\",\"/g\",\"/h\",\"/i\",\"/j\","
+        "\"/k\",\"/l\",\"/m\",\"/n\",\"/o\",\"/p\",\"/q\"]\n",
+     NULL, ":5: maintenance_allow: at most 16 path prefixes", NULL},
+    {TB "maintenance_allow = \"/"
+        "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+        "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"\n",
+     NULL, ":5: maintenance_allow: a prefix longer than 128 bytes", NULL},
+    {TB "maintenance_allow = []\n", NULL,
+     ":5: maintenance_allow: must be a non-empty list of strings", NULL},
     {TB "access_log = \"a.log\"\naccess_log_format = \"xml\"\n",
      IB "access_log = a.log\naccess_log_format = xml\n",
      ":6: access_log_format: must be one of combined, json; got \"xml\"", NULL},
