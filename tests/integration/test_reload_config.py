@@ -267,8 +267,47 @@ def test_inotify_reload_once_per_change():
         s.stop()
 
 
+def reload_applies_limits(mode):
+    """request_timeout and max_worker_rss, off at start, take effect through a reload."""
+    import http.client
+    s = Server(name=f"reload-limits-{mode}", server={"mode": mode, "worker_num": 1})
+    with running(s):
+        st, _, body = s.get("/sleep?ms=1500")  # no request_timeout yet
+        assert st == 200, (st, body)
+        s.server.update({"request_timeout": 1, "max_worker_rss": "64M"})
+        s.write_config()
+        r = s.cmd("reload", check=True)
+        assert r.stdout == "reloaded\n", r.stdout
+        c = http.client.HTTPConnection("127.0.0.1", s.port(), timeout=20 * SLOW)
+        t0 = time.monotonic()
+        c.request("GET", "/sleep?ms=20000")
+        res = c.getresponse()
+        took, body = time.monotonic() - t0, res.read()
+        c.close()
+        assert res.status == 504 and body == b"the request ran past request_timeout\n", \
+            (res.status, body)
+        assert 0.9 <= took < 1 + 3 * SLOW, took
+        wait_for(lambda: workers(s.info())[0]["state"] == "ready", 10, "a new worker ready")
+        pid = workers(s.info())[0]["pid"]
+        st, _, body = s.get("/grow?mb=100")
+        assert st == 200, (st, body)
+        wait_for(lambda: workers(s.info())[0]["pid"] not in (0, pid), 10,
+                 "the worker replaced for max_worker_rss")
+        assert "above max_worker_rss (65536 KiB)" in s.log()
+        s.stop()
+
+
+def test_reload_applies_limits_process_mode():
+    reload_applies_limits("process")
+
+
+def test_reload_applies_limits_base_mode():
+    reload_applies_limits("base")
+
+
 if __name__ == "__main__":
     run([test_invalid_file_keeps_running_config, test_listener_change_named_rest_applied,
          test_worker_num_up_and_down_process_mode, test_worker_num_up_and_down_base_mode,
          test_new_app_and_failing_start_hook, test_tasks_cron_and_processes_come_and_go,
-         test_inotify_reload_once_per_change])
+         test_inotify_reload_once_per_change, test_reload_applies_limits_process_mode,
+         test_reload_applies_limits_base_mode])
