@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config/cron.h"
@@ -39,8 +40,31 @@ typedef struct locked_job {
     srv__cron_lock_t *lock;
     const char *name;
     int64_t interval_ms; /* 0: crontab job, slot = its scheduled minute */
+    int64_t wall_minus_mono_ns; /* interval jobs are scheduled on CLOCK_MONOTONIC */
+    int64_t ttl_ms;             /* how long a run holds the lock */
     int64_t last_log_ms;
 } locked_job_t;
+
+static int64_t clock_ns(clockid_t id)
+{
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* Redis failed for this job: one warning per CRON_LOCK_LOG_EVERY_MS. */
+static void lock_trouble(locked_job_t *lj, const char *err)
+{
+    int64_t now = srv__now_ms();
+    if (lj->last_log_ms != 0 && now - lj->last_log_ms < CRON_LOCK_LOG_EVERY_MS)
+        return;
+    lj->last_log_ms = now;
+    srv__cron_lock_stats_t st;
+    srv__cron_lock_stats(lj->lock, &st);
+    srv__log(SRV_LOG_WARN, "timer", 0,
+             "cron %s: global_lock: %s; beats are skipped until Redis answers (%llu so far)",
+             lj->name, err, (unsigned long long)st.errors);
+}
 
 static locked_job_t g_locked[SRV_CONFIG_MAX_CRON];
 static int g_nlocked;
@@ -48,29 +72,29 @@ static int g_nlocked;
 static void locked_trampoline(srv_cron_job_t *job)
 {
     locked_job_t *lj = srv__cron_job_arg(job);
-    /* Crontab beats are minutes every instance agrees on. Interval beats are slots of wall-clock
-     * time: instances started at different moments tick at different phases, and the first to
-     * reach a slot takes it. */
-    int64_t slot = lj->interval_ms > 0 ? srv__now_ms() / lj->interval_ms
-                                       : srv__cron_job_due_ns(job) / (60 * 1000000000LL);
+    /* A beat is its scheduled time, not the moment the thread woke: consecutive beats of one
+     * instance are consecutive slots, with no gap and no repeat. Crontab beats are minutes
+     * every instance agrees on; interval beats are slots of wall-clock time, so instances
+     * started at different moments agree on them too. */
+    int64_t due = srv__cron_job_due_ns(job);
+    int64_t slot = lj->interval_ms > 0
+                       ? (due + lj->wall_minus_mono_ns) / (lj->interval_ms * 1000000LL)
+                       : due / (60 * 1000000000LL);
     char err[256];
-    int r = srv__cron_lock_claim(lj->lock, slot, CRON_LOCK_TIMEOUT_MS, err, sizeof(err));
-    if (r == 1) {
-        lj->fn(job);
+    int64_t token = srv__cron_lock_claim(lj->lock, slot, CRON_LOCK_TIMEOUT_MS, err, sizeof(err));
+    if (token < 0)
+        lock_trouble(lj, err);
+    if (token <= 0)
         return;
-    }
-    if (r < 0) {
-        int64_t now = srv__now_ms();
-        if (lj->last_log_ms == 0 || now - lj->last_log_ms >= CRON_LOCK_LOG_EVERY_MS) {
-            lj->last_log_ms = now;
-            srv__cron_lock_stats_t st;
-            srv__cron_lock_stats(lj->lock, &st);
-            srv__log(SRV_LOG_WARN, "timer", 0,
-                     "cron %s: global_lock: %s; beats are skipped until Redis answers (%llu so "
-                     "far)",
-                     lj->name, err, (unsigned long long)st.errors);
-        }
-    }
+    lj->fn(job);
+    int rc = srv__cron_lock_release(lj->lock, CRON_LOCK_TIMEOUT_MS, err, sizeof(err));
+    if (rc == 0)
+        srv__log(SRV_LOG_WARN, "timer", 0,
+                 "cron %s: global_lock: the run with fencing token %lld outlasted its lock (%lld "
+                 "ms); another instance may have run a later beat meanwhile",
+                 lj->name, (long long)token, (long long)lj->ttl_ms);
+    else if (rc < 0)
+        lock_trouble(lj, err);
 }
 
 const char *srv_cron_name(srv_cron_job_t *job)
@@ -122,9 +146,13 @@ static void append_locks(char *buf, size_t cap)
         srv__cron_lock_stats_t st;
         srv__cron_lock_stats(g_locked[i].lock, &st);
         at += (size_t)w;
-        w = snprintf(buf + at, cap - at, "%s\"%s\":{\"won\":%llu,\"lost\":%llu,\"errors\":%llu}",
+        w = snprintf(buf + at, cap - at,
+                     "%s\"%s\":{\"won\":%llu,\"lost\":%llu,\"busy\":%llu,\"errors\":%llu,"
+                     "\"stale\":%llu,\"token\":%lld}",
                      i ? "," : "", g_locked[i].name, (unsigned long long)st.won,
-                     (unsigned long long)st.lost, (unsigned long long)st.errors);
+                     (unsigned long long)st.lost, (unsigned long long)st.busy,
+                     (unsigned long long)st.errors, (unsigned long long)st.stale,
+                     (long long)st.token);
     }
     if (w > 0 && (size_t)w < cap - at) {
         at += (size_t)w;
@@ -168,11 +196,13 @@ static locked_job_t *lock_job(const srv__cron_config_t *c, srv_cron_handler_t fn
     char owner[128], host[64] = "?";
     gethostname(host, sizeof(host) - 1);
     snprintf(owner, sizeof(owner), "%s:%d", host, atomic_load(&srv__server.stats->master_pid));
-    /* A claim outlives its beat by enough to cover clock skew between instances. */
-    int64_t ttl = c->interval_ms > 0 ? 2 * c->interval_ms : 120000;
-    if (ttl < 10000)
-        ttl = 10000;
+    /* A run holds the lock for at most the job's interval (a crontab job's: a minute), at
+     * least 1 s: a paused or partitioned instance loses it, and its release then finds
+     * another value and deletes nothing. */
+    int64_t ttl = c->schedule[0] ? 60000 : c->interval_ms;
+    lj->ttl_ms = ttl > 1000 ? ttl : 1000;
     lj->lock = srv__cron_lock_create(srv__server.cfg.redis, c->name, owner, ttl);
+    lj->wall_minus_mono_ns = clock_ns(CLOCK_REALTIME) - clock_ns(CLOCK_MONOTONIC);
     if (lj->lock == NULL)
         srv__child_fail("out of memory");
     lj->fn = fn;
