@@ -55,6 +55,8 @@ static const srv__key_desc_t server_keys[] = {
     {"task_max_queue", SRV__KT_I64, SV(task_max_queue), 1, 100000000, NULL, SRV__KF_RESTART},
     {"ipc_buffer_size", SRV__KT_INT, SV(ipc_buffer_size), 64 * SRV__KiB, SRV__GiB, NULL, 0},
     {"redis", SRV__KT_REDIS, SV(redis), 0, 0, NULL, SRV__KF_EMPTY_OK},
+    {"redis_password", SRV__KT_STR, SV(redis_password), 0, 0, NULL, 0},
+    {"redis_db", SRV__KT_INT, SV(redis_db), 0, 1000000, NULL, 0},
     {"admin_server", SRV__KT_ADDR, SV(admin_server), 0, 0, NULL, SRV__KF_EMPTY_OK | SRV__KF_RESTART},
     {"admin_token", SRV__KT_STR, SV(admin_token), 0, 0, NULL, 0},
     {"access_log", SRV__KT_PATH, SV(access_log), 0, 0, NULL, SRV__KF_EMPTY_OK | SRV__KF_DASH},

@@ -340,11 +340,23 @@ static void validate_maint_allow(srv__loader_t *ld)
     }
 }
 
+/* redis_password and redis_db only mean something with redis. */
+static void validate_redis(srv__loader_t *ld)
+{
+    static const char *const keys[] = {"redis_password", "redis_db"};
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        int line = srv__loader_key_line(ld, SRV__SECT_SERVER, 0, keys[i]);
+        if (line > 0 && ld->cfg->redis[0] == '\0')
+            fail(ld, line, keys[i], "has no effect: redis is not set");
+    }
+}
+
 static void validate_observe(srv__loader_t *ld)
 {
     const srv__config_t *cfg = ld->cfg;
     validate_inotify(ld);
     validate_maint_allow(ld);
+    validate_redis(ld);
     int token = srv__loader_key_line(ld, SRV__SECT_SERVER, 0, "admin_token");
     if (token != 0 && cfg->admin_server[0] == '\0')
         fail(ld, token, "admin_token", "has no effect: admin_server is not set");

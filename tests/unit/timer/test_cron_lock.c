@@ -14,7 +14,8 @@
 
 static void expect_error(const char *addr, const char *why)
 {
-    srv__cron_lock_t *l = srv__cron_lock_create(addr, "job", "host:1", 10000);
+    srv__cron_lock_t *l = srv__cron_lock_create(&(srv__cron_lock_redis_t){addr, NULL, 0}, "job",
+                                                "host:1", 10000);
     CHECK(l != NULL);
     char err[256];
     for (int i = 1; i <= 2; i++) { /* and again: a failed connection is retried, not reused */
@@ -39,8 +40,9 @@ static void test_fenced(void)
     }
     char addr[64], err[256];
     snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
-    srv__cron_lock_t *a = srv__cron_lock_create(addr, "job", "host:1", 60000);
-    srv__cron_lock_t *b = srv__cron_lock_create(addr, "job", "host:2", 60000);
+    srv__cron_lock_redis_t where = {addr, NULL, 0};
+    srv__cron_lock_t *a = srv__cron_lock_create(&where, "job", "host:1", 60000);
+    srv__cron_lock_t *b = srv__cron_lock_create(&where, "job", "host:2", 60000);
     CHECK(a != NULL && b != NULL);
     CHECK_INT(srv__cron_lock_claim(a, 5, 2000, err, sizeof(err)), ==, 1); /* token 1 */
     CHECK_INT(srv__cron_lock_claim(b, 5, 2000, err, sizeof(err)), ==, 0); /* the same beat */
@@ -68,8 +70,43 @@ static void test_fenced(void)
     test_redis_stop(pid);
 }
 
+/* redis_password and redis_db: claims go to that database; a wrong password is an error. */
+static void test_auth_db(void)
+{
+    int port = test_free_port();
+    pid_t pid = test_redis_start(port, "pw1");
+    if (pid == 0)
+        return;
+    char addr[64], err[256];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
+    srv__cron_lock_t *l = srv__cron_lock_create(&(srv__cron_lock_redis_t){addr, "pw1", 5},
+                                                "job", "host:1", 1000);
+    CHECK_INT(srv__cron_lock_claim(l, 1, 2000, err, sizeof(err)), ==, 1);
+    CHECK_INT(srv__cron_lock_release(l, 2000, err, sizeof(err)), ==, 1);
+    /* The keys are in db 5, not in db 0: SELECT 5 then the same beat is lost, in 0 it is not. */
+    test_redis_cmd(port, "pw1", "SET probe 1");
+    srv__cron_lock_t *l0 = srv__cron_lock_create(&(srv__cron_lock_redis_t){addr, "pw1", 0},
+                                                 "job", "host:2", 1000);
+    CHECK_INT(srv__cron_lock_claim(l0, 1, 2000, err, sizeof(err)), ==, 1);
+    CHECK_INT(srv__cron_lock_claim(l, 1, 2000, err, sizeof(err)), ==, 0);
+    srv__cron_lock_t *bad = srv__cron_lock_create(&(srv__cron_lock_redis_t){addr, "nope", 0},
+                                                  "job", "host:3", 1000);
+    CHECK_INT(srv__cron_lock_claim(bad, 2, 2000, err, sizeof(err)), ==, -EIO);
+    CHECK(strstr(err, "AUTH refused") != NULL);
+    srv__cron_lock_t *none = srv__cron_lock_create(&(srv__cron_lock_redis_t){addr, NULL, 0},
+                                                   "job", "host:4", 1000);
+    CHECK_INT(srv__cron_lock_claim(none, 2, 2000, err, sizeof(err)), ==, -EIO);
+    CHECK(strstr(err, "NOAUTH") != NULL);
+    srv__cron_lock_destroy(l);
+    srv__cron_lock_destroy(l0);
+    srv__cron_lock_destroy(bad);
+    srv__cron_lock_destroy(none);
+    test_redis_stop(pid);
+}
+
 int main(void)
 {
+    test_auth_db();
     test_fenced();
     char addr[64];
     snprintf(addr, sizeof(addr), "127.0.0.1:%d", test_free_port());
