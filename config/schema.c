@@ -57,6 +57,8 @@ static const srv__key_desc_t server_keys[] = {
     {"redis", SRV__KT_REDIS, SV(redis), 0, 0, NULL, SRV__KF_EMPTY_OK},
     {"redis_password", SRV__KT_STR, SV(redis_password), 0, 0, NULL, 0},
     {"redis_db", SRV__KT_INT, SV(redis_db), 0, 1000000, NULL, 0},
+    {"cluster", SRV__KT_BOOL, SV(cluster), 0, 0, NULL, SRV__KF_RESTART},
+    {"instance_id", SRV__KT_STR, SV(instance_id), 0, 0, NULL, SRV__KF_RESTART},
     {"admin_server", SRV__KT_ADDR, SV(admin_server), 0, 0, NULL, SRV__KF_EMPTY_OK | SRV__KF_RESTART},
     {"admin_token", SRV__KT_STR, SV(admin_token), 0, 0, NULL, 0},
     {"access_log", SRV__KT_PATH, SV(access_log), 0, 0, NULL, SRV__KF_EMPTY_OK | SRV__KF_DASH},

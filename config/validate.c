@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 static void fail(srv__loader_t *ld, int line, const char *key, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -340,15 +341,31 @@ static void validate_maint_allow(srv__loader_t *ld)
     }
 }
 
-/* redis_password and redis_db only mean something with redis. */
+/* redis_password, redis_db and cluster only mean something with redis, instance_id with
+ * cluster; instance_id defaults to the host name and the first listener's port (or path). */
 static void validate_redis(srv__loader_t *ld)
 {
-    static const char *const keys[] = {"redis_password", "redis_db"};
+    srv__config_t *cfg = ld->cfg;
+    static const char *const keys[] = {"redis_password", "redis_db", "cluster"};
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
         int line = srv__loader_key_line(ld, SRV__SECT_SERVER, 0, keys[i]);
-        if (line > 0 && ld->cfg->redis[0] == '\0')
+        if (line > 0 && cfg->redis[0] == '\0')
             fail(ld, line, keys[i], "has no effect: redis is not set");
     }
+    int line = srv__loader_key_line(ld, SRV__SECT_SERVER, 0, "instance_id");
+    if (line > 0 && !cfg->cluster)
+        fail(ld, line, "instance_id", "has no effect: cluster is not true");
+    if (!cfg->cluster || cfg->instance_id[0])
+        return;
+    char host[64] = "localhost";
+    gethostname(host, sizeof(host) - 1);
+    host[sizeof(host) - 1] = '\0';
+    if (cfg->nlisten > 0 && cfg->listen[0].path[0])
+        snprintf(cfg->instance_id, sizeof(cfg->instance_id), "%.60s:%.60s", host,
+                 cfg->listen[0].path);
+    else
+        snprintf(cfg->instance_id, sizeof(cfg->instance_id), "%.60s:%d", host,
+                 cfg->nlisten > 0 ? cfg->listen[0].port : 0);
 }
 
 static void validate_observe(srv__loader_t *ld)
