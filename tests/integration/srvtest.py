@@ -423,6 +423,31 @@ def run(tests):
     sys.exit(1 if failed else 0)
 
 
+class LoadThreads:
+    """Client threads running until the with block ends: each of targets (functions) loops
+    while self.stop is not set. Subclasses may wait for the load to run in started()."""
+
+    def __init__(self, *targets):
+        import threading
+        self.stop = threading.Event()
+        self.threads = [threading.Thread(target=t, daemon=True) for t in targets]
+
+    def started(self):
+        pass
+
+    def __enter__(self):
+        for t in self.threads:
+            t.start()
+        self.started()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        for t in self.threads:
+            t.join(10 * SLOW)
+        return False
+
+
 class running:
     """with running(Server(...)) as s: ... — starts, and always cleans up."""
 

@@ -14,23 +14,21 @@ import threading
 
 import websockets
 
-from srvtest import (SLOW, Server, free_port, run, running, scrape, wait_for)
+from srvtest import LoadThreads, SLOW, Server, free_port, run, running, scrape, wait_for
 
 MSG = "down for an upgrade, back at 10:00"
 
 
-class Load:
+class Load(LoadThreads):
     """Two clients looping GET / (keep-alive and one connection per request) until stopped.
     Every answer must be the app's 200 or, while maintenance is on, its 503; anything else is
     kept as an error."""
 
     def __init__(self, s, msg=MSG, retry="17"):
+        super().__init__(lambda: self.loop(True), lambda: self.loop(False))
         self.s, self.msg, self.retry = s, msg, retry
-        self.stop, self.errors = threading.Event(), []
-        self.counts = {200: 0, 503: 0}
+        self.errors, self.counts = [], {200: 0, 503: 0}
         self.lock = threading.Lock()
-        self.threads = [threading.Thread(target=self.loop, args=(k,), daemon=True)
-                        for k in (True, False)]
 
     def check(self, r, body):
         if r.status == 200 and body == b"Hello, World!":
@@ -71,17 +69,8 @@ class Load:
         base = self.counts[status]
         wait_for(lambda: self.counts[status] >= base + n, 20, f"{n} more {status} answers")
 
-    def __enter__(self):
-        for t in self.threads:
-            t.start()
+    def started(self):
         self.seen(200)
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        for t in self.threads:
-            t.join(10 * SLOW)
-        return False
 
 
 def server(mode, name):

@@ -12,7 +12,7 @@ import socket
 import threading
 import time
 
-from srvtest import SLOW, Server, pid_alive, run, running, wait_for
+from srvtest import LoadThreads, SLOW, Server, pid_alive, run, running, wait_for
 
 APPS = os.environ.get("SRV_TEST_APPS", "")
 
@@ -28,15 +28,14 @@ def fnv1a64(data):
     return f"{h:016x}"
 
 
-class Load:
+class Load(LoadThreads):
     """Two clients looping GET / (one keep-alive connection, one new connection per request)
     until stopped; every failure is kept."""
 
     def __init__(self, s):
-        self.s, self.stop, self.errors, self.ok = s, threading.Event(), [], 0
+        super().__init__(lambda: self.loop(True), lambda: self.loop(False))
+        self.s, self.errors, self.ok = s, [], 0
         self.lock = threading.Lock()
-        self.threads = [threading.Thread(target=self.loop, args=(k,), daemon=True)
-                        for k in (True, False)]
 
     def loop(self, keep):
         c = self.s.conn() if keep else None
@@ -61,21 +60,12 @@ class Load:
                 if keep:
                     c.close()
 
-    def __enter__(self):
-        for t in self.threads:
-            t.start()
+    def started(self):
         wait_for(lambda: self.ok >= 20, 10, "load running")
-        return self
 
     def more(self, n=50):
         base = self.ok
         wait_for(lambda: self.ok >= base + n, 10, f"{n} more requests answered")
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        for t in self.threads:
-            t.join(10 * SLOW)
-        return False
 
 
 def ready_count(s, kind, n):
