@@ -7,25 +7,23 @@ import signal
 import threading
 import time
 
-from srvtest import DEMO, SLOW, Server, pid_alive, run, running, wait_for
+from srvtest import DEMO, LoadThreads, SLOW, Server, pid_alive, run, running, wait_for
 
 
 def workers(info, kind="worker"):
     return sorted((w for w in info["workers"] if w["type"] == kind), key=lambda w: w["id"])
 
 
-class Load:
+class Load(LoadThreads):
     """Clients looping GET / until stopped: one on a keep-alive connection, one opening a new
     connection per request. Every failure (exception, non-200, wrong body) is recorded."""
 
     def __init__(self, s):
+        super().__init__(self.keepalive, self.fresh)
         self.s = s
-        self.stop = threading.Event()
         self.errors = []
         self.ok = 0
         self.lock = threading.Lock()
-        self.threads = [threading.Thread(target=self.keepalive, daemon=True),
-                        threading.Thread(target=self.fresh, daemon=True)]
 
     def record(self, what, status=None, body=None):
         with self.lock:
@@ -58,17 +56,8 @@ class Load:
             except Exception as e:
                 self.record(f"new connection: {e!r}")
 
-    def __enter__(self):
-        for t in self.threads:
-            t.start()
+    def started(self):
         wait_for(lambda: self.ok >= 20, 10, "load running")
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        for t in self.threads:
-            t.join(10 * SLOW)
-        return False
 
 
 def reload_under_load(mode, worker_num):
