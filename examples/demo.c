@@ -22,7 +22,9 @@
  * WebSocket (listener with websocket = true):
  *   /ws    echoes every message back
  *   /chat  broadcasts every text message to every /chat client as "#<session>: <text>"
- *          (the sessions live in the shared table "chat" so every worker finds them all)
+ *          (the sessions live in the shared table "chat" so every worker finds them all; with
+ *          cluster = true the message also goes to the other instances as a worker message,
+ *          and worker 0 there pushes it to that instance's /chat clients)
  * TCP: handler set "lines" echoes each line (package_eof), "quit" closes, "tls" answers the
  * /tls JSON line for the session; "frames" echoes each length-prefixed frame whole. UDP: every
  * datagram is echoed to its sender.
@@ -403,8 +405,16 @@ static void on_finish(uint64_t id, int status, const void *data, size_t len)
     counter(status == 0 ? "demo_tasks_finished" : "demo_tasks_failed", 1);
 }
 
+static void chat_deliver(const char *text, size_t len);
+
 static void on_pipe_message(int from, const void *data, size_t len)
 {
+    if (len >= 5 && memcmp(data, "chat", 5) == 0) {
+        /* A /chat message from another instance: its worker 0 hands it to the clients here. */
+        if (from == -1 && srv_worker_self()->id == 0)
+            chat_deliver((const char *)data + 5, len - 5);
+        return;
+    }
     srv_app_log(2, "worker %d got a message from worker %d: %.*s", srv_worker_self()->id, from,
                 (int)len, (const char *)data);
     counter("demo_messages", 1);
@@ -689,11 +699,18 @@ static void on_ws_message(uint64_t session, int opcode, const void *data, size_t
     char *text = malloc(len + 40);
     if (text == NULL)
         return;
-    int n = snprintf(text, 40, "#%llx: ", (unsigned long long)session);
+    int n = snprintf(text, 40, "chat%c#%llx: ", '\0', (unsigned long long)session);
     memcpy(text + n, data, len);
-    struct chat_msg m = {t, text, (size_t)n + len};
-    srv_ws_foreach(-1, chat_push, &m);
+    chat_deliver(text + 5, (size_t)n - 5 + len);
+    srv_broadcast_message(text, (size_t)n + len); /* other instances (cluster = true) */
     free(text);
+}
+
+static void chat_deliver(const char *text, size_t len)
+{
+    struct chat_msg m = {table_named("chat"), text, len};
+    if (m.t)
+        srv_ws_foreach(-1, chat_push, &m);
 }
 
 static void on_ws_close(uint64_t session, int code, const char *reason, size_t len)

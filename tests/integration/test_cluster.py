@@ -11,18 +11,20 @@ import websockets
 
 from srvtest import SLOW, Server, free_port, run, running, scrape, wait_for
 from test_cron_lock import Redis
+from test_nginx import Nginx
+from test_ws import CHAT_TABLE
 
 
 class WsClient:
     """A WebSocket client on its own event-loop thread that keeps every message it receives."""
 
-    def __init__(self, port):
+    def __init__(self, port, path="/ws"):
         self.got, self.loop = [], asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
 
         async def connect():
-            return await websockets.connect(f"ws://127.0.0.1:{port}/ws", ping_interval=None)
+            return await websockets.connect(f"ws://127.0.0.1:{port}{path}", ping_interval=None)
         self.ws = self.call(connect())
         self.reader = asyncio.run_coroutine_threadsafe(self.read(), self.loop)
 
@@ -47,7 +49,7 @@ def instance(name, mode, redis_port, workers=2):
         {"name": "web", "type": "http", "websocket": True}],
         server={"mode": mode, "worker_num": workers, "redis": f"127.0.0.1:{redis_port}",
                 "cluster": True, "instance_id": f"inst-{name}",
-                "admin_server": f"127.0.0.1:{free_port()}"})
+                "admin_server": f"127.0.0.1:{free_port()}"}, extra=CHAT_TABLE)
 
 
 def messages(s):
@@ -129,6 +131,44 @@ def test_across_instances_base_mode():
     across("base")
 
 
+def ws_open(s):
+    return s.info()["listeners"][0]["connections"]["websocket"]
+
+
+def test_chat_through_nginx():
+    """nginx round-robin in front of two instances: /chat clients land on both, and a message
+    from any of them reaches every one, once."""
+    r = Redis().start()
+    a, b = instance("chat-a", "process", r.port), instance("chat-b", "base", r.port)
+    try:
+        with running(a), running(b):
+            ng = Nginx(f"127.0.0.1:{a.port()}; server 127.0.0.1:{b.port()}").start()
+            clients = []
+            try:
+                while len(clients) < 20 and (len(clients) < 4 or not (ws_open(a) and ws_open(b))):
+                    clients.append(WsClient(ng.port, "/chat"))
+                wait_for(lambda: ws_open(a) + ws_open(b) == len(clients), 10, "every client in")
+                assert ws_open(a) and ws_open(b), (ws_open(a), ws_open(b))
+                # The subscriptions are asynchronous: send until a message is across.
+                def hello_everywhere():
+                    if all(any(m.endswith(": hello") for m in c.got) for c in clients):
+                        return True
+                    clients[0].call(clients[0].ws.send("hello"))
+                    return False
+                wait_for(hello_everywhere, 10, "a chat message on every client", 0.2)
+                clients[-1].call(clients[-1].ws.send("bye"))
+                wait_for(lambda: all(any(m.endswith(": bye") for m in c.got) for c in clients),
+                         10, "the last message on every client")
+                for c in clients:  # once each: no copy from a second path
+                    assert sum(m.endswith(": bye") for m in c.got) == 1, c.got[-5:]
+            finally:
+                for c in clients:
+                    c.close()
+                ng.stop()
+    finally:
+        r.cleanup()
+
+
 def test_ws_broadcast_once_without_cluster():
     """Every client gets a broadcast once (base mode: it once went round the workers for
     ever): a second broadcast arrives right after the first, with no copy in between."""
@@ -161,4 +201,4 @@ def test_config_refused():
 
 if __name__ == "__main__":
     run([test_across_instances_process_mode, test_across_instances_base_mode,
-         test_ws_broadcast_once_without_cluster, test_config_refused])
+         test_chat_through_nginx, test_ws_broadcast_once_without_cluster, test_config_refused])
