@@ -5,10 +5,13 @@
  * Prints one machine-readable "RESULT key=value ..." line (the bench scripts parse it).
  *   build: cc -O2 -o loadgen bench/loadgen.c -lcrypto
  *   usage: loadgen -m tcp|udp|ws|wsbcast -p PORT [-H 127.0.0.1] [-c CONNS] [-d SECS] [-w WARMUP]
- *          [-s SIZE] [-u PATH] [-C CPU] [-P PID] [-r ROUNDS] [-i INFLIGHT] [-R]
+ *          [-s SIZE] [-u PATH] [-C CPU] [-P PID] [-r ROUNDS] [-i INFLIGHT] [-R] [-q PORT2]
  *   -C CPU: also sample the busy jiffies of CPU (/proc/stat) over the measured window;
  *   -P PID: also sample utime+stime of the process tree rooted at PID over the window;
- *   -R (wsbcast): after connecting print "READY" and wait for SIGUSR1 before broadcasting. */
+ *   -R (wsbcast): after connecting print "READY" and wait for SIGUSR1 before broadcasting;
+ *   -q PORT2 (wsbcast): every odd-numbered connection goes to PORT2 (a second srv instance of a
+ *      cluster); ROUND lines then also give p50/p99 on the sender's instance ("local") and on
+ *      the other ("remote"). */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -51,8 +54,8 @@ static int mode = M_TCP, nconns = 64, msgsize = 64, inflight_max = 200, rounds =
 static int tree_root = -1, wait_go;
 static double duration = 10, warmup = 1;
 static const char *host = "127.0.0.1", *path = "/ws";
-static int port, ep;
-static struct sockaddr_in addr;
+static int port, port2, ep;
+static struct sockaddr_in addr, addr2;
 static struct conn *conns;
 static volatile sig_atomic_t go;
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
@@ -399,7 +402,8 @@ static int conn_start(struct conn *c)
     }
     c->fd = fd;
     c->rlen = c->wlen = c->woff = 0;
-    if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) != 0 && errno != EINPROGRESS) {
+    const struct sockaddr_in *to = port2 && (c->id & 1) ? &addr2 : &addr;
+    if (connect(fd, (const struct sockaddr *)to, sizeof(*to)) != 0 && errno != EINPROGRESS) {
         close(fd);
         connect_errs++;
         note_error("%s: connect failed errno %ld", "connect", errno);
@@ -443,13 +447,15 @@ static void on_connected(struct conn *c)
         snprintf(req, sizeof(req),
                  "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                  "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n",
-                 path, host, port, c->key);
+                 path, host, port2 && (c->id & 1) ? port2 : port, c->key);
     c->state = S_HANDSHAKE;
     conn_write(c, req, (size_t)n);
 }
 
 /* Broadcast state (wsbcast). */
 static uint64_t bc_round, bc_t0, bc_got, *bc_arrival;
+/* With -q: arrivals on the sender's instance (even connections) and on the other one (odd). */
+static uint64_t bc_got2[2], *bc_arrival2[2];
 static char bc_token[64];
 
 static void on_ws_message(struct conn *c, int opcode, const unsigned char *p, size_t len)
@@ -466,7 +472,10 @@ static void on_ws_message(struct conn *c, int opcode, const unsigned char *p, si
     if (bc_round && opcode == 1 && len >= tl && memcmp(p + len - tl, bc_token, tl) == 0 &&
         c->got_round != bc_round) {
         c->got_round = bc_round;
-        bc_arrival[bc_got++] = now_ns() - bc_t0;
+        uint64_t dt = now_ns() - bc_t0;
+        bc_arrival[bc_got++] = dt;
+        if (port2)
+            bc_arrival2[c->id & 1][bc_got2[c->id & 1]++] = dt;
     } else
         other_frames++;
 }
@@ -615,14 +624,15 @@ static void usage(void)
 {
     fprintf(stderr,
             "usage: loadgen -m tcp|udp|ws|wsbcast -p PORT [-H HOST] [-c CONNS] [-d SECS] "
-            "[-w WARMUP] [-s SIZE] [-u PATH] [-C CPU] [-P PID] [-r ROUNDS] [-i INFLIGHT] [-R]\n");
+            "[-w WARMUP] [-s SIZE] [-u PATH] [-C CPU] [-P PID] [-r ROUNDS] [-i INFLIGHT] [-R] "
+            "[-q PORT2]\n");
     exit(2);
 }
 
 int main(int argc, char **argv)
 {
     int o;
-    while ((o = getopt(argc, argv, "m:p:H:c:d:w:s:u:C:P:r:i:R")) != -1) {
+    while ((o = getopt(argc, argv, "m:p:H:c:d:w:s:u:C:P:r:i:Rq:")) != -1) {
         switch (o) {
         case 'm':
             mode = !strcmp(optarg, "tcp")       ? M_TCP
@@ -669,6 +679,9 @@ int main(int argc, char **argv)
         case 'R':
             wait_go = 1;
             break;
+        case 'q':
+            port2 = atoi(optarg);
+            break;
         default:
             usage();
         }
@@ -692,13 +705,17 @@ int main(int argc, char **argv)
     addr.sin_port = htons((uint16_t)port);
     if (inet_pton(AF_INET, host, &addr.sin_addr) != 1)
         usage();
+    addr2 = addr;
+    addr2.sin_port = htons((uint16_t)port2);
     rng ^= now_ns() ^ ((uint64_t)getpid() << 32);
     signal(SIGUSR1, on_usr1);
     signal(SIGPIPE, SIG_IGN);
     ep = epoll_create1(0);
     conns = calloc((size_t)nconns, sizeof(*conns));
     bc_arrival = calloc((size_t)nconns, sizeof(*bc_arrival));
-    if (conns == NULL || bc_arrival == NULL)
+    bc_arrival2[0] = calloc((size_t)nconns, sizeof(uint64_t));
+    bc_arrival2[1] = calloc((size_t)nconns, sizeof(uint64_t));
+    if (conns == NULL || bc_arrival == NULL || bc_arrival2[0] == NULL || bc_arrival2[1] == NULL)
         return 1;
     for (int i = 0; i < nconns; i++)
         conns[i].id = (uint32_t)i, conns[i].fd = -1;
@@ -759,7 +776,7 @@ int main(int argc, char **argv)
             int alive = 0;
             for (int i = 0; i < nconns; i++)
                 alive += conns[i].state == S_OPEN;
-            bc_round = (uint64_t)r, bc_got = 0;
+            bc_round = (uint64_t)r, bc_got = 0, bc_got2[0] = bc_got2[1] = 0;
             snprintf(bc_token, sizeof(bc_token), "bcast-%d-%08llx", r,
                      (unsigned long long)(rnd() & 0xffffffff));
             unsigned char p[MAXMSG], out[MAXMSG + 16];
@@ -781,9 +798,18 @@ int main(int argc, char **argv)
             if (last > worst)
                 worst = last;
             printf("ROUND n=%d clients=%d received=%llu all_ms=%.2f p50_ms=%.2f p99_ms=%.2f "
-                   "first_ms=%.2f\n",
+                   "first_ms=%.2f",
                    r, alive, (unsigned long long)bc_got, last, p50, p99,
                    bc_got ? (double)bc_arrival[0] / 1e6 : 0);
+            for (int g = 0; port2 && g < 2; g++) {
+                uint64_t k = bc_got2[g], *a = bc_arrival2[g];
+                qsort(a, k, sizeof(uint64_t), cmp_u64);
+                printf(" %s_received=%llu %s_p50_ms=%.2f %s_p99_ms=%.2f", g ? "remote" : "local",
+                       (unsigned long long)k, g ? "remote" : "local",
+                       k ? (double)a[k / 2] / 1e6 : 0, g ? "remote" : "local",
+                       k ? (double)a[(k * 99) / 100] / 1e6 : 0);
+            }
+            printf("\n");
             fflush(stdout);
             /* Let stragglers and the previous round settle before the next one. */
             uint64_t settle = now_ns();
