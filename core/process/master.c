@@ -264,7 +264,7 @@ static void reopen_logs(void)
 {
     int rc = srv__log_reopen(); /* after a privilege drop, as the user: it may be refused */
     if (rc < 0)
-        srv__log(SRV_LOG_ERROR, "master", rc, "cannot reopen log file %s; still writing the old",
+        srv__log(SRV_LOG_ERROR, "master", rc, "cannot reopen log file %s; writing the open one",
                  srv__server.cfg.log_file);
     srv__alog_reopen();
     send_mgr(SRV_CTL_REOPEN_LOG, 0);
