@@ -136,6 +136,9 @@ static int drop(const srv__config_t *cfg, const char *role, bool jail)
     const char *step = "chroot";
     if (jail && cfg->chroot[0] && (chroot(cfg->chroot) != 0 || chdir("/") != 0))
         goto fail;
+    if (jail && cfg->chroot[0] && cfg->max_worker_rss > 0 && access("/proc/self/statm", R_OK) != 0)
+        srv__log(SRV_LOG_WARN, role, 0, "max_worker_rss has no effect: no /proc inside %s",
+                 cfg->chroot);
     step = "setgroups";
     if (id.set_uid ? initgroups(cfg->user, id.gid) != 0 : id.set_gid && setgroups(1, &id.gid) != 0)
         goto fail;
