@@ -76,10 +76,16 @@ int srv__priv_check(const srv__config_t *cfg, char *err, size_t len)
         return -EPERM;
     }
     if (id.set_gid && id.gid != getegid()) {
-        snprintf(err, len,
-                 "group = \"%s\" needs srv started as root or with that group (running "
-                 "as gid %u)",
-                 cfg->user[0] && !cfg->group[0] ? cfg->user : cfg->group, (unsigned)getegid());
+        if (cfg->group[0])
+            snprintf(err, len,
+                     "group = \"%s\" needs srv started as root or with that group "
+                     "(running as gid %u)",
+                     cfg->group, (unsigned)getegid());
+        else
+            snprintf(err, len,
+                     "user = \"%s\": its group (gid %u) needs srv started as root or "
+                     "with that group (running as gid %u)",
+                     cfg->user, (unsigned)id.gid, (unsigned)getegid());
         return -EPERM;
     }
     return 0;
