@@ -165,6 +165,12 @@ typedef struct srv__config {
     int64_t task_max_queue;     /* default 65536 */
     int ipc_buffer_size;        /* bytes per reactor-worker channel, default 4 MiB */
     char redis[256];            /* "host:port" or unix path; "" = no Redis */
+    char redis_password[256];   /* AUTH before anything else ("" = none) */
+    int redis_db;               /* SELECT it when > 0 */
+    /* Several instances sharing redis as one (core/worker/cluster.c): broadcasts reach every
+     * instance. instance_id names this one (default: host name and first listener's port). */
+    bool cluster;
+    char instance_id[128];
     /* Observability: the admin endpoint (/metrics, /health, /info, dashboard) on host:port,
      * served by the master ("" = off), its bearer token ("" = none); the access log ("" = off,
      * "-" = stderr) and its format; the slow-request threshold (ms, 0 = off). */

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static void fail(srv__loader_t *ld, int line, const char *key, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -344,11 +345,39 @@ static void validate_maint_allow(srv__loader_t *ld)
     }
 }
 
+/* redis_password, redis_db and cluster only mean something with redis, instance_id with
+ * cluster; instance_id defaults to the host name and the first listener's port (or path). */
+static void validate_redis(srv__loader_t *ld)
+{
+    srv__config_t *cfg = ld->cfg;
+    static const char *const keys[] = {"redis_password", "redis_db", "cluster"};
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        int line = srv__loader_key_line(ld, SRV__SECT_SERVER, 0, keys[i]);
+        if (line > 0 && cfg->redis[0] == '\0')
+            fail(ld, line, keys[i], "has no effect: redis is not set");
+    }
+    int line = srv__loader_key_line(ld, SRV__SECT_SERVER, 0, "instance_id");
+    if (line > 0 && !cfg->cluster)
+        fail(ld, line, "instance_id", "has no effect: cluster is not true");
+    if (!cfg->cluster || cfg->instance_id[0])
+        return;
+    char host[64] = "localhost";
+    gethostname(host, sizeof(host) - 1);
+    host[sizeof(host) - 1] = '\0';
+    if (cfg->nlisten > 0 && cfg->listen[0].path[0])
+        snprintf(cfg->instance_id, sizeof(cfg->instance_id), "%.60s:%.60s", host,
+                 cfg->listen[0].path);
+    else
+        snprintf(cfg->instance_id, sizeof(cfg->instance_id), "%.60s:%d", host,
+                 cfg->nlisten > 0 ? cfg->listen[0].port : 0);
+}
+
 static void validate_observe(srv__loader_t *ld)
 {
     const srv__config_t *cfg = ld->cfg;
     validate_inotify(ld);
     validate_maint_allow(ld);
+    validate_redis(ld);
     int token = srv__loader_key_line(ld, SRV__SECT_SERVER, 0, "admin_token");
     if (token != 0 && cfg->admin_server[0] == '\0')
         fail(ld, token, "admin_token", "has no effect: admin_server is not set");

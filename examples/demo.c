@@ -32,7 +32,9 @@
  *   GET /task/finished    how many async tasks finished (all workers)
  *   GET /cron             how many times the cron job demo_cron_tick ran
  *   GET /clock            asks the custom process "clock" (demo_clock) for the time
- *   GET /broadcast?msg=   sends msg to every other worker; GET /messages counts what arrived
+ *   GET /broadcast?msg=   sends msg to every other worker (and, with cluster = true, to every
+ *                         worker of the other instances); GET /messages counts what arrived
+ *   GET /ws/broadcast?msg= sends msg to every WebSocket session (of every instance in a cluster)
  *   GET /after?ms=N       answers from a timer N ms later (a detached response)
  *   GET /tick?n=N         a 10 ms srv_timer_tick cleared after N beats, then answers
  *   GET /task/chain       a task that delivers a task and waits for it
@@ -609,6 +611,12 @@ static bool misc_endpoint(const srv_request_t *req, srv_response_t *res)
         int reached = srv_broadcast_message(msg, (size_t)n);
         snprintf(buf, sizeof(buf), "%d\n", reached);
         text(res, 200, buf);
+    } else if (path_is(req, "/ws/broadcast")) {
+        char msg[256];
+        int n = srv_request_query(req, "msg", msg, sizeof(msg));
+        int rc = srv_ws_broadcast(-1, SRV_WS_TEXT, msg, n < 0 ? 0 : (size_t)n);
+        snprintf(buf, sizeof(buf), "%s\n", rc < 0 ? srv_strerror(rc) : "ok");
+        text(res, rc < 0 ? 503 : 200, buf);
     } else if (path_is(req, "/messages")) {
         snprintf(buf, sizeof(buf), "%lld\n", (long long)counter("demo_messages", 0));
         text(res, 200, buf);

@@ -31,6 +31,8 @@ static const char release_lua[] =
 struct srv__cron_lock {
     redisContext *rc;
     char addr[256];
+    char password[256];
+    int db;
     char job[SRV_CRON_NAME_MAX];
     char owner[128];
     char held[160]; /* the lock's value while we hold it, "" otherwise */
@@ -39,13 +41,15 @@ struct srv__cron_lock {
     _Atomic int64_t token;
 };
 
-srv__cron_lock_t *srv__cron_lock_create(const char *addr, const char *job, const char *owner,
-                                      int64_t ttl_ms)
+srv__cron_lock_t *srv__cron_lock_create(const srv__cron_lock_redis_t *where, const char *job,
+                                      const char *owner, int64_t ttl_ms)
 {
     srv__cron_lock_t *l = calloc(1, sizeof(*l));
     if (l == NULL)
         return NULL;
-    snprintf(l->addr, sizeof(l->addr), "%s", addr);
+    snprintf(l->addr, sizeof(l->addr), "%s", where->addr);
+    snprintf(l->password, sizeof(l->password), "%s", where->password ? where->password : "");
+    l->db = where->db;
     snprintf(l->job, sizeof(l->job), "%s", job);
     snprintf(l->owner, sizeof(l->owner), "%s", owner);
     l->ttl_ms = ttl_ms > 1000 ? ttl_ms : 1000;
@@ -101,6 +105,22 @@ static int connect_redis(srv__cron_lock_t *l, struct timeval tv, char *err, size
     }
     if (redisSetTimeout(l->rc, tv) != REDIS_OK)
         return fail(l, err, errlen, "cannot set the command timeout");
+    char db[16];
+    snprintf(db, sizeof(db), "%d", l->db);
+    const char *steps[][2] = {{"AUTH", l->password}, {"SELECT", db}};
+    for (int i = 0; i < 2; i++) {
+        if ((i == 0 && l->password[0] == '\0') || (i == 1 && l->db <= 0))
+            continue;
+        redisReply *r = redisCommandArgv(l->rc, 2, steps[i], NULL);
+        if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+            char why[200];
+            snprintf(why, sizeof(why), "%s refused: %s", steps[i][0],
+                     r ? r->str : l->rc->errstr);
+            freeReplyObject(r);
+            return fail(l, err, errlen, why);
+        }
+        freeReplyObject(r);
+    }
     return 0;
 }
 

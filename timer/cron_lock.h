@@ -32,11 +32,18 @@ typedef struct srv__cron_lock_stats {
     int64_t token;   /* fencing token of this instance's latest claim (0: none yet) */
 } srv__cron_lock_stats_t;
 
-/* addr: "host:port" or a unix socket path (the config's redis). owner: who holds the lock
- * (host:pid of this instance). ttl_ms: how long a run may hold the lock (raised to 1 s).
- * Connects lazily. NULL on ENOMEM. */
-srv__cron_lock_t *srv__cron_lock_create(const char *addr, const char *job, const char *owner,
-                                      int64_t ttl_ms);
+/* Where Redis is: the config's redis ("host:port" or a unix socket path), redis_password
+ * ("" or NULL: no AUTH) and redis_db (SELECT when > 0). */
+typedef struct srv__cron_lock_redis {
+    const char *addr;
+    const char *password;
+    int db;
+} srv__cron_lock_redis_t;
+
+/* owner: who holds the lock (host:pid of this instance). ttl_ms: how long a run may hold the
+ * lock (raised to 1 s). Connects lazily. NULL on ENOMEM. */
+srv__cron_lock_t *srv__cron_lock_create(const srv__cron_lock_redis_t *where, const char *job,
+                                      const char *owner, int64_t ttl_ms);
 void srv__cron_lock_destroy(srv__cron_lock_t *l);
 
 /* Claim slot: its fencing token (> 0: won, run the beat, then release), 0 when it is not ours

@@ -201,7 +201,9 @@ static locked_job_t *lock_job(const srv__cron_config_t *c, srv_cron_handler_t fn
      * another value and deletes nothing. */
     int64_t ttl = c->schedule[0] ? 60000 : c->interval_ms;
     lj->ttl_ms = ttl > 1000 ? ttl : 1000;
-    lj->lock = srv__cron_lock_create(srv__server.cfg.redis, c->name, owner, ttl);
+    const srv__config_t *cfg = &srv__server.cfg;
+    srv__cron_lock_redis_t where = {cfg->redis, cfg->redis_password, cfg->redis_db};
+    lj->lock = srv__cron_lock_create(&where, c->name, owner, ttl);
     lj->wall_minus_mono_ns = clock_ns(CLOCK_REALTIME) - clock_ns(CLOCK_MONOTONIC);
     if (lj->lock == NULL)
         srv__child_fail("out of memory");

@@ -132,6 +132,33 @@ static void put_config(out_t *o)
         file, (long long)S->cfg_mtime_ms, S->cfg_digest, (long long)S->cfg_applied_ms);
 }
 
+/* The cluster's broadcast counters, summed over the workers. */
+static void cluster_totals(uint64_t *pub, uint64_t *recv, uint64_t *unsent)
+{
+    const srv__stats_t *st = srv__server.stats;
+    *pub = *recv = *unsent = 0;
+    for (int i = 0; i < st->nworkers; i++) {
+        *pub += atomic_load(&st->workers[i].cluster_published);
+        *recv += atomic_load(&st->workers[i].cluster_received);
+        *unsent += atomic_load(&st->workers[i].cluster_unsent);
+    }
+}
+
+/* ,"cluster":{...} when cluster = true: this instance's id and its broadcast counters. */
+static void put_cluster(out_t *o)
+{
+    const srv__config_t *cfg = &srv__server.cfg;
+    if (!cfg->cluster)
+        return;
+    uint64_t pub, recv, unsent;
+    cluster_totals(&pub, &recv, &unsent);
+    char id[6 * sizeof(cfg->instance_id)];
+    json_escape(cfg->instance_id, id, sizeof(id));
+    put(o, ",\"cluster\":{\"instance_id\":\"%s\",\"published\":%llu,\"received\":%llu,"
+           "\"unsent\":%llu}",
+        id, (unsigned long long)pub, (unsigned long long)recv, (unsigned long long)unsent);
+}
+
 /* ,"maintenance":{...}: whether it is on, since when, its Retry-After and message, and how many
  * requests it answered. */
 static void put_maint(out_t *o)
@@ -242,6 +269,7 @@ void srv__info_json(char *buf, size_t cap)
     put(&o, "]");
     put_config(&o);
     put_maint(&o);
+    put_cluster(&o);
     put_listeners(&o);
     put_part(&o, "tasks", srv__tasks_info_json, NULL);
     put_part(&o, "cron", srv__cron_info_json, NULL);
@@ -272,6 +300,13 @@ void srv__info_text(char *buf, size_t cap)
         strftime(mtime, sizeof(mtime), "%Y-%m-%d %H:%M:%S", &tm);
     put(&o, "config %s (modified %s, digest %s)\n", S->cfg.file, mtime,
         S->cfg_digest[0] ? S->cfg_digest : "?");
+    if (S->cfg.cluster) {
+        uint64_t pub, recv, unsent;
+        cluster_totals(&pub, &recv, &unsent);
+        put(&o, "cluster instance %s: broadcasts published %llu, received %llu, unsent %llu\n",
+            S->cfg.instance_id, (unsigned long long)pub, (unsigned long long)recv,
+            (unsigned long long)unsent);
+    }
     srv__maint_state_t m;
     srv__maint_get(&m);
     if (m.on && o.len < o.cap)

@@ -376,6 +376,21 @@ static void server(out_t *o)
     family(o, "srv_maintenance_responses_total", "counter",
            "Requests answered 503 by maintenance mode.");
     put(o, "srv_maintenance_responses_total %llu\n", (unsigned long long)m.answered);
+    if (srv__server.cfg.cluster) {
+        uint64_t n[3] = {0, 0, 0};
+        for (int i = 0; i < st->nworkers; i++) {
+            n[0] += atomic_load(&st->workers[i].cluster_published);
+            n[1] += atomic_load(&st->workers[i].cluster_received);
+            n[2] += atomic_load(&st->workers[i].cluster_unsent);
+        }
+        family(o, "srv_cluster_broadcasts_total", "counter",
+               "Broadcasts to the other instances: published, received from them, and not sent "
+               "(Redis down or over its bound).");
+        static const char *const dir[] = {"published", "received", "unsent"};
+        for (int k = 0; k < 3; k++)
+            put(o, "srv_cluster_broadcasts_total{direction=\"%s\"} %llu\n", dir[k],
+                (unsigned long long)n[k]);
+    }
     family(o, "srv_reloads_total", "counter", "Rolling reloads done.");
     put(o, "srv_reloads_total %llu\n", (unsigned long long)atomic_load(&st->reloads));
     family(o, "srv_access_log_lines_total", "counter", "Access log lines written.");

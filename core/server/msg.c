@@ -213,6 +213,13 @@ int srv_send_message(int worker_id, const void *data, size_t len)
     return srv__mbox_put(srv__slot_box(worker_id), &m, data);
 }
 
+static int (*g_remote_broadcast)(const void *data, size_t len);
+
+void srv__msg_on_broadcast(int (*fn)(const void *data, size_t len))
+{
+    g_remote_broadcast = fn;
+}
+
 int srv_broadcast_message(const void *data, size_t len)
 {
     int n = 0;
@@ -222,5 +229,7 @@ int srv_broadcast_message(const void *data, size_t len)
         if (srv_send_message(i, data, len) == 0)
             n++;
     }
+    if (g_remote_broadcast)
+        g_remote_broadcast(data, len); /* the workers of the cluster's other instances */
     return n;
 }

@@ -32,4 +32,7 @@ void srv__msg_set_stop(volatile sig_atomic_t *flag);
  * after every loop iteration (it does nothing while still armed, or once stopping). */
 void srv__msg_arm(srv__loop_t *loop);
 
+/* Also hand every srv_broadcast_message of this process to fn (the cluster's publisher). */
+void srv__msg_on_broadcast(int (*fn)(const void *data, size_t len));
+
 #endif

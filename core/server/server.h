@@ -58,6 +58,9 @@ typedef struct srv__worker_stat {
     _Atomic uint64_t harakiri_session; /* killed by the watchdog mid-request: reactor says 504 */
     _Atomic uint64_t harakiris;        /* processes of this slot killed past their timeout */
     _Atomic uint64_t rss_recycles;     /* replaced for going over max_worker_rss */
+    /* cluster (core/worker/cluster.c): broadcasts published to the other instances, received
+     * from them (worker 0), and not published (Redis down, over its bound) */
+    _Atomic uint64_t cluster_published, cluster_received, cluster_unsent;
 } srv__worker_stat_t;
 
 typedef struct srv__reactor_stat {

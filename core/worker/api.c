@@ -12,6 +12,7 @@
 #include "core/net/conninfo.h"
 #include "core/ipc/ipc.h"
 #include "core/server/server.h"
+#include "core/worker/cluster.h"
 #include "core/worker/worker.h"
 #include "protocols/utf8.h"
 #include "srv/srv.h"
@@ -139,9 +140,13 @@ int srv_ws_broadcast(int listener, int opcode, const void *data, size_t len)
         return rc;
     if (listener >= srv__server.cfg.nlisten)
         return -EINVAL;
-    /* Every reactor encodes it once and writes it to each of its WebSocket connections. */
-    return srv__worker_action((uint64_t)(listener < 0 ? 0 : listener + 1), SRV_IPC_WS_BROADCAST,
-                              (uint16_t)opcode, data, len);
+    /* Every reactor encodes it once and writes it to each of its WebSocket connections; the
+     * other instances of a cluster get it through Redis. */
+    rc = srv__worker_action((uint64_t)(listener < 0 ? 0 : listener + 1), SRV_IPC_WS_BROADCAST,
+                            (uint16_t)opcode, data, len);
+    if (rc == 0)
+        srv__cluster_ws_broadcast(listener, opcode, data, len);
+    return rc;
 }
 
 int srv_ws_foreach(int listener, int (*cb)(uint64_t session, void *arg), void *arg)

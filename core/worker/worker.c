@@ -22,6 +22,7 @@
 #include "core/net/tls_keys.h"
 #include "core/net/tls_listen.h"
 #include "core/net/conninfo.h"
+#include "core/worker/cluster.h"
 #include "core/worker/engine_ipc.h"
 #include "core/worker/flow.h"
 #include "core/ipc/ipc.h"
@@ -783,11 +784,13 @@ static int base_progress(srv__engine_t *e, uint64_t id, int tag, uint64_t writte
 }
 
 /* Base mode: another worker asked us to act on one of our connections. */
+/* Base mode: another worker's action on a connection of ours, or its broadcast: done on our
+ * engine alone (handing a broadcast on would send it around the workers for ever). */
 void srv__worker_mailbox_action(const srv__msg_t *m, const void *data)
 {
     if (W.eng)
-        srv__worker_action(m->id, (uint16_t)(m->flags >> 16), (uint16_t)(m->flags & 0xffff), data,
-                           m->len);
+        srv__engine_action(W.eng, m->id, srv__ipc_to_action((uint16_t)(m->flags >> 16)),
+                           (uint16_t)(m->flags & 0xffff), data, m->len);
 }
 
 /* The app is loaded: find each listener's handler set and let the app start. */
@@ -910,6 +913,7 @@ static void run(void)
         if (W.stop) {
             if (stop_deadline == 0) {
                 stop_deadline = srv__mono_ms() + (int64_t)srv__server.cfg.max_wait_time * 1000;
+                srv__cluster_stop(); /* a new worker 0 subscribes in our place */
                 if (W.eng)
                     srv__engine_drain(W.eng);
             }
@@ -939,6 +943,7 @@ static void close_all(void)
         srv__ipc_buf_deinit(&W.chans[i].part);
     }
     free(W.chans);
+    srv__cluster_stop();
     srv__flow_deinit();
     for (int i = 0; i < g_nudp; i++)
         free(g_udp[i].buf);
@@ -983,6 +988,9 @@ void srv__worker_main(int slot, int ctl_fd, const int *chans, int nchans)
         open_engine();
     }
     udp_start();
+    srv__cluster_start(W.loop, slot);
+    if (S->cfg.cluster)
+        srv__msg_on_broadcast(srv__cluster_message);
     srv__msg_on_action(srv__worker_mailbox_action);
     srv__msg_arm(W.loop);
     srv__child_tell(SRV_WMSG_READY, NULL);

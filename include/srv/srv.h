@@ -209,7 +209,8 @@ typedef struct srv_app {
     /* In the worker that delivered a task (unless it waits for it synchronously): the result.
      * status 0: done, data = result; -EIO: failed after every try (or its task worker died). */
     void (*on_finish)(uint64_t task_id, int status, const void *data, size_t len);
-    /* A message from another worker (srv_send_message / srv_broadcast_message). */
+    /* A message from another worker (srv_send_message / srv_broadcast_message); from_worker
+     * is -1 for a broadcast from a worker of another instance (cluster = true). */
     void (*on_pipe_message)(int from_worker, const void *data, size_t len);
 } srv_app_t;
 
@@ -255,7 +256,9 @@ SRV_API int srv_ws_select_protocol(const char *name);
  * WebSocket). Never fails. */
 SRV_API int srv_ws_exists(uint64_t session);
 /* Push one message to every open WebSocket connection (listener >= 0: only that listener's).
- * Encoded once; returns 0 (delivery to each connection is asynchronous). */
+ * Encoded once; returns 0 (delivery to each connection is asynchronous). With cluster = true,
+ * from an event worker, the other instances' connections get it too (through Redis pub/sub:
+ * at most once). */
 SRV_API int srv_ws_broadcast(int listener, int opcode, const void *data, size_t len);
 /* Call cb for every open WebSocket session (listener >= 0: only that listener's) until it
  * returns non-zero. A snapshot: connections may open or close meanwhile. Returns the count. */
@@ -301,7 +304,8 @@ SRV_API int srv_timer_clear(uint64_t timer_id);
 /* Send bytes to worker worker_id's on_pipe_message. -ENOBUFS when its mailbox is full,
  * -EINVAL for a bad id or yourself. */
 SRV_API int srv_send_message(int worker_id, const void *data, size_t len);
-/* Send to every other worker. Returns how many it reached. */
+/* Send to every other worker (with cluster = true, from an event worker: and every worker of
+ * the other instances, at most once). Returns how many workers of this instance it reached. */
 SRV_API int srv_broadcast_message(const void *data, size_t len);
 
 /* ---- Cron jobs ----

@@ -20,23 +20,27 @@ INTERVAL = 0.1  # seconds
 class Redis:
     """A redis-server of our own on a free loopback port, without persistence."""
 
-    def __init__(self, port=None):
+    def __init__(self, port=None, password=None):
         self.port = port or free_port()
+        self.password = password
         self.dir = tempfile.mkdtemp(prefix="srvtest-redis-")
         self.proc = None
 
     def start(self):
+        auth = ["--requirepass", self.password] if self.password else []
         self.proc = subprocess.Popen(
             [shutil.which("redis-server") or "/usr/bin/redis-server", "--port", str(self.port),
-             "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", self.dir],
+             "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", self.dir, *auth],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for(self.ping, 10, "redis-server answering")
         return self
 
-    def cli(self, *args):
+    def cli(self, *args, db=0):
         """redis-cli's raw output for one command."""
-        r = subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", str(self.port), "--raw",
-                            *map(str, args)], capture_output=True, text=True, timeout=10 * SLOW)
+        env = dict(os.environ, REDISCLI_AUTH=self.password) if self.password else None
+        r = subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", str(self.port), "-n", str(db),
+                            "--raw", *map(str, args)], capture_output=True, text=True,
+                           timeout=10 * SLOW, env=env)
         return r.stdout.strip() if r.returncode == 0 else None
 
     def ping(self):
@@ -200,6 +204,29 @@ def test_redis_down_skips_and_recovers():
         r.cleanup()
 
 
+def test_password_and_db():
+    """redis_password and redis_db: the beats run, their keys are in that database; a wrong
+    password skips every beat and says why."""
+    r = Redis(password="pw-9").start()
+    try:
+        s = locked_server("lock-auth", r.port)
+        s.server.update({"redis_password": "pw-9", "redis_db": 4})
+        s.write_config()
+        with running(s):
+            wait_for(lambda: runs(s) >= 3, 10, "beats with AUTH and SELECT")
+            assert int(r.cli("GET", "srv:cron:{tick}:fence", db=4)) >= 3
+            assert r.cli("EXISTS", "srv:cron:{tick}:fence", db=0) == "0"
+        s = locked_server("lock-auth-bad", r.port)
+        s.server.update({"redis_password": "wrong", "redis_db": 4})
+        s.write_config()
+        with running(s):
+            wait_for(lambda: (locks(s) or {}).get("errors", 0) >= 2, 10, "refused beats")
+            assert runs(s) == 0
+            wait_for(lambda: "AUTH refused" in s.log(), 5, "the reason in the log")
+    finally:
+        r.cleanup()
+
+
 def test_without_redis_config_rejected():
     s = Server(name="lock-cfg", extra=cron_job("tick", interval_ms=100, global_lock=True))
     try:
@@ -213,4 +240,5 @@ def test_without_redis_config_rejected():
 if __name__ == "__main__":
     run([test_two_instances_share_the_beats, test_paused_instance_never_runs_a_beat_twice,
          test_foreign_lock_makes_beats_busy, test_redis_down_skips_and_recovers,
+         test_password_and_db,
          test_without_redis_config_rejected])

@@ -6,38 +6,16 @@
 #include "timer/cron_lock.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <hiredis/hiredis.h>
-#include <netinet/in.h>
-#include <signal.h>
-#include <spawn.h>
-#include <stdbool.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "check.h"
-
-/* A loopback port nothing listens on: bind one, read it, close it. */
-static int dead_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    CHECK(fd >= 0);
-    CHECK_INT(bind(fd, (struct sockaddr *)&a, sizeof(a)), ==, 0);
-    CHECK_INT(getsockname(fd, (struct sockaddr *)&a, &len), ==, 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
+#include "redis_server.h"
 
 static void expect_error(const char *addr, const char *why)
 {
-    srv__cron_lock_t *l = srv__cron_lock_create(addr, "job", "host:1", 10000);
+    srv__cron_lock_t *l = srv__cron_lock_create(&(srv__cron_lock_redis_t){addr, NULL, 0}, "job",
+                                                "host:1", 10000);
     CHECK(l != NULL);
     char err[256];
     for (int i = 1; i <= 2; i++) { /* and again: a failed connection is retried, not reused */
@@ -52,60 +30,19 @@ static void expect_error(const char *addr, const char *why)
     srv__cron_lock_destroy(l);
 }
 
-static const char redis_bin[] = "/usr/bin/redis-server";
-
-/* A redis-server on a free port, without persistence; 0 when there is none to run. */
-static pid_t redis_start(int port)
-{
-    if (access(redis_bin, X_OK) != 0)
-        return 0;
-    char p[16];
-    snprintf(p, sizeof(p), "%d", port);
-    char *argv[] = {(char *)redis_bin, "--port", p, "--bind", "127.0.0.1", "--save", "",
-                    "--appendonly", "no", "--loglevel", "warning", NULL};
-    pid_t pid;
-    extern char **environ;
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-    CHECK_INT(posix_spawn(&pid, redis_bin, &fa, NULL, argv, environ), ==, 0);
-    posix_spawn_file_actions_destroy(&fa);
-    for (int i = 0; i < 1000; i++) { /* up to 10 s for it to answer */
-        redisContext *c = redisConnect("127.0.0.1", port);
-        bool up = c != NULL && c->err == 0;
-        redisFree(c);
-        if (up)
-            return pid;
-        struct timespec ts = {0, 10 * 1000000L};
-        nanosleep(&ts, NULL);
-    }
-    CHECK(!"redis-server did not answer in 10 s");
-    return pid;
-}
-
-static void redis_cmd(int port, const char *cmd)
-{
-    redisContext *c = redisConnect("127.0.0.1", port);
-    CHECK(c != NULL && c->err == 0);
-    redisReply *r = redisCommand(c, cmd);
-    CHECK(r != NULL && r->type != REDIS_REPLY_ERROR);
-    freeReplyObject(r);
-    redisFree(c);
-}
-
 static void test_fenced(void)
 {
-    int port = dead_port();
-    pid_t pid = redis_start(port);
+    int port = test_free_port();
+    pid_t pid = test_redis_start(port, NULL);
     if (pid == 0) {
-        printf("test_cron_lock: no %s, fenced claims not tested here\n", redis_bin);
+        printf("test_cron_lock: no %s, fenced claims not tested here\n", TEST_REDIS_BIN);
         return;
     }
     char addr[64], err[256];
     snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
-    srv__cron_lock_t *a = srv__cron_lock_create(addr, "job", "host:1", 60000);
-    srv__cron_lock_t *b = srv__cron_lock_create(addr, "job", "host:2", 60000);
+    srv__cron_lock_redis_t where = {addr, NULL, 0};
+    srv__cron_lock_t *a = srv__cron_lock_create(&where, "job", "host:1", 60000);
+    srv__cron_lock_t *b = srv__cron_lock_create(&where, "job", "host:2", 60000);
     CHECK(a != NULL && b != NULL);
     CHECK_INT(srv__cron_lock_claim(a, 5, 2000, err, sizeof(err)), ==, 1); /* token 1 */
     CHECK_INT(srv__cron_lock_claim(b, 5, 2000, err, sizeof(err)), ==, 0); /* the same beat */
@@ -117,7 +54,7 @@ static void test_fenced(void)
     CHECK_INT(srv__cron_lock_claim(a, 4, 2000, err, sizeof(err)), ==, 0); /* late: lost */
     /* b's lock expires while b still runs (deleted here instead of waiting for the TTL), a
      * takes the next beat; b's release must not delete a's lock. */
-    redis_cmd(port, "DEL srv:cron:{job}:lock");
+    test_redis_cmd(port, NULL, "DEL srv:cron:{job}:lock");
     CHECK_INT(srv__cron_lock_claim(a, 7, 2000, err, sizeof(err)), ==, 3);
     CHECK_INT(srv__cron_lock_release(b, 2000, err, sizeof(err)), ==, 0);
     CHECK_INT(srv__cron_lock_claim(b, 8, 2000, err, sizeof(err)), ==, 0); /* still a's: busy */
@@ -130,15 +67,49 @@ static void test_fenced(void)
     CHECK(sa.errors == 0 && sb.errors == 0);
     srv__cron_lock_destroy(a);
     srv__cron_lock_destroy(b);
-    kill(pid, SIGTERM);
-    waitpid(pid, NULL, 0);
+    test_redis_stop(pid);
+}
+
+/* redis_password and redis_db: claims go to that database; a wrong password is an error. */
+static void test_auth_db(void)
+{
+    int port = test_free_port();
+    pid_t pid = test_redis_start(port, "pw1");
+    if (pid == 0)
+        return;
+    char addr[64], err[256];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
+    srv__cron_lock_t *l = srv__cron_lock_create(&(srv__cron_lock_redis_t){addr, "pw1", 5},
+                                                "job", "host:1", 1000);
+    CHECK_INT(srv__cron_lock_claim(l, 1, 2000, err, sizeof(err)), ==, 1);
+    CHECK_INT(srv__cron_lock_release(l, 2000, err, sizeof(err)), ==, 1);
+    /* The keys are in db 5, not in db 0: SELECT 5 then the same beat is lost, in 0 it is not. */
+    test_redis_cmd(port, "pw1", "SET probe 1");
+    srv__cron_lock_t *l0 = srv__cron_lock_create(&(srv__cron_lock_redis_t){addr, "pw1", 0},
+                                                 "job", "host:2", 1000);
+    CHECK_INT(srv__cron_lock_claim(l0, 1, 2000, err, sizeof(err)), ==, 1);
+    CHECK_INT(srv__cron_lock_claim(l, 1, 2000, err, sizeof(err)), ==, 0);
+    srv__cron_lock_t *bad = srv__cron_lock_create(&(srv__cron_lock_redis_t){addr, "nope", 0},
+                                                  "job", "host:3", 1000);
+    CHECK_INT(srv__cron_lock_claim(bad, 2, 2000, err, sizeof(err)), ==, -EIO);
+    CHECK(strstr(err, "AUTH refused") != NULL);
+    srv__cron_lock_t *none = srv__cron_lock_create(&(srv__cron_lock_redis_t){addr, NULL, 0},
+                                                   "job", "host:4", 1000);
+    CHECK_INT(srv__cron_lock_claim(none, 2, 2000, err, sizeof(err)), ==, -EIO);
+    CHECK(strstr(err, "NOAUTH") != NULL);
+    srv__cron_lock_destroy(l);
+    srv__cron_lock_destroy(l0);
+    srv__cron_lock_destroy(bad);
+    srv__cron_lock_destroy(none);
+    test_redis_stop(pid);
 }
 
 int main(void)
 {
+    test_auth_db();
     test_fenced();
     char addr[64];
-    snprintf(addr, sizeof(addr), "127.0.0.1:%d", dead_port());
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", test_free_port());
     expect_error(addr, "cannot connect");
     expect_error("/nonexistent/redis.sock", "cannot connect");
     expect_error("no-port-here", "not host:port");
