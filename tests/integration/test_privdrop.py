@@ -104,12 +104,16 @@ def owned_by_nobody(*paths):
 
 
 def test_process_mode_drops_and_nobody_controls_it():
-    with running(dropped_server("priv-process")) as s:
+    s = dropped_server("priv-process")
+    s.listeners.append({"name": "unix", "type": "http", "path": os.path.join(s.dir, "u.sock")})
+    s.write_config()
+    with running(s):
         info = s.wait_ready()
         check_all_dropped(s, info)
         status_, _, body = s.get("/")
         assert (status_, body) == (200, b"Hello, World!"), (status_, body)
-        owned_by_nobody(s.pid_file, s.pid_file + ".sock", s.log_file, s.access)
+        owned_by_nobody(s.pid_file, s.pid_file + ".sock", s.log_file, s.access,
+                        os.path.join(s.dir, "u.sock"))
         # The user runs the commands: info, reload (reads the config and app as nobody), reopen.
         r = as_nobody(SRV, "info", "--json", "-c", s.config)
         assert r.returncode == 0 and str(info["pid"]) in r.stdout, r
