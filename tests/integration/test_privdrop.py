@@ -232,10 +232,51 @@ def test_chroot():
         s.stop()
 
 
+def tls_reload_as_user(mode):
+    """The certificates are read again at reload as the user (in base mode by each new worker
+    too): a key readable by the user's group works; one only root may read refuses the reload
+    (process mode: the old certificate keeps serving)."""
+    import tlscerts
+    c = tlscerts.certs()
+    s = dropped_server(f"priv-tls-{mode}", mode=mode)
+    cert, key = os.path.join(s.dir, "cert.pem"), os.path.join(s.dir, "key.pem")
+    shutil.copyfile(c.server, cert)
+    shutil.copyfile(c.server_key, key)
+    os.chown(key, 0, NOBODY)
+    os.chmod(key, 0o640)
+    s.listeners[0].update(tlscerts.tls_keys(c, cert=cert, key=key))
+    s.write_config()
+    org = lambda: tlscerts.served_cert(s.port(), "localhost")["organizationName"]
+    with running(s):
+        check_all_dropped(s, s.wait_ready())
+        assert org() == "srv-test-A"
+        for src, dst in ((c.alt, cert), (c.alt_key, key)):
+            with open(src, "rb") as f, open(dst, "wb") as g:
+                g.write(f.read())
+        r = s.cmd("reload")
+        assert r.returncode == 0, (r, s.log()[-3000:])
+        wait_for(lambda: org() == "srv-test-B", 20, "the new certificate served")
+        if mode == "process":
+            os.chmod(key, 0o600)
+            r = s.cmd("reload")
+            assert r.returncode == 3 and "Permission denied" in r.stderr, r
+            assert org() == "srv-test-B"
+        s.stop()
+
+
+def test_tls_reload_as_user_process_mode():
+    tls_reload_as_user("process")
+
+
+def test_tls_reload_as_user_base_mode():
+    tls_reload_as_user("base")
+
+
 if __name__ == "__main__":
     if os.geteuid() != 0:
         print("skip: privilege drop needs the tests run as root")
         sys.exit(77)
     run([test_process_mode_drops_and_nobody_controls_it, test_base_mode_drops_and_root_controls_it,
          test_reopen_refused_is_logged, test_unknown_user_is_a_config_error,
-         test_not_root_may_only_name_itself, test_chroot])
+         test_not_root_may_only_name_itself, test_chroot, test_tls_reload_as_user_process_mode,
+         test_tls_reload_as_user_base_mode])
