@@ -192,6 +192,11 @@ typedef struct srv__config {
     /* Path prefixes maintenance mode lets through (space-separated, each "/...", at most
      * SRV_CONFIG_MAX_MAINT_ALLOW of SRV_CONFIG_MAINT_ALLOW_LEN bytes). */
     char maintenance_allow[SRV_CONFIG_MAX_MAINT_ALLOW * (SRV_CONFIG_MAINT_ALLOW_LEN + 1)];
+    /* Privilege drop: user and group names ("" = keep the starting user's; a user alone means
+     * its primary group), and an absolute directory the manager chroots into ("" = none). */
+    char user[64];
+    char group[64];
+    char chroot[SRV_CONFIG_PATH_MAX];
     /* repeated sections */
     int nlisten;
     srv__listen_config_t listen[SRV_CONFIG_MAX_LISTEN];

@@ -67,6 +67,11 @@ static const srv__key_desc_t server_keys[] = {
     {"inotify_reload", SRV__KT_BOOL, SV(inotify_reload), 0, 0, NULL, 0},
     {"inotify_reload_paths", SRV__KT_WORDS, SV(inotify_reload_paths), 0, 0, NULL, 0},
     {"maintenance_allow", SRV__KT_WORDS, SV(maintenance_allow), 0, 0, NULL, 0},
+    /* privilege drop (core/process/priv.c): who every process runs as once the sockets and
+     * files that need root are open, and the directory the manager and its children live in */
+    {"user", SRV__KT_STR, SV(user), 0, 0, NULL, SRV__KF_RESTART},
+    {"group", SRV__KT_STR, SV(group), 0, 0, NULL, SRV__KF_RESTART},
+    {"chroot", SRV__KT_STR, SV(chroot), 0, 0, NULL, SRV__KF_RESTART},
     /* defaults for listeners with open_http2_protocol (refused when none has it) */
     {"http2_max_concurrent_streams", SRV__KT_I64, SV(http2_max_concurrent_streams), 1, SRV__MiB,
      NULL, SRV__KF_H2},
@@ -201,17 +206,14 @@ static const srv__key_desc_t process_keys[] = {
 
 #define NKEYS(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
-/* Keys refused with a reason rather than as unknown. `user` was once accepted and never applied
- * (issue 11): the manager and workers kept running as root while the file said otherwise. It
- * comes back when privilege dropping is implemented. */
+/* Keys refused with a reason rather than as unknown (none today: `user`, refused while it was
+ * not applied, is a real key since privilege dropping exists). The list ends with a NULL key. */
 static const struct {
     int sect;
     const char *key;
     const char *why;
 } refused_keys[] = {
-    {SRV__SECT_SERVER, "user",
-     "not supported yet: srv does not drop privileges, so every process would keep running as "
-     "the user that started it; start srv as the user it should run as"},
+    {-1, NULL, NULL},
 };
 
 const srv__sect_desc_t srv__schema[SRV__SECT_COUNT] = {
@@ -280,7 +282,7 @@ int srv__schema_find_key(const srv__sect_desc_t *sd, const char *key)
 
 const char *srv__schema_refused(srv__sect_t kind, const char *key)
 {
-    for (size_t r = 0; r < sizeof(refused_keys) / sizeof(refused_keys[0]); r++) {
+    for (size_t r = 0; refused_keys[r].key != NULL; r++) {
         if (refused_keys[r].sect == (int)kind && strcmp(refused_keys[r].key, key) == 0)
             return refused_keys[r].why;
     }

@@ -16,7 +16,7 @@
 #define SRV__GiB (SRV__MiB * 1024)
 
 /* Most keys of one section, most entries of one repeated section (the loader's line tables). */
-#define SRV__KEYS_MAX 48
+#define SRV__KEYS_MAX 64
 #define SRV__ENTRIES_MAX 64
 
 typedef enum {

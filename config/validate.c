@@ -5,10 +5,14 @@
 #include "config/config_check.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static void fail(srv__loader_t *ld, int line, const char *key, const char *fmt, ...)
@@ -387,6 +391,37 @@ static void validate_observe(srv__loader_t *ld)
     }
 }
 
+/* user, group, chroot: names that exist here, a directory that exists; the app inside the chroot
+ * (workers load it from there: the prefix is stripped, see core/server/child.c). */
+static void validate_priv(srv__loader_t *ld)
+{
+    srv__config_t *cfg = ld->cfg;
+    int line = srv__loader_key_line(ld, SRV__SECT_SERVER, 0, "user");
+    if (line != 0 && getpwnam(cfg->user) == NULL)
+        fail(ld, line, "user", "no such user \"%s\"", cfg->user);
+    line = srv__loader_key_line(ld, SRV__SECT_SERVER, 0, "group");
+    if (line != 0 && getgrnam(cfg->group) == NULL)
+        fail(ld, line, "group", "no such group \"%s\"", cfg->group);
+    line = srv__loader_key_line(ld, SRV__SECT_SERVER, 0, "chroot");
+    if (line == 0)
+        return;
+    struct stat st;
+    size_t n = strlen(cfg->chroot);
+    while (n > 1 && cfg->chroot[n - 1] == '/')
+        cfg->chroot[--n] = '\0';
+    if (cfg->chroot[0] != '/')
+        fail(ld, line, "chroot", "must be an absolute path, got \"%s\"", cfg->chroot);
+    else if (stat(cfg->chroot, &st) != 0)
+        fail(ld, line, "chroot", "\"%s\": %s", cfg->chroot, strerror(errno));
+    else if (!S_ISDIR(st.st_mode))
+        fail(ld, line, "chroot", "\"%s\" is not a directory", cfg->chroot);
+    else if (strcmp(cfg->chroot, "/") != 0 &&
+             (strncmp(cfg->app, cfg->chroot, n) != 0 || cfg->app[n] != '/'))
+        fail(ld, later(line, srv__loader_key_line(ld, SRV__SECT_SERVER, 0, "app")), "app",
+             "%s is outside chroot %s (workers load the app from inside it)", cfg->app,
+             cfg->chroot);
+}
+
 void srv__validate(srv__loader_t *ld)
 {
     srv__config_t *cfg = ld->cfg;
@@ -408,6 +443,7 @@ void srv__validate(srv__loader_t *ld)
         validate_sni(ld, k);
     validate_h2_defaults(ld);
     validate_observe(ld);
+    validate_priv(ld);
     if (!srv__loader_failed(ld))
         srv__config_check_tables(ld, cfg);
 }

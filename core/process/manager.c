@@ -7,6 +7,7 @@
  * max_request recycle moves on as soon as the new process is ready, so one old worker finishing
  * a long request does not keep the others past their max_request. */
 #include "core/process/manager.h"
+#include "core/process/priv.h"
 #include "core/process/watchdog.h"
 
 #include <errno.h>
@@ -867,6 +868,8 @@ static void poll_dispatch(const struct pollfd *pfd)
 
 void srv__manager_main(int master_fd)
 {
+    if (srv__priv_drop_manager(&srv__server.cfg) < 0) /* before PDEATHSIG: a drop clears it */
+        _exit(SRV_EXIT_FAILURE);
     manager_init(master_fd);
     M.initial_target = srv__server_active_slots();
     for (int i = 0; i < M.nslots; i++)

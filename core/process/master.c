@@ -28,6 +28,7 @@
 #include "core/base/log.h"
 #include "core/base/signals.h"
 #include "core/process/manager.h"
+#include "core/process/priv.h"
 #include "core/process/reactor.h"
 #include "core/process/region.h"
 #include "core/server/server.h"
@@ -261,7 +262,10 @@ static void config_reload_done(bool ok)
  * manager). */
 static void reopen_logs(void)
 {
-    srv__log_reopen();
+    int rc = srv__log_reopen(); /* after a privilege drop, as the user: it may be refused */
+    if (rc < 0)
+        srv__log(SRV_LOG_ERROR, "master", rc, "cannot reopen log file %s; writing the open one",
+                 srv__server.cfg.log_file);
     srv__alog_reopen();
     send_mgr(SRV_CTL_REOPEN_LOG, 0);
 }
@@ -588,7 +592,8 @@ static int tls_load(const srv__config_t *cfg)
 /* Process mode: the reactor threads (a failure stops the server through the loop). */
 static void start_reactors(const srv__config_t *cfg, bool daemon)
 {
-    if (srv__server.nreactors > 0) {
+    bool dropped = srv__priv_drop_master(cfg, G.pid_fd, srv__server.ctl_path) == 0;
+    if (srv__server.nreactors > 0 && dropped) {
         srv__server_alog_open(); /* before the threads that write it (serving goes on without) */
         G.live = malloc(sizeof(*G.live));
         int rc = G.live ? 0 : -ENOMEM;
@@ -603,6 +608,10 @@ static void start_reactors(const srv__config_t *cfg, bool daemon)
             G.exit_code = SRV_EXIT_FAILURE;
             master_begin_stop("reactor start failed");
         }
+    }
+    if (!dropped) {
+        G.exit_code = SRV_EXIT_FAILURE;
+        master_begin_stop("privilege drop failed");
     }
     srv__log(SRV_LOG_NOTICE, "master", 0,
              "srv %s started: mode %s, %d worker(s), %d task worker(s)%s", SRV_VERSION,
@@ -728,6 +737,11 @@ int srv__master_run(const srv__config_t *cfg, bool daemon)
 {
     srv__server_t *S = &srv__server;
     master_init(cfg);
+    char why[300];
+    if (srv__priv_check(cfg, why, sizeof(why)) < 0) {
+        start_err("srv: %s\n", why);
+        return SRV_EXIT_CONFIG;
+    }
     int code = master_prepare(cfg, daemon);
     if (code != SRV_EXIT_OK)
         return code;

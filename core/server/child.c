@@ -3,6 +3,7 @@
 
 #include <stdatomic.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/prctl.h>
 #include <unistd.h>
 
@@ -68,7 +69,9 @@ const srv_app_t *srv__child_start(int slot, int ctl_fd, const srv__child_opts_t 
     srv__msg_set_stop(o->stop);
     const srv_app_t *app;
     char err[2048];
-    if (srv__app_load(cfg->app, &app, err, sizeof(err)) < 0)
+    /* With chroot the manager forked us inside it; the app lies under it (config/validate.c). */
+    size_t jail = cfg->chroot[0] && strcmp(cfg->chroot, "/") != 0 ? strlen(cfg->chroot) : 0;
+    if (srv__app_load(cfg->app + jail, &app, err, sizeof(err)) < 0)
         srv__child_fail(err);
     srv__worker_set_self(o->id, o->role, cfg->worker_num);
     return app;

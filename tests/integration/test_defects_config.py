@@ -1,4 +1,5 @@
-"""Issue 11, configuration defects: `user` is refused (it was accepted and never applied);
+"""Issue 11, configuration defects: `user` naming no user is refused (it was accepted and never
+applied; issue 16 applies it);
 `srv check` finds what start would refuse or could not serve (length framing that makes every
 frame malformed, a table larger than the machine, hosts that are neither an address nor a
 resolvable name, listeners that bind one address twice), with file:line and exit 3; INI takes
@@ -43,16 +44,17 @@ def ini(listeners, server=""):
 
 
 def test_user_refused():
-    """It was accepted and the processes kept running as root: check and start refuse it."""
+    """It was accepted and the processes kept running as root. Since issue 16 it is applied
+    (test_privdrop.py); a user or group that does not exist is refused by check and start."""
     with TempDir() as d:
         port = free_port()
-        text = toml([f"port = {port}\n"], 'user = "nobody"\n')
+        text = toml([f"port = {port}\n"], 'user = "no-such-user-srv"\n')
         path = write(d, "user.toml", text)
         for cmd in ("check", "start"):
-            expect_error(path, line_of(text, "user"), "user", "not supported yet", cmd)
-        text = ini([("http", f"port = {port}\n")], "user = nobody\n")
+            expect_error(path, line_of(text, "user"), "user", "no such user", cmd)
+        text = ini([("http", f"port = {port}\n")], "group = no-such-group-srv\n")
         path = write(d, "user.ini", text)
-        expect_error(path, line_of(text, "user"), "user", "not supported yet")
+        expect_error(path, line_of(text, "group"), "group", "no such group")
 
 
 def test_check_length_framing():

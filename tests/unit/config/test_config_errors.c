@@ -70,13 +70,25 @@ static const err_case_t cases[] = {
     {TB "daemonize = 1\n", IB "daemonize = maybe\n",
      ":5: daemonize: must be a boolean (true or false), got integer",
      ":5: daemonize: must be a boolean (true or false), got \"maybe\""},
-    /* issue 11: accepted and never applied, so workers ran as root */
-    {TB "user = \"nobody\"\n", IB "user = nobody\n",
-     ":5: user: not supported yet: srv does not drop "
-     "privileges, so every process would keep running as the user that started it; start srv as "
-     "the user it should run as",
+    /* privilege drop (issue 16): names that exist, a chroot directory holding the app */
+    {TB "user = \"no-such-user-srv\"\n", IB "user = no-such-user-srv\n",
+     ":5: user: no such user \"no-such-user-srv\"", NULL},
+    {TB "user = \"nobody\"\ngroup = \"no-such-group-srv\"\n",
+     IB "user = nobody\ngroup = no-such-group-srv\n",
+     ":6: group: no such group \"no-such-group-srv\"", NULL},
+    {TB "group = \"no-such-group-srv\"\n", NULL, ":5: group: no such group*", NULL},
+    {TB "user = 5\n", NULL, ":5: user: must be a string, got integer", NULL},
+    {TB "user = \"\"\n", IB "user =\n", ":5: user: must not be empty", NULL},
+    {TB "chroot = \"jail\"\n", IB "chroot = jail\n",
+     ":5: chroot: must be an absolute path, got \"jail\"", NULL},
+    {TB "chroot = \"/no/such/dir-srv\"\n", IB "chroot = /no/such/dir-srv\n",
+     ":5: chroot: \"/no/such/dir-srv\": No such file or directory", NULL},
+    {TB "chroot = \"/etc/passwd\"\n", IB "chroot = /etc/passwd\n",
+     ":5: chroot: \"/etc/passwd\" is not a directory", NULL},
+    {"[[listen]]\nport = 1\n[server]\napp = \"/usr/lib/app.so\"\nchroot = \"/proc/\"\n",
+     "[listen.a]\nport = 1\n[server]\napp = /usr/lib/app.so\nchroot = /proc/\n",
+     ":5: app: /usr/lib/app.so is outside chroot /proc (workers load the app from inside it)",
      NULL},
-    {TB "user = 5\n", NULL, ":5: user: not supported yet*", NULL},
     {TB "app2 = [1]\n", NULL, ":5: app2: unknown key in [server]", NULL},
     {"server = 5\n", NULL, ":1: server: must be a table ([server])", NULL},
     {"[server]\napp = \"a\"\n[listen]\nport = 1\n", NULL,
@@ -162,8 +174,9 @@ static const err_case_t cases[] = {
     {TB "maintenance_allow = [\"/health\", \"status\"]\n",
      IB "maintenance_allow = /health status\n",
      ":5: maintenance_allow: \"status\" is not a path (must start with /)", NULL},
-    {TB "maintenance_allow = [\"/a\",\"/b\",\"/c\",\"/d\",\"/e\",\"/f\",\"/g\",\"/h\",\"/i\",\"/j\","
-        "\"/k\",\"/l\",\"/m\",\"/n\",\"/o\",\"/p\",\"/q\"]\n",
+    {TB
+     "maintenance_allow = [\"/a\",\"/b\",\"/c\",\"/d\",\"/e\",\"/f\",\"/g\",\"/h\",\"/i\",\"/j\","
+     "\"/k\",\"/l\",\"/m\",\"/n\",\"/o\",\"/p\",\"/q\"]\n",
      NULL, ":5: maintenance_allow: at most 16 path prefixes", NULL},
     {TB "maintenance_allow = \"/"
         "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
@@ -653,6 +666,10 @@ static void test_not_errors(void)
         TB "access_log = \"-\"\naccess_log_format = \"json\"\nadmin_server = \"[::1]:9100\"\n"
            "admin_token = \"t\"\nrequest_slowlog_timeout = 50\n[[listen]]\nport = 2\n"
            "access_log = false\n",
+        /* privilege drop: a user alone, with a group, a group alone; "/" as chroot */
+        TB "user = \"nobody\"\n",
+        TB "user = \"nobody\"\ngroup = \"nogroup\"\nchroot = \"/\"\n",
+        TB "group = \"nogroup\"\n",
     };
     char path[512], buf[1024];
     snprintf(path, sizeof(path), "%s/ok.toml", tmpdir);
@@ -682,6 +699,11 @@ static void test_not_errors(void)
     CHECK_STR(cfg->admin_server, "[::1]:9100");
     CHECK_INT(cfg->request_slowlog_timeout, ==, 50);
     CHECK(cfg->listen[0].access_log && !cfg->listen[1].access_log);
+    free(cfg);
+    cfg = expect_ok(srv__config_load, "ok.toml", toml[8]);
+    CHECK_STR(cfg->user, "nobody");
+    CHECK_STR(cfg->group, "nogroup");
+    CHECK_STR(cfg->chroot, "/");
     free(cfg);
 }
 

@@ -93,11 +93,35 @@ static void test_restart_keys_kept_rest_applied(void)
     free(again);
 }
 
+/* Issue 16: who the processes run as and their chroot are set up once, at start. */
+static void test_priv_keys_need_restart(void)
+{
+    srv__config_t *run = load("a.toml", RUN);
+    srv__config_t *next = load("b.toml", "[server]\napp = \"/x/app.so\"\nworker_num = 2\n"
+                                         "reactor_num = 1\nhttp_header_max = 8192\n"
+                                         "user = \"nobody\"\ngroup = \"nogroup\"\n"
+                                         "chroot = \"/\"\n"
+                                         "[[listen]]\nname = \"api\"\nport = 8080\n"
+                                         "[[listen]]\nname = \"raw\"\ntype = \"tcp\"\n"
+                                         "port = 9000\n[[table]]\nname = \"kv\"\nsize = 64\n"
+                                         "columns = [{name = \"v\", type = \"int\"}]\n");
+    char notes[512];
+    CHECK_INT(srv__config_reload_merge(run, next, notes, sizeof(notes)), ==, 3);
+    CHECK_STR(notes, "needs restart: server.user\nneeds restart: server.group\n"
+                     "needs restart: server.chroot\n");
+    CHECK_STR(next->user, "");
+    CHECK_STR(next->group, "");
+    CHECK_STR(next->chroot, "");
+    free(run);
+    free(next);
+}
+
 int main(void)
 {
     CHECK(mkdtemp(g_dir) != NULL);
     test_nothing_to_note();
     test_restart_keys_kept_rest_applied();
+    test_priv_keys_need_restart();
     rmdir(g_dir);
     puts("test_reload_merge: ok");
     return 0;

@@ -29,7 +29,8 @@ static void test_tables(void)
         }
         CHECK_INT(srv__schema_find_key(sd, "no_such_key"), ==, -1);
     }
-    CHECK(srv__schema_refused(SRV__SECT_SERVER, "user") != NULL);
+    CHECK(srv__schema_refused(SRV__SECT_SERVER, "user") == NULL); /* a real key since issue 16 */
+    CHECK(srv__schema_find_key(&srv__schema[SRV__SECT_SERVER], "user") >= 0);
     CHECK(srv__schema_refused(SRV__SECT_SERVER, "app") == NULL);
     CHECK(srv__schema_refused(SRV__SECT_LISTEN, "user") == NULL);
     CHECK_STR(srv__schema_listen_type_name(SRV_LISTEN_UDP), "udp");
