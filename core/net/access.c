@@ -298,19 +298,18 @@ static void line_json(line_t *o, const entry_t *x)
 
 static void write_line(const entry_t *x)
 {
-    static __thread char *buf;
-    static __thread size_t cap;
+    srv__engine_t *e = x->c->eng; /* its buffer: one engine is one thread */
     size_t need = 1024;
     for (int i = 0; i < 5; i++)
         need += 6 * strlen(x->f[i]); /* the worst escape: \u00XX per byte */
-    if (need > cap) {
-        char *p = realloc(buf, need);
+    if (need > e->alog_cap) {
+        char *p = realloc(e->alog_line, need);
         if (p == NULL)
             return;
-        buf = p;
-        cap = need;
+        e->alog_line = p;
+        e->alog_cap = need;
     }
-    line_t o = {buf, 0, cap};
+    line_t o = {e->alog_line, 0, e->alog_cap};
     if (x->c->eng->cfg->access_log_format == SRV_ALOG_JSON)
         line_json(&o, x);
     else

@@ -267,6 +267,8 @@ struct srv__engine {
     int64_t slow_us;
     srv_header_t *hv;
     size_t hv_cap;
+    char *alog_line; /* the access log line being written (access.c), alog_cap bytes */
+    size_t alog_cap;
 };
 
 /* conn.c */

@@ -230,5 +230,6 @@ void srv__engine_destroy(srv__engine_t *e)
     free(e->req_free);
     free(e->net_own);
     free(e->hv);
+    free(e->alog_line);
     free(e);
 }
