@@ -37,6 +37,8 @@
  *   GET /broadcast?msg=   sends msg to every other worker (and, with cluster = true, to every
  *                         worker of the other instances); GET /messages counts what arrived
  *   GET /ws/broadcast?msg= sends msg to every WebSocket session (of every instance in a cluster)
+ *   GET /ws/push?session=HEX&msg=, /ws/kick?session=HEX   srv_ws_push / srv_ws_close (4000) to a
+ *                         session, of this instance or of another one in a cluster
  *   GET /after?ms=N       answers from a timer N ms later (a detached response)
  *   GET /tick?n=N         a 10 ms srv_timer_tick cleared after N beats, then answers
  *   GET /task/chain       a task that delivers a task and waits for it
@@ -627,6 +629,18 @@ static bool misc_endpoint(const srv_request_t *req, srv_response_t *res)
         int rc = srv_ws_broadcast(-1, SRV_WS_TEXT, msg, n < 0 ? 0 : (size_t)n);
         snprintf(buf, sizeof(buf), "%s\n", rc < 0 ? srv_strerror(rc) : "ok");
         text(res, rc < 0 ? 503 : 200, buf);
+    } else if (path_is(req, "/ws/push") || path_is(req, "/ws/kick")) {
+        /* A session of any instance of the cluster: the hex id a /chat message starts with. */
+        char sid[32], msg[256];
+        int n = srv_request_query(req, "msg", msg, sizeof(msg));
+        uint64_t session = srv_request_query(req, "session", sid, sizeof(sid)) > 0
+                               ? strtoull(sid, NULL, 16)
+                               : 0;
+        int rc = path_is(req, "/ws/push")
+                     ? srv_ws_push(session, SRV_WS_TEXT, msg, n < 0 ? 0 : (size_t)n)
+                     : srv_ws_close(session, 4000, "kicked");
+        snprintf(buf, sizeof(buf), "%s\n", rc < 0 ? srv_strerror(rc) : "ok");
+        text(res, rc == -ENOENT ? 404 : rc < 0 ? 503 : 200, buf);
     } else if (path_is(req, "/messages")) {
         snprintf(buf, sizeof(buf), "%lld\n", (long long)counter("demo_messages", 0));
         text(res, 200, buf);

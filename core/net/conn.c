@@ -23,6 +23,13 @@
 
 #include "core/base/log.h"
 
+uint64_t srv__session_inst;
+
+void srv__session_set_instance(int number)
+{
+    srv__session_inst = (uint64_t)(number & SRV_SESSION_INST_MAX) << SRV_SESSION_INST_SHIFT;
+}
+
 int64_t srv__engine_now_ms(srv__engine_t *e)
 {
     return srv__loop_now(e->loop) / 1000000;

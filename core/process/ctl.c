@@ -24,6 +24,7 @@
 #include "timer/timer_process.h"
 #include "core/process/reactor.h"
 #include "core/server/server.h"
+#include "core/worker/cluster.h"
 #include "core/shm/table.h"
 
 static const char *state_name(int s)
@@ -154,9 +155,11 @@ static void put_cluster(out_t *o)
     cluster_totals(&pub, &recv, &unsent);
     char id[6 * sizeof(cfg->instance_id)];
     json_escape(cfg->instance_id, id, sizeof(id));
-    put(o, ",\"cluster\":{\"instance_id\":\"%s\",\"published\":%llu,\"received\":%llu,"
-           "\"unsent\":%llu}",
-        id, (unsigned long long)pub, (unsigned long long)recv, (unsigned long long)unsent);
+    put(o,
+        ",\"cluster\":{\"instance_id\":\"%s\",\"number\":%d,\"published\":%llu,"
+        "\"received\":%llu,\"unsent\":%llu}",
+        id, srv__cluster_number(cfg), (unsigned long long)pub, (unsigned long long)recv,
+        (unsigned long long)unsent);
 }
 
 /* ,"maintenance":{...}: whether it is on, since when, its Retry-After and message, and how many
@@ -303,9 +306,10 @@ void srv__info_text(char *buf, size_t cap)
     if (S->cfg.cluster) {
         uint64_t pub, recv, unsent;
         cluster_totals(&pub, &recv, &unsent);
-        put(&o, "cluster instance %s: broadcasts published %llu, received %llu, unsent %llu\n",
-            S->cfg.instance_id, (unsigned long long)pub, (unsigned long long)recv,
-            (unsigned long long)unsent);
+        put(&o,
+            "cluster instance %s (number %d): published %llu, received %llu, unsent %llu\n",
+            S->cfg.instance_id, srv__cluster_number(&S->cfg), (unsigned long long)pub,
+            (unsigned long long)recv, (unsigned long long)unsent);
     }
     srv__maint_state_t m;
     srv__maint_get(&m);

@@ -32,6 +32,7 @@
 #include "core/process/reactor.h"
 #include "core/process/region.h"
 #include "core/server/server.h"
+#include "core/worker/cluster.h"
 #include "core/shm/shm.h"
 
 static struct {
@@ -753,6 +754,11 @@ int srv__master_run(const srv__config_t *cfg, bool daemon)
     int rc = srv__region_setup(cfg);
     if (rc < 0) {
         start_err("srv: cannot create the shared region: %s\n", srv_strerror(rc));
+        goto out_listen;
+    }
+    if (srv__cluster_register(cfg, why, sizeof(why)) < 0) { /* before any engine exists */
+        start_err("srv: %s\n", why);
+        code = SRV_EXIT_CONFIG;
         goto out_listen;
     }
     code = open_listeners(cfg);

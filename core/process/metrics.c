@@ -384,7 +384,7 @@ static void server(out_t *o)
             n[2] += atomic_load(&st->workers[i].cluster_unsent);
         }
         family(o, "srv_cluster_broadcasts_total", "counter",
-               "Broadcasts to the other instances: published, received from them, and not sent "
+               "Broadcasts and session actions to the other instances: published, received from them, and not sent "
                "(Redis down or over its bound).");
         static const char *const dir[] = {"published", "received", "unsent"};
         for (int k = 0; k < 3; k++)

@@ -17,10 +17,12 @@
 #include "protocols/utf8.h"
 #include "srv/srv.h"
 
+/* 0 when session is a connection here, or one of another instance of the cluster (where the
+ * action goes; whether it is still open is found out there). */
 static int live(uint64_t session)
 {
     srv_conn_info_t info;
-    return srv__conninfo_get(session, &info);
+    return srv__cluster_elsewhere(session) ? 0 : srv__conninfo_get(session, &info);
 }
 
 int srv_send(uint64_t session, const void *data, size_t len)
@@ -105,7 +107,7 @@ int srv_ws_push(uint64_t session, int opcode, const void *data, size_t len)
     int rc = check_message(opcode, data, len);
     if (rc < 0)
         return rc;
-    if (srv_ws_exists(session) != 1)
+    if (!srv__cluster_elsewhere(session) && srv_ws_exists(session) != 1)
         return -ENOENT;
     return srv__worker_action(session, SRV_IPC_WS_PUSH, (uint16_t)opcode, data, len);
 }
@@ -117,7 +119,7 @@ int srv_ws_close(uint64_t session, int code, const char *reason)
     size_t rl = reason ? strlen(reason) : 0;
     if (rl > 123)
         return -EINVAL;
-    if (srv_ws_exists(session) != 1)
+    if (!srv__cluster_elsewhere(session) && srv_ws_exists(session) != 1)
         return -ENOENT;
     char buf[2 + 123];
     uint16_t c = (uint16_t)code;

@@ -555,6 +555,8 @@ static void on_frame(void *arg, const srv__ipc_hdr_t *h, const char *payload)
 int srv__worker_action(uint64_t session, uint16_t type, uint16_t flags, const void *data,
                        size_t len)
 {
+    if (srv__cluster_elsewhere(session)) /* a connection of another instance */
+        return srv__cluster_action(session, type, flags, data, len);
     int r = SRV_SESSION_ENGINE(session);
     if (W.eng) {
         /* Base mode: a connection belongs to the worker that accepted it; another worker's

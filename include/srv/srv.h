@@ -60,7 +60,8 @@ typedef struct srv_tls {
  * on_request runs. A detached response keeps its own copy, reachable with
  * srv_response_request() until the response is finished. */
 typedef struct srv_request {
-    uint64_t session; /* the connection's session id, never reused */
+    uint64_t session; /* the connection's session id (not reused before 2^24 - 1 more
+                         connections on its slot; in a cluster it names the instance too) */
     srv_str_t method; /* "GET" */
     srv_str_t url;    /* raw request target: "/a%20b?x=1" */
     srv_str_t path;   /* target before '?', still percent-encoded */
@@ -244,7 +245,11 @@ SRV_API int srv_sendto(int listener, const char *addr, int port, const void *dat
 /* ---- WebSocket ---- */
 
 /* Push one message (opcode SRV_WS_TEXT or SRV_WS_BINARY) to a WebSocket session. Text must be
- * UTF-8 (-EINVAL otherwise). -ENOENT when the session is gone or not a WebSocket. */
+ * UTF-8 (-EINVAL otherwise). -ENOENT when the session is gone or not a WebSocket.
+ * With cluster = true, srv_send, srv_close, srv_ws_push and srv_ws_close also take a session of
+ * another instance (from an event worker): the action is published to that instance through
+ * Redis and done there (at most once; a session gone there is dropped there, so 0 here means
+ * published, not delivered). srv_conn_info and srv_ws_exists know only this instance's. */
 SRV_API int srv_ws_push(uint64_t session, int opcode, const void *data, size_t len);
 /* Close with a code (1000-4999) and a reason (up to 123 bytes). */
 SRV_API int srv_ws_close(uint64_t session, int code, const char *reason);

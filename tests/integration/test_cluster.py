@@ -131,6 +131,65 @@ def test_across_instances_base_mode():
     across("base")
 
 
+def session_of(c):
+    """The session id of a /chat client, from its own message (the demo prefixes "#<hex>: ")."""
+    c.call(c.ws.send("who"))
+    wait_for(lambda: any(m.endswith(": who") for m in c.got), 10, "the client's own message")
+    return next(m for m in c.got if m.endswith(": who"))[1:].split(":")[0]
+
+
+def test_push_to_a_session_of_another_instance():
+    """A worker of a pushes to, then closes, a WebSocket session of b by its session id; an id
+    that is no connection anywhere is answered on b and harms nothing."""
+    r = Redis().start()
+    a, b = instance("push-a", "process", r.port), instance("push-b", "base", r.port)
+    try:
+        with running(a), running(b):
+            na, nb = a.info()["cluster"]["number"], b.info()["cluster"]["number"]
+            assert 1 <= na <= 2047 and 1 <= nb <= 2047 and na != nb, (na, nb)
+            assert f"is number {nb} of the cluster" in b.log()
+            cb = WsClient(b.port(), "/chat")
+            try:
+                sid = session_of(cb)
+                assert int(sid, 16) >> 44 & 2047 == nb, (sid, nb)  # the instance is in the id
+
+                def pushed():
+                    if "direct" in cb.got:
+                        return True
+                    st, _, body = a.get(f"/ws/push?session={sid}&msg=direct")
+                    assert st == 200 and body == b"ok\n", (st, body)
+                    return False
+                wait_for(pushed, 10, "a push from a to b's session", 0.2)
+                st, _, body = a.get(f"/ws/push?session={int(sid, 16) + (1 << 20):x}&msg=x")
+                assert st == 200, (st, body)  # published: b finds no such session, nothing else
+                st, _, body = a.get(f"/ws/kick?session={sid}")
+                assert st == 200, (st, body)
+                wait_for(lambda: cb.ws.close_code == 4000, 10, "b's session closed from a")
+                assert "x" not in cb.got, cb.got
+            finally:
+                cb.close()
+    finally:
+        r.cleanup()
+
+
+def test_instance_number_collision_refused():
+    """Two instance ids with the same number: the second is refused at start, with why."""
+    r = Redis().start()
+    try:
+        a = instance("num-a", "process", r.port)
+        number = None
+        with running(a):
+            number = a.info()["cluster"]["number"]
+        # Any other id with that number: claim the number for a ghost in Redis instead.
+        r.cli("HSET", "srv:cluster:instances", number, "ghost")
+        a2 = instance("num-a", "process", r.port)
+        res = a2.cmd("start")
+        assert res.returncode == 3 and '"ghost"' in res.stderr and "instance number" in \
+            res.stderr, (res.returncode, res.stderr)
+    finally:
+        r.cleanup()
+
+
 def ws_open(s):
     return s.info()["listeners"][0]["connections"]["websocket"]
 
@@ -201,4 +260,6 @@ def test_config_refused():
 
 if __name__ == "__main__":
     run([test_across_instances_process_mode, test_across_instances_base_mode,
-         test_chat_through_nginx, test_ws_broadcast_once_without_cluster, test_config_refused])
+         test_chat_through_nginx, test_push_to_a_session_of_another_instance,
+         test_instance_number_collision_refused, test_ws_broadcast_once_without_cluster,
+         test_config_refused])
