@@ -28,7 +28,9 @@ static struct {
     socklen_t addr_len;
     int fd;
     bool failed_once;
-    bool ready;          /* READY=1 sent once: STATUS refreshes from then on */
+    bool ready;          /* READY=1 sent, not stopping: STATUS refreshes, reloads are told */
+    bool reloading;      /* RELOADING=1 sent, READY=1 not yet */
+    bool stopping;       /* STOPPING=1 sent: nothing but WATCHDOG from then on */
     int64_t watchdog_ms; /* ping period (half of WATCHDOG_USEC), 0 = none */
     int64_t next_ping, next_status;
 } N = {.fd = -1};
@@ -78,6 +80,9 @@ static void forget_env(const char *name)
 
 void srv__notify_init(void)
 {
+    int fd = N.fd;
+    memset(&N, 0, sizeof(N));
+    N.fd = fd;
     const char *sock = getenv("NOTIFY_SOCKET");
     N.on = sock && parse_addr(sock);
     if (sock && !N.on)
@@ -130,11 +135,15 @@ static void send_ready(void)
 
 void srv__notify_ready(void)
 {
-    send_ready();
+    if (!N.stopping)
+        send_ready();
 }
 
 void srv__notify_reload_begin(void)
 {
+    if (!N.ready) /* starting (READY=1 comes when it is over) or stopping */
+        return;
+    N.reloading = true;
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     char msg[200];
@@ -145,7 +154,9 @@ void srv__notify_reload_begin(void)
 
 void srv__notify_reload_end(void)
 {
-    send_ready();
+    if (N.reloading && N.ready)
+        send_ready();
+    N.reloading = false;
 }
 
 const char *srv__notify_reload_refused(const char *reply)
@@ -159,6 +170,7 @@ void srv__notify_stopping(void)
 {
     send_msg("STOPPING=1\nSTATUS=stopping\n");
     N.ready = false; /* no more STATUS refreshes over "stopping" */
+    N.stopping = true;
 }
 
 void srv__notify_next(int64_t *wake)
@@ -167,7 +179,7 @@ void srv__notify_next(int64_t *wake)
         return;
     if (N.watchdog_ms > 0 && N.next_ping < *wake)
         *wake = N.next_ping;
-    if (N.ready && N.next_status < *wake)
+    if (N.ready && !N.reloading && N.next_status < *wake)
         *wake = N.next_status;
 }
 
@@ -179,7 +191,7 @@ void srv__notify_tick(int64_t now_ms)
         send_msg("WATCHDOG=1\n");
         N.next_ping = now_ms + N.watchdog_ms;
     }
-    if (N.ready && now_ms >= N.next_status) {
+    if (N.ready && !N.reloading && now_ms >= N.next_status) {
         char msg[200];
         status_line(msg, sizeof(msg));
         send_msg(msg);
