@@ -28,6 +28,7 @@
 #include "core/base/log.h"
 #include "core/base/signals.h"
 #include "core/process/manager.h"
+#include "core/process/notify.h"
 #include "core/process/priv.h"
 #include "core/process/reactor.h"
 #include "core/process/region.h"
@@ -90,6 +91,7 @@ static void master_begin_stop(const char *why)
     if (G.stopping)
         return;
     G.stopping = true;
+    srv__notify_stopping();
     srv__log(SRV_LOG_NOTICE, "master", 0, "stopping (%s)", why);
     G.stop_deadline = srv__mono_ms() + (int64_t)srv__server.cfg.max_wait_time * 1000;
     if (srv__server.nreactors > 0)
@@ -200,8 +202,9 @@ static const char *ctl_reload(bool tasks)
         return "ok no task workers to reload\n";
     if (G.reload_running)
         return "error 1 a reload is already running\n";
+    srv__notify_reload_begin(); /* READY=1 follows when it is over, refused or not */
     if (!tasks)
-        return begin_config_reload();
+        return srv__notify_reload_refused(begin_config_reload());
     G.reload_running = true;
     send_mgr(SRV_CTL_RELOAD, 1);
     return NULL;
@@ -311,6 +314,7 @@ static void handle_mgr(void)
             if (G.ready_count >= total) {
                 G.started = true;
                 srv__log(SRV_LOG_NOTICE, "master", 0, "server ready");
+                srv__notify_ready();
                 tell_parent(SRV_EXIT_OK);
             }
         }
@@ -332,6 +336,7 @@ static void handle_mgr(void)
             G.reload_cfg = false;
             config_reload_done(m.code == 0);
         }
+        srv__notify_reload_end(); /* before the answer: systemd sees READY=1 first */
         srv__ctl_serve_reload_done(m.code, m.code == 0 ? g_notes : m.text);
         g_notes[0] = '\0';
         break;
@@ -643,6 +648,7 @@ static int poll_set(struct pollfd *pfd, int *timeout)
     srv__ctl_serve_poll(&pfd[PFD_CTL], now, &wake);
     srv__admin_poll(&pfd[PFD_ADMIN], now, &wake);
     srv__inotify_poll(&pfd[PFD_INOTIFY], &wake);
+    srv__notify_next(&wake);
     *timeout = wake == INT64_MAX ? -1 : wake <= now ? 0 : (int)(wake - now);
     return PFD_COUNT;
 }
@@ -708,6 +714,7 @@ static void master_loop(const srv__config_t *cfg)
         if (prc > 0)
             poll_dispatch(pfd);
         srv__tls_keys_tick(srv__mono_ms());
+        srv__notify_tick(srv__mono_ms());
         if (supervise_manager(cfg))
             break;
     }
@@ -746,6 +753,7 @@ int srv__master_run(const srv__config_t *cfg, bool daemon)
     int code = master_prepare(cfg, daemon);
     if (code != SRV_EXIT_OK)
         return code;
+    srv__notify_init(); /* in the final master (after -d), before any child is forked */
     code = take_pidfile(cfg);
     if (code != SRV_EXIT_OK)
         goto out;
