@@ -219,6 +219,24 @@ class Server:
             f.write("\n".join(lines) + "\n")
 
     # -- running --
+    def ctl_line(self, command):
+        """One command (bytes, newline included) straight to the control socket: the reply up
+        to its first newline (or to the close)."""
+        c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        c.settimeout(10 * SLOW)
+        try:
+            c.connect(self.pid_file + ".sock")
+            c.sendall(command)
+            reply = b""
+            while not reply.endswith(b"\n"):
+                chunk = c.recv(4096)
+                if not chunk:
+                    break
+                reply += chunk
+            return reply
+        finally:
+            c.close()
+
     def cmd(self, *args, timeout=60, check=False):
         r = subprocess.run([SRV, *args, "-c", self.config], capture_output=True, text=True,
                            timeout=timeout * SLOW)

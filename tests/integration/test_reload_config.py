@@ -8,7 +8,6 @@ non-zero exit); cron jobs and custom processes come and go; `srv info` shows the
 and digest."""
 import os
 import signal
-import socket
 import threading
 import time
 
@@ -118,17 +117,7 @@ def test_invalid_file_keeps_running_config():
         assert r.returncode == 3, (r.returncode, r.stdout, r.stderr)
         assert f"{s.config}:2: http_header_max:" in r.stderr, r.stderr
         # The server judges it itself too: straight from the control socket...
-        c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        c.settimeout(10 * SLOW)
-        c.connect(s.pid_file + ".sock")
-        c.sendall(b"reload\n")
-        reply = b""
-        while not reply.endswith(b"\n"):
-            chunk = c.recv(4096)
-            if not chunk:
-                break
-            reply += chunk
-        c.close()
+        reply = s.ctl_line(b"reload\n")
         where = f"{s.config}:2: http_header_max:".encode()
         assert reply.startswith(b"error 3 ") and where in reply, reply
         # ...and by SIGUSR1, which logs why.

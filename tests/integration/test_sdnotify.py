@@ -96,22 +96,6 @@ def cleaned(s):
         s.cleanup()
 
 
-def ctl(s, command):
-    """One command on the control socket, straight to the server: its one-line reply."""
-    c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    c.settimeout(10 * SLOW)
-    c.connect(s.pid_file + ".sock")
-    c.sendall(command)
-    reply = b""
-    while not reply.endswith(b"\n"):
-        chunk = c.recv(4096)
-        if not chunk:
-            break
-        reply += chunk
-    c.close()
-    return reply
-
-
 def environ_of(pid):
     with open(f"/proc/{pid}/environ", "rb") as f:
         return [e.decode(errors="replace") for e in f.read().split(b"\0") if e]
@@ -164,7 +148,7 @@ def test_ready_reload_stop():
             with open(s.config, "w") as f:
                 f.write(good.replace("[server]\n", "[server]\nhttp_header_max = \"big\"\n", 1))
             mark = len(n.all())
-            assert ctl(s, b"reload\n").startswith(b"error 3 ")
+            assert s.ctl_line(b"reload\n").startswith(b"error 3 ")
             j, _ = n.wait("RELOADING", "1", after=mark)
             n.wait("READY", "1", after=j + 1)
             mark = len(n.all())  # SIGUSR1 (refused the same way)
