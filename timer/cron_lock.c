@@ -10,6 +10,7 @@
 
 #include <hiredis/hiredis.h>
 
+#include "core/ipc/redis.h"
 #include "timer/cron_sched.h"
 
 /* KEYS: last, lock, fence. ARGV: slot, owner, ttl_ms. Returns the token, 0 (claimed already)
@@ -76,62 +77,19 @@ static int fail(srv__cron_lock_t *l, char *err, size_t errlen, const char *what)
     return -EIO;
 }
 
-static int connect_redis(srv__cron_lock_t *l, struct timeval tv, char *err, size_t errlen)
-{
-    if (l->addr[0] == '/') {
-        l->rc = redisConnectUnixWithTimeout(l->addr, tv);
-    } else {
-        char host[256];
-        snprintf(host, sizeof(host), "%s", l->addr);
-        char *colon = strrchr(host, ':');
-        if (colon == NULL)
-            return fail(l, err, errlen, "address is not host:port");
-        *colon = '\0';
-        /* [::1]:6379 */
-        char *h = host;
-        size_t hl = strlen(h);
-        if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') {
-            h[hl - 1] = '\0';
-            h++;
-        }
-        l->rc = redisConnectWithTimeout(h, atoi(colon + 1), tv);
-    }
-    if (l->rc == NULL)
-        return fail(l, err, errlen, "out of memory");
-    if (l->rc->err) {
-        char why[160];
-        snprintf(why, sizeof(why), "cannot connect: %s", l->rc->errstr);
-        return fail(l, err, errlen, why);
-    }
-    if (redisSetTimeout(l->rc, tv) != REDIS_OK)
-        return fail(l, err, errlen, "cannot set the command timeout");
-    char db[16];
-    snprintf(db, sizeof(db), "%d", l->db);
-    const char *steps[][2] = {{"AUTH", l->password}, {"SELECT", db}};
-    for (int i = 0; i < 2; i++) {
-        if ((i == 0 && l->password[0] == '\0') || (i == 1 && l->db <= 0))
-            continue;
-        redisReply *r = redisCommandArgv(l->rc, 2, steps[i], NULL);
-        if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-            char why[200];
-            snprintf(why, sizeof(why), "%s refused: %s", steps[i][0],
-                     r ? r->str : l->rc->errstr);
-            freeReplyObject(r);
-            return fail(l, err, errlen, why);
-        }
-        freeReplyObject(r);
-    }
-    return 0;
-}
-
 /* One script on the connection (made first if needed): its reply, or NULL after fail(). */
 static redisReply *eval(srv__cron_lock_t *l, int timeout_ms, const char *script, int nkeys,
                         const char **args, int nargs, char *err, size_t errlen)
 {
-    struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
     err[0] = '\0';
-    if (l->rc == NULL && connect_redis(l, tv, err, errlen) < 0)
-        return NULL;
+    if (l->rc == NULL) {
+        char why[200];
+        l->rc = srv__redis_connect_sync(l->addr, l->password, l->db, timeout_ms, why, sizeof(why));
+        if (l->rc == NULL) {
+            fail(l, err, errlen, why);
+            return NULL;
+        }
+    }
     char nk[16];
     snprintf(nk, sizeof(nk), "%d", nkeys);
     const char *argv[3 + 6] = {"EVAL", script, nk};

@@ -23,6 +23,14 @@
 
 enum { R_WAIT, R_CONNECTING, R_HANDSHAKE, R_UP };
 
+/* A command's callback and argument, for hiredis's single privdata. */
+typedef struct pending {
+    struct srv__redis *r;
+    srv__redis_cb cb;
+    void *arg;
+    bool subscribe; /* called for every message until unsubscribed or disconnected */
+} pending_t;
+
 struct srv__redis {
     srv__loop_t *loop;
     redisAsyncContext *ac;
@@ -44,19 +52,12 @@ struct srv__redis {
     int io_fd;
     uint32_t io_events, want;
     uint64_t rng;
+    pending_t quiet;           /* the privdata of every command sent without a callback */
     char why[160];             /* why the connection is down */
     int64_t refuse_log_ms;     /* when the last "refused" line was written */
     uint64_t refused_unlogged; /* refused since then */
     srv__redis_stats_t st;
 };
-
-/* A command's callback and argument, for hiredis's single privdata. */
-typedef struct pending {
-    srv__redis_t *r;
-    srv__redis_cb cb;
-    void *arg;
-    bool subscribe; /* called for every message until unsubscribed or disconnected */
-} pending_t;
 
 static void on_io(srv__loop_t *loop, srv__loop_op_t *op, int res, const char *data, uint32_t fl);
 static void on_tick(srv__loop_t *loop, srv__loop_op_t *op, int res, const char *data, uint32_t fl);
@@ -265,7 +266,7 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
 static void start_connect(srv__redis_t *r)
 {
     redisAsyncContext *ac =
-        r->host[0] == '/' ? redisAsyncConnectUnix(r->host) : redisAsyncConnect(r->host, r->port);
+        r->port ? redisAsyncConnect(r->host, r->port) : redisAsyncConnectUnix(r->host);
     if (ac == NULL) {
         lost(r, "out of memory");
         return;
@@ -317,32 +318,64 @@ static void on_tick(srv__loop_t *loop, srv__loop_op_t *op, int res, const char *
 
 /* ---- the owner's calls ---- */
 
-static int parse_addr(srv__redis_t *r, const char *addr)
+int srv__redis_addr_parse(const char *addr, char *host, size_t cap, int *port)
 {
-    if (snprintf(r->addr, sizeof(r->addr), "%s", addr) >= (int)sizeof(r->addr))
-        return -EINVAL;
-    if (addr[0] == '/') {
-        snprintf(r->host, sizeof(r->host), "%s", addr);
-        return 0;
-    }
+    *port = 0;
+    if (addr[0] == '/')
+        return snprintf(host, cap, "%s", addr) < (int)cap ? 0 : -EINVAL;
     const char *colon = strrchr(addr, ':');
     if (colon == NULL || colon == addr)
         return -EINVAL;
     char *end;
-    long port = strtol(colon + 1, &end, 10);
-    if (*end != '\0' || port < 1 || port > 65535)
+    long n = strtol(colon + 1, &end, 10);
+    if (*end != '\0' || n < 1 || n > 65535)
         return -EINVAL;
     size_t hl = (size_t)(colon - addr);
-    if (hl >= 2 && addr[0] == '[' && addr[hl - 1] == ']') {
+    if (hl >= 2 && addr[0] == '[' && addr[hl - 1] == ']') { /* [::1]:6379 */
         addr++;
         hl -= 2;
     }
-    if (hl == 0 || hl >= sizeof(r->host))
+    if (hl == 0 || hl >= cap)
         return -EINVAL;
-    memcpy(r->host, addr, hl);
-    r->host[hl] = '\0';
-    r->port = (int)port;
+    memcpy(host, addr, hl);
+    host[hl] = '\0';
+    *port = (int)n;
     return 0;
+}
+
+redisContext *srv__redis_connect_sync(const char *addr, const char *password, int db,
+                                      int timeout_ms, char *why, size_t len)
+{
+    struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
+    char host[256];
+    int port;
+    if (srv__redis_addr_parse(addr, host, sizeof(host), &port) < 0) {
+        snprintf(why, len, "address is not host:port");
+        return NULL;
+    }
+    redisContext *c =
+        port ? redisConnectWithTimeout(host, port, tv) : redisConnectUnixWithTimeout(host, tv);
+    if (c == NULL || c->err || redisSetTimeout(c, tv) != REDIS_OK) {
+        snprintf(why, len, "cannot connect: %s", c ? c->errstr : "out of memory");
+        redisFree(c);
+        return NULL;
+    }
+    char dbs[16];
+    snprintf(dbs, sizeof(dbs), "%d", db);
+    const char *steps[][2] = {{"AUTH", password}, {"SELECT", dbs}};
+    for (int i = 0; i < 2; i++) {
+        if ((i == 0 && (password == NULL || password[0] == '\0')) || (i == 1 && db <= 0))
+            continue;
+        redisReply *r = redisCommandArgv(c, 2, steps[i], NULL);
+        if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+            snprintf(why, len, "%s refused: %s", steps[i][0], r ? r->str : c->errstr);
+            freeReplyObject(r);
+            redisFree(c);
+            return NULL;
+        }
+        freeReplyObject(r);
+    }
+    return c;
 }
 
 int srv__redis_create(srv__redis_t **out, srv__loop_t *loop, const srv__redis_opts_t *o)
@@ -350,12 +383,14 @@ int srv__redis_create(srv__redis_t **out, srv__loop_t *loop, const srv__redis_op
     srv__redis_t *r = calloc(1, sizeof(*r));
     if (r == NULL)
         return -ENOMEM;
-    if (o->addr == NULL || parse_addr(r, o->addr) < 0 ||
+    if (o->addr == NULL || srv__redis_addr_parse(o->addr, r->host, sizeof(r->host), &r->port) < 0 ||
+        snprintf(r->addr, sizeof(r->addr), "%s", o->addr) >= (int)sizeof(r->addr) ||
         (o->password && strlen(o->password) >= sizeof(r->password))) {
         free(r);
         return -EINVAL;
     }
     r->loop = loop;
+    r->quiet = (pending_t){.r = r};
     snprintf(r->password, sizeof(r->password), "%s", o->password ? o->password : "");
     snprintf(r->name, sizeof(r->name), "%s", o->name ? o->name : "srv");
     r->db = o->db;
@@ -418,6 +453,8 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
         p->r->st.failed++;
     if (p->cb)
         p->cb(p->r, rep, p->arg);
+    if (p == &p->r->quiet)
+        return; /* (shared by every command without a callback: never freed) */
     bool last = !p->subscribe || rep == NULL;
     if (!last && rep->type == REDIS_REPLY_ARRAY && rep->elements > 0 &&
         rep->element[0]->type == REDIS_REPLY_STRING)
@@ -438,12 +475,14 @@ int srv__redis_command(srv__redis_t *r, srv__redis_cb cb, void *arg, int argc, c
                (strcasecmp(argv[0], "subscribe") == 0 || strcasecmp(argv[0], "psubscribe") == 0);
     if (sub && argc != 2)
         return -EINVAL; /* one channel per command: hiredis calls back once per channel */
-    pending_t *p = malloc(sizeof(*p));
+    pending_t *p = cb == NULL && !sub ? &r->quiet : malloc(sizeof(*p));
     if (p == NULL)
         return -ENOMEM;
-    *p = (pending_t){.r = r, .cb = cb, .arg = arg, .subscribe = sub};
+    if (p != &r->quiet)
+        *p = (pending_t){.r = r, .cb = cb, .arg = arg, .subscribe = sub};
     if (redisAsyncCommandArgv(r->ac, on_reply, p, argc, argv, argvlen) != REDIS_OK) {
-        free(p);
+        if (p != &r->quiet)
+            free(p);
         return refuse(r, -ENOTCONN);
     }
     r->st.sent++;

@@ -68,4 +68,15 @@ int srv__redis_command(srv__redis_t *r, srv__redis_cb cb, void *arg, int argc, c
 bool srv__redis_up(const srv__redis_t *r);
 void srv__redis_stats(const srv__redis_t *r, srv__redis_stats_t *out);
 
+/* "host:port", "[v6]:port" or a unix socket path: the host (or the path) into host, the port
+ * (0 for a path) into *port. Returns 0 or -EINVAL. */
+int srv__redis_addr_parse(const char *addr, char *host, size_t cap, int *port);
+
+/* A blocking connection (connect and every command time out after timeout_ms), AUTH password
+ * ("" or NULL: none) and SELECT db (> 0) done: for the few callers that may wait, such as a
+ * cron job's own thread or the master at start. NULL with why set ("address is not host:port",
+ * "cannot connect: ...", "AUTH refused: ...", "SELECT refused: ..."). */
+redisContext *srv__redis_connect_sync(const char *addr, const char *password, int db,
+                                      int timeout_ms, char *why, size_t len);
+
 #endif

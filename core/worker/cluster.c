@@ -101,58 +101,21 @@ int srv__cluster_number(const srv__config_t *cfg)
     return (int)(h % SRV_SESSION_INST_MAX) + 1;
 }
 
-/* host:port or a unix path, with AUTH and SELECT: a short synchronous connection. */
-static redisContext *connect_sync(const srv__config_t *cfg)
-{
-    struct timeval tv = {1, 0};
-    redisContext *c;
-    if (cfg->redis[0] == '/') {
-        c = redisConnectUnixWithTimeout(cfg->redis, tv);
-    } else {
-        char host[256];
-        snprintf(host, sizeof(host), "%s", cfg->redis);
-        char *colon = strrchr(host, ':');
-        if (colon == NULL)
-            return NULL;
-        *colon = '\0';
-        char *h = host[0] == '[' ? host + 1 : host;
-        if (h != host && h[strlen(h) - 1] == ']')
-            h[strlen(h) - 1] = '\0';
-        c = redisConnectWithTimeout(h, atoi(colon + 1), tv);
-    }
-    if (c == NULL || c->err || redisSetTimeout(c, tv) != REDIS_OK) {
-        redisFree(c);
-        return NULL;
-    }
-    char db[16];
-    snprintf(db, sizeof(db), "%d", cfg->redis_db);
-    const char *auth[] = {"AUTH", cfg->redis_password}, *sel[] = {"SELECT", db};
-    for (int i = 0; i < 2; i++) {
-        if ((i == 0 && !cfg->redis_password[0]) || (i == 1 && cfg->redis_db <= 0))
-            continue;
-        redisReply *r = redisCommandArgv(c, 2, i ? sel : auth, NULL);
-        bool ok = r != NULL && r->type != REDIS_REPLY_ERROR;
-        freeReplyObject(r);
-        if (!ok) {
-            redisFree(c);
-            return NULL;
-        }
-    }
-    return c;
-}
-
 int srv__cluster_register(const srv__config_t *cfg, char *why, size_t len)
 {
     int number = srv__cluster_number(cfg);
     srv__session_set_instance(number);
     if (number == 0)
         return 0;
-    redisContext *c = connect_sync(cfg);
+    char err[200];
+    redisContext *c =
+        srv__redis_connect_sync(cfg->redis, cfg->redis_password, cfg->redis_db, 1000, err,
+                                sizeof(err));
     if (c == NULL) {
         srv__log(SRV_LOG_WARN, "cluster", 0,
-                 "instance %s (number %d): redis %s did not answer; its number is not checked "
-                 "against the other instances'",
-                 cfg->instance_id, number, cfg->redis);
+                 "instance %s (number %d): redis %s: %s; its number is not checked against the "
+                 "other instances'",
+                 cfg->instance_id, number, cfg->redis, err);
         return 0;
     }
     char num[16];
