@@ -90,17 +90,34 @@ void srv__maint_get(srv__maint_state_t *out)
     const maint_shm_t *m = g_maint;
     if (m == NULL)
         return;
-    for (;;) {
+    /* The master writes between two stores (a few instructions); a master that died there
+     * leaves the counter odd for good: the same odd value for a second, the default message
+     * (a master writing again and again, or preempted mid-write, only delays the reader). */
+    bool whole = false;
+    uint32_t stuck_at = 0;
+    int64_t stuck_since = 0;
+    while (!whole) {
         uint32_t s = atomic_load_explicit(&m->seq, memory_order_acquire);
-        if (s & 1)
-            continue; /* the master is between two stores: a few instructions */
+        if (s & 1) {
+            int64_t now = srv__mono_ms();
+            if (s != stuck_at || stuck_since == 0) {
+                stuck_at = s;
+                stuck_since = now;
+            } else if (now - stuck_since >= 1000) {
+                break;
+            }
+            continue;
+        }
         out->retry_after = m->retry_after;
         out->since_ms = m->since_ms;
         out->msg_len = m->msg_len <= SRV_MAINT_MSG_MAX ? m->msg_len : SRV_MAINT_MSG_MAX;
         memcpy(out->msg, m->msg, out->msg_len);
         atomic_thread_fence(memory_order_acquire);
-        if (atomic_load_explicit(&m->seq, memory_order_relaxed) == s)
-            break;
+        whole = atomic_load_explicit(&m->seq, memory_order_relaxed) == s;
+    }
+    if (!whole) {
+        out->msg_len = sizeof(SRV_MAINT_DEFAULT_MSG) - 1;
+        memcpy(out->msg, SRV_MAINT_DEFAULT_MSG, out->msg_len);
     }
     out->msg[out->msg_len] = '\0';
     out->on = atomic_load_explicit(&m->on, memory_order_acquire) != 0;
