@@ -172,6 +172,18 @@ static int cmd_stop(const srv__config_t *cfg, bool quiet_if_absent)
     return SRV_EXIT_OK;
 }
 
+/* A control reply "error <code> <text>" (or anything else) on stderr after "srv: " and what;
+ * returns the code (SRV_EXIT_FAILURE when there is none). */
+static int print_error(const char *what, const char *buf)
+{
+    int code = SRV_EXIT_FAILURE;
+    char msg[4096] = "";
+    if (sscanf(buf, "error %d %4095[^\n]", &code, msg) < 1)
+        snprintf(msg, sizeof(msg), "%s", buf);
+    fprintf(stderr, "srv: %s%s\n", what, msg);
+    return code;
+}
+
 static int cmd_reload(const srv__config_t *cfg, bool tasks)
 {
     pid_t pid = running_pid(cfg);
@@ -215,11 +227,7 @@ static int cmd_reload(const srv__config_t *cfg, bool tasks)
         printf("reloaded\n%s", notes && strncmp(buf, "ok no", 5) != 0 ? notes + 1 : "");
         return SRV_EXIT_OK;
     }
-    int code = SRV_EXIT_FAILURE;
-    char msg[sizeof(buf)] = "";
-    if (sscanf(buf, "error %d %4095[^\n]", &code, msg) < 1)
-        snprintf(msg, sizeof(msg), "%s", buf);
-    fprintf(stderr, "srv: reload failed: %s\n", msg);
+    int code = print_error("reload failed: ", buf);
     return code == SRV_EXIT_APP || code == SRV_EXIT_CONFIG ? code : SRV_EXIT_FAILURE;
 }
 
@@ -285,11 +293,7 @@ static int cmd_maintenance(const srv__config_t *cfg, const maint_args_t *a)
         return SRV_EXIT_FAILURE;
     }
     if (strncmp(buf, "ok\n", 3) != 0) {
-        int code = SRV_EXIT_FAILURE;
-        char msg[sizeof(buf)] = "";
-        if (sscanf(buf, "error %d %4095[^\n]", &code, msg) < 1)
-            snprintf(msg, sizeof(msg), "%s", buf);
-        fprintf(stderr, "srv: %s\n", msg);
+        int code = print_error("", buf);
         return code == SRV_EXIT_USAGE ? SRV_EXIT_USAGE : SRV_EXIT_FAILURE;
     }
     fputs(buf + 3, stdout);
